@@ -1,0 +1,74 @@
+// Runs the built dashboard (target/debug/agency-sso) on a fresh SQLite file
+// beside the local identity provider, and drives Debian's Chromium.
+import { defineConfig } from '@playwright/test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const port = Number(process.env.E2E_PORT ?? 3100);
+const idpPort = Number(process.env.E2E_IDP_PORT ?? 3101);
+const baseURL = `http://127.0.0.1:${port}`;
+const idpURL = `http://127.0.0.1:${idpPort}`;
+const root = resolve(__dirname, '..');
+// Evaluated again in each worker: keep one data folder per run.
+process.env.E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'agency-sso-e2e-'));
+
+/** The dashboard's settings, also used by tests that run its CLI. */
+export const dashboardEnv: Record<string, string> = {
+  SSO_PUBLIC_URL: baseURL,
+  SSO_BIND: `127.0.0.1:${port}`,
+  SSO_DATABASE_URL: `sqlite://${process.env.E2E_DATA_DIR}/agency-sso.db`,
+  SSO_DATA_DIR: process.env.E2E_DATA_DIR,
+  SSO_OIDC_ISSUER: idpURL,
+  SSO_OIDC_CLIENT_ID: 'agency-sso-local',
+  SSO_OIDC_CLIENT_SECRET: 'e2e-client-secret',
+  SSO_OIDC_PROVIDER_NAME: 'the local identity provider',
+  SSO_ALLOWED_DOMAINS: 'agency.test',
+  SSO_ADMIN_EMAILS: 'admin@agency.test',
+  LEPTOS_SITE_ROOT: join(root, 'target/site'),
+  LEPTOS_OUTPUT_NAME: 'agency-sso',
+  LEPTOS_SITE_PKG_DIR: 'pkg',
+};
+export const dashboardBin = join(root, 'target/debug/agency-sso');
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 30_000,
+  // One worker: tests share the demo people (one disables and re-enables Sasha).
+  workers: 1,
+  forbidOnly: !!process.env.CI,
+  reporter: [['list']],
+  use: {
+    baseURL,
+    trace: 'retain-on-failure',
+    launchOptions: {
+      executablePath: '/usr/bin/chromium',
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ],
+    },
+  },
+  webServer: [
+    {
+      command: 'node idp/server.mjs',
+      url: `${idpURL}/.well-known/openid-configuration`,
+      env: {
+        IDP_PORT: String(idpPort),
+        IDP_CLIENT_SECRET: 'e2e-client-secret',
+        IDP_REDIRECT_URIS: `${baseURL}/auth/callback`,
+      },
+      reuseExistingServer: false,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+    {
+      command: `${dashboardBin} serve`,
+      url: `${baseURL}/readyz`,
+      env: dashboardEnv,
+      reuseExistingServer: false,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+  ],
+});

@@ -1,0 +1,99 @@
+# Shared set-up steps for scripts/dev and scripts/test. Each step checks
+# first and does nothing when it is already done. Sourced, not run.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=""
+# ensure_apt PKG...: install the Debian packages that are missing.
+ensure_apt() {
+  local missing=()
+  for p in "$@"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing Debian packages: ${missing[*]}"
+  if [ -z "$APT_UPDATED" ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# The WebAssembly half. cargo-leptos runs without downloads here, so it
+# uses the wasm-opt on PATH; Debian 12's binaryen 108 mis-optimises wasm
+# that uses reference types, which rustup's prebuilt wasm32 std does. With
+# such a wasm-opt (or no rustup wasm32 target) std is rebuilt for wasm with
+# Debian's rustc-web and those features off (see shared/TOOLCHAIN.md);
+# with a recent wasm-opt and rustup's target, a plain build works.
+ensure_wasm_toolchain() {
+  CARGO=cargo
+  LEPTOS_LIB_ARGS=()
+  ensure_apt binaryen
+  local opt_version
+  opt_version=$(wasm-opt --version 2>/dev/null | grep -o 'version [0-9]*' | awk '{print $2}')
+  if [ "${opt_version:-0}" -ge 116 ] \
+    && { rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
+         || timeout 300 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; }; then
+    return 0
+  fi
+  ensure_apt rustc-web cargo-web rust-web-src lld
+  CARGO=/usr/bin/cargo
+  export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+  export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld
+  export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS=-Ctarget-cpu=mvp
+  LEPTOS_LIB_ARGS=(--lib-cargo-args=-Zbuild-std=std,panic_abort)
+}
+
+ensure_cargo_leptos() {
+  if cargo leptos --version >/dev/null 2>&1; then return 0; fi
+  say "installing cargo-leptos (about 20 minutes on 2 cores, once)"
+  # no_downloads: it may not fetch tools here; it uses wasm-bindgen and wasm-opt from PATH.
+  "$CARGO" install --locked cargo-leptos --features no_downloads
+}
+
+ensure_wasm_bindgen() {
+  local want
+  want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock")
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" = "$want" ]; then return 0; fi
+  say "installing wasm-bindgen-cli $want (the version in Cargo.lock)"
+  "$CARGO" install wasm-bindgen-cli --version "$want" --force
+}
+
+ensure_node_packages() {
+  ensure_apt nodejs npm
+  local stamp="$ROOT/end2end/node_modules/.installed-lock"
+  if [ -f "$stamp" ] && cmp -s "$stamp" "$ROOT/end2end/package-lock.json"; then return 0; fi
+  say "installing the end-to-end packages (npm ci)"
+  (cd "$ROOT/end2end" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$ROOT/end2end/package-lock.json" "$stamp"
+}
+
+ensure_postgres() {
+  ensure_apt postgresql-client
+  if pg_isready -q -h 127.0.0.1 -p 5432; then return 0; fi
+  if ls /etc/postgresql >/dev/null 2>&1; then
+    say "starting PostgreSQL"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 1; done
+  echo "PostgreSQL is not running on 127.0.0.1:5432; the test suite needs it (set TEST_PG_URL for another server)" >&2
+  return 1
+}
+
+ensure_tools() {
+  ensure_apt build-essential pkg-config curl
+  ensure_wasm_toolchain
+  ensure_cargo_leptos
+  ensure_wasm_bindgen
+  ensure_node_packages
+}
+
+# Build the server binary and the hydrate bundle into target/.
+leptos_build() {
+  say "building the dashboard (server and WebAssembly bundle)"
+  (cd "$ROOT" && "$CARGO" leptos build "${LEPTOS_LIB_ARGS[@]}" "$@")
+}

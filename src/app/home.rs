@@ -1,0 +1,69 @@
+//! The home page: the sign-in button, or the signed-in person's dashboard.
+
+use leptos::prelude::*;
+
+use super::{viewer, PersonView};
+
+#[component]
+pub fn HomePage() -> impl IntoView {
+    let me = Resource::new(|| (), |_| viewer());
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match me.await {
+                    Ok(v) => match v.person {
+                        Some(person) => view! { <Dashboard person/> }.into_any(),
+                        None => view! { <SignIn provider=v.provider_name/> }.into_any(),
+                    },
+                    Err(_) => view! {
+                        <main class="notice">
+                            <h1>"Dashboard unavailable"</h1>
+                            <p>"The dashboard cannot reach its database right now. Please try again in a moment."</p>
+                        </main>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn SignIn(provider: String) -> impl IntoView {
+    view! {
+        <main class="signin">
+            <h1>"Agency SSO"</h1>
+            <p>"Sign in once, then open any client site you look after, already logged in."</p>
+            // rel=external: a full navigation to the server route, not a client-side route.
+            <a class="button primary" href="/auth/login" rel="external">
+                "Sign in with " {provider}
+            </a>
+        </main>
+    }
+}
+
+#[component]
+fn Dashboard(person: PersonView) -> impl IntoView {
+    let role = if person.is_admin { "Admin" } else { "Staff" };
+    view! {
+        <header class="topbar">
+            <span class="brand">"Agency SSO"</span>
+            <div class="who">
+                <span class="name" data-testid="person-name">{person.name.clone()}</span>
+                <span class="email">{person.email.clone()}</span>
+                <span class="badge" data-testid="person-role">{role}</span>
+                <form method="post" action="/auth/logout">
+                    <button type="submit" class="button">"Sign out"</button>
+                </form>
+            </div>
+        </header>
+        <main class="dashboard">
+            <h1>"Welcome, " {person.name}</h1>
+            <section aria-labelledby="sites-heading">
+                <h2 id="sites-heading">"Your sites"</h2>
+                <p class="empty">
+                    "No client sites are open to you yet. They appear here once an admin grants you access."
+                </p>
+            </section>
+        </main>
+    }
+}

@@ -1,0 +1,115 @@
+//! The Leptos app: the HTML shell, routes and pages. Server functions stay
+//! thin and call the plain modules under `web` and `store`.
+
+mod home;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::StaticSegment;
+use serde::{Deserialize, Serialize};
+
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_page_policy();
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// Page CSP: only this origin's scripts and those carrying this response's
+/// nonce (Leptos' hydration and streaming scripts); wasm may compile.
+#[cfg(feature = "ssr")]
+fn set_page_policy() {
+    use axum::http::{header, HeaderValue};
+    use leptos::nonce::use_nonce;
+    let (Some(nonce), Some(res)) = (use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
+        return;
+    };
+    let csp = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        res.insert_header(header::CONTENT_SECURITY_POLICY, v);
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/agency-sso.css"/>
+        <Title text="Agency SSO"/>
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=StaticSegment("") view=home::HomePage/>
+            </Routes>
+        </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        res.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <main class="notice">
+            <h1>"Page not found"</h1>
+            <p>"There is no page at this address."</p>
+            <p><a href="/">"Back to the dashboard"</a></p>
+        </main>
+    }
+}
+
+/// Who is looking at the page, as the pages need it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Viewer {
+    pub person: Option<PersonView>,
+    /// "Google", or the configured provider's name, for the sign-in button.
+    pub provider_name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PersonView {
+    pub name: String,
+    pub email: String,
+    pub is_admin: bool,
+}
+
+#[server(endpoint = "viewer")]
+pub async fn viewer() -> Result<Viewer, ServerFnError> {
+    use crate::server::AppState;
+    let st = expect_context::<AppState>();
+    let session: tower_sessions::Session = leptos_axum::extract().await?;
+    let person = crate::web::auth::current_person(&st, &session)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read who is signed in");
+            ServerFnError::new("The dashboard cannot reach its database right now.")
+        })?;
+    Ok(Viewer {
+        person: person.map(|p| PersonView {
+            name: p.display_name().to_string(),
+            email: p.email.clone(),
+            is_admin: p.is_admin,
+        }),
+        provider_name: st.config.oidc.provider_name.clone(),
+    })
+}

@@ -1,0 +1,496 @@
+//! Configuration: read once from flags or `SSO_*` environment variables,
+//! validated into [`Config`] at start-up. A bad value stops the program with
+//! one line naming the key. Secrets never reach a `Debug` or a log.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use base64::Engine;
+use url::Url;
+
+use crate::domain::identity::SignInPolicy;
+use crate::domain::session::SessionPolicy;
+
+pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
+/// A secret string: printed as `<redacted>`, compared only where needed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// The raw settings as given. Every field is a string so that validation,
+/// not the flag parser, words the error (with the environment key's name).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// The dashboard's public URL; also the token issuer (`iss`).
+    #[arg(long, env = "SSO_PUBLIC_URL", default_value = "http://127.0.0.1:3000")]
+    pub public_url: String,
+    /// Address to listen on (defaults to LEPTOS_SITE_ADDR, then 127.0.0.1:3000).
+    #[arg(long, env = "SSO_BIND")]
+    pub bind: Option<String>,
+    /// `sqlite://path` (default) or `postgres://...`.
+    #[arg(long, env = "SSO_DATABASE_URL", default_value = "sqlite://data/agency-sso.db")]
+    pub database_url: Secret,
+    /// Where generated local files (a development master key) are kept.
+    #[arg(long, env = "SSO_DATA_DIR", default_value = "data")]
+    pub data_dir: String,
+    /// The OpenID Connect issuer staff sign in with.
+    #[arg(long, env = "SSO_OIDC_ISSUER", default_value = GOOGLE_ISSUER)]
+    pub oidc_issuer: String,
+    #[arg(long, env = "SSO_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    #[arg(long, env = "SSO_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<Secret>,
+    /// Shown on the sign-in button ("Sign in with ...").
+    #[arg(long, env = "SSO_OIDC_PROVIDER_NAME")]
+    pub oidc_provider_name: Option<String>,
+    /// Require Google's `hd` claim in the ID token (default: on for Google).
+    #[arg(long, env = "SSO_REQUIRE_HD")]
+    pub require_hd: Option<String>,
+    /// Comma-separated e-mail domains whose verified users may sign in.
+    #[arg(long, env = "SSO_ALLOWED_DOMAINS", default_value = "")]
+    pub allowed_domains: String,
+    /// Comma-separated e-mail addresses that are admins from their first sign-in.
+    #[arg(long, env = "SSO_ADMIN_EMAILS", default_value = "")]
+    pub admin_emails: String,
+    /// 32 bytes, base64: encrypts private keys and site secrets at rest.
+    #[arg(long, env = "SSO_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<Secret>,
+    /// Minutes without a request after which a session ends.
+    #[arg(long, env = "SSO_SESSION_IDLE_MINUTES", default_value = "120")]
+    pub session_idle_minutes: String,
+    /// Hours after sign-in after which a session ends, however active.
+    #[arg(long, env = "SSO_SESSION_MAX_HOURS", default_value = "12")]
+    pub session_max_hours: String,
+    /// `text` or `json`.
+    #[arg(long, env = "SSO_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub provider_name: String,
+}
+
+/// Validated configuration, passed in state; never read from globals.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Without a trailing slash: exactly the token issuer.
+    pub public_url: String,
+    /// `scheme://host[:port]`, what browsers send as `Origin`.
+    pub public_origin: String,
+    pub bind: Option<SocketAddr>,
+    pub database_url: Secret,
+    pub db_kind: DbKind,
+    pub data_dir: PathBuf,
+    pub oidc: OidcSettings,
+    pub sign_in: SignInPolicy,
+    pub master_key: Option<Secret>,
+    pub session: SessionPolicy,
+    pub log_format: LogFormat,
+}
+
+/// One configuration problem: the key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn err(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Served over https: cookies are `Secure` with the `__Host-` prefix, HSTS is sent.
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    pub fn redirect_url(&self) -> String {
+        format!("{}/auth/callback", self.public_url)
+    }
+
+    /// The client id and secret, needed only to serve sign-in.
+    pub fn oidc_client(&self) -> Result<(&str, &Secret), ConfigError> {
+        let id = self.oidc.client_id.as_deref().ok_or_else(|| {
+            err(
+                "SSO_OIDC_CLIENT_ID",
+                "missing; register the dashboard with your identity provider (see README)",
+            )
+        })?;
+        let secret = self.oidc.client_secret.as_ref().ok_or_else(|| {
+            err(
+                "SSO_OIDC_CLIENT_SECRET",
+                "missing; it is issued with the client id",
+            )
+        })?;
+        Ok((id, secret))
+    }
+}
+
+impl ConfigArgs {
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let (public_url, public_origin) = parse_public_url(&self.public_url)?;
+        let https = public_url.starts_with("https://");
+
+        let bind = self
+            .bind
+            .as_deref()
+            .filter(|b| !b.is_empty())
+            .map(|b| {
+                b.parse::<SocketAddr>()
+                    .map_err(|_| err("SSO_BIND", format!("{b:?} is not an address like 127.0.0.1:3000")))
+            })
+            .transpose()?;
+
+        let db = self.database_url.expose().trim();
+        let db_kind = if db.starts_with("sqlite:") {
+            DbKind::Sqlite
+        } else if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            DbKind::Postgres
+        } else {
+            return Err(err(
+                "SSO_DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ));
+        };
+
+        let issuer = Url::parse(self.oidc_issuer.trim())
+            .map_err(|e| err("SSO_OIDC_ISSUER", format!("not a URL ({e})")))?;
+        let loopback = is_loopback(&issuer);
+        if issuer.scheme() != "https" && !(issuer.scheme() == "http" && loopback) {
+            return Err(err(
+                "SSO_OIDC_ISSUER",
+                "must be https (plain http only on loopback, for local testing)",
+            ));
+        }
+        let issuer = issuer.as_str().trim_end_matches('/').to_string();
+        let is_google = issuer == GOOGLE_ISSUER;
+
+        let client_id = self
+            .oidc_client_id
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let client_secret = self
+            .oidc_client_secret
+            .filter(|s| !s.expose().trim().is_empty());
+
+        let require_hd = match self.require_hd.as_deref().map(str::trim) {
+            None | Some("") => is_google,
+            Some(v) => parse_bool(v).ok_or_else(|| err("SSO_REQUIRE_HD", "must be true or false"))?,
+        };
+
+        let allowed_domains = split_list(&self.allowed_domains);
+        if allowed_domains.is_empty() {
+            return Err(err(
+                "SSO_ALLOWED_DOMAINS",
+                "missing; list the e-mail domains whose staff may sign in, e.g. agency.example",
+            ));
+        }
+        for d in &allowed_domains {
+            let ok = d.contains('.')
+                && d
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                && !d.starts_with('.')
+                && !d.ends_with('.');
+            if !ok {
+                return Err(err(
+                    "SSO_ALLOWED_DOMAINS",
+                    format!("{d:?} is not a domain name"),
+                ));
+            }
+        }
+        let admin_emails = split_list(&self.admin_emails);
+        for a in &admin_emails {
+            if crate::domain::identity::email_domain(a).is_none() {
+                return Err(err("SSO_ADMIN_EMAILS", format!("{a:?} is not an e-mail address")));
+            }
+        }
+
+        let master_key = self
+            .master_key
+            .filter(|k| !k.expose().trim().is_empty());
+        match &master_key {
+            Some(k) => {
+                decode_master_key(k.expose()).map_err(|m| err("SSO_MASTER_KEY", m))?;
+            }
+            None if https => {
+                return Err(err(
+                    "SSO_MASTER_KEY",
+                    "required when SSO_PUBLIC_URL is https; create one with `openssl rand -base64 32`",
+                ))
+            }
+            None => {}
+        }
+
+        let idle = parse_positive(&self.session_idle_minutes, "SSO_SESSION_IDLE_MINUTES")?;
+        let max = parse_positive(&self.session_max_hours, "SSO_SESSION_MAX_HOURS")?;
+
+        let log_format = match self.log_format.trim() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(err("SSO_LOG_FORMAT", format!("{other:?}: use text or json"))),
+        };
+
+        let provider_name = self
+            .oidc_provider_name
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| {
+                if is_google {
+                    "Google".into()
+                } else {
+                    "your identity provider".into()
+                }
+            });
+
+        Ok(Config {
+            public_url,
+            public_origin,
+            bind,
+            database_url: Secret(db.to_string()),
+            db_kind,
+            data_dir: PathBuf::from(self.data_dir),
+            oidc: OidcSettings {
+                issuer,
+                client_id,
+                client_secret,
+                provider_name,
+            },
+            sign_in: SignInPolicy {
+                allowed_domains,
+                admin_emails,
+                require_hosted_domain: require_hd,
+            },
+            master_key,
+            session: SessionPolicy {
+                idle_secs: idle * 60,
+                absolute_secs: max * 3600,
+            },
+            log_format,
+        })
+    }
+}
+
+fn parse_public_url(raw: &str) -> Result<(String, String), ConfigError> {
+    const KEY: &str = "SSO_PUBLIC_URL";
+    let url = Url::parse(raw.trim()).map_err(|e| err(KEY, format!("not a URL ({e})")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => return Err(err(KEY, "must be https (plain http only on loopback)")),
+        _ => return Err(err(KEY, "must be an http(s) URL")),
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(err(
+            KEY,
+            "must be scheme://host[:port] only, without a path, query or fragment",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(err(KEY, "must not contain credentials"));
+    }
+    let origin = url.origin().ascii_serialization();
+    Ok((origin.clone(), origin))
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn split_list(raw: &str) -> Vec<String> {
+    raw.split([',', ' ', '\n'])
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_positive(v: &str, key: &'static str) -> Result<i64, ConfigError> {
+    match v.trim().parse::<i64>() {
+        Ok(n) if n > 0 && n <= 10_000 => Ok(n),
+        _ => Err(err(key, format!("{v:?} is not a whole number from 1 to 10000"))),
+    }
+}
+
+/// Decode a master key: 32 bytes in standard or URL-safe base64.
+pub fn decode_master_key(raw: &str) -> Result<[u8; 32], String> {
+    let raw = raw.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
+        .map_err(|_| "must be base64 (create one with `openssl rand -base64 32`)".to_string())?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("must decode to 32 bytes, got {}", b.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: ConfigArgs,
+    }
+
+    fn args(extra: &[&str]) -> ConfigArgs {
+        let mut v = vec!["t", "--allowed-domains", "agency.test"];
+        v.extend_from_slice(extra);
+        T::try_parse_from(v).unwrap().a
+    }
+
+    #[test]
+    fn defaults_are_valid_for_local_use() {
+        let c = args(&[]).validate().unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:3000");
+        assert_eq!(c.db_kind, DbKind::Sqlite);
+        assert!(c.sign_in.require_hosted_domain, "Google requires hd by default");
+        assert_eq!(c.oidc.provider_name, "Google");
+        assert_eq!(c.redirect_url(), "http://127.0.0.1:3000/auth/callback");
+    }
+
+    #[test]
+    fn public_url_is_normalised_and_checked() {
+        let c = args(&["--public-url", "https://SSO.Agency.example/"]);
+        let c = ConfigArgs {
+            master_key: Some(Secret::new(
+                base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+            )),
+            ..c
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(c.public_url, "https://sso.agency.example");
+        assert!(c.is_https());
+        for (bad, frag) in [
+            ("http://sso.agency.example", "https"),
+            ("https://sso.agency.example/app", "without a path"),
+            ("ftp://x.example", "http(s)"),
+            ("not a url", "not a URL"),
+        ] {
+            let e = args(&["--public-url", bad]).validate().unwrap_err();
+            assert_eq!(e.key, "SSO_PUBLIC_URL");
+            assert!(e.to_string().contains(frag), "{e}");
+        }
+    }
+
+    #[test]
+    fn https_requires_a_master_key() {
+        let e = args(&["--public-url", "https://sso.example"]).validate().unwrap_err();
+        assert_eq!(e.key, "SSO_MASTER_KEY");
+        let e = args(&["--master-key", "c2hvcnQ="]).validate().unwrap_err();
+        assert_eq!(e.to_string(), "SSO_MASTER_KEY: must decode to 32 bytes, got 5");
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--database-url", "mysql://x"], "SSO_DATABASE_URL"),
+            (&["--oidc-issuer", "http://idp.example"], "SSO_OIDC_ISSUER"),
+            (&["--allowed-domains", ""], "SSO_ALLOWED_DOMAINS"),
+            (&["--allowed-domains", "not a domain"], "SSO_ALLOWED_DOMAINS"),
+            (&["--admin-emails", "nobody"], "SSO_ADMIN_EMAILS"),
+            (&["--session-idle-minutes", "0"], "SSO_SESSION_IDLE_MINUTES"),
+            (&["--session-max-hours", "x"], "SSO_SESSION_MAX_HOURS"),
+            (&["--log-format", "xml"], "SSO_LOG_FORMAT"),
+            (&["--bind", "nowhere"], "SSO_BIND"),
+            (&["--require-hd", "maybe"], "SSO_REQUIRE_HD"),
+        ];
+        for (flags, key) in cases {
+            let e = args(flags).validate().unwrap_err();
+            assert_eq!(e.key, *key, "{flags:?}");
+        }
+    }
+
+    #[test]
+    fn lists_are_lowercased_and_split() {
+        let c = args(&[
+            "--allowed-domains",
+            "Agency.test, other.test",
+            "--admin-emails",
+            "Boss@Agency.test",
+            "--oidc-issuer",
+            "http://127.0.0.1:3001/",
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(c.sign_in.allowed_domains, ["agency.test", "other.test"]);
+        assert_eq!(c.sign_in.admin_emails, ["boss@agency.test"]);
+        assert_eq!(c.oidc.issuer, "http://127.0.0.1:3001");
+        assert!(!c.sign_in.require_hosted_domain);
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let c = args(&[
+            "--oidc-client-secret",
+            "hunter2-client",
+            "--database-url",
+            "postgres://u:pgpass@h/db",
+            "--master-key",
+            &base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
+        ]);
+        let shown = format!("{c:?} {:?}", c.clone().validate().unwrap());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("pgpass"), "{shown}");
+        assert!(!shown.contains("CQkJ"), "{shown}");
+    }
+}

@@ -1,0 +1,28 @@
+//! agency-sso: staff sign in once and launch into client WordPress sites.
+//!
+//! The crate builds twice: with `ssr` as the server (axum, sqlx, OIDC) and
+//! with `hydrate` as the WebAssembly bundle that hydrates the pages.
+
+pub mod app;
+#[cfg(feature = "ssr")]
+pub mod domain;
+
+#[cfg(feature = "ssr")]
+pub mod cli;
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod error;
+#[cfg(feature = "ssr")]
+pub mod server;
+#[cfg(feature = "ssr")]
+pub mod store;
+#[cfg(feature = "ssr")]
+pub mod web;
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,267 @@
+//! Assembles the service: state, router and its layers, and serving.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::FromRef;
+use axum::http::{HeaderName, Request};
+use axum::{middleware, Router};
+use base64::Engine;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
+
+use crate::app::{shell, App};
+use crate::config::{decode_master_key, Config};
+use crate::store::sessions::DbSessionStore;
+use crate::store::Db;
+use crate::web::oidc::OidcProvider;
+use crate::web::{self, security};
+
+/// Where "now" comes from: the system clock in service, a hand-set one in tests.
+pub trait Clock: Send + Sync + 'static {
+    /// Unix seconds.
+    fn now(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+}
+
+/// The 32-byte key that encrypts secrets at rest; never printed.
+#[derive(Clone)]
+pub struct MasterKey(pub [u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub oidc: Arc<OidcProvider>,
+    pub clock: Arc<dyn Clock>,
+    pub master_key: MasterKey,
+    pub leptos: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(st: &AppState) -> Self {
+        st.leptos.clone()
+    }
+}
+
+/// Leptos settings: from the `LEPTOS_*` variables cargo-leptos sets, else
+/// the layout cargo-leptos builds (`target/site`).
+pub fn leptos_options(addr: SocketAddr) -> LeptosOptions {
+    let var = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.to_string());
+    LeptosOptions::builder()
+        .output_name(var("LEPTOS_OUTPUT_NAME", "agency-sso"))
+        .site_root(var("LEPTOS_SITE_ROOT", "target/site"))
+        .site_pkg_dir(var("LEPTOS_SITE_PKG_DIR", "pkg"))
+        .site_addr(addr)
+        .build()
+}
+
+/// The address to listen on: SSO_BIND, else LEPTOS_SITE_ADDR, else 127.0.0.1:3000.
+pub fn bind_addr(config: &Config) -> SocketAddr {
+    config
+        .bind
+        .or_else(|| std::env::var("LEPTOS_SITE_ADDR").ok()?.parse().ok())
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)))
+}
+
+/// The master key from configuration, or outside production one generated
+/// once into the data folder (with a warning).
+pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    if let Some(k) = &config.master_key {
+        return decode_master_key(k.expose())
+            .map(MasterKey)
+            .map_err(|m| anyhow::anyhow!("SSO_MASTER_KEY: {m}"));
+    }
+    let path = config.data_dir.join("master.key");
+    if let Ok(raw) = std::fs::read_to_string(&path) {
+        return decode_master_key(&raw)
+            .map(MasterKey)
+            .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()));
+    }
+    let mut key = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+    write_private_file(&path, &base64::engine::general_purpose::STANDARD.encode(key))?;
+    tracing::warn!(
+        path = %path.display(),
+        "SSO_MASTER_KEY is not set: generated a development master key; set SSO_MASTER_KEY in production"
+    );
+    Ok(MasterKey(key))
+}
+
+fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Open the database (migrating it) and assemble the shared state.
+pub async fn build_state(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    leptos: LeptosOptions,
+) -> anyhow::Result<AppState> {
+    let master_key = master_key(&config)?;
+    let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
+    let oidc = Arc::new(OidcProvider::new(&config)?);
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        oidc,
+        clock,
+        master_key,
+        leptos,
+    })
+}
+
+/// The whole service as one router.
+pub fn router(state: AppState) -> Router {
+    let https = state.config.is_https();
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        // `__Host-` binds the cookie to this exact origin (Secure, Path=/, no Domain).
+        .with_name(if https { "__Host-agency-sso" } else { "agency-sso" })
+        .with_secure(https)
+        .with_http_only(true)
+        // Lax: the provider's redirect back is a top-level cross-site GET that must carry it.
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+            state.config.session.idle_secs,
+        )));
+
+    let request_id = HeaderName::from_static("x-request-id");
+    let observe = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                // The path only: query strings may hold codes or state.
+                .make_span_with(|req: &Request<Body>| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id));
+
+    let routes = generate_route_list(App);
+    let leptos = state.leptos.clone();
+    Router::new()
+        .merge(web::routes())
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            {
+                let st = state.clone();
+                move || provide_context(st.clone())
+            },
+            move || shell(leptos.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::same_origin_only,
+        ))
+        .layer(sessions)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::security_headers,
+        ))
+        .layer(RequestBodyLimitLayer::new(1 << 20))
+        .layer(observe)
+        .with_state(state)
+}
+
+/// Delete expired sessions now and then, so the table does not grow forever.
+pub fn spawn_session_cleanup(db: Db) {
+    tokio::spawn(async move {
+        let store = DbSessionStore::new(db);
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            if let Err(e) = store.delete_expired().await {
+                tracing::warn!(error = %e, "cannot delete expired sessions");
+            }
+        }
+    });
+}
+
+/// Run the dashboard until SIGTERM or Ctrl-C; in-flight requests finish.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    config.oidc_client().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let addr = bind_addr(&config);
+    let state = build_state(config, Arc::new(SystemClock), leptos_options(addr)).await?;
+    spawn_session_cleanup(state.db.clone());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(
+        public_url = %state.config.public_url,
+        listen = %addr,
+        database = ?state.config.db_kind,
+        oidc_issuer = %state.config.oidc.issuer,
+        allowed_domains = ?state.config.sign_in.allowed_domains,
+        "agency-sso is serving"
+    );
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("agency-sso stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

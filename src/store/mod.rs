@@ -1,0 +1,115 @@
+//! All SQL lives here. One connection pool for the whole process; the same
+//! statements run on SQLite and PostgreSQL through sqlx's `Any` driver, with
+//! a migration folder per dialect.
+
+pub mod people;
+pub mod sessions;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+use crate::config::DbKind;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The database handle passed in state. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub kind: DbKind,
+}
+
+impl Db {
+    /// Open the pool (creating a SQLite file and its folder on first run)
+    /// and bring the schema up to date.
+    pub async fn connect(url: &str, kind: DbKind) -> anyhow::Result<Db> {
+        install_default_drivers();
+        let url = match kind {
+            DbKind::Sqlite => prepare_sqlite(url)?,
+            DbKind::Postgres => url.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(match kind {
+                DbKind::Sqlite => 8,
+                DbKind::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if kind == DbKind::Sqlite {
+                        // WAL lets readers run beside the single writer; the busy
+                        // timeout makes writers queue instead of failing at once.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+        let migrator = match kind {
+            DbKind::Sqlite => &SQLITE_MIGRATIONS,
+            DbKind::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot apply database migrations: {e}"))?;
+        Ok(Db { pool, kind })
+    }
+
+    /// For `/readyz`: can a statement round-trip right now?
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+}
+
+/// Make sure the SQLite file's folder exists and that the file is created on first use.
+fn prepare_sqlite(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" {
+        anyhow::bail!("SSO_DATABASE_URL: name a SQLite file, e.g. sqlite://data/agency-sso.db");
+    }
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    let mode = if query.contains("mode=") { "" } else { "mode=rwc" };
+    let sep = if query.is_empty() || mode.is_empty() { "" } else { "&" };
+    Ok(format!("sqlite://{path}?{query}{sep}{mode}"))
+}
+
+/// Booleans are stored as 0/1 integers so that one decoding serves both dialects.
+pub(crate) fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_the_file() {
+        let dir = std::env::temp_dir().join(format!("sso-prep-{}", std::process::id()));
+        let url = format!("sqlite://{}/x/app.db", dir.display());
+        let out = prepare_sqlite(&url).unwrap();
+        assert!(out.ends_with("/x/app.db?mode=rwc"), "{out}");
+        assert!(dir.join("x").is_dir());
+        let out = prepare_sqlite(&format!("{url}?mode=ro")).unwrap();
+        assert!(out.ends_with("?mode=ro"), "{out}");
+        assert!(prepare_sqlite("sqlite::memory:").is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

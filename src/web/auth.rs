@@ -1,0 +1,346 @@
+//! Staff sign-in with OpenID Connect (authorization code + PKCE, state and
+//! nonce in the server-side session), sign-out, and who is signed in.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use openidconnect::core::CoreAuthenticationFlow;
+use openidconnect::{
+    AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, Scope,
+    TokenResponse as _,
+};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::oidc::{error_chain, ProviderError};
+use super::pages::{error_page, ErrorPage};
+use crate::domain::identity::{Refusal, VerifiedIdentity};
+use crate::domain::people::Person;
+use crate::domain::session::{safe_return_path, AttemptError, PendingSignIn, SignedIn};
+use crate::server::AppState;
+use crate::store::sessions::SIGNED_IN_KEY;
+use crate::store::{self};
+
+const PENDING_KEY: &str = "oidc_pending";
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    return_to: Option<String>,
+}
+
+/// GET /auth/login: start an attempt and send the browser to the provider.
+pub async fn login(
+    State(st): State<AppState>,
+    session: Session,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let client = match st.oidc.client().await {
+        Ok(c) => c,
+        Err(e) => return SignInError::Provider(e).into_response(),
+    };
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge);
+    if st.config.sign_in.require_hosted_domain {
+        if let Some(hd) = st.config.sign_in.hosted_domain_hint() {
+            request = request.add_extra_param("hd", hd.to_string());
+        }
+    }
+    let (url, state, nonce) = request.url();
+    let pending = PendingSignIn {
+        state: state.secret().clone(),
+        nonce: nonce.secret().clone(),
+        pkce_verifier: verifier.secret().clone(),
+        started_at: st.clock.now(),
+        return_to: safe_return_path(q.return_to.as_deref()),
+    };
+    if let Err(e) = session.insert(PENDING_KEY, pending).await {
+        tracing::error!(error = %e, "cannot store the sign-in attempt");
+        return SignInError::Storage.into_response();
+    }
+    Redirect::to(url.as_str()).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// GET /auth/callback: finish the attempt. Any failure ends the session
+/// (nothing of the attempt is kept) and shows what went wrong.
+pub async fn callback(
+    State(st): State<AppState>,
+    session: Session,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    // Single use: the attempt is gone from the session whatever happens next.
+    let pending: Option<PendingSignIn> = session.remove(PENDING_KEY).await.ok().flatten();
+    match finish_sign_in(&st, pending, q).await {
+        Ok((person, return_to)) => {
+            let signed_in = SignedIn {
+                person_id: person.id.clone(),
+                signed_in_at: st.clock.now(),
+            };
+            // A new session id at sign-in defeats session fixation.
+            let stored = async {
+                session.cycle_id().await?;
+                session.insert(SIGNED_IN_KEY, signed_in).await?;
+                session.save().await
+            }
+            .await;
+            if let Err(e) = stored {
+                tracing::error!(error = %e, "cannot store the session");
+                let _ = session.flush().await;
+                return SignInError::Storage.into_response();
+            }
+            tracing::info!(person = %person.id, email = %person.email, "signed in");
+            Redirect::to(&return_to).into_response()
+        }
+        Err(e) => {
+            let _ = session.flush().await;
+            tracing::warn!(code = e.code(), detail = %e.detail(), "sign-in refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn finish_sign_in(
+    st: &AppState,
+    pending: Option<PendingSignIn>,
+    q: CallbackQuery,
+) -> Result<(Person, String), SignInError> {
+    let pending = pending.ok_or(SignInError::Attempt(AttemptError::NoAttempt))?;
+    if let Some(error) = q.error {
+        return Err(SignInError::ProviderSaid {
+            error,
+            description: q.error_description,
+        });
+    }
+    pending
+        .check(q.state.as_deref().unwrap_or(""), st.clock.now())
+        .map_err(SignInError::Attempt)?;
+    let code = q.code.ok_or(SignInError::ProviderSaid {
+        error: "missing_code".into(),
+        description: None,
+    })?;
+
+    let client = st.oidc.client().await.map_err(SignInError::Provider)?;
+    let token = client
+        .exchange_code(AuthorizationCode::new(code))
+        .map_err(|e| SignInError::Exchange(e.to_string()))?
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
+        .request_async(&st.oidc.http)
+        .await
+        .map_err(|e| SignInError::Exchange(error_chain(&e)))?;
+    let id_token = token
+        .id_token()
+        .ok_or_else(|| SignInError::IdToken("the provider returned no ID token".into()))?;
+    // Signature (against the provider's published keys), iss, aud, azp, exp and nonce.
+    let verifier = client.id_token_verifier();
+    let claims = match id_token.claims(&verifier, &Nonce::new(pending.nonce.clone())) {
+        Ok(c) => c,
+        Err(e) => {
+            // An unknown key may mean the provider rotated: rediscover next time.
+            st.oidc.forget().await;
+            return Err(SignInError::IdToken(error_chain(&e)));
+        }
+    };
+    let identity = VerifiedIdentity {
+        issuer: claims.issuer().as_str().to_string(),
+        subject: claims.subject().as_str().to_string(),
+        email: claims.email().map(|e| e.as_str().to_string()),
+        email_verified: claims.email_verified() == Some(true),
+        hosted_domain: claims.additional_claims().hd.clone(),
+        name: default_locale(claims.name()),
+        given_name: default_locale(claims.given_name()),
+        family_name: default_locale(claims.family_name()),
+    };
+    let admitted = st
+        .config
+        .sign_in
+        .admit(&identity)
+        .map_err(SignInError::Refused)?;
+    let new_id = uuid::Uuid::new_v4().to_string();
+    let person = store::people::record_sign_in(&st.db, &admitted, &new_id, st.clock.now())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot record the sign-in");
+            SignInError::Storage
+        })?;
+    if person.disabled {
+        return Err(SignInError::Disabled {
+            email: person.email,
+        });
+    }
+    Ok((person, pending.return_to))
+}
+
+/// The claim's value without a language tag, as providers send it.
+fn default_locale<T: std::ops::Deref<Target = String>>(
+    claim: Option<&openidconnect::LocalizedClaim<T>>,
+) -> Option<String> {
+    claim.and_then(|c| c.get(None)).map(|v| v.to_string())
+}
+
+/// Why a sign-in failed: a stable code for logs, a sentence for the person.
+#[derive(Debug)]
+pub enum SignInError {
+    Attempt(AttemptError),
+    ProviderSaid {
+        error: String,
+        description: Option<String>,
+    },
+    Provider(ProviderError),
+    Exchange(String),
+    IdToken(String),
+    Refused(Refusal),
+    Disabled {
+        email: String,
+    },
+    Storage,
+}
+
+impl SignInError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SignInError::Attempt(a) => a.code(),
+            SignInError::ProviderSaid { .. } => "provider_error",
+            SignInError::Provider(_) => "provider_unavailable",
+            SignInError::Exchange(_) => "code_exchange_failed",
+            SignInError::IdToken(_) => "id_token_invalid",
+            SignInError::Refused(r) => r.code(),
+            SignInError::Disabled { .. } => "person_disabled",
+            SignInError::Storage => "storage_unavailable",
+        }
+    }
+
+    /// Internal detail for the log (never shown to the person).
+    fn detail(&self) -> String {
+        match self {
+            SignInError::ProviderSaid { error, description } => {
+                format!("{error}: {}", description.as_deref().unwrap_or(""))
+            }
+            SignInError::Provider(e) => e.to_string(),
+            SignInError::Exchange(e) | SignInError::IdToken(e) => e.clone(),
+            other => other.message(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            SignInError::Attempt(_) | SignInError::ProviderSaid { .. } => StatusCode::BAD_REQUEST,
+            SignInError::Provider(_) | SignInError::Exchange(_) => StatusCode::BAD_GATEWAY,
+            SignInError::IdToken(_) => StatusCode::UNAUTHORIZED,
+            SignInError::Refused(_) | SignInError::Disabled { .. } => StatusCode::FORBIDDEN,
+            SignInError::Storage => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            SignInError::Attempt(AttemptError::Expired) => "Sign-in expired",
+            SignInError::Refused(_) => "Not allowed to sign in",
+            SignInError::Disabled { .. } => "Account disabled",
+            SignInError::Provider(_) => "Identity provider unavailable",
+            _ => "Sign-in failed",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            SignInError::Attempt(a) => a.to_string(),
+            SignInError::ProviderSaid { error, .. } if error == "access_denied" => {
+                "Sign-in was cancelled at the identity provider.".into()
+            }
+            SignInError::ProviderSaid { .. } => {
+                "The identity provider reported an error and did not sign you in.".into()
+            }
+            SignInError::Provider(ProviderError::NotConfigured(_)) => {
+                "Sign-in is not configured on this dashboard. Ask an administrator.".into()
+            }
+            SignInError::Provider(_) => {
+                "The identity provider could not be reached. Please try again in a moment.".into()
+            }
+            SignInError::Exchange(_) => {
+                "The identity provider did not accept this sign-in (the link may have been used already).".into()
+            }
+            SignInError::IdToken(_) => {
+                "The identity provider's answer could not be verified, so you were not signed in.".into()
+            }
+            SignInError::Refused(r) => r.to_string(),
+            SignInError::Disabled { email } => {
+                format!("The account {email} has been disabled. Ask an administrator if this is a mistake.")
+            }
+            SignInError::Storage => {
+                "The dashboard could not save your sign-in right now. Please try again in a moment.".into()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for SignInError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code(), self.detail())
+    }
+}
+
+impl IntoResponse for SignInError {
+    fn into_response(self) -> Response {
+        error_page(ErrorPage {
+            status: self.status(),
+            title: self.title(),
+            message: &self.message(),
+            code: self.code(),
+            action: Some(("/auth/login", "Try signing in again")),
+        })
+    }
+}
+
+/// POST /auth/logout: the server-side session is deleted, not just the cookie.
+pub async fn logout(session: Session) -> Response {
+    if let Err(e) = session.flush().await {
+        tracing::error!(error = %e, "cannot delete the session");
+    }
+    Redirect::to("/").into_response()
+}
+
+/// The signed-in person of this session, if any. Ends sessions that are past
+/// their absolute lifetime or whose person was disabled or removed.
+pub async fn current_person(st: &AppState, session: &Session) -> Result<Option<Person>, CurrentError> {
+    let signed_in: Option<SignedIn> = session
+        .get(SIGNED_IN_KEY)
+        .await
+        .map_err(|e| CurrentError(e.to_string()))?;
+    let Some(signed_in) = signed_in else {
+        return Ok(None);
+    };
+    if !st.config.session.still_valid(&signed_in, st.clock.now()) {
+        let _ = session.flush().await;
+        return Ok(None);
+    }
+    let person = store::people::find(&st.db, &signed_in.person_id)
+        .await
+        .map_err(|e| CurrentError(e.to_string()))?;
+    match person {
+        Some(p) if !p.disabled => Ok(Some(p)),
+        _ => {
+            let _ = session.flush().await;
+            Ok(None)
+        }
+    }
+}
+
+/// The session or the database could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the session: {0}")]
+pub struct CurrentError(pub String);

@@ -1,0 +1,74 @@
+//! Plain server-rendered pages for errors outside the Leptos app (sign-in
+//! failures, refused requests). Everything shown is escaped.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+pub struct ErrorPage<'a> {
+    pub status: StatusCode,
+    pub title: &'a str,
+    pub message: &'a str,
+    /// Stable code, shown small so that people can quote it to an admin.
+    pub code: &'a str,
+    /// A link to offer: (href, label).
+    pub action: Option<(&'a str, &'a str)>,
+}
+
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn error_page(p: ErrorPage<'_>) -> Response {
+    let action = p
+        .action
+        .map(|(href, label)| {
+            format!(
+                r#"<p><a class="button" href="{}">{}</a></p>"#,
+                escape(href),
+                escape(label)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Agency SSO</title><link rel="stylesheet" href="/pkg/agency-sso.css"></head>
+<body><main class="notice" role="main"><h1>{title}</h1><p class="message">{message}</p>{action}
+<p class="code">Reference: <code>{code}</code></p><p><a href="/">Back to the dashboard</a></p></main></body></html>"#,
+        title = escape(p.title),
+        message = escape(p.message),
+        code = escape(p.code),
+    );
+    let mut res = (p.status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_drops_controls() {
+        assert_eq!(
+            escape(r#"<script>alert("x")</script>&'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"
+        );
+        assert_eq!(escape("a\u{0}b\nc"), "abc");
+    }
+}

@@ -1,0 +1,10 @@
+//! The one integration-test binary: the dashboard started in-process, a
+//! provider on loopback, SQLite files and the local PostgreSQL server.
+
+mod callback;
+mod cli;
+mod idp;
+mod signin;
+mod store;
+mod support;
+mod web;

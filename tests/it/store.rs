@@ -1,0 +1,160 @@
+//! Store functions on a real SQLite file and a real PostgreSQL database.
+
+use std::collections::HashMap;
+
+use agency_sso::config::DbKind;
+use agency_sso::domain::identity::Admitted;
+use agency_sso::domain::session::SignedIn;
+use agency_sso::store::sessions::{count_for_person, DbSessionStore, SIGNED_IN_KEY};
+use agency_sso::store::{people, Db};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::{ExpiredDeletion, SessionStore};
+
+use crate::on_both_databases;
+use crate::support::{fresh_database, Backend};
+
+on_both_databases!(
+    people_are_created_then_refreshed,
+    disabling_ends_sessions_in_the_same_transaction,
+    session_records_round_trip_and_expire,
+    migrations_are_idempotent,
+);
+
+async fn db(backend: Backend, dir: &tempfile::TempDir) -> Db {
+    let url = fresh_database(backend, dir.path()).await;
+    let kind = match backend {
+        Backend::Sqlite => DbKind::Sqlite,
+        Backend::Postgres => DbKind::Postgres,
+    };
+    Db::connect(&url, kind).await.unwrap()
+}
+
+fn ann(admin: bool) -> Admitted {
+    Admitted {
+        issuer: "https://idp.test".into(),
+        subject: "ann-1".into(),
+        email: "ann@agency.test".into(),
+        name: Some("Ann".into()),
+        given_name: Some("Ann".into()),
+        family_name: None,
+        bootstrap_admin: admin,
+    }
+}
+
+async fn people_are_created_then_refreshed(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(backend, &dir).await;
+    let first = people::record_sign_in(&db, &ann(false), "id-1", 100).await.unwrap();
+    assert_eq!(first.id, "id-1");
+    assert_eq!(first.created_at, 100);
+    assert!(!first.is_admin && !first.disabled);
+
+    // Same (issuer, subject): same person, new profile, id kept.
+    let mut renamed = ann(false);
+    renamed.email = "ann.b@agency.test".into();
+    renamed.name = Some("Ann B".into());
+    let again = people::record_sign_in(&db, &renamed, "id-2", 200).await.unwrap();
+    assert_eq!(again.id, "id-1");
+    assert_eq!(again.email, "ann.b@agency.test");
+    assert_eq!(again.name.as_deref(), Some("Ann B"));
+    assert_eq!(again.created_at, 100);
+    assert_eq!(again.last_sign_in_at, Some(200));
+
+    // Bootstrap promotes; a later sign-in without it does not demote.
+    assert!(people::record_sign_in(&db, &ann(true), "id-3", 300).await.unwrap().is_admin);
+    assert!(people::record_sign_in(&db, &ann(false), "id-4", 400).await.unwrap().is_admin);
+
+    // Another issuer with the same subject is another person.
+    let mut other = ann(false);
+    other.issuer = "https://other-idp.test".into();
+    let o = people::record_sign_in(&db, &other, "id-5", 500).await.unwrap();
+    assert_eq!(o.id, "id-5");
+    assert_eq!(people::list(&db).await.unwrap().len(), 2);
+    assert_eq!(people::find_by_email(&db, "ANN@agency.test").await.unwrap().len(), 1);
+    assert!(people::find(&db, "missing").await.unwrap().is_none());
+}
+
+fn record(person: Option<&str>, expires_at: i64) -> Record {
+    let mut data = HashMap::new();
+    if let Some(p) = person {
+        let s = SignedIn {
+            person_id: p.into(),
+            signed_in_at: 1,
+        };
+        data.insert(SIGNED_IN_KEY.to_string(), serde_json::to_value(s).unwrap());
+    }
+    Record {
+        id: Id::default(),
+        data,
+        expiry_date: time::OffsetDateTime::from_unix_timestamp(expires_at).unwrap(),
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+async fn disabling_ends_sessions_in_the_same_transaction(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(backend, &dir).await;
+    let p = people::record_sign_in(&db, &ann(false), "id-1", 100).await.unwrap();
+    let store = DbSessionStore::new(db.clone());
+    for _ in 0..3 {
+        store.create(&mut record(Some(&p.id), now() + 3600)).await.unwrap();
+    }
+    let anonymous = record(None, now() + 3600);
+    store.save(&anonymous).await.unwrap();
+    assert_eq!(count_for_person(&db, &p.id, now()).await.unwrap(), 3);
+
+    assert_eq!(people::set_disabled(&db, &p.id, true).await.unwrap(), Some(3));
+    assert_eq!(count_for_person(&db, &p.id, now()).await.unwrap(), 0);
+    assert!(people::find(&db, &p.id).await.unwrap().unwrap().disabled);
+    assert!(store.load(&anonymous.id).await.unwrap().is_some(), "others untouched");
+
+    assert_eq!(people::set_disabled(&db, &p.id, false).await.unwrap(), Some(0));
+    assert!(!people::find(&db, &p.id).await.unwrap().unwrap().disabled);
+    assert_eq!(people::set_disabled(&db, "nobody", true).await.unwrap(), None);
+}
+
+async fn session_records_round_trip_and_expire(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(backend, &dir).await;
+    let store = DbSessionStore::new(db.clone());
+    let mut live = record(None, now() + 600);
+    live.data.insert("k".into(), serde_json::json!({"v": [1, 2]}));
+    store.create(&mut live).await.unwrap();
+    let loaded = store.load(&live.id).await.unwrap().unwrap();
+    assert_eq!(loaded.data, live.data);
+    assert_eq!(loaded.expiry_date.unix_timestamp(), live.expiry_date.unix_timestamp());
+
+    // A create that collides with a live id draws a new id instead of overwriting.
+    let mut clash = record(None, now() + 600);
+    clash.id = live.id;
+    store.create(&mut clash).await.unwrap();
+    assert_ne!(clash.id, live.id);
+    assert_eq!(store.load(&live.id).await.unwrap().unwrap().data, live.data);
+
+    let stale = record(None, now() - 1);
+    store.save(&stale).await.unwrap();
+    assert!(store.load(&stale.id).await.unwrap().is_none(), "expired is not loaded");
+    store.delete_expired().await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(n, 2, "only the expired one was deleted");
+
+    store.delete(&live.id).await.unwrap();
+    assert!(store.load(&live.id).await.unwrap().is_none());
+}
+
+async fn migrations_are_idempotent(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(backend, dir.path()).await;
+    let kind = match backend {
+        Backend::Sqlite => DbKind::Sqlite,
+        Backend::Postgres => DbKind::Postgres,
+    };
+    let first = Db::connect(&url, kind).await.unwrap();
+    people::record_sign_in(&first, &ann(false), "id-1", 1).await.unwrap();
+    first.pool.close().await;
+    let second = Db::connect(&url, kind).await.unwrap();
+    assert_eq!(people::list(&second).await.unwrap().len(), 1, "data survives a restart");
+}

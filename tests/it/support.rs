@@ -1,0 +1,305 @@
+//! The whole dashboard started in-process on loopback, on a fresh SQLite
+//! file or a fresh PostgreSQL database, with a hand-set clock.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use agency_sso::config::{Config, ConfigArgs};
+use agency_sso::server::{self, AppState, Clock};
+use clap::Parser;
+use reqwest::header::LOCATION;
+use reqwest::redirect::Policy;
+use url::Url;
+
+use crate::idp::{FakeIdp, Signing, CLIENT_ID, CLIENT_SECRET};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Run each named `async fn name(backend: Backend)` once per database.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub struct TestClock(AtomicI64);
+
+impl TestClock {
+    pub fn now_for_tests(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The PostgreSQL server the suite uses (`TEST_PG_URL`, else the local one).
+pub fn pg_admin_url() -> String {
+    std::env::var("TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A database URL for a fresh, empty database of that kind.
+pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}/test.db", dir.display()),
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let name = format!("sso_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&pg_admin_url())
+                .await
+                .expect("the suite needs the local PostgreSQL server (see README)");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let mut url = Url::parse(&pg_admin_url()).unwrap();
+            url.set_path(&name);
+            url.to_string()
+        }
+    }
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub state: AppState,
+    pub idp: FakeIdp,
+    pub clock: Arc<TestClock>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Options {
+    pub backend: Backend,
+    pub extra: Vec<(&'static str, String)>,
+    /// Point the dashboard at this issuer instead of the test provider.
+    pub issuer: Option<String>,
+}
+
+impl Options {
+    pub fn new(backend: Backend) -> Self {
+        Options {
+            backend,
+            extra: Vec::new(),
+            issuer: None,
+        }
+    }
+    pub fn with(mut self, flag: &'static str, value: impl Into<String>) -> Self {
+        self.extra.push((flag, value.into()));
+        self
+    }
+}
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> TestApp {
+        Self::start_with(Options::new(backend)).await
+    }
+
+    pub async fn start_with(opts: Options) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let idp = FakeIdp::start().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let database = fresh_database(opts.backend, dir.path()).await;
+        let issuer = opts.issuer.clone().unwrap_or_else(|| idp.issuer().to_string());
+        let data_dir = dir.path().join("data").display().to_string();
+        let mut argv: Vec<String> = vec!["test".into()];
+        let mut flag = |k: &str, v: &str| {
+            argv.push(format!("--{k}"));
+            argv.push(v.to_string());
+        };
+        flag("public-url", &url);
+        flag("database-url", &database);
+        flag("data-dir", &data_dir);
+        flag("oidc-issuer", &issuer);
+        flag("oidc-client-id", CLIENT_ID);
+        flag("oidc-client-secret", CLIENT_SECRET);
+        flag("allowed-domains", "agency.test");
+        flag("admin-emails", "boss@agency.test");
+        for (k, v) in &opts.extra {
+            flag(k, v);
+        }
+        let config: Config = Args::try_parse_from(argv).unwrap().config.validate().unwrap();
+        let clock = Arc::new(TestClock(AtomicI64::new(
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )));
+        let state = server::build_state(
+            config,
+            clock.clone(),
+            server::leptos_options(listener.local_addr().unwrap()),
+        )
+        .await
+        .unwrap();
+        let router = server::router(state.clone());
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap()
+        });
+        TestApp {
+            url,
+            state,
+            idp,
+            clock,
+            _dir: dir,
+        }
+    }
+
+    /// A browser-like client: keeps cookies, does not follow redirects, and
+    /// sends `Origin` on state-changing requests as browsers do.
+    pub fn browser(&self) -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            client,
+            jar,
+            origin: Url::parse(&self.url).unwrap(),
+        }
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Start a sign-in: returns the provider's authorization URL parameters.
+    pub async fn begin(&self, browser: &Browser) -> Attempt {
+        let res = browser.get(self.at("/auth/login")).send().await.unwrap();
+        assert_eq!(res.status(), 303, "login starts with a redirect");
+        let location = res.headers()[LOCATION].to_str().unwrap().to_string();
+        let url = Url::parse(&location).unwrap();
+        assert!(location.starts_with(&format!("{}/authorize?", self.idp.issuer())));
+        let param = |k: &str| {
+            url.query_pairs()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        Attempt {
+            state: param("state").expect("state"),
+            nonce: param("nonce").expect("nonce"),
+            challenge: param("code_challenge").expect("code_challenge"),
+            challenge_method: param("code_challenge_method"),
+            hd: param("hd"),
+            scope: param("scope").unwrap_or_default(),
+        }
+    }
+
+    /// Come back from the provider with a code for `claims`.
+    pub async fn finish(
+        &self,
+        browser: &Browser,
+        attempt: &Attempt,
+        claims: serde_json::Value,
+        signing: Signing,
+    ) -> reqwest::Response {
+        let code = self.idp.issue_code(claims, &attempt.challenge, signing);
+        self.callback(browser, &code, &attempt.state).await
+    }
+
+    pub async fn callback(&self, browser: &Browser, code: &str, state: &str) -> reqwest::Response {
+        let mut url = Url::parse(&self.at("/auth/callback")).unwrap();
+        url.query_pairs_mut().append_pair("code", code).append_pair("state", state);
+        browser.get(url).send().await.unwrap()
+    }
+
+    /// A full, successful sign-in as `email`.
+    pub async fn sign_in(&self, browser: &Browser, email: &str) {
+        let attempt = self.begin(browser).await;
+        let claims = self.idp.claims(email, &attempt.nonce);
+        let res = self.finish(browser, &attempt, claims, Signing::Rs256).await;
+        assert_eq!(res.status(), 303, "sign-in of {email} should succeed");
+    }
+
+    /// The home page's HTML as the browser sees it.
+    pub async fn home(&self, browser: &Browser) -> String {
+        let res = browser.get(self.at("/")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
+    }
+}
+
+/// A client with a readable cookie jar.
+pub struct Browser {
+    client: reqwest::Client,
+    jar: Arc<reqwest::cookie::Jar>,
+    origin: Url,
+}
+
+impl std::ops::Deref for Browser {
+    type Target = reqwest::Client;
+    fn deref(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+impl Browser {
+    /// The `Cookie` header this browser sends to the dashboard.
+    pub fn cookie_header(&self) -> String {
+        use reqwest::cookie::CookieStore;
+        self.jar
+            .cookies(&self.origin)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+}
+
+pub struct Attempt {
+    pub state: String,
+    pub nonce: String,
+    pub challenge: String,
+    pub challenge_method: Option<String>,
+    pub hd: Option<String>,
+    pub scope: String,
+}
+
+/// The visible text of an HTML page, whitespace folded (not script or
+/// style contents, where serialized data would make a check pass falsely).
+pub fn page_text(html: &str) -> String {
+    let doc = scraper::Html::parse_document(html);
+    let mut words = Vec::new();
+    for node in doc.root_element().descendants() {
+        let Some(text) = node.value().as_text() else {
+            continue;
+        };
+        let hidden = node.ancestors().any(|a| {
+            a.value()
+                .as_element()
+                .is_some_and(|e| matches!(e.name(), "script" | "style" | "template" | "head"))
+        });
+        if !hidden {
+            words.extend(text.split_whitespace().map(str::to_string));
+        }
+    }
+    words.join(" ")
+}

@@ -1,0 +1,127 @@
+//! What every response carries, what every state-changing request must
+//! show, and the health endpoints.
+
+use crate::on_both_databases;
+use crate::support::{page_text, Backend, TestApp};
+
+on_both_databases!(readiness_follows_the_database);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_security_headers_and_a_script_nonce() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let res = app.browser().get(app.at("/")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .expect("script nonce in the CSP")
+        .to_string();
+    assert!(nonce.len() >= 16, "{nonce}");
+    assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(h.get("strict-transport-security").is_none(), "no HSTS over plain http");
+    assert!(h.contains_key("x-request-id"));
+
+    // Every inline script the page carries has this response's nonce.
+    let html = res.text().await.unwrap();
+    let doc = scraper::Html::parse_document(&html);
+    let scripts = scraper::Selector::parse("script").unwrap();
+    let mut inline = 0;
+    for s in doc.select(&scripts) {
+        if s.value().attr("src").is_none() && !s.inner_html().trim().is_empty() {
+            inline += 1;
+            assert_eq!(s.value().attr("nonce"), Some(nonce.as_str()), "{}", s.html());
+        }
+    }
+    assert!(inline > 0, "the hydration script is inline");
+
+    // A second response has a different nonce.
+    let again = app.browser().get(app.at("/")).send().await.unwrap();
+    let csp2 = again.headers()["content-security-policy"].to_str().unwrap();
+    assert!(!csp2.contains(&nonce));
+
+    // Non-page responses get the strict default policy.
+    let res = app.browser().get(app.at("/healthz")).send().await.unwrap();
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert_eq!(res.headers()["referrer-policy"], "strict-origin-when-cross-origin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_posts_are_refused_before_they_act() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let browser = app.browser();
+    app.sign_in(&browser, "ann@agency.test").await;
+
+    // A form on another site posting our sign-out, and a server function
+    // called from another origin, and a scripted POST without any origin.
+    let attempts = [
+        ("/auth/logout", Some("https://evil.test"), Some("cross-site"), "csrf_cross_site"),
+        ("/auth/logout", Some("https://evil.test"), None, "csrf_origin_mismatch"),
+        ("/auth/logout", None, None, "csrf_origin_missing"),
+        ("/api/viewer", Some("null"), None, "csrf_origin_mismatch"),
+    ];
+    for (path, origin, site, code) in attempts {
+        let mut req = browser.post(app.at(path)).header("accept", "application/json");
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(s) = site {
+            req = req.header("sec-fetch-site", s);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 403, "{path} {origin:?}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{path} {origin:?}");
+    }
+    // A browser form post gets a readable page.
+    let res = browser
+        .post(app.at("/auth/logout"))
+        .header("origin", "https://evil.test")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(page_text(&res.text().await.unwrap()).contains("did not come from a page of this dashboard"));
+
+    // None of them signed Ann out.
+    assert!(page_text(&app.home(&browser).await).contains("Welcome"));
+
+    // Sign-out is POST only: a GET (e.g. an <img> on another site) does nothing.
+    let res = browser.get(app.at("/auth/logout")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert!(page_text(&app.home(&browser).await).contains("Welcome"));
+}
+
+async fn readiness_follows_the_database(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let client = app.browser();
+    let res = client.get(app.at("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = client.get(app.at("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["status"], "ready");
+
+    app.state.db.pool.close().await;
+    let res = client.get(app.at("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "database_unreachable");
+    // The process itself is still alive.
+    assert_eq!(client.get(app.at("/healthz")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_pages_are_404() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let res = app.browser().get(app.at("/no-such-page")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(page_text(&res.text().await.unwrap()).contains("Page not found"));
+}
