@@ -2,11 +2,11 @@
 
 use leptos::prelude::*;
 
-use super::{viewer, PersonView};
+use super::{get_viewer, PersonView};
 
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let me = Resource::new(|| (), |_| viewer());
+    let me = Resource::new(|| (), |_| get_viewer());
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {

@@ -6,7 +6,7 @@ mod home;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::StaticSegment;
+use leptos_router::{SsrMode, StaticSegment};
 use serde::{Deserialize, Serialize};
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -57,7 +57,9 @@ pub fn App() -> impl IntoView {
         <Title text="Agency SSO"/>
         <Router>
             <Routes fallback=NotFound>
-                <Route path=StaticSegment("") view=home::HomePage/>
+                // Async: the page is complete in the first response, so it reads
+                // right without JavaScript and its headers are all set.
+                <Route path=StaticSegment("") view=home::HomePage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }
@@ -94,7 +96,7 @@ pub struct PersonView {
 }
 
 #[server(endpoint = "viewer")]
-pub async fn viewer() -> Result<Viewer, ServerFnError> {
+pub async fn get_viewer() -> Result<Viewer, ServerFnError> {
     use crate::server::AppState;
     let st = expect_context::<AppState>();
     let session: tower_sessions::Session = leptos_axum::extract().await?;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::idp::Signing;
 use crate::on_both_databases;
-use crate::support::{page_text, Backend, Options, TestApp};
+use crate::support::{page_text, Backend, TestApp};
 
 on_both_databases!(
     staff_member_signs_in_and_sees_their_name,
