@@ -8,7 +8,11 @@ use crate::config::{Config, ConfigArgs, LogFormat};
 use crate::store::{self, Db};
 
 #[derive(Parser, Debug)]
-#[command(name = "agency-sso", version, about = "Single sign-on dashboard for an agency's WordPress sites")]
+#[command(
+    name = "agency-sso",
+    version,
+    about = "Single sign-on dashboard for an agency's WordPress sites"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -77,7 +81,10 @@ async fn users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
     let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
     match command {
         UsersCommand::List => {
-            println!("{:<36}  {:<6}  {:<8}  {:<32}  NAME", "ID", "ROLE", "STATE", "EMAIL");
+            println!(
+                "{:<36}  {:<6}  {:<8}  {:<32}  NAME",
+                "ID", "ROLE", "STATE", "EMAIL"
+            );
             for p in store::people::list(&db).await? {
                 println!(
                     "{:<36}  {:<6}  {:<8}  {:<32}  {}",
@@ -89,7 +96,9 @@ async fn users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        UsersCommand::Disable { email } | UsersCommand::Enable { email } if email.trim().is_empty() => {
+        UsersCommand::Disable { email } | UsersCommand::Enable { email }
+            if email.trim().is_empty() =>
+        {
             anyhow::bail!("give the person's e-mail address");
         }
         UsersCommand::Disable { email } => set_disabled(&db, &email, true).await?,

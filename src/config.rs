@@ -51,7 +51,11 @@ pub struct ConfigArgs {
     #[arg(long, env = "SSO_BIND")]
     pub bind: Option<String>,
     /// `sqlite://path` (default) or `postgres://...`.
-    #[arg(long, env = "SSO_DATABASE_URL", default_value = "sqlite://data/agency-sso.db")]
+    #[arg(
+        long,
+        env = "SSO_DATABASE_URL",
+        default_value = "sqlite://data/agency-sso.db"
+    )]
     pub database_url: Secret,
     /// Where generated local files (a development master key) are kept.
     #[arg(long, env = "SSO_DATA_DIR", default_value = "data")]
@@ -180,8 +184,12 @@ impl ConfigArgs {
             .as_deref()
             .filter(|b| !b.is_empty())
             .map(|b| {
-                b.parse::<SocketAddr>()
-                    .map_err(|_| err("SSO_BIND", format!("{b:?} is not an address like 127.0.0.1:3000")))
+                b.parse::<SocketAddr>().map_err(|_| {
+                    err(
+                        "SSO_BIND",
+                        format!("{b:?} is not an address like 127.0.0.1:3000"),
+                    )
+                })
             })
             .transpose()?;
 
@@ -219,7 +227,9 @@ impl ConfigArgs {
 
         let require_hd = match self.require_hd.as_deref().map(str::trim) {
             None | Some("") => is_google,
-            Some(v) => parse_bool(v).ok_or_else(|| err("SSO_REQUIRE_HD", "must be true or false"))?,
+            Some(v) => {
+                parse_bool(v).ok_or_else(|| err("SSO_REQUIRE_HD", "must be true or false"))?
+            }
         };
 
         let allowed_domains = split_list(&self.allowed_domains);
@@ -231,8 +241,7 @@ impl ConfigArgs {
         }
         for d in &allowed_domains {
             let ok = d.contains('.')
-                && d
-                    .chars()
+                && d.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
                 && !d.starts_with('.')
                 && !d.ends_with('.');
@@ -246,23 +255,22 @@ impl ConfigArgs {
         let admin_emails = split_list(&self.admin_emails);
         for a in &admin_emails {
             if crate::domain::identity::email_domain(a).is_none() {
-                return Err(err("SSO_ADMIN_EMAILS", format!("{a:?} is not an e-mail address")));
+                return Err(err(
+                    "SSO_ADMIN_EMAILS",
+                    format!("{a:?} is not an e-mail address"),
+                ));
             }
         }
 
-        let master_key = self
-            .master_key
-            .filter(|k| !k.expose().trim().is_empty());
+        let master_key = self.master_key.filter(|k| !k.expose().trim().is_empty());
         match &master_key {
             Some(k) => {
                 decode_master_key(k.expose()).map_err(|m| err("SSO_MASTER_KEY", m))?;
             }
-            None if https => {
-                return Err(err(
-                    "SSO_MASTER_KEY",
-                    "required when SSO_PUBLIC_URL is https; create one with `openssl rand -base64 32`",
-                ))
-            }
+            None if https => return Err(err(
+                "SSO_MASTER_KEY",
+                "required when SSO_PUBLIC_URL is https; create one with `openssl rand -base64 32`",
+            )),
             None => {}
         }
 
@@ -272,7 +280,12 @@ impl ConfigArgs {
         let log_format = match self.log_format.trim() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(err("SSO_LOG_FORMAT", format!("{other:?}: use text or json"))),
+            other => {
+                return Err(err(
+                    "SSO_LOG_FORMAT",
+                    format!("{other:?}: use text or json"),
+                ))
+            }
         };
 
         let provider_name = self
@@ -364,7 +377,10 @@ fn parse_bool(v: &str) -> Option<bool> {
 fn parse_positive(v: &str, key: &'static str) -> Result<i64, ConfigError> {
     match v.trim().parse::<i64>() {
         Ok(n) if n > 0 && n <= 10_000 => Ok(n),
-        _ => Err(err(key, format!("{v:?} is not a whole number from 1 to 10000"))),
+        _ => Err(err(
+            key,
+            format!("{v:?} is not a whole number from 1 to 10000"),
+        )),
     }
 }
 
@@ -405,7 +421,10 @@ mod tests {
         let c = args(&[]).validate().unwrap();
         assert_eq!(c.public_url, "http://127.0.0.1:3000");
         assert_eq!(c.db_kind, DbKind::Sqlite);
-        assert!(c.sign_in.require_hosted_domain, "Google requires hd by default");
+        assert!(
+            c.sign_in.require_hosted_domain,
+            "Google requires hd by default"
+        );
         assert_eq!(c.oidc.provider_name, "Google");
         assert_eq!(c.redirect_url(), "http://127.0.0.1:3000/auth/callback");
     }
@@ -437,10 +456,15 @@ mod tests {
 
     #[test]
     fn https_requires_a_master_key() {
-        let e = args(&["--public-url", "https://sso.example"]).validate().unwrap_err();
+        let e = args(&["--public-url", "https://sso.example"])
+            .validate()
+            .unwrap_err();
         assert_eq!(e.key, "SSO_MASTER_KEY");
         let e = args(&["--master-key", "c2hvcnQ="]).validate().unwrap_err();
-        assert_eq!(e.to_string(), "SSO_MASTER_KEY: must decode to 32 bytes, got 5");
+        assert_eq!(
+            e.to_string(),
+            "SSO_MASTER_KEY: must decode to 32 bytes, got 5"
+        );
     }
 
     #[test]
@@ -449,7 +473,10 @@ mod tests {
             (&["--database-url", "mysql://x"], "SSO_DATABASE_URL"),
             (&["--oidc-issuer", "http://idp.example"], "SSO_OIDC_ISSUER"),
             (&["--allowed-domains", ""], "SSO_ALLOWED_DOMAINS"),
-            (&["--allowed-domains", "not a domain"], "SSO_ALLOWED_DOMAINS"),
+            (
+                &["--allowed-domains", "not a domain"],
+                "SSO_ALLOWED_DOMAINS",
+            ),
             (&["--admin-emails", "nobody"], "SSO_ADMIN_EMAILS"),
             (&["--session-idle-minutes", "0"], "SSO_SESSION_IDLE_MINUTES"),
             (&["--session-max-hours", "x"], "SSO_SESSION_MAX_HOURS"),

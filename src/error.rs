@@ -52,7 +52,8 @@ impl IntoResponse for AppError {
             AppError::Anyhow(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
             _ => {}
         }
-        let body = serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let body =
+            serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } });
         (self.status(), Json(body)).into_response()
     }
 }

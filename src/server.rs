@@ -102,7 +102,10 @@ pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
     }
     let mut key = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
-    write_private_file(&path, &base64::engine::general_purpose::STANDARD.encode(key))?;
+    write_private_file(
+        &path,
+        &base64::engine::general_purpose::STANDARD.encode(key),
+    )?;
     tracing::warn!(
         path = %path.display(),
         "SSO_MASTER_KEY is not set: generated a development master key; set SSO_MASTER_KEY in production"
@@ -151,7 +154,11 @@ pub fn router(state: AppState) -> Router {
     let https = state.config.is_https();
     let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
         // `__Host-` binds the cookie to this exact origin (Secure, Path=/, no Domain).
-        .with_name(if https { "__Host-agency-sso" } else { "agency-sso" })
+        .with_name(if https {
+            "__Host-agency-sso"
+        } else {
+            "agency-sso"
+        })
         .with_secure(https)
         .with_http_only(true)
         // Lax: the provider's redirect back is a top-level cross-site GET that must carry it.

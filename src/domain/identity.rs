@@ -56,7 +56,10 @@ pub enum Refusal {
     #[error("Your account does not belong to an allowed Google Workspace domain.")]
     HostedDomainMissing,
     #[error("Your account's workspace domain ({hosted_domain}) does not match an allowed domain for {email}.")]
-    HostedDomainMismatch { email: String, hosted_domain: String },
+    HostedDomainMismatch {
+        email: String,
+        hosted_domain: String,
+    },
 }
 
 impl Refusal {
@@ -204,7 +207,9 @@ mod tests {
     fn google_requires_hosted_domain() {
         let r = policy(true).admit(&id("ann@agency.test", true, None));
         assert_eq!(r.unwrap_err(), Refusal::HostedDomainMissing);
-        assert!(policy(false).admit(&id("ann@agency.test", true, None)).is_ok());
+        assert!(policy(false)
+            .admit(&id("ann@agency.test", true, None))
+            .is_ok());
     }
 
     #[test]

@@ -127,7 +127,10 @@ mod tests {
         assert_eq!(pending(0).check("abc", 5), Ok(()));
         assert_eq!(pending(0).check("abd", 5), Err(AttemptError::StateMismatch));
         assert_eq!(pending(0).check("", 5), Err(AttemptError::StateMismatch));
-        assert_eq!(pending(0).check("abcd", 5), Err(AttemptError::StateMismatch));
+        assert_eq!(
+            pending(0).check("abcd", 5),
+            Err(AttemptError::StateMismatch)
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod sessions;
 
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 use crate::config::DbKind;
@@ -66,7 +66,10 @@ impl Db {
 
     /// For `/readyz`: can a statement round-trip right now?
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -86,8 +89,16 @@ fn prepare_sqlite(url: &str) -> anyhow::Result<String> {
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         }
     }
-    let mode = if query.contains("mode=") { "" } else { "mode=rwc" };
-    let sep = if query.is_empty() || mode.is_empty() { "" } else { "&" };
+    let mode = if query.contains("mode=") {
+        ""
+    } else {
+        "mode=rwc"
+    };
+    let sep = if query.is_empty() || mode.is_empty() {
+        ""
+    } else {
+        "&"
+    };
     Ok(format!("sqlite://{path}?{query}{sep}{mode}"))
 }
 

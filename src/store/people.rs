@@ -78,7 +78,10 @@ pub async fn record_sign_in(
 
 pub async fn find(db: &Db, id: &str) -> Result<Option<Person>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM people WHERE id = $1");
-    let row: Option<PersonRow> = sqlx::query_as(&sql).bind(id).fetch_optional(&db.pool).await?;
+    let row: Option<PersonRow> = sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
     Ok(row.map(Into::into))
 }
 

@@ -316,7 +316,10 @@ pub async fn logout(session: Session) -> Response {
 
 /// The signed-in person of this session, if any. Ends sessions that are past
 /// their absolute lifetime or whose person was disabled or removed.
-pub async fn current_person(st: &AppState, session: &Session) -> Result<Option<Person>, CurrentError> {
+pub async fn current_person(
+    st: &AppState,
+    session: &Session,
+) -> Result<Option<Person>, CurrentError> {
     let signed_in: Option<SignedIn> = session
         .get(SIGNED_IN_KEY)
         .await

@@ -33,7 +33,10 @@ async fn healthz() -> impl IntoResponse {
 /// The process can serve: its database answers within a bound.
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     match tokio::time::timeout(Duration::from_secs(2), st.db.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({ "status": "ready" }))),
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "ready" })),
+        ),
         outcome => {
             let why = match outcome {
                 Ok(Err(e)) => e.to_string(),

@@ -25,7 +25,11 @@ pub async fn security_headers(State(st): State<AppState>, req: Request, next: Ne
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     // The client sites' plugin checks the Referer origin of a launch (CONTRACT.md):
     // never `no-referrer`.
-    set(h, header::REFERRER_POLICY, "strict-origin-when-cross-origin");
+    set(
+        h,
+        header::REFERRER_POLICY,
+        "strict-origin-when-cross-origin",
+    );
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(
         h,
@@ -99,7 +103,11 @@ pub fn check_same_origin(
     }
 }
 
-pub async fn same_origin_only(State(st): State<AppState>, req: Request<Body>, next: Next) -> Response {
+pub async fn same_origin_only(
+    State(st): State<AppState>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
     let h = req.headers();
     let header_str = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
     let verdict = check_same_origin(
@@ -151,14 +159,28 @@ mod tests {
 
     #[test]
     fn safe_methods_pass() {
-        assert_eq!(check_same_origin(&Method::GET, Some("cross-site"), Some("https://evil.test"), ME), Ok(()));
+        assert_eq!(
+            check_same_origin(
+                &Method::GET,
+                Some("cross-site"),
+                Some("https://evil.test"),
+                ME
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn same_origin_posts_pass() {
-        assert_eq!(check_same_origin(&Method::POST, Some("same-origin"), Some(ME), ME), Ok(()));
+        assert_eq!(
+            check_same_origin(&Method::POST, Some("same-origin"), Some(ME), ME),
+            Ok(())
+        );
         assert_eq!(check_same_origin(&Method::POST, None, Some(ME), ME), Ok(()));
-        assert_eq!(check_same_origin(&Method::POST, Some("same-origin"), None, ME), Ok(()));
+        assert_eq!(
+            check_same_origin(&Method::POST, Some("same-origin"), None, ME),
+            Ok(())
+        );
     }
 
     #[test]
@@ -166,16 +188,32 @@ mod tests {
         use CrossSiteRefusal::*;
         let cases = [
             (Some("cross-site"), Some("https://evil.test"), CrossSite),
-            (Some("same-site"), Some("https://app.agency.example"), CrossSite),
+            (
+                Some("same-site"),
+                Some("https://app.agency.example"),
+                CrossSite,
+            ),
             (None, Some("https://evil.test"), OriginMismatch),
             (None, Some("null"), OriginMismatch),
-            (None, Some("https://sso.agency.example:8443"), OriginMismatch),
-            (Some("same-origin"), Some("http://sso.agency.example"), OriginMismatch),
+            (
+                None,
+                Some("https://sso.agency.example:8443"),
+                OriginMismatch,
+            ),
+            (
+                Some("same-origin"),
+                Some("http://sso.agency.example"),
+                OriginMismatch,
+            ),
             (None, None, OriginMissing),
         ];
         for (site, origin, want) in cases {
             for m in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
-                assert_eq!(check_same_origin(&m, site, origin, ME), Err(want), "{site:?} {origin:?}");
+                assert_eq!(
+                    check_same_origin(&m, site, origin, ME),
+                    Err(want),
+                    "{site:?} {origin:?}"
+                );
             }
         }
     }

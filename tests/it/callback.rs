@@ -21,20 +21,126 @@ const UNVERIFIABLE: &str = "could not be verified";
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { name: "wrong nonce", tweak: |c, _| c["nonce"] = json!("not-the-nonce"), signing: Signing::Rs256, status: 401, code: "id_token_invalid", says: UNVERIFIABLE },
-        Case { name: "missing nonce", tweak: |c, _| { c.as_object_mut().unwrap().remove("nonce"); }, signing: Signing::Rs256, status: 401, code: "id_token_invalid", says: UNVERIFIABLE },
-        Case { name: "wrong audience", tweak: |c, _| c["aud"] = json!("some-other-client"), signing: Signing::Rs256, status: 401, code: "id_token_invalid", says: UNVERIFIABLE },
-        Case { name: "wrong issuer", tweak: |c, _| c["iss"] = json!("https://evil.test"), signing: Signing::Rs256, status: 401, code: "id_token_invalid", says: UNVERIFIABLE },
-        Case { name: "expired", tweak: |c, _| { let now = c["iat"].as_i64().unwrap(); c["iat"] = json!(now - 7200); c["exp"] = json!(now - 3600); }, signing: Signing::Rs256, status: 401, code: "id_token_invalid", says: UNVERIFIABLE },
-        Case { name: "alg none", tweak: none, signing: Signing::AlgNone, status: 401, code: "id_token_invalid", says: UNVERIFIABLE },
-        Case { name: "HS256 keyed with the public key", tweak: none, signing: Signing::Hs256WithPublicKey, status: 401, code: "id_token_invalid", says: UNVERIFIABLE },
-        Case { name: "unknown kid", tweak: none, signing: Signing::UnknownKid, status: 401, code: "id_token_invalid", says: UNVERIFIABLE },
-        Case { name: "signed by a key the provider does not publish", tweak: none, signing: Signing::ForeignKey, status: 401, code: "id_token_invalid", says: UNVERIFIABLE },
-        Case { name: "unverified e-mail", tweak: |c, _| c["email_verified"] = json!(false), signing: Signing::Rs256, status: 403, code: "email_unverified", says: "has not been verified" },
-        Case { name: "no e-mail", tweak: |c, _| { c.as_object_mut().unwrap().remove("email"); }, signing: Signing::Rs256, status: 403, code: "email_missing", says: "did not share an e-mail" },
-        Case { name: "domain outside the agency", tweak: |c, _| c["email"] = json!("olly@elsewhere.test"), signing: Signing::Rs256, status: 403, code: "domain_not_allowed", says: "olly@elsewhere.test is not in a domain allowed" },
-        Case { name: "look-alike domain", tweak: |c, _| c["email"] = json!("ann@agency.test.evil.test"), signing: Signing::Rs256, status: 403, code: "domain_not_allowed", says: "not in a domain allowed" },
-        Case { name: "wrong hd", tweak: |c, _| c["hd"] = json!("elsewhere.test"), signing: Signing::Rs256, status: 403, code: "hosted_domain_mismatch", says: "does not match an allowed domain" },
+        Case {
+            name: "wrong nonce",
+            tweak: |c, _| c["nonce"] = json!("not-the-nonce"),
+            signing: Signing::Rs256,
+            status: 401,
+            code: "id_token_invalid",
+            says: UNVERIFIABLE,
+        },
+        Case {
+            name: "missing nonce",
+            tweak: |c, _| {
+                c.as_object_mut().unwrap().remove("nonce");
+            },
+            signing: Signing::Rs256,
+            status: 401,
+            code: "id_token_invalid",
+            says: UNVERIFIABLE,
+        },
+        Case {
+            name: "wrong audience",
+            tweak: |c, _| c["aud"] = json!("some-other-client"),
+            signing: Signing::Rs256,
+            status: 401,
+            code: "id_token_invalid",
+            says: UNVERIFIABLE,
+        },
+        Case {
+            name: "wrong issuer",
+            tweak: |c, _| c["iss"] = json!("https://evil.test"),
+            signing: Signing::Rs256,
+            status: 401,
+            code: "id_token_invalid",
+            says: UNVERIFIABLE,
+        },
+        Case {
+            name: "expired",
+            tweak: |c, _| {
+                let now = c["iat"].as_i64().unwrap();
+                c["iat"] = json!(now - 7200);
+                c["exp"] = json!(now - 3600);
+            },
+            signing: Signing::Rs256,
+            status: 401,
+            code: "id_token_invalid",
+            says: UNVERIFIABLE,
+        },
+        Case {
+            name: "alg none",
+            tweak: none,
+            signing: Signing::AlgNone,
+            status: 401,
+            code: "id_token_invalid",
+            says: UNVERIFIABLE,
+        },
+        Case {
+            name: "HS256 keyed with the public key",
+            tweak: none,
+            signing: Signing::Hs256WithPublicKey,
+            status: 401,
+            code: "id_token_invalid",
+            says: UNVERIFIABLE,
+        },
+        Case {
+            name: "unknown kid",
+            tweak: none,
+            signing: Signing::UnknownKid,
+            status: 401,
+            code: "id_token_invalid",
+            says: UNVERIFIABLE,
+        },
+        Case {
+            name: "signed by a key the provider does not publish",
+            tweak: none,
+            signing: Signing::ForeignKey,
+            status: 401,
+            code: "id_token_invalid",
+            says: UNVERIFIABLE,
+        },
+        Case {
+            name: "unverified e-mail",
+            tweak: |c, _| c["email_verified"] = json!(false),
+            signing: Signing::Rs256,
+            status: 403,
+            code: "email_unverified",
+            says: "has not been verified",
+        },
+        Case {
+            name: "no e-mail",
+            tweak: |c, _| {
+                c.as_object_mut().unwrap().remove("email");
+            },
+            signing: Signing::Rs256,
+            status: 403,
+            code: "email_missing",
+            says: "did not share an e-mail",
+        },
+        Case {
+            name: "domain outside the agency",
+            tweak: |c, _| c["email"] = json!("olly@elsewhere.test"),
+            signing: Signing::Rs256,
+            status: 403,
+            code: "domain_not_allowed",
+            says: "olly@elsewhere.test is not in a domain allowed",
+        },
+        Case {
+            name: "look-alike domain",
+            tweak: |c, _| c["email"] = json!("ann@agency.test.evil.test"),
+            signing: Signing::Rs256,
+            status: 403,
+            code: "domain_not_allowed",
+            says: "not in a domain allowed",
+        },
+        Case {
+            name: "wrong hd",
+            tweak: |c, _| c["hd"] = json!("elsewhere.test"),
+            signing: Signing::Rs256,
+            status: 403,
+            code: "hosted_domain_mismatch",
+            says: "does not match an allowed domain",
+        },
     ]
 }
 
@@ -52,7 +158,11 @@ async fn every_forged_or_unacceptable_id_token_is_refused() {
         let page = page_text(&res.text().await.unwrap());
         assert!(page.contains(case.code), "{}: {page}", case.name);
         assert!(page.contains(case.says), "{}: {page}", case.name);
-        assert!(page.contains("Try signing in again"), "{}: {page}", case.name);
+        assert!(
+            page.contains("Try signing in again"),
+            "{}: {page}",
+            case.name
+        );
         assert!(
             page_text(&app.home(&browser).await).contains("Sign in with"),
             "{}: nobody is signed in afterwards",
@@ -96,11 +206,16 @@ async fn state_mismatch_and_missing_attempt_are_refused() {
     let browser = app.browser();
     let attempt = app.begin(&browser).await;
     let claims = app.idp.claims("ann@agency.test", &attempt.nonce);
-    let code = app.idp.issue_code(claims, &attempt.challenge, Signing::Rs256);
+    let code = app
+        .idp
+        .issue_code(claims, &attempt.challenge, Signing::Rs256);
     let res = app.callback(&browser, &code, "forged-state").await;
     assert_eq!(res.status(), 400);
     let page = page_text(&res.text().await.unwrap());
-    assert!(page.contains("state_mismatch") && page.contains("does not belong to this attempt"), "{page}");
+    assert!(
+        page.contains("state_mismatch") && page.contains("does not belong to this attempt"),
+        "{page}"
+    );
 
     // The attempt was used up by the forged response: the genuine state no longer works either.
     let res = app.callback(&browser, &code, &attempt.state).await;
@@ -119,8 +234,13 @@ async fn a_replayed_code_is_refused() {
     let browser = app.browser();
     let attempt = app.begin(&browser).await;
     let claims = app.idp.claims("ann@agency.test", &attempt.nonce);
-    let code = app.idp.issue_code(claims, &attempt.challenge, Signing::Rs256);
-    assert_eq!(app.callback(&browser, &code, &attempt.state).await.status(), 303);
+    let code = app
+        .idp
+        .issue_code(claims, &attempt.challenge, Signing::Rs256);
+    assert_eq!(
+        app.callback(&browser, &code, &attempt.state).await.status(),
+        303
+    );
 
     // The same response replayed in the same browser: the attempt is gone.
     let res = app.callback(&browser, &code, &attempt.state).await;
@@ -138,7 +258,8 @@ async fn a_replayed_code_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_expires_and_a_session_ends_at_its_absolute_limit() {
-    let app = TestApp::start_with(Options::new(Backend::Sqlite).with("session-max-hours", "12")).await;
+    let app =
+        TestApp::start_with(Options::new(Backend::Sqlite).with("session-max-hours", "12")).await;
     let browser = app.browser();
     let attempt = app.begin(&browser).await;
     app.clock.advance(11 * 60);
@@ -146,14 +267,20 @@ async fn an_attempt_expires_and_a_session_ends_at_its_absolute_limit() {
     let res = app.finish(&browser, &attempt, claims, Signing::Rs256).await;
     assert_eq!(res.status(), 400);
     let page = page_text(&res.text().await.unwrap());
-    assert!(page.contains("Sign-in expired") && page.contains("attempt_expired"), "{page}");
+    assert!(
+        page.contains("Sign-in expired") && page.contains("attempt_expired"),
+        "{page}"
+    );
 
     app.sign_in(&browser, "ann@agency.test").await;
     app.clock.advance(11 * 3600);
     assert!(page_text(&app.home(&browser).await).contains("Welcome"));
     app.clock.advance(3600);
     let page = page_text(&app.home(&browser).await);
-    assert!(page.contains("Sign in with") && !page.contains("Welcome"), "{page}");
+    assert!(
+        page.contains("Sign in with") && !page.contains("Welcome"),
+        "{page}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,14 +296,21 @@ async fn cancelled_at_the_provider() {
     let res = browser.get(url).send().await.unwrap();
     assert_eq!(res.status(), 400);
     let html = res.text().await.unwrap();
-    assert!(!html.contains("<script>x"), "provider text is never echoed raw");
+    assert!(
+        !html.contains("<script>x"),
+        "provider text is never echoed raw"
+    );
     assert!(page_text(&html).contains("Sign-in was cancelled at the identity provider."));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_provider_gives_a_clear_page() {
     // Nothing listens on this port: bind one and drop it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut opts = Options::new(Backend::Sqlite);
     opts.issuer = Some(format!("http://127.0.0.1:{port}"));
     let app = TestApp::start_with(opts).await;

@@ -15,16 +15,38 @@ fn agency_sso() -> Command {
 #[test]
 fn a_bad_setting_stops_with_one_line_naming_the_key() {
     let cases = [
-        (vec![("SSO_ALLOWED_DOMAINS", "agency.test"), ("SSO_PUBLIC_URL", "http://sso.agency.example")], "SSO_PUBLIC_URL: must be https"),
-        (vec![("SSO_ALLOWED_DOMAINS", "")], "SSO_ALLOWED_DOMAINS: missing"),
         (
-            vec![("SSO_ALLOWED_DOMAINS", "agency.test"), ("SSO_PUBLIC_URL", "https://sso.agency.example")],
+            vec![
+                ("SSO_ALLOWED_DOMAINS", "agency.test"),
+                ("SSO_PUBLIC_URL", "http://sso.agency.example"),
+            ],
+            "SSO_PUBLIC_URL: must be https",
+        ),
+        (
+            vec![("SSO_ALLOWED_DOMAINS", "")],
+            "SSO_ALLOWED_DOMAINS: missing",
+        ),
+        (
+            vec![
+                ("SSO_ALLOWED_DOMAINS", "agency.test"),
+                ("SSO_PUBLIC_URL", "https://sso.agency.example"),
+            ],
             "SSO_MASTER_KEY: required when SSO_PUBLIC_URL is https",
         ),
-        (vec![("SSO_ALLOWED_DOMAINS", "agency.test"), ("SSO_DATABASE_URL", "mysql://x")], "SSO_DATABASE_URL: must start with"),
+        (
+            vec![
+                ("SSO_ALLOWED_DOMAINS", "agency.test"),
+                ("SSO_DATABASE_URL", "mysql://x"),
+            ],
+            "SSO_DATABASE_URL: must start with",
+        ),
     ];
     for (env, expected) in cases {
-        let out = agency_sso().envs(env.clone()).arg("serve").output().unwrap();
+        let out = agency_sso()
+            .envs(env.clone())
+            .arg("serve")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{env:?}");
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{err}");
@@ -37,7 +59,10 @@ fn serve_without_a_client_id_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = agency_sso()
         .env("SSO_ALLOWED_DOMAINS", "agency.test")
-        .env("SSO_DATABASE_URL", format!("sqlite://{}/x.db", dir.path().display()))
+        .env(
+            "SSO_DATABASE_URL",
+            format!("sqlite://{}/x.db", dir.path().display()),
+        )
         .env("SSO_DATA_DIR", dir.path())
         .output()
         .unwrap();
@@ -56,7 +81,10 @@ fn secrets_are_hidden_from_help() {
         .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     assert!(help.contains("SSO_OIDC_CLIENT_SECRET"), "{help}");
-    assert!(!help.contains("hunter2") && !help.contains("bWFzdGVy"), "{help}");
+    assert!(
+        !help.contains("hunter2") && !help.contains("bWFzdGVy"),
+        "{help}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,14 +121,27 @@ async fn users_disable_from_the_command_line_ends_sessions() {
             .unwrap()
     };
     let out = run(&["users", "disable", "Ann@agency.test"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "ann@agency.test disabled; 1 session(s) ended");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "ann@agency.test disabled; 1 session(s) ended"
+    );
     assert!(people::find(&db, "p1").await.unwrap().unwrap().disabled);
 
     let list = String::from_utf8(run(&["users", "list"]).stdout).unwrap();
-    assert!(list.lines().any(|l| l.contains("ann@agency.test") && l.contains("disabled")), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.contains("ann@agency.test") && l.contains("disabled")),
+        "{list}"
+    );
 
     let out = run(&["users", "disable", "nobody@agency.test"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8(out.stderr).unwrap().contains("nobody with the e-mail address"));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("nobody with the e-mail address"));
 }

@@ -133,8 +133,8 @@ impl FakeIdp {
             }
             Signing::ForeignKey => {
                 let other = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-                let pem = rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&other, Default::default())
-                    .unwrap();
+                let pem =
+                    rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&other, Default::default()).unwrap();
                 let key = EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
                 jsonwebtoken::encode(&with_kid(KID), claims, &key).unwrap()
             }

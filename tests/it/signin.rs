@@ -20,10 +20,17 @@ async fn staff_member_signs_in_and_sees_their_name(backend: Backend) {
     let browser = app.browser();
 
     let page = page_text(&app.home(&browser).await);
-    assert!(page.contains("Sign in with your identity provider"), "{page}");
+    assert!(
+        page.contains("Sign in with your identity provider"),
+        "{page}"
+    );
 
     let attempt = app.begin(&browser).await;
-    assert_eq!(attempt.challenge_method.as_deref(), Some("S256"), "PKCE S256");
+    assert_eq!(
+        attempt.challenge_method.as_deref(),
+        Some("S256"),
+        "PKCE S256"
+    );
     assert!(attempt.state.len() >= 16 && attempt.nonce.len() >= 16);
     assert!(attempt.scope.split(' ').any(|s| s == "openid"));
     assert!(attempt.scope.split(' ').any(|s| s == "email"));
@@ -39,11 +46,16 @@ async fn staff_member_signs_in_and_sees_their_name(backend: Backend) {
 
     let page = page_text(&app.home(&browser).await);
     assert!(page.contains("Welcome, Ann Example"), "{page}");
-    assert!(page.contains("ann@agency.test"), "e-mail is lower-cased: {page}");
+    assert!(
+        page.contains("ann@agency.test"),
+        "e-mail is lower-cased: {page}"
+    );
     assert!(page.contains("Staff"), "{page}");
     assert!(page.contains("Sign out"), "{page}");
 
-    let people = store::people::find_by_email(&app.state.db, "ann@agency.test").await.unwrap();
+    let people = store::people::find_by_email(&app.state.db, "ann@agency.test")
+        .await
+        .unwrap();
     assert_eq!(people.len(), 1);
     assert!(!people[0].is_admin);
     assert_eq!(people[0].issuer, app.idp.issuer());
@@ -56,7 +68,9 @@ async fn bootstrap_admin_is_admin_from_first_sign_in(backend: Backend) {
     app.sign_in(&browser, "boss@agency.test").await;
     let page = page_text(&app.home(&browser).await);
     assert!(page.contains("Admin"), "{page}");
-    let people = store::people::find_by_email(&app.state.db, "boss@agency.test").await.unwrap();
+    let people = store::people::find_by_email(&app.state.db, "boss@agency.test")
+        .await
+        .unwrap();
     assert!(people[0].is_admin);
 }
 
@@ -64,9 +78,16 @@ async fn sign_out_deletes_the_server_side_session(backend: Backend) {
     let app = TestApp::start(backend).await;
     let browser = app.browser();
     app.sign_in(&browser, "ann@agency.test").await;
-    let person = &store::people::find_by_email(&app.state.db, "ann@agency.test").await.unwrap()[0];
+    let person = &store::people::find_by_email(&app.state.db, "ann@agency.test")
+        .await
+        .unwrap()[0];
     let now = app.clock.now_for_tests();
-    assert_eq!(store::sessions::count_for_person(&app.state.db, &person.id, now).await.unwrap(), 1);
+    assert_eq!(
+        store::sessions::count_for_person(&app.state.db, &person.id, now)
+            .await
+            .unwrap(),
+        1
+    );
 
     // Capture the cookie to replay it after sign-out, as a thief would.
     let res = browser.get(app.at("/")).send().await.unwrap();
@@ -81,7 +102,12 @@ async fn sign_out_deletes_the_server_side_session(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    assert_eq!(store::sessions::count_for_person(&app.state.db, &person.id, now).await.unwrap(), 0);
+    assert_eq!(
+        store::sessions::count_for_person(&app.state.db, &person.id, now)
+            .await
+            .unwrap(),
+        0
+    );
     assert!(page_text(&app.home(&browser).await).contains("Sign in with"));
 
     let replay = reqwest::Client::new()
@@ -91,7 +117,10 @@ async fn sign_out_deletes_the_server_side_session(backend: Backend) {
         .await
         .unwrap();
     let page = page_text(&replay.text().await.unwrap());
-    assert!(page.contains("Sign in with") && !page.contains("Welcome"), "{page}");
+    assert!(
+        page.contains("Sign in with") && !page.contains("Welcome"),
+        "{page}"
+    );
 }
 
 async fn disabling_a_person_ends_their_sessions_and_blocks_sign_in(backend: Backend) {
@@ -100,11 +129,18 @@ async fn disabling_a_person_ends_their_sessions_and_blocks_sign_in(backend: Back
     app.sign_in(&browser, "ann@agency.test").await;
     assert!(page_text(&app.home(&browser).await).contains("Welcome"));
 
-    let person = &store::people::find_by_email(&app.state.db, "ann@agency.test").await.unwrap()[0];
-    let ended = store::people::set_disabled(&app.state.db, &person.id, true).await.unwrap();
+    let person = &store::people::find_by_email(&app.state.db, "ann@agency.test")
+        .await
+        .unwrap()[0];
+    let ended = store::people::set_disabled(&app.state.db, &person.id, true)
+        .await
+        .unwrap();
     assert_eq!(ended, Some(1));
     let page = page_text(&app.home(&browser).await);
-    assert!(page.contains("Sign in with") && !page.contains("Welcome"), "{page}");
+    assert!(
+        page.contains("Sign in with") && !page.contains("Welcome"),
+        "{page}"
+    );
 
     let other = app.browser();
     let attempt = app.begin(&other).await;

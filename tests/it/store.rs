@@ -44,7 +44,9 @@ fn ann(admin: bool) -> Admitted {
 async fn people_are_created_then_refreshed(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = db(backend, &dir).await;
-    let first = people::record_sign_in(&db, &ann(false), "id-1", 100).await.unwrap();
+    let first = people::record_sign_in(&db, &ann(false), "id-1", 100)
+        .await
+        .unwrap();
     assert_eq!(first.id, "id-1");
     assert_eq!(first.created_at, 100);
     assert!(!first.is_admin && !first.disabled);
@@ -53,7 +55,9 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     let mut renamed = ann(false);
     renamed.email = "ann.b@agency.test".into();
     renamed.name = Some("Ann B".into());
-    let again = people::record_sign_in(&db, &renamed, "id-2", 200).await.unwrap();
+    let again = people::record_sign_in(&db, &renamed, "id-2", 200)
+        .await
+        .unwrap();
     assert_eq!(again.id, "id-1");
     assert_eq!(again.email, "ann.b@agency.test");
     assert_eq!(again.name.as_deref(), Some("Ann B"));
@@ -61,16 +65,35 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     assert_eq!(again.last_sign_in_at, Some(200));
 
     // Bootstrap promotes; a later sign-in without it does not demote.
-    assert!(people::record_sign_in(&db, &ann(true), "id-3", 300).await.unwrap().is_admin);
-    assert!(people::record_sign_in(&db, &ann(false), "id-4", 400).await.unwrap().is_admin);
+    assert!(
+        people::record_sign_in(&db, &ann(true), "id-3", 300)
+            .await
+            .unwrap()
+            .is_admin
+    );
+    assert!(
+        people::record_sign_in(&db, &ann(false), "id-4", 400)
+            .await
+            .unwrap()
+            .is_admin
+    );
 
     // Another issuer with the same subject is another person.
     let mut other = ann(false);
     other.issuer = "https://other-idp.test".into();
-    let o = people::record_sign_in(&db, &other, "id-5", 500).await.unwrap();
+    let o = people::record_sign_in(&db, &other, "id-5", 500)
+        .await
+        .unwrap();
     assert_eq!(o.id, "id-5");
     assert_eq!(people::list(&db).await.unwrap().len(), 2);
-    assert_eq!(people::find_by_email(&db, "ANN@agency.test").await.unwrap().len(), 2, "same address at two providers");
+    assert_eq!(
+        people::find_by_email(&db, "ANN@agency.test")
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "same address at two providers"
+    );
     assert!(people::find(&db, "missing").await.unwrap().is_none());
 }
 
@@ -97,23 +120,40 @@ fn now() -> i64 {
 async fn disabling_ends_sessions_in_the_same_transaction(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = db(backend, &dir).await;
-    let p = people::record_sign_in(&db, &ann(false), "id-1", 100).await.unwrap();
+    let p = people::record_sign_in(&db, &ann(false), "id-1", 100)
+        .await
+        .unwrap();
     let store = DbSessionStore::new(db.clone());
     for _ in 0..3 {
-        store.create(&mut record(Some(&p.id), now() + 3600)).await.unwrap();
+        store
+            .create(&mut record(Some(&p.id), now() + 3600))
+            .await
+            .unwrap();
     }
     let anonymous = record(None, now() + 3600);
     store.save(&anonymous).await.unwrap();
     assert_eq!(count_for_person(&db, &p.id, now()).await.unwrap(), 3);
 
-    assert_eq!(people::set_disabled(&db, &p.id, true).await.unwrap(), Some(3));
+    assert_eq!(
+        people::set_disabled(&db, &p.id, true).await.unwrap(),
+        Some(3)
+    );
     assert_eq!(count_for_person(&db, &p.id, now()).await.unwrap(), 0);
     assert!(people::find(&db, &p.id).await.unwrap().unwrap().disabled);
-    assert!(store.load(&anonymous.id).await.unwrap().is_some(), "others untouched");
+    assert!(
+        store.load(&anonymous.id).await.unwrap().is_some(),
+        "others untouched"
+    );
 
-    assert_eq!(people::set_disabled(&db, &p.id, false).await.unwrap(), Some(0));
+    assert_eq!(
+        people::set_disabled(&db, &p.id, false).await.unwrap(),
+        Some(0)
+    );
     assert!(!people::find(&db, &p.id).await.unwrap().unwrap().disabled);
-    assert_eq!(people::set_disabled(&db, "nobody", true).await.unwrap(), None);
+    assert_eq!(
+        people::set_disabled(&db, "nobody", true).await.unwrap(),
+        None
+    );
 }
 
 async fn session_records_round_trip_and_expire(backend: Backend) {
@@ -121,11 +161,15 @@ async fn session_records_round_trip_and_expire(backend: Backend) {
     let db = db(backend, &dir).await;
     let store = DbSessionStore::new(db.clone());
     let mut live = record(None, now() + 600);
-    live.data.insert("k".into(), serde_json::json!({"v": [1, 2]}));
+    live.data
+        .insert("k".into(), serde_json::json!({"v": [1, 2]}));
     store.create(&mut live).await.unwrap();
     let loaded = store.load(&live.id).await.unwrap().unwrap();
     assert_eq!(loaded.data, live.data);
-    assert_eq!(loaded.expiry_date.unix_timestamp(), live.expiry_date.unix_timestamp());
+    assert_eq!(
+        loaded.expiry_date.unix_timestamp(),
+        live.expiry_date.unix_timestamp()
+    );
 
     // A create that collides with a live id draws a new id instead of overwriting.
     let mut clash = record(None, now() + 600);
@@ -136,9 +180,15 @@ async fn session_records_round_trip_and_expire(backend: Backend) {
 
     let stale = record(None, now() - 1);
     store.save(&stale).await.unwrap();
-    assert!(store.load(&stale.id).await.unwrap().is_none(), "expired is not loaded");
+    assert!(
+        store.load(&stale.id).await.unwrap().is_none(),
+        "expired is not loaded"
+    );
     store.delete_expired().await.unwrap();
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions").fetch_one(&db.pool).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(n, 2, "only the expired one was deleted");
 
     store.delete(&live.id).await.unwrap();
@@ -153,8 +203,14 @@ async fn migrations_are_idempotent(backend: Backend) {
         Backend::Postgres => DbKind::Postgres,
     };
     let first = Db::connect(&url, kind).await.unwrap();
-    people::record_sign_in(&first, &ann(false), "id-1", 1).await.unwrap();
+    people::record_sign_in(&first, &ann(false), "id-1", 1)
+        .await
+        .unwrap();
     first.pool.close().await;
     let second = Db::connect(&url, kind).await.unwrap();
-    assert_eq!(people::list(&second).await.unwrap().len(), 1, "data survives a restart");
+    assert_eq!(
+        people::list(&second).await.unwrap().len(),
+        1,
+        "data survives a restart"
+    );
 }

@@ -126,7 +126,10 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let database = fresh_database(opts.backend, dir.path()).await;
-        let issuer = opts.issuer.clone().unwrap_or_else(|| idp.issuer().to_string());
+        let issuer = opts
+            .issuer
+            .clone()
+            .unwrap_or_else(|| idp.issuer().to_string());
         let data_dir = dir.path().join("data").display().to_string();
         let mut argv: Vec<String> = vec!["test".into()];
         let mut flag = |k: &str, v: &str| {
@@ -144,7 +147,11 @@ impl TestApp {
         for (k, v) in &opts.extra {
             flag(k, v);
         }
-        let config: Config = Args::try_parse_from(argv).unwrap().config.validate().unwrap();
+        let config: Config = Args::try_parse_from(argv)
+            .unwrap()
+            .config
+            .validate()
+            .unwrap();
         let clock = Arc::new(TestClock(AtomicI64::new(
             time::OffsetDateTime::now_utc().unix_timestamp(),
         )));
@@ -229,7 +236,9 @@ impl TestApp {
 
     pub async fn callback(&self, browser: &Browser, code: &str, state: &str) -> reqwest::Response {
         let mut url = Url::parse(&self.at("/auth/callback")).unwrap();
-        url.query_pairs_mut().append_pair("code", code).append_pair("state", state);
+        url.query_pairs_mut()
+            .append_pair("code", code)
+            .append_pair("state", state);
         browser.get(url).send().await.unwrap()
     }
 

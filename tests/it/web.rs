@@ -25,7 +25,10 @@ async fn pages_carry_security_headers_and_a_script_nonce() {
     assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin");
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["cache-control"], "no-store");
-    assert!(h.get("strict-transport-security").is_none(), "no HSTS over plain http");
+    assert!(
+        h.get("strict-transport-security").is_none(),
+        "no HSTS over plain http"
+    );
     assert!(h.contains_key("x-request-id"));
 
     // Every inline script the page carries has this response's nonce.
@@ -36,7 +39,12 @@ async fn pages_carry_security_headers_and_a_script_nonce() {
     for s in doc.select(&scripts) {
         if s.value().attr("src").is_none() && !s.inner_html().trim().is_empty() {
             inline += 1;
-            assert_eq!(s.value().attr("nonce"), Some(nonce.as_str()), "{}", s.html());
+            assert_eq!(
+                s.value().attr("nonce"),
+                Some(nonce.as_str()),
+                "{}",
+                s.html()
+            );
         }
     }
     assert!(inline > 0, "the hydration script is inline");
@@ -50,7 +58,10 @@ async fn pages_carry_security_headers_and_a_script_nonce() {
     let res = app.browser().get(app.at("/healthz")).send().await.unwrap();
     let csp = res.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.starts_with("default-src 'none'"), "{csp}");
-    assert_eq!(res.headers()["referrer-policy"], "strict-origin-when-cross-origin");
+    assert_eq!(
+        res.headers()["referrer-policy"],
+        "strict-origin-when-cross-origin"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,13 +73,25 @@ async fn cross_site_posts_are_refused_before_they_act() {
     // A form on another site posting our sign-out, and a server function
     // called from another origin, and a scripted POST without any origin.
     let attempts = [
-        ("/auth/logout", Some("https://evil.test"), Some("cross-site"), "csrf_cross_site"),
-        ("/auth/logout", Some("https://evil.test"), None, "csrf_origin_mismatch"),
+        (
+            "/auth/logout",
+            Some("https://evil.test"),
+            Some("cross-site"),
+            "csrf_cross_site",
+        ),
+        (
+            "/auth/logout",
+            Some("https://evil.test"),
+            None,
+            "csrf_origin_mismatch",
+        ),
         ("/auth/logout", None, None, "csrf_origin_missing"),
         ("/api/viewer", Some("null"), None, "csrf_origin_mismatch"),
     ];
     for (path, origin, site, code) in attempts {
-        let mut req = browser.post(app.at(path)).header("accept", "application/json");
+        let mut req = browser
+            .post(app.at(path))
+            .header("accept", "application/json");
         if let Some(o) = origin {
             req = req.header("origin", o);
         }
@@ -89,7 +112,8 @@ async fn cross_site_posts_are_refused_before_they_act() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
-    assert!(page_text(&res.text().await.unwrap()).contains("did not come from a page of this dashboard"));
+    assert!(page_text(&res.text().await.unwrap())
+        .contains("did not come from a page of this dashboard"));
 
     // None of them signed Ann out.
     assert!(page_text(&app.home(&browser).await).contains("Welcome"));
@@ -107,7 +131,10 @@ async fn readiness_follows_the_database(backend: Backend) {
     assert_eq!(res.status(), 200);
     let res = client.get(app.at("/readyz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["status"], "ready");
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["status"],
+        "ready"
+    );
 
     app.state.db.pool.close().await;
     let res = client.get(app.at("/readyz")).send().await.unwrap();
@@ -115,13 +142,26 @@ async fn readiness_follows_the_database(backend: Backend) {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "database_unreachable");
     // The process itself is still alive.
-    assert_eq!(client.get(app.at("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(app.at("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_pages_are_404() {
     let app = TestApp::start(Backend::Sqlite).await;
-    let res = app.browser().get(app.at("/no-such-page")).send().await.unwrap();
+    let res = app
+        .browser()
+        .get(app.at("/no-such-page"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     assert!(page_text(&res.text().await.unwrap()).contains("Page not found"));
 }
