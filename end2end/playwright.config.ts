@@ -3,13 +3,15 @@
 import { defineConfig } from '@playwright/test';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const port = Number(process.env.E2E_PORT ?? 3100);
 const idpPort = Number(process.env.E2E_IDP_PORT ?? 3101);
 const baseURL = `http://127.0.0.1:${port}`;
 const idpURL = `http://127.0.0.1:${idpPort}`;
-const root = resolve(__dirname, '..');
+// An ES module (package.json "type": "module"): no __dirname.
+const root = fileURLToPath(new URL('..', import.meta.url));
 // Evaluated again in each worker: keep one data folder per run.
 process.env.E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'agency-sso-e2e-'));
 

@@ -64,7 +64,13 @@ ensure_wasm_bindgen() {
 }
 
 ensure_node_packages() {
-  ensure_apt nodejs npm
+  command -v node >/dev/null 2>&1 || ensure_apt nodejs npm
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then
+    echo "Node.js $(node --version) is too old: oidc-provider and Playwright need Node 20 or later" >&2
+    return 1
+  fi
   local stamp="$ROOT/end2end/node_modules/.installed-lock"
   if [ -f "$stamp" ] && cmp -s "$stamp" "$ROOT/end2end/package-lock.json"; then return 0; fi
   say "installing the end-to-end packages (npm ci)"
@@ -72,14 +78,26 @@ ensure_node_packages() {
   cp "$ROOT/end2end/package-lock.json" "$stamp"
 }
 
+# The suite's PostgreSQL: TEST_PG_URL, else the server on 127.0.0.1:5432
+# (this machine kind runs one with trust auth). Where none is installed,
+# install Debian's and give the postgres role a password for loopback use.
 ensure_postgres() {
   ensure_apt postgresql-client
+  if [ -n "${TEST_PG_URL:-}" ]; then return 0; fi
   if pg_isready -q -h 127.0.0.1 -p 5432; then return 0; fi
-  if ls /etc/postgresql >/dev/null 2>&1; then
-    say "starting PostgreSQL"
-    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  local installed_here=""
+  if [ ! -d /etc/postgresql ]; then
+    ensure_apt postgresql
+    installed_here=1
   fi
-  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 1; done
+  say "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  if [ -n "$installed_here" ]; then
+    as_root su postgres -c "psql -qc \"ALTER ROLE postgres PASSWORD 'postgres'\"" >/dev/null
+    export TEST_PG_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
+  fi
+  for _ in $(seq 1 5); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 1; done
   echo "PostgreSQL is not running on 127.0.0.1:5432; the test suite needs it (set TEST_PG_URL for another server)" >&2
   return 1
 }

@@ -214,8 +214,10 @@ impl ConfigArgs {
                 "must be https (plain http only on loopback, for local testing)",
             ));
         }
-        let issuer = issuer.as_str().trim_end_matches('/').to_string();
-        let is_google = issuer == GOOGLE_ISSUER;
+        // Kept exactly as given: ID tokens' `iss` must equal it, and some
+        // providers' issuers end in a slash.
+        let issuer = self.oidc_issuer.trim().to_string();
+        let is_google = issuer.trim_end_matches('/') == GOOGLE_ISSUER;
 
         let client_id = self
             .oidc_client_id
@@ -504,7 +506,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.sign_in.allowed_domains, ["agency.test", "other.test"]);
         assert_eq!(c.sign_in.admin_emails, ["boss@agency.test"]);
-        assert_eq!(c.oidc.issuer, "http://127.0.0.1:3001");
+        assert_eq!(c.oidc.issuer, "http://127.0.0.1:3001/", "kept as given");
         assert!(!c.sign_in.require_hosted_domain);
     }
 

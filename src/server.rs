@@ -164,6 +164,8 @@ pub fn router(state: AppState) -> Router {
         // Lax: the provider's redirect back is a top-level cross-site GET that must carry it.
         .with_same_site(SameSite::Lax)
         .with_path("/")
+        // Save on every response so the inactivity expiry moves with use.
+        .with_always_save(true)
         .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
             state.config.session.idle_secs,
         )));

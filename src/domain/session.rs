@@ -22,7 +22,7 @@ pub struct SignedIn {
 
 impl SessionPolicy {
     /// The absolute limit holds however active the session was; the idle
-    /// limit is enforced by the session layer's expiry, refreshed per request.
+    /// limit is the session layer's expiry, pushed back on every response.
     pub fn still_valid(&self, s: &SignedIn, now: i64) -> bool {
         now >= s.signed_in_at && now - s.signed_in_at < self.absolute_secs
     }
@@ -99,7 +99,7 @@ pub fn safe_return_path(candidate: Option<&str>) -> String {
             if p.starts_with('/')
                 && !p.starts_with("//")
                 && !p.contains('\\')
-                && !p.chars().any(|c| c.is_control() || c.is_whitespace())
+                && p.bytes().all(|b| b.is_ascii_graphic())
                 && p.len() <= 512 =>
         {
             p.to_string()
@@ -170,6 +170,7 @@ mod tests {
             "evil",
             "/a b",
             "/\nx",
+            "/caf\u{e9}",
             "",
         ] {
             assert_eq!(safe_return_path(Some(bad)), "/", "{bad:?}");

@@ -44,13 +44,14 @@ const COLUMNS: &str = "id, issuer, subject, email, name, given_name, family_name
 
 /// Record a sign-in: create the person on first sign-in (as staff, or admin
 /// when bootstrapped), else refresh their profile from the provider.
-/// A bootstrap admin is promoted; nobody is demoted here.
+/// A bootstrap admin is promoted; nobody is demoted here. A disabled person
+/// is left untouched and `None` returned.
 pub async fn record_sign_in(
     db: &Db,
     who: &Admitted,
     new_id: &str,
     now: i64,
-) -> Result<Person, sqlx::Error> {
+) -> Result<Option<Person>, sqlx::Error> {
     let sql = format!(
         "INSERT INTO people (id, issuer, subject, email, name, given_name, family_name, \
                              is_admin, disabled, created_at, last_sign_in_at) \
@@ -59,9 +60,10 @@ pub async fn record_sign_in(
              email = excluded.email, name = excluded.name, given_name = excluded.given_name, \
              family_name = excluded.family_name, last_sign_in_at = excluded.last_sign_in_at, \
              is_admin = CASE WHEN excluded.is_admin = 1 THEN 1 ELSE people.is_admin END \
+         WHERE people.disabled = 0 \
          RETURNING {COLUMNS}"
     );
-    let row: PersonRow = sqlx::query_as(&sql)
+    let row: Option<PersonRow> = sqlx::query_as(&sql)
         .bind(new_id)
         .bind(&who.issuer)
         .bind(&who.subject)
@@ -71,9 +73,9 @@ pub async fn record_sign_in(
         .bind(&who.family_name)
         .bind(flag(who.bootstrap_admin))
         .bind(now)
-        .fetch_one(&db.pool)
+        .fetch_optional(&db.pool)
         .await?;
-    Ok(row.into())
+    Ok(row.map(Into::into))
 }
 
 pub async fn find(db: &Db, id: &str) -> Result<Option<Person>, sqlx::Error> {

@@ -63,11 +63,12 @@ impl SessionStore for DbSessionStore {
         }
     }
 
+    /// Update only: a request that loaded the session before it was ended
+    /// (sign-out, a disabled person, a cycled id) must not bring it back.
+    /// New sessions go through `create`.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         sqlx::query(
-            "INSERT INTO sessions (id, person_id, record, expires_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO UPDATE SET person_id = excluded.person_id, \
-             record = excluded.record, expires_at = excluded.expires_at",
+            "UPDATE sessions SET person_id = $2, record = $3, expires_at = $4 WHERE id = $1",
         )
         .bind(record.id.to_string())
         .bind(person_of(record))

@@ -4,7 +4,7 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use openidconnect::core::CoreAuthenticationFlow;
+use openidconnect::core::{CoreAuthenticationFlow, CoreJwsSigningAlgorithm};
 use openidconnect::{
     AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, Scope,
     TokenResponse as _,
@@ -22,6 +22,15 @@ use crate::store::sessions::SIGNED_IN_KEY;
 use crate::store::{self};
 
 const PENDING_KEY: &str = "oidc_pending";
+
+const ALLOWED_ID_TOKEN_ALGS: [CoreJwsSigningAlgorithm; 6] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+];
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -107,8 +116,17 @@ pub async fn callback(
             Redirect::to(&return_to).into_response()
         }
         Err(e) => {
-            let _ = session.flush().await;
-            tracing::warn!(code = e.code(), detail = %e.detail(), "sign-in refused");
+            tracing::warn!(code = e.code(), detail = ?e.detail(), "sign-in refused");
+            // Someone already signed in keeps their session (a forged link
+            // must not sign them out); the used-up attempt is saved away now,
+            // since error responses are not saved by the session layer.
+            // Anyone else keeps nothing of the failed attempt.
+            let signed_in = matches!(session.get::<SignedIn>(SIGNED_IN_KEY).await, Ok(Some(_)));
+            let _ = if signed_in {
+                session.save().await
+            } else {
+                session.flush().await
+            };
             e.into_response()
         }
     }
@@ -146,7 +164,11 @@ async fn finish_sign_in(
         .id_token()
         .ok_or_else(|| SignInError::IdToken("the provider returned no ID token".into()))?;
     // Signature (against the provider's published keys), iss, aud, azp, exp and nonce.
-    let verifier = client.id_token_verifier();
+    // Only asymmetric algorithms (RFC 8725 3.1): never HS* keyed with our
+    // client secret, whatever the provider's discovery document lists.
+    let verifier = client
+        .id_token_verifier()
+        .set_allowed_algs(ALLOWED_ID_TOKEN_ALGS.to_vec());
     let claims = match id_token.claims(&verifier, &Nonce::new(pending.nonce.clone())) {
         Ok(c) => c,
         Err(e) => {
@@ -176,12 +198,10 @@ async fn finish_sign_in(
         .map_err(|e| {
             tracing::error!(error = %e, "cannot record the sign-in");
             SignInError::Storage
+        })?
+        .ok_or(SignInError::Disabled {
+            email: admitted.email,
         })?;
-    if person.disabled {
-        return Err(SignInError::Disabled {
-            email: person.email,
-        });
-    }
     Ok((person, pending.return_to))
 }
 
@@ -228,7 +248,11 @@ impl SignInError {
     fn detail(&self) -> String {
         match self {
             SignInError::ProviderSaid { error, description } => {
+                // Attacker-controlled: bounded here, escaped by `?` where logged.
                 format!("{error}: {}", description.as_deref().unwrap_or(""))
+                    .chars()
+                    .take(200)
+                    .collect()
             }
             SignInError::Provider(e) => e.to_string(),
             SignInError::Exchange(e) | SignInError::IdToken(e) => e.clone(),

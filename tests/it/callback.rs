@@ -84,6 +84,14 @@ fn cases() -> Vec<Case> {
             says: UNVERIFIABLE,
         },
         Case {
+            name: "HS256 keyed with the client secret",
+            tweak: none,
+            signing: Signing::Hs256WithClientSecret,
+            status: 401,
+            code: "id_token_invalid",
+            says: UNVERIFIABLE,
+        },
+        Case {
             name: "unknown kid",
             tweak: none,
             signing: Signing::UnknownKid,
@@ -221,6 +229,13 @@ async fn state_mismatch_and_missing_attempt_are_refused() {
     let res = app.callback(&browser, &code, &attempt.state).await;
     assert_eq!(res.status(), 400);
     assert!(page_text(&res.text().await.unwrap()).contains("no_attempt"));
+
+    // A forged callback link sent to someone signed in does not sign them out.
+    let signed_in = app.browser();
+    app.sign_in(&signed_in, "ann@agency.test").await;
+    let res = app.callback(&signed_in, "forged-code", "forged-state").await;
+    assert_eq!(res.status(), 400);
+    assert!(page_text(&app.home(&signed_in).await).contains("Welcome"));
 
     // A callback in a browser that never started a sign-in (login CSRF).
     let res = app.callback(&app.browser(), "any-code", "any-state").await;

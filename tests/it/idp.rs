@@ -34,6 +34,9 @@ pub enum Signing {
     Hs256WithPublicKey,
     /// RS256 with a key the provider does not publish.
     ForeignKey,
+    /// HS256 keyed with the client secret: valid OIDC, but the dashboard
+    /// accepts only asymmetric signatures (RFC 8725).
+    Hs256WithClientSecret,
 }
 
 struct Grant {
@@ -144,6 +147,10 @@ impl FakeIdp {
                 let key = EncodingKey::from_secret(self.inner.public_pem.as_bytes());
                 jsonwebtoken::encode(&h, claims, &key).unwrap()
             }
+            Signing::Hs256WithClientSecret => {
+                let key = EncodingKey::from_secret(CLIENT_SECRET.as_bytes());
+                jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key).unwrap()
+            }
             Signing::AlgNone => {
                 let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
                 let body = b64(claims.to_string().as_bytes());
@@ -168,7 +175,8 @@ async fn discovery(State(idp): State<FakeIdp>) -> Json<Value> {
         "jwks_uri": format!("{iss}/jwks"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        // HS256 listed too, so that refusing it is the dashboard's own doing.
+        "id_token_signing_alg_values_supported": ["RS256", "HS256"],
         "scopes_supported": ["openid", "email", "profile"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic"],
         "code_challenge_methods_supported": ["S256"],

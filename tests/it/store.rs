@@ -46,7 +46,7 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     let db = db(backend, &dir).await;
     let first = people::record_sign_in(&db, &ann(false), "id-1", 100)
         .await
-        .unwrap();
+        .unwrap().unwrap();
     assert_eq!(first.id, "id-1");
     assert_eq!(first.created_at, 100);
     assert!(!first.is_admin && !first.disabled);
@@ -57,7 +57,7 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     renamed.name = Some("Ann B".into());
     let again = people::record_sign_in(&db, &renamed, "id-2", 200)
         .await
-        .unwrap();
+        .unwrap().unwrap();
     assert_eq!(again.id, "id-1");
     assert_eq!(again.email, "ann.b@agency.test");
     assert_eq!(again.name.as_deref(), Some("Ann B"));
@@ -68,13 +68,13 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     assert!(
         people::record_sign_in(&db, &ann(true), "id-3", 300)
             .await
-            .unwrap()
+            .unwrap().unwrap()
             .is_admin
     );
     assert!(
         people::record_sign_in(&db, &ann(false), "id-4", 400)
             .await
-            .unwrap()
+            .unwrap().unwrap()
             .is_admin
     );
 
@@ -83,7 +83,7 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     other.issuer = "https://other-idp.test".into();
     let o = people::record_sign_in(&db, &other, "id-5", 500)
         .await
-        .unwrap();
+        .unwrap().unwrap();
     assert_eq!(o.id, "id-5");
     assert_eq!(people::list(&db).await.unwrap().len(), 2);
     assert_eq!(
@@ -122,7 +122,7 @@ async fn disabling_ends_sessions_in_the_same_transaction(backend: Backend) {
     let db = db(backend, &dir).await;
     let p = people::record_sign_in(&db, &ann(false), "id-1", 100)
         .await
-        .unwrap();
+        .unwrap().unwrap();
     let store = DbSessionStore::new(db.clone());
     for _ in 0..3 {
         store
@@ -130,8 +130,8 @@ async fn disabling_ends_sessions_in_the_same_transaction(backend: Backend) {
             .await
             .unwrap();
     }
-    let anonymous = record(None, now() + 3600);
-    store.save(&anonymous).await.unwrap();
+    let mut anonymous = record(None, now() + 3600);
+    store.create(&mut anonymous).await.unwrap();
     assert_eq!(count_for_person(&db, &p.id, now()).await.unwrap(), 3);
 
     assert_eq!(
@@ -178,8 +178,8 @@ async fn session_records_round_trip_and_expire(backend: Backend) {
     assert_ne!(clash.id, live.id);
     assert_eq!(store.load(&live.id).await.unwrap().unwrap().data, live.data);
 
-    let stale = record(None, now() - 1);
-    store.save(&stale).await.unwrap();
+    let mut stale = record(None, now() - 1);
+    store.create(&mut stale).await.unwrap();
     assert!(
         store.load(&stale.id).await.unwrap().is_none(),
         "expired is not loaded"
@@ -193,6 +193,17 @@ async fn session_records_round_trip_and_expire(backend: Backend) {
 
     store.delete(&live.id).await.unwrap();
     assert!(store.load(&live.id).await.unwrap().is_none());
+
+    // A request still holding the ended session cannot bring it back by saving.
+    store.save(&live).await.unwrap();
+    assert!(store.load(&live.id).await.unwrap().is_none(), "no resurrection");
+
+    // Saving a live session updates it.
+    let mut again = record(None, now() + 600);
+    store.create(&mut again).await.unwrap();
+    again.data.insert("k".into(), serde_json::json!(2));
+    store.save(&again).await.unwrap();
+    assert_eq!(store.load(&again.id).await.unwrap().unwrap().data["k"], 2);
 }
 
 async fn migrations_are_idempotent(backend: Backend) {
@@ -205,7 +216,7 @@ async fn migrations_are_idempotent(backend: Backend) {
     let first = Db::connect(&url, kind).await.unwrap();
     people::record_sign_in(&first, &ann(false), "id-1", 1)
         .await
-        .unwrap();
+        .unwrap().unwrap();
     first.pool.close().await;
     let second = Db::connect(&url, kind).await.unwrap();
     assert_eq!(

@@ -136,7 +136,9 @@ impl TestApp {
             argv.push(format!("--{k}"));
             argv.push(v.to_string());
         };
-        flag("public-url", &url);
+        if !opts.extra.iter().any(|(k, _)| *k == "public-url") {
+            flag("public-url", &url);
+        }
         flag("database-url", &database);
         flag("data-dir", &data_dir);
         flag("oidc-issuer", &issuer);

@@ -2,7 +2,7 @@
 //! show, and the health endpoints.
 
 use crate::on_both_databases;
-use crate::support::{page_text, Backend, TestApp};
+use crate::support::{page_text, Backend, Options, TestApp};
 
 on_both_databases!(readiness_follows_the_database);
 
@@ -164,4 +164,32 @@ async fn unknown_pages_are_404() {
         .unwrap();
     assert_eq!(res.status(), 404);
     assert!(page_text(&res.text().await.unwrap()).contains("Page not found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_https_cookies_are_host_bound_and_hsts_is_sent() {
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let app = TestApp::start_with(
+        Options::new(Backend::Sqlite)
+            .with("public-url", "https://sso.agency.test")
+            .with("master-key", key),
+    )
+    .await;
+    let res = app.browser().get(app.at("/healthz")).send().await.unwrap();
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=63072000; includeSubDomains"
+    );
+    let res = app.browser().get(app.at("/auth/login")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-agency-sso="), "{cookie}");
+    assert!(cookie.contains("Secure") && cookie.contains("Path=/"), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && !cookie.contains("Domain"), "{cookie}");
+    // The provider is told to send the browser back to the public URL.
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(
+        location.contains("redirect_uri=https%3A%2F%2Fsso.agency.test%2Fauth%2Fcallback"),
+        "{location}"
+    );
 }
