@@ -44,7 +44,7 @@ pub fn error_page(p: ErrorPage<'_>) -> Response {
     let body = format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Agency SSO</title><link rel="stylesheet" href="/pkg/agency-sso.css"></head>
+<title>{title} · Agency SSO</title><link rel="icon" href="/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/pkg/agency-sso.css"></head>
 <body><main class="notice" role="main"><h1>{title}</h1><p class="message">{message}</p>{action}
 <p class="code">Reference: <code>{code}</code></p><p><a href="/">Back to the dashboard</a></p></main></body></html>"#,
         title = escape(p.title),
