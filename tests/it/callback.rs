@@ -233,7 +233,9 @@ async fn state_mismatch_and_missing_attempt_are_refused() {
     // A forged callback link sent to someone signed in does not sign them out.
     let signed_in = app.browser();
     app.sign_in(&signed_in, "ann@agency.test").await;
-    let res = app.callback(&signed_in, "forged-code", "forged-state").await;
+    let res = app
+        .callback(&signed_in, "forged-code", "forged-state")
+        .await;
     assert_eq!(res.status(), 400);
     assert!(page_text(&app.home(&signed_in).await).contains("Welcome"));
 

@@ -105,7 +105,10 @@ async fn users_disable_from_the_command_line_ends_sessions() {
         family_name: None,
         bootstrap_admin: false,
     };
-    let p = people::record_sign_in(&db, &who, "p1", 1).await.unwrap().unwrap();
+    let p = people::record_sign_in(&db, &who, "p1", 1)
+        .await
+        .unwrap()
+        .unwrap();
     sqlx::query("INSERT INTO sessions (id, person_id, record, expires_at) VALUES ('s1', $1, '{}', 9999999999)")
         .bind(&p.id)
         .execute(&db.pool)

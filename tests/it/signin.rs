@@ -36,7 +36,10 @@ async fn staff_member_signs_in_and_sees_their_name(backend: Backend) {
     assert!(attempt.scope.split(' ').any(|s| s == "email"));
 
     let before = browser.cookie_header();
-    assert!(before.contains("agency-sso="), "the attempt lives in a session: {before}");
+    assert!(
+        before.contains("agency-sso="),
+        "the attempt lives in a session: {before}"
+    );
     let mut claims = app.idp.claims("Ann@Agency.test", &attempt.nonce);
     claims["name"] = json!("Ann Example");
     let res = app.finish(&browser, &attempt, claims, Signing::Rs256).await;
@@ -45,7 +48,10 @@ async fn staff_member_signs_in_and_sees_their_name(backend: Backend) {
     let cookie = res.headers()[SET_COOKIE].to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "plain http on loopback: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http on loopback: {cookie}"
+    );
     let after = browser.cookie_header();
     assert_ne!(before, after, "the session id is cycled at sign-in");
 

@@ -46,7 +46,8 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     let db = db(backend, &dir).await;
     let first = people::record_sign_in(&db, &ann(false), "id-1", 100)
         .await
-        .unwrap().unwrap();
+        .unwrap()
+        .unwrap();
     assert_eq!(first.id, "id-1");
     assert_eq!(first.created_at, 100);
     assert!(!first.is_admin && !first.disabled);
@@ -57,7 +58,8 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     renamed.name = Some("Ann B".into());
     let again = people::record_sign_in(&db, &renamed, "id-2", 200)
         .await
-        .unwrap().unwrap();
+        .unwrap()
+        .unwrap();
     assert_eq!(again.id, "id-1");
     assert_eq!(again.email, "ann.b@agency.test");
     assert_eq!(again.name.as_deref(), Some("Ann B"));
@@ -68,13 +70,15 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     assert!(
         people::record_sign_in(&db, &ann(true), "id-3", 300)
             .await
-            .unwrap().unwrap()
+            .unwrap()
+            .unwrap()
             .is_admin
     );
     assert!(
         people::record_sign_in(&db, &ann(false), "id-4", 400)
             .await
-            .unwrap().unwrap()
+            .unwrap()
+            .unwrap()
             .is_admin
     );
 
@@ -83,7 +87,8 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     other.issuer = "https://other-idp.test".into();
     let o = people::record_sign_in(&db, &other, "id-5", 500)
         .await
-        .unwrap().unwrap();
+        .unwrap()
+        .unwrap();
     assert_eq!(o.id, "id-5");
     assert_eq!(people::list(&db).await.unwrap().len(), 2);
     assert_eq!(
@@ -122,7 +127,8 @@ async fn disabling_ends_sessions_in_the_same_transaction(backend: Backend) {
     let db = db(backend, &dir).await;
     let p = people::record_sign_in(&db, &ann(false), "id-1", 100)
         .await
-        .unwrap().unwrap();
+        .unwrap()
+        .unwrap();
     let store = DbSessionStore::new(db.clone());
     for _ in 0..3 {
         store
@@ -196,7 +202,10 @@ async fn session_records_round_trip_and_expire(backend: Backend) {
 
     // A request still holding the ended session cannot bring it back by saving.
     store.save(&live).await.unwrap();
-    assert!(store.load(&live.id).await.unwrap().is_none(), "no resurrection");
+    assert!(
+        store.load(&live.id).await.unwrap().is_none(),
+        "no resurrection"
+    );
 
     // Saving a live session updates it.
     let mut again = record(None, now() + 600);
@@ -216,7 +225,8 @@ async fn migrations_are_idempotent(backend: Backend) {
     let first = Db::connect(&url, kind).await.unwrap();
     people::record_sign_in(&first, &ann(false), "id-1", 1)
         .await
-        .unwrap().unwrap();
+        .unwrap()
+        .unwrap();
     first.pool.close().await;
     let second = Db::connect(&url, kind).await.unwrap();
     assert_eq!(

@@ -180,12 +180,23 @@ async fn behind_https_cookies_are_host_bound_and_hsts_is_sent() {
         res.headers()["strict-transport-security"],
         "max-age=63072000; includeSubDomains"
     );
-    let res = app.browser().get(app.at("/auth/login")).send().await.unwrap();
+    let res = app
+        .browser()
+        .get(app.at("/auth/login"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
     let cookie = res.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.starts_with("__Host-agency-sso="), "{cookie}");
-    assert!(cookie.contains("Secure") && cookie.contains("Path=/"), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && !cookie.contains("Domain"), "{cookie}");
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
     // The provider is told to send the browser back to the public URL.
     let location = res.headers()["location"].to_str().unwrap();
     assert!(
