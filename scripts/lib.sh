@@ -78,6 +78,19 @@ ensure_node_packages() {
   cp "$ROOT/end2end/package-lock.json" "$stamp"
 }
 
+# Token verifiers nobody here wrote, for the key tests: PyJWT (into
+# target/pyverifiers, off the system's site-packages) and jose (npm, with
+# the end-to-end packages).
+ensure_python_verifiers() {
+  local dir="$ROOT/target/pyverifiers" req="$ROOT/tests/verifiers/requirements.txt"
+  if [ -f "$dir/.installed" ] && cmp -s "$dir/.installed" "$req"; then return 0; fi
+  command -v python3 >/dev/null 2>&1 || ensure_apt python3
+  python3 -m pip --version >/dev/null 2>&1 || ensure_apt python3-pip
+  say "installing PyJWT for the token verification tests"
+  python3 -m pip install --quiet --disable-pip-version-check --target "$dir" -r "$req"
+  cp "$req" "$dir/.installed"
+}
+
 # The suite's PostgreSQL: TEST_PG_URL, else the server on 127.0.0.1:5432
 # (this machine kind runs one with trust auth). Where none is installed,
 # install Debian's and give the postgres role a password for loopback use.
@@ -108,6 +121,13 @@ ensure_tools() {
   ensure_cargo_leptos
   ensure_wasm_bindgen
   ensure_node_packages
+}
+
+# What the test suite needs beyond the tools.
+ensure_test_tools() {
+  ensure_apt chromium python3 openssl
+  ensure_python_verifiers
+  ensure_postgres
 }
 
 # Build the server binary and the hydrate bundle into target/.

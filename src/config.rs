@@ -10,7 +10,9 @@ use base64::Engine;
 use url::Url;
 
 use crate::domain::identity::SignInPolicy;
+use crate::domain::keys::RotationPolicy;
 use crate::domain::session::SessionPolicy;
+use crate::keyring::KeySettings;
 
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
@@ -82,6 +84,28 @@ pub struct ConfigArgs {
     /// 32 bytes, base64: encrypts private keys and site secrets at rest.
     #[arg(long, env = "SSO_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<Secret>,
+    /// Earlier master keys, comma-separated: they only open values sealed
+    /// before the current key was introduced (see `agency-sso keys rewrap`).
+    #[arg(long, env = "SSO_MASTER_KEYS_OLD", hide_env_values = true)]
+    pub master_keys_old: Option<Secret>,
+    /// RSA key size for new signing keys: 2048, 3072 or 4096.
+    #[arg(long, env = "SSO_KEY_BITS", default_value = "2048")]
+    pub key_bits: String,
+    /// Days a signing key signs before the next one takes over.
+    #[arg(long, env = "SSO_KEY_ROTATION_DAYS", default_value = "30")]
+    pub key_rotation_days: String,
+    /// Hours a new key is published in the JWKS before it signs.
+    #[arg(long, env = "SSO_KEY_PUBLISH_AHEAD_HOURS", default_value = "168")]
+    pub key_publish_ahead_hours: String,
+    /// Hours a retired key stays in the JWKS after its last token.
+    #[arg(long, env = "SSO_KEY_KEEP_AFTER_HOURS", default_value = "168")]
+    pub key_keep_after_hours: String,
+    /// Seconds sites may cache the JWKS (`Cache-Control: max-age`).
+    #[arg(long, env = "SSO_JWKS_MAX_AGE", default_value = "300")]
+    pub jwks_max_age: String,
+    /// Seconds between each instance's checks for key ring changes.
+    #[arg(long, env = "SSO_KEY_REFRESH_SECONDS", default_value = "5")]
+    pub key_refresh_seconds: String,
     /// Minutes without a request after which a session ends.
     #[arg(long, env = "SSO_SESSION_IDLE_MINUTES", default_value = "120")]
     pub session_idle_minutes: String,
@@ -127,6 +151,9 @@ pub struct Config {
     pub oidc: OidcSettings,
     pub sign_in: SignInPolicy,
     pub master_key: Option<Secret>,
+    /// Decoded older master keys (open only).
+    pub master_keys_old: Vec<[u8; 32]>,
+    pub keys: KeySettings,
     pub session: SessionPolicy,
     pub log_format: LogFormat,
 }
@@ -177,6 +204,7 @@ impl Config {
 impl ConfigArgs {
     pub fn validate(self) -> Result<Config, ConfigError> {
         let (public_url, public_origin) = parse_public_url(&self.public_url)?;
+        let keys = parse_key_settings(&self)?;
         let https = public_url.starts_with("https://");
 
         let bind = self
@@ -276,6 +304,21 @@ impl ConfigArgs {
             None => {}
         }
 
+        let mut master_keys_old = Vec::new();
+        if let Some(list) = &self.master_keys_old {
+            for (i, k) in list
+                .expose()
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .enumerate()
+            {
+                master_keys_old.push(
+                    decode_master_key(k)
+                        .map_err(|m| err("SSO_MASTER_KEYS_OLD", format!("key {} {m}", i + 1)))?,
+                );
+            }
+        }
         let idle = parse_positive(&self.session_idle_minutes, "SSO_SESSION_IDLE_MINUTES")?;
         let max = parse_positive(&self.session_max_hours, "SSO_SESSION_MAX_HOURS")?;
 
@@ -321,6 +364,8 @@ impl ConfigArgs {
                 require_hosted_domain: require_hd,
             },
             master_key,
+            master_keys_old,
+            keys,
             session: SessionPolicy {
                 idle_secs: idle * 60,
                 absolute_secs: max * 3600,
@@ -374,6 +419,52 @@ fn parse_bool(v: &str) -> Option<bool> {
         "0" | "false" | "no" | "off" => Some(false),
         _ => None,
     }
+}
+
+fn parse_key_settings(a: &ConfigArgs) -> Result<KeySettings, ConfigError> {
+    let bits = match a.key_bits.trim() {
+        "2048" => 2048,
+        "3072" => 3072,
+        "4096" => 4096,
+        other => {
+            return Err(err(
+                "SSO_KEY_BITS",
+                format!("{other:?}: use 2048, 3072 or 4096"),
+            ))
+        }
+    };
+    let days = parse_positive(&a.key_rotation_days, "SSO_KEY_ROTATION_DAYS")?;
+    let ahead = parse_positive(&a.key_publish_ahead_hours, "SSO_KEY_PUBLISH_AHEAD_HOURS")?;
+    let keep = parse_positive(&a.key_keep_after_hours, "SSO_KEY_KEEP_AFTER_HOURS")?;
+    let max_age = parse_positive(&a.jwks_max_age, "SSO_JWKS_MAX_AGE")?;
+    let refresh = parse_positive(&a.key_refresh_seconds, "SSO_KEY_REFRESH_SECONDS")?;
+    if refresh > 300 {
+        return Err(err(
+            "SSO_KEY_REFRESH_SECONDS",
+            "at most 300: instances must notice a revoked key quickly",
+        ));
+    }
+    let policy = RotationPolicy {
+        rotate_every: days * 86_400,
+        publish_ahead: ahead * 3_600,
+        keep_after: keep * 3_600,
+    };
+    if let Err(why) = policy.check(max_age, refresh) {
+        let key = if why.contains("rotation period") {
+            "SSO_KEY_ROTATION_DAYS"
+        } else if why.contains("before they sign") {
+            "SSO_KEY_PUBLISH_AHEAD_HOURS"
+        } else {
+            "SSO_KEY_KEEP_AFTER_HOURS"
+        };
+        return Err(err(key, why));
+    }
+    Ok(KeySettings {
+        bits,
+        policy,
+        jwks_max_age: max_age,
+        refresh_secs: refresh as u64,
+    })
 }
 
 fn parse_positive(v: &str, key: &'static str) -> Result<i64, ConfigError> {
@@ -485,6 +576,25 @@ mod tests {
             (&["--log-format", "xml"], "SSO_LOG_FORMAT"),
             (&["--bind", "nowhere"], "SSO_BIND"),
             (&["--require-hd", "maybe"], "SSO_REQUIRE_HD"),
+            (&["--key-bits", "1024"], "SSO_KEY_BITS"),
+            (&["--key-rotation-days", "0"], "SSO_KEY_ROTATION_DAYS"),
+            // Published for less time than sites cache the JWKS.
+            (
+                &["--jwks-max-age", "7200", "--key-publish-ahead-hours", "1"],
+                "SSO_KEY_PUBLISH_AHEAD_HOURS",
+            ),
+            (&["--key-keep-after-hours", "0"], "SSO_KEY_KEEP_AFTER_HOURS"),
+            (
+                &[
+                    "--key-rotation-days",
+                    "7",
+                    "--key-publish-ahead-hours",
+                    "168",
+                ],
+                "SSO_KEY_ROTATION_DAYS",
+            ),
+            (&["--key-refresh-seconds", "301"], "SSO_KEY_REFRESH_SECONDS"),
+            (&["--master-keys-old", "c2hvcnQ="], "SSO_MASTER_KEYS_OLD"),
         ];
         for (flags, key) in cases {
             let e = args(flags).validate().unwrap_err();

@@ -21,6 +21,8 @@ use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
 
 use crate::app::{shell, App};
 use crate::config::{decode_master_key, Config};
+use crate::domain::secrets::{MasterKey, MasterKeys};
+use crate::keyring::{self, KeyRing};
 use crate::store::sessions::DbSessionStore;
 use crate::store::Db;
 use crate::web::oidc::OidcProvider;
@@ -40,23 +42,14 @@ impl Clock for SystemClock {
     }
 }
 
-/// The 32-byte key that encrypts secrets at rest; never printed.
-#[derive(Clone)]
-pub struct MasterKey(pub [u8; 32]);
-
-impl std::fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(<redacted>)")
-    }
-}
-
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
     pub oidc: Arc<OidcProvider>,
     pub clock: Arc<dyn Clock>,
-    pub master_key: MasterKey,
+    pub master_keys: MasterKeys,
+    pub keys: Arc<KeyRing>,
     pub leptos: LeptosOptions,
 }
 
@@ -86,18 +79,28 @@ pub fn bind_addr(config: &Config) -> SocketAddr {
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)))
 }
 
-/// The master key from configuration, or outside production one generated
-/// once into the data folder (with a warning).
-pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
+/// The master keys: the current one from configuration, or outside
+/// production one generated once into the data folder (with a warning),
+/// and the older ones that still open what they sealed.
+pub fn master_keys(config: &Config) -> anyhow::Result<MasterKeys> {
+    let older = config
+        .master_keys_old
+        .iter()
+        .map(|k| MasterKey::new(*k))
+        .collect();
+    Ok(MasterKeys::new(current_master_key(config)?, older))
+}
+
+fn current_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     if let Some(k) = &config.master_key {
         return decode_master_key(k.expose())
-            .map(MasterKey)
+            .map(MasterKey::new)
             .map_err(|m| anyhow::anyhow!("SSO_MASTER_KEY: {m}"));
     }
     let path = config.data_dir.join("master.key");
     if let Ok(raw) = std::fs::read_to_string(&path) {
         return decode_master_key(&raw)
-            .map(MasterKey)
+            .map(MasterKey::new)
             .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()));
     }
     let mut key = [0u8; 32];
@@ -110,7 +113,7 @@ pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
         path = %path.display(),
         "SSO_MASTER_KEY is not set: generated a development master key; set SSO_MASTER_KEY in production"
     );
-    Ok(MasterKey(key))
+    Ok(MasterKey::new(key))
 }
 
 fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
@@ -136,17 +139,32 @@ pub async fn build_state(
     clock: Arc<dyn Clock>,
     leptos: LeptosOptions,
 ) -> anyhow::Result<AppState> {
-    let master_key = master_key(&config)?;
+    let master_keys = master_keys(&config)?;
     let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
     let oidc = Arc::new(OidcProvider::new(&config)?);
+    let keys = open_key_ring(&config, &db, &master_keys, clock.now()).await?;
     Ok(AppState {
         config: Arc::new(config),
         db,
         oidc,
         clock,
-        master_key,
+        master_keys,
+        keys,
         leptos,
     })
+}
+
+/// The key ring, brought up to date (the first start creates the first key).
+pub async fn open_key_ring(
+    config: &Config,
+    db: &Db,
+    master_keys: &MasterKeys,
+    now: i64,
+) -> anyhow::Result<Arc<KeyRing>> {
+    KeyRing::open(db.clone(), master_keys.clone(), config.keys, now)
+        .await
+        .map(Arc::new)
+        .map_err(|e| anyhow::anyhow!("cannot open the signing key ring: {e}"))
 }
 
 /// The whole service as one router.
@@ -207,6 +225,8 @@ pub fn router(state: AppState) -> Router {
             security::same_origin_only,
         ))
         .layer(sessions)
+        // Public, cacheable, sessionless: the key set, discovery, health.
+        .merge(web::public_routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security::security_headers,
@@ -236,6 +256,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = bind_addr(&config);
     let state = build_state(config, Arc::new(SystemClock), leptos_options(addr)).await?;
     spawn_session_cleanup(state.db.clone());
+    keyring::spawn_maintenance(state.keys.clone(), state.clock.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -245,6 +266,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         database = ?state.config.db_kind,
         oidc_issuer = %state.config.oidc.issuer,
         allowed_domains = ?state.config.sign_in.allowed_domains,
+        signing_key = state.keys.signer().map(|s| s.kid().to_string()).unwrap_or_default(),
+        master_key = state.master_keys.current().id(),
         "agency-sso is serving"
     );
     axum::serve(

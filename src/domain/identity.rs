@@ -108,7 +108,7 @@ impl SignInPolicy {
         Ok(Admitted {
             issuer: id.issuer.clone(),
             subject: id.subject.clone(),
-            bootstrap_admin: self.admin_emails.iter().any(|a| *a == email),
+            bootstrap_admin: self.admin_emails.contains(&email),
             email,
             name: id.name.clone(),
             given_name: id.given_name.clone(),

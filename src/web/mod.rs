@@ -1,6 +1,7 @@
-//! The axum side: sign-in, health, security middleware.
+//! The axum side: sign-in, the key set, health, security middleware.
 
 pub mod auth;
+pub mod jwks;
 pub mod oidc;
 pub mod pages;
 pub mod security;
@@ -21,6 +22,14 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/login", get(auth::login))
         .route("/auth/callback", get(auth::callback))
         .route("/auth/logout", post(auth::logout))
+}
+
+/// Routes outside the session layer: they never read or set a cookie, so
+/// shared caches may keep their answers.
+pub fn public_routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/jwks.json", get(jwks::jwks))
+        .route("/.well-known/openid-configuration", get(jwks::discovery))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
 }

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-fn agency_sso() -> Command {
+pub fn agency_sso() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_agency-sso"));
     for (k, _) in std::env::vars() {
         if k.starts_with("SSO_") {

@@ -4,6 +4,7 @@
 mod callback;
 mod cli;
 mod idp;
+mod keys;
 mod signin;
 mod store;
 mod support;

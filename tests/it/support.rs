@@ -82,6 +82,9 @@ pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> String {
 
 pub struct TestApp {
     pub url: String,
+    /// The database and data folder, for running the binary beside it.
+    pub database_url: String,
+    pub data_dir: std::path::PathBuf,
     pub state: AppState,
     pub idp: FakeIdp,
     pub clock: Arc<TestClock>,
@@ -130,7 +133,8 @@ impl TestApp {
             .issuer
             .clone()
             .unwrap_or_else(|| idp.issuer().to_string());
-        let data_dir = dir.path().join("data").display().to_string();
+        let data_path = dir.path().join("data");
+        let data_dir = data_path.display().to_string();
         let mut argv: Vec<String> = vec!["test".into()];
         let mut flag = |k: &str, v: &str| {
             argv.push(format!("--{k}"));
@@ -175,11 +179,28 @@ impl TestApp {
         });
         TestApp {
             url,
+            database_url: database,
+            data_dir: data_path,
             state,
             idp,
             clock,
             _dir: dir,
         }
+    }
+
+    /// Run this instance's key ring upkeep in the background, as `serve` does.
+    pub fn spawn_key_upkeep(&self) {
+        agency_sso::keyring::spawn_maintenance(self.state.keys.clone(), self.clock.clone());
+    }
+
+    /// The binary, configured for this app's database and data folder.
+    pub fn command(&self) -> std::process::Command {
+        let mut c = crate::cli::agency_sso();
+        c.env("SSO_DATABASE_URL", &self.database_url)
+            .env("SSO_DATA_DIR", &self.data_dir)
+            .env("SSO_ALLOWED_DOMAINS", "agency.test")
+            .env("SSO_PUBLIC_URL", &self.url);
+        c
     }
 
     /// A browser-like client: keeps cookies, does not follow redirects, and
