@@ -209,7 +209,7 @@ impl KeyRing {
             None => (None, None),
         };
         tracing::debug!("changing the key ring");
-        let (events, _changed) = store::change(&self.db, sealed.as_ref(), |ring| {
+        let events = store::change(&self.db, sealed.as_ref(), |ring| {
             decide(ring, key).map_err(KeyRingError::from)
         })
         .await?;

@@ -101,26 +101,23 @@ pub struct SealedKey {
 /// Change the ring under the ring lock: `decide` sees the ring as it is
 /// now and changes it; the differences are written and committed together.
 /// `fresh` is the sealed private half of a key `decide` may add.
-/// Returns what `decide` returned and whether anything changed.
+/// Returns what `decide` returned.
 pub async fn change<T, E>(
     db: &Db,
     fresh: Option<&SealedKey>,
     decide: impl FnOnce(&mut Ring) -> Result<T, E>,
-) -> Result<(T, bool), E>
+) -> Result<T, E>
 where
     E: From<sqlx::Error>,
 {
     let mut tx = db.pool.begin().await?;
-    // The lock (a row lock on PostgreSQL, the write lock on SQLite).
-    sqlx::query("UPDATE key_ring SET version = version + 1 WHERE id = 1")
-        .execute(&mut *tx)
-        .await?;
+    lock_ring(&mut tx).await?;
     let before = load_in(&mut tx).await?;
     let mut after = before.clone();
     let out = decide(&mut after)?;
     if after == before {
         tx.rollback().await?;
-        return Ok((out, false));
+        return Ok(out);
     }
     // Write keys leaving a state before keys entering it, so that the
     // one-active and one-next indexes hold after every statement.
@@ -149,7 +146,16 @@ where
         }
     }
     tx.commit().await?;
-    Ok((out, true))
+    Ok(out)
+}
+
+/// Take the ring lock for this transaction (a row lock on PostgreSQL, the
+/// write lock on SQLite) and mark the ring as changed.
+async fn lock_ring(tx: &mut Transaction<'_, Any>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE key_ring SET version = version + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn insert(
@@ -218,9 +224,7 @@ where
     E: From<sqlx::Error>,
 {
     let mut tx = db.pool.begin().await?;
-    sqlx::query("UPDATE key_ring SET version = version + 1 WHERE id = 1")
-        .execute(&mut *tx)
-        .await?;
+    lock_ring(&mut tx).await?;
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT kid, private_key FROM signing_keys WHERE private_key IS NOT NULL ORDER BY kid",
     )

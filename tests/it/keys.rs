@@ -206,14 +206,7 @@ async fn jwks_is_public_cacheable_and_unchanging(backend: Backend) {
         .is_err());
 
     // A restart loads the same key: no new key, same ETag.
-    let again = agency_sso::server::open_key_ring(
-        &app.state.config,
-        &app.state.db,
-        &app.state.master_keys,
-        app.clock.now_for_tests(),
-    )
-    .await
-    .unwrap();
+    let again = another_instance(&app).await;
     assert_eq!(again.snapshot().etag, etag);
     assert_eq!(again.signer().unwrap().kid(), kid);
 }
@@ -470,14 +463,7 @@ async fn two_processes_rotating_at_once_make_one_key(backend: Backend) {
     assert!(String::from_utf8_lossy(&b.stdout).contains(&next));
 
     // The schedule, run by two instances at the same due moment, also makes one.
-    let other = agency_sso::server::open_key_ring(
-        &app.state.config,
-        &app.state.db,
-        &app.state.master_keys,
-        app.clock.now_for_tests(),
-    )
-    .await
-    .unwrap();
+    let other = another_instance(&app).await;
     app.clock.advance(8 * DAY);
     let now = app.clock.now_for_tests();
     let (x, y) = tokio::join!(app.state.keys.maintain(now), other.maintain(now));
@@ -601,6 +587,18 @@ on_both_databases!(
     two_processes_rotating_at_once_make_one_key,
     a_process_killed_mid_rotation_leaves_the_ring_consistent,
 );
+
+/// A second instance's key ring on the same database, opened now.
+async fn another_instance(app: &TestApp) -> std::sync::Arc<agency_sso::keyring::KeyRing> {
+    agency_sso::server::open_key_ring(
+        &app.state.config,
+        &app.state.db,
+        &app.state.master_keys,
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap()
+}
 
 async fn wait_for_jwks(app: &TestApp, done: impl Fn(&[String]) -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
