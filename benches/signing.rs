@@ -5,7 +5,6 @@
 //!
 //! Run: `cargo bench --features ssr --bench signing` (about 30 seconds).
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,10 @@ use agency_sso::domain::keys::generate;
 use agency_sso::domain::tokens::Signer;
 use serde_json::json;
 
-const SECONDS: u64 = 3;
+mod support;
+use support::openssl;
+
+use support::SECONDS;
 
 fn claims(i: u64) -> serde_json::Value {
     json!({
@@ -52,29 +54,6 @@ fn rate(threads: usize, sign: impl Fn(u64) -> String + Sync) -> f64 {
         handles.into_iter().map(|h| h.join().unwrap()).sum()
     });
     total as f64 / start.elapsed().as_secs_f64()
-}
-
-/// RSA-2048 signatures per second by `openssl speed`.
-fn openssl(multi: Option<u32>) -> Option<f64> {
-    let mut c = Command::new("openssl");
-    c.args(["speed", "-seconds", &SECONDS.to_string()]);
-    if let Some(m) = multi {
-        c.args(["-multi", &m.to_string()]);
-    }
-    let out = c.arg("rsa2048").output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "rsa 2048 bits 0.000213s 0.000006s [more times] 4692.4 155806.1 ...":
-    // the first figure after the times is signatures per second.
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with("rsa") && l.contains("2048 bits"))?;
-    let after_bits = line.split("bits").nth(1)?;
-    after_bits
-        .split_whitespace()
-        .find(|t| !t.ends_with('s'))?
-        .parse()
-        .ok()
 }
 
 fn main() {

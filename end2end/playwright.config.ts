@@ -8,7 +8,13 @@ import { fileURLToPath } from 'node:url';
 
 const port = Number(process.env.E2E_PORT ?? 3100);
 const idpPort = Number(process.env.E2E_IDP_PORT ?? 3101);
-const baseURL = `http://127.0.0.1:${port}`;
+const demoPort = Number(process.env.E2E_DEMO_PORT ?? 3102);
+/** The stand-in client site (end2end/demo-site): twl-sso at its root, miniOrange at /shop. */
+export const demoURL = `http://127.0.0.1:${demoPort}`;
+const shopSecret = 'e2e-demo-shop-secret-0123456789abcdef';
+/** Filler sites on top of the demo site and shop: Sam Staff may enter 5,000 sites. */
+export const staffSites = 5000;
+export const baseURL = `http://127.0.0.1:${port}`;
 const idpURL = `http://127.0.0.1:${idpPort}`;
 // An ES module (package.json "type": "module"): no __dirname.
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -27,6 +33,9 @@ export const dashboardEnv: Record<string, string> = {
   SSO_OIDC_PROVIDER_NAME: 'the local identity provider',
   SSO_ALLOWED_DOMAINS: 'agency.test',
   SSO_ADMIN_EMAILS: 'admin@agency.test',
+  // Fixed, so that the CLI and the server never race to generate one.
+  SSO_MASTER_KEY: 'ZTJlLW1hc3Rlci1rZXktMDEyMzQ1Njc4OWFiY2RlZjA=',
+  SSO_DEMO_SHOP_SECRET: shopSecret,
   LEPTOS_SITE_ROOT: join(root, 'target/site'),
   LEPTOS_OUTPUT_NAME: 'agency-sso',
   LEPTOS_SITE_PKG_DIR: 'pkg',
@@ -65,8 +74,18 @@ export default defineConfig({
       stderr: 'pipe',
     },
     {
-      command: `${dashboardBin} serve`,
+      command: 'node demo-site/server.mjs',
+      url: `${demoURL}/healthz`,
+      env: { DEMO_PORT: String(demoPort), DEMO_ISSUER: baseURL, DEMO_SHOP_SECRET: shopSecret },
+      reuseExistingServer: false,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+    {
+      // The demo sites and grants first (through the CLI), then the dashboard.
+      command: `${dashboardBin} demo seed --site-url ${demoURL} --extra-sites ${staffSites - 2} && exec ${dashboardBin} serve`,
       url: `${baseURL}/readyz`,
+      timeout: 240_000,
       env: dashboardEnv,
       reuseExistingServer: false,
       stdout: 'ignore',

@@ -34,6 +34,123 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Client sites.
+    Sites {
+        #[command(subcommand)]
+        command: SitesCommand,
+    },
+    /// Who may enter which site with which WordPress role.
+    Grants {
+        #[command(subcommand)]
+        command: GrantsCommand,
+    },
+    /// The launch record.
+    Launches {
+        #[command(subcommand)]
+        command: LaunchesCommand,
+    },
+    /// Demo data for trying the dashboard locally.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SitesCommand {
+    /// Add a site.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// The customer the site belongs to.
+        #[arg(long)]
+        client: String,
+        /// The WordPress site URL (https; plain http only on loopback).
+        #[arg(long)]
+        url: String,
+        /// twl-sso (default) or miniorange.
+        #[arg(long, default_value = "")]
+        profile: String,
+        /// Login path and query with a {token} placeholder (default: the profile's).
+        #[arg(long, default_value = "")]
+        login_template: String,
+        /// miniOrange: the claim that carries the username (default: username).
+        #[arg(long, default_value = "")]
+        username_claim: String,
+        /// RS256 (default) or HS256 (miniOrange free edition, with --secret-stdin).
+        #[arg(long, default_value = "")]
+        signing: String,
+        /// Read the site's HS256 secret from standard input (never from the command line).
+        #[arg(long)]
+        secret_stdin: bool,
+        /// Roles that may be granted, highest first, comma-separated (default: the five core roles).
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Token lifetime in seconds (default 60, at most 300).
+        #[arg(long)]
+        token_lifetime: Option<i64>,
+        #[arg(long, default_value = "")]
+        notes: String,
+    },
+    /// Every site.
+    List,
+    /// Disable a site (by id or URL): launches are refused.
+    Disable { site: String },
+    /// Enable a disabled site again.
+    Enable { site: String },
+    /// Replace the roles that may be granted on a site (highest first, comma-separated).
+    SetRoles {
+        site: String,
+        #[arg(value_delimiter = ',')]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GrantsCommand {
+    /// Give a person (by e-mail) a role on a site (by URL or id).
+    Add {
+        email: String,
+        site: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Every grant, or one person's (--email) or one site's (--site).
+    List {
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Take a person's grant on a site away.
+    Revoke { email: String, site: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LaunchesCommand {
+    /// The latest launches, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DemoCommand {
+    /// Add the demo sites and grants (idempotent).
+    Seed {
+        /// The demo WordPress stand-in (end2end/demo-site); its /shop is a miniOrange site.
+        #[arg(long, default_value = "http://127.0.0.1:3002")]
+        site_url: String,
+        /// The miniOrange shop's HS256 secret.
+        #[arg(long, env = "SSO_DEMO_SHOP_SECRET", hide_env_values = true)]
+        shop_secret: String,
+        /// Also add this many filler sites, all open to Sam Staff.
+        #[arg(long, default_value_t = 0)]
+        extra_sites: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -84,6 +201,10 @@ pub async fn run() -> ExitCode {
         Command::Serve => crate::server::serve(config).await,
         Command::Users { command } => users(config, command).await,
         Command::Keys { command } => keys(config, command).await,
+        Command::Sites { command } => sites(config, command).await,
+        Command::Grants { command } => grants(config, command).await,
+        Command::Launches { command } => launches(config, command).await,
+        Command::Demo { command } => demo(config, command).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -243,5 +364,265 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn now() -> i64 {
+    use crate::server::{Clock, SystemClock};
+    SystemClock.now()
+}
+
+async fn sites(config: Config, command: SitesCommand) -> anyhow::Result<()> {
+    use crate::domain::sites::SiteInput;
+    let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
+    match command {
+        SitesCommand::Add {
+            name,
+            client,
+            url,
+            profile,
+            login_template,
+            username_claim,
+            signing,
+            secret_stdin,
+            roles,
+            token_lifetime,
+            notes,
+        } => {
+            let secret = if secret_stdin {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                Some(s)
+            } else {
+                None
+            };
+            let input = SiteInput {
+                name,
+                client,
+                url,
+                profile,
+                login_template,
+                username_claim,
+                signing,
+                secret,
+                roles,
+                token_lifetime,
+                notes,
+            };
+            let masters = crate::server::master_keys(&config)?;
+            let site = crate::sites::create_site(&db, &masters, input, now()).await?;
+            tracing::info!(site = %site.id, url = %site.url, "site added from the command line");
+            println!(
+                "added site {} ({}) {}",
+                site.url,
+                site.profile.as_str(),
+                site.id
+            );
+        }
+        SitesCommand::List => {
+            println!(
+                "{:<36}  {:<8}  {:<10}  {:<5}  {:<40}  {:<24}  NAME",
+                "ID", "STATE", "PROFILE", "ALG", "URL", "CLIENT"
+            );
+            for s in store::sites::list(&db).await? {
+                println!(
+                    "{:<36}  {:<8}  {:<10}  {:<5}  {:<40}  {:<24}  {}",
+                    s.id,
+                    if s.enabled { "enabled" } else { "disabled" },
+                    s.profile.as_str(),
+                    s.signing.as_str(),
+                    s.url,
+                    s.client,
+                    s.name
+                );
+            }
+        }
+        SitesCommand::Disable { site } | SitesCommand::Enable { site }
+            if site.trim().is_empty() =>
+        {
+            anyhow::bail!("give the site's URL or id");
+        }
+        SitesCommand::Disable { site } => set_site_enabled(&db, &site, false).await?,
+        SitesCommand::Enable { site } => set_site_enabled(&db, &site, true).await?,
+        SitesCommand::SetRoles { site, roles } => {
+            let roles = crate::domain::sites::check_roles(&roles)?;
+            let s = crate::sites::find_site(&db, &site).await?;
+            store::sites::set_roles(&db, &s.id, &roles, now()).await?;
+            println!("{} now allows {}", s.url, roles.join(", "));
+        }
+    }
+    Ok(())
+}
+
+async fn set_site_enabled(db: &Db, site: &str, enabled: bool) -> anyhow::Result<()> {
+    let s = crate::sites::find_site(db, site).await?;
+    store::sites::set_enabled(db, &s.id, enabled, now()).await?;
+    let verb = if enabled { "enabled" } else { "disabled" };
+    tracing::info!(site = %s.id, url = %s.url, "site {verb} from the command line");
+    println!("{} {verb}", s.url);
+    Ok(())
+}
+
+async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
+    let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
+    match command {
+        GrantsCommand::Add { email, site, role } => {
+            let (role, s) = crate::sites::grant(
+                &db,
+                &config.sign_in.allowed_domains,
+                &email,
+                &site,
+                &role,
+                "command line",
+                now(),
+            )
+            .await?;
+            println!(
+                "{} may enter {} as {role}",
+                email.trim().to_ascii_lowercase(),
+                s.url
+            );
+        }
+        GrantsCommand::List { email, site } => {
+            let site_id = match site {
+                Some(s) => Some(crate::sites::find_site(&db, &s).await?.id),
+                None => None,
+            };
+            let email = email.map(|e| e.trim().to_ascii_lowercase());
+            println!("{:<32}  {:<14}  {:<40}  SITE", "EMAIL", "ROLE", "URL");
+            for g in store::grants::list(&db, email.as_deref(), site_id.as_deref()).await? {
+                println!(
+                    "{:<32}  {:<14}  {:<40}  {}",
+                    g.email, g.role, g.site_url, g.site_name
+                );
+            }
+        }
+        GrantsCommand::Revoke { email, site } => {
+            let s = crate::sites::revoke(&db, &email, &site).await?;
+            println!(
+                "{} may no longer enter {}",
+                email.trim().to_ascii_lowercase(),
+                s.url
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn launches(config: Config, command: LaunchesCommand) -> anyhow::Result<()> {
+    let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
+    let LaunchesCommand::List { limit, email } = command;
+    let email = email.map(|e| e.trim().to_ascii_lowercase());
+    println!(
+        "{:<20}  {:<8}  {:<16}  {:<28}  {:<36}  {:<14}  {:<22}  IP",
+        "AT", "OUTCOME", "REASON", "EMAIL", "SITE", "ROLE", "JTI"
+    );
+    for l in store::launches::latest(&db, email.as_deref(), limit).await? {
+        let site = if l.site_url.is_empty() {
+            &l.site_id
+        } else {
+            &l.site_url
+        };
+        println!(
+            "{:<20}  {:<8}  {:<16}  {:<28}  {:<36}  {:<14}  {:<22}  {}",
+            when(Some(l.at)),
+            l.outcome,
+            l.reason.as_deref().unwrap_or("-"),
+            l.email,
+            site,
+            l.role.as_deref().unwrap_or("-"),
+            l.jti.as_deref().unwrap_or("-"),
+            l.ip
+        );
+    }
+    Ok(())
+}
+
+/// The demo: the stand-in WordPress site (twl-sso) and its shop
+/// (miniOrange, HS256), a site only the admin may enter, and optional
+/// filler sites to feel a large agency's list.
+async fn demo(config: Config, command: DemoCommand) -> anyhow::Result<()> {
+    use crate::domain::sites::SiteInput;
+    use crate::sites::ManageError;
+    let DemoCommand::Seed {
+        site_url,
+        shop_secret,
+        extra_sites,
+    } = command;
+    let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
+    let masters = crate::server::master_keys(&config)?;
+    let base = site_url.trim_end_matches('/').to_string();
+    let site = |name: &str, client: &str, url: String| SiteInput {
+        name: name.into(),
+        client: client.into(),
+        url,
+        ..SiteInput::default()
+    };
+    let mut shop = site("Demo Shop", "Demo Client", format!("{base}/shop"));
+    shop.profile = "miniorange".into();
+    shop.secret = Some(shop_secret);
+    let mut wanted = vec![
+        (
+            site("Demo Site", "Demo Client", base.clone()),
+            vec![
+                ("sam@agency.test", "editor"),
+                ("sasha@agency.test", "author"),
+                ("admin@agency.test", "administrator"),
+            ],
+        ),
+        (
+            shop,
+            vec![
+                ("sam@agency.test", "shop_manager"),
+                ("admin@agency.test", "administrator"),
+            ],
+        ),
+        (
+            site(
+                "Locked Site",
+                "Other Client",
+                "https://locked.example".into(),
+            ),
+            vec![("admin@agency.test", "administrator")],
+        ),
+    ];
+    wanted[1].0.roles = ["administrator", "shop_manager", "editor", "customer"]
+        .map(String::from)
+        .to_vec();
+    let roles = [
+        "editor",
+        "author",
+        "administrator",
+        "contributor",
+        "subscriber",
+    ];
+    for i in 1..=extra_sites {
+        let client = format!("Client {:03}", (i - 1) / 5 + 1);
+        let name = format!("{client} site {}", (i - 1) % 5 + 1);
+        let url = format!("https://site-{i:04}.client-{:03}.example", (i - 1) / 5 + 1);
+        wanted.push((
+            site(&name, &client, url),
+            vec![("sam@agency.test", roles[i % roles.len()])],
+        ));
+    }
+    let (mut added, mut kept) = (0, 0);
+    for (input, grants) in wanted {
+        let url = input.url.clone();
+        let s = match crate::sites::create_site(&db, &masters, input, now()).await {
+            Ok(s) => {
+                added += 1;
+                s
+            }
+            Err(ManageError::DuplicateUrl(_)) => {
+                kept += 1;
+                crate::sites::find_site(&db, &url).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (email, role) in grants {
+            crate::sites::grant(&db, &[], email, &s.id, role, "demo seed", now()).await?;
+        }
+    }
+    println!("demo sites: {added} added, {kept} already there");
     Ok(())
 }

@@ -12,6 +12,7 @@ use url::Url;
 use crate::domain::identity::SignInPolicy;
 use crate::domain::keys::RotationPolicy;
 use crate::domain::session::SessionPolicy;
+use crate::domain::sites::is_loopback;
 use crate::keyring::KeySettings;
 
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
@@ -395,15 +396,6 @@ fn parse_public_url(raw: &str) -> Result<(String, String), ConfigError> {
     }
     let origin = url.origin().ascii_serialization();
     Ok((origin.clone(), origin))
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
 }
 
 fn split_list(raw: &str) -> Vec<String> {

@@ -16,7 +16,11 @@ pub mod error;
 #[cfg(feature = "ssr")]
 pub mod keyring;
 #[cfg(feature = "ssr")]
+pub mod launch;
+#[cfg(feature = "ssr")]
 pub mod server;
+#[cfg(feature = "ssr")]
+pub mod sites;
 #[cfg(feature = "ssr")]
 pub mod store;
 #[cfg(feature = "ssr")]

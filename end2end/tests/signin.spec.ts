@@ -1,22 +1,7 @@
-import { test, expect, type Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { dashboardBin, dashboardEnv } from '../playwright.config';
-
-/** Fail the test on any console error: a CSP violation or a hydration failure shows up there. */
-function watchConsole(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  return errors;
-}
-
-/** From the dashboard's home page, through the local provider, as `person`. */
-async function signInAs(page: Page, person: RegExp) {
-  await page.goto('/');
-  await page.getByRole('link', { name: 'Sign in with the local identity provider' }).click();
-  await expect(page.getByRole('heading', { name: 'Local identity provider' })).toBeVisible();
-  await page.getByRole('button', { name: person }).click();
-}
+import { signInAs, watchConsole } from './helpers';
 
 test('an admin signs in, sees their name, and signs out', async ({ page }) => {
   const errors = watchConsole(page);

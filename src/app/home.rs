@@ -2,6 +2,7 @@
 
 use leptos::prelude::*;
 
+use super::sites::SiteList;
 use super::{get_viewer, PersonView};
 
 #[component]
@@ -60,9 +61,7 @@ fn Dashboard(person: PersonView) -> impl IntoView {
             <h1>"Welcome, " {person.name}</h1>
             <section aria-labelledby="sites-heading">
                 <h2 id="sites-heading">"Your sites"</h2>
-                <p class="empty">
-                    "No client sites are open to you yet. They appear here once an admin grants you access."
-                </p>
+                <SiteList/>
             </section>
         </main>
     }

@@ -2,6 +2,7 @@
 //! thin and call the plain modules under `web` and `store`.
 
 mod home;
+pub mod sites;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -40,10 +41,14 @@ fn set_page_policy() {
     else {
         return;
     };
+    // form-action: a launch posts here and is answered with a 303 to the
+    // client site, which browsers check against form-action too. Sites are
+    // https (plain http only on loopback, for local testing).
     let csp = format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
          style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
-         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+         object-src 'none'; base-uri 'none'; \
+         form-action 'self' https: http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'"
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         res.insert_header(header::CONTENT_SECURITY_POLICY, v);

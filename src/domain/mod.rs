@@ -1,10 +1,13 @@
 //! The domain: who may sign in, people and their standing, session
-//! lifetimes, signing keys and tokens, secrets at rest.
+//! lifetimes, sites and who may enter them, signing keys and tokens,
+//! secrets at rest.
 //! No axum, leptos or sqlx in here; time is always passed in.
 
+pub mod access;
 pub mod identity;
 pub mod keys;
 pub mod people;
 pub mod secrets;
 pub mod session;
+pub mod sites;
 pub mod tokens;

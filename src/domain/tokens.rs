@@ -13,6 +13,9 @@ use ring::rand::SystemRandom;
 use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use serde::Serialize;
 
+use super::keys::MAX_TOKEN_LIFETIME;
+use super::sites::Profile;
+
 /// The active key, ready to sign.
 pub struct Signer {
     kid: String,
@@ -81,6 +84,81 @@ impl Signer {
     }
 }
 
+/// Everything a launch token says, before it is shaped for a profile.
+#[derive(Debug, Clone)]
+pub struct LaunchFacts<'a> {
+    /// The dashboard's public URL.
+    pub issuer: &'a str,
+    /// The site URL (normalised).
+    pub audience: &'a str,
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub given_name: Option<&'a str>,
+    pub family_name: Option<&'a str>,
+    pub role: &'a str,
+    pub now: i64,
+    pub lifetime: i64,
+    pub jti: &'a str,
+}
+
+/// The claims of a launch token for a site's profile (CONTRACT.md):
+/// `iss`, `aud`, `sub` and `email` (the e-mail, lower-cased), `exp`, `nbf`,
+/// `iat`, `jti`, `wp_role`, the names when known; and for miniOrange the
+/// e-mail again under the site's username claim.
+pub fn launch_claims(
+    profile: Profile,
+    username_claim: &str,
+    f: &LaunchFacts<'_>,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let email = f.email.to_ascii_lowercase();
+    let lifetime = f.lifetime.clamp(1, MAX_TOKEN_LIFETIME);
+    let mut c = serde_json::Map::new();
+    c.insert("iss".into(), Value::from(f.issuer));
+    c.insert("aud".into(), Value::from(f.audience));
+    c.insert("sub".into(), Value::from(email.clone()));
+    c.insert("email".into(), Value::from(email.clone()));
+    c.insert("exp".into(), Value::from(f.now + lifetime));
+    c.insert("nbf".into(), Value::from(f.now));
+    c.insert("iat".into(), Value::from(f.now));
+    c.insert("jti".into(), Value::from(f.jti));
+    c.insert("wp_role".into(), Value::from(f.role));
+    for (k, v) in [
+        ("name", f.name),
+        ("given_name", f.given_name),
+        ("family_name", f.family_name),
+    ] {
+        if let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) {
+            c.insert(k.into(), Value::from(v));
+        }
+    }
+    if profile == Profile::MiniOrange {
+        c.insert(username_claim.into(), Value::from(email));
+    }
+    c
+}
+
+/// A fresh token id: 128 random bits, base64url.
+pub fn new_jti(rng: &mut impl rand::RngCore) -> String {
+    let mut b = [0u8; 16];
+    rng.fill_bytes(&mut b);
+    B64.encode(b)
+}
+
+/// A compact HS256 JWS (miniOrange free edition) with the site's secret.
+pub fn sign_hs256<T: Serialize>(secret: &[u8], claims: &T) -> Result<String, SignError> {
+    const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+    let payload = serde_json::to_vec(claims).map_err(|_| SignError::Failed)?;
+    let mut out = B64.encode(HEADER);
+    out.push('.');
+    B64.encode_string(payload, &mut out);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let tag = ring::hmac::sign(&key, out.as_bytes());
+    out.push('.');
+    B64.encode_string(tag.as_ref(), &mut out);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +189,76 @@ mod tests {
         let other = generate(2048, &mut rng).unwrap();
         let wrong = jsonwebtoken::DecodingKey::from_rsa_components(&other.n, &other.e).unwrap();
         assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &wrong, &v).is_err());
+    }
+
+    fn facts<'a>(jti: &'a str) -> LaunchFacts<'a> {
+        LaunchFacts {
+            issuer: "https://sso.agency.example",
+            audience: "https://client.example/blog",
+            email: "Sam@Agency.Test",
+            name: Some("Sam Staff"),
+            given_name: Some("Sam"),
+            family_name: None,
+            role: "editor",
+            now: 1_000,
+            lifetime: 60,
+            jti,
+        }
+    }
+
+    #[test]
+    fn launch_claims_follow_the_contract() {
+        let c = launch_claims(Profile::TwlSso, "username", &facts("j1"));
+        let want = serde_json::json!({
+            "iss": "https://sso.agency.example", "aud": "https://client.example/blog",
+            "sub": "sam@agency.test", "email": "sam@agency.test",
+            "exp": 1060, "nbf": 1000, "iat": 1000, "jti": "j1", "wp_role": "editor",
+            "name": "Sam Staff", "given_name": "Sam"
+        });
+        assert_eq!(serde_json::Value::Object(c), want);
+        let m = launch_claims(Profile::MiniOrange, "login", &facts("j2"));
+        assert_eq!(m["login"], "sam@agency.test");
+        assert!(!m.contains_key("username"));
+        // A lifetime beyond the contract's ceiling is cut to it.
+        let mut long = facts("j3");
+        long.lifetime = 86_400;
+        assert_eq!(
+            launch_claims(Profile::TwlSso, "username", &long)["exp"],
+            1_300
+        );
+    }
+
+    #[test]
+    fn jtis_are_128_bits_and_fresh() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let a = new_jti(&mut rng);
+        let b = new_jti(&mut rng);
+        assert_eq!(B64.decode(&a).unwrap().len(), 16);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn hs256_tokens_verify_with_the_site_secret_only() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let claims = launch_claims(Profile::MiniOrange, "username", &facts("j4"));
+        let token = sign_hs256(secret, &claims).unwrap();
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        v.set_audience(&["https://client.example/blog"]);
+        v.validate_exp = false;
+        let got = jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &jsonwebtoken::DecodingKey::from_secret(secret),
+            &v,
+        )
+        .unwrap();
+        assert_eq!(got.claims["username"], "sam@agency.test");
+        assert_eq!(got.header.typ.as_deref(), Some("JWT"));
+        assert!(jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &jsonwebtoken::DecodingKey::from_secret(b"another-secret-another-secret-xx"),
+            &v,
+        )
+        .is_err());
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! statements run on SQLite and PostgreSQL through sqlx's `Any` driver, with
 //! a migration folder per dialect.
 
+pub mod grants;
 pub mod keys;
+pub mod launches;
 pub mod people;
 pub mod sessions;
+pub mod sites;
 
 use std::time::Duration;
 

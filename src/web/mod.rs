@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod jwks;
+pub mod launch;
 pub mod oidc;
 pub mod pages;
 pub mod security;
@@ -22,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/login", get(auth::login))
         .route("/auth/callback", get(auth::callback))
         .route("/auth/logout", post(auth::logout))
+        .route("/launch", post(launch::launch))
 }
 
 /// Routes outside the session layer: they never read or set a cookie, so

@@ -3,7 +3,7 @@
 //! (PyJWT, jose) across rotations, the binary's `keys` commands, several
 //! processes on one database, and a process killed mid-rotation.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::on_both_databases;
-use crate::support::{Backend, TestApp};
+use crate::support::{pyjwt, run_err, run_ok, run_verifier, Backend, TestApp};
 
 const DAY: i64 = 86_400;
 const SITE: &str = "https://client-one.example";
@@ -70,34 +70,14 @@ fn verify_blocking(app: &TestApp, tokens: &[&str]) -> (Vec<Value>, Vec<Value>) {
     })
     .to_string();
     let root = env!("CARGO_MANIFEST_DIR");
-    let mut py = Command::new("python3");
-    py.arg(format!("{root}/tests/verifiers/pyjwt_verify.py"))
-        .env("PYTHONPATH", format!("{root}/target/pyverifiers"));
+    let py = pyjwt();
     let mut node = Command::new("node");
     node.arg("verifiers.mjs")
         .current_dir(format!("{root}/end2end"));
-    let run = |mut c: Command, what: &str| -> Vec<Value> {
-        let mut child = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {what} ({e}); scripts/test installs it"));
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{what} failed (scripts/test installs it): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    (run(py, "PyJWT"), run(node, "jose"))
+    (
+        run_verifier(py, &input, "PyJWT"),
+        run_verifier(node, &input, "jose"),
+    )
 }
 
 fn assert_verifies(results: &[Value], i: usize, kid: &str, who: &str) {
@@ -613,25 +593,4 @@ async fn wait_for_jwks(app: &TestApp, done: impl Fn(&[String]) -> bool) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-}
-
-fn run_ok(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn run_err(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert!(
-        !out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).to_string()
 }

@@ -5,6 +5,7 @@ mod callback;
 mod cli;
 mod idp;
 mod keys;
+mod launch;
 mod signin;
 mod store;
 mod support;

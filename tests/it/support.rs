@@ -335,3 +335,62 @@ pub fn page_text(html: &str) -> String {
     }
     words.join(" ")
 }
+
+/// Feed `input` to a token verifier (PyJWT or jose) and read its results.
+pub fn run_verifier(
+    mut c: std::process::Command,
+    input: &str,
+    what: &str,
+) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what} ({e}); scripts/test installs it"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what} failed (scripts/test installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// PyJWT, as a site operator would run it (tests/verifiers/pyjwt_verify.py).
+pub fn pyjwt() -> std::process::Command {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut py = std::process::Command::new("python3");
+    py.arg(format!("{root}/tests/verifiers/pyjwt_verify.py"))
+        .env("PYTHONPATH", format!("{root}/target/pyverifiers"));
+    py
+}
+
+pub fn run_ok(c: &mut std::process::Command) -> String {
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+pub fn run_err(c: &mut std::process::Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).to_string()
+}

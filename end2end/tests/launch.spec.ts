@@ -1,0 +1,127 @@
+import { test, expect, type Page } from '@playwright/test';
+import { baseURL, demoURL, staffSites } from '../playwright.config';
+import { cli, signInAs, watchConsole } from './helpers';
+
+/** Signed in as Sam Staff, on the hydrated home page with the site list. */
+async function samsDashboard(page: Page) {
+  await signInAs(page, /Sign in as Sam Staff/);
+  await expect(page.getByRole('heading', { name: 'Welcome, Sam Staff' })).toBeVisible();
+  await expect(page.getByTestId('site-count')).toHaveText(`Showing 60 of ${staffSites} sites: type to narrow`);
+  // Hydrated: the wasm bundle is loaded and the search reacts.
+  await page.waitForLoadState('networkidle');
+  await expect.poll(() => page.evaluate(() => performance.getEntriesByType('resource')
+    .some((r) => r.name.endsWith('.wasm')))).toBe(true);
+}
+
+/** Every URL the browser asked of the dashboard, to prove no token is in one. */
+function dashboardURLs(page: Page): string[] {
+  const urls: string[] = [];
+  page.on('request', (r) => { if (!r.url().startsWith(demoURL)) urls.push(`${r.method()} ${r.url()}`); });
+  return urls;
+}
+
+test('staff find a site among 5,000 by typing, press Enter, and land in its admin logged in', async ({ page }) => {
+  const errors = watchConsole(page);
+  const seen = dashboardURLs(page);
+  await samsDashboard(page);
+
+  await page.keyboard.press('/');
+  const search = page.getByLabel('Find a site');
+  await expect(search).toBeFocused();
+  await search.pressSequentially('demo site');
+  await expect(page.getByTestId('site-count')).toHaveText(`1 of ${staffSites} sites match`);
+  const row = page.getByTestId('site-row');
+  await expect(row).toHaveCount(1);
+  await expect(row).toContainText('Demo Site');
+  await expect(row).toContainText('editor');
+  await search.press('Enter');
+
+  await expect(page.getByRole('heading', { name: 'Demo Site: logged in as Sam Staff' })).toBeVisible();
+  expect(page.url()).toBe(`${demoURL}/wp-admin/`);
+  const claim = (k: string) => page.locator(`[data-claim="${k}"]`);
+  await expect(claim('aud')).toHaveText(demoURL);
+  await expect(claim('iss')).toHaveText(baseURL);
+  await expect(claim('wp_role')).toHaveText('editor');
+  await expect(claim('email')).toHaveText('sam@agency.test');
+  await expect(claim('name')).toHaveText('Sam Staff');
+  await expect(page.locator('#alg')).toHaveText('RS256');
+
+  // The token travelled only in the site's URL; the dashboard saw a POST and no token.
+  expect(seen.some((u) => u.startsWith('POST ') && u.endsWith('/launch'))).toBe(true);
+  expect(seen.filter((u) => /token=|eyJ/.test(u))).toEqual([]);
+  expect(errors).toEqual([]);
+
+  // Recorded with its jti and key id.
+  const record = cli('launches', 'list', '--email', 'sam@agency.test', '--limit', '1');
+  expect(record).toMatch(/launched\s+-\s+sam@agency\.test\s+http:\/\/127\.0\.0\.1:3102\s+editor\s+\S{22}/);
+});
+
+test('a deep link opens that page of the site; a link to another host is refused', async ({ page }) => {
+  await samsDashboard(page);
+  await page.getByLabel('Find a site').fill('demo site');
+  await page.getByLabel('Open at (optional)').fill('/wp-admin/edit.php?post_type=page');
+  await page.getByRole('button', { name: 'Open Demo Site' }).click();
+  await expect(page.getByRole('heading', { name: 'Demo Site: logged in as Sam Staff' })).toBeVisible();
+  await expect(page.locator('#path')).toHaveText('/wp-admin/edit.php?post_type=page');
+
+  await page.goto('/');
+  await page.getByLabel('Find a site').fill('demo site');
+  await page.getByLabel('Open at (optional)').fill('//evil.example/wp-admin/');
+  await page.getByRole('button', { name: 'Open Demo Site' }).click();
+  await expect(page.getByRole('heading', { name: 'This site cannot be opened' })).toBeVisible();
+  await expect(page.getByText('The page to open must be a path on the site')).toBeVisible();
+  expect(page.url()).toMatch(/\/launch$/);
+});
+
+test('a miniOrange site gets an HS256 token in mo_jwt_token', async ({ page }) => {
+  let landing = '';
+  page.on('request', (r) => { if (r.url().startsWith(`${demoURL}/shop/?`)) landing = r.url(); });
+  await samsDashboard(page);
+  await page.getByLabel('Find a site').fill('shop');
+  await page.getByRole('button', { name: 'Open Demo Shop' }).click();
+  await expect(page.getByRole('heading', { name: 'Demo Shop: logged in as Sam Staff' })).toBeVisible();
+  await expect(page.locator('#alg')).toHaveText('HS256');
+  await expect(page.locator('[data-claim="username"]')).toHaveText('sam@agency.test');
+  await expect(page.locator('[data-claim="wp_role"]')).toHaveText('shop_manager');
+  await expect(page.locator('[data-claim="aud"]')).toHaveText(`${demoURL}/shop`);
+  expect(new URL(landing).searchParams.get('mo_jwt_token')).toMatch(/^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
+});
+
+test('a site without a grant is not listed, and a forged launch of it is refused and recorded', async ({ page }) => {
+  await samsDashboard(page);
+  await page.getByLabel('Find a site').fill('locked');
+  await expect(page.getByTestId('site-count')).toHaveText('No site matches “locked”.');
+  await expect(page.getByTestId('site-row')).toHaveCount(0);
+
+  const locked = cli('sites', 'list').split('\n').find((l) => l.includes('https://locked.example'))!;
+  const id = locked.split(/\s+/)[0];
+  // Sam forges the form the page would have had for it.
+  await page.evaluate((site) => {
+    const f = document.createElement('form');
+    f.method = 'post';
+    f.action = '/launch';
+    const i = document.createElement('input');
+    i.type = 'hidden'; i.name = 'site'; i.value = site;
+    f.append(i);
+    document.body.append(f);
+    f.submit();
+  }, id);
+  await expect(page.getByRole('heading', { name: 'This site cannot be opened' })).toBeVisible();
+  await expect(page.getByText('You have no access to this site. Ask an administrator for a grant.')).toBeVisible();
+  await expect(page.getByText('no_grant')).toBeVisible();
+
+  const record = cli('launches', 'list', '--email', 'sam@agency.test', '--limit', '1');
+  expect(record).toMatch(/refused\s+no_grant\s+sam@agency\.test\s+https:\/\/locked\.example/);
+});
+
+test('a pinned site comes first after a reload', async ({ page }) => {
+  await samsDashboard(page);
+  await page.getByLabel('Find a site').fill('client 042 site 3');
+  const star = page.getByRole('button', { name: 'Pin Client 042 site 3' });
+  await star.click();
+  await expect(star).toHaveAttribute('aria-pressed', 'true');
+  await page.reload();
+  await expect(page.getByTestId('site-row').first()).toContainText('Client 042 site 3');
+  await page.getByRole('button', { name: 'Pin Client 042 site 3' }).click();
+  await expect(page.getByRole('button', { name: 'Pin Client 042 site 3' })).toHaveAttribute('aria-pressed', 'false');
+});

@@ -1,0 +1,356 @@
+//! The staff's site picker: every site the signed-in person may enter,
+//! filtered as they type, favourites pinned first, recently used next;
+//! `/` focuses the search, arrows move, Enter launches the highlighted site.
+//! The list is rendered a page at a time so that thousands of sites stay
+//! instant; the filter runs over all of them in the browser.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// One site on the page. Short field names: with thousands of sites this
+/// travels in every page for hydration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteCard {
+    #[serde(rename = "i")]
+    pub id: String,
+    #[serde(rename = "n")]
+    pub name: String,
+    #[serde(rename = "c")]
+    pub client: String,
+    #[serde(rename = "u")]
+    pub url: String,
+    #[serde(rename = "r")]
+    pub role: String,
+    #[serde(rename = "f")]
+    pub favourite: bool,
+    #[serde(rename = "l")]
+    pub recent: bool,
+}
+
+#[server(endpoint = "my_sites")]
+pub async fn my_sites() -> Result<Vec<SiteCard>, ServerFnError> {
+    let (st, person) = signed_in().await?;
+    let sites = crate::sites::home_sites(&st.db, &person.email, st.clock.now())
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let recent: std::collections::HashSet<String> = sites
+        .iter()
+        .filter(|s| !s.favourite && s.last_launched_at.is_some())
+        .take(crate::sites::RECENT)
+        .map(|s| s.id.clone())
+        .collect();
+    Ok(sites
+        .into_iter()
+        .map(|s| SiteCard {
+            recent: recent.contains(&s.id),
+            id: s.id,
+            name: s.name,
+            client: s.client,
+            url: s.url,
+            role: s.role,
+            favourite: s.favourite,
+        })
+        .collect())
+}
+
+#[server(endpoint = "set_favourite")]
+pub async fn set_favourite(site: String, on: bool) -> Result<bool, ServerFnError> {
+    let (st, person) = signed_in().await?;
+    crate::sites::set_favourite(&st.db, &person.email, &site, on, st.clock.now())
+        .await
+        .map_err(|e| unavailable(&e))
+}
+
+/// The service and the signed-in person, or the error the page shows.
+#[cfg(feature = "ssr")]
+async fn signed_in(
+) -> Result<(crate::server::AppState, crate::domain::people::Person), ServerFnError> {
+    let st = expect_context::<crate::server::AppState>();
+    let session: tower_sessions::Session = leptos_axum::extract().await?;
+    let person = crate::web::auth::current_person(&st, &session)
+        .await
+        .map_err(|e| unavailable(&e))?
+        .ok_or_else(|| ServerFnError::new("Please sign in again."))?;
+    Ok((st, person))
+}
+
+#[cfg(feature = "ssr")]
+fn unavailable(e: &dyn std::fmt::Display) -> ServerFnError {
+    tracing::error!(error = %e, "cannot list sites");
+    ServerFnError::new("The dashboard cannot reach its database right now.")
+}
+
+/// Rows rendered at first and added by "Show more".
+const PAGE: usize = 60;
+
+#[component]
+pub fn SiteList() -> impl IntoView {
+    let sites = Resource::new(|| (), |_| my_sites());
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading your sites…"</p> }>
+            {move || Suspend::new(async move {
+                match sites.await {
+                    Ok(list) if list.is_empty() => view! {
+                        <p class="empty">
+                            "No client sites are open to you yet. They appear here once an admin grants you access."
+                        </p>
+                    }.into_any(),
+                    Ok(list) => view! { <SitePicker list/> }.into_any(),
+                    Err(_) => view! {
+                        <p class="error" role="alert">
+                            "Your sites cannot be listed right now. Please reload the page in a moment."
+                        </p>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Lower-cased words of a site that a search matches against.
+fn haystack(s: &SiteCard) -> String {
+    format!("{} {} {}", s.name, s.client, s.url).to_lowercase()
+}
+
+/// Positions of the sites matching every word of the query, in list order.
+fn filter(hay: &[String], query: &str) -> Vec<usize> {
+    let q = query.to_lowercase();
+    let words: Vec<&str> = q.split_whitespace().collect();
+    hay.iter()
+        .enumerate()
+        .filter(|(_, h)| words.iter().all(|w| h.contains(w)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[component]
+fn SitePicker(list: Vec<SiteCard>) -> impl IntoView {
+    let total = list.len();
+    let hay = StoredValue::new(list.iter().map(haystack).collect::<Vec<_>>());
+    let favourites = RwSignal::new(
+        list.iter()
+            .filter(|s| s.favourite)
+            .map(|s| s.id.clone())
+            .collect::<std::collections::HashSet<_>>(),
+    );
+    let list = StoredValue::new(list);
+    let query = RwSignal::new(String::new());
+    let path = RwSignal::new(String::new());
+    let limit = RwSignal::new(PAGE);
+    let cursor = RwSignal::new(0usize);
+    let search: NodeRef<leptos::html::Input> = NodeRef::new();
+
+    let matches = Memo::new(move |_| query.with(|q| hay.with_value(|h| filter(h, q))));
+    let shown = move || matches.with(|m| m.iter().take(limit.get()).copied().collect::<Vec<_>>());
+    let highlighted = Memo::new(move |_| matches.with(|m| m.get(cursor.get()).copied()));
+
+    let launch_highlighted = move || {
+        let Some(i) = highlighted.get_untracked() else {
+            return;
+        };
+        let id = list.with_value(|l| l[i].id.clone());
+        click_launch(&id);
+    };
+    let on_key = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
+        "ArrowDown" => {
+            ev.prevent_default();
+            let n = matches.with_untracked(|m| m.len());
+            let next = (cursor.get_untracked() + 1).min(n.saturating_sub(1));
+            if next >= limit.get_untracked() {
+                limit.set(next + 1);
+            }
+            cursor.set(next);
+        }
+        "ArrowUp" => {
+            ev.prevent_default();
+            cursor.set(cursor.get_untracked().saturating_sub(1));
+        }
+        "Enter" => {
+            ev.prevent_default();
+            launch_highlighted();
+        }
+        "Escape" => {
+            query.set(String::new());
+            cursor.set(0);
+            limit.set(PAGE);
+        }
+        _ => {}
+    };
+
+    // `/` anywhere on the page (outside a text field) focuses the search.
+    Effect::new(move |_| {
+        let handle = window_event_listener(leptos::ev::keydown, move |ev| {
+            if ev.key() != "/" || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+                return;
+            }
+            let typing = document()
+                .active_element()
+                .map(|e| matches!(e.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"))
+                .unwrap_or(false);
+            if !typing {
+                if let Some(input) = search.get_untracked() {
+                    ev.prevent_default();
+                    let _ = input.focus();
+                }
+            }
+        });
+        on_cleanup(move || handle.remove());
+    });
+
+    let toggle = Action::new(move |(id, on): &(String, bool)| {
+        let (id, on) = (id.clone(), *on);
+        async move {
+            if let Ok(true) = set_favourite(id.clone(), on).await {
+                favourites.update(|f| {
+                    if on {
+                        f.insert(id);
+                    } else {
+                        f.remove(&id);
+                    }
+                });
+            }
+        }
+    });
+
+    let row = move |i: usize| {
+        let s = list.with_value(|l| l[i].clone());
+        let id = s.id.clone();
+        let fav_id = s.id.clone();
+        let is_fav = move || favourites.with(|f| f.contains(&fav_id));
+        let pressed = is_fav.clone();
+        let star_id = s.id.clone();
+        let star_label = format!("Pin {}", s.name);
+        let open_label = format!("Open {}", s.name);
+        view! {
+            <li class="site" class:active=move || highlighted.get() == Some(i) data-testid="site-row">
+                <button
+                    type="button"
+                    class="star"
+                    aria-label=star_label
+                    aria-pressed=move || if pressed() { "true" } else { "false" }
+                    on:click=move |_| { toggle.dispatch((star_id.clone(), !favourites.with(|f| f.contains(&star_id)))); }
+                >
+                    {move || if is_fav() { "★" } else { "☆" }}
+                </button>
+                <div class="what">
+                    <span class="name">{s.name.clone()}</span>
+                    <span class="client">{s.client.clone()}</span>
+                    <span class="url">{s.url.clone()}</span>
+                </div>
+                {s.recent.then(|| view! { <span class="tag">"recent"</span> })}
+                <span class="badge role" title="Your WordPress role on this site">{s.role.clone()}</span>
+                <form method="post" action="/launch" class="launch">
+                    <input type="hidden" name="site" value=id.clone()/>
+                    <input type="hidden" name="path" prop:value=move || path.get()/>
+                    <button type="submit" class="button primary" id=format!("launch-{id}") aria-label=open_label>
+                        "Open"
+                    </button>
+                </form>
+            </li>
+        }
+    };
+
+    view! {
+        <div class="picker">
+            <div class="search">
+                <label for="site-search">"Find a site"</label>
+                <input
+                    id="site-search"
+                    type="search"
+                    node_ref=search
+                    autocomplete="off"
+                    spellcheck="false"
+                    placeholder="Name, client or address   (press / to search)"
+                    aria-controls="site-list"
+                    prop:value=move || query.get()
+                    on:input=move |ev| {
+                        query.set(event_target_value(&ev));
+                        cursor.set(0);
+                        limit.set(PAGE);
+                    }
+                    on:keydown=on_key
+                />
+                <label for="deep-link">"Open at (optional)"</label>
+                <input
+                    id="deep-link"
+                    type="text"
+                    autocomplete="off"
+                    placeholder="/wp-admin/"
+                    prop:value=move || path.get()
+                    on:input=move |ev| path.set(event_target_value(&ev))
+                    on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                        if ev.key() == "Enter" {
+                            ev.prevent_default();
+                            launch_highlighted();
+                        }
+                    }
+                />
+            </div>
+            <p class="count" aria-live="polite" data-testid="site-count">
+                {move || {
+                    let n = matches.with(|m| m.len());
+                    let showing = n.min(limit.get());
+                    match (n, query.with(|q| q.trim().is_empty())) {
+                        (0, _) => format!("No site matches “{}”.", query.get().trim()),
+                        (n, true) if showing == n => format!("{n} sites"),
+                        (n, false) if showing == n => format!("{n} of {total} sites match"),
+                        (n, _) => format!("Showing {showing} of {n} sites: type to narrow"),
+                    }
+                }}
+            </p>
+            <ul id="site-list" class="sites">
+                <For each=shown key=|i| *i let:i>
+                    {row(i)}
+                </For>
+            </ul>
+            <Show when=move || { matches.with(|m| m.len()) > limit.get() }>
+                <button type="button" class="button more" on:click=move |_| limit.update(|l| *l += PAGE * 4)>
+                    "Show more"
+                </button>
+            </Show>
+        </div>
+    }
+}
+
+/// Submit the launch form of a site, as a click on its Open button would.
+fn click_launch(id: &str) {
+    use leptos::wasm_bindgen::JsCast;
+    if let Some(button) = document()
+        .get_element_by_id(&format!("launch-{id}"))
+        .and_then(|e| e.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+    {
+        button.click();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_must_match_name_client_or_url() {
+        let card = |n: &str, c: &str, u: &str| SiteCard {
+            id: n.into(),
+            name: n.into(),
+            client: c.into(),
+            url: u.into(),
+            role: "editor".into(),
+            favourite: false,
+            recent: false,
+        };
+        let hay: Vec<String> = [
+            card("Acme Shop", "Acme", "https://shop.acme.example"),
+            card("Acme Blog", "Acme", "https://blog.acme.example"),
+            card("Bakery", "Crumbs Ltd", "https://crumbs.example/bakery"),
+        ]
+        .iter()
+        .map(haystack)
+        .collect();
+        assert_eq!(filter(&hay, ""), [0, 1, 2]);
+        assert_eq!(filter(&hay, "acme"), [0, 1]);
+        assert_eq!(filter(&hay, "ACME blog"), [1]);
+        assert_eq!(filter(&hay, "crumbs"), [2]);
+        assert_eq!(filter(&hay, "/bakery"), [2]);
+        assert!(filter(&hay, "zzz").is_empty());
+    }
+}

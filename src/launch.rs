@@ -1,0 +1,213 @@
+//! The launch: from a click on a site to the site's login URL with a token.
+//!
+//! The decision is made on what the database says now (person, site,
+//! grants), the token is minted, and then one statement records the launch
+//! only if everything the decision rested on still holds (see
+//! `store::launches::record_launch`). Only after that commit does the
+//! caller get the URL with the token: no token leaves without its record.
+//! Signing happens before the write so that the RSA signature does not sit
+//! inside SQLite's single write lock.
+
+use crate::domain::access::{self, Refusal, SiteStanding};
+use crate::domain::people::Person;
+use crate::domain::sites::{check_deep_link, login_url, Signing, Site};
+use crate::domain::tokens::{launch_claims, new_jti, sign_hs256, LaunchFacts};
+use crate::server::AppState;
+use crate::store;
+use crate::store::launches::{LaunchRecord, StillTrue};
+
+/// Where the launch came from, for the record.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub ip: String,
+    pub user_agent: String,
+    pub request_id: String,
+}
+
+#[derive(Debug)]
+pub enum Launched {
+    /// Send the browser here (the site's login URL, token included).
+    Go {
+        location: String,
+        jti: String,
+    },
+    Refused(Refusal),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("no signing key is active")]
+    NoSigner,
+    #[error("the site's secret cannot be opened: {0}")]
+    Secret(String),
+    #[error("signing failed: {0}")]
+    Sign(#[from] crate::domain::tokens::SignError),
+    #[error("the site or its grants kept changing during the launch")]
+    KeptChanging,
+}
+
+/// The site's secret is sealed for that site alone.
+pub fn secret_aad(site_id: &str) -> String {
+    format!("site-secret:{site_id}")
+}
+
+/// Launch `site_id` for `person`, with an optional deep link.
+pub async fn launch_site(
+    st: &AppState,
+    person: &Person,
+    site_id: &str,
+    deep_link: &str,
+    from: &Origin,
+) -> Result<Launched, LaunchError> {
+    for _ in 0..3 {
+        let now = st.clock.now();
+        let site = store::sites::find(&st.db, site_id).await?;
+        let deep = check_deep_link(deep_link);
+        let (site, deep) = match (site, deep) {
+            (None, _) => {
+                return refuse(
+                    st,
+                    person,
+                    None,
+                    site_id,
+                    deep_link,
+                    Refusal::UnknownSite,
+                    from,
+                    now,
+                )
+                .await
+            }
+            (Some(s), Err(_)) => {
+                return refuse(
+                    st,
+                    person,
+                    Some(&s),
+                    site_id,
+                    deep_link,
+                    Refusal::BadDeepLink,
+                    from,
+                    now,
+                )
+                .await
+            }
+            (Some(s), Ok(d)) => (s, d),
+        };
+        let grants = store::grants::applying(&st.db, &person.email, &site.id).await?;
+        let standing = SiteStanding {
+            enabled: site.enabled,
+            allowed_roles: &site.roles,
+        };
+        let entry = match access::decide(!person.disabled, standing, &grants, now) {
+            Ok(e) => e,
+            Err(r) => {
+                return refuse(st, person, Some(&site), site_id, deep_link, r, from, now).await
+            }
+        };
+
+        let jti = new_jti(&mut rand::rngs::OsRng);
+        let facts = LaunchFacts {
+            issuer: &st.config.public_url,
+            audience: &site.url,
+            email: &person.email,
+            name: person.name.as_deref(),
+            given_name: person.given_name.as_deref(),
+            family_name: person.family_name.as_deref(),
+            role: &entry.role,
+            now,
+            lifetime: site.token_lifetime,
+            jti: &jti,
+        };
+        let claims = launch_claims(site.profile, &site.username_claim, &facts);
+        let (token, kid) = match site.signing {
+            Signing::Rs256 => {
+                let signer = st.keys.signer().ok_or(LaunchError::NoSigner)?;
+                (signer.sign(&claims)?, Some(signer.kid().to_string()))
+            }
+            Signing::Hs256 => {
+                let sealed = store::sites::sealed_secret(&st.db, &site.id)
+                    .await?
+                    .ok_or_else(|| LaunchError::Secret("the site has no secret".into()))?;
+                let secret = st
+                    .master_keys
+                    .open(&sealed, &secret_aad(&site.id))
+                    .map_err(|e| LaunchError::Secret(e.to_string()))?;
+                (sign_hs256(&secret, &claims)?, None)
+            }
+        };
+        let record = LaunchRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            at: now,
+            outcome: "launched".into(),
+            reason: None,
+            person_id: person.id.clone(),
+            email: person.email.clone(),
+            site_id: site.id.clone(),
+            site_url: site.url.clone(),
+            role: Some(entry.role.clone()),
+            profile: Some(site.profile.as_str().into()),
+            alg: Some(site.signing.as_str().into()),
+            jti: Some(jti.clone()),
+            kid: kid.clone(),
+            deep_link: deep.clone(),
+            ip: from.ip.clone(),
+            user_agent: from.user_agent.clone(),
+            request_id: from.request_id.clone(),
+        };
+        let still = StillTrue {
+            site_version: site.version,
+            grant_id: &entry.grant_id,
+            kid: kid.as_deref(),
+        };
+        if store::launches::record_launch(&st.db, &record, &still).await? {
+            tracing::info!(%jti, site = %site.url, role = %entry.role, kid = kid.as_deref().unwrap_or("-"), "launch");
+            return Ok(Launched::Go {
+                location: login_url(&site.url, &site.login_template, &token, deep.as_deref()),
+                jti,
+            });
+        }
+        // Something changed between the decision and the record: the token
+        // is dropped unsent. Pick up a new signing key if that was it, and decide again.
+        tracing::info!(site = %site.url, "launch decided on stale facts; deciding again");
+        if let Err(e) = st.keys.refresh().await {
+            tracing::warn!(error = %e, "cannot refresh the key ring");
+        }
+    }
+    Err(LaunchError::KeptChanging)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn refuse(
+    st: &AppState,
+    person: &Person,
+    site: Option<&Site>,
+    site_id: &str,
+    deep_link: &str,
+    why: Refusal,
+    from: &Origin,
+    now: i64,
+) -> Result<Launched, LaunchError> {
+    let record = LaunchRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        at: now,
+        outcome: "refused".into(),
+        reason: Some(why.code().into()),
+        person_id: person.id.clone(),
+        email: person.email.clone(),
+        site_id: site_id.chars().take(100).collect(),
+        site_url: site.map(|s| s.url.clone()).unwrap_or_default(),
+        role: None,
+        profile: site.map(|s| s.profile.as_str().into()),
+        alg: site.map(|s| s.signing.as_str().into()),
+        jti: None,
+        kid: None,
+        deep_link: Some(deep_link.chars().take(2000).collect()).filter(|d: &String| !d.is_empty()),
+        ip: from.ip.clone(),
+        user_agent: from.user_agent.clone(),
+        request_id: from.request_id.clone(),
+    };
+    store::launches::record_refusal(&st.db, &record).await?;
+    tracing::info!(code = why.code(), site = %record.site_url, "launch refused");
+    Ok(Launched::Refused(why))
+}

@@ -1,0 +1,268 @@
+//! Managing sites and grants, and the list of sites a person may enter.
+//! Called by the CLI and the pages alike; no web code here.
+
+use crate::domain::access::{self, SiteStanding};
+use crate::domain::secrets::MasterKeys;
+use crate::domain::sites::{check_role, normalise_url, FieldError, Site, SiteInput};
+use crate::launch::secret_aad;
+use crate::store::{self, Db};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    #[error("{}", describe(.0))]
+    Invalid(Vec<FieldError>),
+    #[error("a site with the URL {0} already exists")]
+    DuplicateUrl(String),
+    #[error("there is no site {0}")]
+    UnknownSite(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+fn describe(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<store::sites::SiteStoreError> for ManageError {
+    fn from(e: store::sites::SiteStoreError) -> Self {
+        match e {
+            store::sites::SiteStoreError::DuplicateUrl(u) => ManageError::DuplicateUrl(u),
+            store::sites::SiteStoreError::Db(e) => ManageError::Db(e),
+        }
+    }
+}
+
+/// Add a site: validate, seal its secret (if any) for it alone, store.
+pub async fn create_site(
+    db: &Db,
+    masters: &MasterKeys,
+    input: SiteInput,
+    now: i64,
+) -> Result<Site, ManageError> {
+    let site = input.validate().map_err(ManageError::Invalid)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let sealed = site
+        .secret
+        .as_ref()
+        .map(|s| masters.seal(s.as_bytes(), &secret_aad(&id), &mut rand::rngs::OsRng));
+    Ok(store::sites::insert(db, &id, &site, sealed.as_deref(), now).await?)
+}
+
+/// A site named by its id or its URL (as typed: it is normalised first).
+pub async fn find_site(db: &Db, id_or_url: &str) -> Result<Site, ManageError> {
+    let key = id_or_url.trim();
+    if let Some(s) = store::sites::find(db, key).await? {
+        return Ok(s);
+    }
+    let url = normalise_url(key).map_err(|_| ManageError::UnknownSite(key.to_string()))?;
+    store::sites::find_by_url(db, &url)
+        .await?
+        .ok_or(ManageError::UnknownSite(url))
+}
+
+/// An e-mail address as grants key it: trimmed, lower-cased, in an allowed domain.
+pub fn check_email(raw: &str, allowed_domains: &[String]) -> Result<String, ManageError> {
+    let email = raw.trim().to_ascii_lowercase();
+    let domain = match email.rsplit_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !domain.is_empty()
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            domain
+        }
+        _ => {
+            return Err(ManageError::Refused(format!(
+                "{:?} is not an e-mail address",
+                raw.trim()
+            )))
+        }
+    };
+    if !allowed_domains.is_empty() && !allowed_domains.iter().any(|d| d == domain) {
+        return Err(ManageError::Refused(format!(
+            "{email} is not in a domain allowed to sign in here ({})",
+            allowed_domains.join(", ")
+        )));
+    }
+    Ok(email)
+}
+
+/// Give a person a role on a site (replacing the role they had there).
+pub async fn grant(
+    db: &Db,
+    allowed_domains: &[String],
+    email: &str,
+    site: &str,
+    role: &str,
+    by: &str,
+    now: i64,
+) -> Result<(String, Site), ManageError> {
+    let email = check_email(email, allowed_domains)?;
+    let site = find_site(db, site).await?;
+    let role = check_role(role).map_err(|e| ManageError::Refused(e.to_string()))?;
+    if !site.roles.contains(&role) {
+        return Err(ManageError::Refused(format!(
+            "the role {role} may not be granted on {}: it allows {}",
+            site.url,
+            site.roles.join(", ")
+        )));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    store::grants::put(db, &id, &email, &site.id, &role, None, "", by, now).await?;
+    Ok((role, site))
+}
+
+/// Take a person's grant on a site away.
+pub async fn revoke(db: &Db, email: &str, site: &str) -> Result<Site, ManageError> {
+    let email = email.trim().to_ascii_lowercase();
+    let site = find_site(db, site).await?;
+    if !store::grants::revoke(db, &email, &site.id).await? {
+        return Err(ManageError::Refused(format!(
+            "{email} has no grant on {}",
+            site.url
+        )));
+    }
+    Ok(site)
+}
+
+/// A site on a person's home page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HomeSite {
+    pub id: String,
+    pub name: String,
+    pub client: String,
+    pub url: String,
+    pub role: String,
+    pub favourite: bool,
+    pub last_launched_at: Option<i64>,
+}
+
+/// How many recently used sites are lifted to the top.
+pub const RECENT: usize = 8;
+
+/// Exactly the sites a person may enter now, with their role on each:
+/// favourites first, then the most recently used, then by client and name.
+pub async fn home_sites(db: &Db, email: &str, now: i64) -> Result<Vec<HomeSite>, sqlx::Error> {
+    let granted = store::grants::granted_sites(db, email).await?;
+    let sites = granted
+        .into_iter()
+        .filter_map(|g| {
+            let standing = SiteStanding {
+                enabled: g.enabled,
+                allowed_roles: &g.roles,
+            };
+            let entry = access::decide(true, standing, &g.grants, now).ok()?;
+            Some(HomeSite {
+                id: g.site_id,
+                name: g.name,
+                client: g.client,
+                url: g.url,
+                role: entry.role,
+                favourite: g.favourite,
+                last_launched_at: g.last_launched_at,
+            })
+        })
+        .collect();
+    Ok(home_order(sites))
+}
+
+fn home_order(mut sites: Vec<HomeSite>) -> Vec<HomeSite> {
+    let mut recent: Vec<(i64, &str)> = sites
+        .iter()
+        .filter(|s| !s.favourite)
+        .filter_map(|s| s.last_launched_at.map(|t| (t, s.id.as_str())))
+        .collect();
+    recent.sort_by(|a, b| b.cmp(a));
+    let recent: Vec<String> = recent
+        .iter()
+        .take(RECENT)
+        .map(|(_, id)| id.to_string())
+        .collect();
+    let rank = |s: &HomeSite| -> (u8, i64) {
+        if s.favourite {
+            (0, 0)
+        } else if recent.contains(&s.id) {
+            (1, -s.last_launched_at.unwrap_or(0))
+        } else {
+            (2, 0)
+        }
+    };
+    sites.sort_by_cached_key(|s| {
+        let (group, when) = rank(s);
+        (
+            group,
+            when,
+            s.client.to_lowercase(),
+            s.name.to_lowercase(),
+            s.url.clone(),
+        )
+    });
+    sites
+}
+
+/// Pin or unpin a site for a person; only a site they may enter.
+pub async fn set_favourite(
+    db: &Db,
+    email: &str,
+    site_id: &str,
+    on: bool,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let grants = store::grants::applying(db, email, site_id).await?;
+    if grants
+        .iter()
+        .all(|g| g.expires_at.is_some_and(|t| t <= now))
+    {
+        return Ok(false);
+    }
+    store::grants::set_favourite(db, email, site_id, on).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(id: &str, client: &str, fav: bool, last: Option<i64>) -> HomeSite {
+        HomeSite {
+            id: id.into(),
+            name: format!("Site {id}"),
+            client: client.into(),
+            url: format!("https://{id}.example"),
+            role: "editor".into(),
+            favourite: fav,
+            last_launched_at: last,
+        }
+    }
+
+    #[test]
+    fn favourites_then_recent_then_by_client() {
+        let ordered = home_order(vec![
+            s("a", "Zeta", false, None),
+            s("b", "Alpha", false, None),
+            s("c", "Mid", false, Some(10)),
+            s("d", "Mid", true, None),
+            s("e", "Mid", false, Some(20)),
+        ]);
+        let ids: Vec<&str> = ordered.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["d", "e", "c", "b", "a"]);
+    }
+
+    #[test]
+    fn grants_are_keyed_by_lower_case_email_in_allowed_domains() {
+        let allowed = vec!["agency.test".to_string()];
+        assert_eq!(
+            check_email(" Sam@Agency.Test ", &allowed).unwrap(),
+            "sam@agency.test"
+        );
+        assert!(check_email("sam@elsewhere.test", &allowed).is_err());
+        assert!(check_email("not-an-email", &allowed).is_err());
+        assert!(check_email("a b@agency.test", &allowed).is_err());
+    }
+}

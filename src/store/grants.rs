@@ -1,0 +1,198 @@
+//! Grants: one person (by e-mail) one WordPress role on one site.
+
+use sqlx::FromRow;
+
+use super::Db;
+use crate::domain::access::{Grant, GrantSource};
+use crate::domain::sites::{split_roles, Profile};
+
+/// A grant as listed, with its site.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct GrantListing {
+    pub id: String,
+    pub email: String,
+    pub site_id: String,
+    pub site_name: String,
+    pub site_url: String,
+    pub role: String,
+    pub expires_at: Option<i64>,
+    pub reason: String,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+/// Give `email` `role` on a site, replacing the role they had there.
+/// Returns the grant's id.
+#[allow(clippy::too_many_arguments)]
+pub async fn put(
+    db: &Db,
+    new_id: &str,
+    email: &str,
+    site_id: &str,
+    role: &str,
+    expires_at: Option<i64>,
+    reason: &str,
+    created_by: &str,
+    now: i64,
+) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO grants (id, email, site_id, role, expires_at, reason, created_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (email, site_id) DO UPDATE SET \
+             role = excluded.role, expires_at = excluded.expires_at, reason = excluded.reason, \
+             created_at = excluded.created_at, created_by = excluded.created_by \
+         RETURNING id",
+    )
+    .bind(new_id)
+    .bind(email)
+    .bind(site_id)
+    .bind(role)
+    .bind(expires_at)
+    .bind(reason)
+    .bind(now)
+    .bind(created_by)
+    .fetch_one(&db.pool)
+    .await
+}
+
+/// Take a person's grant on a site away. Returns whether there was one.
+pub async fn revoke(db: &Db, email: &str, site_id: &str) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query("DELETE FROM grants WHERE email = $1 AND site_id = $2")
+        .bind(email)
+        .bind(site_id)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    Ok(n > 0)
+}
+
+/// Grants, optionally only one person's or one site's.
+pub async fn list(
+    db: &Db,
+    email: Option<&str>,
+    site_id: Option<&str>,
+) -> Result<Vec<GrantListing>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT g.id, g.email, g.site_id, s.name AS site_name, s.url AS site_url, g.role, \
+                g.expires_at, g.reason, g.created_at, g.created_by \
+         FROM grants g JOIN sites s ON s.id = g.site_id \
+         WHERE ($1 = '' OR g.email = $1) AND ($2 = '' OR g.site_id = $2) \
+         ORDER BY g.email, s.client, s.name",
+    )
+    .bind(email.unwrap_or(""))
+    .bind(site_id.unwrap_or(""))
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// Every grant that applies to a person on a site.
+pub async fn applying(db: &Db, email: &str, site_id: &str) -> Result<Vec<Grant>, sqlx::Error> {
+    let rows: Vec<(String, String, Option<i64>)> =
+        sqlx::query_as("SELECT id, role, expires_at FROM grants WHERE email = $1 AND site_id = $2")
+            .bind(email)
+            .bind(site_id)
+            .fetch_all(&db.pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, role, expires_at)| Grant {
+            id,
+            role,
+            expires_at,
+            source: GrantSource::Direct,
+        })
+        .collect())
+}
+
+/// One site a person holds a grant on, with what the home page needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedSite {
+    pub site_id: String,
+    pub name: String,
+    pub client: String,
+    pub url: String,
+    pub profile: Profile,
+    pub enabled: bool,
+    pub roles: Vec<String>,
+    pub grants: Vec<Grant>,
+    pub favourite: bool,
+    pub last_launched_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct GrantedRow {
+    site_id: String,
+    name: String,
+    client: String,
+    url: String,
+    profile: String,
+    enabled: i64,
+    roles: String,
+    grant_id: String,
+    role: String,
+    expires_at: Option<i64>,
+    favourite: Option<i64>,
+    last_launched_at: Option<i64>,
+}
+
+/// Every site a person holds a grant on, in one query (the home page with
+/// thousands of sites must stay fast).
+pub async fn granted_sites(db: &Db, email: &str) -> Result<Vec<GrantedSite>, sqlx::Error> {
+    let rows: Vec<GrantedRow> = sqlx::query_as(
+        "SELECT s.id AS site_id, s.name, s.client, s.url, s.profile, s.enabled, s.roles, \
+                g.id AS grant_id, g.role, g.expires_at, p.favourite, p.last_launched_at \
+         FROM grants g \
+         JOIN sites s ON s.id = g.site_id \
+         LEFT JOIN site_prefs p ON p.email = g.email AND p.site_id = g.site_id \
+         WHERE g.email = $1 \
+         ORDER BY s.id",
+    )
+    .bind(email)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out: Vec<GrantedSite> = Vec::with_capacity(rows.len());
+    for r in rows {
+        let grant = Grant {
+            id: r.grant_id,
+            role: r.role,
+            expires_at: r.expires_at,
+            source: GrantSource::Direct,
+        };
+        if let Some(last) = out.last_mut().filter(|s| s.site_id == r.site_id) {
+            last.grants.push(grant);
+            continue;
+        }
+        out.push(GrantedSite {
+            profile: Profile::parse(&r.profile).unwrap_or(Profile::TwlSso),
+            site_id: r.site_id,
+            name: r.name,
+            client: r.client,
+            url: r.url,
+            enabled: r.enabled != 0,
+            roles: split_roles(&r.roles),
+            grants: vec![grant],
+            favourite: r.favourite.unwrap_or(0) != 0,
+            last_launched_at: r.last_launched_at,
+        });
+    }
+    Ok(out)
+}
+
+/// Pin or unpin a site for a person.
+pub async fn set_favourite(
+    db: &Db,
+    email: &str,
+    site_id: &str,
+    on: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO site_prefs (email, site_id, favourite) VALUES ($1, $2, $3) \
+         ON CONFLICT (email, site_id) DO UPDATE SET favourite = excluded.favourite",
+    )
+    .bind(email)
+    .bind(site_id)
+    .bind(super::flag(on))
+    .execute(&db.pool)
+    .await
+    .map(|_| ())
+}

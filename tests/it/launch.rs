@@ -1,0 +1,713 @@
+//! The launch as staff use it: sign in, POST /launch, follow the 303 to the
+//! site with a token that the site's own verifier (PyJWT) accepts; every
+//! refusal named, shown and recorded; no token without its record.
+
+use reqwest::header::LOCATION;
+use serde_json::{json, Value};
+use url::Url;
+
+use agency_sso::domain::sites::SiteInput;
+use agency_sso::store;
+
+use crate::on_both_databases;
+use crate::support::{page_text, pyjwt, run_err, run_ok, run_verifier, Backend, Browser, TestApp};
+
+const BLOG: &str = "https://client-one.example/blog";
+const SHOP: &str = "https://shop.client-two.example";
+const SHOP_SECRET: &str = "miniorange-client-secret-0123456789abcdef";
+
+async fn add_site(app: &TestApp, input: SiteInput) -> String {
+    let st = &app.state;
+    agency_sso::sites::create_site(&st.db, &st.master_keys, input, app.clock.now_for_tests())
+        .await
+        .unwrap()
+        .id
+}
+
+fn site(name: &str, url: &str) -> SiteInput {
+    SiteInput {
+        name: name.into(),
+        client: "Client One".into(),
+        url: url.into(),
+        ..SiteInput::default()
+    }
+}
+
+async fn grant(app: &TestApp, email: &str, site: &str, role: &str) {
+    let allowed = ["agency.test".to_string()];
+    agency_sso::sites::grant(
+        &app.state.db,
+        &allowed,
+        email,
+        site,
+        role,
+        "test",
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+}
+
+/// The blog (twl-sso) and the shop (miniOrange, HS256), Sam an editor on the
+/// blog and shop manager on the shop, and a site Sam has no grant on.
+async fn agency(app: &TestApp) -> (String, String, String) {
+    let blog = add_site(app, site("Client One Blog", BLOG)).await;
+    let mut shop = site("Client Two Shop", SHOP);
+    shop.profile = "miniorange".into();
+    shop.secret = Some(SHOP_SECRET.into());
+    shop.roles = vec!["administrator".into(), "shop_manager".into()];
+    let shop = add_site(app, shop).await;
+    let locked = add_site(app, site("Locked", "https://locked.example")).await;
+    grant(app, "sam@agency.test", &blog, "editor").await;
+    grant(app, "Sam@Agency.test", &shop, "shop_manager").await;
+    grant(app, "boss@agency.test", &locked, "administrator").await;
+    (blog, shop, locked)
+}
+
+async fn launch(app: &TestApp, browser: &Browser, site: &str, path: &str) -> reqwest::Response {
+    browser
+        .post(app.at("/launch"))
+        .header("origin", &app.url)
+        .header("user-agent", "launch-test/1.0")
+        .form(&[("site", site), ("path", path)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The token in a launch's redirect, and the redirect without it.
+fn token_in(res: &reqwest::Response, param: &str) -> (String, Url) {
+    assert_eq!(res.status(), 303, "a launch answers 303");
+    let location = Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap();
+    let token = location
+        .query_pairs()
+        .find(|(k, _)| k == param)
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| panic!("no {param} in {location}"));
+    (token, location)
+}
+
+fn verify(app: &TestApp, audience: &str, secret: Option<&str>, tokens: &[&str]) -> Vec<Value> {
+    let mut input = json!({
+        "jwks_uri": app.at("/.well-known/jwks.json"),
+        "issuer": app.url,
+        "audience": audience,
+        "tokens": tokens,
+    });
+    if let Some(s) = secret {
+        input["secret"] = json!(s);
+    }
+    tokio::task::block_in_place(|| run_verifier(pyjwt(), &input.to_string(), "PyJWT"))
+}
+
+async fn refused_page(res: reqwest::Response) -> String {
+    assert_eq!(res.status(), 403);
+    assert!(
+        res.headers().get(LOCATION).is_none(),
+        "a refusal never redirects"
+    );
+    page_text(&res.text().await.unwrap())
+}
+
+async fn latest(app: &TestApp) -> store::launches::LaunchRecord {
+    store::launches::latest(&app.state.db, None, 1)
+        .await
+        .unwrap()
+        .remove(0)
+}
+
+async fn a_launch_lands_with_a_token_the_site_verifies(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (blog, _, _) = agency(&app).await;
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+
+    let res = launch(&app, &sam, &blog, "/wp-admin/post.php?post=7&action=edit").await;
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let (token, location) = token_in(&res, "token");
+    assert_eq!(
+        format!(
+            "{}{}",
+            location.origin().ascii_serialization(),
+            location.path()
+        ),
+        "https://client-one.example/blog/wp-login.php"
+    );
+    let q: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+    assert_eq!(q[0], ("action".into(), "twl_sso".into()));
+    assert_eq!(
+        q[2],
+        (
+            "redirect_to".into(),
+            format!("{BLOG}/wp-admin/post.php?post=7&action=edit")
+        )
+    );
+
+    let got = verify(&app, BLOG, None, &[&token]);
+    assert_eq!(got[0]["ok"], true, "{}", got[0]);
+    let c = &got[0]["claims"];
+    assert_eq!(c["aud"], BLOG);
+    assert_eq!(c["iss"], app.url);
+    assert_eq!(c["sub"], "sam@agency.test");
+    assert_eq!(c["email"], "sam@agency.test");
+    assert_eq!(c["wp_role"], "editor");
+    assert_eq!(c["name"], "Test Person");
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 60);
+    assert_eq!(got[0]["header"]["typ"], "JWT");
+    let kid = app.state.keys.signer().unwrap().kid().to_string();
+    assert_eq!(got[0]["kid"], kid.as_str());
+    // The token does not verify for another site.
+    assert_eq!(
+        verify(&app, "https://client-one.example", None, &[&token])[0]["ok"],
+        false
+    );
+
+    // The record names the jti and the key, never the token.
+    let r = latest(&app).await;
+    assert_eq!(
+        (
+            r.outcome.as_str(),
+            r.email.as_str(),
+            r.site_url.as_str(),
+            r.role.as_deref()
+        ),
+        ("launched", "sam@agency.test", BLOG, Some("editor"))
+    );
+    assert_eq!(r.jti.as_deref(), c["jti"].as_str());
+    assert_eq!(r.kid.as_deref(), Some(kid.as_str()));
+    assert_eq!(
+        (r.ip.as_str(), r.user_agent.as_str()),
+        ("127.0.0.1", "launch-test/1.0")
+    );
+    assert_eq!(
+        r.deep_link.as_deref(),
+        Some("/wp-admin/post.php?post=7&action=edit")
+    );
+    assert!(!r.request_id.is_empty());
+    assert!(!format!("{r:?}").contains(&token));
+}
+
+async fn a_miniorange_site_gets_hs256_with_its_own_secret(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, shop, _) = agency(&app).await;
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+    let res = launch(&app, &sam, &shop, "").await;
+    let (token, location) = token_in(&res, "mo_jwt_token");
+    assert_eq!(location.path(), "/");
+    assert_eq!(location.query_pairs().count(), 1);
+
+    let got = verify(&app, SHOP, Some(SHOP_SECRET), &[&token]);
+    assert_eq!(got[0]["ok"], true, "{}", got[0]);
+    assert_eq!(got[0]["header"]["alg"], "HS256");
+    assert_eq!(got[0]["claims"]["username"], "sam@agency.test");
+    assert_eq!(got[0]["claims"]["wp_role"], "shop_manager");
+    // Not with another secret, and not as RS256 through the key set.
+    assert_eq!(
+        verify(
+            &app,
+            SHOP,
+            Some("another-secret-0123456789abcdef-xyz"),
+            &[&token]
+        )[0]["ok"],
+        false
+    );
+    assert_eq!(verify(&app, SHOP, None, &[&token])[0]["ok"], false);
+    // The secret is sealed at rest.
+    let sealed = store::sites::sealed_secret(&app.state.db, &shop)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(sealed.starts_with("v1.") && !sealed.contains(SHOP_SECRET));
+    assert_eq!(latest(&app).await.alg.as_deref(), Some("HS256"));
+}
+
+async fn the_home_page_lists_exactly_the_sites_one_may_enter(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    agency(&app).await;
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+    let text = page_text(&app.home(&sam).await);
+    assert!(
+        text.contains("Client One Blog Client One https://client-one.example/blog"),
+        "{text}"
+    );
+    assert!(text.contains("Client Two Shop"), "{text}");
+    assert!(
+        text.contains("shop_manager") && text.contains("editor"),
+        "{text}"
+    );
+    assert!(!text.contains("Locked"), "{text}");
+    assert!(text.contains("2 sites"), "{text}");
+
+    let nobody = app.browser();
+    app.sign_in(&nobody, "nobody@agency.test").await;
+    let text = page_text(&app.home(&nobody).await);
+    assert!(
+        text.contains("No client sites are open to you yet"),
+        "{text}"
+    );
+}
+
+async fn every_refusal_is_named_shown_and_recorded(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (blog, _, locked) = agency(&app).await;
+    let db = &app.state.db;
+    let now = app.clock.now_for_tests();
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+
+    // A site without a grant (a forged POST: it is not on Sam's page).
+    let text = refused_page(launch(&app, &sam, &locked, "").await).await;
+    assert!(text.contains("You have no access to this site"), "{text}");
+    assert!(text.contains("no_grant"), "{text}");
+    let r = latest(&app).await;
+    assert_eq!(
+        (r.outcome.as_str(), r.reason.as_deref(), r.site_url.as_str()),
+        ("refused", Some("no_grant"), "https://locked.example")
+    );
+    assert_eq!(r.jti, None);
+
+    // A deep link to another host, in every disguise.
+    for bad in [
+        "https://evil.example/",
+        "//evil.example/wp-admin",
+        "/\\evil.example",
+        "javascript:alert(1)",
+    ] {
+        let text = refused_page(launch(&app, &sam, &blog, bad).await).await;
+        assert!(text.contains("must be a path on the site"), "{bad}: {text}");
+        assert_eq!(latest(&app).await.reason.as_deref(), Some("bad_deep_link"));
+    }
+
+    // An unknown site.
+    let text = refused_page(launch(&app, &sam, "no-such-site", "").await).await;
+    assert!(text.contains("There is no such site"), "{text}");
+
+    // The role is no longer allowed on the site.
+    store::sites::set_roles(
+        db,
+        &blog,
+        &["administrator".to_string(), "subscriber".to_string()],
+        now,
+    )
+    .await
+    .unwrap();
+    let text = refused_page(launch(&app, &sam, &blog, "").await).await;
+    assert!(
+        text.contains("role \"editor\" may no longer be granted"),
+        "{text}"
+    );
+    assert_eq!(
+        latest(&app).await.reason.as_deref(),
+        Some("role_not_allowed")
+    );
+    store::sites::set_roles(db, &blog, &["editor".to_string()], now)
+        .await
+        .unwrap();
+    assert_eq!(launch(&app, &sam, &blog, "").await.status(), 303);
+
+    // The site disabled.
+    store::sites::set_enabled(db, &blog, false, now)
+        .await
+        .unwrap();
+    let text = refused_page(launch(&app, &sam, &blog, "").await).await;
+    assert!(text.contains("This site is disabled"), "{text}");
+    assert_eq!(latest(&app).await.reason.as_deref(), Some("site_disabled"));
+    store::sites::set_enabled(db, &blog, true, now)
+        .await
+        .unwrap();
+
+    // The grant revoked.
+    agency_sso::sites::revoke(db, "sam@agency.test", BLOG)
+        .await
+        .unwrap();
+    let text = refused_page(launch(&app, &sam, &blog, "").await).await;
+    assert!(text.contains("You have no access to this site"), "{text}");
+    assert!(!page_text(&app.home(&sam).await).contains("Client One Blog"));
+
+    // The person disabled: their session is gone, nothing is launched.
+    let person = store::people::find_by_email(db, "sam@agency.test")
+        .await
+        .unwrap()
+        .remove(0);
+    store::people::set_disabled(db, &person.id, true)
+        .await
+        .unwrap();
+    let res = launch(&app, &sam, &locked, "").await;
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().get(LOCATION).is_none());
+    assert!(page_text(&res.text().await.unwrap()).contains("Your session has ended"));
+
+    // A launch from another site's page never reaches the launch.
+    let res = sam
+        .post(app.at("/launch"))
+        .header("origin", "https://evil.example")
+        .form(&[("site", blog.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get(LOCATION).is_none());
+}
+
+/// A trigger that makes every write to the launch record fail, as a full
+/// disk or a lost database would.
+async fn break_the_launch_record(app: &TestApp, backend: Backend) {
+    let pool = &app.state.db.pool;
+    match backend {
+        Backend::Sqlite => {
+            sqlx::query("CREATE TRIGGER launches_broken BEFORE INSERT ON launches BEGIN SELECT RAISE(ABORT, 'simulated failure'); END")
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            sqlx::query("CREATE FUNCTION launches_broken() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'simulated failure'; END $$ LANGUAGE plpgsql")
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query("CREATE TRIGGER launches_broken BEFORE INSERT ON launches FOR EACH ROW EXECUTE FUNCTION launches_broken()")
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn no_token_leaves_without_its_record(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (blog, _, _) = agency(&app).await;
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+
+    break_the_launch_record(&app, backend).await;
+    let res = launch(&app, &sam, &blog, "").await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().get(LOCATION).is_none());
+    let html = res.text().await.unwrap();
+    assert!(!html.contains("eyJ"), "no token in the error page");
+    assert!(page_text(&html).contains("could not record this launch, so no sign-in was sent"));
+    assert_eq!(store::launches::count(&app.state.db).await.unwrap(), (0, 0));
+
+    // The whole database gone: the same clear answer, no redirect.
+    app.state.db.pool.close().await;
+    let res = launch(&app, &sam, &blog, "").await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().get(LOCATION).is_none());
+    assert!(page_text(&res.text().await.unwrap()).contains("no sign-in was sent"));
+}
+
+async fn ten_thousand_launches_ten_thousand_jtis(backend: Backend) {
+    let app = std::sync::Arc::new(TestApp::start(backend).await);
+    let (blog, _, _) = agency(&app).await;
+    let sam = std::sync::Arc::new(app.browser());
+    app.sign_in(&sam, "sam@agency.test").await;
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (app, sam, blog) = (app.clone(), sam.clone(), blog.clone());
+        workers.spawn(async move {
+            let mut jtis = Vec::with_capacity(1250);
+            for _ in 0..1250 {
+                let res = launch(&app, &sam, &blog, "").await;
+                let (token, _) = token_in(&res, "token");
+                let claims = token.split('.').nth(1).unwrap().to_string();
+                jtis.push(claims);
+            }
+            jtis
+        });
+    }
+    let mut jtis = std::collections::HashSet::new();
+    while let Some(batch) = workers.join_next().await {
+        for payload in batch.unwrap() {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap();
+            let c: Value = serde_json::from_slice(&bytes).unwrap();
+            jtis.insert(c["jti"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(jtis.len(), 10_000);
+    assert_eq!(
+        store::launches::count(&app.state.db).await.unwrap(),
+        (10_000, 10_000)
+    );
+}
+
+async fn sites_and_grants_from_the_command_line(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let out = run_ok(app.command().args([
+        "sites",
+        "add",
+        "--name",
+        "Acme",
+        "--client",
+        "Acme Ltd",
+        "--url",
+        "https://Acme.example/",
+    ]));
+    assert!(
+        out.contains("added site https://acme.example (twl-sso)"),
+        "{out}"
+    );
+    let err = run_err(app.command().args([
+        "sites",
+        "add",
+        "--name",
+        "Acme 2",
+        "--client",
+        "Acme Ltd",
+        "--url",
+        "https://acme.example",
+    ]));
+    assert!(
+        err.contains("a site with the URL https://acme.example already exists"),
+        "{err}"
+    );
+    let err = run_err(app.command().args([
+        "sites",
+        "add",
+        "--name",
+        "Plain",
+        "--client",
+        "X",
+        "--url",
+        "http://plain.example",
+        "--roles",
+        "editor,Bad Role",
+    ]));
+    assert!(err.contains("url: the site URL must use https"), "{err}");
+    assert!(
+        err.contains("roles: \"Bad Role\" is not a role slug"),
+        "{err}"
+    );
+
+    // An HS256 secret comes on standard input, never as an argument.
+    let mut add = app.command();
+    add.args([
+        "sites",
+        "add",
+        "--name",
+        "Shop",
+        "--client",
+        "Acme Ltd",
+        "--url",
+        "https://shop.acme.example",
+        "--profile",
+        "miniorange",
+        "--secret-stdin",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = add.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), SHOP_SECRET.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = run_ok(app.command().args(["sites", "list"]));
+    assert!(
+        list.contains("miniorange  HS256  https://shop.acme.example"),
+        "{list}"
+    );
+    assert!(!list.contains(SHOP_SECRET));
+
+    let out = run_ok(app.command().args([
+        "grants",
+        "add",
+        "Sam@agency.test",
+        "https://acme.example",
+        "--role",
+        "editor",
+    ]));
+    assert!(
+        out.contains("sam@agency.test may enter https://acme.example as editor"),
+        "{out}"
+    );
+    let err = run_err(app.command().args([
+        "grants",
+        "add",
+        "sam@agency.test",
+        "https://acme.example",
+        "--role",
+        "shop_manager",
+    ]));
+    assert!(
+        err.contains("the role shop_manager may not be granted on https://acme.example"),
+        "{err}"
+    );
+    let err = run_err(app.command().args([
+        "grants",
+        "add",
+        "olly@elsewhere.test",
+        "https://acme.example",
+        "--role",
+        "editor",
+    ]));
+    assert!(err.contains("not in a domain allowed to sign in"), "{err}");
+    let err = run_err(app.command().args([
+        "grants",
+        "add",
+        "sam@agency.test",
+        "https://nowhere.example",
+        "--role",
+        "editor",
+    ]));
+    assert!(
+        err.contains("there is no site https://nowhere.example"),
+        "{err}"
+    );
+    let list = run_ok(
+        app.command()
+            .args(["grants", "list", "--site", "https://acme.example"]),
+    );
+    assert!(
+        list.contains("sam@agency.test") && list.contains("editor"),
+        "{list}"
+    );
+
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+    assert!(page_text(&app.home(&sam).await).contains("Acme Ltd"));
+    run_ok(
+        app.command()
+            .args(["sites", "disable", "https://acme.example"]),
+    );
+    assert!(!page_text(&app.home(&sam).await).contains("Acme Ltd"));
+    run_ok(
+        app.command()
+            .args(["sites", "enable", "https://acme.example"]),
+    );
+    run_ok(app.command().args([
+        "grants",
+        "revoke",
+        "sam@agency.test",
+        "https://acme.example",
+    ]));
+    assert!(!page_text(&app.home(&sam).await).contains("Acme Ltd"));
+    let launches = run_ok(app.command().args(["launches", "list"]));
+    assert!(launches.starts_with("AT"), "{launches}");
+}
+
+async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
+    use store::launches::{record_launch, LaunchRecord, StillTrue};
+    let app = TestApp::start(backend).await;
+    let (blog, _, _) = agency(&app).await;
+    let db = &app.state.db;
+    let now = app.clock.now_for_tests();
+    app.sign_in(&app.browser(), "sam@agency.test").await;
+    let person = store::people::find_by_email(db, "sam@agency.test")
+        .await
+        .unwrap()
+        .remove(0);
+    let site = store::sites::find(db, &blog).await.unwrap().unwrap();
+    let grant = store::grants::applying(db, "sam@agency.test", &blog)
+        .await
+        .unwrap()
+        .remove(0);
+    let kid = app.state.keys.signer().unwrap().kid().to_string();
+    let record = |n: u32| LaunchRecord {
+        id: format!("launch-{n}"),
+        at: now,
+        outcome: "launched".into(),
+        reason: None,
+        person_id: person.id.clone(),
+        email: person.email.clone(),
+        site_id: blog.clone(),
+        site_url: site.url.clone(),
+        role: Some("editor".into()),
+        profile: Some("twl-sso".into()),
+        alg: Some("RS256".into()),
+        jti: Some(format!("jti-{n}")),
+        kid: Some(kid.clone()),
+        deep_link: None,
+        ip: "127.0.0.1".into(),
+        user_agent: "test".into(),
+        request_id: "r".into(),
+    };
+    let holds = StillTrue {
+        site_version: site.version,
+        grant_id: &grant.id,
+        kid: Some(&kid),
+    };
+    assert!(record_launch(db, &record(1), &holds).await.unwrap());
+
+    let moved = StillTrue {
+        site_version: site.version + 1,
+        ..holds.clone()
+    };
+    assert!(
+        !record_launch(db, &record(2), &moved).await.unwrap(),
+        "the site changed"
+    );
+    let other_key = StillTrue {
+        kid: Some("retired-kid"),
+        ..holds.clone()
+    };
+    assert!(
+        !record_launch(db, &record(3), &other_key).await.unwrap(),
+        "the key is not the active one"
+    );
+    let mut demoted = record(4);
+    demoted.role = Some("administrator".into());
+    assert!(
+        !record_launch(db, &demoted, &holds).await.unwrap(),
+        "the grant is for another role"
+    );
+
+    store::grants::put(
+        db,
+        "x",
+        "sam@agency.test",
+        &blog,
+        "editor",
+        Some(now),
+        "",
+        "test",
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !record_launch(db, &record(5), &holds).await.unwrap(),
+        "the grant expired"
+    );
+    store::grants::put(
+        db,
+        "x",
+        "sam@agency.test",
+        &blog,
+        "editor",
+        None,
+        "",
+        "test",
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(record_launch(db, &record(6), &holds).await.unwrap());
+
+    store::people::set_disabled(db, &person.id, true)
+        .await
+        .unwrap();
+    assert!(
+        !record_launch(db, &record(7), &holds).await.unwrap(),
+        "the person was disabled"
+    );
+    assert_eq!(store::launches::count(db).await.unwrap(), (2, 2));
+}
+
+on_both_databases!(
+    the_record_is_written_only_while_the_decision_holds,
+    a_launch_lands_with_a_token_the_site_verifies,
+    a_miniorange_site_gets_hs256_with_its_own_secret,
+    the_home_page_lists_exactly_the_sites_one_may_enter,
+    every_refusal_is_named_shown_and_recorded,
+    no_token_leaves_without_its_record,
+    ten_thousand_launches_ten_thousand_jtis,
+    sites_and_grants_from_the_command_line,
+);
