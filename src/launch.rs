@@ -63,6 +63,10 @@ pub async fn launch_site(
 ) -> Result<Launched, LaunchError> {
     for _ in 0..3 {
         let now = st.clock.now();
+        // Read again on every pass: a person disabled meanwhile is refused, not retried.
+        let active = store::people::find(&st.db, &person.id)
+            .await?
+            .is_some_and(|p| !p.disabled);
         let site = store::sites::find(&st.db, site_id).await?;
         let deep = check_deep_link(deep_link);
         let (site, deep) = match (site, deep) {
@@ -99,7 +103,7 @@ pub async fn launch_site(
             enabled: site.enabled,
             allowed_roles: &site.roles,
         };
-        let entry = match access::decide(!person.disabled, standing, &grants, now) {
+        let entry = match access::decide(active, standing, &grants, now) {
             Ok(e) => e,
             Err(r) => {
                 return refuse(st, person, Some(&site), site_id, deep_link, r, from, now).await

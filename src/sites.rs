@@ -214,11 +214,15 @@ pub async fn set_favourite(
     on: bool,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
+    let Some(site) = store::sites::find(db, site_id).await? else {
+        return Ok(false);
+    };
     let grants = store::grants::applying(db, email, site_id).await?;
-    if grants
-        .iter()
-        .all(|g| g.expires_at.is_some_and(|t| t <= now))
-    {
+    let standing = SiteStanding {
+        enabled: site.enabled,
+        allowed_roles: &site.roles,
+    };
+    if access::decide(true, standing, &grants, now).is_err() {
         return Ok(false);
     }
     store::grants::set_favourite(db, email, site_id, on).await?;

@@ -59,7 +59,11 @@ async function login(req, res, url, { token, verify, home }) {
   if (to) {
     try {
       const t = new URL(to);
-      if (t.origin === siteUrl && t.pathname.startsWith(new URL(home).pathname)) next = t.pathname + t.search;
+      const base = new URL(home).pathname.replace(/\/$/, '');
+      // Same origin, inside this site, and never `//host` (a protocol-relative redirect).
+      if (t.origin === siteUrl && !t.pathname.startsWith('//') && (base === '' || t.pathname === base || t.pathname.startsWith(`${base}/`))) {
+        next = t.pathname + t.search;
+      }
     } catch { /* keep the default */ }
   }
   res.writeHead(302, { location: next, 'set-cookie': `demo_wp=${sid}; Path=/; HttpOnly; SameSite=Lax`, 'cache-control': 'no-store' });

@@ -7,10 +7,12 @@ async function samsDashboard(page: Page) {
   await signInAs(page, /Sign in as Sam Staff/);
   await expect(page.getByRole('heading', { name: 'Welcome, Sam Staff' })).toBeVisible();
   await expect(page.getByTestId('site-count')).toHaveText(`Showing 60 of ${staffSites} sites: type to narrow`);
-  // Hydrated: the wasm bundle is loaded and the search reacts.
-  await page.waitForLoadState('networkidle');
-  await expect.poll(() => page.evaluate(() => performance.getEntriesByType('resource')
-    .some((r) => r.name.endsWith('.wasm')))).toBe(true);
+  await hydrated(page);
+}
+
+/** The picker is live: the wasm bundle hydrated it, so typing filters. */
+async function hydrated(page: Page) {
+  await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
 }
 
 /** Every URL the browser asked of the dashboard, to prove no token is in one. */
@@ -65,6 +67,7 @@ test('a deep link opens that page of the site; a link to another host is refused
   await expect(page.locator('#path')).toHaveText('/wp-admin/edit.php?post_type=page');
 
   await page.goto('/');
+  await hydrated(page);
   await page.getByLabel('Find a site').fill('demo site');
   await page.getByLabel('Open at (optional)').fill('//evil.example/wp-admin/');
   await page.getByRole('button', { name: 'Open Demo Site' }).click();
@@ -122,6 +125,7 @@ test('a pinned site comes first after a reload', async ({ page }) => {
   await expect(star).toHaveAttribute('aria-pressed', 'true');
   await page.reload();
   await expect(page.getByTestId('site-row').first()).toContainText('Client 042 site 3');
+  await hydrated(page);
   await page.getByRole('button', { name: 'Pin Client 042 site 3' }).click();
   await expect(page.getByRole('button', { name: 'Pin Client 042 site 3' })).toHaveAttribute('aria-pressed', 'false');
 });

@@ -139,6 +139,10 @@ fn SitePicker(list: Vec<SiteCard>) -> impl IntoView {
     let limit = RwSignal::new(PAGE);
     let cursor = RwSignal::new(0usize);
     let search: NodeRef<leptos::html::Input> = NodeRef::new();
+    // Effects run only in the browser, once the page is hydrated: tests and
+    // styles can tell a live picker from server-rendered HTML.
+    let live = RwSignal::new(false);
+    Effect::new(move |_| live.set(true));
 
     let matches = Memo::new(move |_| query.with(|q| hay.with_value(|h| filter(h, q))));
     let shown = move || matches.with(|m| m.iter().take(limit.get()).copied().collect::<Vec<_>>());
@@ -251,7 +255,7 @@ fn SitePicker(list: Vec<SiteCard>) -> impl IntoView {
     };
 
     view! {
-        <div class="picker">
+        <div class="picker" data-live=move || if live.get() { "true" } else { "false" }>
             <div class="search">
                 <label for="site-search">"Find a site"</label>
                 <input

@@ -180,10 +180,19 @@ pub fn check_deep_link(raw: &str) -> Result<Option<String>, SiteError> {
     if !ok {
         return Err(SiteError::BadDeepLink);
     }
-    // Resolved against a stand-in origin it must stay on that origin.
+    // Resolved against a stand-in origin it must stay on that origin, and
+    // what is kept is the resolved path: `/a/..//evil.example` or
+    // `/.//evil.example` would otherwise become `//evil.example` on the site.
     let base = Url::parse("https://site.invalid/").map_err(|_| SiteError::BadDeepLink)?;
     match base.join(p) {
-        Ok(u) if u.origin() == base.origin() => Ok(Some(p.to_string())),
+        Ok(u) if u.origin() == base.origin() && !u.path().starts_with("//") => {
+            let mut out = u.path().to_string();
+            if let Some(q) = u.query() {
+                out.push('?');
+                out.push_str(q);
+            }
+            Ok(Some(out))
+        }
         _ => Err(SiteError::BadDeepLink),
     }
 }
@@ -324,8 +333,19 @@ pub struct FieldError {
 }
 
 /// Claims a site's username mapping may not take over.
-const RESERVED_CLAIMS: [&str; 9] = [
-    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "wp_role", "email",
+const RESERVED_CLAIMS: [&str; 12] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "wp_role",
+    "email",
+    "name",
+    "given_name",
+    "family_name",
 ];
 
 const MIN_SECRET_LEN: usize = 32;
@@ -606,6 +626,12 @@ mod tests {
             check_deep_link("/wp-admin/edit.php").unwrap().as_deref(),
             Some("/wp-admin/edit.php")
         );
+        assert_eq!(
+            check_deep_link("/wp-admin/../wp-admin/post.php?post=7")
+                .unwrap()
+                .as_deref(),
+            Some("/wp-admin/post.php?post=7")
+        );
         for bad in [
             "https://evil.example/",
             "//evil.example/x",
@@ -615,6 +641,9 @@ mod tests {
             "/a b",
             "/x#y",
             "\\\\evil",
+            "/.//evil.example/x",
+            "/a/..//evil.example",
+            "/%2e//evil.example",
         ] {
             assert_eq!(check_deep_link(bad), Err(SiteError::BadDeepLink), "{bad}");
         }

@@ -3,6 +3,7 @@
 use sqlx::FromRow;
 
 use super::Db;
+use crate::config::DbKind;
 
 /// One launch, issued or refused. Never holds the token, only its `jti`.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -55,14 +56,22 @@ pub async fn record_launch(
     still: &StillTrue<'_>,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
+    // On PostgreSQL the facts are share-locked as they are read: a revoke,
+    // disable or edit in flight is waited for and then seen (otherwise it
+    // could commit between this statement's snapshot and its commit). On
+    // SQLite one writer at a time gives the same.
+    let lock = match db.kind {
+        DbKind::Postgres => " FOR SHARE",
+        DbKind::Sqlite => "",
+    };
     let sql = format!(
         "INSERT INTO launches ({COLUMNS}) \
          SELECT $1, $2, 'launched', NULL, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
-         WHERE EXISTS (SELECT 1 FROM people WHERE id = $3 AND disabled = 0) \
-           AND EXISTS (SELECT 1 FROM sites WHERE id = $5 AND enabled = 1 AND version = $16) \
+         WHERE EXISTS (SELECT 1 FROM people WHERE id = $3 AND disabled = 0{lock}) \
+           AND EXISTS (SELECT 1 FROM sites WHERE id = $5 AND enabled = 1 AND version = $16{lock}) \
            AND EXISTS (SELECT 1 FROM grants WHERE id = $17 AND site_id = $5 AND email = $4 \
-                       AND role = $7 AND (expires_at IS NULL OR expires_at > $2)) \
-           AND ($18 = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = $18 AND state = 'active'))"
+                       AND role = $7 AND (expires_at IS NULL OR expires_at > $2){lock}) \
+           AND ($18 = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = $18 AND state = 'active'{lock}))"
     );
     let n = sqlx::query(&sql)
         .bind(&r.id)

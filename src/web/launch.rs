@@ -56,7 +56,7 @@ pub async fn launch(
     let from = Origin {
         ip: peer.ip().to_string(),
         user_agent: header("user-agent").chars().take(500).collect(),
-        request_id: header("x-request-id"),
+        request_id: request_id(&header("x-request-id")),
     };
     match launch_site(&st, &person, form.site.trim(), &form.path, &from).await {
         Ok(Launched::Go { location, .. }) => match HeaderValue::from_str(&location) {
@@ -86,6 +86,16 @@ pub async fn launch(
             tracing::error!(error = %e, "launch failed; no token was issued");
             unavailable()
         }
+    }
+}
+
+/// The request id for the record: ours (a UUID), or a caller's only when it
+/// is short and plain.
+fn request_id(given: &str) -> String {
+    if given.len() <= 64 && given.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        given.to_string()
+    } else {
+        "invalid".to_string()
     }
 }
 
