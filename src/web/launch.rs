@@ -108,3 +108,18 @@ fn unavailable() -> Response {
         action: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::request_id;
+
+    #[test]
+    fn only_plain_request_ids_reach_the_record() {
+        assert_eq!(
+            request_id("0b9e1c2a-5f7e-4c1b-9d1e-2f3a4b5c6d7e"),
+            "0b9e1c2a-5f7e-4c1b-9d1e-2f3a4b5c6d7e"
+        );
+        assert_eq!(request_id("x\r\nInjected: 1"), "invalid");
+        assert_eq!(request_id(&"a".repeat(65)), "invalid");
+    }
+}
