@@ -61,12 +61,17 @@ pub async fn launch_site(
     deep_link: &str,
     from: &Origin,
 ) -> Result<Launched, LaunchError> {
-    for _ in 0..3 {
+    for attempt in 0..3 {
         let now = st.clock.now();
-        // Read again on every pass: a person disabled meanwhile is refused, not retried.
-        let active = store::people::find(&st.db, &person.id)
-            .await?
-            .is_some_and(|p| !p.disabled);
+        // The caller has just read the person; a retry reads them again, so
+        // a person disabled meanwhile is refused rather than retried.
+        let active = if attempt == 0 {
+            !person.disabled
+        } else {
+            store::people::find(&st.db, &person.id)
+                .await?
+                .is_some_and(|p| !p.disabled)
+        };
         let site = store::sites::find(&st.db, site_id).await?;
         let deep = check_deep_link(deep_link);
         let (site, deep) = match (site, deep) {

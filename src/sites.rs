@@ -141,6 +141,8 @@ pub struct HomeSite {
     pub role: String,
     pub favourite: bool,
     pub last_launched_at: Option<i64>,
+    /// Among the most recently used (lifted to just after the favourites).
+    pub recent: bool,
 }
 
 /// How many recently used sites are lifted to the top.
@@ -166,6 +168,7 @@ pub async fn home_sites(db: &Db, email: &str, now: i64) -> Result<Vec<HomeSite>,
                 role: entry.role,
                 favourite: g.favourite,
                 last_launched_at: g.last_launched_at,
+                recent: false,
             })
         })
         .collect();
@@ -184,10 +187,13 @@ fn home_order(mut sites: Vec<HomeSite>) -> Vec<HomeSite> {
         .take(RECENT)
         .map(|(_, id)| id.to_string())
         .collect();
+    for s in &mut sites {
+        s.recent = recent.contains(&s.id);
+    }
     let rank = |s: &HomeSite| -> (u8, i64) {
         if s.favourite {
             (0, 0)
-        } else if recent.contains(&s.id) {
+        } else if s.recent {
             (1, -s.last_launched_at.unwrap_or(0))
         } else {
             (2, 0)
@@ -242,6 +248,7 @@ mod tests {
             role: "editor".into(),
             favourite: fav,
             last_launched_at: last,
+            recent: false,
         }
     }
 
@@ -256,6 +263,12 @@ mod tests {
         ]);
         let ids: Vec<&str> = ordered.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["d", "e", "c", "b", "a"]);
+        let recent: Vec<&str> = ordered
+            .iter()
+            .filter(|s| s.recent)
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(recent, ["e", "c"]);
     }
 
     #[test]

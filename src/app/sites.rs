@@ -33,16 +33,10 @@ pub async fn my_sites() -> Result<Vec<SiteCard>, ServerFnError> {
     let sites = crate::sites::home_sites(&st.db, &person.email, st.clock.now())
         .await
         .map_err(|e| unavailable(&e))?;
-    let recent: std::collections::HashSet<String> = sites
-        .iter()
-        .filter(|s| !s.favourite && s.last_launched_at.is_some())
-        .take(crate::sites::RECENT)
-        .map(|s| s.id.clone())
-        .collect();
     Ok(sites
         .into_iter()
         .map(|s| SiteCard {
-            recent: recent.contains(&s.id),
+            recent: s.recent,
             id: s.id,
             name: s.name,
             client: s.client,
