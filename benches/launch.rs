@@ -92,6 +92,7 @@ async fn measure(database_url: &str, data_dir: &std::path::Path) -> anyhow::Resu
             url: "https://bench.example".into(),
             ..SiteInput::default()
         },
+        &agency_sso::domain::audit::Actor::command_line(),
         now,
     )
     .await?;
@@ -109,14 +110,15 @@ async fn measure(database_url: &str, data_dir: &std::path::Path) -> anyhow::Resu
             bootstrap_admin: false,
         };
         let person = agency_sso::store::people::record_sign_in(
-            &state.db,
+            &state.db.pool,
             &who,
             &uuid::Uuid::new_v4().to_string(),
             now,
         )
         .await?
         .ok_or_else(|| anyhow::anyhow!("no person"))?;
-        agency_sso::sites::grant(&state.db, &[], &email, &site.id, "editor", "bench", now).await?;
+        let admin = agency_sso::domain::audit::Actor::command_line();
+        agency_sso::sites::grant(&state.db, &[], &email, &site.id, "editor", &admin, now).await?;
         let mut data = HashMap::new();
         data.insert(
             SIGNED_IN_KEY.to_string(),

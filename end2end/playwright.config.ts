@@ -44,6 +44,7 @@ export const dashboardBin = join(root, 'target/debug/agency-sso');
 
 export default defineConfig({
   testDir: './tests',
+  globalTeardown: './global-teardown.ts',
   timeout: 30_000,
   // One worker: tests share the demo people (one disables and re-enables Sasha).
   workers: 1,

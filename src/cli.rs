@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigArgs, LogFormat};
+use crate::domain::audit::Actor;
 use crate::store::{self, Db};
 
 #[derive(Parser, Debug)]
@@ -48,6 +49,11 @@ pub enum Command {
     Launches {
         #[command(subcommand)]
         command: LaunchesCommand,
+    },
+    /// The audit log: verify, export, checkpoint, prune.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Demo data for trying the dashboard locally.
     Demo {
@@ -138,6 +144,59 @@ pub enum LaunchesCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Walk the hash chain and its signed checkpoints; name the first
+    /// record that was altered, deleted, inserted or reordered. Exit 1 if any.
+    Verify {
+        /// Also check against checkpoints kept elsewhere (files holding a checkpoint JWS).
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<std::path::PathBuf>,
+    },
+    /// Write records as CSV or JSON Lines, newest first, streamed.
+    Export {
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+    },
+    /// Sign the chain head now and print the checkpoint (a JWS to keep elsewhere).
+    Checkpoint,
+    /// Delete records older than N days, through a signed checkpoint.
+    Prune {
+        #[arg(long)]
+        older_than_days: i64,
+    },
+    /// Every site a person launched into, with role and last launch
+    /// (the WordPress accounts to remove when they leave).
+    SitesEntered { email: String },
+}
+
+#[derive(clap::Args, Debug, Default)]
+pub struct AuditFilterArgs {
+    /// Records by or about this e-mail address.
+    #[arg(long, default_value = "")]
+    pub person: String,
+    /// A site's URL or id.
+    #[arg(long, default_value = "")]
+    pub site: String,
+    #[arg(long, default_value = "")]
+    pub client: String,
+    /// The event type (sign_in, launch, launch_refused, grant_set, ...).
+    #[arg(long, default_value = "")]
+    pub event: String,
+    /// success, failure or refused.
+    #[arg(long, default_value = "")]
+    pub outcome: String,
+    /// From this date or time (RFC 3339 or YYYY-MM-DD, UTC), inclusive.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Up to this date or time, exclusive.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum DemoCommand {
     /// Add the demo sites and grants (idempotent).
     Seed {
@@ -204,6 +263,7 @@ pub async fn run() -> ExitCode {
         Command::Sites { command } => sites(config, command).await,
         Command::Grants { command } => grants(config, command).await,
         Command::Launches { command } => launches(config, command).await,
+        Command::Audit { command } => return audit(config, command).await,
         Command::Demo { command } => demo(config, command).await,
     };
     match outcome {
@@ -259,17 +319,15 @@ async fn users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
 }
 
 async fn set_disabled(db: &Db, email: &str, disabled: bool) -> anyhow::Result<()> {
-    let people = store::people::find_by_email(db, email).await?;
-    if people.is_empty() {
-        anyhow::bail!("nobody with the e-mail address {email} has signed in");
-    }
-    for p in people {
-        let ended = store::people::set_disabled(db, &p.id, disabled).await?;
-        let verb = if disabled { "disabled" } else { "enabled" };
-        tracing::info!(person = %p.id, email = %p.email, verb, "person {verb} from the command line");
-        match ended {
-            Some(n) if disabled => println!("{} disabled; {n} session(s) ended", p.email),
-            _ => println!("{} {verb}", p.email),
+    let done =
+        crate::people::set_disabled(db, email, disabled, &Actor::command_line(), now()).await?;
+    let verb = if disabled { "disabled" } else { "enabled" };
+    for (email, ended) in done {
+        tracing::info!(%email, verb, "person {verb} from the command line");
+        if disabled {
+            println!("{email} disabled; {ended} session(s) ended");
+        } else {
+            println!("{email} {verb}");
         }
     }
     Ok(())
@@ -328,7 +386,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::List => {}
         KeysCommand::Rotate { now: false } => {
-            let (at, _) = ring.rotate_soon(now).await?;
+            let (at, _) = ring.rotate_soon(&Actor::command_line(), now).await?;
             let kid = ring
                 .snapshot()
                 .ring
@@ -341,7 +399,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
             );
         }
         KeysCommand::Rotate { now: true } => {
-            ring.rotate_now(now).await?;
+            ring.rotate_now(&Actor::command_line(), now).await?;
             let kid = ring
                 .signer()
                 .map(|s| s.kid().to_string())
@@ -349,7 +407,8 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
             println!("key {kid} signs from now on");
         }
         KeysCommand::Revoke { kid, reason } => {
-            ring.revoke(&kid, &reason, now).await?;
+            ring.revoke(&kid, &reason, &Actor::command_line(), now)
+                .await?;
             let signer = ring
                 .signer()
                 .map(|s| s.kid().to_string())
@@ -357,7 +416,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
             println!("key {kid} revoked and removed from the key set; key {signer} signs");
         }
         KeysCommand::Rewrap => {
-            let n = ring.rewrap().await?;
+            let n = ring.rewrap(&Actor::command_line(), now).await?;
             println!(
                 "{n} private key(s) resealed under master key {}",
                 master_keys.current().id()
@@ -410,7 +469,9 @@ async fn sites(config: Config, command: SitesCommand) -> anyhow::Result<()> {
                 notes,
             };
             let masters = crate::server::master_keys(&config)?;
-            let site = crate::sites::create_site(&db, &masters, input, now()).await?;
+            let site =
+                crate::sites::create_site(&db, &masters, input, &Actor::command_line(), now())
+                    .await?;
             tracing::info!(site = %site.id, url = %site.url, "site added from the command line");
             println!(
                 "added site {} ({}) {}",
@@ -445,18 +506,17 @@ async fn sites(config: Config, command: SitesCommand) -> anyhow::Result<()> {
         SitesCommand::Disable { site } => set_site_enabled(&db, &site, false).await?,
         SitesCommand::Enable { site } => set_site_enabled(&db, &site, true).await?,
         SitesCommand::SetRoles { site, roles } => {
-            let roles = crate::domain::sites::check_roles(&roles)?;
-            let s = crate::sites::find_site(&db, &site).await?;
-            store::sites::set_roles(&db, &s.id, &roles, now()).await?;
-            println!("{} now allows {}", s.url, roles.join(", "));
+            let s = crate::sites::set_site_roles(&db, &site, &roles, &Actor::command_line(), now())
+                .await?;
+            println!("{} now allows {}", s.url, s.roles.join(", "));
         }
     }
     Ok(())
 }
 
 async fn set_site_enabled(db: &Db, site: &str, enabled: bool) -> anyhow::Result<()> {
-    let s = crate::sites::find_site(db, site).await?;
-    store::sites::set_enabled(db, &s.id, enabled, now()).await?;
+    let s =
+        crate::sites::set_site_enabled(db, site, enabled, &Actor::command_line(), now()).await?;
     let verb = if enabled { "enabled" } else { "disabled" };
     tracing::info!(site = %s.id, url = %s.url, "site {verb} from the command line");
     println!("{} {verb}", s.url);
@@ -473,7 +533,7 @@ async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
                 &email,
                 &site,
                 &role,
-                "command line",
+                &Actor::command_line(),
                 now(),
             )
             .await?;
@@ -498,7 +558,7 @@ async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
             }
         }
         GrantsCommand::Revoke { email, site } => {
-            let s = crate::sites::revoke(&db, &email, &site).await?;
+            let s = crate::sites::revoke(&db, &email, &site, &Actor::command_line(), now()).await?;
             println!(
                 "{} may no longer enter {}",
                 email.trim().to_ascii_lowercase(),
@@ -608,7 +668,8 @@ async fn demo(config: Config, command: DemoCommand) -> anyhow::Result<()> {
     let (mut added, mut kept) = (0, 0);
     for (input, grants) in wanted {
         let url = input.url.clone();
-        let s = match crate::sites::create_site(&db, &masters, input, now()).await {
+        let by = Actor::command_line();
+        let s = match crate::sites::create_site(&db, &masters, input, &by, now()).await {
             Ok(s) => {
                 added += 1;
                 s
@@ -620,9 +681,161 @@ async fn demo(config: Config, command: DemoCommand) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         };
         for (email, role) in grants {
-            crate::sites::grant(&db, &[], email, &s.id, role, "demo seed", now()).await?;
+            crate::sites::grant(&db, &[], email, &s.id, role, &by, now()).await?;
         }
     }
     println!("demo sites: {added} added, {kept} already there");
     Ok(())
+}
+
+/// A date (YYYY-MM-DD, midnight UTC) or an RFC 3339 time, as unix seconds.
+fn parse_time(s: &str) -> anyhow::Result<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let s = s.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    if let Ok(t) = time::OffsetDateTime::parse(&format!("{s}T00:00:00Z"), &Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    anyhow::bail!("{s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time")
+}
+
+impl AuditFilterArgs {
+    async fn resolve(self, db: &Db) -> anyhow::Result<store::audit::Filter> {
+        let site_id = if self.site.trim().is_empty() {
+            String::new()
+        } else {
+            crate::sites::find_site(db, &self.site).await?.id
+        };
+        Ok(store::audit::Filter {
+            person: self.person,
+            site_id,
+            client: self.client,
+            kind: self.event,
+            outcome: self.outcome,
+            since: self.since.as_deref().map(parse_time).transpose()?,
+            until: self.until.as_deref().map(parse_time).transpose()?,
+        })
+    }
+}
+
+async fn audit(config: Config, command: AuditCommand) -> ExitCode {
+    match audit_inner(config, command).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("agency-sso: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn audit_inner(config: Config, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
+    match command {
+        AuditCommand::Verify { checkpoints } => {
+            let held = checkpoints
+                .iter()
+                .map(|p| {
+                    std::fs::read_to_string(p)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let started = std::time::Instant::now();
+            let report = crate::audit::verify(&db, &held).await?;
+            let secs = started.elapsed().as_secs_f64();
+            match report.outcome {
+                Ok(s) => {
+                    println!(
+                        "audit log verified: {} record(s){}, head #{}, {} signed checkpoint(s) checked ({secs:.1} s)",
+                        s.records,
+                        match (s.first, s.last) {
+                            (Some(f), Some(l)) => format!(" #{f}..#{l}"),
+                            _ => String::new(),
+                        },
+                        report.head.0,
+                        report.checkpoints_signed,
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(p) => {
+                    println!("AUDIT LOG TAMPERED: {p}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        AuditCommand::Export { format, filter } => {
+            let format = crate::audit::Format::parse(&format)
+                .ok_or_else(|| anyhow::anyhow!("--format: csv or jsonl"))?;
+            let filter = filter.resolve(&db).await?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            out.write_all(format.header().as_bytes())?;
+            let mut before = None;
+            while let Some((chunk, last)) =
+                crate::audit::export_page(&db, &filter, format, before).await?
+            {
+                out.write_all(chunk.as_bytes())?;
+                before = Some(last);
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Checkpoint => {
+            let masters = crate::server::master_keys(&config)?;
+            let ring = crate::server::open_key_ring(&config, &db, &masters, now()).await?;
+            match crate::audit::checkpoint(&db, &ring, &config.public_url, now()).await? {
+                Some(seq) => eprintln!("checkpoint signed at record #{seq}"),
+                None => eprintln!("nothing new since the latest checkpoint"),
+            }
+            match crate::audit::latest_checkpoint(&db).await? {
+                Some(c) => println!("{}", c.jws),
+                None => anyhow::bail!("the audit log is empty: nothing to checkpoint"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Prune { older_than_days } => {
+            if older_than_days < 1 {
+                anyhow::bail!("--older-than-days: at least 1");
+            }
+            let masters = crate::server::master_keys(&config)?;
+            let ring = crate::server::open_key_ring(&config, &db, &masters, now()).await?;
+            let before = now() - older_than_days * 86_400;
+            match crate::audit::prune(
+                &db,
+                &ring,
+                &config.public_url,
+                before,
+                &Actor::command_line(),
+                now(),
+            )
+            .await?
+            {
+                Some((n, seq)) => println!(
+                    "{n} record(s) older than {} deleted, through #{seq} (checkpoint signed)",
+                    when(Some(before))
+                ),
+                None => println!("no record is older than {}", when(Some(before))),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::SitesEntered { email } => {
+            println!(
+                "{:<40}  {:<24}  {:<14}  {:>8}  LAST LAUNCH",
+                "SITE", "CLIENT", "ROLE", "LAUNCHES"
+            );
+            for s in store::audit::sites_entered(&db, &email).await? {
+                println!(
+                    "{:<40}  {:<24}  {:<14}  {:>8}  {}",
+                    s.site_url,
+                    s.client,
+                    s.role,
+                    s.launches,
+                    when(Some(s.last_at))
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -116,6 +116,13 @@ pub struct ConfigArgs {
     /// `text` or `json`.
     #[arg(long, env = "SSO_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Minutes between signed checkpoints of the audit chain.
+    #[arg(long, env = "SSO_AUDIT_CHECKPOINT_MINUTES", default_value = "60")]
+    pub audit_checkpoint_minutes: String,
+    /// Days audit records are kept (pruned through a signed checkpoint);
+    /// empty keeps them for good.
+    #[arg(long, env = "SSO_AUDIT_RETENTION_DAYS", default_value = "")]
+    pub audit_retention_days: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +164,7 @@ pub struct Config {
     pub keys: KeySettings,
     pub session: SessionPolicy,
     pub log_format: LogFormat,
+    pub audit: crate::audit::AuditSettings,
 }
 
 /// One configuration problem: the key and what is wrong with it.
@@ -322,6 +330,14 @@ impl ConfigArgs {
         }
         let idle = parse_positive(&self.session_idle_minutes, "SSO_SESSION_IDLE_MINUTES")?;
         let max = parse_positive(&self.session_max_hours, "SSO_SESSION_MAX_HOURS")?;
+        let checkpoint_minutes = parse_positive(
+            &self.audit_checkpoint_minutes,
+            "SSO_AUDIT_CHECKPOINT_MINUTES",
+        )?;
+        let retention_days = match self.audit_retention_days.trim() {
+            "" => None,
+            v => Some(parse_positive(v, "SSO_AUDIT_RETENTION_DAYS")?),
+        };
 
         let log_format = match self.log_format.trim() {
             "text" => LogFormat::Text,
@@ -372,6 +388,10 @@ impl ConfigArgs {
                 absolute_secs: max * 3600,
             },
             log_format,
+            audit: crate::audit::AuditSettings {
+                checkpoint_secs: checkpoint_minutes as u64 * 60,
+                retention_days,
+            },
         })
     }
 }

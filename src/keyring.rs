@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 
+use serde_json::json;
+
+use crate::domain::audit::{kind, Actor, Event};
 use crate::domain::keys::{self, Jwks, KeyEvent, NewKey, Ring, RingError, RotationPolicy};
 use crate::domain::secrets::{MasterKeys, OpenError};
 use crate::domain::tokens::Signer;
@@ -202,6 +205,8 @@ impl KeyRing {
     async fn apply(
         &self,
         fresh: Option<(NewKey, SealedKey)>,
+        by: &Actor,
+        now: i64,
         decide: impl FnOnce(&mut Ring, Option<NewKey>) -> Result<Vec<KeyEvent>, RingError>,
     ) -> Result<Vec<KeyEvent>, KeyRingError> {
         let (key, sealed) = match fresh {
@@ -209,9 +214,12 @@ impl KeyRing {
             None => (None, None),
         };
         tracing::debug!("changing the key ring");
-        let events = store::change(&self.db, sealed.as_ref(), |ring| {
-            decide(ring, key).map_err(KeyRingError::from)
-        })
+        let events = store::change(
+            &self.db,
+            sealed.as_ref(),
+            |ring| decide(ring, key).map_err(KeyRingError::from),
+            |events: &Vec<KeyEvent>| events.iter().map(|e| audit_event(by, now, e)).collect(),
+        )
         .await?;
         // Reload even when this change found nothing to do: another
         // instance may have done it, and the caller reports the ring as it is.
@@ -240,17 +248,23 @@ impl KeyRing {
         } else {
             None
         };
-        self.apply(fresh, |ring, key| Ok(ring.advance(now, &policy, key)))
-            .await
+        self.apply(fresh, &Actor::system(), now, |ring, key| {
+            Ok(ring.advance(now, &policy, key))
+        })
+        .await
     }
 
     /// Rotate ahead of schedule, safely: returns when the new key will sign.
-    pub async fn rotate_soon(&self, now: i64) -> Result<(i64, Vec<KeyEvent>), KeyRingError> {
+    pub async fn rotate_soon(
+        &self,
+        by: &Actor,
+        now: i64,
+    ) -> Result<(i64, Vec<KeyEvent>), KeyRingError> {
         let policy = self.settings.policy;
         let fresh = self.fresh_key().await?;
         let mut when = now;
         let events = self
-            .apply(Some(fresh), |ring, key| {
+            .apply(Some(fresh), by, now, |ring, key| {
                 let (at, ev) = ring.rotate_soon(now, &policy, key)?;
                 when = at;
                 Ok(ev)
@@ -260,11 +274,13 @@ impl KeyRing {
     }
 
     /// Emergency rotation: a new signer at once.
-    pub async fn rotate_now(&self, now: i64) -> Result<Vec<KeyEvent>, KeyRingError> {
+    pub async fn rotate_now(&self, by: &Actor, now: i64) -> Result<Vec<KeyEvent>, KeyRingError> {
         let policy = self.settings.policy;
         let fresh = self.fresh_key().await?;
-        self.apply(Some(fresh), |ring, key| ring.rotate_now(now, &policy, key))
-            .await
+        self.apply(Some(fresh), by, now, |ring, key| {
+            ring.rotate_now(now, &policy, key)
+        })
+        .await
     }
 
     /// Take a key out of the JWKS at once; a new signer takes over if needed.
@@ -272,35 +288,46 @@ impl KeyRing {
         &self,
         kid: &str,
         reason: &str,
+        by: &Actor,
         now: i64,
     ) -> Result<Vec<KeyEvent>, KeyRingError> {
         let policy = self.settings.policy;
         let fresh = self.fresh_key().await?;
-        self.apply(Some(fresh), |ring, key| {
+        self.apply(Some(fresh), by, now, |ring, key| {
             ring.revoke(kid, reason, now, &policy, key)
         })
         .await
     }
 
     /// Reseal every kept private key under the current master key.
-    pub async fn rewrap(&self) -> Result<u64, KeyRingError> {
+    pub async fn rewrap(&self, by: &Actor, now: i64) -> Result<u64, KeyRingError> {
         let masters = &self.masters;
-        let n = store::reseal_private_keys(&self.db, |kid, sealed| {
-            if masters.is_current(sealed) {
-                return Ok(None);
-            }
-            let plain = masters
-                .open(sealed, &aad(kid))
-                .map_err(|error| KeyRingError::Open {
-                    kid: kid.to_string(),
-                    error,
-                })?;
-            Ok::<_, KeyRingError>(Some(masters.seal(
-                &plain,
-                &aad(kid),
-                &mut rand::rngs::OsRng,
-            )))
-        })
+        let master = masters.current().id();
+        let record = |n: u64| {
+            by.did(now, kind::KEY_REWRAPPED)
+                .detail(json!({ "resealed": n, "master_key": master }))
+        };
+        let n = store::reseal_private_keys(
+            &self.db,
+            |kid, sealed| {
+                if masters.is_current(sealed) {
+                    return Ok(None);
+                }
+                let plain =
+                    masters
+                        .open(sealed, &aad(kid))
+                        .map_err(|error| KeyRingError::Open {
+                            kid: kid.to_string(),
+                            error,
+                        })?;
+                Ok::<_, KeyRingError>(Some(masters.seal(
+                    &plain,
+                    &aad(kid),
+                    &mut rand::rngs::OsRng,
+                )))
+            },
+            record,
+        )
         .await?;
         self.reload().await?;
         tracing::info!(
@@ -310,6 +337,30 @@ impl KeyRing {
         );
         Ok(n)
     }
+}
+
+/// The audit record of a change to the ring.
+fn audit_event(by: &Actor, now: i64, e: &KeyEvent) -> Event {
+    let (k, kid, detail) = match e {
+        KeyEvent::Created {
+            kid,
+            state,
+            activates_at,
+        } => (
+            kind::KEY_CREATED,
+            kid,
+            json!({ "state": state.as_str(), "activates_at": activates_at }),
+        ),
+        KeyEvent::Activated { kid } => (kind::KEY_ACTIVATED, kid, json!({})),
+        KeyEvent::Retired { kid, remove_at } => {
+            (kind::KEY_RETIRED, kid, json!({ "remove_at": remove_at }))
+        }
+        KeyEvent::Removed { kid } => (kind::KEY_REMOVED, kid, json!({})),
+        KeyEvent::Revoked { kid, reason } => (kind::KEY_REVOKED, kid, json!({ "reason": reason })),
+    };
+    let mut detail = detail;
+    detail["kid"] = json!(kid);
+    by.did(now, k).detail(detail)
 }
 
 fn log_event(e: &KeyEvent) {

@@ -3,7 +3,8 @@
 //! The decision is made on what the database says now (person, site,
 //! grants), the token is minted, and then one statement records the launch
 //! only if everything the decision rested on still holds (see
-//! `store::launches::record_launch`). Only after that commit does the
+//! `store::launches::record_launch`, which appends the audit record in
+//! the same transaction). Only after that commit does the
 //! caller get the URL with the token: no token leaves without its record.
 //! Signing happens before the write so that the RSA signature does not sit
 //! inside SQLite's single write lock.
@@ -16,13 +17,7 @@ use crate::server::AppState;
 use crate::store;
 use crate::store::launches::{LaunchRecord, StillTrue};
 
-/// Where the launch came from, for the record.
-#[derive(Debug, Clone, Default)]
-pub struct Origin {
-    pub ip: String,
-    pub user_agent: String,
-    pub request_id: String,
-}
+pub use crate::domain::audit::Origin;
 
 #[derive(Debug)]
 pub enum Launched {
@@ -146,7 +141,6 @@ pub async fn launch_site(
             }
         };
         let record = LaunchRecord {
-            id: uuid::Uuid::new_v4().to_string(),
             at: now,
             outcome: "launched".into(),
             reason: None,
@@ -154,6 +148,7 @@ pub async fn launch_site(
             email: person.email.clone(),
             site_id: site.id.clone(),
             site_url: site.url.clone(),
+            client: site.client.clone(),
             role: Some(entry.role.clone()),
             profile: Some(site.profile.as_str().into()),
             alg: Some(site.signing.as_str().into()),
@@ -198,7 +193,6 @@ async fn refuse(
     now: i64,
 ) -> Result<Launched, LaunchError> {
     let record = LaunchRecord {
-        id: uuid::Uuid::new_v4().to_string(),
         at: now,
         outcome: "refused".into(),
         reason: Some(why.code().into()),
@@ -206,6 +200,7 @@ async fn refuse(
         email: person.email.clone(),
         site_id: site_id.chars().take(100).collect(),
         site_url: site.map(|s| s.url.clone()).unwrap_or_default(),
+        client: site.map(|s| s.client.clone()).unwrap_or_default(),
         role: None,
         profile: site.map(|s| s.profile.as_str().into()),
         alg: site.map(|s| s.signing.as_str().into()),

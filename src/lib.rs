@@ -5,6 +5,8 @@
 
 pub mod app;
 #[cfg(feature = "ssr")]
+pub mod audit;
+#[cfg(feature = "ssr")]
 pub mod domain;
 
 #[cfg(feature = "ssr")]
@@ -17,6 +19,8 @@ pub mod error;
 pub mod keyring;
 #[cfg(feature = "ssr")]
 pub mod launch;
+#[cfg(feature = "ssr")]
+pub mod people;
 #[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]

@@ -255,8 +255,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     config.oidc_client().map_err(|e| anyhow::anyhow!("{e}"))?;
     let addr = bind_addr(&config);
     let state = build_state(config, Arc::new(SystemClock), leptos_options(addr)).await?;
+    record_start(&state).await?;
     spawn_session_cleanup(state.db.clone());
     keyring::spawn_maintenance(state.keys.clone(), state.clock.clone());
+    crate::audit::spawn_maintenance(
+        state.db.clone(),
+        state.keys.clone(),
+        state.clock.clone(),
+        state.config.public_url.clone(),
+        state.config.audit,
+    );
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -278,6 +286,36 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .await?;
     tracing::info!("agency-sso stopped");
     Ok(())
+}
+
+/// Record the start of the service with its effective non-secret configuration.
+pub async fn record_start(st: &AppState) -> anyhow::Result<()> {
+    use crate::domain::audit::{kind, Actor};
+    let c = &st.config;
+    let event = Actor::system()
+        .did(st.clock.now(), kind::SERVICE_STARTED)
+        .detail(serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "public_url": c.public_url,
+            "listen": bind_addr(c).to_string(),
+            "database": format!("{:?}", c.db_kind),
+            "oidc_issuer": c.oidc.issuer,
+            "oidc_client_id": c.oidc.client_id,
+            "allowed_domains": c.sign_in.allowed_domains,
+            "admin_emails": c.sign_in.admin_emails,
+            "require_hosted_domain": c.sign_in.require_hosted_domain,
+            "key_bits": c.keys.bits,
+            "jwks_max_age": c.keys.jwks_max_age,
+            "session_idle_secs": c.session.idle_secs,
+            "session_absolute_secs": c.session.absolute_secs,
+            "audit_checkpoint_secs": c.audit.checkpoint_secs,
+            "audit_retention_days": c.audit.retention_days,
+            "master_key": st.master_keys.current().id(),
+            "signing_key": st.keys.signer().map(|s| s.kid().to_string()),
+        }));
+    crate::store::audit::record(&st.db, &[event])
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot record the start of the service: {e}"))
 }
 
 async fn shutdown_signal() {

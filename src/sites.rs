@@ -1,11 +1,14 @@
 //! Managing sites and grants, and the list of sites a person may enter.
 //! Called by the CLI and the pages alike; no web code here.
 
+use serde_json::json;
+
 use crate::domain::access::{self, SiteStanding};
+use crate::domain::audit::{kind, Actor};
 use crate::domain::secrets::MasterKeys;
 use crate::domain::sites::{check_role, normalise_url, FieldError, Site, SiteInput};
 use crate::launch::secret_aad;
-use crate::store::{self, Db};
+use crate::store::{self, audit, Db};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
@@ -38,11 +41,32 @@ impl From<store::sites::SiteStoreError> for ManageError {
     }
 }
 
-/// Add a site: validate, seal its secret (if any) for it alone, store.
+/// What the audit record shows of a site: everything but the secret,
+/// which is only said to be set.
+pub fn site_summary(s: &Site) -> serde_json::Value {
+    json!({
+        "name": s.name,
+        "client": s.client,
+        "url": s.url,
+        "profile": s.profile.as_str(),
+        "login_template": s.login_template,
+        "username_claim": s.username_claim,
+        "signing": s.signing.as_str(),
+        "secret": if s.has_secret { "set" } else { "none" },
+        "roles": s.roles,
+        "token_lifetime": s.token_lifetime,
+        "enabled": s.enabled,
+        "notes": s.notes,
+    })
+}
+
+/// Add a site: validate, seal its secret (if any) for it alone, store,
+/// record.
 pub async fn create_site(
     db: &Db,
     masters: &MasterKeys,
     input: SiteInput,
+    by: &Actor,
     now: i64,
 ) -> Result<Site, ManageError> {
     let site = input.validate().map_err(ManageError::Invalid)?;
@@ -51,7 +75,75 @@ pub async fn create_site(
         .secret
         .as_ref()
         .map(|s| masters.seal(s.as_bytes(), &secret_aad(&id), &mut rand::rngs::OsRng));
-    Ok(store::sites::insert(db, &id, &site, sealed.as_deref(), now).await?)
+    let mut tx = audit::begin(db).await?;
+    let site = store::sites::insert(&mut *tx, &id, &site, sealed.as_deref(), now).await?;
+    let event = by
+        .did(now, kind::SITE_CREATED)
+        .site(&site.id, &site.url, &site.client)
+        .detail(json!({ "after": site_summary(&site) }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(site)
+}
+
+/// A change to one site's settings.
+enum SiteChange {
+    Enabled(bool),
+    Roles(Vec<String>),
+}
+
+/// Apply a change to one site, recorded with the site before and after.
+async fn change_site(
+    db: &Db,
+    site: &str,
+    change: SiteChange,
+    by: &Actor,
+    now: i64,
+) -> Result<Site, ManageError> {
+    let id = find_site(db, site).await?.id;
+    let gone = || ManageError::UnknownSite(site.to_string());
+    let mut tx = audit::begin(db).await?;
+    let before = store::sites::find_in(&mut *tx, &id)
+        .await?
+        .ok_or_else(gone)?;
+    match &change {
+        SiteChange::Enabled(on) => store::sites::set_enabled(&mut *tx, &id, *on, now).await?,
+        SiteChange::Roles(roles) => store::sites::set_roles(&mut *tx, &id, roles, now).await?,
+    };
+    let after = store::sites::find_in(&mut *tx, &id)
+        .await?
+        .ok_or_else(gone)?;
+    let event = by
+        .did(now, kind::SITE_CHANGED)
+        .site(&after.id, &after.url, &after.client)
+        .detail(json!({ "before": site_summary(&before), "after": site_summary(&after) }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Enable or disable a site (disabled: every launch is refused).
+pub async fn set_site_enabled(
+    db: &Db,
+    site: &str,
+    enabled: bool,
+    by: &Actor,
+    now: i64,
+) -> Result<Site, ManageError> {
+    change_site(db, site, SiteChange::Enabled(enabled), by, now).await
+}
+
+/// Replace the roles that may be granted on a site.
+pub async fn set_site_roles(
+    db: &Db,
+    site: &str,
+    roles: &[String],
+    by: &Actor,
+    now: i64,
+) -> Result<Site, ManageError> {
+    let roles = crate::domain::sites::check_roles(roles)
+        .map_err(|e| ManageError::Refused(e.to_string()))?;
+    change_site(db, site, SiteChange::Roles(roles), by, now).await
 }
 
 /// A site named by its id or its URL (as typed: it is normalised first).
@@ -100,7 +192,7 @@ pub async fn grant(
     email: &str,
     site: &str,
     role: &str,
-    by: &str,
+    by: &Actor,
     now: i64,
 ) -> Result<(String, Site), ManageError> {
     let email = check_email(email, allowed_domains)?;
@@ -114,20 +206,53 @@ pub async fn grant(
         )));
     }
     let id = uuid::Uuid::new_v4().to_string();
-    store::grants::put(db, &id, &email, &site.id, &role, None, "", by, now).await?;
+    let mut tx = audit::begin(db).await?;
+    let before = store::grants::get(&mut *tx, &email, &site.id).await?;
+    store::grants::put(
+        &mut *tx, &id, &email, &site.id, &role, None, "", &by.who, now,
+    )
+    .await?;
+    let event = by
+        .did(now, kind::GRANT_SET)
+        .subject(&email)
+        .site(&site.id, &site.url, &site.client)
+        .role(&role)
+        .detail(json!({
+            "before": before.map(|(role, expires_at)| json!({ "role": role, "expires_at": expires_at })),
+            "after": { "role": role, "expires_at": null },
+        }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
     Ok((role, site))
 }
 
 /// Take a person's grant on a site away.
-pub async fn revoke(db: &Db, email: &str, site: &str) -> Result<Site, ManageError> {
+pub async fn revoke(
+    db: &Db,
+    email: &str,
+    site: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<Site, ManageError> {
     let email = email.trim().to_ascii_lowercase();
     let site = find_site(db, site).await?;
-    if !store::grants::revoke(db, &email, &site.id).await? {
+    let mut tx = audit::begin(db).await?;
+    let before = store::grants::get(&mut *tx, &email, &site.id).await?;
+    let Some((role, expires_at)) = before else {
         return Err(ManageError::Refused(format!(
             "{email} has no grant on {}",
             site.url
         )));
-    }
+    };
+    store::grants::revoke(&mut *tx, &email, &site.id).await?;
+    let event = by
+        .did(now, kind::GRANT_REVOKED)
+        .subject(&email)
+        .site(&site.id, &site.url, &site.client)
+        .role(&role)
+        .detail(json!({ "before": { "role": role, "expires_at": expires_at }, "after": null }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
     Ok(site)
 }
 

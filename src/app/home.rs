@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use super::sites::SiteList;
-use super::{get_viewer, PersonView};
+use super::{get_viewer, PersonView, TopBar};
 
 #[component]
 pub fn HomePage() -> impl IntoView {
@@ -44,21 +44,11 @@ fn SignIn(provider: String) -> impl IntoView {
 
 #[component]
 fn Dashboard(person: PersonView) -> impl IntoView {
-    let role = if person.is_admin { "Admin" } else { "Staff" };
+    let name = person.name.clone();
     view! {
-        <header class="topbar">
-            <span class="brand">"Agency SSO"</span>
-            <div class="who">
-                <span class="name" data-testid="person-name">{person.name.clone()}</span>
-                <span class="email">{person.email.clone()}</span>
-                <span class="badge" data-testid="person-role">{role}</span>
-                <form method="post" action="/auth/logout">
-                    <button type="submit" class="button">"Sign out"</button>
-                </form>
-            </div>
-        </header>
+        <TopBar person/>
         <main class="dashboard">
-            <h1>"Welcome, " {person.name}</h1>
+            <h1>"Welcome, " {name}</h1>
             <section aria-labelledby="sites-heading">
                 <h2 id="sites-heading">"Your sites"</h2>
                 <SiteList/>

@@ -1,6 +1,7 @@
 //! The Leptos app: the HTML shell, routes and pages. Server functions stay
 //! thin and call the plain modules under `web` and `store`.
 
+pub mod audit;
 mod home;
 pub mod sites;
 
@@ -66,8 +67,34 @@ pub fn App() -> impl IntoView {
                 // Async: the page is complete in the first response, so it reads
                 // right without JavaScript and its headers are all set.
                 <Route path=StaticSegment("") view=home::HomePage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("audit") view=audit::AuditPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("activity") view=audit::ActivityPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
+    }
+}
+
+/// The bar at the top of every signed-in page: where to go, who is signed in.
+#[component]
+pub fn TopBar(person: PersonView) -> impl IntoView {
+    let role = if person.is_admin { "Admin" } else { "Staff" };
+    view! {
+        <header class="topbar">
+            <span class="brand">"Agency SSO"</span>
+            <nav class="nav" aria-label="Main">
+                <a href="/">"Sites"</a>
+                <a href="/activity">"My activity"</a>
+                {person.is_admin.then(|| view! { <a href="/audit">"Audit log"</a> })}
+            </nav>
+            <div class="who">
+                <span class="name" data-testid="person-name">{person.name.clone()}</span>
+                <span class="email">{person.email.clone()}</span>
+                <span class="badge" data-testid="person-role">{role}</span>
+                <form method="post" action="/auth/logout">
+                    <button type="submit" class="button">"Sign out"</button>
+                </form>
+            </div>
+        </header>
     }
 }
 

@@ -72,6 +72,16 @@ impl Refusal {
             Refusal::HostedDomainMismatch { .. } => "hosted_domain_mismatch",
         }
     }
+
+    /// The address the refusal concerns, where there is one.
+    pub fn email(&self) -> Option<&str> {
+        match self {
+            Refusal::EmailUnverified { email }
+            | Refusal::DomainNotAllowed { email }
+            | Refusal::HostedDomainMismatch { email, .. } => Some(email),
+            Refusal::EmailMissing | Refusal::HostedDomainMissing => None,
+        }
+    }
 }
 
 impl SignInPolicy {

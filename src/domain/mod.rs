@@ -4,6 +4,7 @@
 //! No axum, leptos or sqlx in here; time is always passed in.
 
 pub mod access;
+pub mod audit;
 pub mod identity;
 pub mod keys;
 pub mod people;

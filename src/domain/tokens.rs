@@ -70,9 +70,29 @@ impl Signer {
 
     /// A compact RS256 JWS over `claims`, with `kid` and `typ: JWT` in the header.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, SignError> {
+        self.sign_after(&self.header_prefix, claims)
+    }
+
+    /// The same with another `typ` (RFC 8725 3.11: a JWS that is not a
+    /// login token says so, and cannot be mistaken for one).
+    pub fn sign_typed<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, SignError> {
+        let header = serde_json::to_vec(&serde_json::json!({
+            "alg": "RS256",
+            "kid": self.kid,
+            "typ": typ,
+        }))
+        .map_err(|_| SignError::Failed)?;
+        self.sign_after(&format!("{}.", B64.encode(header)), claims)
+    }
+
+    fn sign_after<T: Serialize>(
+        &self,
+        header_prefix: &str,
+        claims: &T,
+    ) -> Result<String, SignError> {
         let payload = serde_json::to_vec(claims).map_err(|_| SignError::Failed)?;
-        let mut out = String::with_capacity(self.header_prefix.len() + payload.len() * 4 / 3 + 350);
-        out.push_str(&self.header_prefix);
+        let mut out = String::with_capacity(header_prefix.len() + payload.len() * 4 / 3 + 350);
+        out.push_str(header_prefix);
         B64.encode_string(payload, &mut out);
         let mut sig = vec![0u8; self.key.public().modulus_len()];
         self.key

@@ -24,8 +24,8 @@ pub struct GrantListing {
 /// Give `email` `role` on a site, replacing the role they had there.
 /// Returns the grant's id.
 #[allow(clippy::too_many_arguments)]
-pub async fn put(
-    db: &Db,
+pub async fn put<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
     new_id: &str,
     email: &str,
     site_id: &str,
@@ -51,16 +51,33 @@ pub async fn put(
     .bind(reason)
     .bind(now)
     .bind(created_by)
-    .fetch_one(&db.pool)
+    .fetch_one(ex)
     .await
 }
 
+/// The grant a person has on a site now: (role, expires_at), for the record of a change.
+pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    email: &str,
+    site_id: &str,
+) -> Result<Option<(String, Option<i64>)>, sqlx::Error> {
+    sqlx::query_as("SELECT role, expires_at FROM grants WHERE email = $1 AND site_id = $2")
+        .bind(email)
+        .bind(site_id)
+        .fetch_optional(ex)
+        .await
+}
+
 /// Take a person's grant on a site away. Returns whether there was one.
-pub async fn revoke(db: &Db, email: &str, site_id: &str) -> Result<bool, sqlx::Error> {
+pub async fn revoke<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    email: &str,
+    site_id: &str,
+) -> Result<bool, sqlx::Error> {
     let n = sqlx::query("DELETE FROM grants WHERE email = $1 AND site_id = $2")
         .bind(email)
         .bind(site_id)
-        .execute(&db.pool)
+        .execute(ex)
         .await?
         .rows_affected();
     Ok(n > 0)

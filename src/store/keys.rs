@@ -7,7 +7,8 @@
 
 use sqlx::{Any, FromRow, Transaction};
 
-use super::Db;
+use super::{audit, Db};
+use crate::domain::audit::Event;
 use crate::domain::keys::{KeyRecord, KeyState, Ring};
 
 #[derive(FromRow)]
@@ -102,15 +103,18 @@ pub struct SealedKey {
 /// now and changes it; the differences are written and committed together.
 /// `fresh` is the sealed private half of a key `decide` may add.
 /// Returns what `decide` returned.
+/// `record` turns what `decide` returned into the audit records written
+/// in the same transaction.
 pub async fn change<T, E>(
     db: &Db,
     fresh: Option<&SealedKey>,
     decide: impl FnOnce(&mut Ring) -> Result<T, E>,
+    record: impl FnOnce(&T) -> Vec<Event>,
 ) -> Result<T, E>
 where
     E: From<sqlx::Error>,
 {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = audit::begin(db).await?;
     lock_ring(&mut tx).await?;
     let before = load_in(&mut tx).await?;
     let mut after = before.clone();
@@ -144,6 +148,9 @@ where
                 })?;
             insert(&mut tx, k, sealed).await?;
         }
+    }
+    for e in record(&out) {
+        audit::append(&mut tx, &e).await?;
     }
     tx.commit().await?;
     Ok(out)
@@ -216,14 +223,16 @@ async fn update(tx: &mut Transaction<'_, Any>, k: &KeyRecord) -> Result<(), sqlx
 
 /// Reseal every kept private key with `reseal` (old sealed value → new, or
 /// `None` to leave it), under the ring lock. Returns how many changed.
+/// `record` makes the audit record of how many were resealed.
 pub async fn reseal_private_keys<E>(
     db: &Db,
     mut reseal: impl FnMut(&str, &str) -> Result<Option<String>, E>,
+    record: impl FnOnce(u64) -> Event,
 ) -> Result<u64, E>
 where
     E: From<sqlx::Error>,
 {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = audit::begin(db).await?;
     lock_ring(&mut tx).await?;
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT kid, private_key FROM signing_keys WHERE private_key IS NOT NULL ORDER BY kid",
@@ -241,6 +250,7 @@ where
             n += 1;
         }
     }
+    audit::append(&mut tx, &record(n)).await?;
     tx.commit().await?;
     Ok(n)
 }

@@ -1,14 +1,17 @@
-//! The launch record: written before a token leaves the dashboard.
+//! Launches, as audit records (kinds `launch` and `launch_refused`): the
+//! record of an issued launch is appended in the same transaction that
+//! checks the decision still holds, before any token leaves.
 
-use sqlx::FromRow;
+use serde_json::json;
 
+use super::audit;
 use super::Db;
 use crate::config::DbKind;
+use crate::domain::audit::{kind, outcome, Event, Origin, Stored};
 
 /// One launch, issued or refused. Never holds the token, only its `jti`.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchRecord {
-    pub id: String,
     pub at: i64,
     /// `launched` or `refused`.
     pub outcome: String,
@@ -18,6 +21,7 @@ pub struct LaunchRecord {
     pub email: String,
     pub site_id: String,
     pub site_url: String,
+    pub client: String,
     pub role: Option<String>,
     pub profile: Option<String>,
     pub alg: Option<String>,
@@ -29,7 +33,77 @@ pub struct LaunchRecord {
     pub request_id: String,
 }
 
-/// What a launch was decided on, checked again in the statement that
+impl LaunchRecord {
+    /// The audit event that records this launch.
+    pub fn event(&self) -> Event {
+        let issued = self.outcome == "launched";
+        let origin = Origin {
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+        };
+        let mut e = Event::new(
+            self.at,
+            if issued {
+                kind::LAUNCH
+            } else {
+                kind::LAUNCH_REFUSED
+            },
+            if issued {
+                outcome::SUCCESS
+            } else {
+                outcome::REFUSED
+            },
+            &self.email,
+            &origin,
+        )
+        .subject(&self.email)
+        .site(&self.site_id, &self.site_url, &self.client)
+        .role(self.role.as_deref().unwrap_or(""))
+        .reason(self.reason.as_deref().unwrap_or(""))
+        .detail(json!({
+            "person_id": self.person_id,
+            "profile": self.profile,
+            "alg": self.alg,
+            "kid": self.kid,
+            "deep_link": self.deep_link,
+        }));
+        e.jti = self.jti.clone();
+        e
+    }
+
+    fn from_stored(s: Stored) -> LaunchRecord {
+        let e = s.event;
+        let d: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
+        let text = |k: &str| d[k].as_str().map(String::from);
+        let some = |v: String| Some(v).filter(|v| !v.is_empty());
+        LaunchRecord {
+            at: e.at,
+            outcome: if e.kind == kind::LAUNCH {
+                "launched".into()
+            } else {
+                "refused".into()
+            },
+            reason: some(e.reason),
+            person_id: text("person_id").unwrap_or_default(),
+            email: e.subject,
+            site_id: e.site_id,
+            site_url: e.site_url,
+            client: e.client,
+            role: some(e.role),
+            profile: text("profile"),
+            alg: text("alg"),
+            jti: e.jti,
+            kid: text("kid"),
+            deep_link: text("deep_link"),
+            ip: e.ip,
+            user_agent: e.user_agent,
+            request_id: e.request_id,
+        }
+    }
+}
+
+/// What a launch was decided on, checked again in the transaction that
 /// records it.
 #[derive(Debug, Clone)]
 pub struct StillTrue<'a> {
@@ -41,61 +115,44 @@ pub struct StillTrue<'a> {
     pub kid: Option<&'a str>,
 }
 
-const COLUMNS: &str =
-    "id, at, outcome, reason, person_id, email, site_id, site_url, role, profile, \
-                       alg, jti, kid, deep_link, ip, user_agent, request_id";
-
 /// Record an issued launch, if and only if what it was decided on still
 /// holds: the person active, the site enabled and unchanged, the grant
-/// live with that role, the signing key still active. Check and write are
-/// one statement in one transaction, with the person's "last launched" mark.
+/// live with that role, the signing key still active. Check, the person's
+/// "last launched" mark and the audit record are one transaction.
 /// Returns false (and writes nothing) when something changed meanwhile.
 pub async fn record_launch(
     db: &Db,
     r: &LaunchRecord,
     still: &StillTrue<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = audit::begin(db).await?;
     // On PostgreSQL the facts are share-locked as they are read: a revoke,
     // disable or edit in flight is waited for and then seen (otherwise it
-    // could commit between this statement's snapshot and its commit). On
-    // SQLite one writer at a time gives the same.
+    // could commit between this statement's snapshot and the commit). On
+    // SQLite the write lock, taken first, gives the same.
     let lock = match db.kind {
         DbKind::Postgres => " FOR SHARE",
         DbKind::Sqlite => "",
     };
     let sql = format!(
-        "INSERT INTO launches ({COLUMNS}) \
-         SELECT $1, $2, 'launched', NULL, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
-         WHERE EXISTS (SELECT 1 FROM people WHERE id = $3 AND disabled = 0{lock}) \
-           AND EXISTS (SELECT 1 FROM sites WHERE id = $5 AND enabled = 1 AND version = $16{lock}) \
-           AND EXISTS (SELECT 1 FROM grants WHERE id = $17 AND site_id = $5 AND email = $4 \
-                       AND role = $7 AND (expires_at IS NULL OR expires_at > $2){lock}) \
-           AND ($18 = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = $18 AND state = 'active'{lock}))"
+        "SELECT COUNT(*) WHERE EXISTS (SELECT 1 FROM people WHERE id = $1 AND disabled = 0{lock}) \
+           AND EXISTS (SELECT 1 FROM sites WHERE id = $2 AND enabled = 1 AND version = $3{lock}) \
+           AND EXISTS (SELECT 1 FROM grants WHERE id = $4 AND site_id = $2 AND email = $5 \
+                       AND role = $6 AND (expires_at IS NULL OR expires_at > $7){lock}) \
+           AND ($8 = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = $8 AND state = 'active'{lock}))"
     );
-    let n = sqlx::query(&sql)
-        .bind(&r.id)
-        .bind(r.at)
+    let holds: i64 = sqlx::query_scalar(&sql)
         .bind(&r.person_id)
-        .bind(&r.email)
         .bind(&r.site_id)
-        .bind(&r.site_url)
-        .bind(&r.role)
-        .bind(&r.profile)
-        .bind(&r.alg)
-        .bind(&r.jti)
-        .bind(&r.kid)
-        .bind(&r.deep_link)
-        .bind(&r.ip)
-        .bind(&r.user_agent)
-        .bind(&r.request_id)
         .bind(still.site_version)
         .bind(still.grant_id)
+        .bind(&r.email)
+        .bind(r.role.as_deref().unwrap_or(""))
+        .bind(r.at)
         .bind(still.kid.unwrap_or(""))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n != 1 {
+        .fetch_one(&mut *tx)
+        .await?;
+    if holds != 1 {
         tx.rollback().await?;
         return Ok(false);
     }
@@ -108,56 +165,36 @@ pub async fn record_launch(
     .bind(r.at)
     .execute(&mut *tx)
     .await?;
+    audit::append(&mut tx, &r.event()).await?;
     tx.commit().await?;
     Ok(true)
 }
 
 /// Record a refused launch.
 pub async fn record_refusal(db: &Db, r: &LaunchRecord) -> Result<(), sqlx::Error> {
-    let sql = format!(
-        "INSERT INTO launches ({COLUMNS}) \
-         VALUES ($1, $2, 'refused', $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, $11, $12, $13, $14)"
-    );
-    sqlx::query(&sql)
-        .bind(&r.id)
-        .bind(r.at)
-        .bind(&r.reason)
-        .bind(&r.person_id)
-        .bind(&r.email)
-        .bind(&r.site_id)
-        .bind(&r.site_url)
-        .bind(&r.role)
-        .bind(&r.profile)
-        .bind(&r.alg)
-        .bind(&r.deep_link)
-        .bind(&r.ip)
-        .bind(&r.user_agent)
-        .bind(&r.request_id)
-        .execute(&db.pool)
-        .await
-        .map(|_| ())
+    audit::record(db, &[r.event()]).await
 }
 
-/// The latest launches, newest first; optionally one person's.
+/// The latest launches, issued or refused, newest first; optionally one person's.
 pub async fn latest(
     db: &Db,
     email: Option<&str>,
     limit: i64,
 ) -> Result<Vec<LaunchRecord>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM launches WHERE ($1 = '' OR email = $1) \
-         ORDER BY seq DESC LIMIT $2"
-    );
-    sqlx::query_as(&sql)
-        .bind(email.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&db.pool)
-        .await
+    audit::latest_of(
+        db,
+        &[kind::LAUNCH, kind::LAUNCH_REFUSED],
+        email.unwrap_or(""),
+        limit,
+    )
+    .await
+    .map(|v| v.into_iter().map(LaunchRecord::from_stored).collect())
 }
 
-/// How many launches there are, and how many distinct `jti` they carry.
+/// How many launches were issued, and how many distinct `jti` they carry.
 pub async fn count(db: &Db) -> Result<(i64, i64), sqlx::Error> {
-    sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT jti) FROM launches WHERE outcome = 'launched'")
+    sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT jti) FROM audit_log WHERE kind = $1")
+        .bind(kind::LAUNCH)
         .fetch_one(&db.pool)
         .await
 }

@@ -2,6 +2,7 @@
 //! statements run on SQLite and PostgreSQL through sqlx's `Any` driver, with
 //! a migration folder per dialect.
 
+pub mod audit;
 pub mod grants;
 pub mod keys;
 pub mod launches;

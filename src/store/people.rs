@@ -46,8 +46,8 @@ const COLUMNS: &str = "id, issuer, subject, email, name, given_name, family_name
 /// when bootstrapped), else refresh their profile from the provider.
 /// A bootstrap admin is promoted; nobody is demoted here. A disabled person
 /// is left untouched and `None` returned.
-pub async fn record_sign_in(
-    db: &Db,
+pub async fn record_sign_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
     who: &Admitted,
     new_id: &str,
     now: i64,
@@ -73,7 +73,7 @@ pub async fn record_sign_in(
         .bind(&who.family_name)
         .bind(flag(who.bootstrap_admin))
         .bind(now)
-        .fetch_optional(&db.pool)
+        .fetch_optional(ex)
         .await?;
     Ok(row.map(Into::into))
 }
@@ -105,8 +105,12 @@ pub async fn list(db: &Db) -> Result<Vec<Person>, sqlx::Error> {
 /// Disable or re-enable a person. Disabling ends every session they have, in
 /// the same transaction, so no request of theirs is served afterwards.
 /// Returns how many sessions were ended, or `None` when there is no such person.
-pub async fn set_disabled(db: &Db, id: &str, disabled: bool) -> Result<Option<u64>, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+/// Runs inside the caller's transaction (which records the change).
+pub async fn set_disabled(
+    tx: &mut sqlx::AnyConnection,
+    id: &str,
+    disabled: bool,
+) -> Result<Option<u64>, sqlx::Error> {
     let changed = sqlx::query("UPDATE people SET disabled = $1 WHERE id = $2")
         .bind(flag(disabled))
         .bind(id)
@@ -125,6 +129,5 @@ pub async fn set_disabled(db: &Db, id: &str, disabled: bool) -> Result<Option<u6
     } else {
         0
     };
-    tx.commit().await?;
     Ok(Some(ended))
 }

@@ -107,13 +107,36 @@ impl SessionStore for DbSessionStore {
 
 #[async_trait]
 impl ExpiredDeletion for DbSessionStore {
+    /// Expired sessions are deleted, and each signed-in one recorded as
+    /// ended by inactivity, in the same transaction.
     async fn delete_expired(&self) -> session_store::Result<()> {
+        use crate::domain::audit::{kind, Actor};
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut tx = super::audit::begin(&self.db).await.map_err(backend)?;
+        let ended: Vec<(String, String)> = sqlx::query_as(
+            "SELECT p.email, p.id FROM sessions s JOIN people p ON p.id = s.person_id \
+             WHERE s.expires_at <= $1",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
         sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)
-            .execute(&self.db.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        for (email, person_id) in ended {
+            let event = Actor::system()
+                .did(now, kind::SESSION_ENDED)
+                .subject(&email)
+                .reason("idle_timeout")
+                .detail(serde_json::json!({ "person_id": person_id }));
+            super::audit::append(&mut tx, &event)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
         Ok(())
     }
 }

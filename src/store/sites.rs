@@ -71,8 +71,8 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// Add a site. `sealed_secret` is its HS256 secret sealed for `id`.
-pub async fn insert(
-    db: &Db,
+pub async fn insert<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
     id: &str,
     site: &ValidSite,
     sealed_secret: Option<&str>,
@@ -100,7 +100,7 @@ pub async fn insert(
         .bind(site.token_lifetime)
         .bind(&site.notes)
         .bind(now)
-        .fetch_one(&db.pool)
+        .fetch_one(ex)
         .await;
     match row {
         Ok(r) => Ok(r.try_into()?),
@@ -110,11 +110,16 @@ pub async fn insert(
 }
 
 pub async fn find(db: &Db, id: &str) -> Result<Option<Site>, sqlx::Error> {
+    find_in(&db.pool, id).await
+}
+
+/// `find` inside a transaction.
+pub async fn find_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    id: &str,
+) -> Result<Option<Site>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM sites WHERE id = $1");
-    let row: Option<SiteRow> = sqlx::query_as(&sql)
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row: Option<SiteRow> = sqlx::query_as(&sql).bind(id).fetch_optional(ex).await?;
     row.map(TryInto::try_into).transpose()
 }
 
@@ -135,13 +140,23 @@ pub async fn list(db: &Db) -> Result<Vec<Site>, sqlx::Error> {
 }
 
 /// Enable or disable a site. Returns false when there is no such site.
-pub async fn set_enabled(db: &Db, id: &str, enabled: bool, now: i64) -> Result<bool, sqlx::Error> {
-    change(db, id, "enabled", Column::Int(flag(enabled)), now).await
+pub async fn set_enabled<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    id: &str,
+    enabled: bool,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    change(ex, id, "enabled", Column::Int(flag(enabled)), now).await
 }
 
 /// Replace the roles that may be granted on a site.
-pub async fn set_roles(db: &Db, id: &str, roles: &[String], now: i64) -> Result<bool, sqlx::Error> {
-    change(db, id, "roles", Column::Text(join_roles(roles)), now).await
+pub async fn set_roles<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    id: &str,
+    roles: &[String],
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    change(ex, id, "roles", Column::Text(join_roles(roles)), now).await
 }
 
 enum Column {
@@ -151,8 +166,8 @@ enum Column {
 
 /// Set one column, bumping the version (a launch decided on the old site
 /// will not be recorded). `column` is always a literal from this module.
-async fn change(
-    db: &Db,
+async fn change<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
     id: &str,
     column: &'static str,
     value: Column,
@@ -166,12 +181,7 @@ async fn change(
         Column::Int(v) => q.bind(v),
         Column::Text(v) => q.bind(v),
     };
-    let n = q
-        .bind(now)
-        .bind(id)
-        .execute(&db.pool)
-        .await?
-        .rows_affected();
+    let n = q.bind(now).bind(id).execute(ex).await?.rows_affected();
     Ok(n == 1)
 }
 

@@ -14,6 +14,8 @@ use tower_sessions::Session;
 
 use super::oidc::{error_chain, ProviderError};
 use super::pages::{error_page, ErrorPage};
+use super::RequestOrigin;
+use crate::domain::audit::{kind, outcome, Actor, Event, Origin};
 use crate::domain::identity::{Refusal, VerifiedIdentity};
 use crate::domain::people::Person;
 use crate::domain::session::{safe_return_path, AttemptError, PendingSignIn, SignedIn};
@@ -89,12 +91,13 @@ pub struct CallbackQuery {
 /// (nothing of the attempt is kept) and shows what went wrong.
 pub async fn callback(
     State(st): State<AppState>,
+    RequestOrigin(from): RequestOrigin,
     session: Session,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     // Single use: the attempt is gone from the session whatever happens next.
     let pending: Option<PendingSignIn> = session.remove(PENDING_KEY).await.ok().flatten();
-    match finish_sign_in(&st, pending, q).await {
+    match finish_sign_in(&st, pending, q, &from).await {
         Ok((person, return_to)) => {
             let signed_in = SignedIn {
                 person_id: person.id.clone(),
@@ -110,13 +113,16 @@ pub async fn callback(
             if let Err(e) = stored {
                 tracing::error!(error = %e, "cannot store the session");
                 let _ = session.flush().await;
-                return SignInError::Storage.into_response();
+                let failed = SignInError::Storage;
+                record_failure(&st, &failed, Some(&person.email), &from).await;
+                return failed.into_response();
             }
             tracing::info!(person = %person.id, email = %person.email, "signed in");
             Redirect::to(&return_to).into_response()
         }
         Err(e) => {
             tracing::warn!(code = e.code(), detail = ?e.detail(), "sign-in refused");
+            record_failure(&st, &e, e.email(), &from).await;
             // Someone already signed in keeps their session (a forged link
             // must not sign them out); the used-up attempt is saved away now,
             // since error responses are not saved by the session layer.
@@ -132,10 +138,29 @@ pub async fn callback(
     }
 }
 
+/// Record a failed sign-in (best effort: the failure is shown either way).
+async fn record_failure(st: &AppState, e: &SignInError, email: Option<&str>, from: &Origin) {
+    let email = email.unwrap_or("");
+    let event = Event::new(
+        st.clock.now(),
+        kind::SIGN_IN_FAILED,
+        outcome::FAILURE,
+        email,
+        from,
+    )
+    .subject(email)
+    .reason(e.code())
+    .detail(serde_json::json!({ "message": e.message() }));
+    if let Err(err) = store::audit::record(&st.db, &[event]).await {
+        tracing::error!(error = %err, "cannot record the failed sign-in");
+    }
+}
+
 async fn finish_sign_in(
     st: &AppState,
     pending: Option<PendingSignIn>,
     q: CallbackQuery,
+    from: &Origin,
 ) -> Result<(Person, String), SignInError> {
     let pending = pending.ok_or(SignInError::Attempt(AttemptError::NoAttempt))?;
     if let Some(error) = q.error {
@@ -193,15 +218,32 @@ async fn finish_sign_in(
         .admit(&identity)
         .map_err(SignInError::Refused)?;
     let new_id = uuid::Uuid::new_v4().to_string();
-    let person = store::people::record_sign_in(&st.db, &admitted, &new_id, st.clock.now())
+    let now = st.clock.now();
+    // The person and the record of their sign-in, in one transaction.
+    let storage = |e: sqlx::Error| {
+        tracing::error!(error = %e, "cannot record the sign-in");
+        SignInError::Storage
+    };
+    let mut tx = store::audit::begin(&st.db).await.map_err(storage)?;
+    let person = store::people::record_sign_in(&mut *tx, &admitted, &new_id, now)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot record the sign-in");
-            SignInError::Storage
-        })?
+        .map_err(storage)?
         .ok_or(SignInError::Disabled {
-            email: admitted.email,
+            email: admitted.email.clone(),
         })?;
+    let event = Actor::person(&person.email, from.clone())
+        .did(now, kind::SIGN_IN)
+        .subject(&person.email)
+        .detail(serde_json::json!({
+            "person_id": person.id,
+            "issuer": person.issuer,
+            "first_sign_in": person.id == new_id,
+            "admin": person.is_admin,
+        }));
+    store::audit::append(&mut tx, &event)
+        .await
+        .map_err(storage)?;
+    tx.commit().await.map_err(storage)?;
     Ok((person, pending.return_to))
 }
 
@@ -231,6 +273,15 @@ pub enum SignInError {
 }
 
 impl SignInError {
+    /// The e-mail address the failure concerns, where one is known.
+    fn email(&self) -> Option<&str> {
+        match self {
+            SignInError::Disabled { email } => Some(email),
+            SignInError::Refused(r) => r.email(),
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             SignInError::Attempt(a) => a.code(),
@@ -331,7 +382,19 @@ impl IntoResponse for SignInError {
 }
 
 /// POST /auth/logout: the server-side session is deleted, not just the cookie.
-pub async fn logout(session: Session) -> Response {
+pub async fn logout(
+    State(st): State<AppState>,
+    RequestOrigin(from): RequestOrigin,
+    session: Session,
+) -> Response {
+    if let Ok(Some(person)) = current_person(&st, &session).await {
+        let event = Actor::person(&person.email, from)
+            .did(st.clock.now(), kind::SIGN_OUT)
+            .subject(&person.email);
+        if let Err(e) = store::audit::record(&st.db, &[event]).await {
+            tracing::error!(error = %e, "cannot record the sign-out");
+        }
+    }
     if let Err(e) = session.flush().await {
         tracing::error!(error = %e, "cannot delete the session");
     }
@@ -353,6 +416,17 @@ pub async fn current_person(
     };
     if !st.config.session.still_valid(&signed_in, st.clock.now()) {
         let _ = session.flush().await;
+        // The absolute lifetime is over: record the end, with whom it was.
+        if let Ok(Some(p)) = store::people::find(&st.db, &signed_in.person_id).await {
+            let event = Actor::system()
+                .did(st.clock.now(), kind::SESSION_ENDED)
+                .subject(&p.email)
+                .reason("absolute_lifetime")
+                .detail(serde_json::json!({ "signed_in_at": signed_in.signed_in_at }));
+            if let Err(e) = store::audit::record(&st.db, &[event]).await {
+                tracing::warn!(error = %e, "cannot record the end of a session");
+            }
+        }
         return Ok(None);
     }
     let person = store::people::find(&st.db, &signed_in.person_id)

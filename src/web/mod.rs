@@ -1,5 +1,6 @@
 //! The axum side: sign-in, the key set, health, security middleware.
 
+pub mod audit;
 pub mod auth;
 pub mod jwks;
 pub mod launch;
@@ -7,15 +8,60 @@ pub mod oidc;
 pub mod pages;
 pub mod security;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use crate::domain::audit::Origin;
 use crate::server::AppState;
+
+/// Where a request came from, for the audit record: the peer address, the
+/// user agent (bounded) and the request id.
+pub struct RequestOrigin(pub Origin);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestOrigin(origin_of(parts)))
+    }
+}
+
+pub fn origin_of(parts: &Parts) -> Origin {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    Origin {
+        ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into()),
+        user_agent: header("user-agent").chars().take(500).collect(),
+        request_id: request_id(&header("x-request-id")),
+    }
+}
+
+/// The request id for the record: ours (a UUID), or a caller's only when it
+/// is short and plain.
+fn request_id(given: &str) -> String {
+    if given.len() <= 64 && given.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        given.to_string()
+    } else {
+        "invalid".to_string()
+    }
+}
 
 /// Routes served by plain handlers (the Leptos app adds its pages beside them).
 pub fn routes() -> Router<AppState> {
@@ -24,6 +70,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/callback", get(auth::callback))
         .route("/auth/logout", post(auth::logout))
         .route("/launch", post(launch::launch))
+        .route("/audit/export", get(audit::export))
 }
 
 /// Routes outside the session layer: they never read or set a cookie, so
@@ -62,5 +109,20 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
                 })),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_id;
+
+    #[test]
+    fn only_plain_request_ids_reach_the_record() {
+        assert_eq!(
+            request_id("0b9e1c2a-5f7e-4c1b-9d1e-2f3a4b5c6d7e"),
+            "0b9e1c2a-5f7e-4c1b-9d1e-2f3a4b5c6d7e"
+        );
+        assert_eq!(request_id("x\r\nInjected: 1"), "invalid");
+        assert_eq!(request_id(&"a".repeat(65)), "invalid");
     }
 }

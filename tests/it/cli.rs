@@ -105,7 +105,7 @@ async fn users_disable_from_the_command_line_ends_sessions() {
         family_name: None,
         bootstrap_admin: false,
     };
-    let p = people::record_sign_in(&db, &who, "p1", 1)
+    let p = people::record_sign_in(&db.pool, &who, "p1", 1)
         .await
         .unwrap()
         .unwrap();

@@ -256,7 +256,12 @@ async fn tokens_verify_with_pyjwt_and_jose_across_a_rotation(backend: Backend) {
     // tokens it signed fail everywhere; a new key signs.
     app.state
         .keys
-        .revoke(&k2, "test: suspected leak", app.clock.now_for_tests())
+        .revoke(
+            &k2,
+            "test: suspected leak",
+            &agency_sso::domain::audit::Actor::command_line(),
+            app.clock.now_for_tests(),
+        )
         .await
         .unwrap();
     let published = kids(&get_jwks(&app).await.1);
@@ -514,7 +519,11 @@ async fn a_process_killed_mid_rotation_leaves_the_ring_consistent(backend: Backe
         let mut waited = false;
         for _ in 0..400 {
             let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE key_ring%'",
+                // The statement text PostgreSQL shows for a waiting extended-protocol
+                // statement can lag behind it: any session of this database
+                // waiting on a lock is the rotation (nothing else runs here).
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                 AND datname = current_database() AND pid <> pg_backend_pid()",
             )
             .fetch_one(&mut *holder)
             .await

@@ -6,6 +6,7 @@ use reqwest::header::LOCATION;
 use serde_json::{json, Value};
 use url::Url;
 
+use agency_sso::domain::audit::Actor;
 use agency_sso::domain::sites::SiteInput;
 use agency_sso::store;
 
@@ -18,10 +19,16 @@ const SHOP_SECRET: &str = "miniorange-client-secret-0123456789abcdef";
 
 async fn add_site(app: &TestApp, input: SiteInput) -> String {
     let st = &app.state;
-    agency_sso::sites::create_site(&st.db, &st.master_keys, input, app.clock.now_for_tests())
-        .await
-        .unwrap()
-        .id
+    agency_sso::sites::create_site(
+        &st.db,
+        &st.master_keys,
+        input,
+        &Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap()
+    .id
 }
 
 fn site(name: &str, url: &str) -> SiteInput {
@@ -41,7 +48,7 @@ async fn grant(app: &TestApp, email: &str, site: &str, role: &str) {
         email,
         site,
         role,
-        "test",
+        &Actor::command_line(),
         app.clock.now_for_tests(),
     )
     .await
@@ -285,10 +292,12 @@ async fn every_refusal_is_named_shown_and_recorded(backend: Backend) {
     assert!(text.contains("There is no such site"), "{text}");
 
     // The role is no longer allowed on the site.
-    store::sites::set_roles(
+    let admin = Actor::command_line();
+    agency_sso::sites::set_site_roles(
         db,
         &blog,
         &["administrator".to_string(), "subscriber".to_string()],
+        &admin,
         now,
     )
     .await
@@ -302,24 +311,24 @@ async fn every_refusal_is_named_shown_and_recorded(backend: Backend) {
         latest(&app).await.reason.as_deref(),
         Some("role_not_allowed")
     );
-    store::sites::set_roles(db, &blog, &["editor".to_string()], now)
+    agency_sso::sites::set_site_roles(db, &blog, &["editor".to_string()], &admin, now)
         .await
         .unwrap();
     assert_eq!(launch(&app, &sam, &blog, "").await.status(), 303);
 
     // The site disabled.
-    store::sites::set_enabled(db, &blog, false, now)
+    agency_sso::sites::set_site_enabled(db, &blog, false, &admin, now)
         .await
         .unwrap();
     let text = refused_page(launch(&app, &sam, &blog, "").await).await;
     assert!(text.contains("This site is disabled"), "{text}");
     assert_eq!(latest(&app).await.reason.as_deref(), Some("site_disabled"));
-    store::sites::set_enabled(db, &blog, true, now)
+    agency_sso::sites::set_site_enabled(db, &blog, true, &admin, now)
         .await
         .unwrap();
 
     // The grant revoked.
-    agency_sso::sites::revoke(db, "sam@agency.test", BLOG)
+    agency_sso::sites::revoke(db, "sam@agency.test", BLOG, &admin, now)
         .await
         .unwrap();
     let text = refused_page(launch(&app, &sam, &blog, "").await).await;
@@ -327,11 +336,7 @@ async fn every_refusal_is_named_shown_and_recorded(backend: Backend) {
     assert!(!page_text(&app.home(&sam).await).contains("Client One Blog"));
 
     // The person disabled: their session is gone, nothing is launched.
-    let person = store::people::find_by_email(db, "sam@agency.test")
-        .await
-        .unwrap()
-        .remove(0);
-    store::people::set_disabled(db, &person.id, true)
+    agency_sso::people::set_disabled(db, "sam@agency.test", true, &admin, now)
         .await
         .unwrap();
     let res = launch(&app, &sam, &locked, "").await;
@@ -357,7 +362,7 @@ async fn break_the_launch_record(app: &TestApp, backend: Backend) {
     let pool = &app.state.db.pool;
     match backend {
         Backend::Sqlite => {
-            sqlx::query("CREATE TRIGGER launches_broken BEFORE INSERT ON launches BEGIN SELECT RAISE(ABORT, 'simulated failure'); END")
+            sqlx::query("CREATE TRIGGER launches_broken BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'simulated failure'); END")
                 .execute(pool)
                 .await
                 .unwrap();
@@ -367,7 +372,7 @@ async fn break_the_launch_record(app: &TestApp, backend: Backend) {
                 .execute(pool)
                 .await
                 .unwrap();
-            sqlx::query("CREATE TRIGGER launches_broken BEFORE INSERT ON launches FOR EACH ROW EXECUTE FUNCTION launches_broken()")
+            sqlx::query("CREATE TRIGGER launches_broken BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION launches_broken()")
                 .execute(pool)
                 .await
                 .unwrap();
@@ -611,7 +616,6 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
         .remove(0);
     let kid = app.state.keys.signer().unwrap().kid().to_string();
     let record = |n: u32| LaunchRecord {
-        id: format!("launch-{n}"),
         at: now,
         outcome: "launched".into(),
         reason: None,
@@ -619,6 +623,7 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
         email: person.email.clone(),
         site_id: blog.clone(),
         site_url: site.url.clone(),
+        client: site.client.clone(),
         role: Some("editor".into()),
         profile: Some("twl-sso".into()),
         alg: Some("RS256".into()),
@@ -660,7 +665,7 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
     );
 
     store::grants::put(
-        db,
+        &db.pool,
         "x",
         "sam@agency.test",
         &blog,
@@ -677,7 +682,7 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
         "the grant expired"
     );
     store::grants::put(
-        db,
+        &db.pool,
         "x",
         "sam@agency.test",
         &blog,
@@ -691,7 +696,8 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
     .unwrap();
     assert!(record_launch(db, &record(6), &holds).await.unwrap());
 
-    store::people::set_disabled(db, &person.id, true)
+    let admin = Actor::command_line();
+    agency_sso::people::set_disabled(db, &person.email, true, &admin, now)
         .await
         .unwrap();
     assert!(

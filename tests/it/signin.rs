@@ -143,10 +143,16 @@ async fn disabling_a_person_ends_their_sessions_and_blocks_sign_in(backend: Back
     let person = &store::people::find_by_email(&app.state.db, "ann@agency.test")
         .await
         .unwrap()[0];
-    let ended = store::people::set_disabled(&app.state.db, &person.id, true)
-        .await
-        .unwrap();
-    assert_eq!(ended, Some(1));
+    let ended = agency_sso::people::set_disabled(
+        &app.state.db,
+        &person.email,
+        true,
+        &agency_sso::domain::audit::Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ended, [(person.email.clone(), 1)]);
     let page = page_text(&app.home(&browser).await);
     assert!(
         page.contains("Sign in with") && !page.contains("Welcome"),

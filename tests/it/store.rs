@@ -44,7 +44,7 @@ fn ann(admin: bool) -> Admitted {
 async fn people_are_created_then_refreshed(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = db(backend, &dir).await;
-    let first = people::record_sign_in(&db, &ann(false), "id-1", 100)
+    let first = people::record_sign_in(&db.pool, &ann(false), "id-1", 100)
         .await
         .unwrap()
         .unwrap();
@@ -56,7 +56,7 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     let mut renamed = ann(false);
     renamed.email = "ann.b@agency.test".into();
     renamed.name = Some("Ann B".into());
-    let again = people::record_sign_in(&db, &renamed, "id-2", 200)
+    let again = people::record_sign_in(&db.pool, &renamed, "id-2", 200)
         .await
         .unwrap()
         .unwrap();
@@ -68,14 +68,14 @@ async fn people_are_created_then_refreshed(backend: Backend) {
 
     // Bootstrap promotes; a later sign-in without it does not demote.
     assert!(
-        people::record_sign_in(&db, &ann(true), "id-3", 300)
+        people::record_sign_in(&db.pool, &ann(true), "id-3", 300)
             .await
             .unwrap()
             .unwrap()
             .is_admin
     );
     assert!(
-        people::record_sign_in(&db, &ann(false), "id-4", 400)
+        people::record_sign_in(&db.pool, &ann(false), "id-4", 400)
             .await
             .unwrap()
             .unwrap()
@@ -85,7 +85,7 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     // Another issuer with the same subject is another person.
     let mut other = ann(false);
     other.issuer = "https://other-idp.test".into();
-    let o = people::record_sign_in(&db, &other, "id-5", 500)
+    let o = people::record_sign_in(&db.pool, &other, "id-5", 500)
         .await
         .unwrap()
         .unwrap();
@@ -125,7 +125,7 @@ fn now() -> i64 {
 async fn disabling_ends_sessions_in_the_same_transaction(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = db(backend, &dir).await;
-    let p = people::record_sign_in(&db, &ann(false), "id-1", 100)
+    let p = people::record_sign_in(&db.pool, &ann(false), "id-1", 100)
         .await
         .unwrap()
         .unwrap();
@@ -140,8 +140,9 @@ async fn disabling_ends_sessions_in_the_same_transaction(backend: Backend) {
     store.create(&mut anonymous).await.unwrap();
     assert_eq!(count_for_person(&db, &p.id, now()).await.unwrap(), 3);
 
+    let mut conn = db.pool.acquire().await.unwrap();
     assert_eq!(
-        people::set_disabled(&db, &p.id, true).await.unwrap(),
+        people::set_disabled(&mut conn, &p.id, true).await.unwrap(),
         Some(3)
     );
     assert_eq!(count_for_person(&db, &p.id, now()).await.unwrap(), 0);
@@ -152,12 +153,14 @@ async fn disabling_ends_sessions_in_the_same_transaction(backend: Backend) {
     );
 
     assert_eq!(
-        people::set_disabled(&db, &p.id, false).await.unwrap(),
+        people::set_disabled(&mut conn, &p.id, false).await.unwrap(),
         Some(0)
     );
     assert!(!people::find(&db, &p.id).await.unwrap().unwrap().disabled);
     assert_eq!(
-        people::set_disabled(&db, "nobody", true).await.unwrap(),
+        people::set_disabled(&mut conn, "nobody", true)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -223,7 +226,7 @@ async fn migrations_are_idempotent(backend: Backend) {
         Backend::Postgres => DbKind::Postgres,
     };
     let first = Db::connect(&url, kind).await.unwrap();
-    people::record_sign_in(&first, &ann(false), "id-1", 1)
+    people::record_sign_in(&first.pool, &ann(false), "id-1", 1)
         .await
         .unwrap()
         .unwrap();

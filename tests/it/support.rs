@@ -168,6 +168,7 @@ impl TestApp {
         )
         .await
         .unwrap();
+        server::record_start(&state).await.unwrap();
         let router = server::router(state.clone());
         tokio::spawn(async move {
             axum::serve(
@@ -186,6 +187,31 @@ impl TestApp {
             clock,
             _dir: dir,
         }
+    }
+
+    /// A second instance of the dashboard on the same database (its own
+    /// pool, key ring and listener), as behind a load balancer. Returns its URL.
+    pub async fn another_instance(&self) -> (String, AppState) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = server::build_state(
+            (*self.state.config).clone(),
+            self.clock.clone(),
+            server::leptos_options(addr),
+        )
+        .await
+        .unwrap();
+        server::record_start(&state).await.unwrap();
+        let router = server::router(state.clone());
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap()
+        });
+        (format!("http://{addr}"), state)
     }
 
     /// Run this instance's key ring upkeep in the background, as `serve` does.
@@ -278,6 +304,84 @@ impl TestApp {
         let res = browser.get(self.at("/")).send().await.unwrap();
         assert_eq!(res.status(), 200);
         res.text().await.unwrap()
+    }
+}
+
+/// Secrets the suite uses; none may ever appear in an audit record.
+pub const TEST_SECRETS: &[&str] = &[
+    crate::idp::CLIENT_SECRET,
+    "hunter2-secret",
+    "miniorange-client-secret-0123456789abcdef",
+    "another-secret-0123456789abcdef-xyz",
+    "BEGIN RSA PRIVATE KEY",
+    "BEGIN PRIVATE KEY",
+];
+
+/// Every audit record of a database, as one text per record.
+pub async fn audit_texts(database_url: &str) -> Vec<(i64, String)> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url).await.unwrap();
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT seq, kind || '|' || actor || '|' || subject || '|' || site_id || '|' || site_url \
+         || '|' || client || '|' || role || '|' || COALESCE(jti, '') || '|' || reason || '|' || ip \
+         || '|' || user_agent || '|' || request_id || '|' || detail FROM audit_log ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+/// What in a record looks like a token or a secret, if anything.
+pub fn leak_in(text: &str, extra: &[String]) -> Option<String> {
+    // A JWS: base64url JSON header, payload and signature.
+    for (i, _) in text.match_indices("eyJ") {
+        let rest = &text[i..];
+        let token: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect();
+        if token.split('.').filter(|p| p.len() >= 4).count() >= 2 {
+            return Some(format!(
+                "a JWT-shaped string {}…",
+                &token[..token.len().min(24)]
+            ));
+        }
+    }
+    TEST_SECRETS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(extra.iter().cloned())
+        .find(|s| !s.is_empty() && text.contains(s.as_str()))
+        .map(|s| format!("the secret {s:?}"))
+}
+
+impl Drop for TestApp {
+    /// Every record the test wrote is scanned: no token, no secret, no
+    /// private key, whatever the test did.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let url = self.database_url.clone();
+        let master = std::fs::read_to_string(self.data_dir.join("master.key")).unwrap_or_default();
+        let found = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                audit_texts(&url).await.into_iter().find_map(|(seq, text)| {
+                    leak_in(&text, &[master.trim().to_string()]).map(|l| (seq, l))
+                })
+            })
+        })
+        .join()
+        .unwrap();
+        if let Some((seq, leak)) = found {
+            panic!("audit record #{seq} holds {leak}");
+        }
     }
 }
 

@@ -1,0 +1,414 @@
+//! The audit log pages: `/audit` (admins: everyone's records) and
+//! `/activity` (anyone: their own). Filters are a plain GET form, pages
+//! go back in time by keyset (`before=<seq>`), each record opens to its
+//! full detail, and any filtered view downloads as CSV or JSON Lines.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+use serde::{Deserialize, Serialize};
+
+use super::{get_viewer, TopBar};
+
+/// The filters, as the page's query string carries them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub person: String,
+    pub site: String,
+    pub client: String,
+    pub event: String,
+    pub outcome: String,
+    /// YYYY-MM-DD (UTC), inclusive.
+    pub since: String,
+    /// YYYY-MM-DD (UTC), inclusive.
+    pub until: String,
+    pub before: Option<i64>,
+}
+
+impl AuditQuery {
+    /// The query string of these filters (without `before`).
+    pub fn to_query(&self) -> String {
+        let pairs = [
+            ("person", &self.person),
+            ("site", &self.site),
+            ("client", &self.client),
+            ("event", &self.event),
+            ("outcome", &self.outcome),
+            ("since", &self.since),
+            ("until", &self.until),
+        ];
+        pairs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// Percent-encoding for a query value.
+fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub time: String,
+    pub event: String,
+    pub outcome: String,
+    pub actor: String,
+    pub person: String,
+    pub site_url: String,
+    pub client: String,
+    pub role: String,
+    pub reason: String,
+    pub jti: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub request_id: String,
+    pub detail: String,
+    pub hash: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnteredRow {
+    pub site_url: String,
+    pub client: String,
+    pub role: String,
+    pub launches: i64,
+    pub last: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditView {
+    pub rows: Vec<AuditRow>,
+    /// The cursor of the next (older) page, when there is one.
+    pub older: Option<i64>,
+    /// A filter that could not be applied, in words.
+    pub problem: Option<String>,
+    /// With a person filter, for admins: the sites that person entered.
+    pub entered: Vec<EnteredRow>,
+}
+
+/// Records per page.
+pub const PAGE: i64 = 50;
+
+#[server(endpoint = "audit_records")]
+pub async fn audit_records(q: AuditQuery, mine: bool) -> Result<AuditView, ServerFnError> {
+    use crate::domain::audit::utc;
+    let st = expect_context::<crate::server::AppState>();
+    let session: tower_sessions::Session = leptos_axum::extract().await?;
+    let person = crate::web::auth::current_person(&st, &session)
+        .await
+        .map_err(|e| unavailable(&e))?
+        .ok_or_else(|| ServerFnError::new("Please sign in again."))?;
+    if !mine && !person.is_admin {
+        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+            res.set_status(axum::http::StatusCode::FORBIDDEN);
+        }
+        return Err(ServerFnError::new(
+            "Only admins can see the whole audit log.",
+        ));
+    }
+    let filter = match crate::web::audit::filter_for(&st, &q, &person, mine).await {
+        Ok(f) => f,
+        Err(problem) => {
+            return Ok(AuditView {
+                rows: Vec::new(),
+                older: None,
+                problem: Some(problem),
+                entered: Vec::new(),
+            })
+        }
+    };
+    let mut rows = crate::store::audit::page(&st.db, &filter, q.before, PAGE + 1)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let older = if rows.len() as i64 > PAGE {
+        rows.truncate(PAGE as usize);
+        rows.last().map(|r| r.seq)
+    } else {
+        None
+    };
+    let entered = if !mine && !filter.person.is_empty() {
+        crate::store::audit::sites_entered(&st.db, &filter.person)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .into_iter()
+            .map(|s| EnteredRow {
+                site_url: s.site_url,
+                client: s.client,
+                role: s.role,
+                launches: s.launches,
+                last: utc(s.last_at),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(AuditView {
+        rows: rows
+            .into_iter()
+            .map(|r| {
+                let detail = serde_json::from_str::<serde_json::Value>(&r.event.detail)
+                    .ok()
+                    .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                    .unwrap_or(r.event.detail.clone());
+                AuditRow {
+                    seq: r.seq,
+                    time: utc(r.event.at),
+                    event: r.event.kind,
+                    outcome: r.event.outcome,
+                    actor: r.event.actor,
+                    person: r.event.subject,
+                    site_url: r.event.site_url,
+                    client: r.event.client,
+                    role: r.event.role,
+                    reason: r.event.reason,
+                    jti: r.event.jti.unwrap_or_default(),
+                    ip: r.event.ip,
+                    user_agent: r.event.user_agent,
+                    request_id: r.event.request_id,
+                    detail,
+                    hash: r.hash,
+                }
+            })
+            .collect(),
+        older,
+        problem: None,
+        entered,
+    })
+}
+
+#[cfg(feature = "ssr")]
+fn unavailable(e: &dyn std::fmt::Display) -> ServerFnError {
+    tracing::error!(error = %e, "cannot read the audit log");
+    ServerFnError::new("The dashboard cannot reach its database right now.")
+}
+
+fn query_from_url() -> Memo<AuditQuery> {
+    let map = use_query_map();
+    Memo::new(move |_| {
+        map.with(|m| {
+            let get = |k: &str| m.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+            AuditQuery {
+                person: get("person"),
+                site: get("site"),
+                client: get("client"),
+                event: get("event"),
+                outcome: get("outcome"),
+                since: get("since"),
+                until: get("until"),
+                before: get("before").parse().ok(),
+            }
+        })
+    })
+}
+
+/// `/audit`: everyone's records, for admins.
+#[component]
+pub fn AuditPage() -> impl IntoView {
+    view! { <AuditLog mine=false/> }
+}
+
+/// `/activity`: the signed-in person's own records.
+#[component]
+pub fn ActivityPage() -> impl IntoView {
+    view! { <AuditLog mine=true/> }
+}
+
+#[component]
+fn AuditLog(mine: bool) -> impl IntoView {
+    let q = query_from_url();
+    let me = Resource::new(|| (), |_| get_viewer());
+    let data = Resource::new(move || q.get(), move |q| audit_records(q, mine));
+    let (path, title) = if mine {
+        ("/activity", "Your activity")
+    } else {
+        ("/audit", "Audit log")
+    };
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let viewer = me.await;
+                let Some(person) = viewer.ok().and_then(|v| v.person) else {
+                    return view! {
+                        <main class="notice">
+                            <h1>"Please sign in"</h1>
+                            <p><a href="/auth/login" rel="external">"Sign in"</a></p>
+                        </main>
+                    }.into_any();
+                };
+                let query = q.get_untracked();
+                let body = match data.await {
+                    Ok(v) => view! { <Records data=v query=query.clone() mine path/> }.into_any(),
+                    Err(e) => view! {
+                        <p class="error" role="alert" data-testid="audit-error">
+                            {e.to_string().trim_start_matches("error running server function: ").to_string()}
+                        </p>
+                    }.into_any(),
+                };
+                view! {
+                    <TopBar person/>
+                    <main class="dashboard wide">
+                        <h1>{title}</h1>
+                        <Filters query mine path/>
+                        {body}
+                    </main>
+                }.into_any()
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Filters(query: AuditQuery, mine: bool, path: &'static str) -> impl IntoView {
+    let kinds = event_kinds();
+    view! {
+        <form method="get" action=path class="filters" aria-label="Filter the records">
+            {(!mine).then(|| view! {
+                <label>"Person"<input name="person" type="search" value=query.person.clone() placeholder="e-mail"/></label>
+                <label>"Site"<input name="site" type="search" value=query.site.clone() placeholder="URL or id"/></label>
+                <label>"Client"<input name="client" type="search" value=query.client.clone()/></label>
+            })}
+            <label>"Event"
+                <select name="event">
+                    <option value="" selected=query.event.is_empty()>"Any"</option>
+                    {kinds.into_iter().map(|k| {
+                        let sel = query.event == k;
+                        view! { <option value=k selected=sel>{k.replace('_', " ")}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Outcome"
+                <select name="outcome">
+                    <option value="" selected=query.outcome.is_empty()>"Any"</option>
+                    {["success", "failure", "refused"].into_iter().map(|o| {
+                        let sel = query.outcome == o;
+                        view! { <option value=o selected=sel>{o}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"From"<input name="since" type="date" value=query.since.clone()/></label>
+            <label>"To"<input name="until" type="date" value=query.until.clone()/></label>
+            <div class="actions">
+                <button type="submit" class="button primary">"Filter"</button>
+                <a class="button" href=path rel="external">"Clear"</a>
+            </div>
+        </form>
+    }
+}
+
+/// The event kinds a filter can choose from (the same list as the server's).
+pub fn event_kinds() -> Vec<&'static str> {
+    vec![
+        "sign_in",
+        "sign_in_failed",
+        "sign_out",
+        "session_ended",
+        "launch",
+        "launch_refused",
+        "site_created",
+        "site_changed",
+        "grant_set",
+        "grant_revoked",
+        "person_changed",
+        "key_created",
+        "key_activated",
+        "key_retired",
+        "key_removed",
+        "key_revoked",
+        "key_rewrapped",
+        "service_started",
+        "audit_pruned",
+    ]
+}
+
+#[component]
+fn Records(data: AuditView, query: AuditQuery, mine: bool, path: &'static str) -> impl IntoView {
+    let qs = query.to_query();
+    let mine_q = if mine { "mine=1&" } else { "" };
+    let csv = format!("/audit/export?{mine_q}format=csv&{qs}");
+    let jsonl = format!("/audit/export?{mine_q}format=jsonl&{qs}");
+    let older = data.older.map(|seq| {
+        let sep = if qs.is_empty() { "" } else { "&" };
+        format!("{path}?{qs}{sep}before={seq}")
+    });
+    let newest = (query.before.is_some()).then(|| {
+        if qs.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{qs}")
+        }
+    });
+    let count = data.rows.len();
+    view! {
+        {data.problem.map(|p| view! { <p class="error" role="alert" data-testid="audit-problem">{p}</p> })}
+        {(!data.entered.is_empty()).then(|| view! {
+            <section class="entered" aria-labelledby="entered-heading">
+                <h2 id="entered-heading">"Sites this person entered"</h2>
+                <p class="hint">"Each launch may have created a WordPress account on the site: review these when the person leaves."</p>
+                <table data-testid="entered">
+                    <thead><tr><th>"Site"</th><th>"Client"</th><th>"Role"</th><th>"Launches"</th><th>"Last launch (UTC)"</th></tr></thead>
+                    <tbody>
+                        {data.entered.into_iter().map(|e| view! {
+                            <tr><td>{e.site_url}</td><td>{e.client}</td><td>{e.role}</td><td>{e.launches}</td><td>{e.last}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        })}
+        <div class="toolbar">
+            <span class="count" data-testid="audit-count">{format!("{count} record(s) on this page, newest first")}</span>
+            <a class="button" href=csv rel="external" download data-testid="export-csv">"Export CSV"</a>
+            <a class="button" href=jsonl rel="external" download data-testid="export-jsonl">"Export JSON Lines"</a>
+        </div>
+        <ol class="records" data-testid="audit-records">
+            {data.rows.into_iter().map(|r| {
+                let summary_site = if r.site_url.is_empty() { r.client.clone() } else { r.site_url.clone() };
+                let outcome_class = format!("outcome {}", r.outcome);
+                view! {
+                    <li class="record" data-testid="audit-record" data-seq=r.seq data-event=r.event.clone() data-person=r.person.clone()>
+                        <details>
+                            <summary>
+                                <span class="time">{r.time.clone()}</span>
+                                <span class="event">{r.event.replace('_', " ")}</span>
+                                <span class=outcome_class>{r.outcome.clone()}</span>
+                                <span class="who">{r.actor.clone()}</span>
+                                <span class="site">{summary_site}</span>
+                                {(!r.reason.is_empty()).then(|| view! { <span class="reason">{r.reason.clone()}</span> })}
+                            </summary>
+                            <dl>
+                                <dt>"Record"</dt><dd>{format!("#{}", r.seq)}</dd>
+                                <dt>"Person"</dt><dd>{r.person.clone()}</dd>
+                                <dt>"Site"</dt><dd>{r.site_url}</dd>
+                                <dt>"Client"</dt><dd>{r.client}</dd>
+                                <dt>"Role"</dt><dd>{r.role}</dd>
+                                <dt>"Token id (jti)"</dt><dd>{r.jti}</dd>
+                                <dt>"IP"</dt><dd>{r.ip}</dd>
+                                <dt>"User agent"</dt><dd>{r.user_agent}</dd>
+                                <dt>"Request id"</dt><dd>{r.request_id}</dd>
+                                <dt>"Hash"</dt><dd class="mono">{r.hash}</dd>
+                            </dl>
+                            <pre class="detail">{r.detail}</pre>
+                        </details>
+                    </li>
+                }
+            }).collect_view()}
+        </ol>
+        {(count == 0).then(|| view! { <p class="empty">"No record matches these filters."</p> })}
+        <nav class="pager" aria-label="Pages">
+            {newest.map(|href| view! { <a class="button" href=href>"Newest"</a> })}
+            {older.map(|href| view! { <a class="button" href=href data-testid="older">"Older records"</a> })}
+        </nav>
+    }
+}
