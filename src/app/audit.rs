@@ -104,13 +104,9 @@ pub const PAGE: i64 = 50;
 
 #[server(endpoint = "audit_records")]
 pub async fn audit_records(q: AuditQuery, mine: bool) -> Result<AuditView, ServerFnError> {
+    use super::sites::{signed_in, unavailable};
     use crate::domain::audit::utc;
-    let st = expect_context::<crate::server::AppState>();
-    let session: tower_sessions::Session = leptos_axum::extract().await?;
-    let person = crate::web::auth::current_person(&st, &session)
-        .await
-        .map_err(|e| unavailable(&e))?
-        .ok_or_else(|| ServerFnError::new("Please sign in again."))?;
+    let (st, person) = signed_in().await?;
     if !mine && !person.is_admin {
         if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
             res.set_status(axum::http::StatusCode::FORBIDDEN);
@@ -187,12 +183,6 @@ pub async fn audit_records(q: AuditQuery, mine: bool) -> Result<AuditView, Serve
         problem: None,
         entered,
     })
-}
-
-#[cfg(feature = "ssr")]
-fn unavailable(e: &dyn std::fmt::Display) -> ServerFnError {
-    tracing::error!(error = %e, "cannot read the audit log");
-    ServerFnError::new("The dashboard cannot reach its database right now.")
 }
 
 fn query_from_url() -> Memo<AuditQuery> {

@@ -57,7 +57,7 @@ pub async fn set_favourite(site: String, on: bool) -> Result<bool, ServerFnError
 
 /// The service and the signed-in person, or the error the page shows.
 #[cfg(feature = "ssr")]
-async fn signed_in(
+pub(crate) async fn signed_in(
 ) -> Result<(crate::server::AppState, crate::domain::people::Person), ServerFnError> {
     let st = expect_context::<crate::server::AppState>();
     let session: tower_sessions::Session = leptos_axum::extract().await?;
@@ -69,8 +69,8 @@ async fn signed_in(
 }
 
 #[cfg(feature = "ssr")]
-fn unavailable(e: &dyn std::fmt::Display) -> ServerFnError {
-    tracing::error!(error = %e, "cannot list sites");
+pub(crate) fn unavailable(e: &dyn std::fmt::Display) -> ServerFnError {
+    tracing::error!(error = %e, "cannot read the database");
     ServerFnError::new("The dashboard cannot reach its database right now.")
 }
 

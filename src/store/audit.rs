@@ -33,13 +33,33 @@ pub async fn append(conn: &mut AnyConnection, e: &Event) -> Result<i64, sqlx::Er
             .await?;
     let prev_bytes = from_hex(&prev)
         .ok_or_else(|| sqlx::Error::Protocol("the audit chain head is malformed".into()))?;
-    let hash = to_hex(&chain_hash(&prev_bytes, e));
+    let stored = Stored {
+        seq,
+        event: e.clone(),
+        hash: to_hex(&chain_hash(&prev_bytes, e)),
+        prev_hash: prev,
+    };
+    insert_stored(&mut *conn, &stored).await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&stored.hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(seq)
+}
+
+/// Write a record as given (its place and hashes included). Only `append`
+/// writes records in service; tests and benchmarks use it to build chains.
+pub async fn insert_stored<'e, E: sqlx::Executor<'e, Database = Any>>(
+    ex: E,
+    r: &Stored,
+) -> Result<(), sqlx::Error> {
+    let e = &r.event;
     sqlx::query(
         "INSERT INTO audit_log (seq, at, kind, outcome, actor, subject, site_id, site_url, client, \
          role, jti, reason, ip, user_agent, request_id, detail, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
-    .bind(seq)
+    .bind(r.seq)
     .bind(e.at)
     .bind(&e.kind)
     .bind(&e.outcome)
@@ -55,15 +75,11 @@ pub async fn append(conn: &mut AnyConnection, e: &Event) -> Result<i64, sqlx::Er
     .bind(&e.user_agent)
     .bind(&e.request_id)
     .bind(&e.detail)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
-    Ok(seq)
+    .bind(&r.prev_hash)
+    .bind(&r.hash)
+    .execute(ex)
+    .await
+    .map(|_| ())
 }
 
 /// Record events that go with no other change, in one transaction.

@@ -225,33 +225,9 @@ async fn every_action_is_recorded_with_who_where_and_its_request(backend: Backen
 
 /// Put a record back exactly as it was.
 async fn insert_raw(app: &TestApp, r: &Stored) {
-    let e = &r.event;
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, kind, outcome, actor, subject, site_id, site_url, client, \
-         role, jti, reason, ip, user_agent, request_id, detail, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-    )
-    .bind(r.seq)
-    .bind(e.at)
-    .bind(&e.kind)
-    .bind(&e.outcome)
-    .bind(&e.actor)
-    .bind(&e.subject)
-    .bind(&e.site_id)
-    .bind(&e.site_url)
-    .bind(&e.client)
-    .bind(&e.role)
-    .bind(&e.jti)
-    .bind(&e.reason)
-    .bind(&e.ip)
-    .bind(&e.user_agent)
-    .bind(&e.request_id)
-    .bind(&e.detail)
-    .bind(&r.prev_hash)
-    .bind(&r.hash)
-    .execute(&app.state.db.pool)
-    .await
-    .unwrap();
+    store::audit::insert_stored(&app.state.db.pool, r)
+        .await
+        .unwrap();
 }
 
 async fn sql(app: &TestApp, q: &str) {

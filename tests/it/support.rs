@@ -169,15 +169,7 @@ impl TestApp {
         .await
         .unwrap();
         server::record_start(&state).await.unwrap();
-        let router = server::router(state.clone());
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await
-            .unwrap()
-        });
+        serve_in_background(listener, &state);
         TestApp {
             url,
             database_url: database,
@@ -202,15 +194,7 @@ impl TestApp {
         .await
         .unwrap();
         server::record_start(&state).await.unwrap();
-        let router = server::router(state.clone());
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await
-            .unwrap()
-        });
+        serve_in_background(listener, &state);
         (format!("http://{addr}"), state)
     }
 
@@ -305,6 +289,19 @@ impl TestApp {
         assert_eq!(res.status(), 200);
         res.text().await.unwrap()
     }
+}
+
+/// Serve the dashboard on `listener` until the test ends.
+fn serve_in_background(listener: tokio::net::TcpListener, state: &AppState) {
+    let router = server::router(state.clone());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
 }
 
 /// Secrets the suite uses; none may ever appear in an audit record.
