@@ -693,7 +693,52 @@ async fn two_instances_append_to_one_chain_under_load() {
     assert_eq!(verify(&app).await, Ok(records.len() as u64));
 }
 
+async fn sessions_that_end_by_themselves_are_recorded(backend: Backend) {
+    use tower_sessions::ExpiredDeletion;
+    let app = TestApp::start(backend).await;
+    // Inactivity: the cleanup deletes the expired session and records it.
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+    sql(
+        &app,
+        "UPDATE sessions SET expires_at = 1 WHERE person_id IS NOT NULL",
+    )
+    .await;
+    store::sessions::DbSessionStore::new(app.state.db.clone())
+        .delete_expired()
+        .await
+        .unwrap();
+    let ended: Vec<Stored> = all(&app)
+        .await
+        .into_iter()
+        .filter(|r| r.event.kind == kind::SESSION_ENDED)
+        .collect();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(
+        (
+            ended[0].event.subject.as_str(),
+            ended[0].event.reason.as_str()
+        ),
+        ("sam@agency.test", "idle_timeout")
+    );
+    assert!(page_text(&app.home(&sam).await).contains("Sign in with"));
+
+    // The absolute lifetime (12 hours by default), however active.
+    let ann = app.browser();
+    app.sign_in(&ann, "ann@agency.test").await;
+    app.clock.advance(12 * 3600 + 1);
+    assert!(page_text(&app.home(&ann).await).contains("Sign in with"));
+    let last = all(&app).await.pop().unwrap();
+    assert_eq!(last.event.kind, kind::SESSION_ENDED);
+    assert_eq!(
+        (last.event.subject.as_str(), last.event.reason.as_str()),
+        ("ann@agency.test", "absolute_lifetime")
+    );
+    assert_eq!(verify(&app).await.map(|n| n > 0), Ok(true));
+}
+
 on_both_databases!(
+    sessions_that_end_by_themselves_are_recorded,
     every_action_is_recorded_with_who_where_and_its_request,
     tampering_of_every_kind_is_named,
     a_signed_checkpoint_catches_a_rewritten_chain,
