@@ -5,7 +5,10 @@ import { dashboardBin, dashboardEnv } from './playwright.config';
 
 export default function teardown() {
   const run = (...args: string[]) =>
-    execFileSync(dashboardBin, args, { env: { ...process.env, ...dashboardEnv } }).toString();
+    execFileSync(dashboardBin, args, {
+      env: { ...process.env, ...dashboardEnv },
+      maxBuffer: 1 << 30,
+    }).toString();
   const verified = run('audit', 'verify');
   if (!verified.startsWith('audit log verified')) throw new Error(`audit verify: ${verified}`);
   const records = run('audit', 'export', '--format', 'jsonl').trim().split('\n');

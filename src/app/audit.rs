@@ -266,30 +266,47 @@ fn Filters(query: AuditQuery, mine: bool, path: &'static str) -> impl IntoView {
     view! {
         <form method="get" action=path class="filters" aria-label="Filter the records">
             {(!mine).then(|| view! {
-                <label>"Person"<input name="person" type="search" value=query.person.clone() placeholder="e-mail"/></label>
-                <label>"Site"<input name="site" type="search" value=query.site.clone() placeholder="URL or id"/></label>
-                <label>"Client"<input name="client" type="search" value=query.client.clone()/></label>
+                <div class="field">
+                    <label for="f-person">"Person"</label>
+                    <input id="f-person" name="person" type="search" value=query.person.clone() placeholder="e-mail"/>
+                </div>
+                <div class="field">
+                    <label for="f-site">"Site"</label>
+                    <input id="f-site" name="site" type="search" value=query.site.clone() placeholder="URL or id"/>
+                </div>
+                <div class="field">
+                    <label for="f-client">"Client"</label>
+                    <input id="f-client" name="client" type="search" value=query.client.clone()/>
+                </div>
             })}
-            <label>"Event"
-                <select name="event">
+            <div class="field">
+                <label for="f-event">"Event"</label>
+                <select id="f-event" name="event">
                     <option value="" selected=query.event.is_empty()>"Any"</option>
                     {kinds.into_iter().map(|k| {
                         let sel = query.event == k;
                         view! { <option value=k selected=sel>{k.replace('_', " ")}</option> }
                     }).collect_view()}
                 </select>
-            </label>
-            <label>"Outcome"
-                <select name="outcome">
+            </div>
+            <div class="field">
+                <label for="f-outcome">"Outcome"</label>
+                <select id="f-outcome" name="outcome">
                     <option value="" selected=query.outcome.is_empty()>"Any"</option>
                     {["success", "failure", "refused"].into_iter().map(|o| {
                         let sel = query.outcome == o;
                         view! { <option value=o selected=sel>{o}</option> }
                     }).collect_view()}
                 </select>
-            </label>
-            <label>"From"<input name="since" type="date" value=query.since.clone()/></label>
-            <label>"To"<input name="until" type="date" value=query.until.clone()/></label>
+            </div>
+            <div class="field">
+                <label for="f-since">"From"</label>
+                <input id="f-since" name="since" type="date" value=query.since.clone()/>
+            </div>
+            <div class="field">
+                <label for="f-until">"To"</label>
+                <input id="f-until" name="until" type="date" value=query.until.clone()/>
+            </div>
             <div class="actions">
                 <button type="submit" class="button primary">"Filter"</button>
                 <a class="button" href=path rel="external">"Clear"</a>
@@ -374,19 +391,26 @@ fn Records(data: AuditView, query: AuditQuery, mine: bool, path: &'static str) -
                                 <span class="event">{r.event.replace('_', " ")}</span>
                                 <span class=outcome_class>{r.outcome.clone()}</span>
                                 <span class="who">{r.actor.clone()}</span>
-                                <span class="site">{summary_site}</span>
+                                {(!r.person.is_empty() && r.person != r.actor).then(|| view! { <span class="for">"for " {r.person.clone()}</span> })}
+                                <span class="where">{summary_site}</span>
                                 {(!r.reason.is_empty()).then(|| view! { <span class="reason">{r.reason.clone()}</span> })}
                             </summary>
                             <dl>
                                 <dt>"Record"</dt><dd>{format!("#{}", r.seq)}</dd>
-                                <dt>"Person"</dt><dd>{r.person.clone()}</dd>
-                                <dt>"Site"</dt><dd>{r.site_url}</dd>
-                                <dt>"Client"</dt><dd>{r.client}</dd>
-                                <dt>"Role"</dt><dd>{r.role}</dd>
-                                <dt>"Token id (jti)"</dt><dd>{r.jti}</dd>
-                                <dt>"IP"</dt><dd>{r.ip}</dd>
-                                <dt>"User agent"</dt><dd>{r.user_agent}</dd>
-                                <dt>"Request id"</dt><dd>{r.request_id}</dd>
+                                {[
+                                    ("Person", r.person.clone()),
+                                    ("Site", r.site_url),
+                                    ("Client", r.client),
+                                    ("Role", r.role),
+                                    ("Token id (jti)", r.jti),
+                                    ("IP", r.ip),
+                                    ("User agent", r.user_agent),
+                                    ("Request id", r.request_id),
+                                ]
+                                .into_iter()
+                                .filter(|(_, v)| !v.is_empty())
+                                .map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> })
+                                .collect_view()}
                                 <dt>"Hash"</dt><dd class="mono">{r.hash}</dd>
                             </dl>
                             <pre class="detail">{r.detail}</pre>
