@@ -594,15 +594,7 @@ async fn export_holds_exactly_the_filtered_records_and_staff_see_their_own(backe
         );
     }
     // The pages: staff see their own activity, and not the audit log.
-    let page = page_text(
-        &sam.get(app.at("/activity"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let page = page_text(&app.page(&sam, "/activity").await);
     assert!(
         page.contains("Your activity") && page.contains("launch"),
         "{page}"
@@ -611,28 +603,13 @@ async fn export_holds_exactly_the_filtered_records_and_staff_see_their_own(backe
         !page.contains("Audit log"),
         "no link to the whole log for staff: {page}"
     );
-    let page = page_text(
-        &sam.get(app.at("/audit"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let page = page_text(&app.page(&sam, "/audit").await);
     assert!(
         page.contains("Only admins can see the whole audit log"),
         "{page}"
     );
     // The admin's page, filtered to one person: the sites they entered.
-    let html = boss
-        .get(app.at("/audit?person=sam%40agency.test"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&boss, "/audit?person=sam%40agency.test").await;
     let page = page_text(&html);
     assert!(page.contains("Sites this person entered"), "{page}");
     assert!(page.contains(BLOG) && page.contains(SHOP), "{page}");

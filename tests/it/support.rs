@@ -283,6 +283,18 @@ impl TestApp {
         assert_eq!(res.status(), 303, "sign-in of {email} should succeed");
     }
 
+    /// A page's HTML as the browser sees it, whatever its status.
+    pub async fn page(&self, browser: &Browser, path: &str) -> String {
+        browser
+            .get(self.at(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The home page's HTML as the browser sees it.
     pub async fn home(&self, browser: &Browser) -> String {
         let res = browser.get(self.at("/")).send().await.unwrap();
