@@ -36,6 +36,8 @@ export const dashboardEnv: Record<string, string> = {
   // Fixed, so that the CLI and the server never race to generate one.
   SSO_MASTER_KEY: 'ZTJlLW1hc3Rlci1rZXktMDEyMzQ1Njc4OWFiY2RlZjA=',
   SSO_DEMO_SHOP_SECRET: shopSecret,
+  // Tests move the dashboard's clock by writing seconds here (loopback only).
+  SSO_TEST_CLOCK_FILE: join(process.env.E2E_DATA_DIR, 'clock-offset'),
   LEPTOS_SITE_ROOT: join(root, 'target/site'),
   LEPTOS_OUTPUT_NAME: 'agency-sso',
   LEPTOS_SITE_PKG_DIR: 'pkg',

@@ -113,6 +113,15 @@ pub struct ConfigArgs {
     /// Hours after sign-in after which a session ends, however active.
     #[arg(long, env = "SSO_SESSION_MAX_HOURS", default_value = "12")]
     pub session_max_hours: String,
+    /// Minutes after signing in within which an admin may take sensitive
+    /// actions (grant administrator, revoke a key, delete a site, import);
+    /// after that they sign in again first.
+    #[arg(long, env = "SSO_REAUTH_MINUTES", default_value = "15")]
+    pub reauth_minutes: String,
+    /// Tests only: a file holding seconds to add to the clock, so that
+    /// browser tests can move time forward. Refused with an https public URL.
+    #[arg(long, env = "SSO_TEST_CLOCK_FILE", hide = true)]
+    pub test_clock_file: Option<String>,
     /// `text` or `json`.
     #[arg(long, env = "SSO_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -165,6 +174,10 @@ pub struct Config {
     pub session: SessionPolicy,
     pub log_format: LogFormat,
     pub audit: crate::audit::AuditSettings,
+    /// Seconds a sign-in counts as recent for sensitive actions.
+    pub reauth_secs: i64,
+    /// Tests only (loopback public URL): the clock offset file.
+    pub test_clock_file: Option<PathBuf>,
 }
 
 /// One configuration problem: the key and what is wrong with it.
@@ -339,6 +352,18 @@ impl ConfigArgs {
             v => Some(parse_positive(v, "SSO_AUDIT_RETENTION_DAYS")?),
         };
 
+        let reauth_minutes = parse_positive(&self.reauth_minutes, "SSO_REAUTH_MINUTES")?;
+        let test_clock_file = match self.test_clock_file.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(_) if public_url.starts_with("https://") => {
+                return Err(err(
+                    "SSO_TEST_CLOCK_FILE",
+                    "a test clock is only for local tests (a loopback http public URL)".to_string(),
+                ))
+            }
+            Some(path) => Some(PathBuf::from(path)),
+        };
+
         let log_format = match self.log_format.trim() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -392,6 +417,8 @@ impl ConfigArgs {
                 checkpoint_secs: checkpoint_minutes as u64 * 60,
                 retention_days,
             },
+            reauth_secs: reauth_minutes * 60,
+            test_clock_file,
         })
     }
 }

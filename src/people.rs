@@ -49,3 +49,170 @@ pub async fn set_disabled(
     }
     Ok(out)
 }
+
+/// Why a change to a person was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StandingError {
+    #[error("there is no such person")]
+    Unknown,
+    #[error("{0} is the last admin who can act: make someone else an admin first")]
+    LastAdmin(String),
+    #[error("you cannot disable yourself or take away your own admin role")]
+    OwnAccount,
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// A change to one person's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Admin(bool),
+    Disabled(bool),
+}
+
+/// Promote, demote, disable or enable one person, recorded. Disabling ends
+/// all their sessions in the same transaction. The last admin who can act
+/// is never demoted or disabled, and nobody does either to themselves.
+pub async fn set_standing(
+    db: &Db,
+    person_id: &str,
+    change: Standing,
+    by: &Actor,
+    now: i64,
+) -> Result<crate::domain::people::Person, StandingError> {
+    let mut tx = audit::begin(db).await?;
+    let admins = store::people::active_admins_locked(&mut tx, db.kind).await?;
+    let p = store::people::find_in(&mut tx, person_id)
+        .await?
+        .ok_or(StandingError::Unknown)?;
+    let loses_admin = matches!(change, Standing::Admin(false) | Standing::Disabled(true));
+    if loses_admin && p.email == by.who {
+        return Err(StandingError::OwnAccount);
+    }
+    if loses_admin && admins.len() == 1 && admins[0] == p.id {
+        return Err(StandingError::LastAdmin(p.email));
+    }
+    let (before, after, ended) = match change {
+        Standing::Admin(on) => {
+            store::people::set_admin(&mut tx, &p.id, on).await?;
+            (json!({ "admin": p.is_admin }), json!({ "admin": on }), 0)
+        }
+        Standing::Disabled(off) => {
+            let ended = store::people::set_disabled(&mut tx, &p.id, off)
+                .await?
+                .unwrap_or(0);
+            (
+                json!({ "disabled": p.disabled }),
+                json!({ "disabled": off }),
+                ended,
+            )
+        }
+    };
+    let event = by
+        .did(now, kind::PERSON_CHANGED)
+        .subject(&p.email)
+        .detail(json!({
+            "person_id": p.id,
+            "before": before,
+            "after": after,
+            "sessions_ended": ended,
+        }));
+    audit::append(&mut tx, &event).await?;
+    let after = store::people::find_in(&mut tx, &p.id)
+        .await?
+        .ok_or(StandingError::Unknown)?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Invite someone by e-mail: they are listed before their first sign-in,
+/// can be given grants and teams, and become an admin then if asked.
+pub async fn invite(
+    db: &Db,
+    allowed_domains: &[String],
+    email: &str,
+    make_admin: bool,
+    by: &Actor,
+    now: i64,
+) -> Result<String, crate::sites::ManageError> {
+    use crate::sites::ManageError;
+    let email = crate::sites::check_email(email, allowed_domains)?;
+    if !store::people::find_by_email(db, &email).await?.is_empty() {
+        return Err(ManageError::Refused(format!(
+            "{email} has already signed in: find them in the list"
+        )));
+    }
+    let mut tx = audit::begin(db).await?;
+    let before = store::people::invite(&mut tx, &email, make_admin, &by.who, now).await?;
+    let event = by
+        .did(now, kind::PERSON_INVITED)
+        .subject(&email)
+        .detail(json!({
+            "make_admin": make_admin,
+            "invited_again": before.is_some(),
+        }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(email)
+}
+
+/// Withdraw an invitation that was not used yet.
+pub async fn withdraw_invitation(
+    db: &Db,
+    email: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<(), crate::sites::ManageError> {
+    let email = email.trim().to_ascii_lowercase();
+    let mut tx = audit::begin(db).await?;
+    let Some(gone) = store::people::take_invitation(&mut tx, &email).await? else {
+        return Err(crate::sites::ManageError::Refused(format!(
+            "there is no open invitation for {email}"
+        )));
+    };
+    let event = by
+        .did(now, kind::INVITATION_WITHDRAWN)
+        .subject(&email)
+        .detail(json!({ "make_admin": gone.make_admin != 0, "invited_by": gone.invited_by }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// End one session (by its handle) or every session of a person, recorded
+/// with who ended them. Returns how many ended.
+pub async fn end_sessions(
+    db: &Db,
+    person_id: &str,
+    handle: Option<&str>,
+    by: &Actor,
+    now: i64,
+) -> Result<u64, StandingError> {
+    let mut tx = audit::begin(db).await?;
+    let p = store::people::find_in(&mut tx, person_id)
+        .await?
+        .ok_or(StandingError::Unknown)?;
+    let ids = store::sessions::ids_of_person(&mut tx, person_id).await?;
+    let chosen: Vec<&String> = ids
+        .iter()
+        .filter(|id| handle.is_none_or(|h| store::sessions::handle(id) == h))
+        .collect();
+    let mut ended = 0;
+    for id in &chosen {
+        ended += store::sessions::delete_in(&mut tx, id).await?;
+    }
+    if ended > 0 {
+        let event = by
+            .did(now, kind::SESSION_ENDED)
+            .subject(&p.email)
+            .reason("ended_by_admin")
+            .detail(json!({
+                "person_id": p.id,
+                "sessions_ended": ended,
+                "session": handle,
+            }));
+        audit::append(&mut tx, &event).await?;
+    }
+    tx.commit().await?;
+    Ok(ended)
+}

@@ -42,6 +42,21 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock moved by the number of seconds written in a file: only
+/// for browser tests (the configuration allows it on loopback http only),
+/// which move time forward to see time-limited grants end.
+pub struct OffsetClock(pub std::path::PathBuf);
+
+impl Clock for OffsetClock {
+    fn now(&self) -> i64 {
+        let offset = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        SystemClock.now() + offset
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
@@ -222,6 +237,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            web::admin::admin_guard,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             security::same_origin_only,
         ))
         .layer(sessions)
@@ -231,7 +250,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             security::security_headers,
         ))
-        .layer(RequestBodyLimitLayer::new(1 << 20))
+        // Bounded: the largest body is a sites CSV import (1 MB, form-encoded).
+        .layer(RequestBodyLimitLayer::new(4 << 20))
         .layer(observe)
         .with_state(state)
 }
@@ -254,7 +274,14 @@ pub fn spawn_session_cleanup(db: Db) {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     config.oidc_client().map_err(|e| anyhow::anyhow!("{e}"))?;
     let addr = bind_addr(&config);
-    let state = build_state(config, Arc::new(SystemClock), leptos_options(addr)).await?;
+    let clock: Arc<dyn Clock> = match &config.test_clock_file {
+        Some(path) => {
+            tracing::warn!(file = %path.display(), "the clock is moved by a test clock file");
+            Arc::new(OffsetClock(path.clone()))
+        }
+        None => Arc::new(SystemClock),
+    };
+    let state = build_state(config, clock, leptos_options(addr)).await?;
     record_start(&state).await?;
     spawn_session_cleanup(state.db.clone());
     keyring::spawn_maintenance(state.keys.clone(), state.clock.clone());

@@ -3,8 +3,9 @@
 
 use serde_json::json;
 
-use crate::domain::access::{self, SiteStanding};
+use crate::domain::access::{self, GrantTerms, SiteStanding};
 use crate::domain::audit::{kind, Actor};
+use crate::domain::import;
 use crate::domain::secrets::MasterKeys;
 use crate::domain::sites::{check_role, normalise_url, FieldError, Site, SiteInput};
 use crate::launch::secret_aad;
@@ -20,6 +21,8 @@ pub enum ManageError {
     UnknownSite(String),
     #[error("{0}")]
     Refused(String),
+    #[error("someone else changed this meanwhile: reload to see their change, then try again")]
+    Conflict,
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -185,7 +188,7 @@ pub fn check_email(raw: &str, allowed_domains: &[String]) -> Result<String, Mana
     Ok(email)
 }
 
-/// Give a person a role on a site (replacing the role they had there).
+/// Give a person a lasting role on a site (replacing the role they had there).
 pub async fn grant(
     db: &Db,
     allowed_domains: &[String],
@@ -195,8 +198,63 @@ pub async fn grant(
     by: &Actor,
     now: i64,
 ) -> Result<(String, Site), ManageError> {
+    let lasting = GrantTerms {
+        expires_at: None,
+        reason: String::new(),
+    };
+    grant_with(db, allowed_domains, email, site, role, &lasting, by, now).await
+}
+
+/// Give a person a role on a site on these terms (a time-limited grant
+/// ends by itself), replacing the grant they had there.
+#[allow(clippy::too_many_arguments)]
+pub async fn grant_with(
+    db: &Db,
+    allowed_domains: &[String],
+    email: &str,
+    site: &str,
+    role: &str,
+    terms: &GrantTerms,
+    by: &Actor,
+    now: i64,
+) -> Result<(String, Site), ManageError> {
     let email = check_email(email, allowed_domains)?;
     let site = find_site(db, site).await?;
+    let role = allowed_role(&site, role)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut tx = audit::begin(db).await?;
+    let before = store::grants::get(&mut *tx, &email, &site.id, terms.expires_at.is_some()).await?;
+    store::grants::put(
+        &mut *tx,
+        &id,
+        &email,
+        &site.id,
+        &role,
+        terms.expires_at,
+        &terms.reason,
+        &by.who,
+        now,
+    )
+    .await?;
+    let mut event = by
+        .did(now, kind::GRANT_SET)
+        .subject(&email)
+        .site(&site.id, &site.url, &site.client)
+        .role(&role)
+        .detail(json!({
+            "before": before.map(|(role, expires_at)| json!({ "role": role, "expires_at": expires_at })),
+            "after": { "role": role, "expires_at": terms.expires_at },
+        }));
+    if !terms.reason.is_empty() {
+        event = event.reason(&terms.reason);
+    }
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok((role, site))
+}
+
+/// A role as typed, if the site allows it.
+pub fn allowed_role(site: &Site, role: &str) -> Result<String, ManageError> {
     let role = check_role(role).map_err(|e| ManageError::Refused(e.to_string()))?;
     if !site.roles.contains(&role) {
         return Err(ManageError::Refused(format!(
@@ -205,25 +263,7 @@ pub async fn grant(
             site.roles.join(", ")
         )));
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    let mut tx = audit::begin(db).await?;
-    let before = store::grants::get(&mut *tx, &email, &site.id).await?;
-    store::grants::put(
-        &mut *tx, &id, &email, &site.id, &role, None, "", &by.who, now,
-    )
-    .await?;
-    let event = by
-        .did(now, kind::GRANT_SET)
-        .subject(&email)
-        .site(&site.id, &site.url, &site.client)
-        .role(&role)
-        .detail(json!({
-            "before": before.map(|(role, expires_at)| json!({ "role": role, "expires_at": expires_at })),
-            "after": { "role": role, "expires_at": null },
-        }));
-    audit::append(&mut tx, &event).await?;
-    tx.commit().await?;
-    Ok((role, site))
+    Ok(role)
 }
 
 /// Take a person's grant on a site away.
@@ -237,21 +277,23 @@ pub async fn revoke(
     let email = email.trim().to_ascii_lowercase();
     let site = find_site(db, site).await?;
     let mut tx = audit::begin(db).await?;
-    let before = store::grants::get(&mut *tx, &email, &site.id).await?;
-    let Some((role, expires_at)) = before else {
+    let before = store::grants::direct(&mut *tx, &email, &site.id).await?;
+    if before.is_empty() {
         return Err(ManageError::Refused(format!(
             "{email} has no grant on {}",
             site.url
         )));
-    };
+    }
     store::grants::revoke(&mut *tx, &email, &site.id).await?;
-    let event = by
-        .did(now, kind::GRANT_REVOKED)
-        .subject(&email)
-        .site(&site.id, &site.url, &site.client)
-        .role(&role)
-        .detail(json!({ "before": { "role": role, "expires_at": expires_at }, "after": null }));
-    audit::append(&mut tx, &event).await?;
+    for (role, expires_at) in before {
+        let event = by
+            .did(now, kind::GRANT_REVOKED)
+            .subject(&email)
+            .site(&site.id, &site.url, &site.client)
+            .role(&role)
+            .detail(json!({ "before": { "role": role, "expires_at": expires_at }, "after": null }));
+        audit::append(&mut tx, &event).await?;
+    }
     tx.commit().await?;
     Ok(site)
 }
@@ -406,5 +448,234 @@ mod tests {
         assert!(check_email("sam@elsewhere.test", &allowed).is_err());
         assert!(check_email("not-an-email", &allowed).is_err());
         assert!(check_email("a b@agency.test", &allowed).is_err());
+    }
+}
+
+/// Change every setting of a site from the edit form. `version` is the one
+/// the form was filled from: a change made meanwhile by someone else is not
+/// overwritten. An HS256 site's secret is kept unless a new one is given.
+#[allow(clippy::too_many_arguments)]
+pub async fn update_site(
+    db: &Db,
+    masters: &MasterKeys,
+    id: &str,
+    version: i64,
+    input: SiteInput,
+    enabled: bool,
+    by: &Actor,
+    now: i64,
+) -> Result<Site, ManageError> {
+    let gone = || ManageError::UnknownSite(id.to_string());
+    let mut tx = audit::begin(db).await?;
+    let before = store::sites::find_in(&mut *tx, id)
+        .await?
+        .ok_or_else(gone)?;
+    let site = input
+        .validate_keeping(before.has_secret)
+        .map_err(ManageError::Invalid)?;
+    if before.version != version {
+        return Err(ManageError::Conflict);
+    }
+    let sealed = site
+        .secret
+        .as_ref()
+        .map(|s| masters.seal(s.as_bytes(), &secret_aad(id), &mut rand::rngs::OsRng));
+    if !store::sites::update(
+        &mut *tx,
+        id,
+        version,
+        &site,
+        sealed.as_deref(),
+        enabled,
+        now,
+    )
+    .await?
+    {
+        return Err(ManageError::Conflict);
+    }
+    let after = store::sites::find_in(&mut *tx, id)
+        .await?
+        .ok_or_else(gone)?;
+    let mut detail = json!({ "before": site_summary(&before), "after": site_summary(&after) });
+    if site.secret.is_some() {
+        detail["secret_replaced"] = json!(true);
+    }
+    let event = by
+        .did(now, kind::SITE_CHANGED)
+        .site(&after.id, &after.url, &after.client)
+        .detail(detail);
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Delete a site: only when the admin typed its URL to confirm. Its grants
+/// go with it; the audit log keeps its history.
+pub async fn delete_site(
+    db: &Db,
+    id: &str,
+    typed_confirmation: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<Site, ManageError> {
+    let mut tx = audit::begin(db).await?;
+    let site = store::sites::find_in(&mut *tx, id)
+        .await?
+        .ok_or_else(|| ManageError::UnknownSite(id.to_string()))?;
+    if typed_confirmation.trim() != site.url {
+        return Err(ManageError::Invalid(vec![FieldError {
+            field: "confirm",
+            message: format!("type the site's URL, {}, to confirm", site.url),
+        }]));
+    }
+    let grants: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM grants WHERE site_id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    store::sites::delete(&mut *tx, id).await?;
+    let event = by
+        .did(now, kind::SITE_DELETED)
+        .site(&site.id, &site.url, &site.client)
+        .detail(json!({ "before": site_summary(&site), "grants_removed": grants }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(site)
+}
+
+/// A CSV import, planned against the sites as they are now.
+#[derive(Debug, Clone)]
+pub struct ImportPlan {
+    pub rows: Vec<import::Planned>,
+    pub tally: import::Tally,
+    pub digest: String,
+}
+
+/// Read and plan an import without writing anything (the dry run).
+pub async fn preview_import(db: &Db, csv_text: &str) -> Result<ImportPlan, ManageError> {
+    let rows = import::parse(csv_text).map_err(|e| ManageError::Refused(e.to_string()))?;
+    let mut conn = db.pool.acquire().await?;
+    let existing = store::sites::all_by_url(&mut conn).await?;
+    let planned = import::plan(&rows, &existing);
+    Ok(ImportPlan {
+        tally: import::tally(&planned),
+        digest: import::digest(&planned),
+        rows: planned,
+    })
+}
+
+/// Apply an import in one transaction: every valid row, recorded, or
+/// nothing. The plan is made again inside the transaction and must be the
+/// one previewed (`digest`); invalid rows are skipped and listed in the record.
+pub async fn apply_import(
+    db: &Db,
+    masters: &MasterKeys,
+    csv_text: &str,
+    digest: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<import::Tally, ManageError> {
+    let rows = import::parse(csv_text).map_err(|e| ManageError::Refused(e.to_string()))?;
+    let mut tx = audit::begin(db).await?;
+    let existing = store::sites::all_by_url(&mut tx).await?;
+    let planned = import::plan(&rows, &existing);
+    if import::digest(&planned) != digest {
+        return Err(ManageError::Refused(
+            "the sites changed since this preview: preview the file again".into(),
+        ));
+    }
+    let tally = import::tally(&planned);
+    let mut skipped = Vec::new();
+    for p in &planned {
+        match &p.change {
+            import::Change::Create(site, enabled) => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let sealed = site
+                    .secret
+                    .as_ref()
+                    .map(|s| masters.seal(s.as_bytes(), &secret_aad(&id), &mut rand::rngs::OsRng));
+                let mut created =
+                    store::sites::insert(&mut *tx, &id, site, sealed.as_deref(), now).await?;
+                if !enabled {
+                    store::sites::set_enabled(&mut *tx, &id, false, now).await?;
+                    created.enabled = false;
+                }
+                let event = by
+                    .did(now, kind::SITE_CREATED)
+                    .site(&created.id, &created.url, &created.client)
+                    .detail(json!({ "after": site_summary(&created), "import_line": p.line }));
+                audit::append(&mut tx, &event).await?;
+            }
+            import::Change::Update {
+                id,
+                version,
+                site,
+                enabled,
+                fields,
+            } => {
+                let before = &existing[&p.url];
+                let sealed = site
+                    .secret
+                    .as_ref()
+                    .map(|s| masters.seal(s.as_bytes(), &secret_aad(id), &mut rand::rngs::OsRng));
+                if !store::sites::update(
+                    &mut *tx,
+                    id,
+                    *version,
+                    site,
+                    sealed.as_deref(),
+                    *enabled,
+                    now,
+                )
+                .await?
+                {
+                    return Err(ManageError::Conflict);
+                }
+                let after = store::sites::find_in(&mut *tx, id)
+                    .await?
+                    .ok_or_else(|| ManageError::UnknownSite(id.clone()))?;
+                let event = by
+                    .did(now, kind::SITE_CHANGED)
+                    .site(&after.id, &after.url, &after.client)
+                    .detail(json!({
+                        "before": site_summary(before),
+                        "after": site_summary(&after),
+                        "fields": fields,
+                        "import_line": p.line,
+                    }));
+                audit::append(&mut tx, &event).await?;
+            }
+            import::Change::Unchanged => {}
+            import::Change::Invalid(errors) => {
+                skipped.push(json!({ "line": p.line, "url": p.url, "errors": errors }))
+            }
+        }
+    }
+    let event = by.did(now, kind::SITES_IMPORTED).detail(json!({
+        "created": tally.create,
+        "updated": tally.update,
+        "unchanged": tally.unchanged,
+        "skipped": skipped,
+        "digest": digest,
+    }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(tally)
+}
+
+/// Every site matching the filters as CSV (header first), secrets left out.
+pub async fn export_sites(db: &Db, q: &store::sites::SiteQuery) -> Result<String, sqlx::Error> {
+    let mut out = import::COLUMNS.join(",");
+    out.push('\n');
+    let mut offset = 0;
+    loop {
+        let (page, total) = store::sites::search(db, q, offset, 500).await?;
+        for s in &page {
+            out.push_str(&import::export_row(&s.site));
+            out.push('\n');
+        }
+        offset += page.len() as i64;
+        if page.is_empty() || offset >= total {
+            return Ok(out);
+        }
     }
 }

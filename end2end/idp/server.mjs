@@ -24,6 +24,7 @@ const PEOPLE = {
   'ada-admin': { email: 'admin@agency.test', name: 'Ada Admin', given_name: 'Ada', family_name: 'Admin', email_verified: true, hd: 'agency.test' },
   'sam-staff': { email: 'sam@agency.test', name: 'Sam Staff', given_name: 'Sam', family_name: 'Staff', email_verified: true, hd: 'agency.test' },
   'sasha-staff': { email: 'sasha@agency.test', name: 'Sasha Second', given_name: 'Sasha', family_name: 'Second', email_verified: true, hd: 'agency.test' },
+  'nina-newhire': { email: 'nina@agency.test', name: 'Nina Newhire', given_name: 'Nina', family_name: 'Newhire', email_verified: true, hd: 'agency.test' },
   'olly-outsider': { email: 'olly@elsewhere.test', name: 'Olly Outsider', given_name: 'Olly', family_name: 'Outsider', email_verified: true, hd: 'elsewhere.test' },
   'una-unverified': { email: 'una@agency.test', name: 'Una Unverified', given_name: 'Una', family_name: 'Unverified', email_verified: false, hd: 'agency.test' },
   'hugo-wronghd': { email: 'hugo@agency.test', name: 'Hugo Wrong-Domain', given_name: 'Hugo', family_name: 'Wrong-Domain', email_verified: true, hd: 'elsewhere.test' },

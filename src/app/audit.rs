@@ -337,6 +337,17 @@ pub fn event_kinds() -> Vec<&'static str> {
         "key_rewrapped",
         "service_started",
         "audit_pruned",
+        "site_deleted",
+        "sites_imported",
+        "person_invited",
+        "invitation_withdrawn",
+        "team_created",
+        "team_deleted",
+        "team_member_added",
+        "team_member_removed",
+        "team_grant_set",
+        "team_grant_revoked",
+        "admin_refused",
     ]
 }
 
@@ -424,5 +435,16 @@ fn Records(data: AuditView, query: AuditQuery, mine: bool, path: &'static str) -
             {newest.map(|href| view! { <a class="button" href=href>"Newest"</a> })}
             {older.map(|href| view! { <a class="button" href=href data-testid="older">"Older records"</a> })}
         </nav>
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    #[test]
+    fn the_filter_offers_every_event_kind() {
+        assert_eq!(
+            super::event_kinds(),
+            crate::domain::audit::kind::ALL.to_vec()
+        );
     }
 }

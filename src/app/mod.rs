@@ -1,6 +1,7 @@
 //! The Leptos app: the HTML shell, routes and pages. Server functions stay
 //! thin and call the plain modules under `web` and `store`.
 
+pub mod admin;
 pub mod audit;
 mod home;
 pub mod sites;
@@ -8,7 +9,7 @@ pub mod sites;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{SsrMode, StaticSegment};
+use leptos_router::{ParamSegment, SsrMode, StaticSegment};
 use serde::{Deserialize, Serialize};
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -69,6 +70,17 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("") view=home::HomePage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("audit") view=audit::AuditPage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("activity") view=audit::ActivityPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("admin") view=admin::sites::SitesPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("sites")) view=admin::sites::SitesPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("sites"), StaticSegment("new")) view=admin::sites::NewSitePage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("sites"), StaticSegment("import")) view=admin::sites::ImportPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("sites"), ParamSegment("id")) view=admin::sites::SitePage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("people")) view=admin::people::PeoplePage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("people"), ParamSegment("id")) view=admin::people::PersonPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("teams")) view=admin::teams::TeamsPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("teams"), ParamSegment("id")) view=admin::teams::TeamPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("keys")) view=admin::keys::KeysPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("sessions")) view=admin::sessions::SessionsPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }
@@ -84,7 +96,7 @@ pub fn TopBar(person: PersonView) -> impl IntoView {
             <nav class="nav" aria-label="Main">
                 <a href="/">"Sites"</a>
                 <a href="/activity">"My activity"</a>
-                {person.is_admin.then(|| view! { <a href="/audit">"Audit log"</a> })}
+                {person.is_admin.then(|| view! { <a href="/admin/sites">"Admin"</a> <a href="/audit">"Audit log"</a> })}
             </nav>
             <div class="who">
                 <span class="name" data-testid="person-name">{person.name.clone()}</span>

@@ -107,6 +107,70 @@ pub fn decide(
         .ok_or_else(|| Refusal::RoleNotAllowed(live[0].role.clone()))
 }
 
+/// The shortest and longest a time-limited grant may run, in minutes.
+pub const MIN_GRANT_MINUTES: i64 = 5;
+pub const MAX_GRANT_MINUTES: i64 = 90 * 24 * 60;
+
+/// How long a grant holds and why: a time-limited grant must say why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantTerms {
+    pub expires_at: Option<i64>,
+    pub reason: String,
+}
+
+/// Check the terms typed for a grant: `minutes` empty for a lasting grant.
+pub fn grant_terms(
+    minutes: Option<i64>,
+    reason: &str,
+    now: i64,
+) -> Result<GrantTerms, super::sites::FieldError> {
+    use super::sites::FieldError;
+    let reason = reason.trim();
+    let fail = |field: &'static str, message: String| FieldError { field, message };
+    if reason.chars().count() > 500 {
+        return Err(fail(
+            "reason",
+            "the reason is longer than 500 characters".into(),
+        ));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(fail(
+            "reason",
+            "the reason contains control characters".into(),
+        ));
+    }
+    let Some(minutes) = minutes else {
+        return Ok(GrantTerms {
+            expires_at: None,
+            reason: reason.to_string(),
+        });
+    };
+    if !(MIN_GRANT_MINUTES..=MAX_GRANT_MINUTES).contains(&minutes) {
+        return Err(fail(
+            "duration",
+            format!(
+                "a time-limited grant runs from {MIN_GRANT_MINUTES} minutes to {} days",
+                MAX_GRANT_MINUTES / 24 / 60
+            ),
+        ));
+    }
+    if reason.chars().count() < 3 {
+        return Err(fail(
+            "reason",
+            "say why this time-limited grant is needed (for example the incident it is for)".into(),
+        ));
+    }
+    Ok(GrantTerms {
+        expires_at: Some(now + minutes * 60),
+        reason: reason.to_string(),
+    })
+}
+
+/// Roles whose grant counts as a sensitive action (a recent sign-in is asked for).
+pub fn is_sensitive_role(role: &str) -> bool {
+    role == "administrator"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +242,26 @@ mod tests {
         // The time-limited grant ends by itself.
         let e = decide(true, site, &grants, 100).unwrap();
         assert_eq!(e.role, "editor");
+    }
+
+    #[test]
+    fn time_limited_grants_need_a_duration_in_bounds_and_a_reason() {
+        let lasting = grant_terms(None, "", 1000).unwrap();
+        assert_eq!(lasting.expires_at, None);
+        let four_hours = grant_terms(Some(240), " INC-42 outage ", 1000).unwrap();
+        assert_eq!(four_hours.expires_at, Some(1000 + 4 * 3600));
+        assert_eq!(four_hours.reason, "INC-42 outage");
+        assert_eq!(grant_terms(Some(240), "", 0).unwrap_err().field, "reason");
+        assert_eq!(
+            grant_terms(Some(1), "why", 0).unwrap_err().field,
+            "duration"
+        );
+        assert_eq!(
+            grant_terms(Some(MAX_GRANT_MINUTES + 1), "why", 0)
+                .unwrap_err()
+                .field,
+            "duration"
+        );
+        assert_eq!(grant_terms(None, "a\u{7}b", 0).unwrap_err().field, "reason");
     }
 }

@@ -35,9 +35,20 @@ pub mod kind {
     pub const KEY_REWRAPPED: &str = "key_rewrapped";
     pub const SERVICE_STARTED: &str = "service_started";
     pub const AUDIT_PRUNED: &str = "audit_pruned";
+    pub const SITE_DELETED: &str = "site_deleted";
+    pub const SITES_IMPORTED: &str = "sites_imported";
+    pub const PERSON_INVITED: &str = "person_invited";
+    pub const INVITATION_WITHDRAWN: &str = "invitation_withdrawn";
+    pub const TEAM_CREATED: &str = "team_created";
+    pub const TEAM_DELETED: &str = "team_deleted";
+    pub const TEAM_MEMBER_ADDED: &str = "team_member_added";
+    pub const TEAM_MEMBER_REMOVED: &str = "team_member_removed";
+    pub const TEAM_GRANT_SET: &str = "team_grant_set";
+    pub const TEAM_GRANT_REVOKED: &str = "team_grant_revoked";
+    pub const ADMIN_REFUSED: &str = "admin_refused";
 
     /// Every kind, for the filter's choices.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 30] = [
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,
@@ -57,6 +68,17 @@ pub mod kind {
         KEY_REWRAPPED,
         SERVICE_STARTED,
         AUDIT_PRUNED,
+        SITE_DELETED,
+        SITES_IMPORTED,
+        PERSON_INVITED,
+        INVITATION_WITHDRAWN,
+        TEAM_CREATED,
+        TEAM_DELETED,
+        TEAM_MEMBER_ADDED,
+        TEAM_MEMBER_REMOVED,
+        TEAM_GRANT_SET,
+        TEAM_GRANT_REVOKED,
+        ADMIN_REFUSED,
     ];
 }
 

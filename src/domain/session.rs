@@ -20,6 +20,14 @@ pub struct SignedIn {
     pub signed_in_at: i64,
 }
 
+impl SignedIn {
+    /// Signed in within the last `max_age` seconds: sensitive actions ask
+    /// for this, and send the person through the provider again otherwise.
+    pub fn is_recent(&self, now: i64, max_age: i64) -> bool {
+        now >= self.signed_in_at && now - self.signed_in_at <= max_age
+    }
+}
+
 impl SessionPolicy {
     /// The absolute limit holds however active the session was; the idle
     /// limit is the session layer's expiry, pushed back on every response.
@@ -37,6 +45,9 @@ pub struct PendingSignIn {
     pub pkce_verifier: String,
     pub started_at: i64,
     pub return_to: String,
+    /// A fresh sign-in asked for by a sensitive action.
+    #[serde(default)]
+    pub reauth: bool,
 }
 
 impl std::fmt::Debug for PendingSignIn {
@@ -47,6 +58,7 @@ impl std::fmt::Debug for PendingSignIn {
             .field("pkce_verifier", &"<redacted>")
             .field("started_at", &self.started_at)
             .field("return_to", &self.return_to)
+            .field("reauth", &self.reauth)
             .finish()
     }
 }
@@ -119,6 +131,7 @@ mod tests {
             pkce_verifier: "v".into(),
             started_at: at,
             return_to: "/".into(),
+            reauth: false,
         }
     }
 
@@ -141,6 +154,17 @@ mod tests {
             Err(AttemptError::Expired)
         );
         assert_eq!(pending(100).check("abc", 99), Err(AttemptError::Expired));
+    }
+
+    #[test]
+    fn recent_sign_in() {
+        let s = SignedIn {
+            person_id: "p".into(),
+            signed_in_at: 1000,
+        };
+        assert!(s.is_recent(1000 + 900, 900));
+        assert!(!s.is_recent(1000 + 901, 900));
+        assert!(!s.is_recent(999, 900));
     }
 
     #[test]

@@ -374,6 +374,12 @@ fn check_text(
 impl SiteInput {
     /// Check every field; all problems at once, each named by its field.
     pub fn validate(self) -> Result<ValidSite, Vec<FieldError>> {
+        self.validate_keeping(false)
+    }
+
+    /// Check an edit of a site. With `has_secret`, an HS256 site may leave
+    /// the secret empty to keep the one it has (`secret` is then `None`).
+    pub fn validate_keeping(self, has_secret: bool) -> Result<ValidSite, Vec<FieldError>> {
         let mut errors = Vec::new();
         let keep = |r: Result<String, FieldError>, errors: &mut Vec<FieldError>| {
             r.map_err(|e| errors.push(e)).unwrap_or_default()
@@ -469,6 +475,7 @@ impl SiteInput {
         };
         match (signing, &secret) {
             (Signing::Hs256, Some(s)) if s.chars().count() >= MIN_SECRET_LEN => {}
+            (Signing::Hs256, None) if has_secret => {}
             (Signing::Hs256, _) => errors.push(FieldError {
                 field: "secret",
                 message: SiteError::WeakSecret.to_string(),

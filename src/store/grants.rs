@@ -21,8 +21,9 @@ pub struct GrantListing {
     pub created_by: String,
 }
 
-/// Give `email` `role` on a site, replacing the role they had there.
-/// Returns the grant's id.
+/// Give `email` `role` on a site, replacing their grant of the same kind
+/// there (lasting, or time-limited when `expires_at` is set: one of each
+/// may stand side by side). Returns the grant's id.
 #[allow(clippy::too_many_arguments)]
 pub async fn put<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     ex: E,
@@ -35,14 +36,19 @@ pub async fn put<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     created_by: &str,
     now: i64,
 ) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar(
+    let kind = if expires_at.is_some() {
+        "NOT NULL"
+    } else {
+        "NULL"
+    };
+    sqlx::query_scalar(&format!(
         "INSERT INTO grants (id, email, site_id, role, expires_at, reason, created_at, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (email, site_id) DO UPDATE SET \
+         ON CONFLICT (email, site_id) WHERE expires_at IS {kind} DO UPDATE SET \
              role = excluded.role, expires_at = excluded.expires_at, reason = excluded.reason, \
              created_at = excluded.created_at, created_by = excluded.created_by \
-         RETURNING id",
-    )
+         RETURNING id"
+    ))
     .bind(new_id)
     .bind(email)
     .bind(site_id)
@@ -55,20 +61,41 @@ pub async fn put<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     .await
 }
 
-/// The grant a person has on a site now: (role, expires_at), for the record of a change.
+/// The grant of one kind (lasting, or time-limited) a person has on a site
+/// now: (role, expires_at), for the record of a change.
 pub async fn get<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     ex: E,
     email: &str,
     site_id: &str,
+    limited: bool,
 ) -> Result<Option<(String, Option<i64>)>, sqlx::Error> {
-    sqlx::query_as("SELECT role, expires_at FROM grants WHERE email = $1 AND site_id = $2")
-        .bind(email)
-        .bind(site_id)
-        .fetch_optional(ex)
-        .await
+    let kind = if limited { "NOT NULL" } else { "NULL" };
+    sqlx::query_as(&format!(
+        "SELECT role, expires_at FROM grants WHERE email = $1 AND site_id = $2 AND expires_at IS {kind}"
+    ))
+    .bind(email)
+    .bind(site_id)
+    .fetch_optional(ex)
+    .await
 }
 
-/// Take a person's grant on a site away. Returns whether there was one.
+/// Every direct grant a person has on a site: (role, expires_at).
+pub async fn direct<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    email: &str,
+    site_id: &str,
+) -> Result<Vec<(String, Option<i64>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT role, expires_at FROM grants WHERE email = $1 AND site_id = $2 \
+         ORDER BY expires_at IS NULL DESC",
+    )
+    .bind(email)
+    .bind(site_id)
+    .fetch_all(ex)
+    .await
+}
+
+/// Take a person's direct grants on a site away. Returns whether there were any.
 pub async fn revoke<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     ex: E,
     email: &str,
@@ -102,21 +129,54 @@ pub async fn list(
     .await
 }
 
-/// Every grant that applies to a person on a site.
+/// The grants of a person through their teams, as rows of (site, grant id,
+/// role, expiry, team name): team grants on one site, and on every site of
+/// a client. `$1` is the e-mail.
+pub(crate) const TEAM_GRANTS_OF_PERSON: &str = "\
+    SELECT tg.site_id AS site_id, tg.id AS grant_id, tg.role, tg.expires_at, t.name AS team \
+    FROM team_members m JOIN team_grants tg ON tg.team_id = m.team_id JOIN teams t ON t.id = m.team_id \
+    WHERE m.email = $1 AND tg.site_id IS NOT NULL \
+    UNION ALL \
+    SELECT cs.id AS site_id, tg.id AS grant_id, tg.role, tg.expires_at, t.name AS team \
+    FROM team_members m JOIN team_grants tg ON tg.team_id = m.team_id JOIN teams t ON t.id = m.team_id \
+    JOIN sites cs ON cs.client = tg.client \
+    WHERE m.email = $1 AND tg.client IS NOT NULL";
+
+/// Every grant a person holds, direct and through teams, as (site, grant id,
+/// role, expiry, team name or '').
+pub(crate) fn grants_of_person() -> String {
+    format!(
+        "SELECT g.site_id AS site_id, g.id AS grant_id, g.role, g.expires_at, '' AS team \
+         FROM grants g WHERE g.email = $1 UNION ALL {TEAM_GRANTS_OF_PERSON}"
+    )
+}
+
+fn source(team: String) -> GrantSource {
+    if team.is_empty() {
+        GrantSource::Direct
+    } else {
+        GrantSource::Team(team)
+    }
+}
+
+/// Every grant that applies to a person on a site, direct and through teams.
 pub async fn applying(db: &Db, email: &str, site_id: &str) -> Result<Vec<Grant>, sqlx::Error> {
-    let rows: Vec<(String, String, Option<i64>)> =
-        sqlx::query_as("SELECT id, role, expires_at FROM grants WHERE email = $1 AND site_id = $2")
-            .bind(email)
-            .bind(site_id)
-            .fetch_all(&db.pool)
-            .await?;
+    let sql = format!(
+        "SELECT x.grant_id, x.role, x.expires_at, x.team FROM ({}) x WHERE x.site_id = $2",
+        grants_of_person()
+    );
+    let rows: Vec<(String, String, Option<i64>, String)> = sqlx::query_as(&sql)
+        .bind(email)
+        .bind(site_id)
+        .fetch_all(&db.pool)
+        .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, role, expires_at)| Grant {
+        .map(|(id, role, expires_at, team)| Grant {
             id,
             role,
             expires_at,
-            source: GrantSource::Direct,
+            source: source(team),
         })
         .collect())
 }
@@ -148,6 +208,7 @@ struct GrantedRow {
     grant_id: String,
     role: String,
     expires_at: Option<i64>,
+    team: String,
     favourite: Option<i64>,
     last_launched_at: Option<i64>,
 }
@@ -155,25 +216,23 @@ struct GrantedRow {
 /// Every site a person holds a grant on, in one query (the home page with
 /// thousands of sites must stay fast).
 pub async fn granted_sites(db: &Db, email: &str) -> Result<Vec<GrantedSite>, sqlx::Error> {
-    let rows: Vec<GrantedRow> = sqlx::query_as(
+    let sql = format!(
         "SELECT s.id AS site_id, s.name, s.client, s.url, s.profile, s.enabled, s.roles, \
-                g.id AS grant_id, g.role, g.expires_at, p.favourite, p.last_launched_at \
-         FROM grants g \
-         JOIN sites s ON s.id = g.site_id \
-         LEFT JOIN site_prefs p ON p.email = g.email AND p.site_id = g.site_id \
-         WHERE g.email = $1 \
+                x.grant_id, x.role, x.expires_at, x.team, p.favourite, p.last_launched_at \
+         FROM ({}) x \
+         JOIN sites s ON s.id = x.site_id \
+         LEFT JOIN site_prefs p ON p.email = $1 AND p.site_id = x.site_id \
          ORDER BY s.id",
-    )
-    .bind(email)
-    .fetch_all(&db.pool)
-    .await?;
+        grants_of_person()
+    );
+    let rows: Vec<GrantedRow> = sqlx::query_as(&sql).bind(email).fetch_all(&db.pool).await?;
     let mut out: Vec<GrantedSite> = Vec::with_capacity(rows.len());
     for r in rows {
         let grant = Grant {
             id: r.grant_id,
             role: r.role,
             expires_at: r.expires_at,
-            source: GrantSource::Direct,
+            source: source(r.team),
         };
         if let Some(last) = out.last_mut().filter(|s| s.site_id == r.site_id) {
             last.grants.push(grant);
@@ -212,4 +271,50 @@ pub async fn set_favourite(
     .execute(&db.pool)
     .await
     .map(|_| ())
+}
+
+/// One grant that lets someone into a site, direct or through a team.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct SiteAccess {
+    pub email: String,
+    pub grant_id: String,
+    pub role: String,
+    pub expires_at: Option<i64>,
+    pub reason: String,
+    /// The team it comes through; empty for a direct grant.
+    pub team: String,
+}
+
+/// Everyone with a grant on a site, direct and through teams, by e-mail.
+pub async fn site_access(db: &Db, site_id: &str) -> Result<Vec<SiteAccess>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT email, grant_id, role, expires_at, reason, team FROM ( \
+           SELECT g.email, g.id AS grant_id, g.role, g.expires_at, g.reason, '' AS team \
+           FROM grants g WHERE g.site_id = $1 \
+           UNION ALL \
+           SELECT m.email, tg.id AS grant_id, tg.role, tg.expires_at, tg.reason, t.name AS team \
+           FROM team_grants tg JOIN teams t ON t.id = tg.team_id \
+           JOIN team_members m ON m.team_id = tg.team_id \
+           JOIN sites s ON s.id = $1 \
+           WHERE tg.site_id = s.id OR tg.client = s.client \
+         ) x ORDER BY email, team LIMIT 2000",
+    )
+    .bind(site_id)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// A person's direct grant on a site, read in a transaction, for the record.
+pub async fn find_direct(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+) -> Result<Option<GrantListing>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT g.id, g.email, g.site_id, s.name AS site_name, s.url AS site_url, g.role, \
+                g.expires_at, g.reason, g.created_at, g.created_by \
+         FROM grants g JOIN sites s ON s.id = g.site_id WHERE g.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
 }

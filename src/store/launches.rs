@@ -137,8 +137,13 @@ pub async fn record_launch(
     let sql = format!(
         "SELECT COUNT(*) WHERE EXISTS (SELECT 1 FROM people WHERE id = $1 AND disabled = 0{lock}) \
            AND EXISTS (SELECT 1 FROM sites WHERE id = $2 AND enabled = 1 AND version = $3{lock}) \
-           AND EXISTS (SELECT 1 FROM grants WHERE id = $4 AND site_id = $2 AND email = $5 \
-                       AND role = $6 AND (expires_at IS NULL OR expires_at > $7){lock}) \
+           AND (EXISTS (SELECT 1 FROM grants WHERE id = $4 AND site_id = $2 AND email = $5 \
+                        AND role = $6 AND (expires_at IS NULL OR expires_at > $7){lock}) \
+                OR EXISTS (SELECT 1 FROM team_grants tg \
+                           JOIN team_members m ON m.team_id = tg.team_id AND m.email = $5 \
+                           JOIN sites ts ON ts.id = $2 AND (tg.site_id = ts.id OR tg.client = ts.client) \
+                           WHERE tg.id = $4 AND tg.role = $6 \
+                             AND (tg.expires_at IS NULL OR tg.expires_at > $7){lock})) \
            AND ($8 = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = $8 AND state = 'active'{lock}))"
     );
     let holds: i64 = sqlx::query_scalar(&sql)

@@ -9,6 +9,7 @@ pub mod launches;
 pub mod people;
 pub mod sessions;
 pub mod sites;
+pub mod teams;
 
 use std::time::Duration;
 

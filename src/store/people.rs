@@ -131,3 +131,192 @@ pub async fn set_disabled(
     };
     Ok(Some(ended))
 }
+
+/// One person in the admin list: who, standing, and activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPerson {
+    pub person: Person,
+    pub sessions: i64,
+    pub grants: i64,
+}
+
+#[derive(FromRow)]
+struct ListedRow {
+    #[sqlx(flatten)]
+    person: PersonRow,
+    session_count: i64,
+    grant_count: i64,
+}
+
+/// A page of people whose e-mail or name holds every typed word, by e-mail;
+/// `standing` is "admin", "staff", "disabled" or "" for all.
+pub async fn search(
+    db: &Db,
+    text: &str,
+    standing: &str,
+    now: i64,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<ListedPerson>, i64), sqlx::Error> {
+    let mut conditions = Vec::new();
+    let mut binds: Vec<String> = Vec::new();
+    for word in text.to_lowercase().split_whitespace().take(8) {
+        binds.push(format!("%{}%", super::sites::escape_like(word)));
+        let n = binds.len() + 1;
+        conditions.push(format!(
+            "(people.email LIKE ${n} ESCAPE '\\' OR LOWER(COALESCE(people.name, '')) LIKE ${n} ESCAPE '\\')"
+        ));
+    }
+    match standing {
+        "admin" => conditions.push("people.is_admin = 1 AND people.disabled = 0".into()),
+        "staff" => conditions.push("people.is_admin = 0 AND people.disabled = 0".into()),
+        "disabled" => conditions.push("people.disabled = 1".into()),
+        _ => {}
+    }
+    let filter = if conditions.is_empty() {
+        "WHERE $1 = $1".to_string()
+    } else {
+        format!("WHERE $1 = $1 AND {}", conditions.join(" AND "))
+    };
+    let count_sql = format!("SELECT COUNT(*) FROM people {filter}");
+    let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(now);
+    for b in &binds {
+        count = count.bind(b);
+    }
+    let total = count.fetch_one(&db.pool).await?;
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("people.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {columns}, \
+           (SELECT COUNT(*) FROM sessions s WHERE s.person_id = people.id AND s.expires_at > $1) AS session_count, \
+           (SELECT COUNT(*) FROM grants g WHERE g.email = people.email) AS grant_count \
+         FROM people {filter} ORDER BY people.email, people.created_at LIMIT {limit} OFFSET {offset}",
+        limit = limit.clamp(1, 500),
+        offset = offset.max(0),
+    );
+    let mut page = sqlx::query_as::<_, ListedRow>(&sql).bind(now);
+    for b in &binds {
+        page = page.bind(b);
+    }
+    let rows = page.fetch_all(&db.pool).await?;
+    Ok((
+        rows.into_iter()
+            .map(|r| ListedPerson {
+                person: r.person.into(),
+                sessions: r.session_count,
+                grants: r.grant_count,
+            })
+            .collect(),
+        total,
+    ))
+}
+
+/// Make a person an admin or staff again.
+pub async fn set_admin(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    admin: bool,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query("UPDATE people SET is_admin = $1 WHERE id = $2")
+        .bind(flag(admin))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// The ids of the admins who can act (not disabled), locked until the
+/// transaction ends on PostgreSQL (SQLite's write lock is already held), so
+/// that two admins demoting each other at once cannot leave none.
+pub async fn active_admins_locked(
+    conn: &mut sqlx::AnyConnection,
+    kind: crate::config::DbKind,
+) -> Result<Vec<String>, sqlx::Error> {
+    let lock = match kind {
+        crate::config::DbKind::Postgres => " FOR UPDATE",
+        crate::config::DbKind::Sqlite => "",
+    };
+    sqlx::query_scalar(&format!(
+        "SELECT id FROM people WHERE is_admin = 1 AND disabled = 0 ORDER BY id{lock}"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// A person read inside a transaction.
+pub async fn find_in(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+) -> Result<Option<Person>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM people WHERE id = $1");
+    let row: Option<PersonRow> = sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(Into::into))
+}
+
+/// An invitation: someone who may not have signed in yet.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Invitation {
+    pub email: String,
+    pub make_admin: i64,
+    pub invited_at: i64,
+    pub invited_by: String,
+}
+
+/// Invite (or invite again) by e-mail. Returns the invitation it replaced.
+pub async fn invite(
+    conn: &mut sqlx::AnyConnection,
+    email: &str,
+    make_admin: bool,
+    by: &str,
+    now: i64,
+) -> Result<Option<Invitation>, sqlx::Error> {
+    let before: Option<Invitation> = sqlx::query_as(
+        "SELECT email, make_admin, invited_at, invited_by FROM invitations WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_optional(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO invitations (email, make_admin, invited_at, invited_by) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (email) DO UPDATE SET make_admin = excluded.make_admin, \
+             invited_at = excluded.invited_at, invited_by = excluded.invited_by",
+    )
+    .bind(email)
+    .bind(flag(make_admin))
+    .bind(now)
+    .bind(by)
+    .execute(&mut *conn)
+    .await?;
+    Ok(before)
+}
+
+/// Take an invitation away (withdrawn, or used at first sign-in).
+pub async fn take_invitation(
+    conn: &mut sqlx::AnyConnection,
+    email: &str,
+) -> Result<Option<Invitation>, sqlx::Error> {
+    sqlx::query_as(
+        "DELETE FROM invitations WHERE email = $1 \
+         RETURNING email, make_admin, invited_at, invited_by",
+    )
+    .bind(email)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Open invitations, newest first.
+pub async fn invitations(db: &Db) -> Result<Vec<Invitation>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT email, make_admin, invited_at, invited_by FROM invitations \
+         ORDER BY invited_at DESC, email LIMIT 500",
+    )
+    .fetch_all(&db.pool)
+    .await
+}

@@ -151,3 +151,96 @@ pub async fn count_for_person(db: &Db, person_id: &str, now: i64) -> Result<i64,
             .await?;
     Ok(n)
 }
+
+/// A session as the admin console shows it: never its id (the cookie's
+/// value), only a handle derived from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveSession {
+    pub handle: String,
+    pub person_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub signed_in_at: Option<i64>,
+    pub expires_at: i64,
+}
+
+/// A stable public handle for a session id (a hash prefix, not reversible).
+pub fn handle(session_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("agency-sso session handle:{session_id}").as_bytes());
+    d[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Signed-in sessions, newest expiry first; optionally one person's or
+/// those whose person matches the typed text.
+pub async fn active(
+    db: &Db,
+    text: &str,
+    now: i64,
+    limit: i64,
+) -> Result<(Vec<ActiveSession>, i64), sqlx::Error> {
+    let pattern = format!(
+        "%{}%",
+        super::sites::escape_like(&text.trim().to_lowercase())
+    );
+    let filter = "FROM sessions s JOIN people p ON p.id = s.person_id \
+                  WHERE s.expires_at > $1 AND (p.email LIKE $2 ESCAPE '\\' \
+                        OR LOWER(COALESCE(p.name, '')) LIKE $2 ESCAPE '\\')";
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {filter}"))
+        .bind(now)
+        .bind(&pattern)
+        .fetch_one(&db.pool)
+        .await?;
+    let rows: Vec<(String, String, String, Option<String>, String, i64)> =
+        sqlx::query_as(&format!(
+            "SELECT s.id, p.id, p.email, p.name, s.record, s.expires_at {filter} \
+             ORDER BY p.email, s.expires_at DESC LIMIT {}",
+            limit.clamp(1, 500)
+        ))
+        .bind(now)
+        .bind(&pattern)
+        .fetch_all(&db.pool)
+        .await?;
+    Ok((
+        rows.into_iter()
+            .map(
+                |(id, person_id, email, name, record, expires_at)| ActiveSession {
+                    handle: handle(&id),
+                    signed_in_at: signed_in_at(&record),
+                    person_id,
+                    email,
+                    name,
+                    expires_at,
+                },
+            )
+            .collect(),
+        total,
+    ))
+}
+
+/// When the session's person signed in, read from the stored record.
+fn signed_in_at(record: &str) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_str(record).ok()?;
+    v.get("data")?
+        .get(SIGNED_IN_KEY)?
+        .get("signed_in_at")?
+        .as_i64()
+}
+
+pub async fn ids_of_person(
+    conn: &mut sqlx::AnyConnection,
+    person_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM sessions WHERE person_id = $1")
+        .bind(person_id)
+        .fetch_all(&mut *conn)
+        .await
+}
+
+pub async fn delete_in(conn: &mut sqlx::AnyConnection, id: &str) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM sessions WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
+}

@@ -193,3 +193,180 @@ pub async fn sealed_secret(db: &Db, id: &str) -> Result<Option<String>, sqlx::Er
         .await
         .map(Option::flatten)
 }
+
+/// What the admin list filters on. Empty means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteQuery {
+    /// Words matched against name, client and URL (every word must match).
+    pub text: String,
+    pub client: String,
+    pub profile: String,
+    /// "on", "off" or "" for both.
+    pub enabled: String,
+}
+
+/// One site in the admin list, with how many direct grants it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedSite {
+    pub site: Site,
+    pub grants: i64,
+}
+
+/// The admin list: a page of matching sites by client and name, and how
+/// many match in all.
+pub async fn search(
+    db: &Db,
+    q: &SiteQuery,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<ListedSite>, i64), sqlx::Error> {
+    let mut conditions = Vec::new();
+    let mut binds: Vec<String> = Vec::new();
+    for word in q.text.to_lowercase().split_whitespace().take(8) {
+        binds.push(format!("%{}%", escape_like(word)));
+        let n = binds.len();
+        conditions.push(format!(
+            "(LOWER(sites.name) LIKE ${n} ESCAPE '\\' OR LOWER(sites.client) LIKE ${n} ESCAPE '\\' \
+              OR sites.url LIKE ${n} ESCAPE '\\')"
+        ));
+    }
+    for (column, value) in [("client", &q.client), ("profile", &q.profile)] {
+        if !value.is_empty() {
+            binds.push(value.clone());
+            conditions.push(format!("sites.{column} = ${}", binds.len()));
+        }
+    }
+    match q.enabled.as_str() {
+        "on" => conditions.push("sites.enabled = 1".into()),
+        "off" => conditions.push("sites.enabled = 0".into()),
+        _ => {}
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let count_sql = format!("SELECT COUNT(*) FROM sites {filter}");
+    let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+    for b in &binds {
+        count = count.bind(b);
+    }
+    let total = count.fetch_one(&db.pool).await?;
+    let sql = format!(
+        "SELECT {COLUMNS}, (SELECT COUNT(*) FROM grants g WHERE g.site_id = sites.id) AS grant_count \
+         FROM sites {filter} ORDER BY sites.client, sites.name, sites.url LIMIT {limit} OFFSET {offset}",
+        limit = limit.clamp(1, 500),
+        offset = offset.max(0),
+    );
+    let mut page = sqlx::query_as::<_, ListedRow>(&sql);
+    for b in &binds {
+        page = page.bind(b);
+    }
+    let rows = page.fetch_all(&db.pool).await?;
+    let sites = rows
+        .into_iter()
+        .map(|r| {
+            Ok(ListedSite {
+                grants: r.grant_count,
+                site: r.site.try_into()?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok((sites, total))
+}
+
+#[derive(FromRow)]
+struct ListedRow {
+    #[sqlx(flatten)]
+    site: SiteRow,
+    grant_count: i64,
+}
+
+/// `%`, `_` and `\` match themselves in a LIKE pattern built from typed text.
+pub(crate) fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Every client name, for the filter's choices.
+pub async fn clients(db: &Db) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT DISTINCT client FROM sites ORDER BY client")
+        .fetch_all(&db.pool)
+        .await
+}
+
+/// Every site, keyed by URL, read inside a transaction (an import plans against it).
+pub async fn all_by_url(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<std::collections::HashMap<String, Site>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM sites");
+    let rows: Vec<SiteRow> = sqlx::query_as(&sql).fetch_all(&mut *conn).await?;
+    rows.into_iter()
+        .map(|r| Site::try_from(r).map(|s| (s.url.clone(), s)))
+        .collect()
+}
+
+/// Replace a site's settings, if it is still at `version` (else false: someone
+/// changed it meanwhile). `sealed_secret`: a new secret; an RS256 site loses
+/// its secret, an HS256 site given none keeps it.
+#[allow(clippy::too_many_arguments)]
+pub async fn update<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    id: &str,
+    version: i64,
+    site: &ValidSite,
+    sealed_secret: Option<&str>,
+    enabled: bool,
+    now: i64,
+) -> Result<bool, SiteStoreError> {
+    let done = sqlx::query(
+        "UPDATE sites SET name = $1, client = $2, url = $3, profile = $4, login_template = $5, \
+             username_claim = $6, signing = $7, \
+             secret = CASE WHEN $7 = 'RS256' THEN NULL WHEN $8 <> '' THEN $8 ELSE secret END, \
+             roles = $9, token_lifetime = $10, enabled = $11, notes = $12, \
+             version = version + 1, updated_at = $13 \
+         WHERE id = $14 AND version = $15",
+    )
+    .bind(&site.name)
+    .bind(&site.client)
+    .bind(&site.url)
+    .bind(site.profile.as_str())
+    .bind(&site.login_template)
+    .bind(&site.username_claim)
+    .bind(site.signing.as_str())
+    .bind(sealed_secret.unwrap_or(""))
+    .bind(join_roles(&site.roles))
+    .bind(site.token_lifetime)
+    .bind(flag(enabled))
+    .bind(&site.notes)
+    .bind(now)
+    .bind(id)
+    .bind(version)
+    .execute(ex)
+    .await;
+    match done {
+        Ok(r) => Ok(r.rows_affected() == 1),
+        Err(e) if is_unique_violation(&e) => Err(SiteStoreError::DuplicateUrl(site.url.clone())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Delete a site; its grants, team grants and preferences go with it (its
+/// audit records stay). Returns false when there was no such site.
+pub async fn delete<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query("DELETE FROM sites WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}

@@ -37,6 +37,10 @@ const ALLOWED_ID_TOKEN_ALGS: [CoreJwsSigningAlgorithm; 6] = [
 #[derive(Deserialize)]
 pub struct LoginQuery {
     return_to: Option<String>,
+    /// Set when a sensitive action asks for a fresh sign-in: the provider
+    /// is asked to authenticate the person again, not to reuse its session.
+    #[serde(default)]
+    reauth: Option<String>,
 }
 
 /// GET /auth/login: start an attempt and send the browser to the provider.
@@ -64,6 +68,12 @@ pub async fn login(
             request = request.add_extra_param("hd", hd.to_string());
         }
     }
+    let reauth = q.reauth.is_some();
+    if reauth {
+        request = request
+            .add_prompt(openidconnect::core::CoreAuthPrompt::Login)
+            .set_max_age(std::time::Duration::ZERO);
+    }
     let (url, state, nonce) = request.url();
     let pending = PendingSignIn {
         state: state.secret().clone(),
@@ -71,6 +81,7 @@ pub async fn login(
         pkce_verifier: verifier.secret().clone(),
         started_at: st.clock.now(),
         return_to: safe_return_path(q.return_to.as_deref()),
+        reauth,
     };
     if let Err(e) = session.insert(PENDING_KEY, pending).await {
         tracing::error!(error = %e, "cannot store the sign-in attempt");
@@ -202,6 +213,18 @@ async fn finish_sign_in(
             return Err(SignInError::IdToken(error_chain(&e)));
         }
     };
+    // A fresh sign-in was asked for: when the provider says when the person
+    // authenticated, it must be just before it issued this token (both
+    // times by the provider's clock).
+    if pending.reauth {
+        if let Some(at) = claims.auth_time() {
+            if at.timestamp() < claims.issue_time().timestamp() - 120 {
+                return Err(SignInError::IdToken(
+                    "the provider did not authenticate the person again".into(),
+                ));
+            }
+        }
+    }
     let identity = VerifiedIdentity {
         issuer: claims.issuer().as_str().to_string(),
         subject: claims.subject().as_str().to_string(),
@@ -225,12 +248,22 @@ async fn finish_sign_in(
         SignInError::Storage
     };
     let mut tx = store::audit::begin(&st.db).await.map_err(storage)?;
-    let person = store::people::record_sign_in(&mut *tx, &admitted, &new_id, now)
+    let mut person = store::people::record_sign_in(&mut *tx, &admitted, &new_id, now)
         .await
         .map_err(storage)?
         .ok_or(SignInError::Disabled {
             email: admitted.email.clone(),
         })?;
+    // An invitation is used up by the first sign-in (and makes an admin if it said so).
+    let invitation = store::people::take_invitation(&mut tx, &person.email)
+        .await
+        .map_err(storage)?;
+    if invitation.as_ref().is_some_and(|i| i.make_admin != 0) && !person.is_admin {
+        store::people::set_admin(&mut tx, &person.id, true)
+            .await
+            .map_err(storage)?;
+        person.is_admin = true;
+    }
     let event = Actor::person(&person.email, from.clone())
         .did(now, kind::SIGN_IN)
         .subject(&person.email)
@@ -239,6 +272,7 @@ async fn finish_sign_in(
             "issuer": person.issuer,
             "first_sign_in": person.id == new_id,
             "admin": person.is_admin,
+            "invited_by": invitation.map(|i| i.invited_by),
         }));
     store::audit::append(&mut tx, &event)
         .await

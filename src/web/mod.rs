@@ -1,5 +1,6 @@
 //! The axum side: sign-in, the key set, health, security middleware.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod jwks;
@@ -71,6 +72,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/launch", post(launch::launch))
         .route("/audit/export", get(audit::export))
+        .route("/admin/sites/export", get(admin::export_sites))
 }
 
 /// Routes outside the session layer: they never read or set a cookie, so

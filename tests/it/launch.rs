@@ -664,36 +664,20 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
         "the grant is for another role"
     );
 
-    store::grants::put(
-        &db.pool,
-        "x",
-        "sam@agency.test",
-        &blog,
-        "editor",
-        Some(now),
-        "",
-        "test",
-        now,
-    )
-    .await
-    .unwrap();
+    // The very grant the launch was decided on runs out.
+    let expire = |at: Option<i64>| {
+        sqlx::query("UPDATE grants SET expires_at = $1 WHERE email = $2 AND site_id = $3")
+            .bind(at)
+            .bind("sam@agency.test")
+            .bind(blog.clone())
+            .execute(&db.pool)
+    };
+    expire(Some(now)).await.unwrap();
     assert!(
         !record_launch(db, &record(5), &holds).await.unwrap(),
         "the grant expired"
     );
-    store::grants::put(
-        &db.pool,
-        "x",
-        "sam@agency.test",
-        &blog,
-        "editor",
-        None,
-        "",
-        "test",
-        now,
-    )
-    .await
-    .unwrap();
+    expire(None).await.unwrap();
     assert!(record_launch(db, &record(6), &holds).await.unwrap());
 
     let admin = Actor::command_line();

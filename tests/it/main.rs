@@ -1,6 +1,7 @@
 //! The one integration-test binary: the dashboard started in-process, a
 //! provider on loopback, SQLite files and the local PostgreSQL server.
 
+mod admin;
 mod audit;
 mod callback;
 mod cli;

@@ -1,0 +1,265 @@
+import { test, expect, type Page, type Browser } from '@playwright/test';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { demoURL, dashboardEnv, staffSites } from '../playwright.config';
+import { cli, signInAs, watchConsole } from './helpers';
+
+const shots = fileURLToPath(new URL('../../target/screenshots/', import.meta.url));
+mkdirSync(shots, { recursive: true });
+
+/** A full-page screenshot for the product review, on a laptop and a phone. */
+async function screenshot(page: Page, name: string) {
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  const size = page.viewportSize();
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: join(shots, `${name}-phone.png`), fullPage: true });
+  if (size) await page.setViewportSize(size);
+}
+
+/** Move the dashboard's clock forward (seconds), as the test clock file says. */
+function moveClock(seconds: number) {
+  writeFileSync(dashboardEnv.SSO_TEST_CLOCK_FILE, String(seconds));
+}
+
+/** Ada Admin, signed in, on a console page, hydrated (forms answer in place). */
+async function asAdmin(page: Page, path: string) {
+  await signInAs(page, /Sign in as Ada Admin/);
+  await expect(page.getByRole('heading', { name: 'Welcome, Ada Admin' })).toBeVisible();
+  await page.goto(path);
+  await hydrated(page);
+}
+
+/** The console's forms are live once the bundle has hydrated the page. */
+async function hydrated(page: Page) {
+  await expect(page.locator('.console[data-live="true"]')).toBeVisible();
+}
+
+async function otherPerson(browser: Browser, who: RegExp): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await signInAs(page, who);
+  return page;
+}
+
+test.afterEach(() => moveClock(0));
+
+test('an admin finds sites among 5,000, adds one with field errors shown beside the fields, grants access and deletes it with a typed confirmation', async ({ page }) => {
+  const errors = watchConsole(page);
+  await asAdmin(page, '/admin/sites');
+  await expect(page.getByRole('heading', { name: 'Sites', exact: true })).toBeVisible();
+  await expect(page.getByTestId('list-count')).toHaveText(`Showing 1–50 of ${staffSites.toLocaleString('en-US')}`);
+  await page.getByLabel('Search').fill('demo');
+  await page.getByRole('button', { name: 'Find' }).click();
+  await expect(page.getByTestId('list-count')).toHaveText('Showing 1–2 of 2');
+  await screenshot(page, 'admin-sites');
+
+  await page.getByRole('link', { name: 'Add a site' }).click();
+  await expect(page.getByRole('heading', { name: 'Add a site' })).toBeVisible();
+  await hydrated(page);
+  await page.getByLabel('Client', { exact: true }).fill('Northwind');
+  await page.getByLabel('URL', { exact: true }).fill('ftp://northwind');
+  await page.getByRole('button', { name: 'Add the site' }).click();
+  await expect(page.getByTestId('site-name-error')).toHaveText('Give the site name.');
+  await expect(page.getByTestId('site-url-error')).toContainText('https');
+  await expect(page.getByLabel('URL', { exact: true })).toHaveAttribute('aria-invalid', 'true');
+  await screenshot(page, 'admin-site-new-errors');
+  await page.getByLabel('Name', { exact: true }).fill('Northwind Shop');
+  await page.getByLabel('URL', { exact: true }).fill('https://shop.northwind.example/');
+  await page.getByRole('button', { name: 'Add the site' }).click();
+  await expect(page.getByText('Sites › Northwind Shop')).toBeVisible();
+  await hydrated(page);
+
+  await page.getByLabel('E-mail', { exact: true }).fill('sasha@agency.test');
+  await page.getByLabel('Role', { exact: true }).selectOption('editor');
+  await page.getByRole('button', { name: 'Grant', exact: true }).click();
+  await expect(page.getByText('sasha@agency.test can now enter Northwind Shop as editor.')).toBeVisible();
+  await expect(page.locator('[data-testid="access-row"][data-email="sasha@agency.test"]')).toContainText('Direct');
+  await screenshot(page, 'admin-site');
+
+  await page.getByLabel("Type the site's URL to confirm").fill('northwind');
+  await page.getByRole('button', { name: 'Delete site' }).click();
+  await expect(page.getByTestId('delete-confirm-error')).toContainText('https://shop.northwind.example');
+  await page.getByLabel("Type the site's URL to confirm").fill('https://shop.northwind.example');
+  await page.getByRole('button', { name: 'Delete site' }).click();
+  await expect(page).toHaveURL(/\/admin\/sites$/);
+  await page.goto('/admin/sites?q=northwind');
+  await expect(page.getByTestId('list-count')).toHaveText('Showing 0–0 of 0');
+  expect(cli('audit', 'export', '--format', 'jsonl', '--event', 'site_deleted')).toContain('https://shop.northwind.example');
+  expect(errors).toEqual([]);
+});
+
+test('a CSV import shows every invalid row with its reason before anything changes, then applies the valid rows at once', async ({ page }) => {
+  await asAdmin(page, '/admin/sites/import');
+  const csv = [
+    'name,client,url,roles,enabled',
+    'Contoso Shop,Contoso,https://shop.contoso.example,,',
+    'Contoso Blog,Contoso,https://blog.contoso.example,editor author,no',
+    ',Contoso,not-a-url,,',
+    'Contoso Wiki,Contoso,https://wiki.contoso.example,Editor!,',
+    'Contoso Docs,Contoso,https://docs.contoso.example,,',
+  ].join('\n');
+  await page.getByLabel('CSV file').setInputFiles({ name: 'sites.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  await expect(page.getByLabel('Or paste the CSV')).toHaveValue(csv);
+  await page.getByRole('button', { name: 'Preview changes' }).click();
+  await expect(page.getByText('Dry run: nothing was changed yet. 3 to add, 0 to update, 0 unchanged, 2 invalid.')).toBeVisible();
+  const invalid = page.locator('[data-testid="preview-row"][data-action="invalid"]');
+  await expect(invalid).toHaveCount(2);
+  await expect(invalid.nth(0)).toContainText('name: give the site name');
+  await expect(invalid.nth(1)).toContainText('roles:');
+  await screenshot(page, 'admin-import-preview');
+  expect(cli('sites', 'list')).not.toContain('contoso');
+
+  await page.getByTestId('apply-import').click();
+  await expect(page.getByText('Imported: 3 site(s) added, 0 updated, 0 unchanged, 2 invalid row(s) skipped.')).toBeVisible();
+  await page.goto('/admin/sites?client=Contoso');
+  await expect(page.getByTestId('list-count')).toHaveText('Showing 1–3 of 3');
+  await expect(page.locator('[data-testid="site-row"][data-url="https://blog.contoso.example"]')).toContainText('Disabled');
+});
+
+test('a team granted a client gives a new hire access to all its sites at their first sign-in', async ({ page, browser }) => {
+  cli('sites', 'add', '--name', 'Fabrikam Shop', '--client', 'Fabrikam', '--url', 'https://shop.fabrikam.example');
+  cli('sites', 'add', '--name', 'Fabrikam Blog', '--client', 'Fabrikam', '--url', 'https://blog.fabrikam.example');
+  await asAdmin(page, '/admin/teams');
+  await page.getByLabel('Name', { exact: true }).fill('Fabrikam crew');
+  await page.getByLabel('Description').fill('Everyone who looks after Fabrikam');
+  await page.getByRole('button', { name: 'Create team' }).click();
+  await expect(page.getByTestId('team-name')).toHaveText('Fabrikam crew');
+  await hydrated(page);
+  await page.getByLabel('Add people (e-mail addresses)').fill('nina@agency.test');
+  await page.getByRole('button', { name: 'Add', exact: true }).click();
+  await expect(page.getByText('Added nina@agency.test.')).toBeVisible();
+  await page.getByLabel('On', { exact: true }).selectOption('client:Fabrikam');
+  await page.getByLabel('Role', { exact: true }).selectOption('editor');
+  await page.getByRole('button', { name: 'Grant', exact: true }).click();
+  await expect(page.getByText('The team is now editor on every site of Fabrikam.')).toBeVisible();
+  await expect(page.getByTestId('team-grant')).toContainText('Every site of Fabrikam as editor');
+  await screenshot(page, 'admin-team');
+
+  const nina = await otherPerson(browser, /Sign in as Nina Newhire/);
+  await expect(nina.getByRole('heading', { name: 'Welcome, Nina Newhire' })).toBeVisible();
+  const rows = nina.getByTestId('site-row');
+  await expect(rows).toHaveCount(2);
+  await expect(rows.filter({ hasText: 'Fabrikam Shop' })).toContainText('editor');
+  await expect(rows.filter({ hasText: 'Fabrikam Blog' })).toContainText('editor');
+});
+
+test('a time-limited grant works until it expires, then stops by itself (the test moves the clock)', async ({ page, browser }) => {
+  await asAdmin(page, '/admin/sites?q=demo%20site');
+  await page.getByRole('link', { name: 'Demo Site', exact: true }).click();
+  await expect(page.getByText('Sites › Demo Site')).toBeVisible();
+  await hydrated(page);
+  await page.getByLabel('E-mail', { exact: true }).fill('nina@agency.test');
+  await page.getByLabel('Role', { exact: true }).selectOption('administrator');
+  await page.getByLabel('For', { exact: true }).selectOption('60');
+  await page.getByRole('button', { name: 'Grant', exact: true }).click();
+  await expect(page.getByTestId('grant-reason-error')).toContainText('say why');
+  await page.getByLabel('Reason').fill('INC-1234: checkout broken');
+  await page.getByRole('button', { name: 'Grant', exact: true }).click();
+  await expect(page.getByText(/nina@agency\.test can enter Demo Site as administrator until/)).toBeVisible();
+
+  const nina = await otherPerson(browser, /Sign in as Nina Newhire/);
+  const demo = nina.getByTestId('site-row').filter({ hasText: 'Demo Site' });
+  await expect(demo).toContainText('administrator');
+  await demo.getByRole('button', { name: /Open/ }).click();
+  await expect(nina.locator('[data-claim="wp_role"]')).toHaveText('administrator');
+
+  // An hour and a minute later, without anyone revoking it.
+  moveClock(3660);
+  await nina.goto('/');
+  await expect(nina.getByRole('heading', { name: 'Welcome, Nina Newhire' })).toBeVisible();
+  await expect(nina.getByTestId('site-row').filter({ hasText: 'Demo Site' })).toHaveCount(0);
+  await page.reload();
+  await expect(page.locator('[data-testid="access-row"][data-email="nina@agency.test"]')).toContainText('expired');
+  await screenshot(page, 'admin-site-expired-grant');
+});
+
+test('disabling a person mid-session signs them out at once, from the People page', async ({ page, browser }) => {
+  const sam = await otherPerson(browser, /Sign in as Sam Staff/);
+  await expect(sam.getByRole('heading', { name: 'Welcome, Sam Staff' })).toBeVisible();
+  await asAdmin(page, '/admin/people?q=sam');
+  await screenshot(page, 'admin-people');
+  await page.getByRole('link', { name: 'Sam Staff' }).click();
+  await expect(page.getByText('People › Sam Staff')).toBeVisible();
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Disable' }).click();
+  try {
+    await expect(page.getByText('sam@agency.test is disabled: their sessions have ended and launches are refused.')).toBeVisible();
+    await screenshot(page, 'admin-person');
+    await sam.reload();
+    await expect(sam.getByRole('link', { name: /Sign in with/ })).toBeVisible();
+  } finally {
+    await page.getByRole('button', { name: 'Enable' }).click();
+    await expect(page.getByText('sam@agency.test can sign in again.')).toBeVisible();
+  }
+});
+
+test('an admin invites someone, and cannot demote the last admin', async ({ page }) => {
+  await asAdmin(page, '/admin/people');
+  await page.getByLabel('E-mail', { exact: true }).fill('olly@elsewhere.test');
+  await page.getByRole('button', { name: 'Invite' }).click();
+  await expect(page.getByTestId('invite-email-error')).toContainText('not in a domain allowed');
+  await page.getByLabel('E-mail', { exact: true }).fill('new.starter@agency.test');
+  await page.getByRole('button', { name: 'Invite' }).click();
+  await expect(page.getByText('new.starter@agency.test is invited. They get access when they first sign in.')).toBeVisible();
+  await expect(page.locator('[data-testid="invitation"][data-email="new.starter@agency.test"]')).toBeVisible();
+  await page.goto('/admin/people?standing=admin');
+  await page.getByRole('link', { name: 'Ada Admin' }).click();
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Make staff' }).click();
+  await expect(page.getByTestId('problem')).toContainText('You cannot disable yourself or take away your own admin role.');
+});
+
+test('keys: rotate safely, and revoke only with a reason and the key id typed', async ({ page }) => {
+  await asAdmin(page, '/admin/keys');
+  await expect(page.locator('[data-testid="key-row"][data-state="active"]')).toHaveCount(1);
+  await page.getByRole('button', { name: 'Rotate safely' }).click();
+  await expect(page.getByText(/A new key is published now and starts signing at/)).toBeVisible();
+  const next = page.locator('[data-testid="key-row"][data-state="next"]');
+  await expect(next).toHaveCount(1);
+  const kid = (await next.locator('td').first().innerText()).split('\n')[0].trim();
+  await screenshot(page, 'admin-keys');
+  await page.getByLabel('Key', { exact: true }).selectOption(kid);
+  await page.getByLabel('Reason').fill('test of the revoke flow');
+  await page.getByLabel('Type the key id to confirm').fill('wrong');
+  await page.getByRole('button', { name: 'Revoke key' }).click();
+  await expect(page.getByTestId('revoke-confirm-error')).toHaveText('Type the key id to confirm.');
+  await page.getByLabel('Type the key id to confirm').fill(kid);
+  await page.getByRole('button', { name: 'Revoke key' }).click();
+  await expect(page.getByText(`Key ${kid} is revoked`)).toBeVisible();
+  await expect(page.locator('[data-testid="key-row"][data-state="revoked"]')).toContainText(kid);
+  const jwks = await (await fetch(new URL('/.well-known/jwks.json', page.url()))).text();
+  expect(jwks).not.toContain(kid);
+});
+
+test('sessions: an admin ends one person\'s session and that browser is signed out', async ({ page, browser }) => {
+  const sasha = await otherPerson(browser, /Sign in as Sasha Second/);
+  await expect(sasha.getByRole('heading', { name: 'Welcome, Sasha Second' })).toBeVisible();
+  await asAdmin(page, '/admin/sessions?q=sasha');
+  const row = page.locator('[data-testid="session-row"][data-email="sasha@agency.test"]');
+  await expect(row).toHaveCount(1);
+  await screenshot(page, 'admin-sessions');
+  await row.getByRole('button', { name: 'End this session of sasha@agency.test' }).click();
+  await expect(page.getByText('1 session ended: that browser is signed out.')).toBeVisible();
+  await sasha.reload();
+  await expect(sasha.getByRole('link', { name: /Sign in with/ })).toBeVisible();
+});
+
+test('a sensitive action long after sign-in sends the admin through the provider again, then goes through', async ({ page }) => {
+  cli('sites', 'add', '--name', 'Old Site', '--client', 'Tailspin', '--url', 'https://old.tailspin.example');
+  await asAdmin(page, '/admin/sites?q=old.tailspin');
+  await page.getByRole('link', { name: 'Old Site' }).click();
+  await hydrated(page);
+  moveClock(16 * 60);
+  await page.getByLabel("Type the site's URL to confirm").fill('https://old.tailspin.example');
+  await page.getByRole('button', { name: 'Delete site' }).click();
+  await expect(page.getByRole('heading', { name: 'Local identity provider' })).toBeVisible();
+  await page.getByRole('button', { name: /Sign in as Ada Admin/ }).click();
+  await expect(page.getByText('Sites › Old Site')).toBeVisible();
+  await hydrated(page);
+  await page.getByLabel("Type the site's URL to confirm").fill('https://old.tailspin.example');
+  await page.getByRole('button', { name: 'Delete site' }).click();
+  await expect(page).toHaveURL(/\/admin\/sites$/);
+  expect(cli('sites', 'list')).not.toContain('old.tailspin');
+  await expect(page.getByText('Sites', { exact: true }).first()).toBeVisible();
+  void demoURL;
+});

@@ -1,0 +1,515 @@
+//! The admin console: sites, people, teams and access, keys, sessions.
+//!
+//! Every admin server function's endpoint starts with `admin_`: the web
+//! edge (`web::admin_guard`) refuses those to anyone but a signed-in admin
+//! before their arguments are read (403, recorded), and each function
+//! checks again through [`admin`]. Mutations validate their input and
+//! answer field by field; sensitive ones ask for a recent sign-in.
+
+pub mod keys;
+pub mod people;
+pub mod sessions;
+pub mod sites;
+pub mod teams;
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+use super::{get_viewer, PersonView, TopBar};
+
+/// One field's problem, shown beside that field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+/// What an admin server function answers when it does not succeed. It
+/// travels to the browser as JSON, so pages can show each case properly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AdminError {
+    #[error("Please sign in again.")]
+    SignIn,
+    #[error("Only admins can do this.")]
+    Forbidden,
+    /// A sensitive action: sign in again at this address, then retry.
+    #[error("This needs a recent sign-in: you are being sent to sign in again.")]
+    Reauth { url: String },
+    #[error("Some fields need attention.")]
+    Invalid(Vec<FieldProblem>),
+    #[error("{0}")]
+    Refused(String),
+    #[error("The dashboard cannot reach its database right now. Please try again in a moment.")]
+    Unavailable,
+    #[error("The request failed: {0}")]
+    Transport(String),
+}
+
+impl FromServerFnError for AdminError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AdminError::Transport(value.to_string())
+    }
+}
+
+impl AdminError {
+    /// The message for one field, if it has a problem.
+    pub fn field(&self, name: &str) -> Option<String> {
+        match self {
+            AdminError::Invalid(problems) => problems
+                .iter()
+                .find(|p| p.field == name)
+                .map(|p| p.message.clone()),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status this answer carries.
+    pub fn status(&self) -> u16 {
+        match self {
+            AdminError::SignIn | AdminError::Reauth { .. } => 401,
+            AdminError::Forbidden => 403,
+            AdminError::Invalid(_) => 422,
+            AdminError::Refused(_) => 409,
+            AdminError::Unavailable => 503,
+            AdminError::Transport(_) => 400,
+        }
+    }
+}
+
+/// What a page's server side knows while an admin function runs.
+#[cfg(feature = "ssr")]
+pub struct Admin {
+    pub st: crate::server::AppState,
+    pub person: crate::domain::people::Person,
+    pub by: crate::domain::audit::Actor,
+    pub now: i64,
+    signed_in_at: i64,
+    referer: Option<String>,
+}
+
+#[cfg(feature = "ssr")]
+fn fail<T>(e: AdminError) -> Result<T, AdminError> {
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        if let Ok(code) = axum::http::StatusCode::from_u16(e.status()) {
+            res.set_status(code);
+        }
+    }
+    Err(e)
+}
+
+/// The signed-in admin, or the error the caller gets (a staff member's
+/// attempt is recorded; the web edge has normally refused it already).
+#[cfg(feature = "ssr")]
+pub async fn admin(function: &'static str) -> Result<Admin, AdminError> {
+    use crate::domain::audit::Actor;
+    use crate::domain::session::SignedIn;
+    let st = expect_context::<crate::server::AppState>();
+    let session: tower_sessions::Session = leptos_axum::extract()
+        .await
+        .map_err(|e| AdminError::Transport(e.to_string()))?;
+    let crate::web::RequestOrigin(origin) = leptos_axum::extract()
+        .await
+        .map_err(|e| AdminError::Transport(e.to_string()))?;
+    let headers: axum::http::HeaderMap = leptos_axum::extract()
+        .await
+        .map_err(|e| AdminError::Transport(e.to_string()))?;
+    let person = match crate::web::auth::current_person(&st, &session).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return fail(AdminError::SignIn),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read who is signed in");
+            return fail(AdminError::Unavailable);
+        }
+    };
+    if !person.is_admin {
+        crate::web::admin::record_refusal(&st, &person.email, origin, function).await;
+        return fail(AdminError::Forbidden);
+    }
+    let signed_in_at = session
+        .get::<SignedIn>(crate::store::sessions::SIGNED_IN_KEY)
+        .await
+        .ok()
+        .flatten()
+        .map(|s| s.signed_in_at)
+        .unwrap_or(0);
+    let referer = headers
+        .get(axum::http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.strip_prefix(st.config.public_origin.as_str()))
+        .map(str::to_string);
+    Ok(Admin {
+        by: Actor::person(&person.email, origin),
+        now: st.clock.now(),
+        st,
+        person,
+        signed_in_at,
+        referer,
+    })
+}
+
+#[cfg(feature = "ssr")]
+impl Admin {
+    /// Sensitive actions need a sign-in within the configured minutes;
+    /// otherwise the answer says where to sign in again (and come back to
+    /// the page the request came from).
+    pub fn recent_sign_in(&self) -> Result<(), AdminError> {
+        let signed_in = crate::domain::session::SignedIn {
+            person_id: self.person.id.clone(),
+            signed_in_at: self.signed_in_at,
+        };
+        if signed_in.is_recent(self.now, self.st.config.reauth_secs) {
+            return Ok(());
+        }
+        let back = crate::domain::session::safe_return_path(self.referer.as_deref());
+        fail(AdminError::Reauth {
+            url: format!("/auth/login?reauth=1&return_to={}", encode(&back)),
+        })
+    }
+
+    /// Turn a service error into the answer, logging what the admin cannot act on.
+    pub fn answer<T>(&self, e: impl Into<ManageFailure>) -> Result<T, AdminError> {
+        fail(e.into().0)
+    }
+}
+
+/// A service error, as the admin sees it.
+#[cfg(feature = "ssr")]
+pub struct ManageFailure(pub AdminError);
+
+#[cfg(feature = "ssr")]
+impl From<crate::sites::ManageError> for ManageFailure {
+    fn from(e: crate::sites::ManageError) -> Self {
+        use crate::sites::ManageError as M;
+        ManageFailure(match e {
+            M::Invalid(errors) => AdminError::Invalid(
+                errors
+                    .into_iter()
+                    .map(|e| FieldProblem {
+                        field: e.field.to_string(),
+                        message: capitalise(&e.message),
+                    })
+                    .collect(),
+            ),
+            M::DuplicateUrl(url) => AdminError::Invalid(vec![FieldProblem {
+                field: "url".into(),
+                message: format!("A site with the URL {url} already exists."),
+            }]),
+            M::Db(e) => {
+                tracing::error!(error = %e, "admin change failed in the database");
+                AdminError::Unavailable
+            }
+            other => AdminError::Refused(capitalise(&other.to_string())),
+        })
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<crate::people::StandingError> for ManageFailure {
+    fn from(e: crate::people::StandingError) -> Self {
+        use crate::people::StandingError as S;
+        ManageFailure(match e {
+            S::Db(e) => {
+                tracing::error!(error = %e, "admin change failed in the database");
+                AdminError::Unavailable
+            }
+            other => AdminError::Refused(capitalise(&other.to_string())),
+        })
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<sqlx::Error> for ManageFailure {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "admin read failed in the database");
+        ManageFailure(AdminError::Unavailable)
+    }
+}
+
+/// First letter upper-case, and a full stop: service messages read as sentences.
+pub fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    let mut out = match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect::<String>(),
+        None => String::new(),
+    };
+    if !out.ends_with(['.', '!', '?', ':']) {
+        out.push('.');
+    }
+    out
+}
+
+/// Percent-encoding for a query value.
+pub fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A time as the console shows it (UTC, to the minute).
+pub fn when(t: Option<i64>) -> String {
+    match t {
+        None => "—".into(),
+        Some(t) => {
+            let days = t.div_euclid(86_400);
+            let secs = t.rem_euclid(86_400);
+            let (y, m, d) = civil_from_days(days);
+            format!(
+                "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+                secs / 3600,
+                secs % 3600 / 60
+            )
+        }
+    }
+}
+
+/// Days since 1970-01-01 to a calendar date (proleptic Gregorian).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The page frame every console page shares: who is signed in, the
+/// console's sections, and the page itself once the viewer is known to be an admin.
+#[component]
+pub fn AdminFrame(
+    title: &'static str,
+    section: &'static str,
+    children: ChildrenFn,
+) -> impl IntoView {
+    let me = Resource::new(|| (), |_| get_viewer());
+    let children = StoredValue::new(children);
+    // Set once the page is hydrated (effects run only in the browser): the
+    // forms answer in place from then on, and tests wait for it.
+    let live = RwSignal::new(false);
+    Effect::new(move |_| live.set(true));
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let person: Option<PersonView> = me.await.ok().and_then(|v| v.person);
+                match person {
+                    None => view! {
+                        <main class="notice">
+                            <h1>"Please sign in"</h1>
+                            <p><a href="/auth/login" rel="external">"Sign in"</a></p>
+                        </main>
+                    }.into_any(),
+                    Some(p) if !p.is_admin => view! {
+                        <TopBar person=p/>
+                        <main class="notice">
+                            <h1>"Admins only"</h1>
+                            <p>"This part of the dashboard is for admins. Ask one if you need a change."</p>
+                            <p><a href="/">"Back to your sites"</a></p>
+                        </main>
+                    }.into_any(),
+                    Some(p) => view! {
+                        <TopBar person=p/>
+                        <div class="console" data-live=move || live.get().then_some("true")>
+                            <AdminNav section/>
+                            <main class="dashboard wide" aria-labelledby="page-title">
+                                <h1 id="page-title">{title}</h1>
+                                {children.with_value(|c| c())}
+                            </main>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn AdminNav(section: &'static str) -> impl IntoView {
+    let links = [
+        ("sites", "/admin/sites", "Sites"),
+        ("people", "/admin/people", "People"),
+        ("teams", "/admin/teams", "Teams"),
+        ("keys", "/admin/keys", "Keys"),
+        ("sessions", "/admin/sessions", "Sessions"),
+        ("audit", "/audit", "Audit log"),
+    ];
+    view! {
+        <nav class="console-nav" aria-label="Admin">
+            {links.into_iter().map(|(key, href, label)| {
+                let current = (key == section).then_some("page");
+                view! { <a href=href aria-current=current>{label}</a> }
+            }).collect_view()}
+        </nav>
+    }
+}
+
+/// A labelled input with its problem shown beside it (and announced).
+#[component]
+pub fn Field(
+    id: &'static str,
+    name: &'static str,
+    label: &'static str,
+    #[prop(optional, into)] value: String,
+    #[prop(default = "text")] kind: &'static str,
+    #[prop(optional)] hint: &'static str,
+    #[prop(optional)] required: bool,
+    #[prop(into)] error: Signal<Option<String>>,
+) -> impl IntoView {
+    let err_id = format!("{id}-error");
+    let hint_id = format!("{id}-hint");
+    let described = move || {
+        let mut ids = Vec::new();
+        if !hint.is_empty() {
+            ids.push(hint_id.clone());
+        }
+        if error.get().is_some() {
+            ids.push(format!("{id}-error"));
+        }
+        (!ids.is_empty()).then(|| ids.join(" "))
+    };
+    view! {
+        <div class="field" class:invalid=move || error.get().is_some()>
+            <label for=id>{label}</label>
+            <input id=id name=name type=kind value=value required=required
+                aria-invalid=move || error.get().map(|_| "true")
+                aria-describedby=described/>
+            {(!hint.is_empty()).then(|| view! { <p class="hint" id=format!("{id}-hint")>{hint}</p> })}
+            <p class="field-error" id=err_id role="alert" data-testid=format!("{id}-error")>
+                {move || error.get()}
+            </p>
+        </div>
+    }
+}
+
+/// The answer of the last submission of a form: what went wrong, or what
+/// was done. A fresh sign-in asked for sends the browser there.
+#[component]
+pub fn Outcome<T: Clone + Send + Sync + 'static>(
+    value: Signal<Option<Result<T, AdminError>>>,
+    done: fn(&T) -> String,
+) -> impl IntoView {
+    Effect::new(move |_| {
+        if let Some(Err(AdminError::Reauth { url })) = value.get() {
+            #[cfg(feature = "hydrate")]
+            {
+                let _ = window().location().set_href(&url);
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = url;
+        }
+    });
+    view! {
+        <div class="form-outcome" aria-live="polite">
+            {move || match value.get() {
+                None => None,
+                Some(Ok(v)) => Some(view! { <p class="done" data-testid="done">{done(&v)}</p> }.into_any()),
+                Some(Err(AdminError::Invalid(_))) => Some(view! {
+                    <p class="error" role="alert" data-testid="problem">"Some fields need attention: see the messages beside them."</p>
+                }.into_any()),
+                Some(Err(e @ AdminError::Reauth { .. })) => Some(view! {
+                    <p class="notice-inline" data-testid="reauth">{e.to_string()}</p>
+                }.into_any()),
+                Some(Err(e)) => Some(view! { <p class="error" role="alert" data-testid="problem">{e.to_string()}</p> }.into_any()),
+            }}
+        </div>
+    }
+}
+
+/// The field problem of an action's last answer, as a signal for [`Field`].
+pub fn problem<I, T>(action: ServerAction<I>, field: &'static str) -> Signal<Option<String>>
+where
+    I: leptos::server_fn::ServerFn<Output = T, Error = AdminError> + Clone + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    Signal::derive(move || {
+        action
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .and_then(|e| e.field(field))
+    })
+}
+
+/// "Showing 1–50 of 5,000" and the previous/next links of a list page.
+#[component]
+pub fn Pager(
+    path: String,
+    query: String,
+    offset: i64,
+    shown: usize,
+    total: i64,
+    page: i64,
+) -> impl IntoView {
+    let sep = if query.is_empty() { "" } else { "&" };
+    let link = move |o: i64| format!("{path}?{query}{sep}offset={o}");
+    let prev = (offset > 0).then(|| link((offset - page).max(0)));
+    let next = (offset + (shown as i64) < total).then(|| link(offset + page));
+    let first = if shown == 0 { 0 } else { offset + 1 };
+    view! {
+        <nav class="pager" aria-label="Pages">
+            <span class="count" data-testid="list-count">
+                {format!("Showing {}–{} of {}", first, offset + shown as i64, thousands(total))}
+            </span>
+            {prev.map(|h| view! { <a class="button" href=h rel="prev">"Previous"</a> })}
+            {next.map(|h| view! { <a class="button" href=h rel="next" data-testid="next-page">"Next"</a> })}
+        </nav>
+    }
+}
+
+/// 5000 → "5,000".
+pub fn thousands(n: i64) -> String {
+    let s = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_counts_read_plainly() {
+        assert_eq!(when(Some(0)), "1970-01-01 00:00 UTC");
+        assert_eq!(when(Some(1_795_000_000)), "2026-11-18 11:06 UTC");
+        assert_eq!(when(None), "—");
+        assert_eq!(thousands(5000), "5,000");
+        assert_eq!(thousands(100_000), "100,000");
+        assert_eq!(thousands(12), "12");
+        assert_eq!(capitalise("there is no site x"), "There is no site x.");
+    }
+
+    #[test]
+    fn errors_travel_as_json_and_name_their_fields() {
+        let e = AdminError::Invalid(vec![FieldProblem {
+            field: "url".into(),
+            message: "Bad.".into(),
+        }]);
+        let back: AdminError = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back.field("url").as_deref(), Some("Bad."));
+        assert_eq!(back.field("name"), None);
+        assert_eq!(AdminError::Forbidden.status(), 403);
+    }
+}

@@ -1,0 +1,516 @@
+//! People in the console: the list with search, invitations, one person's
+//! standing (admin, disabled), their access and their last activity.
+
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+use super::{encode, problem, when, AdminError, AdminFrame, Field, Outcome, Pager};
+
+pub const PAGE: i64 = 50;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeopleFilter {
+    pub q: String,
+    pub standing: String,
+    pub offset: i64,
+}
+
+impl PeopleFilter {
+    fn to_query(&self) -> String {
+        [("q", &self.q), ("standing", &self.standing)]
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonRow {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub admin: bool,
+    pub disabled: bool,
+    pub last_sign_in: String,
+    pub sessions: i64,
+    pub grants: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationRow {
+    pub email: String,
+    pub admin: bool,
+    pub invited: String,
+    pub by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeoplePage {
+    pub rows: Vec<PersonRow>,
+    pub total: i64,
+    pub invitations: Vec<InvitationRow>,
+}
+
+#[server(endpoint = "admin_people")]
+pub async fn admin_people(filter: PeopleFilter) -> Result<PeoplePage, AdminError> {
+    let a = super::admin("admin_people").await?;
+    let db = &a.st.db;
+    let found =
+        crate::store::people::search(db, &filter.q, &filter.standing, a.now, filter.offset, PAGE)
+            .await;
+    let invited = crate::store::people::invitations(db).await;
+    let ((rows, total), invitations) = match (found, invited) {
+        (Ok(f), Ok(i)) => (f, i),
+        (Err(e), _) | (_, Err(e)) => return a.answer(e),
+    };
+    Ok(PeoplePage {
+        rows: rows
+            .into_iter()
+            .map(|l| PersonRow {
+                name: l.person.display_name().to_string(),
+                id: l.person.id,
+                email: l.person.email,
+                admin: l.person.is_admin,
+                disabled: l.person.disabled,
+                last_sign_in: when(l.person.last_sign_in_at),
+                sessions: l.sessions,
+                grants: l.grants,
+            })
+            .collect(),
+        total,
+        invitations: invitations
+            .into_iter()
+            .filter(|i| filter.q.is_empty() || i.email.contains(&filter.q.to_lowercase()))
+            .map(|i| InvitationRow {
+                email: i.email,
+                admin: i.make_admin != 0,
+                invited: when(Some(i.invited_at)),
+                by: i.invited_by,
+            })
+            .collect(),
+    })
+}
+
+#[server(endpoint = "admin_invite")]
+pub async fn admin_invite(email: String, admin: Option<String>) -> Result<String, AdminError> {
+    let a = super::admin("admin_invite").await?;
+    let make_admin = admin.is_some();
+    if make_admin {
+        a.recent_sign_in()?;
+    }
+    let domains = &a.st.config.sign_in.allowed_domains;
+    match crate::people::invite(&a.st.db, domains, &email, make_admin, &a.by, a.now).await {
+        Ok(email) => Ok(format!(
+            "{email} is invited{}. They get access when they first sign in.",
+            if make_admin { " as an admin" } else { "" }
+        )),
+        Err(crate::sites::ManageError::Refused(m)) => {
+            a.answer(crate::sites::ManageError::Invalid(vec![
+                crate::domain::sites::FieldError {
+                    field: "email",
+                    message: m,
+                },
+            ]))
+        }
+        Err(e) => a.answer(e),
+    }
+}
+
+#[server(endpoint = "admin_withdraw_invitation")]
+pub async fn admin_withdraw_invitation(email: String) -> Result<String, AdminError> {
+    let a = super::admin("admin_withdraw_invitation").await?;
+    match crate::people::withdraw_invitation(&a.st.db, &email, &a.by, a.now).await {
+        Ok(()) => Ok(format!(
+            "The invitation for {} was withdrawn.",
+            email.trim()
+        )),
+        Err(e) => a.answer(e),
+    }
+}
+
+/// `change`: "promote", "demote", "disable" or "enable".
+#[server(endpoint = "admin_set_standing")]
+pub async fn admin_set_standing(id: String, change: String) -> Result<String, AdminError> {
+    use crate::people::Standing;
+    let a = super::admin("admin_set_standing").await?;
+    let standing = match change.as_str() {
+        "promote" => Standing::Admin(true),
+        "demote" => Standing::Admin(false),
+        "disable" => Standing::Disabled(true),
+        "enable" => Standing::Disabled(false),
+        _ => return Err(AdminError::Refused("Unknown change.".into())),
+    };
+    if standing == Standing::Admin(true) {
+        a.recent_sign_in()?;
+    }
+    match crate::people::set_standing(&a.st.db, &id, standing, &a.by, a.now).await {
+        Ok(p) => Ok(match standing {
+            Standing::Admin(true) => format!("{} is now an admin.", p.email),
+            Standing::Admin(false) => format!("{} is now staff.", p.email),
+            Standing::Disabled(true) => format!(
+                "{} is disabled: their sessions have ended and launches are refused.",
+                p.email
+            ),
+            Standing::Disabled(false) => format!("{} can sign in again.", p.email),
+        }),
+        Err(e) => a.answer(e),
+    }
+}
+
+/// A site a person can enter, with the role and where it comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonAccess {
+    pub site_id: String,
+    pub site: String,
+    pub url: String,
+    pub client: String,
+    /// The role they enter with, if any grant is live and allowed.
+    pub role: Option<String>,
+    /// Every grant: "editor (direct)", "administrator (team Ops, until …)".
+    pub grants: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub time: String,
+    pub event: String,
+    pub site: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonDetail {
+    pub person: PersonRow,
+    pub teams: Vec<String>,
+    pub access: Vec<PersonAccess>,
+    pub activity: Vec<Activity>,
+}
+
+#[server(endpoint = "admin_person")]
+pub async fn admin_person(id: String) -> Result<PersonDetail, AdminError> {
+    use crate::domain::access::{decide, GrantSource, SiteStanding};
+    let a = super::admin("admin_person").await?;
+    let db = &a.st.db;
+    let p = match crate::store::people::find(db, &id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(AdminError::Refused("There is no such person.".into())),
+        Err(e) => return a.answer(e),
+    };
+    let granted = crate::store::grants::granted_sites(db, &p.email).await;
+    let sessions = crate::store::sessions::count_for_person(db, &p.id, a.now).await;
+    let teams: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(
+        "SELECT t.name FROM team_members m JOIN teams t ON t.id = m.team_id \
+         WHERE m.email = $1 ORDER BY t.name",
+    )
+    .bind(&p.email)
+    .fetch_all(&db.pool)
+    .await;
+    let filter = crate::store::audit::Filter {
+        person: p.email.clone(),
+        ..Default::default()
+    };
+    let records = crate::store::audit::page(db, &filter, None, 20).await;
+    let (granted, sessions, teams, records) = match (granted, sessions, teams, records) {
+        (Ok(g), Ok(s), Ok(t), Ok(r)) => (g, s, t, r),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return a.answer(e),
+    };
+    let grants = granted.iter().map(|g| g.grants.len() as i64).sum();
+    let access = granted
+        .into_iter()
+        .map(|g| {
+            let standing = SiteStanding {
+                enabled: g.enabled,
+                allowed_roles: &g.roles,
+            };
+            let role = decide(!p.disabled, standing, &g.grants, a.now)
+                .ok()
+                .map(|e| e.role);
+            PersonAccess {
+                grants: g
+                    .grants
+                    .iter()
+                    .map(|gr| {
+                        let from = match &gr.source {
+                            GrantSource::Direct => "direct".to_string(),
+                            GrantSource::Team(t) => format!("team {t}"),
+                        };
+                        match gr.expires_at {
+                            Some(t) if t <= a.now => {
+                                format!("{} ({from}, expired {})", gr.role, when(Some(t)))
+                            }
+                            Some(t) => format!("{} ({from}, until {})", gr.role, when(Some(t))),
+                            None => format!("{} ({from})", gr.role),
+                        }
+                    })
+                    .collect(),
+                site_id: g.site_id,
+                site: g.name,
+                url: g.url,
+                client: g.client,
+                role,
+            }
+        })
+        .collect();
+    Ok(PersonDetail {
+        person: PersonRow {
+            name: p.display_name().to_string(),
+            id: p.id.clone(),
+            email: p.email.clone(),
+            admin: p.is_admin,
+            disabled: p.disabled,
+            last_sign_in: when(p.last_sign_in_at),
+            sessions,
+            grants,
+        },
+        teams,
+        access,
+        activity: records
+            .into_iter()
+            .map(|r| Activity {
+                time: when(Some(r.event.at)),
+                event: r.event.kind.replace('_', " "),
+                site: r.event.site_url,
+                outcome: r.event.outcome,
+            })
+            .collect(),
+    })
+}
+
+fn filter_from_url() -> Memo<PeopleFilter> {
+    let map = use_query_map();
+    Memo::new(move |_| {
+        map.with(|m| {
+            let get = |k: &str| m.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+            PeopleFilter {
+                q: get("q"),
+                standing: get("standing"),
+                offset: get("offset").parse().unwrap_or(0),
+            }
+        })
+    })
+}
+
+/// `/admin/people`
+#[component]
+pub fn PeoplePage() -> impl IntoView {
+    view! {
+        <AdminFrame title="People" section="people">
+            <People/>
+        </AdminFrame>
+    }
+}
+
+#[component]
+fn People() -> impl IntoView {
+    let filter = filter_from_url();
+    let invite = ServerAction::<AdminInvite>::new();
+    let withdraw = ServerAction::<AdminWithdrawInvitation>::new();
+    let data = Resource::new(
+        move || {
+            (
+                filter.get(),
+                invite.version().get(),
+                withdraw.version().get(),
+            )
+        },
+        |(f, _, _)| admin_people(f),
+    );
+    view! {
+        <section class="panel" aria-labelledby="invite-heading">
+            <h2 id="invite-heading">"Invite someone"</h2>
+            <ActionForm action=invite attr:class="form inline" attr:aria-label="Invite by e-mail">
+                <Field id="invite-email" name="email" label="E-mail" kind="email" required=true error=problem(invite, "email")/>
+                <div class="field check">
+                    <input id="invite-admin" name="admin" type="checkbox" value="on"/>
+                    <label for="invite-admin">"Make them an admin"</label>
+                </div>
+                <div class="actions"><button type="submit" class="button primary">"Invite"</button></div>
+            </ActionForm>
+            <Outcome value=invite.value().into() done=|m: &String| m.clone()/>
+        </section>
+        <Suspense fallback=|| view! { <p class="loading">"Loading people…"</p> }>
+            {move || Suspend::new(async move {
+                let f = filter.get_untracked();
+                match data.await {
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Ok(page) => view! {
+                        <form method="get" action="/admin/people" class="filters" role="search" aria-label="Find people">
+                            <div class="field grow">
+                                <label for="p-q">"Search"</label>
+                                <input id="p-q" name="q" type="search" value=f.q.clone() placeholder="Name or e-mail"/>
+                            </div>
+                            <div class="field">
+                                <label for="p-standing">"Standing"</label>
+                                <select id="p-standing" name="standing">
+                                    {[("", "Everyone"), ("admin", "Admins"), ("staff", "Staff"), ("disabled", "Disabled")].into_iter().map(|(v, l)| {
+                                        view! { <option value=v selected={f.standing == v}>{l}</option> }
+                                    }).collect_view()}
+                                </select>
+                            </div>
+                            <div class="actions">
+                                <button type="submit" class="button primary">"Find"</button>
+                                <a class="button" href="/admin/people">"Clear"</a>
+                            </div>
+                        </form>
+                        {(!page.invitations.is_empty()).then(|| view! {
+                            <h2>"Invited, not signed in yet"</h2>
+                            <ul class="plain invitations" data-testid="invitations">
+                                {page.invitations.into_iter().map(|i| {
+                                    let email = i.email.clone();
+                                    view! {
+                                    <li data-testid="invitation" data-email=i.email.clone()>
+                                        <strong>{i.email.clone()}</strong>
+                                        {i.admin.then(|| view! { <span class="pill">"admin"</span> })}
+                                        <span class="muted">{format!(" invited {} by {}", i.invited, i.by)}</span>
+                                        <ActionForm action=withdraw attr:class="inline-form">
+                                            <input type="hidden" name="email" value=email.clone()/>
+                                            <button type="submit" class="button small" aria-label=format!("Withdraw the invitation for {email}")>"Withdraw"</button>
+                                        </ActionForm>
+                                    </li>
+                                }}).collect_view()}
+                            </ul>
+                        })}
+                        <Outcome value=withdraw.value().into() done=|m: &String| m.clone()/>
+                        <Pager path="/admin/people".into() query=f.to_query() offset=f.offset
+                            shown=page.rows.len() total=page.total page=PAGE/>
+                        <div class="table-wrap">
+                        <table class="list" data-testid="people-table">
+                            <caption class="sr-only">"People"</caption>
+                            <thead><tr>
+                                <th scope="col">"Person"</th><th scope="col">"Standing"</th>
+                                <th scope="col">"Last sign-in"</th><th scope="col">"Sessions"</th><th scope="col">"Grants"</th>
+                            </tr></thead>
+                            <tbody>
+                                {page.rows.into_iter().map(|p| view! {
+                                    <tr data-testid="person-row" data-email=p.email.clone()>
+                                        <td><a class="strong" href=format!("/admin/people/{}", p.id)>{p.name.clone()}</a><br/><span class="muted">{p.email.clone()}</span></td>
+                                        <td><Standing admin=p.admin disabled=p.disabled/></td>
+                                        <td>{p.last_sign_in.clone()}</td>
+                                        <td>{p.sessions}</td>
+                                        <td>{p.grants}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Standing(admin: bool, disabled: bool) -> impl IntoView {
+    if disabled {
+        view! { <span class="pill off">"Disabled"</span> }.into_any()
+    } else if admin {
+        view! { <span class="pill admin">"Admin"</span> }.into_any()
+    } else {
+        view! { <span class="pill">"Staff"</span> }.into_any()
+    }
+}
+
+/// `/admin/people/:id`
+#[component]
+pub fn PersonPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
+    let change = ServerAction::<AdminSetStanding>::new();
+    let end = ServerAction::<super::sessions::AdminEndSessions>::new();
+    let data = Resource::new(
+        move || (id.get(), change.version().get(), end.version().get()),
+        |(id, _, _)| admin_person(id),
+    );
+    view! {
+        <AdminFrame title="Person" section="people">
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Ok(d) => {
+                            let p = d.person.clone();
+                            let person_id = p.id.clone();
+                            let end_id = p.id.clone();
+                            let buttons: Vec<(&str, &str, &str)> = [
+                                (!p.admin && !p.disabled).then_some(("promote", "Make admin", "button")),
+                                (p.admin && !p.disabled).then_some(("demote", "Make staff", "button")),
+                                (!p.disabled).then_some(("disable", "Disable", "button danger")),
+                                p.disabled.then_some(("enable", "Enable", "button")),
+                            ].into_iter().flatten().collect();
+                            view! {
+                                <p class="breadcrumb"><a href="/admin/people">"People"</a>" › "{p.name.clone()}</p>
+                                <section class="panel" aria-labelledby="standing-heading">
+                                    <h2 id="standing-heading">{p.name.clone()}</h2>
+                                    <p><span class="muted">{p.email.clone()}</span>" "<Standing admin=p.admin disabled=p.disabled/></p>
+                                    <dl class="facts">
+                                        <dt>"Last sign-in"</dt><dd>{p.last_sign_in.clone()}</dd>
+                                        <dt>"Active sessions"</dt><dd data-testid="session-count">{p.sessions}</dd>
+                                        <dt>"Teams"</dt><dd>{if d.teams.is_empty() { "None".to_string() } else { d.teams.join(", ") }}</dd>
+                                    </dl>
+                                    <div class="toolbar">
+                                        {buttons.into_iter().map(|(c, label, class)| {
+                                            let id = person_id.clone();
+                                            view! {
+                                            <ActionForm action=change attr:class="inline-form">
+                                                <input type="hidden" name="id" value=id/>
+                                                <input type="hidden" name="change" value=c/>
+                                                <button type="submit" class=class>{label}</button>
+                                            </ActionForm>
+                                        }}).collect_view()}
+                                        {(p.sessions > 0).then(|| view! {
+                                            <ActionForm action=end attr:class="inline-form">
+                                                <input type="hidden" name="person" value=end_id.clone()/>
+                                                <input type="hidden" name="handle" value=""/>
+                                                <button type="submit" class="button">"End all sessions"</button>
+                                            </ActionForm>
+                                        })}
+                                    </div>
+                                    <Outcome value=change.value().into() done=|m: &String| m.clone()/>
+                                    <Outcome value=end.value().into() done=|m: &String| m.clone()/>
+                                </section>
+                                <section class="panel" aria-labelledby="person-access-heading">
+                                    <h2 id="person-access-heading">"Sites they can enter"</h2>
+                                    {if d.access.is_empty() {
+                                        view! { <p class="empty">"No grants, directly or through a team."</p> }.into_any()
+                                    } else {
+                                        view! {
+                                            <div class="table-wrap">
+                                            <table class="list" data-testid="person-access">
+                                                <caption class="sr-only">"Their access"</caption>
+                                                <thead><tr><th scope="col">"Site"</th><th scope="col">"Client"</th><th scope="col">"Enters as"</th><th scope="col">"Grants"</th></tr></thead>
+                                                <tbody>
+                                                    {d.access.into_iter().map(|s| view! {
+                                                        <tr data-testid="person-access-row" data-url=s.url.clone()>
+                                                            <td><a href=format!("/admin/sites/{}", s.site_id)>{s.site.clone()}</a><br/><span class="muted">{s.url.clone()}</span></td>
+                                                            <td>{s.client.clone()}</td>
+                                                            <td>{s.role.clone().unwrap_or_else(|| "no access now".into())}</td>
+                                                            <td><ul class="plain">{s.grants.into_iter().map(|g| view! { <li>{g}</li> }).collect_view()}</ul></td>
+                                                        </tr>
+                                                    }).collect_view()}
+                                                </tbody>
+                                            </table>
+                                            </div>
+                                        }.into_any()
+                                    }}
+                                </section>
+                                <section class="panel" aria-labelledby="activity-heading">
+                                    <h2 id="activity-heading">"Last activity"</h2>
+                                    <ul class="plain activity" data-testid="person-activity">
+                                        {d.activity.into_iter().map(|r| view! {
+                                            <li><span class="time">{r.time}</span>" "<span class="event">{r.event}</span>" "<span class=format!("outcome {}", r.outcome)>{r.outcome.clone()}</span>" "<span class="muted">{r.site}</span></li>
+                                        }).collect_view()}
+                                    </ul>
+                                    <p><a href=format!("/audit?person={}", encode(&p.email))>"All their records in the audit log"</a></p>
+                                </section>
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+        </AdminFrame>
+    }
+}

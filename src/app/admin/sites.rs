@@ -1,0 +1,926 @@
+//! Sites in the console: the list (server-side search, filters, pages),
+//! a site's settings and who can enter it, adding, deleting, CSV import
+//! and export.
+
+use leptos::prelude::*;
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+use super::{encode, problem, thousands, when, AdminError, AdminFrame, Field, Outcome, Pager};
+
+/// Rows per page of the list.
+pub const PAGE: i64 = 50;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteFilter {
+    pub q: String,
+    pub client: String,
+    pub profile: String,
+    pub enabled: String,
+    pub offset: i64,
+}
+
+impl SiteFilter {
+    fn to_query(&self) -> String {
+        [
+            ("q", &self.q),
+            ("client", &self.client),
+            ("profile", &self.profile),
+            ("enabled", &self.enabled),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRow {
+    pub id: String,
+    pub name: String,
+    pub client: String,
+    pub url: String,
+    pub profile: String,
+    pub roles: String,
+    pub enabled: bool,
+    pub grants: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SitesPage {
+    pub rows: Vec<SiteRow>,
+    pub total: i64,
+    pub clients: Vec<String>,
+}
+
+#[server(endpoint = "admin_sites")]
+pub async fn admin_sites(filter: SiteFilter) -> Result<SitesPage, AdminError> {
+    let a = super::admin("admin_sites").await?;
+    let q = crate::store::sites::SiteQuery {
+        text: filter.q,
+        client: filter.client,
+        profile: filter.profile,
+        enabled: filter.enabled,
+    };
+    let found = crate::store::sites::search(&a.st.db, &q, filter.offset, PAGE).await;
+    let clients = crate::store::sites::clients(&a.st.db).await;
+    let ((rows, total), clients) = match (found, clients) {
+        (Ok(f), Ok(c)) => (f, c),
+        (Err(e), _) | (_, Err(e)) => return a.answer(e),
+    };
+    Ok(SitesPage {
+        rows: rows
+            .into_iter()
+            .map(|l| SiteRow {
+                id: l.site.id,
+                name: l.site.name,
+                client: l.site.client,
+                url: l.site.url,
+                profile: l.site.profile.as_str().to_string(),
+                roles: l.site.roles.join(", "),
+                enabled: l.site.enabled,
+                grants: l.grants,
+            })
+            .collect(),
+        total,
+        clients,
+    })
+}
+
+#[server(endpoint = "admin_set_site_enabled")]
+pub async fn admin_set_site_enabled(id: String, enabled: bool) -> Result<String, AdminError> {
+    let a = super::admin("admin_set_site_enabled").await?;
+    match crate::sites::set_site_enabled(&a.st.db, &id, enabled, &a.by, a.now).await {
+        Ok(s) => Ok(format!(
+            "{} is now {}.",
+            s.name,
+            if s.enabled { "enabled" } else { "disabled" }
+        )),
+        Err(e) => a.answer(e),
+    }
+}
+
+fn filter_from_url() -> Memo<SiteFilter> {
+    let map = use_query_map();
+    Memo::new(move |_| {
+        map.with(|m| {
+            let get = |k: &str| m.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+            SiteFilter {
+                q: get("q"),
+                client: get("client"),
+                profile: get("profile"),
+                enabled: get("enabled"),
+                offset: get("offset").parse().unwrap_or(0),
+            }
+        })
+    })
+}
+
+/// `/admin/sites`
+#[component]
+pub fn SitesPage() -> impl IntoView {
+    view! {
+        <AdminFrame title="Sites" section="sites">
+            <SitesList/>
+        </AdminFrame>
+    }
+}
+
+#[component]
+fn SitesList() -> impl IntoView {
+    let filter = filter_from_url();
+    let toggle = ServerAction::<AdminSetSiteEnabled>::new();
+    let data = Resource::new(
+        move || (filter.get(), toggle.version().get()),
+        |(f, _)| admin_sites(f),
+    );
+    view! {
+        <div class="toolbar">
+            <a class="button primary" href="/admin/sites/new">"Add a site"</a>
+            <a class="button" href="/admin/sites/import">"Import CSV"</a>
+            <a class="button" rel="external" download data-testid="sites-export"
+                href=move || format!("/admin/sites/export?{}", filter.get().to_query())>"Export CSV"</a>
+        </div>
+        <Outcome value=toggle.value().into() done=|m: &String| m.clone()/>
+        <Suspense fallback=|| view! { <p class="loading">"Loading sites…"</p> }>
+            {move || Suspend::new(async move {
+                let f = filter.get_untracked();
+                match data.await {
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    Ok(page) => view! {
+                        <SiteFilters filter=f.clone() clients=page.clients.clone()/>
+                        <Pager path="/admin/sites".into() query=f.to_query() offset=f.offset
+                            shown=page.rows.len() total=page.total page=PAGE/>
+                        <div class="table-wrap">
+                        <table class="list" data-testid="sites-table">
+                            <caption class="sr-only">"Sites"</caption>
+                            <thead><tr>
+                                <th scope="col">"Site"</th><th scope="col">"Client"</th>
+                                <th scope="col">"Profile"</th><th scope="col">"People"</th>
+                                <th scope="col">"Status"</th><th scope="col"><span class="sr-only">"Actions"</span></th>
+                            </tr></thead>
+                            <tbody>
+                                {page.rows.into_iter().map(|s| {
+                                    let href = format!("/admin/sites/{}", s.id);
+                                    let label = if s.enabled { "Disable" } else { "Enable" };
+                                    let aria = format!("{label} {}", s.name);
+                                    view! {
+                                        <tr data-testid="site-row" data-url=s.url.clone()>
+                                            <td><a href=href class="strong">{s.name.clone()}</a><br/><span class="muted">{s.url.clone()}</span></td>
+                                            <td>{s.client.clone()}</td>
+                                            <td>{s.profile.clone()}</td>
+                                            <td>{s.grants}</td>
+                                            <td>{if s.enabled {
+                                                view! { <span class="pill ok">"Enabled"</span> }.into_any()
+                                            } else {
+                                                view! { <span class="pill off">"Disabled"</span> }.into_any()
+                                            }}</td>
+                                            <td>
+                                                <ActionForm action=toggle>
+                                                    <input type="hidden" name="id" value=s.id.clone()/>
+                                                    <input type="hidden" name="enabled" value=(!s.enabled).to_string()/>
+                                                    <button type="submit" class="button small" aria-label=aria>{label}</button>
+                                                </ActionForm>
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn SiteFilters(filter: SiteFilter, clients: Vec<String>) -> impl IntoView {
+    view! {
+        <form method="get" action="/admin/sites" class="filters" role="search" aria-label="Find sites">
+            <div class="field grow">
+                <label for="s-q">"Search"</label>
+                <input id="s-q" name="q" type="search" value=filter.q.clone() placeholder="Name, client or URL"/>
+            </div>
+            <div class="field">
+                <label for="s-client">"Client"</label>
+                <select id="s-client" name="client">
+                    <option value="" selected=filter.client.is_empty()>"All clients"</option>
+                    {clients.into_iter().map(|c| {
+                        let sel = c == filter.client;
+                        view! { <option value=c.clone() selected=sel>{c.clone()}</option> }
+                    }).collect_view()}
+                </select>
+            </div>
+            <div class="field">
+                <label for="s-profile">"Profile"</label>
+                <select id="s-profile" name="profile">
+                    {[("", "Any"), ("twl-sso", "twl-sso"), ("miniorange", "miniOrange")].into_iter().map(|(v, l)| {
+                        view! { <option value=v selected={filter.profile == v}>{l}</option> }
+                    }).collect_view()}
+                </select>
+            </div>
+            <div class="field">
+                <label for="s-enabled">"Status"</label>
+                <select id="s-enabled" name="enabled">
+                    {[("", "Any"), ("on", "Enabled"), ("off", "Disabled")].into_iter().map(|(v, l)| {
+                        view! { <option value=v selected={filter.enabled == v}>{l}</option> }
+                    }).collect_view()}
+                </select>
+            </div>
+            <div class="actions">
+                <button type="submit" class="button primary">"Find"</button>
+                <a class="button" href="/admin/sites">"Clear"</a>
+            </div>
+        </form>
+    }
+}
+
+/// A site's settings as the edit form shows them (never its secret).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteSettings {
+    pub id: String,
+    pub version: i64,
+    pub name: String,
+    pub client: String,
+    pub url: String,
+    pub profile: String,
+    pub login_template: String,
+    pub username_claim: String,
+    pub signing: String,
+    pub has_secret: bool,
+    pub roles: Vec<String>,
+    pub token_lifetime: i64,
+    pub enabled: bool,
+    pub notes: String,
+    pub updated: String,
+}
+
+/// One grant that lets someone into the site, and whether it is the one
+/// that decides their role there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRow {
+    pub email: String,
+    pub role: String,
+    /// "Direct" or "Team <name>".
+    pub from: String,
+    pub direct: bool,
+    pub expires: Option<String>,
+    pub expired: bool,
+    pub reason: String,
+    /// The grant that gives this person their role here (the highest the site allows).
+    pub effective: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteDetail {
+    pub site: SiteSettings,
+    pub access: Vec<AccessRow>,
+}
+
+#[cfg(feature = "ssr")]
+fn settings(s: crate::domain::sites::Site) -> SiteSettings {
+    SiteSettings {
+        updated: when(Some(s.updated_at)),
+        id: s.id,
+        version: s.version,
+        name: s.name,
+        client: s.client,
+        url: s.url,
+        profile: s.profile.as_str().into(),
+        login_template: s.login_template,
+        username_claim: s.username_claim,
+        signing: s.signing.as_str().into(),
+        has_secret: s.has_secret,
+        roles: s.roles,
+        token_lifetime: s.token_lifetime,
+        enabled: s.enabled,
+        notes: s.notes,
+    }
+}
+
+#[server(endpoint = "admin_site")]
+pub async fn admin_site(id: String) -> Result<SiteDetail, AdminError> {
+    use crate::domain::access::{decide, Grant, GrantSource, SiteStanding};
+    let a = super::admin("admin_site").await?;
+    let site = match crate::store::sites::find(&a.st.db, &id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(AdminError::Refused("There is no such site.".into())),
+        Err(e) => return a.answer(e),
+    };
+    let rows = match crate::store::grants::site_access(&a.st.db, &site.id).await {
+        Ok(r) => r,
+        Err(e) => return a.answer(e),
+    };
+    let standing = SiteStanding {
+        enabled: true,
+        allowed_roles: &site.roles,
+    };
+    let mut access = Vec::with_capacity(rows.len());
+    for group in rows.chunk_by(|x, y| x.email == y.email) {
+        let grants: Vec<Grant> = group
+            .iter()
+            .map(|r| Grant {
+                id: r.grant_id.clone(),
+                role: r.role.clone(),
+                expires_at: r.expires_at,
+                source: if r.team.is_empty() {
+                    GrantSource::Direct
+                } else {
+                    GrantSource::Team(r.team.clone())
+                },
+            })
+            .collect();
+        let winner = decide(true, standing, &grants, a.now)
+            .ok()
+            .map(|e| e.grant_id);
+        for r in group {
+            access.push(AccessRow {
+                email: r.email.clone(),
+                role: r.role.clone(),
+                from: if r.team.is_empty() {
+                    "Direct".into()
+                } else {
+                    format!("Team {}", r.team)
+                },
+                direct: r.team.is_empty(),
+                expires: r.expires_at.map(|t| when(Some(t))),
+                expired: r.expires_at.is_some_and(|t| t <= a.now),
+                reason: r.reason.clone(),
+                effective: winner.as_deref() == Some(r.grant_id.as_str()),
+            });
+        }
+    }
+    Ok(SiteDetail {
+        site: settings(site),
+        access,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+#[server(endpoint = "admin_save_site")]
+pub async fn admin_save_site(
+    id: String,
+    version: i64,
+    name: String,
+    client: String,
+    url: String,
+    profile: String,
+    login_template: String,
+    username_claim: String,
+    signing: String,
+    secret: String,
+    roles: String,
+    token_lifetime: String,
+    enabled: Option<String>,
+    notes: String,
+) -> Result<SiteSettings, AdminError> {
+    use crate::domain::sites::{FieldError, SiteInput};
+    let a = super::admin("admin_save_site").await?;
+    let lifetime = match token_lifetime.trim() {
+        "" => None,
+        v => match v.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return a.answer(crate::sites::ManageError::Invalid(vec![FieldError {
+                    field: "token_lifetime",
+                    message: "give the token lifetime in seconds, from 10 to 300".into(),
+                }]))
+            }
+        },
+    };
+    let input = SiteInput {
+        name,
+        client,
+        url,
+        profile,
+        login_template,
+        username_claim,
+        signing,
+        secret: Some(secret),
+        roles: roles.split([' ', ',', ';']).map(str::to_string).collect(),
+        token_lifetime: lifetime,
+        notes,
+    };
+    let saved = if id.is_empty() {
+        crate::sites::create_site(&a.st.db, &a.st.master_keys, input, &a.by, a.now).await
+    } else {
+        crate::sites::update_site(
+            &a.st.db,
+            &a.st.master_keys,
+            &id,
+            version,
+            input,
+            enabled.is_some(),
+            &a.by,
+            a.now,
+        )
+        .await
+    };
+    match saved {
+        Ok(s) => Ok(settings(s)),
+        Err(e) => a.answer(e),
+    }
+}
+
+#[server(endpoint = "admin_delete_site")]
+pub async fn admin_delete_site(id: String, confirm: String) -> Result<String, AdminError> {
+    let a = super::admin("admin_delete_site").await?;
+    a.recent_sign_in()?;
+    match crate::sites::delete_site(&a.st.db, &id, &confirm, &a.by, a.now).await {
+        Ok(s) => Ok(format!("{} ({}) was deleted.", s.name, s.url)),
+        Err(e) => a.answer(e),
+    }
+}
+
+/// Durations offered for a time-limited grant, in minutes.
+pub const DURATIONS: [(&str, &str); 7] = [
+    ("", "Until revoked"),
+    ("60", "1 hour"),
+    ("240", "4 hours"),
+    ("480", "8 hours"),
+    ("1440", "1 day"),
+    ("10080", "1 week"),
+    ("43200", "30 days"),
+];
+
+/// The minutes chosen for a grant, or a problem beside the duration field.
+#[cfg(feature = "ssr")]
+pub fn minutes(duration: &str) -> Result<Option<i64>, crate::domain::sites::FieldError> {
+    match duration.trim() {
+        "" => Ok(None),
+        v => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| crate::domain::sites::FieldError {
+                field: "duration",
+                message: "choose how long the grant lasts".into(),
+            }),
+    }
+}
+
+#[server(endpoint = "admin_grant")]
+pub async fn admin_grant(
+    site: String,
+    email: String,
+    role: String,
+    duration: String,
+    reason: String,
+) -> Result<String, AdminError> {
+    use crate::sites::ManageError;
+    let a = super::admin("admin_grant").await?;
+    if crate::domain::access::is_sensitive_role(role.trim()) {
+        a.recent_sign_in()?;
+    }
+    let terms = match minutes(&duration)
+        .and_then(|m| crate::domain::access::grant_terms(m, &reason, a.now))
+    {
+        Ok(t) => t,
+        Err(e) => return a.answer(ManageError::Invalid(vec![e])),
+    };
+    let domains = &a.st.config.sign_in.allowed_domains;
+    match crate::sites::grant_with(
+        &a.st.db, domains, &email, &site, &role, &terms, &a.by, a.now,
+    )
+    .await
+    {
+        Ok((role, s)) => Ok(match terms.expires_at {
+            None => format!("{} can now enter {} as {role}.", email.trim(), s.name),
+            Some(t) => format!(
+                "{} can enter {} as {role} until {}.",
+                email.trim(),
+                s.name,
+                when(Some(t))
+            ),
+        }),
+        Err(ManageError::Refused(m)) if m.contains("e-mail") || m.contains("domain") => {
+            a.answer(ManageError::Invalid(vec![
+                crate::domain::sites::FieldError {
+                    field: "email",
+                    message: m,
+                },
+            ]))
+        }
+        Err(ManageError::Refused(m)) if m.contains("role") => a.answer(ManageError::Invalid(vec![
+            crate::domain::sites::FieldError {
+                field: "role",
+                message: m,
+            },
+        ])),
+        Err(e) => a.answer(e),
+    }
+}
+
+#[server(endpoint = "admin_revoke_grant")]
+pub async fn admin_revoke_grant(site: String, email: String) -> Result<String, AdminError> {
+    let a = super::admin("admin_revoke_grant").await?;
+    match crate::sites::revoke(&a.st.db, &email, &site, &a.by, a.now).await {
+        Ok(s) => Ok(format!(
+            "{} can no longer enter {} directly.",
+            email.trim(),
+            s.name
+        )),
+        Err(e) => a.answer(e),
+    }
+}
+
+/// `/admin/sites/new`
+#[component]
+pub fn NewSitePage() -> impl IntoView {
+    view! {
+        <AdminFrame title="Add a site" section="sites">
+            <SiteForm site=SiteSettings { enabled: true, token_lifetime: 60, ..Default::default() }/>
+        </AdminFrame>
+    }
+}
+
+/// `/admin/sites/:id`
+#[component]
+pub fn SitePage() -> impl IntoView {
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
+    let grant = ServerAction::<AdminGrant>::new();
+    let revoke = ServerAction::<AdminRevokeGrant>::new();
+    let data = Resource::new(
+        move || (id.get(), grant.version().get(), revoke.version().get()),
+        |(id, _, _)| admin_site(id),
+    );
+    view! {
+        <AdminFrame title="Site" section="sites">
+            <Suspense fallback=|| view! { <p class="loading">"Loading the site…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Ok(d) => view! {
+                            <p class="breadcrumb"><a href="/admin/sites">"Sites"</a>" › "{d.site.name.clone()}</p>
+                            <div class="columns">
+                                <section aria-labelledby="settings-heading" class="panel">
+                                    <h2 id="settings-heading">"Settings"</h2>
+                                    <SiteForm site=d.site.clone()/>
+                                </section>
+                                <section aria-labelledby="access-heading" class="panel">
+                                    <h2 id="access-heading">"Who can enter"</h2>
+                                    <Access site=d.site.clone() rows=d.access.clone() grant revoke/>
+                                </section>
+                            </div>
+                            <DeleteSite site=d.site.clone()/>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </AdminFrame>
+    }
+}
+
+#[component]
+fn SiteForm(site: SiteSettings) -> impl IntoView {
+    let save = ServerAction::<AdminSaveSite>::new();
+    let is_new = site.id.is_empty();
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(s)) = save.value().get() {
+            if is_new {
+                navigate(&format!("/admin/sites/{}", s.id), Default::default());
+            }
+        }
+    });
+    let p = move |f: &'static str| problem(save, f);
+    let lifetime = site.token_lifetime.to_string();
+    let roles = site.roles.join(" ");
+    let secret_hint = if site.has_secret {
+        "A secret is set. Leave this empty to keep it; it is never shown again."
+    } else {
+        "miniOrange (HS256) sites only: at least 32 characters. Never shown again."
+    };
+    view! {
+        <ActionForm action=save attr:class="form" attr:aria-label="Site settings">
+            <input type="hidden" name="id" value=site.id.clone()/>
+            <input type="hidden" name="version" value=site.version.to_string()/>
+            <Field id="site-name" name="name" label="Name" value=site.name.clone() required=true error=p("name")/>
+            <Field id="site-client" name="client" label="Client" value=site.client.clone() required=true error=p("client")/>
+            <Field id="site-url" name="url" label="URL" value=site.url.clone() kind="url" required=true
+                hint="The site's address; tokens name it as their audience." error=p("url")/>
+            <div class="field" class:invalid=move || p("profile").get().is_some()>
+                <label for="site-profile">"Plugin profile"</label>
+                <select id="site-profile" name="profile">
+                    <option value="twl-sso" selected={site.profile != "miniorange"}>"twl-sso (RS256, key set)"</option>
+                    <option value="miniorange" selected={site.profile == "miniorange"}>"miniOrange JWT login"</option>
+                </select>
+                <p class="field-error" role="alert" data-testid="site-profile-error">{move || p("profile").get()}</p>
+            </div>
+            <div class="field" class:invalid=move || p("signing").get().is_some()>
+                <label for="site-signing">"Signing"</label>
+                <select id="site-signing" name="signing">
+                    <option value="" selected=site.signing.is_empty()>"Profile default"</option>
+                    <option value="RS256" selected={site.signing == "RS256"}>"RS256"</option>
+                    <option value="HS256" selected={site.signing == "HS256"}>"HS256 (shared secret)"</option>
+                </select>
+                <p class="field-error" role="alert" data-testid="site-signing-error">{move || p("signing").get()}</p>
+            </div>
+            <Field id="site-secret" name="secret" label="Shared secret" kind="password" hint=secret_hint error=p("secret")/>
+            <Field id="site-login" name="login_template" label="Login URL template" value=site.login_template.clone()
+                hint="Empty: the profile's default." error=p("login_template")/>
+            <Field id="site-username" name="username_claim" label="Username claim" value=site.username_claim.clone() error=p("username_claim")/>
+            <Field id="site-roles" name="roles" label="Roles that may be granted" value=roles
+                hint="Highest first, separated by spaces. Empty: the five WordPress core roles." error=p("roles")/>
+            <Field id="site-lifetime" name="token_lifetime" label="Token lifetime (seconds)" value=lifetime kind="number" error=p("token_lifetime")/>
+            {(!is_new).then(|| view! {
+                <div class="field check">
+                    <input id="site-enabled" name="enabled" type="checkbox" value="on" checked=site.enabled/>
+                    <label for="site-enabled">"Enabled (staff can enter it)"</label>
+                </div>
+            })}
+            <div class="field" class:invalid=move || p("notes").get().is_some()>
+                <label for="site-notes">"Notes"</label>
+                <textarea id="site-notes" name="notes" rows="3">{site.notes.clone()}</textarea>
+                <p class="field-error" role="alert" data-testid="site-notes-error">{move || p("notes").get()}</p>
+            </div>
+            <div class="actions">
+                <button type="submit" class="button primary">{if is_new { "Add the site" } else { "Save changes" }}</button>
+            </div>
+            <Outcome value=save.value().into() done=|s: &SiteSettings| format!("Saved {}.", s.name)/>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn Access(
+    site: SiteSettings,
+    rows: Vec<AccessRow>,
+    grant: ServerAction<AdminGrant>,
+    revoke: ServerAction<AdminRevokeGrant>,
+) -> impl IntoView {
+    let p = move |f: &'static str| problem(grant, f);
+    let people = rows.iter().filter(|r| r.effective).count();
+    view! {
+        <p class="muted" data-testid="access-count">{format!("{} can enter this site.", thousands(people as i64))}</p>
+        <div class="table-wrap">
+        <table class="list" data-testid="access-table">
+            <caption class="sr-only">"Grants on this site"</caption>
+            <thead><tr><th scope="col">"Person"</th><th scope="col">"Role"</th><th scope="col">"From"</th><th scope="col">"Until"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+            <tbody>
+                {rows.into_iter().map(|r| {
+                    let site_id = site.id.clone();
+                    let email = r.email.clone();
+                    let label = format!("Revoke {}'s direct grant", r.email);
+                    let row_class = if r.expired { "expired" } else if r.effective { "effective" } else { "" };
+                    view! {
+                        <tr data-testid="access-row" data-email=r.email.clone() class=row_class>
+                            <td>{r.email.clone()}</td>
+                            <td>{r.role.clone()}
+                                {r.effective.then(|| view! { <span class="pill ok" title="The role this person enters with">"effective"</span> })}
+                                {r.expired.then(|| view! { <span class="pill off">"expired"</span> })}
+                            </td>
+                            <td>{r.from.clone()}{(!r.reason.is_empty()).then(|| view! { <br/><span class="muted">{r.reason.clone()}</span> })}</td>
+                            <td>{r.expires.clone().unwrap_or_else(|| "—".into())}</td>
+                            <td>{r.direct.then(|| view! {
+                                <ActionForm action=revoke>
+                                    <input type="hidden" name="site" value=site_id.clone()/>
+                                    <input type="hidden" name="email" value=email.clone()/>
+                                    <button type="submit" class="button small danger" aria-label=label.clone()>"Revoke"</button>
+                                </ActionForm>
+                            })}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+        </div>
+        <Outcome value=revoke.value().into() done=|m: &String| m.clone()/>
+        <h3>"Grant access"</h3>
+        <ActionForm action=grant attr:class="form inline" attr:aria-label="Grant access to this site">
+            <input type="hidden" name="site" value=site.id.clone()/>
+            <Field id="grant-email" name="email" label="E-mail" kind="email" required=true error=p("email")/>
+            <div class="field" class:invalid=move || p("role").get().is_some()>
+                <label for="grant-role">"Role"</label>
+                <select id="grant-role" name="role">
+                    {site.roles.iter().map(|r| view! { <option value=r.clone()>{r.clone()}</option> }).collect_view()}
+                </select>
+                <p class="field-error" role="alert" data-testid="grant-role-error">{move || p("role").get()}</p>
+            </div>
+            <div class="field" class:invalid=move || p("duration").get().is_some()>
+                <label for="grant-duration">"For"</label>
+                <select id="grant-duration" name="duration">
+                    {DURATIONS.into_iter().map(|(v, l)| view! { <option value=v>{l}</option> }).collect_view()}
+                </select>
+                <p class="field-error" role="alert" data-testid="grant-duration-error">{move || p("duration").get()}</p>
+            </div>
+            <Field id="grant-reason" name="reason" label="Reason" hint="Required for a time-limited grant." error=p("reason")/>
+            <div class="actions"><button type="submit" class="button primary">"Grant"</button></div>
+        </ActionForm>
+        <Outcome value=grant.value().into() done=|m: &String| m.clone()/>
+    }
+}
+
+#[component]
+fn DeleteSite(site: SiteSettings) -> impl IntoView {
+    let delete = ServerAction::<AdminDeleteSite>::new();
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = delete.value().get() {
+            navigate("/admin/sites", Default::default());
+        }
+    });
+    view! {
+        <section class="panel danger-zone" aria-labelledby="delete-heading">
+            <h2 id="delete-heading">"Delete this site"</h2>
+            <p>"Everyone loses access at once and its grants are removed. The audit log keeps its history. This cannot be undone."</p>
+            <ActionForm action=delete attr:class="form inline" attr:aria-label="Delete this site">
+                <input type="hidden" name="id" value=site.id.clone()/>
+                <Field id="delete-confirm" name="confirm" label="Type the site's URL to confirm"
+                    hint="" error=problem(delete, "confirm")/>
+                <div class="actions"><button type="submit" class="button danger">"Delete site"</button></div>
+            </ActionForm>
+            <Outcome value=delete.value().into() done=|m: &String| m.clone()/>
+        </section>
+    }
+}
+
+/// One row of an import preview.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewRow {
+    pub line: u64,
+    pub url: String,
+    pub name: String,
+    /// "create", "update", "unchanged" or "invalid".
+    pub action: String,
+    /// The fields an update changes, or why the row is invalid.
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    pub rows: Vec<PreviewRow>,
+    pub create: usize,
+    pub update: usize,
+    pub unchanged: usize,
+    pub invalid: usize,
+    pub digest: String,
+}
+
+#[server(endpoint = "admin_import_preview")]
+pub async fn admin_import_preview(csv: String) -> Result<Preview, AdminError> {
+    use crate::domain::import::Change;
+    let a = super::admin("admin_import_preview").await?;
+    let plan = match crate::sites::preview_import(&a.st.db, &csv).await {
+        Ok(p) => p,
+        Err(crate::sites::ManageError::Refused(m)) => {
+            return a.answer(crate::sites::ManageError::Invalid(vec![
+                crate::domain::sites::FieldError {
+                    field: "csv",
+                    message: m,
+                },
+            ]))
+        }
+        Err(e) => return a.answer(e),
+    };
+    Ok(Preview {
+        create: plan.tally.create,
+        update: plan.tally.update,
+        unchanged: plan.tally.unchanged,
+        invalid: plan.tally.invalid,
+        digest: plan.digest,
+        rows: plan
+            .rows
+            .into_iter()
+            .map(|p| {
+                let (action, notes) = match p.change {
+                    Change::Create(..) => ("create", Vec::new()),
+                    Change::Update { fields, .. } => (
+                        "update",
+                        fields.iter().map(|f| f.replace('_', " ")).collect(),
+                    ),
+                    Change::Unchanged => ("unchanged", Vec::new()),
+                    Change::Invalid(e) => ("invalid", e),
+                };
+                PreviewRow {
+                    line: p.line,
+                    url: p.url,
+                    name: p.name,
+                    action: action.into(),
+                    notes,
+                }
+            })
+            .collect(),
+    })
+}
+
+#[server(endpoint = "admin_import_apply")]
+pub async fn admin_import_apply(csv: String, digest: String) -> Result<String, AdminError> {
+    let a = super::admin("admin_import_apply").await?;
+    a.recent_sign_in()?;
+    match crate::sites::apply_import(&a.st.db, &a.st.master_keys, &csv, &digest, &a.by, a.now).await
+    {
+        Ok(t) => Ok(format!(
+            "Imported: {} site(s) added, {} updated, {} unchanged, {} invalid row(s) skipped.",
+            t.create, t.update, t.unchanged, t.invalid
+        )),
+        Err(e) => a.answer(e),
+    }
+}
+
+/// `/admin/sites/import`
+#[component]
+pub fn ImportPage() -> impl IntoView {
+    view! {
+        <AdminFrame title="Import sites from CSV" section="sites">
+            <Import/>
+        </AdminFrame>
+    }
+}
+
+#[component]
+fn Import() -> impl IntoView {
+    let preview = ServerAction::<AdminImportPreview>::new();
+    let apply = ServerAction::<AdminImportApply>::new();
+    let csv = RwSignal::new(String::new());
+    let columns = crate::app::admin::sites::IMPORT_COLUMNS;
+    view! {
+        <p class="breadcrumb"><a href="/admin/sites">"Sites"</a>" › Import"</p>
+        <p>"The first line names the columns: " <code>{columns}</code>
+           ". " <code>"name"</code>", "<code>"client"</code>" and "<code>"url"</code>
+           " are required. A row whose URL matches an existing site updates it (empty cells keep its values); other rows add sites. An export is a valid import."</p>
+        <ActionForm action=preview attr:class="form" attr:aria-label="Preview an import">
+            <div class="field">
+                <label for="import-file">"CSV file"</label>
+                <input id="import-file" type="file" accept=".csv,text/csv" on:change=move |ev| read_file(ev, csv)/>
+            </div>
+            <div class="field" class:invalid=move || problem(preview, "csv").get().is_some()>
+                <label for="import-csv">"Or paste the CSV"</label>
+                <textarea id="import-csv" name="csv" rows="8" class="mono"
+                    prop:value=move || csv.get() on:input=move |ev| csv.set(event_target_value(&ev))></textarea>
+                <p class="field-error" role="alert" data-testid="import-csv-error">{move || problem(preview, "csv").get()}</p>
+            </div>
+            <div class="actions"><button type="submit" class="button primary">"Preview changes"</button></div>
+        </ActionForm>
+        <Outcome value=preview.value().into() done=|p: &Preview| format!(
+            "Dry run: nothing was changed yet. {} to add, {} to update, {} unchanged, {} invalid.",
+            p.create, p.update, p.unchanged, p.invalid)/>
+        {move || preview.value().get().and_then(|r| r.ok()).map(|p| {
+            let valid = p.create + p.update;
+            let label = if p.invalid > 0 {
+                format!("Import {valid} site(s), skipping {} invalid row(s)", p.invalid)
+            } else {
+                format!("Import {valid} site(s)")
+            };
+            view! {
+                <div class="table-wrap">
+                <table class="list" data-testid="preview-table">
+                    <caption class="sr-only">"What the import would do"</caption>
+                    <thead><tr><th scope="col">"Line"</th><th scope="col">"Site"</th><th scope="col">"Change"</th><th scope="col">"Details"</th></tr></thead>
+                    <tbody>
+                        {p.rows.into_iter().map(|r| view! {
+                            <tr data-testid="preview-row" data-action=r.action.clone() class=format!("preview {}", r.action)>
+                                <td>{r.line}</td>
+                                <td>{r.name.clone()}<br/><span class="muted">{r.url.clone()}</span></td>
+                                <td><span class=format!("pill {}", r.action)>{r.action.clone()}</span></td>
+                                <td><ul class="plain">{r.notes.into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}</ul></td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                </div>
+                {(valid > 0).then(|| view! {
+                    <ActionForm action=apply attr:class="form inline" attr:aria-label="Apply the import">
+                        <input type="hidden" name="csv" prop:value=move || csv.get()/>
+                        <input type="hidden" name="digest" value=p.digest.clone()/>
+                        <button type="submit" class="button primary" data-testid="apply-import">{label}</button>
+                    </ActionForm>
+                })}
+            }
+        })}
+        <Outcome value=apply.value().into() done=|m: &String| m.clone()/>
+    }
+}
+
+/// The import columns, for the page's instructions.
+pub const IMPORT_COLUMNS: &str =
+    "name,client,url,profile,login_template,username_claim,signing,roles,token_lifetime,enabled,notes,secret";
+
+/// Read a chosen file into the text area (in the browser).
+#[allow(unused_variables)]
+fn read_file(ev: leptos::ev::Event, into: RwSignal<String>) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let Some(input) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        else {
+            return;
+        };
+        let Some(file) = input.files().and_then(|f| f.get(0)) else {
+            return;
+        };
+        leptos::task::spawn_local(async move {
+            if let Ok(text) = wasm_bindgen_futures::JsFuture::from(file.text()).await {
+                if let Some(s) = text.as_string() {
+                    into.set(s);
+                }
+            }
+        });
+    }
+}

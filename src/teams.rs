@@ -1,0 +1,246 @@
+//! Managing teams: members by e-mail, and roles granted to the team on one
+//! site or on every site of a client (now and later). Recorded; no web code.
+
+use serde_json::json;
+
+use crate::domain::access::GrantTerms;
+use crate::domain::audit::{kind, Actor};
+use crate::domain::sites::{check_role, FieldError};
+use crate::sites::{check_email, find_site, ManageError};
+use crate::store::teams::{Target, Team};
+use crate::store::{self, audit, Db};
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ManageError {
+    ManageError::Invalid(vec![FieldError {
+        field,
+        message: message.into(),
+    }])
+}
+
+async fn team(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Team, ManageError> {
+    store::teams::find(&mut *conn, id)
+        .await?
+        .ok_or_else(|| ManageError::Refused("there is no such team".into()))
+}
+
+pub async fn create_team(
+    db: &Db,
+    name: &str,
+    description: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<String, ManageError> {
+    let name = name.trim();
+    let description = description.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "name",
+            "give the team a name of up to 100 characters",
+        ));
+    }
+    if description.chars().count() > 1000 || description.chars().any(char::is_control) {
+        return Err(invalid(
+            "description",
+            "the description is longer than 1000 characters or holds control characters",
+        ));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut tx = audit::begin(db).await?;
+    if !store::teams::create(&mut tx, &id, name, description, now).await? {
+        return Err(invalid(
+            "name",
+            format!("a team named {name:?} already exists"),
+        ));
+    }
+    let event = by
+        .did(now, kind::TEAM_CREATED)
+        .detail(json!({ "team_id": id, "name": name, "description": description }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn delete_team(db: &Db, id: &str, by: &Actor, now: i64) -> Result<(), ManageError> {
+    let mut tx = audit::begin(db).await?;
+    let t = team(&mut tx, id).await?;
+    store::teams::delete(&mut tx, id).await?;
+    let event = by.did(now, kind::TEAM_DELETED).detail(json!({
+        "team_id": t.id, "name": t.name, "members": t.members, "grants": t.grants,
+    }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Add people (one e-mail per line or comma-separated) to a team. Returns
+/// the addresses added (those already in it are left as they are).
+pub async fn add_members(
+    db: &Db,
+    allowed_domains: &[String],
+    team_id: &str,
+    emails: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<Vec<String>, ManageError> {
+    let mut list = Vec::new();
+    for raw in emails
+        .split([',', '\n', ';', ' '])
+        .filter(|e| !e.trim().is_empty())
+    {
+        let email =
+            check_email(raw, allowed_domains).map_err(|e| invalid("emails", e.to_string()))?;
+        if !list.contains(&email) {
+            list.push(email);
+        }
+    }
+    if list.is_empty() {
+        return Err(invalid("emails", "give at least one e-mail address"));
+    }
+    if list.len() > 500 {
+        return Err(invalid("emails", "add at most 500 people at once"));
+    }
+    let mut tx = audit::begin(db).await?;
+    let t = team(&mut tx, team_id).await?;
+    let mut added = Vec::new();
+    for email in list {
+        if store::teams::add_member(&mut tx, &t.id, &email, &by.who, now).await? {
+            let event = by
+                .did(now, kind::TEAM_MEMBER_ADDED)
+                .subject(&email)
+                .detail(json!({ "team_id": t.id, "team": t.name }));
+            audit::append(&mut tx, &event).await?;
+            added.push(email);
+        }
+    }
+    tx.commit().await?;
+    Ok(added)
+}
+
+pub async fn remove_member(
+    db: &Db,
+    team_id: &str,
+    email: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<(), ManageError> {
+    let email = email.trim().to_ascii_lowercase();
+    let mut tx = audit::begin(db).await?;
+    let t = team(&mut tx, team_id).await?;
+    if !store::teams::remove_member(&mut tx, &t.id, &email).await? {
+        return Err(ManageError::Refused(format!(
+            "{email} is not in {}",
+            t.name
+        )));
+    }
+    let event = by
+        .did(now, kind::TEAM_MEMBER_REMOVED)
+        .subject(&email)
+        .detail(json!({ "team_id": t.id, "team": t.name }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Grant a team a role on one site (`site` is its id or URL) or on every
+/// site of a client. On a client, the role must be one that client's sites
+/// can take (each site still only admits roles it allows).
+#[allow(clippy::too_many_arguments)]
+pub async fn grant_team(
+    db: &Db,
+    team_id: &str,
+    site: Option<&str>,
+    client: Option<&str>,
+    role: &str,
+    terms: &GrantTerms,
+    by: &Actor,
+    now: i64,
+) -> Result<(), ManageError> {
+    let role = check_role(role).map_err(|e| invalid("role", e.to_string()))?;
+    let (target, site) = match (site.map(str::trim), client.map(str::trim)) {
+        (Some(s), _) if !s.is_empty() => {
+            let site = find_site(db, s).await?;
+            crate::sites::allowed_role(&site, &role).map_err(|e| invalid("role", e.to_string()))?;
+            (Target::Site(site.id.clone()), Some(site))
+        }
+        (_, Some(c)) if !c.is_empty() => (Target::Client(c.to_string()), None),
+        _ => return Err(invalid("target", "choose a site or a client")),
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut tx = audit::begin(db).await?;
+    let t = team(&mut tx, team_id).await?;
+    if let Target::Client(c) = &target {
+        let sites: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sites WHERE client = $1")
+            .bind(c)
+            .fetch_one(&mut *tx)
+            .await?;
+        if sites == 0 {
+            return Err(invalid(
+                "target",
+                format!("there is no site of a client named {c:?}"),
+            ));
+        }
+    }
+    let before = store::teams::put_grant(
+        &mut tx,
+        &id,
+        &t.id,
+        &target,
+        &role,
+        terms.expires_at,
+        &terms.reason,
+        &by.who,
+        now,
+    )
+    .await?;
+    let mut event = by.did(now, kind::TEAM_GRANT_SET).role(&role);
+    event = match (&target, &site) {
+        (Target::Site(_), Some(s)) => event.site(&s.id, &s.url, &s.client),
+        (Target::Client(c), _) => event.site("", "", c),
+        _ => event,
+    };
+    if !terms.reason.is_empty() {
+        event = event.reason(&terms.reason);
+    }
+    let event = event.detail(json!({
+        "team_id": t.id,
+        "team": t.name,
+        "grant_id": id,
+        "on": match &target { Target::Site(_) => "site", Target::Client(_) => "client" },
+        "before": before.map(|b| json!({ "role": b.role, "expires_at": b.expires_at })),
+        "after": { "role": role, "expires_at": terms.expires_at },
+    }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn revoke_team_grant(
+    db: &Db,
+    grant_id: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<(), ManageError> {
+    let mut tx = audit::begin(db).await?;
+    let g = store::teams::find_grant(&mut tx, grant_id)
+        .await?
+        .ok_or_else(|| ManageError::Refused("there is no such team grant".into()))?;
+    let t = team(&mut tx, &g.team_id).await?;
+    store::teams::revoke_grant(&mut tx, grant_id).await?;
+    let event = by
+        .did(now, kind::TEAM_GRANT_REVOKED)
+        .role(&g.role)
+        .site(
+            g.site_id.as_deref().unwrap_or(""),
+            g.site_url.as_deref().unwrap_or(""),
+            g.client.as_deref().unwrap_or(""),
+        )
+        .detail(json!({
+            "team_id": t.id,
+            "team": t.name,
+            "grant_id": g.id,
+            "before": { "role": g.role, "expires_at": g.expires_at },
+        }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The edge of the admin console: every server function whose endpoint
+//! starts with `admin_` is refused to anyone but a signed-in admin before
+//! its arguments are even read, and a staff member's attempt is recorded.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{Request, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower_sessions::Session;
+
+use crate::app::admin::AdminError;
+use crate::domain::audit::{kind, outcome, Event, Origin};
+use crate::server::AppState;
+use crate::store;
+
+/// Where the admin server functions live.
+pub const ADMIN_API_PREFIX: &str = "/api/admin_";
+
+pub async fn admin_guard(
+    State(st): State<AppState>,
+    session: Session,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    if !path.starts_with(ADMIN_API_PREFIX) {
+        return next.run(req).await;
+    }
+    let function = path.trim_start_matches("/api/").to_string();
+    let refuse = |e: AdminError| {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN);
+        let body = serde_json::to_string(&e).unwrap_or_default();
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    };
+    match super::auth::current_person(&st, &session).await {
+        Ok(Some(p)) if p.is_admin => next.run(req).await,
+        Ok(Some(p)) => {
+            let (parts, _) = req.into_parts();
+            record_refusal(&st, &p.email, super::origin_of(&parts), &function).await;
+            refuse(AdminError::Forbidden)
+        }
+        Ok(None) => refuse(AdminError::SignIn),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read who is signed in");
+            refuse(AdminError::Unavailable)
+        }
+    }
+}
+
+/// Record that a signed-in person who is not an admin called an admin function.
+pub async fn record_refusal(st: &AppState, email: &str, from: Origin, function: &str) {
+    tracing::warn!(email, function, "admin function refused to a non-admin");
+    let event = Event::new(
+        st.clock.now(),
+        kind::ADMIN_REFUSED,
+        outcome::REFUSED,
+        email,
+        &from,
+    )
+    .subject(email)
+    .reason("not_admin")
+    .detail(serde_json::json!({ "function": function }));
+    if let Err(e) = store::audit::record(&st.db, &[event]).await {
+        tracing::error!(error = %e, "cannot record a refused admin call");
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct ExportQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    client: String,
+    #[serde(default)]
+    profile: String,
+    #[serde(default)]
+    enabled: String,
+}
+
+/// GET /admin/sites/export: the sites matching the list's filters as CSV
+/// (secrets never included), for admins.
+pub async fn export_sites(
+    State(st): State<AppState>,
+    session: Session,
+    super::RequestOrigin(from): super::RequestOrigin,
+    axum::extract::Query(q): axum::extract::Query<ExportQuery>,
+) -> Response {
+    let person = match super::auth::current_person(&st, &session).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return (StatusCode::UNAUTHORIZED, "Please sign in.").into_response(),
+        Err(_) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database is unreachable.",
+            )
+                .into_response()
+        }
+    };
+    if !person.is_admin {
+        record_refusal(&st, &person.email, from, "export_sites").await;
+        return (StatusCode::FORBIDDEN, "Only admins can export the sites.").into_response();
+    }
+    let query = store::sites::SiteQuery {
+        text: q.q,
+        client: q.client,
+        profile: q.profile,
+        enabled: q.enabled,
+    };
+    match crate::sites::export_sites(&st.db, &query).await {
+        Ok(csv) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"sites.csv\"",
+                ),
+            ],
+            csv,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot export the sites");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database is unreachable.",
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,742 @@
+//! The admin console's server functions over real HTTP: staff get 403 from
+//! every one of them (recorded), field errors come back by field, sensitive
+//! actions ask for a recent sign-in, teams and time-limited grants decide
+//! access, the last admin stays, an import previews then applies at once.
+
+use agency_sso::domain::audit::{kind, Actor};
+use agency_sso::domain::sites::SiteInput;
+use agency_sso::store;
+use serde_json::Value;
+
+use crate::on_both_databases;
+use crate::support::{page_text, Backend, Browser, TestApp};
+
+const ADMIN: &str = "boss@agency.test";
+
+/// Server functions staff may call (their own data); every other one must be an admin's.
+const STAFF_FUNCTIONS: [&str; 4] = [
+    "/api/viewer",
+    "/api/my_sites",
+    "/api/set_favourite",
+    "/api/audit_records",
+];
+
+/// Call a server function as the page's form would: a same-origin POST.
+async fn call(app: &TestApp, b: &Browser, name: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let res = b
+        .post(app.at(&format!("/api/{name}")))
+        .header("origin", &app.url)
+        .header("referer", app.at("/admin/sites"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// The site form's fields: these values over the form's defaults.
+fn site_form<'a>(values: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut form: Vec<(&str, &str)> = [
+        ("id", ""),
+        ("version", "0"),
+        ("name", ""),
+        ("client", "Acme"),
+        ("url", ""),
+        ("profile", "twl-sso"),
+        ("login_template", ""),
+        ("username_claim", ""),
+        ("signing", ""),
+        ("secret", ""),
+        ("roles", ""),
+        ("token_lifetime", ""),
+        ("notes", ""),
+    ]
+    .to_vec();
+    for (k, v) in values {
+        match form.iter_mut().find(|(f, _)| f == k) {
+            Some(slot) => slot.1 = *v,
+            None => form.push((*k, *v)),
+        }
+    }
+    form
+}
+
+async fn signed_in(app: &TestApp, email: &str) -> Browser {
+    let b = app.browser();
+    app.sign_in(&b, email).await;
+    b
+}
+
+async fn add_site(app: &TestApp, name: &str, client: &str, url: &str) -> String {
+    let input = SiteInput {
+        name: name.into(),
+        client: client.into(),
+        url: url.into(),
+        ..SiteInput::default()
+    };
+    agency_sso::sites::create_site(
+        &app.state.db,
+        &app.state.master_keys,
+        input,
+        &Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+async fn records_of(app: &TestApp, k: &str) -> Vec<agency_sso::domain::audit::Stored> {
+    store::audit::chunk(&app.state.db, 0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event.kind == k)
+        .collect()
+}
+
+/// POST /launch as the picker does; the role in the token, or the refusal.
+async fn launch_role(app: &TestApp, b: &Browser, site: &str) -> Result<String, u16> {
+    use base64::Engine;
+    let res = b
+        .post(app.at("/launch"))
+        .header("origin", &app.url)
+        .form(&[("site", site), ("path", "")])
+        .send()
+        .await
+        .unwrap();
+    if res.status() != 303 {
+        return Err(res.status().as_u16());
+    }
+    let loc = res.headers()["location"].to_str().unwrap();
+    let url = url::Url::parse(loc).unwrap();
+    let token = url
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    Ok(claims["wp_role"].as_str().unwrap().to_string())
+}
+
+async fn every_admin_function_refuses_staff_with_403_and_a_record(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let paths: Vec<String> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(p, _)| p.to_string())
+        .collect();
+    let admin_fns: Vec<&String> = paths
+        .iter()
+        .filter(|p| p.starts_with(agency_sso::web::admin::ADMIN_API_PREFIX))
+        .collect();
+    // Every server function is either the staff's own or behind the admin edge.
+    for p in &paths {
+        assert!(
+            STAFF_FUNCTIONS.contains(&p.as_str()) || admin_fns.contains(&p),
+            "{p} is neither a staff function nor named admin_*: it would skip the admin check"
+        );
+    }
+    assert!(admin_fns.len() >= 25, "{admin_fns:?}");
+
+    let sam = signed_in(&app, "sam@agency.test").await;
+    let stranger = app.browser();
+    for p in &admin_fns {
+        let name = p.trim_start_matches("/api/");
+        let (status, body) = call(&app, &sam, name, &[]).await;
+        assert_eq!(status, 403, "{p} as staff: {body}");
+        assert_eq!(body, Value::String("Forbidden".into()), "{p}");
+        let (status, body) = call(&app, &stranger, name, &[]).await;
+        assert_eq!(status, 401, "{p} signed out: {body}");
+    }
+    let refused = records_of(&app, kind::ADMIN_REFUSED).await;
+    assert_eq!(refused.len(), admin_fns.len());
+    for (r, p) in refused.iter().zip(&admin_fns) {
+        assert_eq!(r.event.actor, "sam@agency.test");
+        assert_eq!(r.event.outcome, "refused");
+        let d: Value = serde_json::from_str(&r.event.detail).unwrap();
+        assert_eq!(d["function"], p.trim_start_matches("/api/"));
+    }
+    // The same function answers an admin, and a cross-site POST is refused before it.
+    let boss = signed_in(&app, ADMIN).await;
+    let (status, body) = call(&app, &boss, "admin_teams", &[]).await;
+    assert_eq!((status, body), (200, Value::Array(vec![])));
+    let res = boss
+        .post(app.at("/api/admin_teams"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // The console's pages tell staff it is for admins, and show nothing of it.
+    let html = app.page(&sam, "/admin/people").await;
+    assert!(
+        page_text(&html).contains("Admins only"),
+        "{}",
+        page_text(&html)
+    );
+    assert!(!html.contains("boss@agency.test"));
+}
+
+async fn site_forms_answer_by_field_and_sensitive_actions_need_a_recent_sign_in(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let boss = signed_in(&app, ADMIN).await;
+    let before = store::audit::count(&app.state.db).await.unwrap();
+    // Every problem at once, each by its field; nothing written.
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_save_site",
+        &site_form(&[("name", ""), ("url", "ftp://x"), ("token_lifetime", "9000")]),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["Invalid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["name", "url", "token_lifetime"], "{body}");
+    assert_eq!(store::audit::count(&app.state.db).await.unwrap(), before);
+    assert!(store::sites::list(&app.state.db).await.unwrap().is_empty());
+
+    let (status, site) = call(
+        &app,
+        &boss,
+        "admin_save_site",
+        &site_form(&[
+            ("name", "Acme Shop"),
+            ("url", "https://shop.acme.example/"),
+            ("token_lifetime", "120"),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{site}");
+    assert_eq!(site["url"], "https://shop.acme.example");
+    let id = site["id"].as_str().unwrap().to_string();
+    // The same URL again is a field error, not a crash.
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_save_site",
+        &site_form(&[("name", "Again"), ("url", "https://SHOP.acme.example")]),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["Invalid"][0]["field"], "url");
+    // An edit from a stale form does not overwrite a newer change.
+    let edit = |version: &'static str, name: &'static str| {
+        site_form(&[
+            ("id", id.as_str()),
+            ("version", version),
+            ("name", name),
+            ("url", "https://shop.acme.example"),
+            ("token_lifetime", "120"),
+            ("enabled", "on"),
+        ])
+    };
+    let (status, body) = call(&app, &boss, "admin_save_site", &edit("1", "Acme Store")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(&app, &boss, "admin_save_site", &edit("1", "Stale")).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["Refused"]
+            .as_str()
+            .unwrap()
+            .starts_with("Someone else changed this meanwhile"),
+        "{body}"
+    );
+    let changed = records_of(&app, kind::SITE_CHANGED).await;
+    assert_eq!(changed.len(), 1);
+    let d: Value = serde_json::from_str(&changed[0].event.detail).unwrap();
+    assert_eq!(
+        (d["before"]["name"].as_str(), d["after"]["name"].as_str()),
+        (Some("Acme Shop"), Some("Acme Store"))
+    );
+
+    // Deleting is sensitive: sixteen minutes after sign-in, sign in again first.
+    agency_sso::sites::grant(
+        &app.state.db,
+        &[],
+        "sam@agency.test",
+        &id,
+        "editor",
+        &Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    app.clock.advance(16 * 60);
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_delete_site",
+        &[("id", &id), ("confirm", "https://shop.acme.example")],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let url = body["Reauth"]["url"].as_str().unwrap();
+    assert_eq!(url, "/auth/login?reauth=1&return_to=%2Fadmin%2Fsites");
+    // That address asks the provider to authenticate again.
+    let res = boss.get(app.at(url)).send().await.unwrap();
+    let to = res.headers()["location"].to_str().unwrap();
+    assert!(
+        to.contains("prompt=login") && to.contains("max_age=0"),
+        "{to}"
+    );
+    app.sign_in(&boss, ADMIN).await;
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_delete_site",
+        &[("id", &id), ("confirm", "shop")],
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["Invalid"][0]["field"], "confirm");
+    assert!(store::sites::find(&app.state.db, &id)
+        .await
+        .unwrap()
+        .is_some());
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_delete_site",
+        &[("id", &id), ("confirm", "https://shop.acme.example")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(store::sites::find(&app.state.db, &id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store::grants::list(&app.state.db, None, None)
+        .await
+        .unwrap()
+        .is_empty());
+    let deleted = records_of(&app, kind::SITE_DELETED).await;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].event.site_url, "https://shop.acme.example");
+    assert_eq!(deleted[0].event.actor, ADMIN);
+}
+
+async fn teams_and_time_limited_grants_decide_who_enters_with_which_role(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let boss = signed_in(&app, ADMIN).await;
+    let shop = add_site(&app, "Acme Shop", "Acme", "https://shop.acme.example").await;
+    let blog = add_site(&app, "Acme Blog", "Acme", "https://blog.acme.example").await;
+    let other = add_site(&app, "Other", "Other Co", "https://other.example").await;
+
+    // A team granted editor on every Acme site; a new hire added before they ever signed in.
+    let (status, team) = call(
+        &app,
+        &boss,
+        "admin_create_team",
+        &[("name", "Acme crew"), ("description", "")],
+    )
+    .await;
+    assert_eq!(status, 200, "{team}");
+    let team = team.as_str().unwrap().to_string();
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_create_team",
+        &[("name", "Acme crew"), ("description", "")],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["Invalid"][0]["field"]),
+        (422, &Value::from("name"))
+    );
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_add_members",
+        &[
+            ("team", &team),
+            ("emails", "nina@agency.test, nobody@elsewhere.test"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["Invalid"][0]["field"]),
+        (422, &Value::from("emails")),
+        "{body}"
+    );
+    let (status, _) = call(
+        &app,
+        &boss,
+        "admin_add_members",
+        &[("team", &team), ("emails", "nina@agency.test")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_grant_team",
+        &[
+            ("team", &team),
+            ("target", "client:Acme"),
+            ("site", ""),
+            ("role", "editor"),
+            ("duration", ""),
+            ("reason", ""),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let nina = signed_in(&app, "nina@agency.test").await;
+    assert_eq!(launch_role(&app, &nina, &shop).await, Ok("editor".into()));
+    assert_eq!(launch_role(&app, &nina, &blog).await, Ok("editor".into()));
+    assert_eq!(launch_role(&app, &nina, &other).await, Err(403));
+    // A site added to the client later is open to the team at once.
+    let later = add_site(&app, "Acme Store", "Acme", "https://store.acme.example").await;
+    assert_eq!(launch_role(&app, &nina, &later).await, Ok("editor".into()));
+
+    // Four hours of administrator for an incident: a reason is required, and it ends by itself.
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_grant",
+        &[
+            ("site", &shop),
+            ("email", "nina@agency.test"),
+            ("role", "administrator"),
+            ("duration", "240"),
+            ("reason", ""),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["Invalid"][0]["field"]),
+        (422, &Value::from("reason")),
+        "{body}"
+    );
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_grant",
+        &[
+            ("site", &shop),
+            ("email", "nina@agency.test"),
+            ("role", "administrator"),
+            ("duration", "240"),
+            ("reason", "INC-7 checkout down"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        launch_role(&app, &nina, &shop).await,
+        Ok("administrator".into())
+    );
+    // The site's page says which grant decides, and where each comes from.
+    let (_, detail) = call(&app, &boss, "admin_site", &[("id", &shop)]).await;
+    let rows: Vec<(String, String, bool)> = detail["access"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["role"].as_str().unwrap().into(),
+                r["from"].as_str().unwrap().into(),
+                r["effective"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        rows.contains(&("administrator".into(), "Direct".into(), true)),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&("editor".into(), "Team Acme crew".into(), false)),
+        "{rows:?}"
+    );
+    app.clock.advance(4 * 3600 + 1);
+    assert_eq!(launch_role(&app, &nina, &shop).await, Ok("editor".into()));
+    let grants = records_of(&app, kind::GRANT_SET).await;
+    assert_eq!(grants.last().unwrap().event.reason, "INC-7 checkout down");
+
+    // Leaving the team takes its access away at once.
+    let (status, _) = call(
+        &app,
+        &boss,
+        "admin_remove_member",
+        &[("team", &team), ("email", "nina@agency.test")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(launch_role(&app, &nina, &blog).await, Err(403));
+    for k in [
+        kind::TEAM_CREATED,
+        kind::TEAM_MEMBER_ADDED,
+        kind::TEAM_GRANT_SET,
+        kind::TEAM_MEMBER_REMOVED,
+    ] {
+        assert_eq!(records_of(&app, k).await.len(), 1, "{k}");
+    }
+}
+
+async fn people_invited_promoted_disabled_and_the_last_admin_stays(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let boss = signed_in(&app, ADMIN).await;
+    let boss_id = store::people::find_by_email(&app.state.db, ADMIN)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    // The only admin can neither demote nor disable themself.
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_set_standing",
+        &[("id", &boss_id), ("change", "demote")],
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    // An invitation as admin: the person is an admin from their first sign-in.
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_invite",
+        &[("email", "Ivy@Agency.test"), ("admin", "on")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_invite",
+        &[("email", "ivy@elsewhere.test")],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["Invalid"][0]["field"]),
+        (422, &Value::from("email"))
+    );
+    let (_, page) = call(
+        &app,
+        &boss,
+        "admin_people",
+        &[
+            ("filter[q]", ""),
+            ("filter[standing]", ""),
+            ("filter[offset]", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(page["invitations"][0]["email"], "ivy@agency.test", "{page}");
+    let ivy = signed_in(&app, "ivy@agency.test").await;
+    let ivy_p = store::people::find_by_email(&app.state.db, "ivy@agency.test")
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(ivy_p.is_admin);
+    assert!(store::people::invitations(&app.state.db)
+        .await
+        .unwrap()
+        .is_empty());
+    // Two admins now: one may demote the other, but not the last one left.
+    let (status, body) = call(
+        &app,
+        &ivy,
+        "admin_set_standing",
+        &[("id", &boss_id), ("change", "demote")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(&app, &boss, "admin_teams", &[]).await;
+    assert_eq!(status, 403, "a demoted admin is staff at once: {body}");
+    let (status, body) = call(
+        &app,
+        &ivy,
+        "admin_set_standing",
+        &[("id", &ivy_p.id), ("change", "disable")],
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+
+    // Disabling someone mid-session: their session ends and their launches stop.
+    let site = add_site(&app, "Acme Shop", "Acme", "https://shop.acme.example").await;
+    agency_sso::sites::grant(
+        &app.state.db,
+        &[],
+        "sam@agency.test",
+        &site,
+        "editor",
+        &Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    let sam = signed_in(&app, "sam@agency.test").await;
+    let sam_id = store::people::find_by_email(&app.state.db, "sam@agency.test")
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    assert_eq!(launch_role(&app, &sam, &site).await, Ok("editor".into()));
+    let (status, body) = call(
+        &app,
+        &ivy,
+        "admin_set_standing",
+        &[("id", &sam_id), ("change", "disable")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Signed out at once (the session is gone), so the launch is refused as unauthenticated.
+    assert_eq!(launch_role(&app, &sam, &site).await, Err(401));
+    assert!(page_text(&app.home(&sam).await).contains("Sign in with"));
+    let changed = records_of(&app, kind::PERSON_CHANGED).await;
+    let last: Value = serde_json::from_str(&changed.last().unwrap().event.detail).unwrap();
+    assert_eq!(
+        (
+            last["after"]["disabled"].as_bool(),
+            last["sessions_ended"].as_u64()
+        ),
+        (Some(true), Some(1))
+    );
+
+    // Sessions: one ended by its handle, from the admin's list.
+    let (status, body) = call(
+        &app,
+        &ivy,
+        "admin_set_standing",
+        &[("id", &sam_id), ("change", "enable")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let laptop = signed_in(&app, "sam@agency.test").await;
+    let phone = signed_in(&app, "sam@agency.test").await;
+    let (_, list) = call(&app, &ivy, "admin_sessions", &[("q", "sam@")]).await;
+    let rows = list["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert!(!list.to_string().contains(
+        &laptop
+            .cookie_header()
+            .split('=')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    ));
+    let handle = rows[0]["handle"].as_str().unwrap();
+    let (status, body) = call(
+        &app,
+        &ivy,
+        "admin_end_sessions",
+        &[("person", &sam_id), ("handle", handle)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let still = [app.home(&laptop).await, app.home(&phone).await]
+        .iter()
+        .filter(|h| !page_text(h).contains("Sign in with"))
+        .count();
+    assert_eq!(still, 1, "exactly one of Sam's two sessions ended");
+}
+
+async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let boss = signed_in(&app, ADMIN).await;
+    add_site(&app, "Acme Shop", "Acme", "https://shop.acme.example").await;
+    let csv = "name,client,url,roles,enabled\n\
+               Acme Shop,Acme Ltd,https://shop.acme.example,,\n\
+               Acme Blog,Acme Ltd,https://blog.acme.example,editor author,no\n\
+               ,Acme Ltd,not a url,,\n\
+               =HYPERLINK(\"x\"),Acme Ltd,https://wiki.acme.example,,\n";
+    let (status, preview) = call(&app, &boss, "admin_import_preview", &[("csv", csv)]).await;
+    assert_eq!(status, 200, "{preview}");
+    let actions: Vec<&str> = preview["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["update", "create", "invalid", "create"]);
+    assert_eq!(preview["rows"][0]["notes"], serde_json::json!(["client"]));
+    let why = preview["rows"][2]["notes"].to_string();
+    assert!(why.contains("name:") && why.contains("url:"), "{why}");
+    // The dry run wrote nothing.
+    assert_eq!(store::sites::list(&app.state.db).await.unwrap().len(), 1);
+    let digest = preview["digest"].as_str().unwrap().to_string();
+    // A change made after the preview means the admin must look again.
+    let shop = store::sites::find_by_url(&app.state.db, "https://shop.acme.example")
+        .await
+        .unwrap()
+        .unwrap();
+    agency_sso::sites::set_site_enabled(
+        &app.state.db,
+        &shop.id,
+        false,
+        &Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_import_apply",
+        &[("csv", csv), ("digest", &digest)],
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(store::sites::list(&app.state.db).await.unwrap().len(), 1);
+    let (_, preview) = call(&app, &boss, "admin_import_preview", &[("csv", csv)]).await;
+    let digest = preview["digest"].as_str().unwrap().to_string();
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_import_apply",
+        &[("csv", csv), ("digest", &digest)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        "Imported: 2 site(s) added, 1 updated, 0 unchanged, 1 invalid row(s) skipped."
+    );
+    let sites = store::sites::list(&app.state.db).await.unwrap();
+    assert_eq!(sites.len(), 3);
+    assert!(sites.iter().all(|s| s.client == "Acme Ltd"));
+    let blog = sites
+        .iter()
+        .find(|s| s.url == "https://blog.acme.example")
+        .unwrap();
+    assert!(!blog.enabled);
+    assert_eq!(blog.roles, ["editor", "author"]);
+    let imported = records_of(&app, kind::SITES_IMPORTED).await;
+    let d: Value = serde_json::from_str(&imported[0].event.detail).unwrap();
+    assert_eq!(d["skipped"][0]["line"], 4);
+    // The export neutralises the formula a cell held and never carries secrets.
+    let csv_out = boss
+        .get(app.at("/admin/sites/export?client=Acme%20Ltd"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv_out.lines().count(), 4, "{csv_out}");
+    assert!(csv_out.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{csv_out}");
+    let sam = signed_in(&app, "sam@agency.test").await;
+    let res = sam.get(app.at("/admin/sites/export")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+}
+
+on_both_databases!(
+    every_admin_function_refuses_staff_with_403_and_a_record,
+    site_forms_answer_by_field_and_sensitive_actions_need_a_recent_sign_in,
+    teams_and_time_limited_grants_decide_who_enters_with_which_role,
+    people_invited_promoted_disabled_and_the_last_admin_stays,
+    an_import_previews_every_row_then_applies_in_one_go,
+);
