@@ -679,3 +679,124 @@ pub async fn export_sites(db: &Db, q: &store::sites::SiteQuery) -> Result<String
         }
     }
 }
+
+/// Grant several people a role on several sites at once, on the same terms:
+/// all of it in one transaction, or nothing (every site must allow the
+/// role). Returns how many grants were set.
+#[allow(clippy::too_many_arguments)]
+pub async fn bulk_grant(
+    db: &Db,
+    allowed_domains: &[String],
+    emails: &[String],
+    site_ids: &[String],
+    role: &str,
+    terms: &GrantTerms,
+    by: &Actor,
+    now: i64,
+) -> Result<usize, ManageError> {
+    let emails = emails
+        .iter()
+        .map(|e| check_email(e, allowed_domains))
+        .collect::<Result<Vec<_>, _>>()?;
+    let role = check_role(role).map_err(|e| ManageError::Refused(e.to_string()))?;
+    if emails.is_empty() || site_ids.is_empty() {
+        return Err(ManageError::Refused(
+            "choose at least one site and one person".into(),
+        ));
+    }
+    let mut tx = audit::begin(db).await?;
+    let mut sites = Vec::with_capacity(site_ids.len());
+    for id in site_ids {
+        let site = store::sites::find_in(&mut *tx, id)
+            .await?
+            .ok_or_else(|| ManageError::UnknownSite(id.clone()))?;
+        sites.push(site);
+    }
+    let refusing: Vec<&str> = sites
+        .iter()
+        .filter(|s| !s.roles.contains(&role))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !refusing.is_empty() {
+        return Err(ManageError::Refused(format!(
+            "the role {role} may not be granted on {}: nothing was granted",
+            refusing.join(", ")
+        )));
+    }
+    let mut n = 0;
+    for site in &sites {
+        for email in &emails {
+            let limited = terms.expires_at.is_some();
+            let before = store::grants::get(&mut *tx, email, &site.id, limited).await?;
+            let id = uuid::Uuid::new_v4().to_string();
+            store::grants::put(
+                &mut *tx,
+                &id,
+                email,
+                &site.id,
+                &role,
+                terms.expires_at,
+                &terms.reason,
+                &by.who,
+                now,
+            )
+            .await?;
+            let mut event = by
+                .did(now, kind::GRANT_SET)
+                .subject(email)
+                .site(&site.id, &site.url, &site.client)
+                .role(&role)
+                .detail(json!({
+                    "before": before.map(|(role, expires_at)| json!({ "role": role, "expires_at": expires_at })),
+                    "after": { "role": role, "expires_at": terms.expires_at },
+                    "bulk": true,
+                }));
+            if !terms.reason.is_empty() {
+                event = event.reason(&terms.reason);
+            }
+            audit::append(&mut tx, &event).await?;
+            n += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Take several people's direct grants on several sites away at once, in
+/// one transaction. Returns how many grants were removed.
+pub async fn bulk_revoke(
+    db: &Db,
+    emails: &[String],
+    site_ids: &[String],
+    by: &Actor,
+    now: i64,
+) -> Result<usize, ManageError> {
+    let mut tx = audit::begin(db).await?;
+    let mut n = 0;
+    for id in site_ids {
+        let site = store::sites::find_in(&mut *tx, id)
+            .await?
+            .ok_or_else(|| ManageError::UnknownSite(id.clone()))?;
+        for email in emails {
+            let email = email.trim().to_ascii_lowercase();
+            let before = store::grants::direct(&mut *tx, &email, &site.id).await?;
+            store::grants::revoke(&mut *tx, &email, &site.id).await?;
+            for (role, expires_at) in before {
+                let event = by
+                    .did(now, kind::GRANT_REVOKED)
+                    .subject(&email)
+                    .site(&site.id, &site.url, &site.client)
+                    .role(&role)
+                    .detail(json!({
+                        "before": { "role": role, "expires_at": expires_at },
+                        "after": null,
+                        "bulk": true,
+                    }));
+                audit::append(&mut tx, &event).await?;
+                n += 1;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(n)
+}

@@ -231,10 +231,16 @@ impl From<sqlx::Error> for ManageFailure {
 
 /// First letter upper-case, and a full stop: service messages read as sentences.
 pub fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    let mut out = match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect::<String>(),
-        None => String::new(),
+    // An address or a URL first is left as it is written.
+    let first = s.split(' ').next().unwrap_or("");
+    let mut out = if first.contains('@') || first.contains("://") {
+        s.to_string()
+    } else {
+        let mut c = s.chars();
+        match c.next() {
+            Some(f) => f.to_uppercase().chain(c).collect::<String>(),
+            None => String::new(),
+        }
     };
     if !out.ends_with(['.', '!', '?', ':']) {
         out.push('.');
@@ -383,7 +389,7 @@ pub fn Field(
     view! {
         <div class="field" class:invalid=move || error.get().is_some()>
             <label for=id>{label}</label>
-            <input id=id name=name type=kind value=value required=required
+            <input id=id name=name type=kind value=value aria-required=required.then_some("true")
                 aria-invalid=move || error.get().map(|_| "true")
                 aria-describedby=described/>
             {(!hint.is_empty()).then(|| view! { <p class="hint" id=format!("{id}-hint")>{hint}</p> })}
@@ -461,7 +467,11 @@ pub fn Pager(
     view! {
         <nav class="pager" aria-label="Pages">
             <span class="count" data-testid="list-count">
-                {format!("Showing {}–{} of {}", first, offset + shown as i64, thousands(total))}
+                {if total == 0 {
+                    "Nothing matches".to_string()
+                } else {
+                    format!("Showing {}–{} of {}", first, offset + shown as i64, thousands(total))
+                }}
             </span>
             {prev.map(|h| view! { <a class="button" href=h rel="prev">"Previous"</a> })}
             {next.map(|h| view! { <a class="button" href=h rel="next" data-testid="next-page">"Next"</a> })}
@@ -499,6 +509,10 @@ mod tests {
         assert_eq!(thousands(100_000), "100,000");
         assert_eq!(thousands(12), "12");
         assert_eq!(capitalise("there is no site x"), "There is no site x.");
+        assert_eq!(
+            capitalise("olly@elsewhere.test is not allowed"),
+            "olly@elsewhere.test is not allowed."
+        );
     }
 
     #[test]

@@ -102,6 +102,68 @@ pub async fn admin_set_site_enabled(id: String, enabled: bool) -> Result<String,
     }
 }
 
+/// Split a list typed or carried in one field: commas, semicolons, spaces, lines.
+#[cfg(feature = "ssr")]
+fn list_of(s: &str) -> Vec<String> {
+    s.split([',', ';', ' ', '\n'])
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[server(endpoint = "admin_bulk_grant")]
+pub async fn admin_bulk_grant(
+    sites: String,
+    emails: String,
+    role: String,
+    duration: String,
+    reason: String,
+) -> Result<String, AdminError> {
+    use crate::sites::ManageError;
+    let a = super::admin("admin_bulk_grant").await?;
+    if crate::domain::access::is_sensitive_role(role.trim()) {
+        a.recent_sign_in()?;
+    }
+    let terms = match minutes(&duration)
+        .and_then(|m| crate::domain::access::grant_terms(m, &reason, a.now))
+    {
+        Ok(t) => t,
+        Err(e) => return a.answer(ManageError::Invalid(vec![e])),
+    };
+    let (sites, emails) = (list_of(&sites), list_of(&emails));
+    if emails.is_empty() {
+        return a.answer(ManageError::Invalid(vec![crate::domain::sites::FieldError {
+            field: "emails",
+            message: "give at least one e-mail address".into(),
+        }]));
+    }
+    let domains = &a.st.config.sign_in.allowed_domains;
+    match crate::sites::bulk_grant(&a.st.db, domains, &emails, &sites, &role, &terms, &a.by, a.now)
+        .await
+    {
+        Ok(n) => Ok(format!(
+            "{role} granted on {} site(s) to {}: {n} grant(s) set.",
+            sites.len(),
+            emails.join(", ")
+        )),
+        Err(e) => a.answer(e),
+    }
+}
+
+#[server(endpoint = "admin_bulk_revoke")]
+pub async fn admin_bulk_revoke(sites: String, emails: String) -> Result<String, AdminError> {
+    let a = super::admin("admin_bulk_revoke").await?;
+    let (sites, emails) = (list_of(&sites), list_of(&emails));
+    match crate::sites::bulk_revoke(&a.st.db, &emails, &sites, &a.by, a.now).await {
+        Ok(n) => Ok(format!(
+            "{n} direct grant(s) revoked on {} site(s).",
+            sites.len()
+        )),
+        Err(e) => a.answer(e),
+    }
+}
+
 fn filter_from_url() -> Memo<SiteFilter> {
     let map = use_query_map();
     Memo::new(move |_| {
@@ -132,9 +194,13 @@ pub fn SitesPage() -> impl IntoView {
 fn SitesList() -> impl IntoView {
     let filter = filter_from_url();
     let toggle = ServerAction::<AdminSetSiteEnabled>::new();
+    let bulk = ServerAction::<AdminBulkGrant>::new();
+    let unbulk = ServerAction::<AdminBulkRevoke>::new();
+    // The sites ticked for a bulk change (kept while paging and filtering).
+    let selected = RwSignal::new(std::collections::BTreeSet::<String>::new());
     let data = Resource::new(
-        move || (filter.get(), toggle.version().get()),
-        |(f, _)| admin_sites(f),
+        move || (filter.get(), toggle.version().get(), bulk.version().get(), unbulk.version().get()),
+        |(f, ..)| admin_sites(f),
     );
     view! {
         <div class="toolbar">
@@ -157,6 +223,7 @@ fn SitesList() -> impl IntoView {
                         <table class="list" data-testid="sites-table">
                             <caption class="sr-only">"Sites"</caption>
                             <thead><tr>
+                                <th scope="col"><SelectAll ids=page.rows.iter().map(|r| r.id.clone()).collect() selected/></th>
                                 <th scope="col">"Site"</th><th scope="col">"Client"</th>
                                 <th scope="col">"Profile"</th><th scope="col">"People"</th>
                                 <th scope="col">"Status"</th><th scope="col"><span class="sr-only">"Actions"</span></th>
@@ -166,8 +233,15 @@ fn SitesList() -> impl IntoView {
                                     let href = format!("/admin/sites/{}", s.id);
                                     let label = if s.enabled { "Disable" } else { "Enable" };
                                     let aria = format!("{label} {}", s.name);
+                                    let (id, id2) = (s.id.clone(), s.id.clone());
                                     view! {
                                         <tr data-testid="site-row" data-url=s.url.clone()>
+                                            <td><input type="checkbox" aria-label=format!("Select {}", s.name)
+                                                prop:checked=move || selected.with(|set| set.contains(&id))
+                                                on:change=move |ev| {
+                                                    let on = event_target_checked(&ev);
+                                                    selected.update(|set| { if on { set.insert(id2.clone()); } else { set.remove(&id2); } });
+                                                }/></td>
                                             <td><a href=href class="strong">{s.name.clone()}</a><br/><span class="muted">{s.url.clone()}</span></td>
                                             <td>{s.client.clone()}</td>
                                             <td>{s.profile.clone()}</td>
@@ -194,6 +268,76 @@ fn SitesList() -> impl IntoView {
                 }
             })}
         </Suspense>
+        <BulkAccess selected bulk unbulk/>
+    }
+}
+
+/// Tick or untick every site on this page.
+#[component]
+fn SelectAll(ids: Vec<String>, selected: RwSignal<std::collections::BTreeSet<String>>) -> impl IntoView {
+    let ids = StoredValue::new(ids);
+    view! {
+        <input type="checkbox" aria-label="Select every site on this page"
+            prop:checked=move || ids.with_value(|ids| !ids.is_empty() && selected.with(|set| ids.iter().all(|i| set.contains(i))))
+            on:change=move |ev| {
+                let on = event_target_checked(&ev);
+                ids.with_value(|ids| selected.update(|set| for i in ids {
+                    if on { set.insert(i.clone()); } else { set.remove(i); }
+                }));
+            }/>
+    }
+}
+
+/// Grant or revoke access on every ticked site at once.
+#[component]
+fn BulkAccess(
+    selected: RwSignal<std::collections::BTreeSet<String>>,
+    bulk: ServerAction<AdminBulkGrant>,
+    unbulk: ServerAction<AdminBulkRevoke>,
+) -> impl IntoView {
+    let joined = move || selected.with(|set| set.iter().cloned().collect::<Vec<_>>().join(","));
+    let count = move || selected.with(|set| set.len());
+    let roles = ["administrator", "editor", "author", "contributor", "subscriber"];
+    view! {
+        <section class="panel bulk" aria-labelledby="bulk-heading">
+            <h2 id="bulk-heading">"Access on the selected sites"</h2>
+            <p class="muted" data-testid="selected-count" aria-live="polite">
+                {move || match count() {
+                    0 => "Tick sites in the list to grant or revoke access on all of them at once.".to_string(),
+                    1 => "1 site selected.".to_string(),
+                    n => format!("{n} sites selected."),
+                }}
+                {move || (count() > 0).then(|| view! {
+                    " " <button type="button" class="button small" on:click=move |_| selected.set(Default::default())>"Clear selection"</button>
+                })}
+            </p>
+            <ActionForm action=bulk attr:class="form inline" attr:aria-label="Grant access on the selected sites">
+                <input type="hidden" name="sites" prop:value=joined/>
+                <Field id="bulk-emails" name="emails" label="People (e-mail addresses)" hint="Separate several with commas." error=problem(bulk, "emails")/>
+                <div class="field">
+                    <label for="bulk-role">"Role"</label>
+                    <select id="bulk-role" name="role">
+                        {roles.into_iter().map(|r| view! { <option value=r selected={r == "editor"}>{r}</option> }).collect_view()}
+                    </select>
+                </div>
+                <div class="field" class:invalid=move || problem(bulk, "duration").get().is_some()>
+                    <label for="bulk-duration">"For"</label>
+                    <select id="bulk-duration" name="duration">
+                        {DURATIONS.into_iter().map(|(v, l)| view! { <option value=v>{l}</option> }).collect_view()}
+                    </select>
+                    <p class="field-error" role="alert">{move || problem(bulk, "duration").get()}</p>
+                </div>
+                <Field id="bulk-reason" name="reason" label="Reason" hint="Required for a time-limited grant." error=problem(bulk, "reason")/>
+                <div class="actions"><button type="submit" class="button primary" disabled=move || count() == 0>"Grant on selected sites"</button></div>
+            </ActionForm>
+            <Outcome value=bulk.value().into() done=|m: &String| m.clone()/>
+            <ActionForm action=unbulk attr:class="form inline" attr:aria-label="Revoke access on the selected sites">
+                <input type="hidden" name="sites" prop:value=joined/>
+                <Field id="unbulk-emails" name="emails" label="Revoke the direct grants of" hint="E-mail addresses, separated by commas." error=problem(unbulk, "emails")/>
+                <div class="actions"><button type="submit" class="button danger" disabled=move || count() == 0>"Revoke on selected sites"</button></div>
+            </ActionForm>
+            <Outcome value=unbulk.value().into() done=|m: &String| m.clone()/>
+        </section>
     }
 }
 
@@ -922,5 +1066,17 @@ fn read_file(ev: leptos::ev::Event, into: RwSignal<String>) {
                 }
             }
         });
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    #[test]
+    fn the_page_names_the_columns_the_import_reads() {
+        use crate::domain::import::{COLUMNS, SECRET_COLUMN};
+        assert_eq!(
+            super::IMPORT_COLUMNS,
+            format!("{},{SECRET_COLUMN}", COLUMNS.join(","))
+        );
     }
 }
