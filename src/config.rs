@@ -587,6 +587,31 @@ mod tests {
     }
 
     #[test]
+    fn the_test_clock_and_the_reauth_window() {
+        let c = args(&[]).validate().unwrap();
+        assert_eq!((c.reauth_secs, c.test_clock_file), (15 * 60, None));
+        let c = args(&["--reauth-minutes", "5", "--test-clock-file", "/tmp/offset"])
+            .validate()
+            .unwrap();
+        assert_eq!(c.reauth_secs, 300);
+        assert_eq!(c.test_clock_file, Some(PathBuf::from("/tmp/offset")));
+        let mut https = args(&[
+            "--public-url",
+            "https://sso.example",
+            "--test-clock-file",
+            "/tmp/offset",
+        ]);
+        https.master_key = Some(Secret::new(
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+        ));
+        assert_eq!(https.validate().unwrap_err().key, "SSO_TEST_CLOCK_FILE");
+        assert_eq!(
+            args(&["--reauth-minutes", "0"]).validate().unwrap_err().key,
+            "SSO_REAUTH_MINUTES"
+        );
+    }
+
+    #[test]
     fn https_requires_a_master_key() {
         let e = args(&["--public-url", "https://sso.example"])
             .validate()

@@ -7,7 +7,7 @@ use crate::domain::access::{self, GrantTerms, SiteStanding};
 use crate::domain::audit::{kind, Actor};
 use crate::domain::import;
 use crate::domain::secrets::MasterKeys;
-use crate::domain::sites::{check_role, normalise_url, FieldError, Site, SiteInput};
+use crate::domain::sites::{check_role, normalise_url, FieldError, Site, SiteInput, ValidSite};
 use crate::launch::secret_aad;
 use crate::store::{self, audit, Db};
 
@@ -74,10 +74,7 @@ pub async fn create_site(
 ) -> Result<Site, ManageError> {
     let site = input.validate().map_err(ManageError::Invalid)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let sealed = site
-        .secret
-        .as_ref()
-        .map(|s| masters.seal(s.as_bytes(), &secret_aad(&id), &mut rand::rngs::OsRng));
+    let sealed = seal_secret(masters, &site, &id);
     let mut tx = audit::begin(db).await?;
     let site = store::sites::insert(&mut *tx, &id, &site, sealed.as_deref(), now).await?;
     let event = by
@@ -221,36 +218,64 @@ pub async fn grant_with(
     let email = check_email(email, allowed_domains)?;
     let site = find_site(db, site).await?;
     let role = allowed_role(&site, role)?;
-    let id = uuid::Uuid::new_v4().to_string();
     let mut tx = audit::begin(db).await?;
-    let before = store::grants::get(&mut *tx, &email, &site.id, terms.expires_at.is_some()).await?;
+    set_grant(&mut tx, &email, &site, &role, terms, by, now, false).await?;
+    tx.commit().await?;
+    Ok((role, site))
+}
+
+/// Set one direct grant and record it, inside the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+async fn set_grant(
+    tx: &mut audit::Tx,
+    email: &str,
+    site: &Site,
+    role: &str,
+    terms: &GrantTerms,
+    by: &Actor,
+    now: i64,
+    bulk: bool,
+) -> Result<(), sqlx::Error> {
+    let limited = terms.expires_at.is_some();
+    let before = store::grants::get(&mut **tx, email, &site.id, limited).await?;
+    let id = uuid::Uuid::new_v4().to_string();
     store::grants::put(
-        &mut *tx,
+        &mut **tx,
         &id,
-        &email,
+        email,
         &site.id,
-        &role,
+        role,
         terms.expires_at,
         &terms.reason,
         &by.who,
         now,
     )
     .await?;
+    let mut detail = json!({
+        "before": before.map(|(role, expires_at)| json!({ "role": role, "expires_at": expires_at })),
+        "after": { "role": role, "expires_at": terms.expires_at },
+    });
+    if bulk {
+        detail["bulk"] = json!(true);
+    }
     let mut event = by
         .did(now, kind::GRANT_SET)
-        .subject(&email)
+        .subject(email)
         .site(&site.id, &site.url, &site.client)
-        .role(&role)
-        .detail(json!({
-            "before": before.map(|(role, expires_at)| json!({ "role": role, "expires_at": expires_at })),
-            "after": { "role": role, "expires_at": terms.expires_at },
-        }));
+        .role(role)
+        .detail(detail);
     if !terms.reason.is_empty() {
         event = event.reason(&terms.reason);
     }
-    audit::append(&mut tx, &event).await?;
-    tx.commit().await?;
-    Ok((role, site))
+    audit::append(tx, &event).await?;
+    Ok(())
+}
+
+/// A site's HS256 secret sealed for that site alone (its id is in the seal).
+fn seal_secret(masters: &MasterKeys, site: &ValidSite, id: &str) -> Option<String> {
+    site.secret
+        .as_ref()
+        .map(|s| masters.seal(s.as_bytes(), &secret_aad(id), &mut rand::rngs::OsRng))
 }
 
 /// A role as typed, if the site allows it.
@@ -476,10 +501,7 @@ pub async fn update_site(
     if before.version != version {
         return Err(ManageError::Conflict);
     }
-    let sealed = site
-        .secret
-        .as_ref()
-        .map(|s| masters.seal(s.as_bytes(), &secret_aad(id), &mut rand::rngs::OsRng));
+    let sealed = seal_secret(masters, &site, id);
     if !store::sites::update(
         &mut *tx,
         id,
@@ -589,10 +611,7 @@ pub async fn apply_import(
         match &p.change {
             import::Change::Create(site, enabled) => {
                 let id = uuid::Uuid::new_v4().to_string();
-                let sealed = site
-                    .secret
-                    .as_ref()
-                    .map(|s| masters.seal(s.as_bytes(), &secret_aad(&id), &mut rand::rngs::OsRng));
+                let sealed = seal_secret(masters, site, &id);
                 let mut created =
                     store::sites::insert(&mut *tx, &id, site, sealed.as_deref(), now).await?;
                 if !enabled {
@@ -613,10 +632,7 @@ pub async fn apply_import(
                 fields,
             } => {
                 let before = &existing[&p.url];
-                let sealed = site
-                    .secret
-                    .as_ref()
-                    .map(|s| masters.seal(s.as_bytes(), &secret_aad(id), &mut rand::rngs::OsRng));
+                let sealed = seal_secret(masters, site, id);
                 if !store::sites::update(
                     &mut *tx,
                     id,
@@ -726,35 +742,7 @@ pub async fn bulk_grant(
     let mut n = 0;
     for site in &sites {
         for email in &emails {
-            let limited = terms.expires_at.is_some();
-            let before = store::grants::get(&mut *tx, email, &site.id, limited).await?;
-            let id = uuid::Uuid::new_v4().to_string();
-            store::grants::put(
-                &mut *tx,
-                &id,
-                email,
-                &site.id,
-                &role,
-                terms.expires_at,
-                &terms.reason,
-                &by.who,
-                now,
-            )
-            .await?;
-            let mut event = by
-                .did(now, kind::GRANT_SET)
-                .subject(email)
-                .site(&site.id, &site.url, &site.client)
-                .role(&role)
-                .detail(json!({
-                    "before": before.map(|(role, expires_at)| json!({ "role": role, "expires_at": expires_at })),
-                    "after": { "role": role, "expires_at": terms.expires_at },
-                    "bulk": true,
-                }));
-            if !terms.reason.is_empty() {
-                event = event.reason(&terms.reason);
-            }
-            audit::append(&mut tx, &event).await?;
+            set_grant(&mut tx, email, site, &role, terms, by, now, true).await?;
             n += 1;
         }
     }

@@ -46,7 +46,7 @@ impl AuditQuery {
 }
 
 /// Percent-encoding for a query value.
-fn encode(v: &str) -> String {
+pub fn encode(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for b in v.bytes() {
         match b {

@@ -4,7 +4,9 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{problem, when, AdminError, AdminFrame, Field, Outcome};
+#[cfg(feature = "ssr")]
+use super::when;
+use super::{problem, AdminError, AdminFrame, Field, Outcome};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRow {

@@ -170,6 +170,33 @@ impl Admin {
         })
     }
 
+    /// The terms of a grant from the form (how long, why); granting the
+    /// administrator role needs a recent sign-in.
+    pub fn grant_terms(
+        &self,
+        role: &str,
+        duration: &str,
+        reason: &str,
+    ) -> Result<crate::domain::access::GrantTerms, AdminError> {
+        if crate::domain::access::is_sensitive_role(role.trim()) {
+            self.recent_sign_in()?;
+        }
+        let minutes = match duration.trim() {
+            "" => None,
+            v => match v.parse::<i64>() {
+                Ok(m) => Some(m),
+                Err(_) => return self.answer(crate::sites::ManageError::Invalid(vec![
+                    crate::domain::sites::FieldError {
+                        field: "duration",
+                        message: "choose how long the grant lasts".into(),
+                    },
+                ])),
+            },
+        };
+        crate::domain::access::grant_terms(minutes, reason, self.now)
+            .or_else(|e| self.answer(crate::sites::ManageError::Invalid(vec![e])))
+    }
+
     /// Turn a service error into the answer, logging what the admin cannot act on.
     pub fn answer<T>(&self, e: impl Into<ManageFailure>) -> Result<T, AdminError> {
         fail(e.into().0)
@@ -248,18 +275,12 @@ pub fn capitalise(s: &str) -> String {
     out
 }
 
-/// Percent-encoding for a query value.
-pub fn encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+pub use super::audit::encode;
+
+/// The `:id` of the page's address.
+pub fn id_param() -> Memo<String> {
+    let params = leptos_router::hooks::use_params_map();
+    Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()))
 }
 
 /// A time as the console shows it (UTC, to the minute).

@@ -2,10 +2,12 @@
 //! standing (admin, disabled), their access and their last activity.
 
 use leptos::prelude::*;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use super::{encode, problem, when, AdminError, AdminFrame, Field, Outcome, Pager};
+#[cfg(feature = "ssr")]
+use super::when;
+use super::{encode, problem, AdminError, AdminFrame, Field, Outcome, Pager};
 
 pub const PAGE: i64 = 50;
 
@@ -183,11 +185,16 @@ pub struct Activity {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonDetail {
+    /// How many sites their grants cover (the page lists the first [`ACCESS_SHOWN`]).
+    pub sites_total: usize,
     pub person: PersonRow,
     pub teams: Vec<String>,
     pub access: Vec<PersonAccess>,
     pub activity: Vec<Activity>,
 }
+
+/// Sites listed on a person's page, by client and name.
+pub const ACCESS_SHOWN: usize = 100;
 
 #[server(endpoint = "admin_person")]
 pub async fn admin_person(id: String) -> Result<PersonDetail, AdminError> {
@@ -218,6 +225,10 @@ pub async fn admin_person(id: String) -> Result<PersonDetail, AdminError> {
         (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return a.answer(e),
     };
     let grants = granted.iter().map(|g| g.grants.len() as i64).sum();
+    let sites_total = granted.len();
+    let mut granted = granted;
+    granted.sort_by(|x, y| (&x.client, &x.name).cmp(&(&y.client, &y.name)));
+    granted.truncate(ACCESS_SHOWN);
     let access = granted
         .into_iter()
         .map(|g| {
@@ -255,6 +266,7 @@ pub async fn admin_person(id: String) -> Result<PersonDetail, AdminError> {
         })
         .collect();
     Ok(PersonDetail {
+        sites_total,
         person: PersonRow {
             name: p.display_name().to_string(),
             id: p.id.clone(),
@@ -417,8 +429,7 @@ fn Standing(admin: bool, disabled: bool) -> impl IntoView {
 /// `/admin/people/:id`
 #[component]
 pub fn PersonPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
+    let id = super::id_param();
     let change = ServerAction::<AdminSetStanding>::new();
     let end = ServerAction::<super::sessions::AdminEndSessions>::new();
     let data = Resource::new(
@@ -474,6 +485,11 @@ pub fn PersonPage() -> impl IntoView {
                                 </section>
                                 <section class="panel" aria-labelledby="person-access-heading">
                                     <h2 id="person-access-heading">"Sites they can enter"</h2>
+                                    {(d.sites_total > ACCESS_SHOWN).then(|| view! {
+                                        <p class="muted" data-testid="access-more">{format!(
+                                            "Their grants cover {} sites; the first {ACCESS_SHOWN} by client are listed. Each site's page shows who can enter it.",
+                                            super::thousands(d.sites_total as i64))}</p>
+                                    })}
                                     {if d.access.is_empty() {
                                         view! { <p class="empty">"No grants, directly or through a team."</p> }.into_any()
                                     } else {

@@ -4,7 +4,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use super::{when, AdminError, AdminFrame, Outcome};
+#[cfg(feature = "ssr")]
+use super::when;
+use super::{AdminError, AdminFrame, Outcome};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRow {

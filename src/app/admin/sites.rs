@@ -3,10 +3,12 @@
 //! and export.
 
 use leptos::prelude::*;
-use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+use leptos_router::hooks::{use_navigate, use_query_map};
 use serde::{Deserialize, Serialize};
 
-use super::{encode, problem, thousands, when, AdminError, AdminFrame, Field, Outcome, Pager};
+#[cfg(feature = "ssr")]
+use super::when;
+use super::{encode, problem, thousands, AdminError, AdminFrame, Field, Outcome, Pager};
 
 /// Rows per page of the list.
 pub const PAGE: i64 = 50;
@@ -122,15 +124,7 @@ pub async fn admin_bulk_grant(
 ) -> Result<String, AdminError> {
     use crate::sites::ManageError;
     let a = super::admin("admin_bulk_grant").await?;
-    if crate::domain::access::is_sensitive_role(role.trim()) {
-        a.recent_sign_in()?;
-    }
-    let terms = match minutes(&duration)
-        .and_then(|m| crate::domain::access::grant_terms(m, &reason, a.now))
-    {
-        Ok(t) => t,
-        Err(e) => return a.answer(ManageError::Invalid(vec![e])),
-    };
+    let terms = a.grant_terms(&role, &duration, &reason)?;
     let (sites, emails) = (list_of(&sites), list_of(&emails));
     if emails.is_empty() {
         return a.answer(ManageError::Invalid(vec![crate::domain::sites::FieldError {
@@ -591,21 +585,6 @@ pub const DURATIONS: [(&str, &str); 7] = [
     ("43200", "30 days"),
 ];
 
-/// The minutes chosen for a grant, or a problem beside the duration field.
-#[cfg(feature = "ssr")]
-pub fn minutes(duration: &str) -> Result<Option<i64>, crate::domain::sites::FieldError> {
-    match duration.trim() {
-        "" => Ok(None),
-        v => v
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| crate::domain::sites::FieldError {
-                field: "duration",
-                message: "choose how long the grant lasts".into(),
-            }),
-    }
-}
-
 #[server(endpoint = "admin_grant")]
 pub async fn admin_grant(
     site: String,
@@ -616,15 +595,7 @@ pub async fn admin_grant(
 ) -> Result<String, AdminError> {
     use crate::sites::ManageError;
     let a = super::admin("admin_grant").await?;
-    if crate::domain::access::is_sensitive_role(role.trim()) {
-        a.recent_sign_in()?;
-    }
-    let terms = match minutes(&duration)
-        .and_then(|m| crate::domain::access::grant_terms(m, &reason, a.now))
-    {
-        Ok(t) => t,
-        Err(e) => return a.answer(ManageError::Invalid(vec![e])),
-    };
+    let terms = a.grant_terms(&role, &duration, &reason)?;
     let domains = &a.st.config.sign_in.allowed_domains;
     match crate::sites::grant_with(
         &a.st.db, domains, &email, &site, &role, &terms, &a.by, a.now,
@@ -684,8 +655,7 @@ pub fn NewSitePage() -> impl IntoView {
 /// `/admin/sites/:id`
 #[component]
 pub fn SitePage() -> impl IntoView {
-    let params = use_params_map();
-    let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
+    let id = super::id_param();
     let grant = ServerAction::<AdminGrant>::new();
     let revoke = ServerAction::<AdminRevokeGrant>::new();
     let data = Resource::new(

@@ -2,11 +2,12 @@
 //! every site of a client, so a new site or a new hire gets access in one step.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
 use super::sites::DURATIONS;
-use super::{problem, when, AdminError, AdminFrame, Field, Outcome};
+#[cfg(feature = "ssr")]
+use super::when;
+use super::{problem, AdminError, AdminFrame, Field, Outcome};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeamRow {
@@ -168,15 +169,7 @@ pub async fn admin_grant_team(
 ) -> Result<String, AdminError> {
     use crate::sites::ManageError;
     let a = super::admin("admin_grant_team").await?;
-    if crate::domain::access::is_sensitive_role(role.trim()) {
-        a.recent_sign_in()?;
-    }
-    let terms = match super::sites::minutes(&duration)
-        .and_then(|m| crate::domain::access::grant_terms(m, &reason, a.now))
-    {
-        Ok(t) => t,
-        Err(e) => return a.answer(ManageError::Invalid(vec![e])),
-    };
+    let terms = a.grant_terms(&role, &duration, &reason)?;
     let (site, client) = match target.split_once(':') {
         Some(("client", c)) => (None, Some(c.to_string())),
         _ => (Some(site), None),
@@ -276,8 +269,7 @@ pub fn TeamsPage() -> impl IntoView {
 /// `/admin/teams/:id`
 #[component]
 pub fn TeamPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
+    let id = super::id_param();
     let add = ServerAction::<AdminAddMembers>::new();
     let remove = ServerAction::<AdminRemoveMember>::new();
     let grant = ServerAction::<AdminGrantTeam>::new();
