@@ -124,7 +124,7 @@ test('a CSV import shows every invalid row with its reason before anything chang
   await page.getByLabel('People (e-mail addresses)').fill('sasha@agency.test');
   await page.getByLabel('Role', { exact: true }).selectOption('author');
   await page.getByRole('button', { name: 'Grant on selected sites' }).click();
-  await expect(page.getByText('author granted on 3 site(s) to sasha@agency.test: 3 grant(s) set.')).toBeVisible();
+  await expect(page.getByText('Granted author on 3 site(s) to sasha@agency.test: 3 grant(s) set.')).toBeVisible();
   await screenshot(page, 'admin-sites-bulk');
   expect(cli('grants', 'list', '--email', 'sasha@agency.test')).toContain('https://docs.contoso.example');
 });

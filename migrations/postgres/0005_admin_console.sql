@@ -54,3 +54,5 @@ CREATE INDEX sites_name_idx ON sites (name);
 ALTER TABLE grants DROP CONSTRAINT grants_email_site_key;
 CREATE UNIQUE INDEX grants_lasting_key ON grants (email, site_id) WHERE expires_at IS NULL;
 CREATE UNIQUE INDEX grants_limited_key ON grants (email, site_id) WHERE expires_at IS NOT NULL;
+-- Home pages, launches and the people list look grants up by person.
+CREATE INDEX grants_email_idx ON grants (email, site_id);

@@ -67,3 +67,5 @@ ALTER TABLE grants_new RENAME TO grants;
 CREATE INDEX grants_site_idx ON grants (site_id);
 CREATE UNIQUE INDEX grants_lasting_key ON grants (email, site_id) WHERE expires_at IS NULL;
 CREATE UNIQUE INDEX grants_limited_key ON grants (email, site_id) WHERE expires_at IS NOT NULL;
+-- Home pages, launches and the people list look grants up by person.
+CREATE INDEX grants_email_idx ON grants (email, site_id);

@@ -715,17 +715,68 @@ async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
     assert!(!blog.enabled);
     assert_eq!(blog.roles, ["editor", "author"]);
     // Bulk: all or nothing. The blog allows only editor and author.
-    let ids = sites.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(",");
-    let (status, body) = call(&app, &boss, "admin_bulk_grant", &[("sites", &ids), ("emails", "sam@agency.test, sasha@agency.test"), ("role", "administrator"), ("duration", ""), ("reason", "")]).await;
+    let ids = sites
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_bulk_grant",
+        &[
+            ("sites", &ids),
+            ("emails", "sam@agency.test, sasha@agency.test"),
+            ("role", "administrator"),
+            ("duration", ""),
+            ("reason", ""),
+        ],
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["Refused"].as_str().unwrap().contains("Acme Blog"), "{body}");
-    assert!(store::grants::list(&app.state.db, None, None).await.unwrap().is_empty());
-    let (status, body) = call(&app, &boss, "admin_bulk_grant", &[("sites", &ids), ("emails", "sam@agency.test, sasha@agency.test"), ("role", "author"), ("duration", ""), ("reason", "")]).await;
+    assert!(
+        body["Refused"].as_str().unwrap().contains("Acme Blog"),
+        "{body}"
+    );
+    assert!(store::grants::list(&app.state.db, None, None)
+        .await
+        .unwrap()
+        .is_empty());
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_bulk_grant",
+        &[
+            ("sites", &ids),
+            ("emails", "sam@agency.test, sasha@agency.test"),
+            ("role", "author"),
+            ("duration", ""),
+            ("reason", ""),
+        ],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(store::grants::list(&app.state.db, None, None).await.unwrap().len(), 6);
-    let (status, body) = call(&app, &boss, "admin_bulk_revoke", &[("sites", &ids), ("emails", "sasha@agency.test")]).await;
-    assert_eq!((status, body), (200, Value::from("3 direct grant(s) revoked on 3 site(s).")));
-    let left = store::grants::list(&app.state.db, None, None).await.unwrap();
+    assert_eq!(
+        store::grants::list(&app.state.db, None, None)
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_bulk_revoke",
+        &[("sites", &ids), ("emails", "sasha@agency.test")],
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (200, Value::from("3 direct grant(s) revoked on 3 site(s)."))
+    );
+    let left = store::grants::list(&app.state.db, None, None)
+        .await
+        .unwrap();
     assert!(left.len() == 3 && left.iter().all(|g| g.email == "sam@agency.test"));
     let imported = records_of(&app, kind::SITES_IMPORTED).await;
     let d: Value = serde_json::from_str(&imported[0].event.detail).unwrap();

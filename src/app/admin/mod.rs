@@ -185,12 +185,14 @@ impl Admin {
             "" => None,
             v => match v.parse::<i64>() {
                 Ok(m) => Some(m),
-                Err(_) => return self.answer(crate::sites::ManageError::Invalid(vec![
-                    crate::domain::sites::FieldError {
-                        field: "duration",
-                        message: "choose how long the grant lasts".into(),
-                    },
-                ])),
+                Err(_) => {
+                    return self.answer(crate::sites::ManageError::Invalid(vec![
+                        crate::domain::sites::FieldError {
+                            field: "duration",
+                            message: "choose how long the grant lasts".into(),
+                        },
+                    ]))
+                }
             },
         };
         crate::domain::access::grant_terms(minutes, reason, self.now)
@@ -505,7 +507,7 @@ pub fn thousands(n: i64) -> String {
     let s = n.abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -127,17 +127,21 @@ pub async fn admin_bulk_grant(
     let terms = a.grant_terms(&role, &duration, &reason)?;
     let (sites, emails) = (list_of(&sites), list_of(&emails));
     if emails.is_empty() {
-        return a.answer(ManageError::Invalid(vec![crate::domain::sites::FieldError {
-            field: "emails",
-            message: "give at least one e-mail address".into(),
-        }]));
+        return a.answer(ManageError::Invalid(vec![
+            crate::domain::sites::FieldError {
+                field: "emails",
+                message: "give at least one e-mail address".into(),
+            },
+        ]));
     }
     let domains = &a.st.config.sign_in.allowed_domains;
-    match crate::sites::bulk_grant(&a.st.db, domains, &emails, &sites, &role, &terms, &a.by, a.now)
-        .await
+    match crate::sites::bulk_grant(
+        &a.st.db, domains, &emails, &sites, &role, &terms, &a.by, a.now,
+    )
+    .await
     {
         Ok(n) => Ok(format!(
-            "{role} granted on {} site(s) to {}: {n} grant(s) set.",
+            "Granted {role} on {} site(s) to {}: {n} grant(s) set.",
             sites.len(),
             emails.join(", ")
         )),
@@ -193,7 +197,14 @@ fn SitesList() -> impl IntoView {
     // The sites ticked for a bulk change (kept while paging and filtering).
     let selected = RwSignal::new(std::collections::BTreeSet::<String>::new());
     let data = Resource::new(
-        move || (filter.get(), toggle.version().get(), bulk.version().get(), unbulk.version().get()),
+        move || {
+            (
+                filter.get(),
+                toggle.version().get(),
+                bulk.version().get(),
+                unbulk.version().get(),
+            )
+        },
         |(f, ..)| admin_sites(f),
     );
     view! {
@@ -268,7 +279,10 @@ fn SitesList() -> impl IntoView {
 
 /// Tick or untick every site on this page.
 #[component]
-fn SelectAll(ids: Vec<String>, selected: RwSignal<std::collections::BTreeSet<String>>) -> impl IntoView {
+fn SelectAll(
+    ids: Vec<String>,
+    selected: RwSignal<std::collections::BTreeSet<String>>,
+) -> impl IntoView {
     let ids = StoredValue::new(ids);
     view! {
         <input type="checkbox" aria-label="Select every site on this page"
@@ -291,7 +305,13 @@ fn BulkAccess(
 ) -> impl IntoView {
     let joined = move || selected.with(|set| set.iter().cloned().collect::<Vec<_>>().join(","));
     let count = move || selected.with(|set| set.len());
-    let roles = ["administrator", "editor", "author", "contributor", "subscriber"];
+    let roles = [
+        "administrator",
+        "editor",
+        "author",
+        "contributor",
+        "subscriber",
+    ];
     view! {
         <section class="panel bulk" aria-labelledby="bulk-heading">
             <h2 id="bulk-heading">"Access on the selected sites"</h2>
