@@ -47,6 +47,7 @@ CREATE INDEX team_grants_client_idx ON team_grants (client);
 
 -- The admin lists sort and search by these.
 CREATE INDEX sites_name_idx ON sites (name);
+CREATE INDEX sites_list_idx ON sites (client, name, url);
 
 -- A person may hold one lasting and one time-limited grant on a site (four
 -- hours of administrator on top of a lasting editor): the unique key becomes
