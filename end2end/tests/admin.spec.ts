@@ -32,7 +32,8 @@ async function asAdmin(page: Page, path: string) {
 
 /** The console's forms are live once the bundle has hydrated the page. */
 async function hydrated(page: Page) {
-  await expect(page.locator('.console[data-live="true"]')).toBeVisible();
+  // The dev bundle is large: allow for compiling it on a busy machine.
+  await expect(page.locator('.console[data-live="true"]')).toBeVisible({ timeout: 20_000 });
 }
 
 async function otherPerson(browser: Browser, who: RegExp): Promise<Page> {
@@ -279,4 +280,25 @@ test('a sensitive action long after sign-in sends the admin through the provider
   expect(cli('sites', 'list')).not.toContain('old.tailspin');
   await expect(page.getByText('Sites', { exact: true }).first()).toBeVisible();
   void demoURL;
+});
+
+test('the console works from the keyboard alone: Tab reaches each field in order, Enter submits', async ({ page }) => {
+  await asAdmin(page, '/admin/people');
+  /** Press Tab until the element with this id has focus (in page order). */
+  async function tabTo(id: string) {
+    for (let i = 0; i < 40; i++) {
+      await page.keyboard.press('Tab');
+      if (await page.evaluate((want) => document.activeElement?.id === want, id)) return;
+    }
+    throw new Error(`Tab never reached #${id}`);
+  }
+  await tabTo('invite-email');
+  await page.keyboard.type('keys.only@agency.test');
+  await page.keyboard.press('Enter');
+  await expect(page.getByText('keys.only@agency.test is invited. They get access when they first sign in.')).toBeVisible();
+  await tabTo('p-q');
+  await page.keyboard.type('ada');
+  await page.keyboard.press('Enter');
+  await expect(page).toHaveURL(/\/admin\/people\?q=ada/);
+  await expect(page.getByTestId('list-count')).toHaveText('Showing 1–1 of 1');
 });
