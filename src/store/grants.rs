@@ -303,18 +303,3 @@ pub async fn site_access(db: &Db, site_id: &str) -> Result<Vec<SiteAccess>, sqlx
     .fetch_all(&db.pool)
     .await
 }
-
-/// A person's direct grant on a site, read in a transaction, for the record.
-pub async fn find_direct(
-    conn: &mut sqlx::AnyConnection,
-    id: &str,
-) -> Result<Option<GrantListing>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT g.id, g.email, g.site_id, s.name AS site_name, s.url AS site_url, g.role, \
-                g.expires_at, g.reason, g.created_at, g.created_by \
-         FROM grants g JOIN sites s ON s.id = g.site_id WHERE g.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await
-}
