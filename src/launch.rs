@@ -3,8 +3,9 @@
 //! The decision is made on what the database says now (person, site,
 //! grants), the token is minted, and then one statement records the launch
 //! only if everything the decision rested on still holds (see
-//! `store::launches::record_launch`, which appends the audit record in
-//! the same transaction). Only after that commit does the
+//! `store::launches::record_launches`, which appends the audit record in
+//! the same transaction, several launches to one transaction when they
+//! arrive together). Only after that commit does the
 //! caller get the URL with the token: no token leaves without its record.
 //! Signing happens before the write so that the RSA signature does not sit
 //! inside SQLite's single write lock.
@@ -15,7 +16,7 @@ use crate::domain::sites::{check_deep_link, login_url, Signing, Site};
 use crate::domain::tokens::{launch_claims, new_jti, sign_hs256, LaunchFacts};
 use crate::server::AppState;
 use crate::store;
-use crate::store::launches::{LaunchRecord, StillTrue};
+use crate::store::launches::{LaunchRecord, Pending};
 
 pub use crate::domain::audit::Origin;
 
@@ -159,12 +160,13 @@ pub async fn launch_site(
             user_agent: from.user_agent.clone(),
             request_id: from.request_id.clone(),
         };
-        let still = StillTrue {
+        let pending = Pending {
+            record,
             site_version: site.version,
-            grant_id: &entry.grant_id,
-            kid: kid.as_deref(),
+            grant_id: entry.grant_id.clone(),
+            kid: kid.clone(),
         };
-        if store::launches::record_launch(&st.db, &record, &still).await? {
+        if st.launches.record(pending).await? {
             tracing::info!(%jti, site = %site.url, role = %entry.role, kid = kid.as_deref().unwrap_or("-"), "launch");
             return Ok(Launched::Go {
                 location: login_url(&site.url, &site.login_template, &token, deep.as_deref()),

@@ -27,24 +27,40 @@ pub async fn begin(db: &Db) -> Result<Tx, sqlx::Error> {
 
 /// Append one record at the end of the chain; returns its seq.
 pub async fn append(conn: &mut AnyConnection, e: &Event) -> Result<i64, sqlx::Error> {
-    let (seq, prev): (i64, String) =
-        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    append_all(conn, std::slice::from_ref(e)).await
+}
+
+/// Append records in order at the end of the chain: the head is moved once
+/// (under its row lock) and the records are written in one statement.
+/// Returns the last seq.
+pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<i64, sqlx::Error> {
+    let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    let (last, mut prev): (i64, String) =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+            .bind(n)
             .fetch_one(&mut *conn)
             .await?;
-    let prev_bytes = from_hex(&prev)
-        .ok_or_else(|| sqlx::Error::Protocol("the audit chain head is malformed".into()))?;
-    let stored = Stored {
-        seq,
-        event: e.clone(),
-        hash: to_hex(&chain_hash(&prev_bytes, e)),
-        prev_hash: prev,
-    };
-    insert_stored(&mut *conn, &stored).await?;
+    if events.is_empty() {
+        return Ok(last);
+    }
+    let mut stored = Vec::with_capacity(events.len());
+    for (seq, e) in (last - n + 1..).zip(events) {
+        let prev_bytes = from_hex(&prev)
+            .ok_or_else(|| sqlx::Error::Protocol("the audit chain head is malformed".into()))?;
+        let hash = to_hex(&chain_hash(&prev_bytes, e));
+        stored.push(Stored {
+            seq,
+            event: e.clone(),
+            hash: hash.clone(),
+            prev_hash: std::mem::replace(&mut prev, hash),
+        });
+    }
+    insert_all(&mut *conn, &stored).await?;
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&stored.hash)
+        .bind(&prev)
         .execute(&mut *conn)
         .await?;
-    Ok(seq)
+    Ok(last)
 }
 
 /// Write a record as given (its place and hashes included). Only `append`
@@ -53,41 +69,54 @@ pub async fn insert_stored<'e, E: sqlx::Executor<'e, Database = Any>>(
     ex: E,
     r: &Stored,
 ) -> Result<(), sqlx::Error> {
-    let e = &r.event;
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, kind, outcome, actor, subject, site_id, site_url, client, \
-         role, jti, reason, ip, user_agent, request_id, detail, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-    )
-    .bind(r.seq)
-    .bind(e.at)
-    .bind(&e.kind)
-    .bind(&e.outcome)
-    .bind(&e.actor)
-    .bind(&e.subject)
-    .bind(&e.site_id)
-    .bind(&e.site_url)
-    .bind(&e.client)
-    .bind(&e.role)
-    .bind(&e.jti)
-    .bind(&e.reason)
-    .bind(&e.ip)
-    .bind(&e.user_agent)
-    .bind(&e.request_id)
-    .bind(&e.detail)
-    .bind(&r.prev_hash)
-    .bind(&r.hash)
-    .execute(ex)
-    .await
-    .map(|_| ())
+    insert_all(ex, std::slice::from_ref(r)).await
+}
+
+/// Write records as given, in one statement.
+async fn insert_all<'e, E: sqlx::Executor<'e, Database = Any>>(
+    ex: E,
+    records: &[Stored],
+) -> Result<(), sqlx::Error> {
+    const FIELDS: usize = 18;
+    let mut sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ");
+    for i in 0..records.len() {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        for f in 0..FIELDS {
+            let sep = if f == 0 { "" } else { ", " };
+            sql.push_str(&format!("{sep}${}", i * FIELDS + f + 1));
+        }
+        sql.push(')');
+    }
+    let mut q = sqlx::query(&sql);
+    for r in records {
+        let e = &r.event;
+        q = q
+            .bind(r.seq)
+            .bind(e.at)
+            .bind(&e.kind)
+            .bind(&e.outcome)
+            .bind(&e.actor)
+            .bind(&e.subject)
+            .bind(&e.site_id)
+            .bind(&e.site_url)
+            .bind(&e.client)
+            .bind(&e.role)
+            .bind(&e.jti)
+            .bind(&e.reason)
+            .bind(&e.ip)
+            .bind(&e.user_agent)
+            .bind(&e.request_id)
+            .bind(&e.detail)
+            .bind(&r.prev_hash)
+            .bind(&r.hash);
+    }
+    q.execute(ex).await.map(|_| ())
 }
 
 /// Record events that go with no other change, in one transaction.
 pub async fn record(db: &Db, events: &[Event]) -> Result<(), sqlx::Error> {
     let mut tx = begin(db).await?;
-    for e in events {
-        append(&mut tx, e).await?;
-    }
+    append_all(&mut tx, events).await?;
     tx.commit().await
 }
 

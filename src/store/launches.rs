@@ -115,6 +115,16 @@ pub struct StillTrue<'a> {
     pub kid: Option<&'a str>,
 }
 
+/// An issued launch waiting for its record: what to record and what the
+/// decision rested on.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub record: LaunchRecord,
+    pub site_version: i64,
+    pub grant_id: String,
+    pub kid: Option<String>,
+}
+
 /// Record an issued launch, if and only if what it was decided on still
 /// holds: the person active, the site enabled and unchanged, the grant
 /// live with that role, the signing key still active. Check, the person's
@@ -125,6 +135,20 @@ pub async fn record_launch(
     r: &LaunchRecord,
     still: &StillTrue<'_>,
 ) -> Result<bool, sqlx::Error> {
+    let pending = Pending {
+        record: r.clone(),
+        site_version: still.site_version,
+        grant_id: still.grant_id.to_string(),
+        kid: still.kid.map(String::from),
+    };
+    Ok(record_launches(db, std::slice::from_ref(&pending)).await?[0])
+}
+
+/// Record several issued launches in one transaction (one commit, one
+/// move of the audit chain's head), each only if its facts still hold as
+/// in [`record_launch`]. Returns, in order, whether each was recorded; on
+/// an error nothing is.
+pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sqlx::Error> {
     let mut tx = audit::begin(db).await?;
     // On PostgreSQL the facts are share-locked as they are read: a revoke,
     // disable or edit in flight is waited for and then seen (otherwise it
@@ -134,8 +158,13 @@ pub async fn record_launch(
         DbKind::Postgres => " FOR SHARE",
         DbKind::Sqlite => "",
     };
+    // The check and the person's "last launched" mark are one statement:
+    // the mark is written only if every fact still holds, and the row
+    // count says which it was.
     let sql = format!(
-        "SELECT COUNT(*) WHERE EXISTS (SELECT 1 FROM people WHERE id = $1 AND disabled = 0{lock}) \
+        "INSERT INTO site_prefs (email, site_id, favourite, last_launched_at) \
+         SELECT $5, $2, 0, $7 \
+         WHERE EXISTS (SELECT 1 FROM people WHERE id = $1 AND disabled = 0{lock}) \
            AND EXISTS (SELECT 1 FROM sites WHERE id = $2 AND enabled = 1 AND version = $3{lock}) \
            AND (EXISTS (SELECT 1 FROM grants WHERE id = $4 AND site_id = $2 AND email = $5 \
                         AND role = $6 AND (expires_at IS NULL OR expires_at > $7){lock}) \
@@ -144,35 +173,95 @@ pub async fn record_launch(
                            JOIN sites ts ON ts.id = $2 AND (tg.site_id = ts.id OR tg.client = ts.client) \
                            WHERE tg.id = $4 AND tg.role = $6 \
                              AND (tg.expires_at IS NULL OR tg.expires_at > $7){lock})) \
-           AND ($8 = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = $8 AND state = 'active'{lock}))"
+           AND ($8 = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = $8 AND state = 'active'{lock})) \
+         ON CONFLICT (email, site_id) DO UPDATE SET last_launched_at = excluded.last_launched_at"
     );
-    let holds: i64 = sqlx::query_scalar(&sql)
-        .bind(&r.person_id)
-        .bind(&r.site_id)
-        .bind(still.site_version)
-        .bind(still.grant_id)
-        .bind(&r.email)
-        .bind(r.role.as_deref().unwrap_or(""))
-        .bind(r.at)
-        .bind(still.kid.unwrap_or(""))
-        .fetch_one(&mut *tx)
-        .await?;
-    if holds != 1 {
-        tx.rollback().await?;
-        return Ok(false);
+    let mut held = Vec::with_capacity(batch.len());
+    let mut events = Vec::with_capacity(batch.len());
+    for p in batch {
+        let r = &p.record;
+        let marked = sqlx::query(&sql)
+            .bind(&r.person_id)
+            .bind(&r.site_id)
+            .bind(p.site_version)
+            .bind(&p.grant_id)
+            .bind(&r.email)
+            .bind(r.role.as_deref().unwrap_or(""))
+            .bind(r.at)
+            .bind(p.kid.as_deref().unwrap_or(""))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        held.push(marked == 1);
+        if marked == 1 {
+            events.push(r.event());
+        }
     }
-    sqlx::query(
-        "INSERT INTO site_prefs (email, site_id, favourite, last_launched_at) VALUES ($1, $2, 0, $3) \
-         ON CONFLICT (email, site_id) DO UPDATE SET last_launched_at = excluded.last_launched_at",
-    )
-    .bind(&r.email)
-    .bind(&r.site_id)
-    .bind(r.at)
-    .execute(&mut *tx)
-    .await?;
-    audit::append(&mut tx, &r.event()).await?;
+    if events.is_empty() {
+        tx.rollback().await?;
+        return Ok(held);
+    }
+    audit::append_all(&mut tx, &events).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(held)
+}
+
+/// Launches queued for their record. One task per process writes them:
+/// whatever arrived while the previous transaction was committing goes
+/// into the next one (group commit), so launches share commits and the
+/// audit head is moved once per transaction instead of once per launch.
+/// A launch waits for its own transaction's commit; if that fails, every
+/// launch in it is told so and none of their tokens is sent.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    queue: tokio::sync::mpsc::Sender<(Pending, Reply)>,
+}
+
+type Reply = tokio::sync::oneshot::Sender<Result<bool, String>>;
+
+/// The most launches recorded in one transaction.
+const MAX_BATCH: usize = 64;
+
+impl Recorder {
+    /// Start the writing task on the current runtime.
+    pub fn spawn(db: Db) -> Recorder {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<(Pending, Reply)>(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let (pending, replies): (Vec<Pending>, Vec<Reply>) = batch.drain(..).unzip();
+                match record_launches(&db, &pending).await {
+                    Ok(held) => {
+                        for (reply, ok) in replies.into_iter().zip(held) {
+                            let _ = reply.send(Ok(ok));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, launches = pending.len(), "cannot record launches");
+                        for reply in replies {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        Recorder { queue }
+    }
+
+    /// Queue a launch and wait until its transaction has committed: true if
+    /// it was recorded, false if its facts no longer hold.
+    pub async fn record(&self, pending: Pending) -> Result<bool, sqlx::Error> {
+        let gone = || sqlx::Error::Protocol("the launch recorder has stopped".into());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((pending, reply))
+            .await
+            .map_err(|_| gone())?;
+        answer
+            .await
+            .map_err(|_| gone())?
+            .map_err(sqlx::Error::Protocol)
+    }
 }
 
 /// Record a refused launch.

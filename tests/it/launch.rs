@@ -689,6 +689,45 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
         "the person was disabled"
     );
     assert_eq!(store::launches::count(db).await.unwrap(), (2, 2));
+
+    // Several launches in one transaction (as the recorder writes them when
+    // they arrive together): each is checked on its own facts, the ones
+    // that hold are recorded in order, and the chain still verifies.
+    agency_sso::people::set_disabled(db, &person.email, false, &admin, now)
+        .await
+        .unwrap();
+    let pending = |n: u32, site_version: i64| store::launches::Pending {
+        record: record(n),
+        site_version,
+        grant_id: grant.id.clone(),
+        kid: Some(kid.clone()),
+    };
+    let batch = [
+        pending(8, site.version),
+        pending(9, site.version + 1),
+        pending(10, site.version),
+    ];
+    assert_eq!(
+        store::launches::record_launches(db, &batch).await.unwrap(),
+        [true, false, true]
+    );
+    let jtis: Vec<Option<String>> = store::launches::latest(db, None, 3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.jti)
+        .collect();
+    assert_eq!(
+        jtis,
+        [
+            Some("jti-10".into()),
+            Some("jti-8".into()),
+            Some("jti-6".into())
+        ]
+    );
+    assert_eq!(store::launches::count(db).await.unwrap(), (4, 4));
+    let verified = run_ok(app.command().args(["audit", "verify"]));
+    assert!(verified.contains("verified"), "{verified}");
 }
 
 on_both_databases!(
