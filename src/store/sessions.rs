@@ -2,6 +2,9 @@
 //! session belongs to is copied into a column, so that disabling a person
 //! or "sign out everywhere" ends all their sessions in one statement.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
@@ -15,11 +18,62 @@ pub const SIGNED_IN_KEY: &str = "signed_in";
 #[derive(Clone, Debug)]
 pub struct DbSessionStore {
     db: Db,
+    /// What this process last read or wrote for each session: its data
+    /// and stored expiry, so that a request that changed nothing does not
+    /// rewrite the row only to move the expiry by a few seconds.
+    seen: Arc<Mutex<HashMap<Id, Seen>>>,
 }
+
+#[derive(Debug)]
+struct Seen {
+    data: HashMap<String, serde_json::Value>,
+    expires_at: i64,
+}
+
+/// A session whose data did not change is written again only once its
+/// inactivity expiry has moved by this many seconds: an idle session may
+/// therefore end up to this much earlier than the configured idle time.
+pub const EXPIRY_SLACK_SECS: i64 = 60;
+
+/// Sessions remembered per process; past this the memory starts over.
+const SEEN_MAX: usize = 50_000;
 
 impl DbSessionStore {
     pub fn new(db: Db) -> Self {
-        DbSessionStore { db }
+        DbSessionStore {
+            db,
+            seen: Arc::default(),
+        }
+    }
+
+    fn remember(&self, record: &Record) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= SEEN_MAX {
+            seen.clear();
+        }
+        seen.insert(
+            record.id,
+            Seen {
+                data: record.data.clone(),
+                expires_at: record.expiry_date.unix_timestamp(),
+            },
+        );
+    }
+
+    fn forget(&self, id: &Id) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Nothing but the expiry changed, and it moved by less than the slack.
+    fn unchanged(&self, record: &Record) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(&record.id).is_some_and(|s| {
+            s.data == record.data
+                && (record.expiry_date.unix_timestamp() - s.expires_at).abs() < EXPIRY_SLACK_SECS
+        })
     }
 }
 
@@ -67,6 +121,9 @@ impl SessionStore for DbSessionStore {
     /// (sign-out, a disabled person, a cycled id) must not bring it back.
     /// New sessions go through `create`.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
+        if self.unchanged(record) {
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE sessions SET person_id = $2, record = $3, expires_at = $4 WHERE id = $1",
         )
@@ -77,6 +134,7 @@ impl SessionStore for DbSessionStore {
         .execute(&self.db.pool)
         .await
         .map_err(backend)?;
+        self.remember(record);
         Ok(())
     }
 
@@ -89,13 +147,20 @@ impl SessionStore for DbSessionStore {
                 .fetch_optional(&self.db.pool)
                 .await
                 .map_err(backend)?;
-        row.map(|(json,)| {
-            serde_json::from_str(&json).map_err(|e| session_store::Error::Decode(e.to_string()))
-        })
-        .transpose()
+        let record: Option<Record> = row
+            .map(|(json,)| {
+                serde_json::from_str(&json).map_err(|e| session_store::Error::Decode(e.to_string()))
+            })
+            .transpose()?;
+        match &record {
+            Some(r) => self.remember(r),
+            None => self.forget(id),
+        }
+        Ok(record)
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.forget(id);
         sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(id.to_string())
             .execute(&self.db.pool)

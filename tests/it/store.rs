@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use agency_sso::config::DbKind;
 use agency_sso::domain::identity::Admitted;
 use agency_sso::domain::session::SignedIn;
-use agency_sso::store::sessions::{count_for_person, DbSessionStore, SIGNED_IN_KEY};
+use agency_sso::store::sessions::{
+    count_for_person, DbSessionStore, EXPIRY_SLACK_SECS, SIGNED_IN_KEY,
+};
 use agency_sso::store::{people, Db};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::{ExpiredDeletion, SessionStore};
@@ -216,6 +218,47 @@ async fn session_records_round_trip_and_expire(backend: Backend) {
     again.data.insert("k".into(), serde_json::json!(2));
     store.save(&again).await.unwrap();
     assert_eq!(store.load(&again.id).await.unwrap().unwrap().data["k"], 2);
+
+    // A request that changed nothing does not rewrite the row only to move
+    // the inactivity expiry by a few seconds; a larger move, or any change
+    // of the data, is written.
+    let stored_expiry = |id: Id| {
+        let pool = db.pool.clone();
+        async move {
+            let (at,): (i64,) = sqlx::query_as("SELECT expires_at FROM sessions WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            at
+        }
+    };
+    let mut seen = store.load(&again.id).await.unwrap().unwrap();
+    let first = seen.expiry_date.unix_timestamp();
+    seen.expiry_date += time::Duration::seconds(EXPIRY_SLACK_SECS - 5);
+    store.save(&seen).await.unwrap();
+    assert_eq!(
+        stored_expiry(again.id).await,
+        first,
+        "a small move is not written"
+    );
+    seen.expiry_date += time::Duration::seconds(10);
+    store.save(&seen).await.unwrap();
+    let moved = seen.expiry_date.unix_timestamp();
+    assert_eq!(
+        stored_expiry(again.id).await,
+        moved,
+        "a move past the slack is written"
+    );
+    seen.expiry_date += time::Duration::seconds(1);
+    seen.data.insert("k".into(), serde_json::json!(3));
+    store.save(&seen).await.unwrap();
+    assert_eq!(store.load(&again.id).await.unwrap().unwrap().data["k"], 3);
+    assert_eq!(
+        stored_expiry(again.id).await,
+        moved + 1,
+        "a data change is written at once"
+    );
 }
 
 async fn migrations_are_idempotent(backend: Backend) {
