@@ -2,18 +2,20 @@
 
 use leptos::prelude::*;
 
-use super::sites::SiteList;
+use super::sites::{my_sites, SiteList, SitesResource};
 use super::{get_viewer, PersonView, TopBar};
 
 #[component]
 pub fn HomePage() -> impl IntoView {
     let me = Resource::new(|| (), |_| get_viewer());
+    // Made here, once, beside `me` (for someone signed out it answers with an error, unused).
+    let sites: SitesResource = Resource::new(|| (), |_| my_sites());
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match me.await {
                     Ok(v) => match v.person {
-                        Some(person) => view! { <Dashboard person/> }.into_any(),
+                        Some(person) => view! { <Dashboard person sites/> }.into_any(),
                         None => view! { <SignIn provider=v.provider_name/> }.into_any(),
                     },
                     Err(_) => view! {
@@ -43,7 +45,7 @@ fn SignIn(provider: String) -> impl IntoView {
 }
 
 #[component]
-fn Dashboard(person: PersonView) -> impl IntoView {
+fn Dashboard(person: PersonView, sites: SitesResource) -> impl IntoView {
     let name = person.name.clone();
     view! {
         <TopBar person/>
@@ -51,7 +53,7 @@ fn Dashboard(person: PersonView) -> impl IntoView {
             <h1>"Welcome, " {name}</h1>
             <section aria-labelledby="sites-heading">
                 <h2 id="sites-heading">"Your sites"</h2>
-                <SiteList/>
+                <SiteList sites/>
             </section>
         </main>
     }

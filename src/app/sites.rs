@@ -77,9 +77,14 @@ pub(crate) fn unavailable(e: &dyn std::fmt::Display) -> ServerFnError {
 /// Rows rendered at first and added by "Show more".
 const PAGE: usize = 60;
 
+/// The person's sites, to be made once per page (see `HomePage`).
+pub type SitesResource = Resource<Result<Vec<SiteCard>, ServerFnError>>;
+
+/// The list, from a resource the page made once: made here, inside the
+/// page's suspense, it would be made (and its thousands of sites fetched
+/// and sent) again each time that suspense renders.
 #[component]
-pub fn SiteList() -> impl IntoView {
-    let sites = Resource::new(|| (), |_| my_sites());
+pub fn SiteList(sites: SitesResource) -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading your sites…"</p> }>
             {move || Suspend::new(async move {
@@ -120,7 +125,9 @@ fn filter(hay: &[String], query: &str) -> Vec<usize> {
 #[component]
 fn SitePicker(list: Vec<SiteCard>) -> impl IntoView {
     let total = list.len();
-    let hay = StoredValue::new(list.iter().map(haystack).collect::<Vec<_>>());
+    // What the filter searches: built in the browser once the page is live
+    // (the server renders the unfiltered list and never needs it).
+    let hay = StoredValue::new(None::<Vec<String>>);
     let favourites = RwSignal::new(
         list.iter()
             .filter(|s| s.favourite)
@@ -136,9 +143,25 @@ fn SitePicker(list: Vec<SiteCard>) -> impl IntoView {
     // Effects run only in the browser, once the page is hydrated: tests and
     // styles can tell a live picker from server-rendered HTML.
     let live = RwSignal::new(false);
-    Effect::new(move |_| live.set(true));
+    let build_hay = move || {
+        if hay.with_value(Option::is_none) {
+            hay.set_value(Some(list.with_value(|l| l.iter().map(haystack).collect())));
+        }
+    };
+    Effect::new(move |_| {
+        build_hay();
+        live.set(true);
+    });
 
-    let matches = Memo::new(move |_| query.with(|q| hay.with_value(|h| filter(h, q))));
+    let matches = Memo::new(move |_| {
+        query.with(|q| {
+            if q.trim().is_empty() {
+                return (0..total).collect::<Vec<_>>();
+            }
+            build_hay();
+            hay.with_value(|h| filter(h.as_deref().unwrap_or_default(), q))
+        })
+    });
     let shown = move || matches.with(|m| m.iter().take(limit.get()).copied().collect::<Vec<_>>());
     let highlighted = Memo::new(move |_| matches.with(|m| m.get(cursor.get()).copied()));
 
