@@ -130,8 +130,24 @@ ensure_test_tools() {
   ensure_postgres
 }
 
-# Build the server binary and the hydrate bundle into target/.
+# Build the server binary and the hydrate bundle into target/. A release
+# build also writes brotli and gzip copies of the bundle beside it, which
+# the server sends to browsers that accept them; other builds remove stale
+# copies so that they are never sent for newer files.
 leptos_build() {
   say "building the dashboard (server and WebAssembly bundle)"
   (cd "$ROOT" && "$CARGO" leptos build "${LEPTOS_LIB_ARGS[@]}" "$@")
+  local pkg="$ROOT/target/site/pkg" f
+  rm -f "$pkg"/*.br "$pkg"/*.gz
+  case " $* " in
+    *" --release "*)
+      ensure_apt brotli
+      say "precompressing the bundle (brotli, gzip)"
+      for f in "$pkg"/*.wasm "$pkg"/*.js "$pkg"/*.css; do
+        [ -f "$f" ] || continue
+        brotli -f -k -q 11 "$f"
+        gzip -f -k -9 "$f"
+      done
+      ;;
+  esac
 }

@@ -3,6 +3,10 @@
 //! The crate builds twice: with `ssr` as the server (axum, sqlx, OIDC) and
 //! with `hydrate` as the WebAssembly bundle that hydrates the pages.
 
+// The console's views are deeply nested types; the optimised WebAssembly
+// build needs more than the default 128 levels to lay them out.
+#![recursion_limit = "256"]
+
 pub mod app;
 #[cfg(feature = "ssr")]
 pub mod audit;

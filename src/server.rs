@@ -65,6 +65,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub master_keys: MasterKeys,
     pub keys: Arc<KeyRing>,
+    /// Writes launch records, several launches to a transaction.
+    pub launches: crate::store::launches::Recorder,
     pub leptos: LeptosOptions,
 }
 
@@ -160,6 +162,7 @@ pub async fn build_state(
     let keys = open_key_ring(&config, &db, &master_keys, clock.now()).await?;
     Ok(AppState {
         config: Arc::new(config),
+        launches: crate::store::launches::Recorder::spawn(db.clone()),
         db,
         oidc,
         clock,
@@ -223,6 +226,7 @@ pub fn router(state: AppState) -> Router {
 
     let routes = generate_route_list(App);
     let leptos = state.leptos.clone();
+    let (assets_path, assets) = web::assets(&leptos);
     Router::new()
         .merge(web::routes())
         .leptos_routes_with_context(
@@ -244,8 +248,9 @@ pub fn router(state: AppState) -> Router {
             security::same_origin_only,
         ))
         .layer(sessions)
-        // Public, cacheable, sessionless: the key set, discovery, health.
+        // Public, cacheable, sessionless: the key set, discovery, health, the bundle.
         .merge(web::public_routes())
+        .nest_service(&assets_path, assets)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security::security_headers,

@@ -85,6 +85,29 @@ pub fn public_routes() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
+/// The hydrate bundle and the styles (`/pkg`): read from files, sent
+/// brotli- or gzip-encoded when a precompressed copy lies beside the file
+/// (`scripts/bench` and release builds make them) and the browser accepts
+/// it. The names carry no content hash, so browsers revalidate on each use.
+pub fn assets(leptos: &leptos::prelude::LeptosOptions) -> (String, Router) {
+    use axum::http::{header, HeaderValue};
+    use tower_http::services::ServeDir;
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let pkg = leptos.site_pkg_dir.to_string();
+    let dir = std::path::Path::new(&*leptos.site_root).join(&pkg);
+    let files = tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::VARY,
+            HeaderValue::from_static("accept-encoding"),
+        ))
+        .service(ServeDir::new(dir).precompressed_br().precompressed_gzip());
+    (format!("/{pkg}"), Router::new().fallback_service(files))
+}
+
 /// The process is up.
 async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))

@@ -304,7 +304,7 @@ impl TestApp {
 }
 
 /// Serve the dashboard on `listener` until the test ends.
-fn serve_in_background(listener: tokio::net::TcpListener, state: &AppState) {
+pub fn serve_in_background(listener: tokio::net::TcpListener, state: &AppState) {
     let router = server::router(state.clone());
     tokio::spawn(async move {
         axum::serve(

@@ -167,6 +167,55 @@ async fn unknown_pages_are_404() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundle_is_sent_precompressed_to_browsers_that_accept_it() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    // A site folder as a release build leaves it: the bundle and its brotli copy.
+    let site = tempfile::tempdir().unwrap();
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let wasm = b"\0asm plain bundle bytes".to_vec();
+    let brotli = b"brotli-encoded bundle bytes".to_vec();
+    std::fs::write(pkg.join("agency-sso.wasm"), &wasm).unwrap();
+    std::fs::write(pkg.join("agency-sso.wasm.br"), &brotli).unwrap();
+    std::fs::write(pkg.join("agency-sso.js"), "export default 1;").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut state = app.state.clone();
+    state.leptos = leptos::prelude::LeptosOptions::builder()
+        .output_name("agency-sso")
+        .site_root(site.path().display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build();
+    crate::support::serve_in_background(listener, &state);
+    let client = reqwest::Client::new();
+    let get = |enc: &'static str, path: &'static str| {
+        client
+            .get(format!("http://{addr}/pkg/{path}"))
+            .header("accept-encoding", enc)
+            .send()
+    };
+
+    let br = get("gzip, deflate, br", "agency-sso.wasm").await.unwrap();
+    assert_eq!(br.status(), 200);
+    assert_eq!(br.headers()["content-encoding"], "br");
+    assert_eq!(br.headers()["content-type"], "application/wasm");
+    assert_eq!(br.headers()["vary"], "accept-encoding");
+    assert_eq!(br.headers()["cache-control"], "no-cache");
+    assert!(br.headers().get("set-cookie").is_none());
+    assert_eq!(br.bytes().await.unwrap().as_ref(), brotli.as_slice());
+
+    // A browser without brotli gets the file as it is; so does a file with no copy.
+    let plain = get("gzip", "agency-sso.wasm").await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(plain.bytes().await.unwrap().as_ref(), wasm.as_slice());
+    let js = get("br", "agency-sso.js").await.unwrap();
+    assert!(js.headers().get("content-encoding").is_none());
+    assert_eq!(js.text().await.unwrap(), "export default 1;");
+    assert_eq!(get("br", "missing.wasm").await.unwrap().status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_https_cookies_are_host_bound_and_hsts_is_sent() {
     let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     let app = TestApp::start_with(
