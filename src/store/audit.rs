@@ -43,11 +43,12 @@ pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<i6
     if events.is_empty() {
         return Ok(last);
     }
+    let mut prev_bytes = from_hex(&prev)
+        .ok_or_else(|| sqlx::Error::Protocol("the audit chain head is malformed".into()))?;
     let mut stored = Vec::with_capacity(events.len());
     for (seq, e) in (last - n + 1..).zip(events) {
-        let prev_bytes = from_hex(&prev)
-            .ok_or_else(|| sqlx::Error::Protocol("the audit chain head is malformed".into()))?;
-        let hash = to_hex(&chain_hash(&prev_bytes, e));
+        prev_bytes = chain_hash(&prev_bytes, e);
+        let hash = to_hex(&prev_bytes);
         stored.push(Stored {
             seq,
             event: e.clone(),
