@@ -28,6 +28,8 @@ pub enum Launched {
         jti: String,
     },
     Refused(Refusal),
+    /// The person was removed or disabled: their session is over.
+    SignedOut,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,28 +51,29 @@ pub fn secret_aad(site_id: &str) -> String {
     format!("site-secret:{site_id}")
 }
 
-/// Launch `site_id` for `person`, with an optional deep link.
+/// Launch `site_id` for the signed-in person `person_id`, with an optional
+/// deep link. The person, the site and the grants are read together.
 pub async fn launch_site(
     st: &AppState,
-    person: &Person,
+    person_id: &str,
     site_id: &str,
     deep_link: &str,
     from: &Origin,
 ) -> Result<Launched, LaunchError> {
     for attempt in 0..3 {
         let now = st.clock.now();
-        // The caller has just read the person; a retry reads them again, so
-        // a person disabled meanwhile is refused rather than retried.
-        let active = if attempt == 0 {
-            !person.disabled
-        } else {
-            store::people::find(&st.db, &person.id)
-                .await?
-                .is_some_and(|p| !p.disabled)
+        let facts = store::launches::facts(&st.db, person_id, site_id).await?;
+        // Removed or disabled before this click: the session is over. One
+        // disabled after the first decision is refused (and recorded)
+        // rather than retried.
+        let person = match facts.person {
+            Some(p) if attempt > 0 || !p.disabled => p,
+            _ => return Ok(Launched::SignedOut),
         };
-        let site = store::sites::find(&st.db, site_id).await?;
+        let person = &person;
+        let active = !person.disabled;
         let deep = check_deep_link(deep_link);
-        let (site, deep) = match (site, deep) {
+        let (site, deep) = match (facts.site, deep) {
             (None, _) => {
                 return refuse(
                     st,
@@ -99,7 +102,7 @@ pub async fn launch_site(
             }
             (Some(s), Ok(d)) => (s, d),
         };
-        let grants = store::grants::applying(&st.db, &person.email, &site.id).await?;
+        let grants = facts.grants;
         let standing = SiteStanding {
             enabled: site.enabled,
             allowed_roles: &site.roles,

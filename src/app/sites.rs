@@ -260,19 +260,18 @@ fn SitePicker(list: Vec<SiteCard>) -> impl IntoView {
                 </div>
                 {s.recent.then(|| view! { <span class="tag">"recent"</span> })}
                 <span class="badge role" title="Your WordPress role on this site">{s.role.clone()}</span>
-                <form method="post" action="/launch" class="launch">
-                    <input type="hidden" name="site" value=id.clone()/>
-                    <input type="hidden" name="path" prop:value=move || path.get()/>
-                    <button type="submit" class="button primary" id=format!("launch-{id}") aria-label=open_label>
-                        "Open"
-                    </button>
-                </form>
+                <button type="submit" name="site" value=id.clone() class="button primary" id=format!("launch-{id}") aria-label=open_label>
+                    "Open"
+                </button>
             </li>
         }
     };
 
     view! {
-        <div class="picker" data-live=move || if live.get() { "true" } else { "false" }>
+        // One form for the whole list: each Open button submits its site
+        // (`name="site"`) with the deep-link field (`name="path"`), so a row
+        // holds no form or inputs of its own and is cheap to draw while typing.
+        <form class="picker" method="post" action="/launch" data-live=move || if live.get() { "true" } else { "false" }>
             <div class="search">
                 <label for="site-search">"Find a site"</label>
                 <input
@@ -294,6 +293,7 @@ fn SitePicker(list: Vec<SiteCard>) -> impl IntoView {
                 <label for="deep-link">"Open at (optional)"</label>
                 <input
                     id="deep-link"
+                    name="path"
                     type="text"
                     autocomplete="off"
                     placeholder="/wp-admin/"
@@ -329,7 +329,7 @@ fn SitePicker(list: Vec<SiteCard>) -> impl IntoView {
                     "Show more"
                 </button>
             </Show>
-        </div>
+        </form>
     }
 }
 

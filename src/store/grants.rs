@@ -152,7 +152,7 @@ pub(crate) fn grants_of_person() -> String {
     )
 }
 
-fn source(team: String) -> GrantSource {
+pub(crate) fn source(team: String) -> GrantSource {
     if team.is_empty() {
         GrantSource::Direct
     } else {

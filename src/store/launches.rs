@@ -292,3 +292,61 @@ pub async fn count(db: &Db) -> Result<(i64, i64), sqlx::Error> {
         .fetch_one(&db.pool)
         .await
 }
+
+/// What a launch is decided on, read in one statement: the person, the
+/// site (if there is one with that id) and every grant that applies to the
+/// person there, direct or through a team.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub person: Option<crate::domain::people::Person>,
+    pub site: Option<crate::domain::sites::Site>,
+    pub grants: Vec<crate::domain::access::Grant>,
+}
+
+/// Read a launch's [`Facts`]. One round trip instead of one per table:
+/// each statement on SQLite is a hop to its connection's thread and back.
+pub async fn facts(db: &Db, person_id: &str, site_id: &str) -> Result<Facts, sqlx::Error> {
+    use super::{grants, people, sites};
+    let grants_sql = grants::grants_of_person().replace("$1", "(SELECT p_email FROM me)");
+    let sql = format!(
+        "WITH me AS (SELECT {person} FROM people WHERE people.id = $1), \
+              g AS (SELECT x.* FROM ({grants_sql}) x WHERE x.site_id = $2) \
+         SELECT me.*, {site}, g.grant_id AS g_id, g.role AS g_role, \
+                g.expires_at AS g_expires_at, g.team AS g_team \
+         FROM me LEFT JOIN sites ON sites.id = $2 \
+         LEFT JOIN g ON g.site_id = sites.id",
+        person = people::prefixed_columns("people", "p_"),
+        site = sites::COLUMNS,
+    );
+    let rows = sqlx::query(&sql)
+        .bind(person_id)
+        .bind(site_id)
+        .fetch_all(&db.pool)
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(Facts {
+            person: None,
+            site: None,
+            grants: Vec::new(),
+        });
+    };
+    let person = people::from_prefixed_row(first, "p_")?;
+    let site = sites::from_joined_row(first)?;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in &rows {
+        use sqlx::Row;
+        if let Some(id) = row.try_get::<Option<String>, _>("g_id")? {
+            found.push(crate::domain::access::Grant {
+                id,
+                role: row.try_get("g_role")?,
+                expires_at: row.try_get("g_expires_at")?,
+                source: grants::source(row.try_get("g_team")?),
+            });
+        }
+    }
+    Ok(Facts {
+        person,
+        site,
+        grants: found,
+    })
+}

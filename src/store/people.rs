@@ -320,3 +320,41 @@ pub async fn invitations(db: &Db) -> Result<Vec<Invitation>, sqlx::Error> {
     .fetch_all(&db.pool)
     .await
 }
+
+/// The person's columns under other names (`p_id`, `p_email`, ...), for a
+/// statement that reads them beside another table's.
+pub(crate) fn prefixed_columns(table: &str, prefix: &str) -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("{table}.{c} AS {prefix}{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A person read with [`prefixed_columns`]; `None` when the row has none.
+pub(crate) fn from_prefixed_row(
+    row: &sqlx::any::AnyRow,
+    prefix: &str,
+) -> Result<Option<Person>, sqlx::Error> {
+    use sqlx::Row;
+    let col = |c: &str| format!("{prefix}{c}");
+    let Some(id) = row.try_get::<Option<String>, _>(col("id").as_str())? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        PersonRow {
+            id,
+            issuer: row.try_get(col("issuer").as_str())?,
+            subject: row.try_get(col("subject").as_str())?,
+            email: row.try_get(col("email").as_str())?,
+            name: row.try_get(col("name").as_str())?,
+            given_name: row.try_get(col("given_name").as_str())?,
+            family_name: row.try_get(col("family_name").as_str())?,
+            is_admin: row.try_get(col("is_admin").as_str())?,
+            disabled: row.try_get(col("disabled").as_str())?,
+            created_at: row.try_get(col("created_at").as_str())?,
+            last_sign_in_at: row.try_get(col("last_sign_in_at").as_str())?,
+        }
+        .into(),
+    ))
+}

@@ -123,6 +123,16 @@ pub async fn find_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     row.map(TryInto::try_into).transpose()
 }
 
+/// A site read with [`COLUMNS`] beside other tables' columns (left-joined:
+/// `None` when the row has no site).
+pub(crate) fn from_joined_row(row: &sqlx::any::AnyRow) -> Result<Option<Site>, sqlx::Error> {
+    use sqlx::Row;
+    if row.try_get::<Option<String>, _>("id")?.is_none() {
+        return Ok(None);
+    }
+    SiteRow::from_row(row)?.try_into().map(Some)
+}
+
 pub async fn find_by_url(db: &Db, url: &str) -> Result<Option<Site>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM sites WHERE url = $1");
     let row: Option<SiteRow> = sqlx::query_as(&sql)
