@@ -8,6 +8,7 @@ pub mod audit;
 pub mod identity;
 pub mod import;
 pub mod keys;
+pub mod limits;
 pub mod people;
 pub mod secrets;
 pub mod session;

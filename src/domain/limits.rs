@@ -1,0 +1,348 @@
+//! Rate limits: a token bucket per key (a client address, a person). Each
+//! key may make `count` requests at once and earns them back evenly over
+//! `per_secs`. Pure: the caller passes the time, in milliseconds.
+
+use std::collections::HashMap;
+
+/// `count` requests per `per_secs` seconds, `count` of them at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per_secs: u32,
+}
+
+impl Rate {
+    /// `30/min`, `5/s`, `1000/hour`, or `off` (no limit: `None`).
+    pub fn parse(s: &str) -> Result<Option<Rate>, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let bad = || format!("{s:?}: use a count per unit, like 30/min, 5/s or 1000/hour, or off");
+        let (count, unit) = s.split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let per_secs = match unit.trim() {
+            "s" | "sec" | "second" => 1,
+            "min" | "minute" => 60,
+            "h" | "hour" => 3600,
+            _ => return Err(bad()),
+        };
+        if count == 0 || count > 1_000_000 {
+            return Err(format!("{s:?}: the count must be between 1 and 1000000"));
+        }
+        Ok(Some(Rate { count, per_secs }))
+    }
+
+    /// Milliseconds to earn back one request.
+    fn ms_per_token(&self) -> f64 {
+        f64::from(self.per_secs) * 1000.0 / f64::from(self.count)
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = match self.per_secs {
+            1 => "s",
+            60 => "min",
+            3600 => "hour",
+            n => return write!(f, "{}/{n}s", self.count),
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+/// The answer for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Over the limit: try again after `retry_after_secs`. `first` is true
+    /// for the first refusal since the key was last allowed, so that a
+    /// flood is recorded once, not once per request.
+    Limited { retry_after_secs: u64, first: bool },
+}
+
+#[derive(Debug, Clone)]
+struct Bucket {
+    tokens: f64,
+    at_ms: i64,
+    limited: bool,
+}
+
+/// Buckets for one limit. Memory is bounded: past `max_keys`, buckets that
+/// have refilled (nothing to remember) are dropped first.
+#[derive(Debug)]
+pub struct Buckets {
+    rate: Rate,
+    max_keys: usize,
+    map: HashMap<String, Bucket>,
+}
+
+impl Buckets {
+    pub fn new(rate: Rate, max_keys: usize) -> Buckets {
+        Buckets {
+            rate,
+            max_keys: max_keys.max(1),
+            map: HashMap::new(),
+        }
+    }
+
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    /// Take one request for `key` at `now_ms`.
+    pub fn check(&mut self, key: &str, now_ms: i64) -> Verdict {
+        let capacity = f64::from(self.rate.count);
+        let per = self.rate.ms_per_token();
+        if !self.map.contains_key(key) && self.map.len() >= self.max_keys {
+            self.sweep(now_ms);
+        }
+        let b = self.map.entry(key.to_string()).or_insert(Bucket {
+            tokens: capacity,
+            at_ms: now_ms,
+            limited: false,
+        });
+        // A clock that steps back earns nothing; it does not take tokens away.
+        let elapsed = (now_ms - b.at_ms).max(0) as f64;
+        b.tokens = (b.tokens + elapsed / per).min(capacity);
+        b.at_ms = b.at_ms.max(now_ms);
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            b.limited = false;
+            Verdict::Allowed
+        } else {
+            let first = !b.limited;
+            b.limited = true;
+            let wait_ms = (1.0 - b.tokens) * per;
+            Verdict::Limited {
+                retry_after_secs: (wait_ms / 1000.0).ceil().max(1.0) as u64,
+                first,
+            }
+        }
+    }
+
+    /// Forget full buckets; if every key is still active, start over.
+    fn sweep(&mut self, now_ms: i64) {
+        let capacity = f64::from(self.rate.count);
+        let per = self.rate.ms_per_token();
+        self.map
+            .retain(|_, b| b.tokens + (now_ms - b.at_ms).max(0) as f64 / per < capacity);
+        if self.map.len() >= self.max_keys {
+            self.map.clear();
+        }
+    }
+
+    /// Keys remembered now.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// An address block (`10.0.0.0/8`, `fd00::/8`, or one address), for the
+/// proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let s = s.trim();
+        let bad = || format!("{s:?} is not an address or block like 10.0.0.0/8");
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        let bits = |a: IpAddr| -> u128 {
+            match a {
+                IpAddr::V4(v) => u128::from(u32::from(v)),
+                IpAddr::V6(v) => u128::from(v),
+            }
+        };
+        if self.addr.is_ipv4() != ip.is_ipv4() {
+            return false;
+        }
+        let width = if ip.is_ipv4() { 32 } else { 128 };
+        if self.prefix == 0 {
+            return true;
+        }
+        let shift = width - u32::from(self.prefix);
+        bits(self.addr) >> shift == bits(ip) >> shift
+    }
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy;
+/// then the right-most address in `X-Forwarded-For` that is not a trusted
+/// proxy. Anything unreadable there stops the walk at the last proxy seen,
+/// so a forged header never picks an address.
+pub fn client_ip(
+    peer: std::net::IpAddr,
+    forwarded_for: Option<&str>,
+    trusted: &[Cidr],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded_for.unwrap_or("").rsplit(',') {
+        let Ok(ip) = hop.trim().parse::<std::net::IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(s: &str) -> Rate {
+        Rate::parse(s).unwrap().unwrap()
+    }
+
+    #[test]
+    fn parses_counts_per_unit_and_off() {
+        assert_eq!(
+            rate("30/min"),
+            Rate {
+                count: 30,
+                per_secs: 60
+            }
+        );
+        assert_eq!(rate(" 5 / s ").per_secs, 1);
+        assert_eq!(rate("1000/hour").per_secs, 3600);
+        assert_eq!(Rate::parse("off").unwrap(), None);
+        for bad in ["", "30", "0/min", "x/min", "30/day", "-1/s", "30/min/s", "2000000/s"] {
+            assert!(Rate::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(rate("30/min").to_string(), "30/min");
+    }
+
+    #[test]
+    fn a_burst_is_allowed_then_refused_until_earned_back() {
+        let mut b = Buckets::new(rate("3/min"), 100);
+        let t = 1_000_000;
+        for _ in 0..3 {
+            assert_eq!(b.check("ip", t), Verdict::Allowed);
+        }
+        assert_eq!(
+            b.check("ip", t),
+            Verdict::Limited {
+                retry_after_secs: 20,
+                first: true
+            }
+        );
+        // Still limited, no longer the first refusal; the wait shrinks.
+        assert_eq!(
+            b.check("ip", t + 5_000),
+            Verdict::Limited {
+                retry_after_secs: 15,
+                first: false
+            }
+        );
+        // Others are not affected.
+        assert_eq!(b.check("other", t), Verdict::Allowed);
+        // One request earned back after 20 s, and only one.
+        assert_eq!(b.check("ip", t + 20_000), Verdict::Allowed);
+        assert!(matches!(
+            b.check("ip", t + 20_001),
+            Verdict::Limited { first: true, .. }
+        ));
+        // A full minute gives the whole burst back.
+        for _ in 0..3 {
+            assert_eq!(b.check("ip", t + 90_000), Verdict::Allowed);
+        }
+    }
+
+    #[test]
+    fn a_clock_stepping_back_neither_gives_nor_takes() {
+        let mut b = Buckets::new(rate("1/min"), 10);
+        assert_eq!(b.check("k", 100_000), Verdict::Allowed);
+        assert!(matches!(b.check("k", 50_000), Verdict::Limited { .. }));
+        assert_eq!(b.check("k", 160_000), Verdict::Allowed);
+    }
+
+    #[test]
+    fn memory_is_bounded_and_keeps_active_keys_first() {
+        let mut b = Buckets::new(rate("2/min"), 3);
+        b.check("idle1", 0);
+        b.check("idle2", 0);
+        b.check("busy", 50_000);
+        b.check("busy", 50_000);
+        // idle1 and idle2 are full again: they are dropped to make room,
+        // the busy key keeps its empty bucket.
+        assert_eq!(b.check("new", 55_000), Verdict::Allowed);
+        assert_eq!(b.len(), 2);
+        assert!(matches!(b.check("busy", 55_000), Verdict::Limited { .. }));
+        // Every key active: the map starts over rather than grow.
+        let mut b = Buckets::new(rate("1/hour"), 2);
+        b.check("a", 0);
+        b.check("b", 0);
+        b.check("c", 0);
+        assert!(b.len() <= 2);
+    }
+
+    #[test]
+    fn blocks_contain_their_addresses() {
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains("10.1.255.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(Cidr::parse("fd00::/8").unwrap().contains("fd12::1".parse().unwrap()));
+        assert!(!Cidr::parse("fd00::/8").unwrap().contains("10.1.2.3".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("127.0.0.1").unwrap().contains("127.0.0.1".parse().unwrap()));
+        for bad in ["", "10.0.0.0/33", "10.0.0/8", "host/8", "::/129"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_client_is_the_first_untrusted_hop_from_the_right() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // Not through a trusted proxy: the header is ignored.
+        assert_eq!(client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted), ip("203.0.113.9"));
+        // Through the proxy: the address it saw, not what the client claimed.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), Some("6.6.6.6, 198.51.100.7"), &trusted),
+            ip("198.51.100.7")
+        );
+        // Through two proxies.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), Some("198.51.100.7, 10.0.0.9"), &trusted),
+            ip("198.51.100.7")
+        );
+        // Nothing or garbage: the proxy itself.
+        assert_eq!(client_ip(ip("10.0.0.5"), None, &trusted), ip("10.0.0.5"));
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), Some("1.2.3.4, <script>"), &trusted),
+            ip("10.0.0.5")
+        );
+    }
+}

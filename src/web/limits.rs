@@ -1,0 +1,170 @@
+//! Who the client is (behind trusted proxies), and the rate limits on
+//! sign-in and launch: over a limit, a 429 page with `Retry-After`, and one
+//! audit record per flood (`rate_limited`), not one per request.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::pages::{error_page, ErrorPage};
+use crate::config::LimitSettings;
+use crate::domain::audit::{kind, outcome, Event, Origin};
+use crate::domain::limits::{client_ip, Buckets, Verdict};
+use crate::server::AppState;
+use crate::store;
+
+/// The client's address, as worked out once per request.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// Keys remembered per limit before idle ones are dropped.
+const MAX_KEYS: usize = 100_000;
+
+/// The process's buckets, one set per limit.
+#[derive(Debug, Default)]
+pub struct Limiter {
+    sign_in: Option<Mutex<Buckets>>,
+    launch_person: Option<Mutex<Buckets>>,
+    launch_client: Option<Mutex<Buckets>>,
+}
+
+/// Which limit a request counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    SignIn,
+    LaunchPerClient,
+    LaunchPerPerson,
+}
+
+impl Scope {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scope::SignIn => "sign_in_per_client",
+            Scope::LaunchPerClient => "launch_per_client",
+            Scope::LaunchPerPerson => "launch_per_person",
+        }
+    }
+}
+
+impl Limiter {
+    pub fn new(s: LimitSettings) -> Limiter {
+        let buckets = |r: Option<_>| r.map(|r| Mutex::new(Buckets::new(r, MAX_KEYS)));
+        Limiter {
+            sign_in: buckets(s.sign_in),
+            launch_person: buckets(s.launch_person),
+            launch_client: buckets(s.launch_client),
+        }
+    }
+
+    /// Count one request of `key` against `scope` at `now` (Unix seconds).
+    pub fn check(&self, scope: Scope, key: &str, now: i64) -> Verdict {
+        let buckets = match scope {
+            Scope::SignIn => &self.sign_in,
+            Scope::LaunchPerClient => &self.launch_client,
+            Scope::LaunchPerPerson => &self.launch_person,
+        };
+        match buckets {
+            None => Verdict::Allowed,
+            Some(b) => b
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .check(key, now.saturating_mul(1000)),
+        }
+    }
+}
+
+/// Works out the client's address for every request (kept as [`ClientIp`]
+/// for the audit records) and applies the per-client limits to sign-in
+/// (`/auth/login`, `/auth/callback`) and launches (`POST /launch`).
+pub async fn by_client(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let ip = client_ip(peer, forwarded, &st.config.trusted_proxies);
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+    let scope = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/auth/login" | "/auth/callback") => Scope::SignIn,
+        (&Method::POST, "/launch") => Scope::LaunchPerClient,
+        _ => return next.run(req).await,
+    };
+    let key = req
+        .extensions()
+        .get::<ClientIp>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    match st.limits.check(scope, &key, st.clock.now()) {
+        Verdict::Allowed => next.run(req).await,
+        Verdict::Limited {
+            retry_after_secs,
+            first,
+        } => {
+            let (parts, _) = req.into_parts();
+            let from = super::origin_of(&parts);
+            refused(&st, scope, "", &from, retry_after_secs, first).await
+        }
+    }
+}
+
+/// The answer to a request over a limit; the first of a flood is recorded.
+pub async fn refused(
+    st: &AppState,
+    scope: Scope,
+    email: &str,
+    from: &Origin,
+    retry_after_secs: u64,
+    first: bool,
+) -> Response {
+    if first {
+        let event = Event::new(
+            st.clock.now(),
+            kind::RATE_LIMITED,
+            outcome::REFUSED,
+            email,
+            from,
+        )
+        .subject(email)
+        .reason(scope.as_str())
+        .detail(serde_json::json!({ "retry_after_secs": retry_after_secs }));
+        if let Err(e) = store::audit::record(&st.db, &[event]).await {
+            tracing::error!(error = %e, "cannot record a rate limit");
+        }
+    }
+    st.metrics.rate_limited(scope.as_str());
+    tracing::info!(scope = scope.as_str(), ip = %from.ip, "rate limited");
+    let (title, message) = match scope {
+        Scope::SignIn => (
+            "Too many sign-in attempts",
+            format!(
+                "Too many sign-in attempts came from your network. Wait {retry_after_secs} seconds and try again."
+            ),
+        ),
+        Scope::LaunchPerClient | Scope::LaunchPerPerson => (
+            "Too many sites opened",
+            format!(
+                "Too many sites were opened in a short time, so this one was not. Wait {retry_after_secs} seconds and try again."
+            ),
+        ),
+    };
+    let mut res = error_page(ErrorPage {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        title,
+        message: &message,
+        code: "rate_limited",
+        action: None,
+    });
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}

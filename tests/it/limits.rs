@@ -1,0 +1,200 @@
+//! Floods of sign-in and launch attempts: bounded per client address and
+//! per person, answered 429 with a readable page and `Retry-After`, recorded
+//! once per flood; the limit lifts by itself as time passes (the test
+//! clock, no sleeping). Behind a trusted proxy, the forwarded address is the
+//! client.
+
+use reqwest::header::{LOCATION, RETRY_AFTER};
+
+use agency_sso::domain::audit::Actor;
+use agency_sso::domain::sites::SiteInput;
+
+use crate::on_both_databases;
+use crate::support::{audit_texts, page_text, Backend, Options, TestApp};
+
+on_both_databases!(
+    sign_in_floods_from_one_address_are_refused_and_recorded_once,
+    launches_beyond_a_persons_rate_are_refused_without_a_token,
+);
+
+/// The `rate_limited` records: (subject, reason, ip).
+async fn rate_limited(app: &TestApp) -> Vec<(String, String, String)> {
+    audit_texts(&app.database_url)
+        .await
+        .into_iter()
+        .filter_map(|(_, t)| {
+            let f: Vec<&str> = t.split('|').collect();
+            (f[0] == "rate_limited").then(|| (f[2].to_string(), f[8].to_string(), f[9].to_string()))
+        })
+        .collect()
+}
+
+async fn sign_in_floods_from_one_address_are_refused_and_recorded_once(backend: Backend) {
+    let app = TestApp::start_with(Options::new(backend).with("sign-in-rate", "3/min")).await;
+    let browser = app.browser();
+    for _ in 0..3 {
+        app.begin(&browser).await;
+    }
+    for _ in 0..2 {
+        let res = browser.get(app.at("/auth/login")).send().await.unwrap();
+        assert_eq!(res.status(), 429);
+        assert!(res.headers().get(LOCATION).is_none());
+        assert_eq!(res.headers()[RETRY_AFTER], "20");
+        let text = page_text(&res.text().await.unwrap());
+        assert!(text.contains("Too many sign-in attempts"), "{text}");
+        assert!(text.contains("Wait 20 seconds"), "{text}");
+        assert!(text.contains("rate_limited"), "{text}");
+    }
+    // The return from the provider counts too.
+    let res = browser
+        .get(app.at("/auth/callback?code=x&state=y"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(
+        rate_limited(&app).await,
+        [(
+            String::new(),
+            "sign_in_per_client".to_string(),
+            "127.0.0.1".to_string()
+        )],
+        "one record for the flood"
+    );
+
+    // Twenty seconds earn one attempt back, and a sign-in goes through.
+    app.clock.advance(20);
+    let attempt = app.begin(&browser).await;
+    assert!(!attempt.state.is_empty());
+    app.clock.advance(20);
+    let claims = app.idp.claims("sam@agency.test", &attempt.nonce);
+    let res = app
+        .finish(&browser, &attempt, claims, crate::idp::Signing::Rs256)
+        .await;
+    assert_eq!(res.status(), 303);
+    assert!(app.home(&browser).await.contains("Test Person"), "signed in");
+}
+
+async fn launches_beyond_a_persons_rate_are_refused_without_a_token(backend: Backend) {
+    let app = TestApp::start_with(Options::new(backend).with("launch-rate", "2/min")).await;
+    let now = app.clock.now_for_tests();
+    let site = agency_sso::sites::create_site(
+        &app.state.db,
+        &app.state.master_keys,
+        SiteInput {
+            name: "Blog".into(),
+            client: "Client".into(),
+            url: "https://blog.client.example".into(),
+            ..SiteInput::default()
+        },
+        &Actor::command_line(),
+        now,
+    )
+    .await
+    .unwrap()
+    .id;
+    for who in ["sam@agency.test", "sasha@agency.test"] {
+        agency_sso::sites::grant(
+            &app.state.db,
+            &["agency.test".to_string()],
+            who,
+            &site,
+            "editor",
+            &Actor::command_line(),
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+    let launch = |b: &crate::support::Browser| {
+        b.post(app.at("/launch"))
+            .header("origin", &app.url)
+            .form(&[("site", site.as_str()), ("path", "")])
+            .send()
+    };
+    for _ in 0..2 {
+        let res = launch(&sam).await.unwrap();
+        assert_eq!(res.status(), 303);
+        assert!(res.headers()[LOCATION].to_str().unwrap().contains("token="));
+    }
+    let res = launch(&sam).await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().get(LOCATION).is_none(), "no token leaves");
+    let text = page_text(&res.text().await.unwrap());
+    assert!(text.contains("Too many sites opened"), "{text}");
+    assert!(text.contains("Wait 30 seconds"), "{text}");
+    let (issued, _) = agency_sso::store::launches::count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(issued, 2, "the refused launch issued nothing");
+    assert_eq!(
+        rate_limited(&app).await,
+        [(
+            "sam@agency.test".to_string(),
+            "launch_per_person".to_string(),
+            "127.0.0.1".to_string()
+        )]
+    );
+
+    // Someone else from the same address is not held up by Sam.
+    let sasha = app.browser();
+    app.sign_in(&sasha, "sasha@agency.test").await;
+    assert_eq!(launch(&sasha).await.unwrap().status(), 303);
+
+    // Half a minute later Sam may open one more.
+    app.clock.advance(30);
+    assert_eq!(launch(&sam).await.unwrap().status(), 303);
+    assert_eq!(launch(&sam).await.unwrap().status(), 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let app = TestApp::start_with(
+        Options::new(Backend::Sqlite)
+            .with("sign-in-rate", "1/min")
+            .with("trusted-proxies", "127.0.0.1"),
+    )
+    .await;
+    let browser = app.browser();
+    let login = |xff: &'static str| {
+        browser
+            .get(app.at("/auth/login"))
+            .header("x-forwarded-for", xff)
+            .send()
+    };
+    assert_eq!(login("198.51.100.7").await.unwrap().status(), 303);
+    assert_eq!(login("198.51.100.7").await.unwrap().status(), 429);
+    // Another client behind the same proxy has its own allowance.
+    assert_eq!(login("203.0.113.9").await.unwrap().status(), 303);
+    // A client cannot pick its address by sending its own header: the
+    // proxy appends the address it saw, and that one counts.
+    assert_eq!(
+        login("203.0.113.50, 198.51.100.7").await.unwrap().status(),
+        429
+    );
+    assert_eq!(
+        rate_limited(&app).await,
+        [(
+            String::new(),
+            "sign_in_per_client".to_string(),
+            "198.51.100.7".to_string()
+        )]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_trusted_proxy_forwarded_headers_are_ignored() {
+    let app =
+        TestApp::start_with(Options::new(Backend::Sqlite).with("sign-in-rate", "1/min")).await;
+    let browser = app.browser();
+    let login = |xff: &'static str| {
+        browser
+            .get(app.at("/auth/login"))
+            .header("x-forwarded-for", xff)
+            .send()
+    };
+    assert_eq!(login("198.51.100.1").await.unwrap().status(), 303);
+    assert_eq!(login("198.51.100.2").await.unwrap().status(), 429);
+}
