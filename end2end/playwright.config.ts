@@ -1,4 +1,5 @@
-// Runs the built dashboard (target/debug/agency-sso) on a fresh SQLite file
+// Runs the built dashboard (target/debug/agency-sso, or target/release with
+// E2E_PROFILE=release) on a fresh SQLite file
 // beside the local identity provider, and drives Debian's Chromium.
 import { defineConfig } from '@playwright/test';
 import { mkdtempSync } from 'node:fs';
@@ -36,13 +37,17 @@ export const dashboardEnv: Record<string, string> = {
   // Fixed, so that the CLI and the server never race to generate one.
   SSO_MASTER_KEY: 'ZTJlLW1hc3Rlci1rZXktMDEyMzQ1Njc4OWFiY2RlZjA=',
   SSO_DEMO_SHOP_SECRET: shopSecret,
+  // Every test signs in from 127.0.0.1: the per-client sign-in limit is
+  // raised for the suite (its own test sets it low on its own server).
+  SSO_SIGN_IN_RATE: '1000/min',
   // Tests move the dashboard's clock by writing seconds here (loopback only).
   SSO_TEST_CLOCK_FILE: join(process.env.E2E_DATA_DIR, 'clock-offset'),
   LEPTOS_SITE_ROOT: join(root, 'target/site'),
   LEPTOS_OUTPUT_NAME: 'agency-sso',
   LEPTOS_SITE_PKG_DIR: 'pkg',
 };
-export const dashboardBin = join(root, 'target/debug/agency-sso');
+// E2E_PROFILE=release runs the suite against `leptos_build --release`'s output.
+export const dashboardBin = join(root, 'target', process.env.E2E_PROFILE ?? 'debug', 'agency-sso');
 
 export default defineConfig({
   testDir: './tests',

@@ -132,6 +132,32 @@ pub struct ConfigArgs {
     /// empty keeps them for good.
     #[arg(long, env = "SSO_AUDIT_RETENTION_DAYS", default_value = "")]
     pub audit_retention_days: String,
+    /// Sign-in requests (start and return) per client address, e.g.
+    /// `60/min`; `off` for none. Over it: 429, recorded.
+    #[arg(long, env = "SSO_SIGN_IN_RATE", default_value = "60/min")]
+    pub sign_in_rate: String,
+    /// Launches per person, e.g. `60/min`; `off` for none.
+    #[arg(long, env = "SSO_LAUNCH_RATE", default_value = "60/min")]
+    pub launch_rate: String,
+    /// Launches per client address (an office behind one address shares
+    /// it), e.g. `600/min`; `off` for none.
+    #[arg(long, env = "SSO_LAUNCH_CLIENT_RATE", default_value = "600/min")]
+    pub launch_client_rate: String,
+    /// Comma-separated addresses or blocks (`10.0.0.0/8`) of the load
+    /// balancers in front: their `X-Forwarded-For` names the client.
+    #[arg(long, env = "SSO_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// Bearer token for `/metrics` (Prometheus); without it, `/metrics` is off.
+    #[arg(long, env = "SSO_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+}
+
+/// Rate limits, each per process (`None`: off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitSettings {
+    pub sign_in: Option<crate::domain::limits::Rate>,
+    pub launch_person: Option<crate::domain::limits::Rate>,
+    pub launch_client: Option<crate::domain::limits::Rate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +204,10 @@ pub struct Config {
     pub reauth_secs: i64,
     /// Tests only (loopback public URL): the clock offset file.
     pub test_clock_file: Option<PathBuf>,
+    pub limits: LimitSettings,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::domain::limits::Cidr>,
+    pub metrics_token: Option<Secret>,
 }
 
 /// One configuration problem: the key and what is wrong with it.
@@ -364,6 +394,28 @@ impl ConfigArgs {
             Some(path) => Some(PathBuf::from(path)),
         };
 
+        use crate::domain::limits::{Cidr, Rate};
+        let rate = |v: &str, key: &'static str| Rate::parse(v).map_err(|m| err(key, m));
+        let limits = LimitSettings {
+            sign_in: rate(&self.sign_in_rate, "SSO_SIGN_IN_RATE")?,
+            launch_person: rate(&self.launch_rate, "SSO_LAUNCH_RATE")?,
+            launch_client: rate(&self.launch_client_rate, "SSO_LAUNCH_CLIENT_RATE")?,
+        };
+        let trusted_proxies = split_list(&self.trusted_proxies)
+            .iter()
+            .map(|c| Cidr::parse(c).map_err(|m| err("SSO_TRUSTED_PROXIES", m)))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let metrics_token = self.metrics_token.filter(|t| !t.expose().trim().is_empty());
+        if let Some(t) = &metrics_token {
+            if t.expose().len() < 16 {
+                return Err(err(
+                    "SSO_METRICS_TOKEN",
+                    "too short: use at least 16 characters, e.g. `openssl rand -hex 16`",
+                ));
+            }
+        }
+
         let log_format = match self.log_format.trim() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -419,6 +471,9 @@ impl ConfigArgs {
             },
             reauth_secs: reauth_minutes * 60,
             test_clock_file,
+            limits,
+            trusted_proxies,
+            metrics_token,
         })
     }
 }

@@ -67,6 +67,10 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Writes launch records, several launches to a transaction.
     pub launches: crate::store::launches::Recorder,
+    /// Request, launch and refusal counts for `/metrics`.
+    pub metrics: Arc<crate::web::metrics::Metrics>,
+    /// Rate limits on sign-in and launch, per process.
+    pub limits: Arc<crate::web::limits::Limiter>,
     pub leptos: LeptosOptions,
 }
 
@@ -161,6 +165,8 @@ pub async fn build_state(
     let oidc = Arc::new(OidcProvider::new(&config)?);
     let keys = open_key_ring(&config, &db, &master_keys, clock.now()).await?;
     Ok(AppState {
+        metrics: Arc::default(),
+        limits: Arc::new(crate::web::limits::Limiter::new(config.limits)),
         config: Arc::new(config),
         launches: crate::store::launches::Recorder::spawn(db.clone()),
         db,
@@ -248,12 +254,21 @@ pub fn router(state: AppState) -> Router {
             security::same_origin_only,
         ))
         .layer(sessions)
+        .layer(middleware::from_fn(web::pages::explain_bare_errors))
         // Public, cacheable, sessionless: the key set, discovery, health, the bundle.
         .merge(web::public_routes())
         .nest_service(&assets_path, assets)
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            web::limits::by_client,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             security::security_headers,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::metrics::observe,
         ))
         // Bounded: the largest body is a sites CSV import (1 MB, form-encoded).
         .layer(RequestBodyLimitLayer::new(4 << 20))

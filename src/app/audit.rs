@@ -348,6 +348,7 @@ pub fn event_kinds() -> Vec<&'static str> {
         "team_grant_set",
         "team_grant_revoked",
         "admin_refused",
+        "rate_limited",
     ]
 }
 

@@ -46,9 +46,10 @@ pub mod kind {
     pub const TEAM_GRANT_SET: &str = "team_grant_set";
     pub const TEAM_GRANT_REVOKED: &str = "team_grant_revoked";
     pub const ADMIN_REFUSED: &str = "admin_refused";
+    pub const RATE_LIMITED: &str = "rate_limited";
 
     /// Every kind, for the filter's choices.
-    pub const ALL: [&str; 30] = [
+    pub const ALL: [&str; 31] = [
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,
@@ -79,6 +80,7 @@ pub mod kind {
         TEAM_GRANT_SET,
         TEAM_GRANT_REVOKED,
         ADMIN_REFUSED,
+        RATE_LIMITED,
     ];
 }
 

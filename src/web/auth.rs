@@ -151,6 +151,7 @@ pub async fn callback(
 
 /// Record a failed sign-in (best effort: the failure is shown either way).
 async fn record_failure(st: &AppState, e: &SignInError, email: Option<&str>, from: &Origin) {
+    st.metrics.sign_in_failed(e.code());
     let email = email.unwrap_or("");
     let event = Event::new(
         st.clock.now(),
@@ -166,6 +167,9 @@ async fn record_failure(st: &AppState, e: &SignInError, email: Option<&str>, fro
         tracing::error!(error = %err, "cannot record the failed sign-in");
     }
 }
+
+/// How far ahead of ours the provider's clock may be.
+const MAX_CLOCK_SKEW_SECS: i64 = 300;
 
 async fn finish_sign_in(
     st: &AppState,
@@ -202,9 +206,19 @@ async fn finish_sign_in(
     // Signature (against the provider's published keys), iss, aud, azp, exp and nonce.
     // Only asymmetric algorithms (RFC 8725 3.1): never HS* keyed with our
     // client secret, whatever the provider's discovery document lists.
+    // An ID token issued in the future (beyond clock skew) is refused too:
+    // the library checks only that it has not expired.
+    let now = st.clock.now();
     let verifier = client
         .id_token_verifier()
-        .set_allowed_algs(ALLOWED_ID_TOKEN_ALGS.to_vec());
+        .set_allowed_algs(ALLOWED_ID_TOKEN_ALGS.to_vec())
+        .set_issue_time_verifier_fn(move |iat| {
+            if iat.timestamp() > now + MAX_CLOCK_SKEW_SECS {
+                Err(format!("issued {} s in the future", iat.timestamp() - now))
+            } else {
+                Ok(())
+            }
+        });
     let claims = match id_token.claims(&verifier, &Nonce::new(pending.nonce.clone())) {
         Ok(c) => c,
         Err(e) => {
@@ -441,6 +455,26 @@ pub async fn current_person(
     st: &AppState,
     session: &Session,
 ) -> Result<Option<Person>, CurrentError> {
+    let Some(signed_in) = signed_in(st, session).await? else {
+        return Ok(None);
+    };
+    let person = store::people::find(&st.db, &signed_in.person_id)
+        .await
+        .map_err(|e| CurrentError(e.to_string()))?;
+    match person {
+        Some(p) if !p.disabled => Ok(Some(p)),
+        _ => {
+            let _ = session.flush().await;
+            Ok(None)
+        }
+    }
+}
+
+/// Who the session says is signed in, within the session's absolute
+/// lifetime, without reading the person: the caller reads them (the launch
+/// reads them with the site and grants) and must refuse a missing or
+/// disabled person and flush the session, as [`current_person`] does.
+pub async fn signed_in(st: &AppState, session: &Session) -> Result<Option<SignedIn>, CurrentError> {
     let signed_in: Option<SignedIn> = session
         .get(SIGNED_IN_KEY)
         .await
@@ -463,16 +497,7 @@ pub async fn current_person(
         }
         return Ok(None);
     }
-    let person = store::people::find(&st.db, &signed_in.person_id)
-        .await
-        .map_err(|e| CurrentError(e.to_string()))?;
-    match person {
-        Some(p) if !p.disabled => Ok(Some(p)),
-        _ => {
-            let _ = session.flush().await;
-            Ok(None)
-        }
-    }
+    Ok(Some(signed_in))
 }
 
 /// The session or the database could not be read.

@@ -8,7 +8,10 @@ use axum::Form;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::auth::current_person;
+use super::auth::signed_in;
+use super::limits::{refused, Scope};
+use crate::domain::limits::Verdict;
+use crate::store;
 use super::pages::{error_page, ErrorPage};
 use super::RequestOrigin;
 use crate::launch::{launch_site, Launched};
@@ -29,24 +32,47 @@ pub async fn launch(
     session: Session,
     Form(form): Form<LaunchForm>,
 ) -> Response {
-    let person = match current_person(&st, &session).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return error_page(ErrorPage {
+    let signed_out = || {
+        error_page(ErrorPage {
             status: StatusCode::UNAUTHORIZED,
             title: "Please sign in again",
             message:
                 "Your session has ended, so the site was not opened. Sign in and click it again.",
             code: "not_signed_in",
             action: Some(("/auth/login", "Sign in")),
-        }),
+        })
+    };
+    let who = match signed_in(&st, &session).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return signed_out(),
         Err(e) => {
             tracing::error!(error = %e, "launch: cannot read the session");
             return unavailable();
         }
     };
-    match launch_site(&st, &person, form.site.trim(), &form.path, &from).await {
+    if let Verdict::Limited {
+        retry_after_secs,
+        first,
+    } = st
+        .limits
+        .check(Scope::LaunchPerPerson, &who.person_id, st.clock.now())
+    {
+        let email = store::people::find(&st.db, &who.person_id)
+            .await
+            .ok()
+            .flatten()
+            .map(|p| p.email)
+            .unwrap_or_default();
+        return refused(&st, Scope::LaunchPerPerson, &email, &from, retry_after_secs, first).await;
+    }
+    match launch_site(&st, &who.person_id, form.site.trim(), &form.path, &from).await {
+        Ok(Launched::SignedOut) => {
+            let _ = session.flush().await;
+            signed_out()
+        }
         Ok(Launched::Go { location, .. }) => match HeaderValue::from_str(&location) {
             Ok(loc) => {
+                st.metrics.launched();
                 let mut res = StatusCode::SEE_OTHER.into_response();
                 res.headers_mut().insert(header::LOCATION, loc);
                 res.headers_mut()
@@ -59,6 +85,7 @@ pub async fn launch(
             }
         },
         Ok(Launched::Refused(why)) => {
+            st.metrics.refused(why.code());
             let message = why.message();
             error_page(ErrorPage {
                 status: StatusCode::FORBIDDEN,

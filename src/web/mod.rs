@@ -5,6 +5,8 @@ pub mod audit;
 pub mod auth;
 pub mod jwks;
 pub mod launch;
+pub mod limits;
+pub mod metrics;
 pub mod oidc;
 pub mod pages;
 pub mod security;
@@ -46,8 +48,15 @@ pub fn origin_of(parts: &Parts) -> Origin {
     Origin {
         ip: parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
+            .get::<limits::ClientIp>()
+            .map(|c| c.0)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+            })
+            .map(|ip| ip.to_string())
             .unwrap_or_else(|| "unknown".into()),
         user_agent: header("user-agent").chars().take(500).collect(),
         request_id: request_id(&header("x-request-id")),
@@ -83,6 +92,7 @@ pub fn public_routes() -> Router<AppState> {
         .route("/.well-known/openid-configuration", get(jwks::discovery))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::metrics))
 }
 
 /// The hydrate bundle and the styles (`/pkg`): read from files, sent

@@ -59,6 +59,26 @@ pub fn error_page(p: ErrorPage<'_>) -> Response {
     res
 }
 
+/// A server error that carries no body of its own (the session layer
+/// answers a bare 500 when it cannot read or write the session store) is
+/// replaced by a page that says what happened.
+pub async fn explain_bare_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    if res.status().is_server_error() && res.headers().get(header::CONTENT_TYPE).is_none() {
+        return error_page(ErrorPage {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            title: "The dashboard is unavailable",
+            message: "The dashboard cannot reach its database right now, so nothing was done. Please try again in a moment.",
+            code: "unavailable",
+            action: None,
+        });
+    }
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

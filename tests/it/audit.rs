@@ -10,7 +10,7 @@ use reqwest::header::LOCATION;
 use serde_json::Value;
 
 use crate::on_both_databases;
-use crate::support::{page_text, run_ok, Backend, Browser, TestApp};
+use crate::support::{page_text, run_ok, Backend, Browser, Options, TestApp};
 
 const BLOG: &str = "https://blog.client-one.example";
 const SHOP: &str = "https://shop.client-two.example";
@@ -623,7 +623,9 @@ fn urlencode(s: &str) -> String {
 /// between them, 64 in flight at once: one record per token, one chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_append_to_one_chain_under_load() {
-    let app = std::sync::Arc::new(TestApp::start(Backend::Postgres).await);
+    let app = std::sync::Arc::new(
+        TestApp::start_with(Options::new(Backend::Postgres).without_launch_limits()).await,
+    );
     let (other, _state) = app.another_instance().await;
     let blog = add_site(&app, "Client One Blog", "Client One", BLOG).await;
     grant(&app, "sam@agency.test", &blog, "editor").await;

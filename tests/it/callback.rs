@@ -68,6 +68,18 @@ fn cases() -> Vec<Case> {
             says: UNVERIFIABLE,
         },
         Case {
+            name: "issued in the future",
+            tweak: |c, _| {
+                let now = c["iat"].as_i64().unwrap();
+                c["iat"] = json!(now + 3600);
+                c["exp"] = json!(now + 7200);
+            },
+            signing: Signing::Rs256,
+            status: 401,
+            code: "id_token_invalid",
+            says: UNVERIFIABLE,
+        },
+        Case {
             name: "alg none",
             tweak: none,
             signing: Signing::AlgNone,

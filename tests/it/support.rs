@@ -96,6 +96,9 @@ pub struct Options {
     pub extra: Vec<(&'static str, String)>,
     /// Point the dashboard at this issuer instead of the test provider.
     pub issuer: Option<String>,
+    /// Reach PostgreSQL through this port on loopback (a proxy the test
+    /// can cut) instead of the server's own.
+    pub pg_port: Option<u16>,
 }
 
 impl Options {
@@ -104,11 +107,18 @@ impl Options {
             backend,
             extra: Vec::new(),
             issuer: None,
+            pg_port: None,
         }
     }
     pub fn with(mut self, flag: &'static str, value: impl Into<String>) -> Self {
         self.extra.push((flag, value.into()));
         self
+    }
+    /// For load: one person launching thousands of times a minute is far
+    /// over the launch limits, which are tested on their own.
+    pub fn without_launch_limits(self) -> Self {
+        self.with("launch-rate", "off")
+            .with("launch-client-rate", "off")
     }
 }
 
@@ -128,7 +138,13 @@ impl TestApp {
         let idp = FakeIdp::start().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let database = fresh_database(opts.backend, dir.path()).await;
+        let mut database = fresh_database(opts.backend, dir.path()).await;
+        if let (Backend::Postgres, Some(port)) = (opts.backend, opts.pg_port) {
+            let mut u = Url::parse(&database).unwrap();
+            u.set_host(Some("127.0.0.1")).unwrap();
+            u.set_port(Some(port)).unwrap();
+            database = u.to_string();
+        }
         let issuer = opts
             .issuer
             .clone()

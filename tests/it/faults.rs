@@ -1,0 +1,162 @@
+//! The database goes away and comes back while the dashboard runs: clear
+//! error pages, `/readyz` failing, no token without its record, and full
+//! service again once it is back, without a restart. PostgreSQL is reached
+//! through a TCP proxy on loopback that the test cuts and restores.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::header::LOCATION;
+use tokio::net::{TcpListener, TcpStream};
+use url::Url;
+
+use agency_sso::domain::audit::Actor;
+use agency_sso::domain::sites::SiteInput;
+
+use crate::support::{page_text, pg_admin_url, Backend, Options, TestApp};
+
+/// A proxy to the PostgreSQL server that can be cut (every connection
+/// dropped, new ones refused) and restored.
+struct Cuttable {
+    port: u16,
+    up: Arc<AtomicBool>,
+    live: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Cuttable {
+    async fn start() -> Cuttable {
+        let target = Url::parse(&pg_admin_url()).unwrap();
+        let target = format!(
+            "{}:{}",
+            target.host_str().unwrap(),
+            target.port().unwrap_or(5432)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let live: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (up2, live2) = (up.clone(), live.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                live2.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Cuttable { port, up, live }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for t in self.live.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_going_away_fails_closed_and_service_comes_back_by_itself() {
+    let proxy = Cuttable::start().await;
+    let mut opts = Options::new(Backend::Postgres);
+    opts.pg_port = Some(proxy.port);
+    let app = TestApp::start_with(opts).await;
+    let st = &app.state;
+    let now = app.clock.now_for_tests();
+    let blog = agency_sso::sites::create_site(
+        &st.db,
+        &st.master_keys,
+        SiteInput {
+            name: "Blog".into(),
+            client: "Client".into(),
+            url: "https://blog.client.example".into(),
+            ..SiteInput::default()
+        },
+        &Actor::command_line(),
+        now,
+    )
+    .await
+    .unwrap()
+    .id;
+    agency_sso::sites::grant(
+        &st.db,
+        &["agency.test".to_string()],
+        "sam@agency.test",
+        &blog,
+        "editor",
+        &Actor::command_line(),
+        now,
+    )
+    .await
+    .unwrap();
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+    let launch = || {
+        sam.post(app.at("/launch"))
+            .header("origin", &app.url)
+            .form(&[("site", blog.as_str()), ("path", "")])
+            .send()
+    };
+    assert_eq!(launch().await.unwrap().status(), 303);
+    let (issued_before, _) = agency_sso::store::launches::count(&st.db).await.unwrap();
+
+    proxy.cut();
+    let ready = reqwest::get(app.at("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "database_unreachable");
+
+    // A launch: a clear page, and no token.
+    let res = launch().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().get(LOCATION).is_none(), "no token without its record");
+    let text = page_text(&res.text().await.unwrap());
+    assert!(
+        text.contains("no sign-in was sent to the site") || text.contains("try again"),
+        "{text}"
+    );
+    // The home page: a page that says what is wrong, not a blank error.
+    let res = sam.get(app.at("/")).send().await.unwrap();
+    assert!(res.status().is_server_error(), "{}", res.status());
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let text = page_text(&res.text().await.unwrap());
+    assert!(text.to_lowercase().contains("try again"), "{text}");
+    // Sign-in cannot be completed either, and says so.
+    let res = sam.get(app.at("/auth/login")).send().await.unwrap();
+    assert!(res.status().is_server_error(), "{}", res.status());
+    assert!(res.headers().get(LOCATION).is_none());
+
+    // Back: full service, same process.
+    proxy.restore();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = reqwest::get(app.at("/readyz")).await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let res = launch().await.unwrap();
+    assert_eq!(res.status(), 303, "launches work again");
+    assert!(app.home(&sam).await.contains("Blog"));
+    let (issued_after, _) = agency_sso::store::launches::count(&st.db).await.unwrap();
+    assert_eq!(issued_after, issued_before + 1, "only the launch that was sent is recorded");
+    let verified = crate::support::run_ok(app.command().args(["audit", "verify"]));
+    assert!(verified.contains("verified"), "{verified}");
+}
