@@ -58,7 +58,10 @@ pub enum Verdict {
     /// Over the limit: try again after `retry_after_secs`. `first` is true
     /// for the first refusal since the key was last allowed, so that a
     /// flood is recorded once, not once per request.
-    Limited { retry_after_secs: u64, first: bool },
+    Limited {
+        retry_after_secs: u64,
+        first: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -237,7 +240,16 @@ mod tests {
         assert_eq!(rate(" 5 / s ").per_secs, 1);
         assert_eq!(rate("1000/hour").per_secs, 3600);
         assert_eq!(Rate::parse("off").unwrap(), None);
-        for bad in ["", "30", "0/min", "x/min", "30/day", "-1/s", "30/min/s", "2000000/s"] {
+        for bad in [
+            "",
+            "30",
+            "0/min",
+            "x/min",
+            "30/day",
+            "-1/s",
+            "30/min/s",
+            "2000000/s",
+        ] {
             assert!(Rate::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(rate("30/min").to_string(), "30/min");
@@ -313,10 +325,18 @@ mod tests {
         assert!(c.contains("10.1.255.3".parse().unwrap()));
         assert!(!c.contains("10.2.0.1".parse().unwrap()));
         assert!(c.contains("::ffff:10.1.2.3".parse().unwrap()));
-        assert!(Cidr::parse("fd00::/8").unwrap().contains("fd12::1".parse().unwrap()));
-        assert!(!Cidr::parse("fd00::/8").unwrap().contains("10.1.2.3".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        assert!(Cidr::parse("127.0.0.1").unwrap().contains("127.0.0.1".parse().unwrap()));
+        assert!(Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("fd12::1".parse().unwrap()));
+        assert!(!Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("10.1.2.3".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("127.0.0.1")
+            .unwrap()
+            .contains("127.0.0.1".parse().unwrap()));
         for bad in ["", "10.0.0.0/33", "10.0.0/8", "host/8", "::/129"] {
             assert!(Cidr::parse(bad).is_err(), "{bad:?} accepted");
         }
@@ -327,7 +347,10 @@ mod tests {
         let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
         let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
         // Not through a trusted proxy: the header is ignored.
-        assert_eq!(client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted), ip("203.0.113.9"));
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
+            ip("203.0.113.9")
+        );
         // Through the proxy: the address it saw, not what the client claimed.
         assert_eq!(
             client_ip(ip("10.0.0.5"), Some("6.6.6.6, 198.51.100.7"), &trusted),

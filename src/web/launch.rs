@@ -10,12 +10,12 @@ use tower_sessions::Session;
 
 use super::auth::signed_in;
 use super::limits::{refused, Scope};
-use crate::domain::limits::Verdict;
-use crate::store;
 use super::pages::{error_page, ErrorPage};
 use super::RequestOrigin;
+use crate::domain::limits::Verdict;
 use crate::launch::{launch_site, Launched};
 use crate::server::AppState;
+use crate::store;
 
 #[derive(Deserialize)]
 pub struct LaunchForm {
@@ -63,7 +63,15 @@ pub async fn launch(
             .flatten()
             .map(|p| p.email)
             .unwrap_or_default();
-        return refused(&st, Scope::LaunchPerPerson, &email, &from, retry_after_secs, first).await;
+        return refused(
+            &st,
+            Scope::LaunchPerPerson,
+            &email,
+            &from,
+            retry_after_secs,
+            first,
+        )
+        .await;
     }
     match launch_site(&st, &who.person_id, form.site.trim(), &form.path, &from).await {
         Ok(Launched::SignedOut) => {

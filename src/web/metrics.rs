@@ -18,7 +18,15 @@ use crate::server::AppState;
 
 /// Route groups, as the `route` label.
 const ROUTES: [&str; 10] = [
-    "page", "launch", "sign_in", "jwks", "discovery", "server_fn", "assets", "health", "metrics",
+    "page",
+    "launch",
+    "sign_in",
+    "jwks",
+    "discovery",
+    "server_fn",
+    "assets",
+    "health",
+    "metrics",
     "export",
 ];
 
@@ -312,7 +320,10 @@ mod tests {
             "agency_sso_audit_chain_length 42",
             "agency_sso_database_up 1",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 

@@ -11,10 +11,7 @@ use reqwest::header::LOCATION;
 use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
-use agency_sso::domain::audit::Actor;
-use agency_sso::domain::sites::SiteInput;
-
-use crate::support::{page_text, pg_admin_url, Backend, Options, TestApp};
+use crate::support::{blog_with_editors, page_text, pg_admin_url, Backend, Options, TestApp};
 
 /// A proxy to the PostgreSQL server that can be cut (every connection
 /// dropped, new ones refused) and restored.
@@ -77,33 +74,7 @@ async fn the_database_going_away_fails_closed_and_service_comes_back_by_itself()
     opts.pg_port = Some(proxy.port);
     let app = TestApp::start_with(opts).await;
     let st = &app.state;
-    let now = app.clock.now_for_tests();
-    let blog = agency_sso::sites::create_site(
-        &st.db,
-        &st.master_keys,
-        SiteInput {
-            name: "Blog".into(),
-            client: "Client".into(),
-            url: "https://blog.client.example".into(),
-            ..SiteInput::default()
-        },
-        &Actor::command_line(),
-        now,
-    )
-    .await
-    .unwrap()
-    .id;
-    agency_sso::sites::grant(
-        &st.db,
-        &["agency.test".to_string()],
-        "sam@agency.test",
-        &blog,
-        "editor",
-        &Actor::command_line(),
-        now,
-    )
-    .await
-    .unwrap();
+    let blog = blog_with_editors(&app, &["sam@agency.test"]).await;
     let sam = app.browser();
     app.sign_in(&sam, "sam@agency.test").await;
     let launch = || {
@@ -124,7 +95,10 @@ async fn the_database_going_away_fails_closed_and_service_comes_back_by_itself()
     // A launch: a clear page, and no token.
     let res = launch().await.unwrap();
     assert_eq!(res.status(), 503);
-    assert!(res.headers().get(LOCATION).is_none(), "no token without its record");
+    assert!(
+        res.headers().get(LOCATION).is_none(),
+        "no token without its record"
+    );
     let text = page_text(&res.text().await.unwrap());
     assert!(
         text.contains("no sign-in was sent to the site") || text.contains("try again"),
@@ -133,7 +107,10 @@ async fn the_database_going_away_fails_closed_and_service_comes_back_by_itself()
     // The home page: a page that says what is wrong, not a blank error.
     let res = sam.get(app.at("/")).send().await.unwrap();
     assert!(res.status().is_server_error(), "{}", res.status());
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let text = page_text(&res.text().await.unwrap());
     assert!(text.to_lowercase().contains("try again"), "{text}");
     // Sign-in cannot be completed either, and says so.
@@ -156,7 +133,11 @@ async fn the_database_going_away_fails_closed_and_service_comes_back_by_itself()
     assert_eq!(res.status(), 303, "launches work again");
     assert!(app.home(&sam).await.contains("Blog"));
     let (issued_after, _) = agency_sso::store::launches::count(&st.db).await.unwrap();
-    assert_eq!(issued_after, issued_before + 1, "only the launch that was sent is recorded");
+    assert_eq!(
+        issued_after,
+        issued_before + 1,
+        "only the launch that was sent is recorded"
+    );
     let verified = crate::support::run_ok(app.command().args(["audit", "verify"]));
     assert!(verified.contains("verified"), "{verified}");
 }

@@ -11,10 +11,9 @@ use reqwest::header::LOCATION;
 use url::Url;
 
 use agency_sso::domain::audit::Actor;
-use agency_sso::domain::sites::SiteInput;
 
 use crate::idp::{Signing, CLIENT_ID, CLIENT_SECRET};
-use crate::support::{run_ok, Backend, Browser, TestApp};
+use crate::support::{blog_with_editors, run_ok, Backend, Browser, TestApp};
 
 /// One `agency-sso serve` process; killed when dropped.
 struct Instance {
@@ -78,7 +77,11 @@ async fn serve_on(app: &TestApp, port: u16, extra: &[(&str, &str)]) -> Instance 
 
 /// Sign in through `base`: start there, come back there.
 async fn sign_in_at(app: &TestApp, browser: &Browser, base: &str, email: &str) {
-    let res = browser.get(format!("{base}/auth/login")).send().await.unwrap();
+    let res = browser
+        .get(format!("{base}/auth/login"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
     let to = Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap();
     let param = |k: &str| {
@@ -110,8 +113,8 @@ async fn launch_at(app: &TestApp, browser: &Browser, base: &str, site: &str) -> 
         .unwrap()
 }
 
-/// The `kid` in the header of the token a launch redirected to.
-fn kid_of(res: &reqwest::Response) -> String {
+/// Part `i` (0: header, 1: claims) of the token a launch redirected to.
+fn token_part(res: &reqwest::Response, i: usize) -> serde_json::Value {
     use base64::Engine;
     assert_eq!(res.status(), 303);
     let to = Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap();
@@ -120,30 +123,18 @@ fn kid_of(res: &reqwest::Response) -> String {
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.to_string())
         .unwrap();
-    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.split('.').next().unwrap())
+    let part = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').nth(i).unwrap())
         .unwrap();
-    serde_json::from_slice::<serde_json::Value>(&header).unwrap()["kid"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    serde_json::from_slice(&part).unwrap()
+}
+
+fn kid_of(res: &reqwest::Response) -> String {
+    token_part(res, 0)["kid"].as_str().unwrap().to_string()
 }
 
 fn jti_of(res: &reqwest::Response) -> String {
-    use base64::Engine;
-    let to = Url::parse(res.headers()[LOCATION].to_str().unwrap()).unwrap();
-    let token = to
-        .query_pairs()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.to_string())
-        .unwrap();
-    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.split('.').nth(1).unwrap())
-        .unwrap();
-    serde_json::from_slice::<serde_json::Value>(&claims).unwrap()["jti"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    token_part(res, 1)["jti"].as_str().unwrap().to_string()
 }
 
 async fn kids_published(base: &str) -> Vec<String> {
@@ -165,35 +156,7 @@ async fn kids_published(base: &str) -> Vec<String> {
 
 /// A site Sam is an editor on; returns its id.
 async fn blog_for_sam(app: &TestApp) -> String {
-    let st = &app.state;
-    let now = app.clock.now_for_tests();
-    let id = agency_sso::sites::create_site(
-        &st.db,
-        &st.master_keys,
-        SiteInput {
-            name: "Blog".into(),
-            client: "Client".into(),
-            url: "https://blog.client.example".into(),
-            ..SiteInput::default()
-        },
-        &Actor::command_line(),
-        now,
-    )
-    .await
-    .unwrap()
-    .id;
-    agency_sso::sites::grant(
-        &st.db,
-        &["agency.test".to_string()],
-        "sam@agency.test",
-        &id,
-        "editor",
-        &Actor::command_line(),
-        now,
-    )
-    .await
-    .unwrap();
-    id
+    blog_with_editors(app, &["sam@agency.test"]).await
 }
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
@@ -218,7 +181,10 @@ async fn two_processes_on_one_database_behave_as_one_service() {
     sign_in_at(&app, &sam, &a.url, "sam@agency.test").await;
     let home = sam.get(format!("{}/", b.url)).send().await.unwrap();
     assert_eq!(home.status(), 200);
-    assert!(home.text().await.unwrap().contains("Blog"), "B shows Sam's sites");
+    assert!(
+        home.text().await.unwrap().contains("Blog"),
+        "B shows Sam's sites"
+    );
 
     // Launches alternate between them, in parallel: each one recorded once,
     // and the audit chain does not fork.
@@ -233,7 +199,11 @@ async fn two_processes_on_one_database_behave_as_one_service() {
             jtis.push(jti_of(&r));
         }
     }
-    let recorded = count(&app, "SELECT COUNT(DISTINCT jti) FROM audit_log WHERE kind = 'launch'").await;
+    let recorded = count(
+        &app,
+        "SELECT COUNT(DISTINCT jti) FROM audit_log WHERE kind = 'launch'",
+    )
+    .await;
     assert_eq!(recorded, 20);
     for jti in &jtis {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE jti = $1")
@@ -274,14 +244,25 @@ async fn two_processes_on_one_database_behave_as_one_service() {
         if ka.len() == 2 && ka == kb {
             break ka;
         }
-        assert!(Instant::now() < deadline, "both publish the next key: {ka:?} {kb:?}");
+        assert!(
+            Instant::now() < deadline,
+            "both publish the next key: {ka:?} {kb:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let next = both.iter().find(|k| !first.contains(k)).unwrap().clone();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM signing_keys").await, 2, "made once");
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM audit_log WHERE kind = 'key_created'").await,
+        count(&app, "SELECT COUNT(*) FROM signing_keys").await,
+        2,
+        "made once"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'key_created'"
+        )
+        .await,
         2
     );
 
@@ -313,7 +294,11 @@ async fn two_processes_on_one_database_behave_as_one_service() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM audit_log WHERE kind = 'key_activated'").await,
+        count(
+            &app,
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'key_activated'"
+        )
+        .await,
         1,
         "the next key was activated once"
     );
@@ -323,7 +308,13 @@ async fn two_processes_on_one_database_behave_as_one_service() {
 
 /// Fire launches from several tasks until told to stop; returns the jti of
 /// every 303 received.
-async fn burst(app: &TestApp, sam: &Browser, base: &str, site: &str, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Vec<String> {
+async fn burst(
+    app: &TestApp,
+    sam: &Browser,
+    base: &str,
+    site: &str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<String> {
     use std::sync::atomic::Ordering;
     let mut got = Vec::new();
     while !stop.load(Ordering::SeqCst) {
@@ -358,8 +349,16 @@ async fn killed_or_stopped_mid_burst(backend: Backend, signal: &str) {
     let app = std::sync::Arc::new(app);
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let (app, sam, stop, blog, base) = (app.clone(), sam.clone(), stop.clone(), blog.clone(), first.url.clone());
-        tasks.push(tokio::spawn(async move { burst(&app, &sam, &base, &blog, stop).await }));
+        let (app, sam, stop, blog, base) = (
+            app.clone(),
+            sam.clone(),
+            stop.clone(),
+            blog.clone(),
+            first.url.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            burst(&app, &sam, &base, &blog, stop).await
+        }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let pid = first.child.id().to_string();

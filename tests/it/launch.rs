@@ -11,7 +11,9 @@ use agency_sso::domain::sites::SiteInput;
 use agency_sso::store;
 
 use crate::on_both_databases;
-use crate::support::{page_text, pyjwt, run_err, run_ok, run_verifier, Backend, Browser, Options, TestApp};
+use crate::support::{
+    page_text, pyjwt, run_err, run_ok, run_verifier, Backend, Browser, Options, TestApp,
+};
 
 const BLOG: &str = "https://client-one.example/blog";
 const SHOP: &str = "https://shop.client-two.example";

@@ -6,11 +6,8 @@
 
 use reqwest::header::{LOCATION, RETRY_AFTER};
 
-use agency_sso::domain::audit::Actor;
-use agency_sso::domain::sites::SiteInput;
-
 use crate::on_both_databases;
-use crate::support::{audit_texts, page_text, Backend, Options, TestApp};
+use crate::support::{audit_texts, blog_with_editors, page_text, Backend, Options, TestApp};
 
 on_both_databases!(
     sign_in_floods_from_one_address_are_refused_and_recorded_once,
@@ -72,40 +69,15 @@ async fn sign_in_floods_from_one_address_are_refused_and_recorded_once(backend: 
         .finish(&browser, &attempt, claims, crate::idp::Signing::Rs256)
         .await;
     assert_eq!(res.status(), 303);
-    assert!(app.home(&browser).await.contains("Test Person"), "signed in");
+    assert!(
+        app.home(&browser).await.contains("Test Person"),
+        "signed in"
+    );
 }
 
 async fn launches_beyond_a_persons_rate_are_refused_without_a_token(backend: Backend) {
     let app = TestApp::start_with(Options::new(backend).with("launch-rate", "2/min")).await;
-    let now = app.clock.now_for_tests();
-    let site = agency_sso::sites::create_site(
-        &app.state.db,
-        &app.state.master_keys,
-        SiteInput {
-            name: "Blog".into(),
-            client: "Client".into(),
-            url: "https://blog.client.example".into(),
-            ..SiteInput::default()
-        },
-        &Actor::command_line(),
-        now,
-    )
-    .await
-    .unwrap()
-    .id;
-    for who in ["sam@agency.test", "sasha@agency.test"] {
-        agency_sso::sites::grant(
-            &app.state.db,
-            &["agency.test".to_string()],
-            who,
-            &site,
-            "editor",
-            &Actor::command_line(),
-            now,
-        )
-        .await
-        .unwrap();
-    }
+    let site = blog_with_editors(&app, &["sam@agency.test", "sasha@agency.test"]).await;
     let sam = app.browser();
     app.sign_in(&sam, "sam@agency.test").await;
     let launch = |b: &crate::support::Browser| {

@@ -523,3 +523,40 @@ pub fn run_err(c: &mut std::process::Command) -> String {
     );
     String::from_utf8_lossy(&out.stderr).to_string()
 }
+
+/// A site ("Blog", https://blog.client.example) on which each of `editors`
+/// holds the editor role; returns its id.
+pub async fn blog_with_editors(app: &TestApp, editors: &[&str]) -> String {
+    use agency_sso::domain::audit::Actor;
+    let st = &app.state;
+    let now = app.clock.now_for_tests();
+    let id = agency_sso::sites::create_site(
+        &st.db,
+        &st.master_keys,
+        agency_sso::domain::sites::SiteInput {
+            name: "Blog".into(),
+            client: "Client".into(),
+            url: "https://blog.client.example".into(),
+            ..Default::default()
+        },
+        &Actor::command_line(),
+        now,
+    )
+    .await
+    .unwrap()
+    .id;
+    for who in editors {
+        agency_sso::sites::grant(
+            &st.db,
+            &["agency.test".to_string()],
+            who,
+            &id,
+            "editor",
+            &Actor::command_line(),
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    id
+}
