@@ -253,3 +253,25 @@ async fn behind_https_cookies_are_host_bound_and_hsts_is_sent() {
         "{location}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_refused_before_it_acts() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let browser = app.browser();
+    app.sign_in(&browser, "sam@agency.test").await;
+    let huge = "x".repeat(5 << 20);
+    let res = browser
+        .post(app.at("/launch"))
+        .header("origin", &app.url)
+        .form(&[("site", huge.as_str()), ("path", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert!(res.headers().get("location").is_none());
+    let records = crate::support::audit_texts(&app.database_url).await;
+    assert!(
+        !records.iter().any(|(_, t)| t.starts_with("launch")),
+        "nothing was decided or recorded"
+    );
+}
