@@ -265,10 +265,18 @@ async fn an_oversized_body_is_refused_before_it_acts() {
         .header("origin", &app.url)
         .form(&[("site", huge.as_str()), ("path", "")])
         .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 413);
-    assert!(res.headers().get("location").is_none());
+        .await;
+    // The server answers 413 as soon as it sees the length; the client may
+    // still be writing the body then, and see the connection closed first.
+    match res {
+        Ok(res) => {
+            assert_eq!(res.status(), 413);
+            assert!(res.headers().get("location").is_none());
+        }
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
+    let health = reqwest::get(app.at("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200, "the server carries on");
     let records = crate::support::audit_texts(&app.database_url).await;
     assert!(
         !records.iter().any(|(_, t)| t.starts_with("launch")),
