@@ -255,13 +255,15 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(sessions)
         .layer(middleware::from_fn(web::pages::explain_bare_errors))
-        // Public, cacheable, sessionless: the key set, discovery, health, the bundle.
-        .merge(web::public_routes())
-        .nest_service(&assets_path, assets)
+        // Outside the session layer: a request over a limit never touches
+        // the session store.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             web::limits::by_client,
         ))
+        // Public, cacheable, sessionless: the key set, discovery, health, the bundle.
+        .merge(web::public_routes())
+        .nest_service(&assets_path, assets)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security::security_headers,

@@ -71,6 +71,15 @@ struct Bucket {
     limited: bool,
 }
 
+impl Bucket {
+    /// The tokens it holds at `now_ms`, earned back since it was last used.
+    /// A clock that steps back earns nothing; it does not take tokens away.
+    fn tokens_at(&self, now_ms: i64, rate: Rate) -> f64 {
+        let elapsed = (now_ms - self.at_ms).max(0) as f64;
+        (self.tokens + elapsed / rate.ms_per_token()).min(f64::from(rate.count))
+    }
+}
+
 /// Buckets for one limit. Memory is bounded: past `max_keys`, buckets that
 /// have refilled (nothing to remember) are dropped first.
 #[derive(Debug)]
@@ -89,25 +98,18 @@ impl Buckets {
         }
     }
 
-    pub fn rate(&self) -> Rate {
-        self.rate
-    }
-
     /// Take one request for `key` at `now_ms`.
     pub fn check(&mut self, key: &str, now_ms: i64) -> Verdict {
-        let capacity = f64::from(self.rate.count);
-        let per = self.rate.ms_per_token();
+        let rate = self.rate;
         if !self.map.contains_key(key) && self.map.len() >= self.max_keys {
             self.sweep(now_ms);
         }
         let b = self.map.entry(key.to_string()).or_insert(Bucket {
-            tokens: capacity,
+            tokens: f64::from(rate.count),
             at_ms: now_ms,
             limited: false,
         });
-        // A clock that steps back earns nothing; it does not take tokens away.
-        let elapsed = (now_ms - b.at_ms).max(0) as f64;
-        b.tokens = (b.tokens + elapsed / per).min(capacity);
+        b.tokens = b.tokens_at(now_ms, rate);
         b.at_ms = b.at_ms.max(now_ms);
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
@@ -116,7 +118,7 @@ impl Buckets {
         } else {
             let first = !b.limited;
             b.limited = true;
-            let wait_ms = (1.0 - b.tokens) * per;
+            let wait_ms = (1.0 - b.tokens) * rate.ms_per_token();
             Verdict::Limited {
                 retry_after_secs: (wait_ms / 1000.0).ceil().max(1.0) as u64,
                 first,
@@ -126,10 +128,8 @@ impl Buckets {
 
     /// Forget full buckets; if every key is still active, start over.
     fn sweep(&mut self, now_ms: i64) {
-        let capacity = f64::from(self.rate.count);
-        let per = self.rate.ms_per_token();
-        self.map
-            .retain(|_, b| b.tokens + (now_ms - b.at_ms).max(0) as f64 / per < capacity);
+        let (rate, capacity) = (self.rate, f64::from(self.rate.count));
+        self.map.retain(|_, b| b.tokens_at(now_ms, rate) < capacity);
         if self.map.len() >= self.max_keys {
             self.map.clear();
         }

@@ -25,7 +25,7 @@ pub struct ClientIp(pub IpAddr);
 const MAX_KEYS: usize = 100_000;
 
 /// The process's buckets, one set per limit.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Limiter {
     sign_in: Option<Mutex<Buckets>>,
     launch_person: Option<Mutex<Buckets>>,
@@ -77,20 +77,23 @@ impl Limiter {
     }
 }
 
-/// Works out the client's address for every request (kept as [`ClientIp`]
-/// for the audit records) and applies the per-client limits to sign-in
+/// Works out the client's address for every request that may be recorded
+/// (kept as [`ClientIp`] for the audit records; the public, sessionless
+/// routes such as the JWKS never pass through here) and applies the per-client limits to sign-in
 /// (`/auth/login`, `/auth/callback`) and launches (`POST /launch`).
 pub async fn by_client(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    if let Some(peer) = peer {
+    let ip = peer.map(|peer| {
         let forwarded = req
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok());
-        let ip = client_ip(peer, forwarded, &st.config.trusted_proxies);
+        client_ip(peer, forwarded, &st.config.trusted_proxies)
+    });
+    if let Some(ip) = ip {
         req.extensions_mut().insert(ClientIp(ip));
     }
     let scope = match (req.method(), req.uri().path()) {
@@ -98,11 +101,7 @@ pub async fn by_client(State(st): State<AppState>, mut req: Request, next: Next)
         (&Method::POST, "/launch") => Scope::LaunchPerClient,
         _ => return next.run(req).await,
     };
-    let key = req
-        .extensions()
-        .get::<ClientIp>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let key = ip.map_or_else(|| "unknown".into(), |ip| ip.to_string());
     match st.limits.check(scope, &key, st.clock.now()) {
         Verdict::Allowed => next.run(req).await,
         Verdict::Limited {
