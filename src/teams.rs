@@ -32,13 +32,17 @@ pub async fn create_team(
 ) -> Result<String, ManageError> {
     let name = name.trim();
     let description = description.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    use crate::domain::people::is_control_or_bidi;
+    if name.chars().any(is_control_or_bidi) {
+        return Err(invalid("name", "the team name contains control characters"));
+    }
+    if name.is_empty() || name.chars().count() > 100 {
         return Err(invalid(
             "name",
             "give the team a name of up to 100 characters",
         ));
     }
-    if description.chars().count() > 1000 || description.chars().any(char::is_control) {
+    if description.chars().count() > 1000 || description.chars().any(is_control_or_bidi) {
         return Err(invalid(
             "description",
             "the description is longer than 1000 characters or holds control characters",

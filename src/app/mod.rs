@@ -12,6 +12,21 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{ParamSegment, SsrMode, StaticSegment};
 use serde::{Deserialize, Serialize};
 
+/// Text for a `<textarea>`'s content. Leptos writes a textarea's children
+/// unescaped on the server (as it does a script's), so stored text there
+/// could close the element and add markup; it is escaped here. In the
+/// browser the content is a text node and is kept as is.
+pub fn textarea_text(text: String) -> String {
+    #[cfg(feature = "ssr")]
+    {
+        crate::web::pages::escape(&text)
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        text
+    }
+}
+
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     set_page_policy();

@@ -84,6 +84,14 @@ impl Refusal {
     }
 }
 
+/// A name claim as stored and shown: plain text, or none if nothing is left.
+fn display_name(claim: &Option<String>) -> Option<String> {
+    claim
+        .as_deref()
+        .map(|n| super::people::plain_text(n, 200))
+        .filter(|n| !n.is_empty())
+}
+
 impl SignInPolicy {
     /// Decide on a verified identity. The e-mail domain and the `hd` claim
     /// are both taken from the ID token itself: the `hd` request parameter
@@ -95,6 +103,13 @@ impl SignInPolicy {
             .map(|e| e.trim().to_ascii_lowercase())
             .filter(|e| !e.is_empty())
             .ok_or(Refusal::EmailMissing)?;
+        // An address with control or bidi characters is no address of an
+        // allowed domain; shown (and recorded) without them.
+        if email.chars().any(super::people::is_control_or_bidi) {
+            return Err(Refusal::DomainNotAllowed {
+                email: super::people::plain_text(&email, 320),
+            });
+        }
         if !id.email_verified {
             return Err(Refusal::EmailUnverified { email });
         }
@@ -120,9 +135,9 @@ impl SignInPolicy {
             subject: id.subject.clone(),
             bootstrap_admin: self.admin_emails.contains(&email),
             email,
-            name: id.name.clone(),
-            given_name: id.given_name.clone(),
-            family_name: id.family_name.clone(),
+            name: display_name(&id.name),
+            given_name: display_name(&id.given_name),
+            family_name: display_name(&id.family_name),
         })
     }
 

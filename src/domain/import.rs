@@ -112,11 +112,27 @@ pub fn parse(text: &str) -> Result<Vec<Row>, FileError> {
         let cells = headers
             .iter()
             .cloned()
-            .zip(record.iter().map(str::to_string))
+            .zip(record.iter().map(without_formula_guard))
             .collect();
         rows.push(Row { line, cells });
     }
     Ok(rows)
+}
+
+/// An export puts `'` before a cell a spreadsheet would run as a formula;
+/// reading such a cell back takes it off, so an export imports unchanged.
+fn without_formula_guard(cell: &str) -> String {
+    match cell.strip_prefix('\'') {
+        Some(rest)
+            if matches!(
+                rest.chars().next(),
+                Some('=' | '+' | '-' | '@' | '\t' | '\r')
+            ) =>
+        {
+            rest.to_string()
+        }
+        _ => cell.to_string(),
+    }
 }
 
 fn unreadable(e: &csv::Error) -> FileError {
@@ -482,6 +498,10 @@ mod tests {
         let rows = parse(&format!("{}\n{line}\n", COLUMNS.join(","))).unwrap();
         assert_eq!(rows[0].cells.len(), COLUMNS.len());
         assert_eq!(rows[0].cell("url"), "https://acme.example");
-        assert_eq!(rows[0].cell("name"), "'=HYPERLINK(\"http://evil\")");
+        // Read back as it was: an export imports unchanged.
+        assert_eq!(rows[0].cell("name"), "=HYPERLINK(\"http://evil\")");
+        // A cell that merely starts with a quote keeps it.
+        let rows = parse("name,client,url\n'quoted',C,https://q.example\n").unwrap();
+        assert_eq!(rows[0].cell("name"), "'quoted'");
     }
 }

@@ -1,5 +1,29 @@
 //! The people who sign in: staff, and admins among them.
 
+/// Whether `c` is a control character or one of Unicode's bidirectional
+/// embedding, override and isolate characters, which reorder how the text
+/// after them is shown ("Trojan Source" spoofing).
+pub fn is_control_or_bidi(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text from outside (a provider's name claims) made safe to store and
+/// show: those characters dropped, whitespace folded to single spaces, at
+/// most `max` characters.
+pub fn plain_text(raw: &str, max: usize) -> String {
+    let kept: String = raw
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .filter(|c| !is_control_or_bidi(*c))
+        .collect();
+    kept.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(max)
+        .collect()
+}
+
 /// A person known to the dashboard, identified by (issuer, subject).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {

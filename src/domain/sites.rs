@@ -104,11 +104,14 @@ pub fn normalise_url(raw: &str) -> Result<String, SiteError> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(SiteError::QueryOrFragment);
     }
+    // Trailing dots are dropped; a host of dots only is no host (left
+    // empty, the path's `//b` would read as the host `b`).
     let host = url
         .host_str()
+        .map(|h| h.trim_end_matches('.'))
         .filter(|h| !h.is_empty())
         .ok_or_else(|| SiteError::NotAUrl("no host".into()))?;
-    let mut out = format!("{}://{}", url.scheme(), host.trim_end_matches('.'));
+    let mut out = format!("{}://{}", url.scheme(), host);
     if let Some(port) = url.port() {
         out.push_str(&format!(":{port}"));
     }
@@ -365,7 +368,9 @@ fn check_text(
     if v.chars().count() > max {
         return Err(fail(format!("the {label} is longer than {max} characters")));
     }
-    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if v.chars()
+        .any(|c| super::people::is_control_or_bidi(c) && c != '\n' && c != '\t')
+    {
         return Err(fail(format!("the {label} contains control characters")));
     }
     Ok(v.to_string())
@@ -592,6 +597,25 @@ mod tests {
             normalise_url("https://cl ient.example"),
             Err(SiteError::NotAUrl(_))
         ));
+    }
+
+    // Found by fuzzing (fuzz/fuzz_targets/site_url.rs): a host of dots only
+    // was trimmed to nothing, so `https:/.//b//x` came out as
+    // `https:////b//x`, a URL whose host is `b`.
+    #[test]
+    fn a_host_of_dots_only_is_refused() {
+        for raw in [
+            "https:/.//b//%2ep:wss12[]%2b[]\u{FFFD}:",
+            "https://.//evil.example/wp",
+            "https:./Xcme.example",
+            "https://.../",
+        ] {
+            assert!(
+                matches!(normalise_url(raw), Err(SiteError::NotAUrl(_))),
+                "{raw}: {:?}",
+                normalise_url(raw)
+            );
+        }
     }
 
     #[test]

@@ -769,7 +769,7 @@ fn SiteForm(site: SiteSettings) -> impl IntoView {
             })}
             <div class="field" class:invalid=move || p("notes").get().is_some()>
                 <label for="site-notes">"Notes"</label>
-                <textarea id="site-notes" name="notes" rows="3">{site.notes.clone()}</textarea>
+                <textarea id="site-notes" name="notes" rows="3">{crate::app::textarea_text(site.notes.clone())}</textarea>
                 <p class="field-error" role="alert" data-testid="site-notes-error">{move || p("notes").get()}</p>
             </div>
             <div class="actions">
