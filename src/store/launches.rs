@@ -176,9 +176,17 @@ pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sq
            AND ($8 = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = $8 AND state = 'active'{lock})) \
          ON CONFLICT (email, site_id) DO UPDATE SET last_launched_at = excluded.last_launched_at"
     );
-    let mut held = Vec::with_capacity(batch.len());
-    let mut events = Vec::with_capacity(batch.len());
-    for p in batch {
+    // Rows are marked in one order, by (person, site), in every process:
+    // two instances' transactions marking the same rows then queue on them
+    // instead of deadlocking.
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&batch[a].record, &batch[b].record);
+        (&a.email, &a.site_id).cmp(&(&b.email, &b.site_id))
+    });
+    let mut held = vec![false; batch.len()];
+    for i in order {
+        let p = &batch[i];
         let r = &p.record;
         let marked = sqlx::query(&sql)
             .bind(&r.person_id)
@@ -192,11 +200,15 @@ pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sq
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        held.push(marked == 1);
-        if marked == 1 {
-            events.push(r.event());
-        }
+        held[i] = marked == 1;
     }
+    // Records in the order the launches arrived.
+    let events: Vec<_> = batch
+        .iter()
+        .zip(&held)
+        .filter(|(_, &ok)| ok)
+        .map(|(p, _)| p.record.event())
+        .collect();
     if events.is_empty() {
         tx.rollback().await?;
         return Ok(held);
