@@ -55,6 +55,9 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Copy the SQLite database to FILE while the dashboard runs: a
+    /// consistent snapshot without sessions, checked. (PostgreSQL: pg_dump.)
+    Backup { file: std::path::PathBuf },
     /// Demo data for trying the dashboard locally.
     Demo {
         #[command(subcommand)]
@@ -265,6 +268,7 @@ pub async fn run() -> ExitCode {
         Command::Launches { command } => launches(config, command).await,
         Command::Audit { command } => return audit(config, command).await,
         Command::Demo { command } => demo(config, command).await,
+        Command::Backup { file } => backup(config, &file).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -601,6 +605,29 @@ async fn launches(config: Config, command: LaunchesCommand) -> anyhow::Result<()
 /// The demo: the stand-in WordPress site (twl-sso) and its shop
 /// (miniOrange, HS256), a site only the admin may enter, and optional
 /// filler sites to feel a large agency's list.
+async fn backup(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
+    use crate::domain::audit::kind;
+    use crate::server::{Clock, SystemClock};
+    if config.db_kind == crate::config::DbKind::Postgres {
+        anyhow::bail!(
+            "for PostgreSQL use its own tools: pg_dump --format=custom --file=FILE \"$SSO_DATABASE_URL\" (see the README)"
+        );
+    }
+    let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
+    let bytes = store::backup_sqlite(&db, file).await?;
+    let event = Actor::command_line()
+        .did(SystemClock.now(), kind::DATABASE_BACKED_UP)
+        .detail(serde_json::json!({ "file": file.display().to_string(), "bytes": bytes }));
+    store::audit::record(&db, &[event]).await?;
+    println!(
+        "copied to {} ({bytes} bytes, sessions left out). Its signing keys and site secrets are \
+         sealed with the master key: keep SSO_MASTER_KEY (or {}) with it, apart.",
+        file.display(),
+        config.data_dir.join("master.key").display()
+    );
+    Ok(())
+}
+
 async fn demo(config: Config, command: DemoCommand) -> anyhow::Result<()> {
     use crate::domain::sites::SiteInput;
     use crate::sites::ManageError;

@@ -70,6 +70,14 @@ pub struct ConfigArgs {
     pub oidc_client_id: Option<String>,
     #[arg(long, env = "SSO_OIDC_CLIENT_SECRET", hide_env_values = true)]
     pub oidc_client_secret: Option<Secret>,
+    /// Seconds any one call to the identity provider may take (discovery,
+    /// code exchange, its keys) before sign-in fails with a clear page.
+    #[arg(long, env = "SSO_OIDC_TIMEOUT_SECONDS", default_value = "10")]
+    pub oidc_timeout_seconds: String,
+    /// Seconds a client has to send each request's head, and each part of
+    /// its body; also how long an idle keep-alive connection is kept.
+    #[arg(long, env = "SSO_CLIENT_TIMEOUT_SECONDS", default_value = "10")]
+    pub client_timeout_seconds: String,
     /// Shown on the sign-in button ("Sign in with ...").
     #[arg(long, env = "SSO_OIDC_PROVIDER_NAME")]
     pub oidc_provider_name: Option<String>,
@@ -178,6 +186,25 @@ pub struct OidcSettings {
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
     pub provider_name: String,
+    /// Bound on each call to the provider.
+    pub timeout_secs: u64,
+}
+
+/// Decoded older master keys: their `Debug` shows how many, never the bytes.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct OldMasterKeys(pub Vec<[u8; 32]>);
+
+impl std::ops::Deref for OldMasterKeys {
+    type Target = [[u8; 32]];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for OldMasterKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[<redacted>; {}]", self.0.len())
+    }
 }
 
 /// Validated configuration, passed in state; never read from globals.
@@ -192,10 +219,12 @@ pub struct Config {
     pub db_kind: DbKind,
     pub data_dir: PathBuf,
     pub oidc: OidcSettings,
+    /// Bound on a client's pauses while sending a request (slow clients).
+    pub client_timeout_secs: u64,
     pub sign_in: SignInPolicy,
     pub master_key: Option<Secret>,
     /// Decoded older master keys (open only).
-    pub master_keys_old: Vec<[u8; 32]>,
+    pub master_keys_old: OldMasterKeys,
     pub keys: KeySettings,
     pub session: SessionPolicy,
     pub log_format: LogFormat,
@@ -383,6 +412,18 @@ impl ConfigArgs {
         };
 
         let reauth_minutes = parse_positive(&self.reauth_minutes, "SSO_REAUTH_MINUTES")?;
+        let oidc_timeout = parse_positive(&self.oidc_timeout_seconds, "SSO_OIDC_TIMEOUT_SECONDS")?;
+        let client_timeout =
+            parse_positive(&self.client_timeout_seconds, "SSO_CLIENT_TIMEOUT_SECONDS")?;
+        if client_timeout > 300 {
+            return Err(err("SSO_CLIENT_TIMEOUT_SECONDS", "at most 300".to_string()));
+        }
+        if oidc_timeout > 60 {
+            return Err(err(
+                "SSO_OIDC_TIMEOUT_SECONDS",
+                "at most 60: staff wait on the sign-in page that long".to_string(),
+            ));
+        }
         let test_clock_file = match self.test_clock_file.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(_) if public_url.starts_with("https://") => {
@@ -451,14 +492,16 @@ impl ConfigArgs {
                 client_id,
                 client_secret,
                 provider_name,
+                timeout_secs: oidc_timeout as u64,
             },
+            client_timeout_secs: client_timeout as u64,
             sign_in: SignInPolicy {
                 allowed_domains,
                 admin_emails,
                 require_hosted_domain: require_hd,
             },
             master_key,
-            master_keys_old,
+            master_keys_old: OldMasterKeys(master_keys_old),
             keys,
             session: SessionPolicy {
                 idle_secs: idle * 60,
@@ -753,5 +796,28 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains("pgpass"), "{shown}");
         assert!(!shown.contains("CQkJ"), "{shown}");
+    }
+
+    // Found by fuzzing (fuzz/fuzz_targets/config.rs): Config's derived
+    // Debug printed the decoded older master keys as byte arrays.
+    #[test]
+    fn debug_never_shows_old_master_keys() {
+        let old = [
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([9u8; 32]),
+        ]
+        .join(",");
+        let c = args(&["--master-keys-old", &old]).validate().unwrap();
+        assert_eq!(c.master_keys_old.len(), 2);
+        assert_eq!(c.master_keys_old[1], [9u8; 32]);
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("master_keys_old: [<redacted>; 2]"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("7, 7") && !shown.contains("9, 9"),
+            "{shown}"
+        );
     }
 }

@@ -15,6 +15,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
@@ -194,6 +195,7 @@ pub async fn open_key_ring(
 /// The whole service as one router.
 pub fn router(state: AppState) -> Router {
     let https = state.config.is_https();
+    let client_timeout = Duration::from_secs(state.config.client_timeout_secs);
     let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
         // `__Host-` binds the cookie to this exact origin (Secure, Path=/, no Domain).
         .with_name(if https {
@@ -274,6 +276,13 @@ pub fn router(state: AppState) -> Router {
         ))
         // Bounded: the largest body is a sites CSV import (1 MB, form-encoded).
         .layer(RequestBodyLimitLayer::new(4 << 20))
+        // Slow clients: each part of a body must come within the client
+        // timeout, and a whole request is answered (408) within a bound.
+        .layer(RequestBodyTimeoutLayer::new(client_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(observe)
         .with_state(state)
 }
@@ -327,14 +336,68 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         master_key = state.master_keys.current().id(),
         "agency-sso is serving"
     );
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let client_timeout = Duration::from_secs(state.config.client_timeout_secs);
+    serve_connections(listener, router(state), client_timeout, shutdown_signal()).await;
     tracing::info!("agency-sso stopped");
     Ok(())
+}
+
+/// The most a whole request may take, body included (a CSV import is the
+/// longest); past it the answer is 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long in-flight requests get to finish after SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accept connections and serve `app` on them until `shutdown` resolves,
+/// then let in-flight requests finish. Unlike `axum::serve`, a client must
+/// send each request head within `client_timeout` (which also closes idle
+/// keep-alive connections), so slow clients cannot hold connections open.
+pub async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    client_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::Service;
+
+    let mut make = app.into_make_service_with_connect_info::<SocketAddr>();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(client_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(service) = make.call(remote).await;
+        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            tracing::warn!("requests still running after the drain timeout were cut");
+        }
+    }
 }
 
 /// Record the start of the service with its effective non-secret configuration.

@@ -349,6 +349,7 @@ pub fn event_kinds() -> Vec<&'static str> {
         "team_grant_revoked",
         "admin_refused",
         "rate_limited",
+        "database_backed_up",
     ]
 }
 

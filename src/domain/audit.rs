@@ -47,9 +47,10 @@ pub mod kind {
     pub const TEAM_GRANT_REVOKED: &str = "team_grant_revoked";
     pub const ADMIN_REFUSED: &str = "admin_refused";
     pub const RATE_LIMITED: &str = "rate_limited";
+    pub const DATABASE_BACKED_UP: &str = "database_backed_up";
 
     /// Every kind, for the filter's choices.
-    pub const ALL: [&str; 31] = [
+    pub const ALL: [&str; 32] = [
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,
@@ -81,6 +82,7 @@ pub mod kind {
         TEAM_GRANT_REVOKED,
         ADMIN_REFUSED,
         RATE_LIMITED,
+        DATABASE_BACKED_UP,
     ];
 }
 
@@ -575,7 +577,7 @@ pub fn verify_checkpoint(jws: &str, n: &str, e: &str) -> Result<CheckpointClaims
 /// `= + - @` (or tab, carriage return) neutralised with a quote mark so a
 /// crafted site name cannot become a formula.
 pub fn csv_cell(s: &str) -> String {
-    let risky = matches!(s.chars().next(), Some('=' | '+' | '-' | '@' | '\t' | '\r'));
+    let risky = needs_formula_guard(s);
     let mut out = String::with_capacity(s.len() + 3);
     out.push('"');
     if risky {
@@ -589,6 +591,16 @@ pub fn csv_cell(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Whether [`csv_cell`] puts a quote mark before `s`: it starts with
+/// `= + - @`, a tab or a carriage return, after any quote marks it already
+/// has (so that taking one guard off on import gives back `'=x` as well).
+pub fn needs_formula_guard(s: &str) -> bool {
+    matches!(
+        s.trim_start_matches('\'').chars().next(),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r')
+    )
 }
 
 pub const CSV_HEADER: &str = "seq,time_utc,event,outcome,actor,person,site_url,site_id,client,role,jti,reason,ip,user_agent,request_id,detail,hash";

@@ -123,14 +123,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>, FileError> {
 /// reading such a cell back takes it off, so an export imports unchanged.
 fn without_formula_guard(cell: &str) -> String {
     match cell.strip_prefix('\'') {
-        Some(rest)
-            if matches!(
-                rest.chars().next(),
-                Some('=' | '+' | '-' | '@' | '\t' | '\r')
-            ) =>
-        {
-            rest.to_string()
-        }
+        Some(rest) if super::audit::needs_formula_guard(rest) => rest.to_string(),
         _ => cell.to_string(),
     }
 }
@@ -503,5 +496,26 @@ mod tests {
         // A cell that merely starts with a quote keeps it.
         let rows = parse("name,client,url\n'quoted',C,https://q.example\n").unwrap();
         assert_eq!(rows[0].cell("name"), "'quoted'");
+    }
+
+    // Found with fuzz/fuzz_targets/csv_import.rs: a value that itself
+    // starts with a quote mark before `= + - @` was exported unguarded and
+    // lost that quote mark on import (`'=x` came back as `=x`).
+    #[test]
+    fn values_starting_with_a_quote_mark_import_unchanged() {
+        for value in ["'=x", "'-5 kg", "''@a", "'quoted'", "it's"] {
+            let mut s = site("https://acme.example");
+            s.name = value.into();
+            s.notes = value.into();
+            let rows = parse(&format!("{}\n{}\n", COLUMNS.join(","), export_row(&s))).unwrap();
+            assert_eq!(rows[0].cell("name"), value);
+            assert_eq!(rows[0].cell("notes"), value);
+            let existing = HashMap::from([(s.url.clone(), s)]);
+            assert_eq!(
+                plan(&rows, &existing)[0].change,
+                Change::Unchanged,
+                "{value}"
+            );
+        }
     }
 }

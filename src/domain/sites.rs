@@ -117,7 +117,12 @@ pub fn normalise_url(raw: &str) -> Result<String, SiteError> {
     }
     let path = url.path().trim_end_matches('/');
     out.push_str(path);
-    Ok(out)
+    // Without its trailing dots the host must read as the same host: `2..`
+    // would become the address 0.0.0.2, and `m.0..` no host at all.
+    match Url::parse(&out) {
+        Ok(again) if again.host_str() == Some(host) => Ok(out),
+        _ => Err(SiteError::NotAUrl("the host is not a host name".into())),
+    }
 }
 
 /// A loopback host (plain http is allowed there, for local testing).
@@ -601,14 +606,20 @@ mod tests {
 
     // Found by fuzzing (fuzz/fuzz_targets/site_url.rs): a host of dots only
     // was trimmed to nothing, so `https:/.//b//x` came out as
-    // `https:////b//x`, a URL whose host is `b`.
+    // `https:////b//x`, a URL whose host is `b`; and a host whose trailing
+    // dots were trimmed could read as another host or none.
     #[test]
-    fn a_host_of_dots_only_is_refused() {
+    fn a_host_is_still_the_same_host_without_its_trailing_dots() {
         for raw in [
             "https:/.//b//%2ep:wss12[]%2b[]\u{FFFD}:",
             "https://.//evil.example/wp",
             "https:./Xcme.example",
             "https://.../",
+            // Trailing dots dropped, what is left reads as an IPv4 address
+            // (`2` is 0.0.0.2) or as no valid host (`m.0`).
+            "     https:2..//csiapt/",
+            "https://m.0...:3002",
+            "https:+linc%2E2...//exampnc.//og",
         ] {
             assert!(
                 matches!(normalise_url(raw), Err(SiteError::NotAUrl(_))),

@@ -79,6 +79,71 @@ impl Db {
     }
 }
 
+/// Copy a SQLite database to `file`, consistently while it is in use
+/// (`VACUUM INTO`), without its sessions: a restored copy asks everyone to
+/// sign in again, and a stolen copy holds no live session. The copy is
+/// readable by its owner only, and checked before this returns.
+pub async fn backup_sqlite(db: &Db, file: &std::path::Path) -> anyhow::Result<u64> {
+    use sqlx::Connection;
+    anyhow::ensure!(
+        db.kind == DbKind::Sqlite,
+        "only a SQLite database is copied this way"
+    );
+    anyhow::ensure!(!file.exists(), "{} exists: name a new file", file.display());
+    let path = file
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("{} is not a UTF-8 path", file.display()))?;
+    sqlx::query("VACUUM INTO $1")
+        .bind(path)
+        .execute(&db.pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let mut copy = sqlx::SqliteConnection::connect(&format!("sqlite://{path}")).await?;
+    sqlx::query("DELETE FROM sessions")
+        .execute(&mut copy)
+        .await?;
+    sqlx::query("VACUUM").execute(&mut copy).await?;
+    let (check,): (String,) = sqlx::query_as("PRAGMA integrity_check")
+        .fetch_one(&mut copy)
+        .await?;
+    copy.close().await?;
+    anyhow::ensure!(check == "ok", "the copy does not check out: {check}");
+    Ok(std::fs::metadata(file)?.len())
+}
+
+/// SQLite writes its file and, beside it, its write-ahead log: say plainly
+/// when either cannot be written (a read-only mount, say) instead of the
+/// driver's "unable to open database file".
+fn check_writable(file: &std::path::Path) -> anyhow::Result<()> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let read_only = |what: &std::path::Path, e: std::io::Error| {
+        anyhow::anyhow!(
+            "the SQLite database cannot be written: {} is read-only ({e})",
+            what.display()
+        )
+    };
+    let probe = dir.join(format!(".agency-sso-write-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .map_err(|e| read_only(dir, e))?;
+    let _ = std::fs::remove_file(&probe);
+    if file.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(file)
+            .map_err(|e| read_only(file, e))?;
+    }
+    Ok(())
+}
+
 /// Make sure the SQLite file's folder exists and that the file is created on first use.
 fn prepare_sqlite(url: &str) -> anyhow::Result<String> {
     let rest = url
@@ -94,6 +159,9 @@ fn prepare_sqlite(url: &str) -> anyhow::Result<String> {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         }
+    }
+    if !query.contains("mode=ro") {
+        check_writable(std::path::Path::new(path))?;
     }
     let mode = if query.contains("mode=") {
         ""

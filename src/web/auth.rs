@@ -199,7 +199,14 @@ async fn finish_sign_in(
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
         .request_async(&st.oidc.http)
         .await
-        .map_err(|e| SignInError::Exchange(error_chain(&e)))?;
+        .map_err(|e| match e {
+            // No answer (refused, reset, timed out): the provider is
+            // unavailable, not the code refused; the person may retry.
+            openidconnect::RequestTokenError::Request(e) => {
+                SignInError::Provider(ProviderError::Unreachable(error_chain(&e)))
+            }
+            e => SignInError::Exchange(error_chain(&e)),
+        })?;
     let id_token = token
         .id_token()
         .ok_or_else(|| SignInError::IdToken("the provider returned no ID token".into()))?;

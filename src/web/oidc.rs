@@ -59,8 +59,6 @@ pub type OidcClient = Client<
 
 /// How long discovered metadata (and the provider's keys) are reused.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
-/// Bound on every call to the provider.
-const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct OidcProvider {
     pub http: reqwest::Client,
@@ -68,6 +66,8 @@ pub struct OidcProvider {
     client_id: Option<String>,
     client_secret: Option<String>,
     redirect_url: String,
+    /// Bound on every call to the provider (`SSO_OIDC_TIMEOUT_SECONDS`).
+    timeout: Duration,
     cached: RwLock<Option<(OidcClient, Instant)>>,
 }
 
@@ -87,15 +87,19 @@ pub enum ProviderError {
     NotConfigured(String),
     #[error("the identity provider could not be reached or answered badly: {0}")]
     Discovery(String),
+    /// The token endpoint did not answer (refused, reset or timed out).
+    #[error("the identity provider's token endpoint could not be reached: {0}")]
+    Unreachable(String),
 }
 
 impl OidcProvider {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let timeout = Duration::from_secs(config.oidc.timeout_secs);
         let http = reqwest::ClientBuilder::new()
             // Following redirects from the token endpoint would be an SSRF vector.
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(PROVIDER_TIMEOUT)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(timeout)
             .build()?;
         Ok(OidcProvider {
             http,
@@ -107,6 +111,7 @@ impl OidcProvider {
                 .as_ref()
                 .map(|s| s.expose().to_string()),
             redirect_url: config.redirect_url(),
+            timeout,
             cached: RwLock::new(None),
         })
     }
@@ -149,7 +154,7 @@ impl OidcProvider {
         let redirect = RedirectUrl::new(self.redirect_url.clone())
             .map_err(|e| ProviderError::NotConfigured(e.to_string()))?;
         let metadata = tokio::time::timeout(
-            PROVIDER_TIMEOUT,
+            self.timeout,
             CoreProviderMetadata::discover_async(issuer, &self.http),
         )
         .await

@@ -84,11 +84,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup_and_drops_controls() {
+    fn escapes_markup_and_drops_controls_but_line_breaks() {
         assert_eq!(
             escape(r#"<script>alert("x")</script>&'"#),
             "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"
         );
-        assert_eq!(escape("a\u{0}b\nc"), "abc");
+        // Line breaks and tabs are kept (a textarea's text); other controls go.
+        assert_eq!(escape("a\u{0}b\nc\u{1b}\td"), "ab\nc\td");
     }
 }

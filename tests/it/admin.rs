@@ -9,7 +9,7 @@ use agency_sso::store;
 use serde_json::Value;
 
 use crate::on_both_databases;
-use crate::support::{page_text, Backend, Browser, TestApp};
+use crate::support::{page_text, server_fn as call, site_form, Backend, Browser, TestApp};
 
 const ADMIN: &str = "boss@agency.test";
 
@@ -20,55 +20,6 @@ const STAFF_FUNCTIONS: [&str; 4] = [
     "/api/set_favourite",
     "/api/audit_records",
 ];
-
-/// Call a server function as the page's form would: a same-origin POST.
-async fn call(app: &TestApp, b: &Browser, name: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let res = b
-        .post(app.at(&format!("/api/{name}")))
-        .header("origin", &app.url)
-        .header("referer", app.at("/admin/sites"))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, body)
-}
-
-/// The site form's fields: these values over the form's defaults.
-fn site_form<'a>(values: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut form: Vec<(&str, &str)> = [
-        ("id", ""),
-        ("version", "0"),
-        ("name", ""),
-        ("client", "Acme"),
-        ("url", ""),
-        ("profile", "twl-sso"),
-        ("login_template", ""),
-        ("username_claim", ""),
-        ("signing", ""),
-        ("secret", ""),
-        ("roles", ""),
-        ("token_lifetime", ""),
-        ("notes", ""),
-    ]
-    .to_vec();
-    for (k, v) in values {
-        match form.iter_mut().find(|(f, _)| f == k) {
-            Some(slot) => slot.1 = *v,
-            None => form.push((*k, *v)),
-        }
-    }
-    form
-}
-
-async fn signed_in(app: &TestApp, email: &str) -> Browser {
-    let b = app.browser();
-    app.sign_in(&b, email).await;
-    b
-}
 
 async fn add_site(app: &TestApp, name: &str, client: &str, url: &str) -> String {
     let input = SiteInput {
@@ -145,7 +96,7 @@ async fn every_admin_function_refuses_staff_with_403_and_a_record(backend: Backe
     }
     assert!(admin_fns.len() >= 25, "{admin_fns:?}");
 
-    let sam = signed_in(&app, "sam@agency.test").await;
+    let sam = app.signed_in("sam@agency.test").await;
     let stranger = app.browser();
     for p in &admin_fns {
         let name = p.trim_start_matches("/api/");
@@ -164,7 +115,7 @@ async fn every_admin_function_refuses_staff_with_403_and_a_record(backend: Backe
         assert_eq!(d["function"], p.trim_start_matches("/api/"));
     }
     // The same function answers an admin, and a cross-site POST is refused before it.
-    let boss = signed_in(&app, ADMIN).await;
+    let boss = app.signed_in(ADMIN).await;
     let (status, body) = call(&app, &boss, "admin_teams", &[]).await;
     assert_eq!((status, body), (200, Value::Array(vec![])));
     let res = boss
@@ -186,7 +137,7 @@ async fn every_admin_function_refuses_staff_with_403_and_a_record(backend: Backe
 
 async fn site_forms_answer_by_field_and_sensitive_actions_need_a_recent_sign_in(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = signed_in(&app, ADMIN).await;
+    let boss = app.signed_in(ADMIN).await;
     let before = store::audit::count(&app.state.db).await.unwrap();
     // Every problem at once, each by its field; nothing written.
     let (status, body) = call(
@@ -329,7 +280,7 @@ async fn site_forms_answer_by_field_and_sensitive_actions_need_a_recent_sign_in(
 
 async fn teams_and_time_limited_grants_decide_who_enters_with_which_role(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = signed_in(&app, ADMIN).await;
+    let boss = app.signed_in(ADMIN).await;
     let shop = add_site(&app, "Acme Shop", "Acme", "https://shop.acme.example").await;
     let blog = add_site(&app, "Acme Blog", "Acme", "https://blog.acme.example").await;
     let other = add_site(&app, "Other", "Other Co", "https://other.example").await;
@@ -394,7 +345,7 @@ async fn teams_and_time_limited_grants_decide_who_enters_with_which_role(backend
     .await;
     assert_eq!(status, 200, "{body}");
 
-    let nina = signed_in(&app, "nina@agency.test").await;
+    let nina = app.signed_in("nina@agency.test").await;
     assert_eq!(launch_role(&app, &nina, &shop).await, Ok("editor".into()));
     assert_eq!(launch_role(&app, &nina, &blog).await, Ok("editor".into()));
     assert_eq!(launch_role(&app, &nina, &other).await, Err(403));
@@ -488,7 +439,7 @@ async fn teams_and_time_limited_grants_decide_who_enters_with_which_role(backend
 
 async fn people_invited_promoted_disabled_and_the_last_admin_stays(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = signed_in(&app, ADMIN).await;
+    let boss = app.signed_in(ADMIN).await;
     let boss_id = store::people::find_by_email(&app.state.db, ADMIN)
         .await
         .unwrap()[0]
@@ -535,7 +486,7 @@ async fn people_invited_promoted_disabled_and_the_last_admin_stays(backend: Back
     )
     .await;
     assert_eq!(page["invitations"][0]["email"], "ivy@agency.test", "{page}");
-    let ivy = signed_in(&app, "ivy@agency.test").await;
+    let ivy = app.signed_in("ivy@agency.test").await;
     let ivy_p = store::people::find_by_email(&app.state.db, "ivy@agency.test")
         .await
         .unwrap()
@@ -578,7 +529,7 @@ async fn people_invited_promoted_disabled_and_the_last_admin_stays(backend: Back
     )
     .await
     .unwrap();
-    let sam = signed_in(&app, "sam@agency.test").await;
+    let sam = app.signed_in("sam@agency.test").await;
     let sam_id = store::people::find_by_email(&app.state.db, "sam@agency.test")
         .await
         .unwrap()[0]
@@ -615,8 +566,8 @@ async fn people_invited_promoted_disabled_and_the_last_admin_stays(backend: Back
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let laptop = signed_in(&app, "sam@agency.test").await;
-    let phone = signed_in(&app, "sam@agency.test").await;
+    let laptop = app.signed_in("sam@agency.test").await;
+    let phone = app.signed_in("sam@agency.test").await;
     let (_, list) = call(&app, &ivy, "admin_sessions", &[("q", "sam@")]).await;
     let rows = list["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{list}");
@@ -646,7 +597,7 @@ async fn people_invited_promoted_disabled_and_the_last_admin_stays(backend: Back
 
 async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = signed_in(&app, ADMIN).await;
+    let boss = app.signed_in(ADMIN).await;
     add_site(&app, "Acme Shop", "Acme", "https://shop.acme.example").await;
     let csv = "name,client,url,roles,enabled\n\
                Acme Shop,Acme Ltd,https://shop.acme.example,,\n\
@@ -792,7 +743,7 @@ async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
         .unwrap();
     assert_eq!(csv_out.lines().count(), 4, "{csv_out}");
     assert!(csv_out.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{csv_out}");
-    let sam = signed_in(&app, "sam@agency.test").await;
+    let sam = app.signed_in("sam@agency.test").await;
     let res = sam.get(app.at("/admin/sites/export")).send().await.unwrap();
     assert_eq!(res.status(), 403);
 }

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::idp::Signing;
-use crate::support::{page_text, Backend, Options, TestApp};
+use crate::support::{audit_texts, blog_with_editors, page_text, Backend, Options, TestApp};
 
 struct Case {
     name: &'static str,
@@ -349,4 +349,84 @@ async fn unreachable_provider_gives_a_clear_page() {
     let page = page_text(&res.text().await.unwrap());
     assert!(page.contains("Identity provider unavailable"), "{page}");
     assert!(page.contains("could not be reached"), "{page}");
+}
+
+/// The provider slow, not down: sign-in fails with a clear page once
+/// `SSO_OIDC_TIMEOUT_SECONDS` has passed (well before the provider would
+/// answer), the failure is recorded, and staff already signed in keep
+/// working meanwhile. A dashboard that has not yet discovered the slow
+/// provider says so after the same bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_provider_times_out_with_a_clear_page_and_staff_keep_working() {
+    use std::time::{Duration, Instant};
+    let app =
+        TestApp::start_with(Options::new(Backend::Sqlite).with("oidc-timeout-seconds", "3")).await;
+    let blog = blog_with_editors(&app, &["sam@agency.test"]).await;
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+
+    // From now on the provider takes 60 s to answer anything.
+    app.idp.set_delay(Duration::from_secs(60));
+    let ann = app.browser();
+    let attempt = app.begin(&ann).await;
+    let claims = app.idp.claims("ann@agency.test", &attempt.nonce);
+    let code = app
+        .idp
+        .issue_code(claims, &attempt.challenge, Signing::Rs256);
+    let started = Instant::now();
+    let ann_returns = async {
+        let res = app.callback(&ann, &code, &attempt.state).await;
+        (res, started.elapsed())
+    };
+    let sam_works = async {
+        assert!(page_text(&app.home(&sam).await).contains("Blog"));
+        let res = app.launch(&sam, &blog).await;
+        assert_eq!(res.status(), 303, "launches do not need the provider");
+        started.elapsed()
+    };
+    let ((res, ann_waited), sam_took) = tokio::join!(ann_returns, sam_works);
+    assert!(
+        sam_took < ann_waited,
+        "Sam ({sam_took:?}) was held up by Ann's sign-in ({ann_waited:?})"
+    );
+    assert!(
+        ann_waited >= Duration::from_secs(3) && ann_waited < Duration::from_secs(20),
+        "bounded by the configured timeout, not the provider: {ann_waited:?}"
+    );
+    assert_eq!(res.status(), 502);
+    let page = page_text(&res.text().await.unwrap());
+    assert!(page.contains("Identity provider unavailable"), "{page}");
+    assert!(page.contains("try again in a moment"), "{page}");
+    assert!(
+        page_text(&app.page(&ann, "/").await).contains("Sign in with"),
+        "Ann is not signed in"
+    );
+    let failures: Vec<String> = audit_texts(&app.database_url)
+        .await
+        .into_iter()
+        .map(|(_, t)| t)
+        .filter(|t| t.starts_with("sign_in_failed|"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].contains("provider_unavailable"), "{failures:?}");
+
+    // A second dashboard meeting the slow provider at discovery.
+    let mut opts = Options::new(Backend::Sqlite).with("oidc-timeout-seconds", "3");
+    opts.issuer = Some(app.idp.issuer().to_string());
+    let cold = TestApp::start_with(opts).await;
+    let started = Instant::now();
+    let res = cold
+        .browser()
+        .get(cold.at("/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(res.status(), 502);
+    assert!(page_text(&res.text().await.unwrap()).contains("could not be reached"));
+
+    // The provider answers again: Ann signs in, no restart.
+    app.idp.set_delay(Duration::ZERO);
+    app.sign_in(&ann, "ann@agency.test").await;
+    assert!(page_text(&app.home(&ann).await).contains("Welcome"));
 }

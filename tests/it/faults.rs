@@ -11,7 +11,9 @@ use reqwest::header::LOCATION;
 use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
-use crate::support::{blog_with_editors, page_text, pg_admin_url, Backend, Options, TestApp};
+use crate::support::{
+    blog_with_editors, page_text, pg_admin_url, run_ok, server_fn, Backend, Options, TestApp,
+};
 
 /// A proxy to the PostgreSQL server that can be cut (every connection
 /// dropped, new ones refused) and restored.
@@ -139,5 +141,118 @@ async fn the_database_going_away_fails_closed_and_service_comes_back_by_itself()
         "only the launch that was sent is recorded"
     );
     let verified = crate::support::run_ok(app.command().args(["audit", "verify"]));
+    assert!(verified.contains("verified"), "{verified}");
+}
+
+/// Wait until `/readyz` answers 200 again (the pool reconnects by itself).
+async fn wait_ready(app: &TestApp) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while reqwest::get(app.at("/readyz")).await.unwrap().status() != 200 {
+        assert!(std::time::Instant::now() < deadline, "ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The database away in the middle of a sign-in, an admin's edit and a
+/// key rotation: each fails with a clear answer and writes nothing; sites
+/// keep fetching the key set; once it is back, each works, same process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_admin_edits_and_rotation_fail_closed_during_an_outage() {
+    let proxy = Cuttable::start().await;
+    let mut opts = Options::new(Backend::Postgres);
+    opts.pg_port = Some(proxy.port);
+    let app = TestApp::start_with(opts).await;
+    let st = &app.state;
+    let blog = blog_with_editors(&app, &[]).await;
+    let boss = app.browser();
+    app.sign_in(&boss, "boss@agency.test").await;
+    let ann = app.browser();
+    let attempt = app.begin(&ann).await;
+    let (_, ring_before) = agency_sso::store::keys::load(&st.db).await.unwrap();
+    let records_before = agency_sso::store::audit::count(&st.db).await.unwrap();
+    let jwks_before = reqwest::get(app.at("/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rename = |name: &'static str| {
+        crate::support::site_form(&[
+            ("id", blog.as_str()),
+            ("version", "1"),
+            ("name", name),
+            ("client", "Client"),
+            ("url", "https://blog.client.example"),
+            ("enabled", "on"),
+        ])
+    };
+
+    proxy.cut();
+
+    // Ann comes back from the provider: a page saying to try again, no session.
+    let claims = app.idp.claims("ann@agency.test", &attempt.nonce);
+    let res = app
+        .finish(&ann, &attempt, claims, crate::idp::Signing::Rs256)
+        .await;
+    assert!(res.status().is_server_error(), "{}", res.status());
+    assert!(res.headers().get(LOCATION).is_none());
+    let text = page_text(&res.text().await.unwrap());
+    assert!(text.to_lowercase().contains("try again"), "{text}");
+
+    // The admin renames the site: an error the console shows, nothing changed.
+    let (status, body) = server_fn(&app, &boss, "admin_save_site", &rename("Renamed")).await;
+    // The console shows this error's words: "The dashboard cannot reach
+    // its database right now. Please try again in a moment."
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body, "Unavailable", "the console's error for this");
+
+    // Rotation, from the command line and on the schedule: refused, ring kept.
+    let out = app.command().args(["keys", "rotate"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.lines().count() <= 3 && !err.trim().is_empty(), "{err}");
+    assert!(
+        st.keys
+            .maintain(app.clock.now_for_tests() + 40 * 86400)
+            .await
+            .is_err(),
+        "a due rotation cannot happen without the database"
+    );
+    // Sites keep verifying: the key set is served from memory.
+    let jwks = reqwest::get(app.at("/.well-known/jwks.json"))
+        .await
+        .unwrap();
+    assert_eq!(jwks.status(), 200);
+    assert_eq!(jwks.text().await.unwrap(), jwks_before);
+
+    proxy.restore();
+    wait_ready(&app).await;
+
+    // Nothing of the failed attempts was written.
+    let (_, ring_after) = agency_sso::store::keys::load(&st.db).await.unwrap();
+    assert_eq!(ring_after.keys.len(), ring_before.keys.len());
+    assert_eq!(
+        agency_sso::store::audit::count(&st.db).await.unwrap(),
+        records_before,
+        "no record of anything that did not happen"
+    );
+    let site = agency_sso::store::sites::find(&st.db, &blog)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(site.name, "Blog");
+    assert!(!page_text(&app.home(&ann).await).contains("Welcome"));
+
+    // And each works again.
+    app.sign_in(&ann, "ann@agency.test").await;
+    assert!(page_text(&app.home(&ann).await).contains("Welcome"));
+    let (status, body) = server_fn(&app, &boss, "admin_save_site", &rename("Blog (renamed)")).await;
+    assert_eq!(status, 200, "{body}");
+    run_ok(app.command().args(["keys", "rotate"]));
+    st.keys.refresh().await.unwrap();
+    let (_, ring_rotated) = agency_sso::store::keys::load(&st.db).await.unwrap();
+    assert_eq!(ring_rotated.keys.len(), ring_before.keys.len() + 1);
+    let verified = run_ok(app.command().args(["audit", "verify"]));
     assert!(verified.contains("verified"), "{verified}");
 }

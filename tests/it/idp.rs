@@ -5,7 +5,9 @@
 //! are checked as a real provider would.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -49,6 +51,8 @@ struct Inner {
     issuer: String,
     grants: Mutex<HashMap<String, Grant>>,
     public_pem: String,
+    /// How long every answer is held back: a slow provider.
+    delay_ms: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -75,6 +79,7 @@ impl FakeIdp {
                 issuer,
                 grants: Mutex::new(HashMap::new()),
                 public_pem,
+                delay_ms: AtomicU64::new(0),
             }),
         };
         let app = Router::new()
@@ -88,6 +93,20 @@ impl FakeIdp {
 
     pub fn issuer(&self) -> &str {
         &self.inner.issuer
+    }
+
+    /// Hold every answer back this long from now on (zero: answer at once).
+    pub fn set_delay(&self, delay: Duration) {
+        self.inner
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    async fn slow(&self) {
+        let ms = self.inner.delay_ms.load(Ordering::SeqCst);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
     }
 
     /// Standard claims of a person of the agency, valid for `nonce` now.
@@ -167,6 +186,7 @@ fn rand_bytes() -> [u8; 24] {
 }
 
 async fn discovery(State(idp): State<FakeIdp>) -> Json<Value> {
+    idp.slow().await;
     let iss = &idp.inner.issuer;
     Json(json!({
         "issuer": iss,
@@ -183,7 +203,8 @@ async fn discovery(State(idp): State<FakeIdp>) -> Json<Value> {
     }))
 }
 
-async fn jwks() -> Json<Value> {
+async fn jwks(State(idp): State<FakeIdp>) -> Json<Value> {
+    idp.slow().await;
     let key = rsa::RsaPrivateKey::from_pkcs8_pem(KEY_PEM).unwrap();
     Json(json!({ "keys": [{
         "kty": "RSA", "use": "sig", "alg": "RS256", "kid": KID,
@@ -200,6 +221,7 @@ async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    idp.slow().await;
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))

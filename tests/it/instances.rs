@@ -44,6 +44,11 @@ async fn serve(app: &TestApp, extra: &[(&str, &str)]) -> Instance {
 }
 
 async fn serve_on(app: &TestApp, port: u16, extra: &[(&str, &str)]) -> Instance {
+    serve_with(app, port, extra, Stdio::null()).await
+}
+
+/// `serve_on`, its log (standard error) going to `log`.
+async fn serve_with(app: &TestApp, port: u16, extra: &[(&str, &str)], log: Stdio) -> Instance {
     let mut c = app.command();
     c.arg("serve")
         .env("SSO_BIND", format!("127.0.0.1:{port}"))
@@ -56,7 +61,7 @@ async fn serve_on(app: &TestApp, port: u16, extra: &[(&str, &str)]) -> Instance 
         .env("LEPTOS_OUTPUT_NAME", "agency-sso")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log);
     for (k, v) in extra {
         c.env(k, v);
     }
@@ -404,4 +409,349 @@ async fn killed_mid_burst(backend: Backend) {
 
 async fn stopped_mid_burst(backend: Backend) {
     killed_or_stopped_mid_burst(backend, "-TERM").await;
+}
+
+/// SIGKILL `child` once `after` has passed; whether it had already exited.
+async fn kill_after(child: &mut Child, after: Duration) -> bool {
+    tokio::time::sleep(after).await;
+    let done = child.try_wait().unwrap().is_some();
+    let _ = child.kill();
+    let _ = tokio::task::block_in_place(|| child.wait());
+    done
+}
+
+/// Keys in the database, and key creations in the audit log: one each.
+async fn keys_and_their_records(app: &TestApp) -> (i64, i64, i64) {
+    (
+        count(app, "SELECT COUNT(*) FROM signing_keys").await,
+        count(
+            app,
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'key_created'",
+        )
+        .await,
+        count(
+            app,
+            "SELECT COUNT(*) FROM signing_keys WHERE state = 'active'",
+        )
+        .await,
+    )
+}
+
+crate::on_both_databases!(killed_mid_rotation, killed_mid_import);
+
+/// `keys rotate --now` killed at moments spread over its run (key
+/// generation, the transaction, after it): each time the ring is whole (one
+/// active key, every key with its record), the chain verifies, and a
+/// restarted service signs with the ring's active key.
+async fn killed_mid_rotation(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let blog = blog_for_sam(&app).await;
+    // How long one rotation takes here, to spread the kills over it.
+    let started = Instant::now();
+    run_ok(app.command().args(["keys", "rotate", "--now"]));
+    let took = started.elapsed();
+    let mut completed = 0;
+    for i in 0..8u32 {
+        let mut child = app
+            .command()
+            .args(["keys", "rotate", "--now"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if kill_after(&mut child, took * i / 6).await {
+            completed += 1;
+        }
+        let (keys, created, active) = keys_and_their_records(&app).await;
+        assert_eq!(active, 1, "round {i}: exactly one key signs");
+        assert_eq!(
+            keys, created,
+            "round {i}: every key has its record, no record without key"
+        );
+    }
+    assert!(
+        completed < 8,
+        "some rotations were killed before they finished"
+    );
+    let verified = run_ok(app.command().args(["audit", "verify"]));
+    assert!(verified.contains("verified"), "{verified}");
+    // The service starts on the ring and signs with its active key.
+    let active: String = sqlx::query_scalar("SELECT kid FROM signing_keys WHERE state = 'active'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    let server = serve(&app, &[]).await;
+    let sam = app.browser();
+    sign_in_at(&app, &sam, &server.url, "sam@agency.test").await;
+    let res = launch_at(&app, &sam, &server.url, &blog).await;
+    assert_eq!(kid_of(&res), active);
+    assert!(kids_published(&server.url).await.contains(&active));
+}
+
+/// An admin's import of 3,000 sites, with the process killed at moments
+/// spread over the apply: all of it or none of it each time, with its one
+/// record or none, and the chain verifies.
+async fn killed_mid_import(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let port = free_port();
+    let mut csv = String::from("name,client,url\n");
+    for i in 0..3000 {
+        csv.push_str(&format!(
+            "Site {i},Client {},https://s{i}.client.example\n",
+            i % 40
+        ));
+    }
+    let mut outcomes = Vec::new();
+    for delay_ms in [30u64, 100, 250, 500, 1000, 2000] {
+        let server = serve_on(&app, port, &[("SSO_ADMIN_EMAILS", "boss@agency.test")]).await;
+        let boss = app.browser();
+        sign_in_at(&app, &boss, &server.url, "boss@agency.test").await;
+        let call = |name: &str, form: Vec<(&'static str, String)>| {
+            boss.post(format!("{}/api/{name}", server.url))
+                .header("origin", &app.url)
+                .header("referer", format!("{}/admin/import", app.url))
+                .form(&form)
+                .send()
+        };
+        let preview: serde_json::Value = call("admin_import_preview", vec![("csv", csv.clone())])
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let digest = preview["digest"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a preview: {preview}"))
+            .to_string();
+        let apply = call(
+            "admin_import_apply",
+            vec![("csv", csv.clone()), ("digest", digest)],
+        );
+        let mut server = server;
+        let (answer, _) = tokio::join!(
+            apply,
+            kill_after(&mut server.child, Duration::from_millis(delay_ms))
+        );
+        let answered = matches!(&answer, Ok(r) if r.status() == 200);
+        let sites = count(&app, "SELECT COUNT(*) FROM sites").await;
+        let records = count(
+            &app,
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'sites_imported'",
+        )
+        .await;
+        assert!(
+            (sites == 0 && records == 0) || (sites == 3000 && records == 1),
+            "after a kill at {delay_ms} ms: {sites} sites, {records} import records"
+        );
+        if answered {
+            assert_eq!(sites, 3000, "an import that answered is kept");
+        }
+        outcomes.push((delay_ms, answered, sites));
+        if sites == 3000 {
+            break;
+        }
+    }
+    assert!(
+        outcomes
+            .iter()
+            .any(|(_, answered, sites)| !answered && *sites == 0),
+        "at least one apply was killed before it finished: {outcomes:?}"
+    );
+    let verified = run_ok(app.command().args(["audit", "verify"]));
+    assert!(verified.contains("verified"), "{verified}");
+}
+
+/// `SSO_LOG_FORMAT=json`: every line the service writes is one JSON object
+/// with time, level and message; a request's lines carry its request id
+/// (the one sent back in `x-request-id`) and its path without the query;
+/// no code, state, token or secret appears, whatever the requests held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_request_ids_and_no_secrets() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let blog = blog_for_sam(&app).await;
+    let log_path = app.data_dir.join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let server = serve_with(
+        &app,
+        free_port(),
+        &[("SSO_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        Stdio::from(log),
+    )
+    .await;
+    let sam = app.browser();
+    sign_in_at(&app, &sam, &server.url, "sam@agency.test").await;
+    let launched = launch_at(&app, &sam, &server.url, &blog).await;
+    let token = Url::parse(launched.headers()[LOCATION].to_str().unwrap())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    // A callback with a made-up code and state: refused, and neither logged.
+    let res = sam
+        .get(format!(
+            "{}/auth/callback?code=CODE-4711-SECRET&state=STATE-4711",
+            server.url
+        ))
+        .header("x-request-id", "req-4711")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "req-4711");
+    assert!(res.status().is_client_error());
+
+    let mut server = server;
+    std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    let exit = tokio::task::block_in_place(|| server.child.wait()).unwrap();
+    assert!(exit.success());
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 5, "{text}");
+    for l in &lines {
+        assert!(l["timestamp"].is_string() && l["level"].is_string(), "{l}");
+        assert!(l["fields"]["message"].is_string(), "{l}");
+    }
+    let said = |m: &str| lines.iter().any(|l| l["fields"]["message"] == m);
+    assert!(
+        said("agency-sso is serving") && said("agency-sso stopped"),
+        "{text}"
+    );
+    let traced: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["span"]["request_id"] == "req-4711")
+        .collect();
+    assert!(
+        !traced.is_empty(),
+        "the request's lines carry its id: {text}"
+    );
+    assert!(traced.iter().all(|l| l["span"]["path"] == "/auth/callback"));
+    let master = std::fs::read_to_string(app.data_dir.join("master.key")).unwrap();
+    for secret in [
+        "CODE-4711-SECRET",
+        "STATE-4711",
+        token.as_str(),
+        CLIENT_SECRET,
+        master.trim(),
+    ] {
+        assert!(!text.contains(secret), "the log holds {secret:?}");
+    }
+    assert!(
+        crate::support::leak_in(&text, &[]).is_none(),
+        "{:?}",
+        crate::support::leak_in(&text, &[])
+    );
+}
+
+crate::on_both_databases!(backed_up_while_serving_and_restored);
+
+/// A backup taken while staff launch (SQLite: `agency-sso backup`;
+/// PostgreSQL: `pg_dump`, as the README says), restored into a new
+/// database and served with the same master key: the same key set, the
+/// chain verifies, the launches made before the backup are in it, and
+/// sign-in and launches work on the restored copy.
+async fn backed_up_while_serving_and_restored(backend: Backend) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let app = Arc::new(TestApp::start(backend).await);
+    let blog = blog_for_sam(&app).await;
+    let server = serve(&app, &[]).await;
+    let sam = Arc::new(app.browser());
+    sign_in_at(&app, &sam, &server.url, "sam@agency.test").await;
+    for _ in 0..3 {
+        assert_eq!(
+            launch_at(&app, &sam, &server.url, &blog).await.status(),
+            303
+        );
+    }
+    let before = count(&app, "SELECT COUNT(*) FROM audit_log WHERE kind = 'launch'").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy = {
+        let (app, sam, stop, blog, base) = (
+            app.clone(),
+            sam.clone(),
+            stop.clone(),
+            blog.clone(),
+            server.url.clone(),
+        );
+        tokio::spawn(async move { burst(&app, &sam, &base, &blog, stop).await })
+    };
+    let dump = app.data_dir.join("backup");
+    let restored_url = match backend {
+        Backend::Sqlite => {
+            let out = run_ok(app.command().arg("backup").arg(&dump));
+            assert!(out.contains("master key"), "{out}");
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&dump).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the copy is its owner's only");
+            // A second backup to the same file is refused, the first kept.
+            let err = crate::support::run_err(app.command().arg("backup").arg(&dump));
+            assert!(err.contains("exists"), "{err}");
+            format!("sqlite://{}", dump.display())
+        }
+        Backend::Postgres => {
+            run_ok(
+                std::process::Command::new("pg_dump")
+                    .args(["--format=custom", "--file"])
+                    .arg(&dump)
+                    .arg(&app.database_url),
+            );
+            let url = crate::support::fresh_database(Backend::Postgres, &app.data_dir).await;
+            run_ok(
+                std::process::Command::new("pg_restore")
+                    .args(["--no-owner", "--dbname", &url])
+                    .arg(&dump),
+            );
+            url
+        }
+    };
+    stop.store(true, Ordering::SeqCst);
+    let sent = busy.await.unwrap();
+    assert!(!sent.is_empty(), "launches went on during the backup");
+    let live_kids = kids_published(&server.url).await;
+    drop(server);
+
+    let restored = serve(&app, &[("SSO_DATABASE_URL", restored_url.as_str())]).await;
+    assert_eq!(
+        kids_published(&restored.url).await,
+        live_kids,
+        "the same key set"
+    );
+    let verified = run_ok(
+        app.command()
+            .env("SSO_DATABASE_URL", &restored_url)
+            .args(["audit", "verify"]),
+    );
+    assert!(verified.contains("verified"), "{verified}");
+    let restored_launches: i64 = {
+        let pool = sqlx::AnyPool::connect(&restored_url).await.unwrap();
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE kind = 'launch'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    };
+    assert!(
+        restored_launches >= before,
+        "launches before the backup are in it: {restored_launches} < {before}"
+    );
+    if backend == Backend::Sqlite {
+        // The copy holds no session: Sam signs in again.
+        let home = sam.get(format!("{}/", restored.url)).send().await.unwrap();
+        assert!(crate::support::page_text(&home.text().await.unwrap()).contains("Sign in with"));
+    }
+    sign_in_at(&app, &sam, &restored.url, "sam@agency.test").await;
+    let res = launch_at(&app, &sam, &restored.url, &blog).await;
+    assert!(
+        live_kids.contains(&kid_of(&res)),
+        "signed with a key sites already hold"
+    );
 }

@@ -99,6 +99,8 @@ pub struct Options {
     /// Reach PostgreSQL through this port on loopback (a proxy the test
     /// can cut) instead of the server's own.
     pub pg_port: Option<u16>,
+    /// This database instead of a fresh one in the test's folder.
+    pub database_url: Option<String>,
 }
 
 impl Options {
@@ -108,6 +110,7 @@ impl Options {
             extra: Vec::new(),
             issuer: None,
             pg_port: None,
+            database_url: None,
         }
     }
     pub fn with(mut self, flag: &'static str, value: impl Into<String>) -> Self {
@@ -138,7 +141,10 @@ impl TestApp {
         let idp = FakeIdp::start().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let mut database = fresh_database(opts.backend, dir.path()).await;
+        let mut database = match &opts.database_url {
+            Some(url) => url.clone(),
+            None => fresh_database(opts.backend, dir.path()).await,
+        };
         if let (Backend::Postgres, Some(port)) = (opts.backend, opts.pg_port) {
             let mut u = Url::parse(&database).unwrap();
             u.set_host(Some("127.0.0.1")).unwrap();
@@ -311,6 +317,24 @@ impl TestApp {
             .unwrap()
     }
 
+    /// POST /launch as the site picker does (no deep link).
+    pub async fn launch(&self, browser: &Browser, site: &str) -> reqwest::Response {
+        browser
+            .post(self.at("/launch"))
+            .header("origin", &self.url)
+            .form(&[("site", site), ("path", "")])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A browser signed in as `email`.
+    pub async fn signed_in(&self, email: &str) -> Browser {
+        let b = self.browser();
+        self.sign_in(&b, email).await;
+        b
+    }
+
     /// The home page's HTML as the browser sees it.
     pub async fn home(&self, browser: &Browser) -> String {
         let res = browser.get(self.at("/")).send().await.unwrap();
@@ -322,14 +346,13 @@ impl TestApp {
 /// Serve the dashboard on `listener` until the test ends.
 pub fn serve_in_background(listener: tokio::net::TcpListener, state: &AppState) {
     let router = server::router(state.clone());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
+    let client_timeout = std::time::Duration::from_secs(state.config.client_timeout_secs);
+    tokio::spawn(server::serve_connections(
+        listener,
+        router,
+        client_timeout,
+        std::future::pending(),
+    ));
 }
 
 /// Secrets the suite uses; none may ever appear in an audit record.
@@ -559,4 +582,53 @@ pub async fn blog_with_editors(app: &TestApp, editors: &[&str]) -> String {
         .unwrap();
     }
     id
+}
+
+/// Call a server function as the console's forms do: a same-origin POST.
+/// The status, and the body as JSON (or as a JSON string if it is not).
+pub async fn server_fn(
+    app: &TestApp,
+    b: &Browser,
+    name: &str,
+    form: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let res = b
+        .post(app.at(&format!("/api/{name}")))
+        .header("origin", &app.url)
+        .header("referer", app.at("/admin/sites"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, body)
+}
+
+/// The site form's fields: these values over the form's defaults.
+pub fn site_form<'a>(values: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut form: Vec<(&str, &str)> = [
+        ("id", ""),
+        ("version", "0"),
+        ("name", ""),
+        ("client", "Acme"),
+        ("url", ""),
+        ("profile", "twl-sso"),
+        ("login_template", ""),
+        ("username_claim", ""),
+        ("signing", ""),
+        ("secret", ""),
+        ("roles", ""),
+        ("token_lifetime", ""),
+        ("notes", ""),
+    ]
+    .to_vec();
+    for (k, v) in values {
+        match form.iter_mut().find(|(f, _)| f == k) {
+            Some(slot) => slot.1 = *v,
+            None => form.push((*k, *v)),
+        }
+    }
+    form
 }

@@ -283,3 +283,91 @@ async fn an_oversized_body_is_refused_before_it_acts() {
         "nothing was decided or recorded"
     );
 }
+
+/// Slow clients (slowloris): connections that dribble a request head are
+/// closed once `SSO_CLIENT_TIMEOUT_SECONDS` has passed, a body that stalls
+/// is refused without acting, and meanwhile everyone else is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_do_not_hold_up_others() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let app =
+        TestApp::start_with(Options::new(Backend::Sqlite).with("client-timeout-seconds", "2"))
+            .await;
+    let blog = crate::support::blog_with_editors(&app, &["sam@agency.test"]).await;
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+    let addr = app.url.trim_start_matches("http://").to_string();
+
+    // 200 connections, each sending one more header line every 300 ms and
+    // never the blank line that ends the head.
+    let mut dribblers = Vec::new();
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        dribblers.push(tokio::spawn(async move {
+            let opened = Instant::now();
+            let mut buf = [0u8; 256];
+            while opened.elapsed() < Duration::from_secs(30) {
+                if s.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                    break;
+                }
+                match tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
+                    Err(_) => continue, // still open, nothing said
+                    Ok(_) => break,     // closed (EOF or reset), or an answer before closing
+                }
+            }
+            opened.elapsed()
+        }));
+    }
+
+    // Meanwhile Sam works as usual.
+    let launches_before = launches(&app).await;
+    for _ in 0..5 {
+        assert_eq!(app.launch(&sam, &blog).await.status(), 303);
+    }
+    assert!(page_text(&app.home(&sam).await).contains("Blog"));
+
+    for d in dribblers {
+        let held = d.await.unwrap();
+        assert!(
+            held >= Duration::from_millis(1500) && held < Duration::from_secs(15),
+            "a dribbling connection was held {held:?}: it should be cut at about 2 s"
+        );
+    }
+
+    // A launch whose body stalls after a few bytes: refused, nothing decided.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /launch HTTP/1.1\r\nHost: {addr}\r\nOrigin: {}\r\nCookie: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\nsite={blog}",
+        app.url,
+        sam.cookie_header()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the stalled request was not cut off");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "a stalled body is refused: {answer}"
+    );
+    assert!(!answer.to_lowercase().contains("location:"), "{answer}");
+    assert_eq!(
+        launches(&app).await,
+        launches_before + 5,
+        "only Sam's five launches are recorded"
+    );
+    let health = reqwest::get(app.at("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200, "the server carries on");
+}
+
+async fn launches(app: &TestApp) -> i64 {
+    agency_sso::store::launches::count(&app.state.db)
+        .await
+        .unwrap()
+        .0
+}
