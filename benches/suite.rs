@@ -16,13 +16,17 @@
 //!
 //! The report goes to standard output and to `target/bench/latest.md`.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
+
+mod support;
+use support::{
+    dashboard_env, free_port, jwt_part, launch_token, ms, oidc_node, post_launch, publish,
+    release_binary, run_header, say, sign_in, start_idp, wait_for, Dashboard, PgDatabase, Proc,
+};
 
 /// Seconds of each throughput measurement.
 const RUN: u64 = 10;
@@ -42,12 +46,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let bin = root.join("target/release/agency-sso");
-    ensure!(
-        bin.exists(),
-        "{} is missing: run scripts/bench, which builds it",
-        bin.display()
-    );
+    let bin = release_binary(&root, "scripts/bench")?;
     let tmp = tempfile::tempdir()?;
     let started = Instant::now();
     let mut report = Report::new(&root)?;
@@ -217,14 +216,6 @@ async fn run() -> anyhow::Result<()> {
     report.finish(&root)
 }
 
-fn say(what: &str) {
-    eprintln!("\x1b[1m==> {what}\x1b[0m");
-}
-
-fn ms(v: f64) -> String {
-    format!("{v:.1} ms")
-}
-
 fn kb(bytes: u64) -> String {
     format!("{:.0} KB", bytes as f64 / 1000.0)
 }
@@ -239,48 +230,8 @@ struct Report {
 
 impl Report {
     fn new(root: &Path) -> anyhow::Result<Report> {
-        let out = |c: &mut Command| {
-            c.output()
-                .ok()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                .unwrap_or_default()
-        };
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-            })
-            .unwrap_or_else(|| "unknown CPU".into());
-        let mem_gib = std::fs::read_to_string("/proc/meminfo")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
-        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let commit = out(Command::new("git").args([
-            "-C",
-            &root.display().to_string(),
-            "rev-parse",
-            "--short",
-            "HEAD",
-        ]));
-        let dirty = !out(Command::new("git").args([
-            "-C",
-            &root.display().to_string(),
-            "status",
-            "--porcelain",
-            "--untracked-files=no",
-        ]))
-        .is_empty();
-        let date = out(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]));
         Ok(Report {
-            header: format!(
-                "Run {date} on {cores} cores ({cpu}), {mem_gib:.0} GiB; commit {commit}{}; command `scripts/bench`.",
-                if dirty { " with uncommitted changes" } else { "" }
-            ),
+            header: format!("{}; command `scripts/bench`.", run_header(root)),
             rows: Vec::new(),
             notes: Vec::new(),
         })
@@ -334,95 +285,11 @@ impl Report {
         for n in &self.notes {
             text.push_str(&format!("- {n}\n"));
         }
-        println!("\n{text}");
-        let dir = root.join("target/bench");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::File::create(dir.join("latest.md"))?.write_all(text.as_bytes())?;
-        eprintln!("report written to target/bench/latest.md");
-        Ok(())
+        publish(root, "bench", &text)
     }
 }
 
 // ---------------------------------------------------------------- processes
-
-/// A child process that is stopped when dropped.
-struct Proc {
-    child: Child,
-    name: &'static str,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> anyhow::Result<Proc> {
-        let out = std::fs::File::create(log)?;
-        let child = cmd
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        Ok(Proc { child, name })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SIGTERM first: the dashboard and node shut down cleanly.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!("{} did not stop on SIGTERM; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A node server built on `oidc-provider`, once its discovery document answers.
-async fn oidc_node(
-    name: &'static str,
-    script: &Path,
-    env: &[(&str, String)],
-    base: &str,
-    log: &Path,
-) -> anyhow::Result<Proc> {
-    let proc = Proc::spawn(
-        name,
-        Command::new("node")
-            .arg(script)
-            .envs(env.iter().map(|(k, v)| (k, v))),
-        log,
-    )?;
-    wait_for(&format!("{base}/.well-known/openid-configuration"), name).await?;
-    Ok(proc)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-async fn wait_for(url: &str, what: &str) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{what} did not answer at {url} within 30 s")
-}
 
 fn openssl_speed(multi: u32) -> anyhow::Result<f64> {
     let out = Command::new("openssl")
@@ -550,38 +417,6 @@ fn parse_wrk(text: &str) -> Option<Load> {
 
 // ---------------------------------------------------------------- the dashboard
 
-struct Dashboard {
-    proc: Proc,
-    env: Vec<(String, String)>,
-    bin: PathBuf,
-}
-
-impl Dashboard {
-    fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "agency-sso {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into())
-    }
-
-    /// Highest resident set size of the serving process so far, in KiB.
-    fn peak_rss_kb(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.proc.pid()))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .context("VmHWM")
-    }
-}
-
 struct JwksFigures {
     body: Vec<u8>,
     full: Load,
@@ -627,66 +462,11 @@ async fn measure_dashboard(
 ) -> anyhow::Result<DashboardFigures> {
     let data = tmp.join(name);
     std::fs::create_dir_all(&data)?;
-    let (port, idp_port) = (free_port()?, free_port()?);
+    let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
-    let idp_url = format!("http://127.0.0.1:{idp_port}");
-    let secret = format!("bench-{}", uuid::Uuid::new_v4());
-    let idp = oidc_node(
-        "the identity provider",
-        &root.join("end2end/idp/server.mjs"),
-        &[
-            ("IDP_PORT", idp_port.to_string()),
-            ("IDP_CLIENT_SECRET", secret.clone()),
-            ("IDP_REDIRECT_URIS", format!("{url}/auth/callback")),
-        ],
-        &idp_url,
-        &data.join("idp.log"),
-    )
-    .await?;
-
-    use base64::Engine as _;
-    let master = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
-    let site = root.join("target/site");
-    let env: Vec<(String, String)> = [
-        ("SSO_PUBLIC_URL", url.clone()),
-        ("SSO_BIND", format!("127.0.0.1:{port}")),
-        ("SSO_DATABASE_URL", database_url.to_string()),
-        ("SSO_DATA_DIR", data.display().to_string()),
-        ("SSO_OIDC_ISSUER", idp_url.clone()),
-        ("SSO_OIDC_CLIENT_ID", "agency-sso-local".into()),
-        ("SSO_OIDC_CLIENT_SECRET", secret),
-        (
-            "SSO_OIDC_PROVIDER_NAME",
-            "the local identity provider".into(),
-        ),
-        ("SSO_ALLOWED_DOMAINS", "agency.test".into()),
-        ("SSO_ADMIN_EMAILS", "admin@agency.test".into()),
-        ("SSO_MASTER_KEY", master),
-        // The load comes from one address and a few people, far above what
-        // any person clicks: the launch limits would refuse most of it.
-        ("SSO_LAUNCH_RATE", "off".into()),
-        ("SSO_LAUNCH_CLIENT_RATE", "off".into()),
-        ("SSO_SIGN_IN_RATE", "off".into()),
-        ("LEPTOS_SITE_ROOT", site.display().to_string()),
-        ("LEPTOS_OUTPUT_NAME", "agency-sso".into()),
-        ("LEPTOS_SITE_PKG_DIR", "pkg".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let proc = Proc::spawn(
-        "agency-sso",
-        Command::new(bin)
-            .arg("serve")
-            .envs(env.iter().map(|(k, v)| (k, v))),
-        &data.join("agency-sso.log"),
-    )?;
-    let dash = Dashboard {
-        proc,
-        env,
-        bin: bin.to_path_buf(),
-    };
-    wait_for(&format!("{url}/readyz"), "agency-sso").await?;
+    let idp = start_idp(root, &url, &data.join("idp.log")).await?;
+    let env = dashboard_env(root, &url, port, database_url, &data, &idp);
+    let dash = Dashboard::start("agency-sso", bin, env, &data.join("agency-sso.log"), &url).await?;
     let demo = "https://demo.bench.example";
     dash.cli(&[
         "demo",
@@ -767,40 +547,6 @@ async fn measure_dashboard(
     Ok(figures)
 }
 
-/// Through the identity provider, like a person at a browser; returns the session cookie.
-async fn sign_in(base: &str, account: &str) -> anyhow::Result<String> {
-    let jar = Arc::new(reqwest::cookie::Jar::default());
-    let client = reqwest::Client::builder()
-        .cookie_provider(jar.clone())
-        .build()?;
-    let chooser = client.get(format!("{base}/auth/login")).send().await?;
-    ensure!(
-        chooser.status().is_success(),
-        "sign-in: {}",
-        chooser.status()
-    );
-    let login = format!("{}/login", chooser.url());
-    let home = client
-        .post(login)
-        .form(&[("account", account)])
-        .send()
-        .await?;
-    ensure!(
-        home.status().is_success() && home.url().as_str().starts_with(base),
-        "sign-in as {account} ended at {} ({})",
-        home.url(),
-        home.status()
-    );
-    use reqwest::cookie::CookieStore as _;
-    let cookies = jar.cookies(&base.parse()?).context("no session cookie")?;
-    cookies
-        .to_str()?
-        .split("; ")
-        .find(|c| c.starts_with("agency-sso="))
-        .map(String::from)
-        .context("no agency-sso cookie")
-}
-
 /// One launch by hand: 303 to the site with an RS256 token for it.
 async fn check_launch(
     base: &str,
@@ -811,13 +557,7 @@ async fn check_launch(
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let res = client
-        .post(format!("{base}/launch"))
-        .header("cookie", cookie)
-        .header("origin", base)
-        .form(&[("site", site_id), ("path", "")])
-        .send()
-        .await?;
+    let res = post_launch(&client, base, base, cookie, site_id).await?;
     ensure!(res.status() == 303, "launch answered {}", res.status());
     let location = res
         .headers()
@@ -825,11 +565,7 @@ async fn check_launch(
         .context("no Location")?
         .to_str()?
         .to_string();
-    let token = url::Url::parse(&location)?
-        .query_pairs()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.to_string())
-        .with_context(|| format!("no token in {location}"))?;
+    let token = launch_token(&location)?;
     let claims = jwt_part(&token, 1)?;
     let header = jwt_part(&token, 0)?;
     ensure!(
@@ -837,13 +573,6 @@ async fn check_launch(
         "unexpected token: {header} {claims}"
     );
     Ok(())
-}
-
-fn jwt_part(token: &str, i: usize) -> anyhow::Result<serde_json::Value> {
-    use base64::Engine as _;
-    let part = token.split('.').nth(i).context("not a JWT")?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part)?;
-    Ok(serde_json::from_slice(&bytes)?)
 }
 
 fn launch_script(base: &str, site_id: &str, cookies: &[String]) -> String {
@@ -1128,44 +857,4 @@ async fn nginx_jwks(tmp: &Path, body: &[u8]) -> anyhow::Result<JwksFigures> {
         full,
         not_modified,
     })
-}
-
-// ---------------------------------------------------------------- PostgreSQL
-
-struct PgDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> anyhow::Result<PgDatabase> {
-        use sqlx::Connection;
-        let admin = std::env::var("TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut conn = sqlx::PgConnection::connect(&admin).await?;
-        let name = format!("sso_bench_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await?;
-        let mut url = url::Url::parse(&admin)?;
-        url.set_path(&name);
-        Ok(PgDatabase {
-            admin,
-            name,
-            url: url.to_string(),
-        })
-    }
-
-    async fn drop_it(&self) {
-        use sqlx::Connection;
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn)
-            .await;
-        }
-    }
 }
