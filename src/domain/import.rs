@@ -335,6 +335,15 @@ pub fn digest(plan: &[Planned]) -> String {
 /// quoted and neutralised against spreadsheet formulas.
 pub fn export_row(s: &Site) -> String {
     use super::audit::csv_cell;
+    export_cells(s)
+        .iter()
+        .map(|c| csv_cell(c))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One site's values in [`COLUMNS`] order, as exported (before quoting).
+pub fn export_cells(s: &Site) -> [String; 11] {
     [
         s.name.clone(),
         s.client.clone(),
@@ -348,10 +357,6 @@ pub fn export_row(s: &Site) -> String {
         s.enabled.to_string(),
         s.notes.clone(),
     ]
-    .iter()
-    .map(|c| csv_cell(c))
-    .collect::<Vec<_>>()
-    .join(",")
 }
 
 #[cfg(test)]
