@@ -602,9 +602,7 @@ async fn launches(config: Config, command: LaunchesCommand) -> anyhow::Result<()
     Ok(())
 }
 
-/// The demo: the stand-in WordPress site (twl-sso) and its shop
-/// (miniOrange, HS256), a site only the admin may enter, and optional
-/// filler sites to feel a large agency's list.
+/// Copy the SQLite database (see [`store::backup_sqlite`]) and record it.
 async fn backup(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
     use crate::domain::audit::kind;
     use crate::server::{Clock, SystemClock};
@@ -628,6 +626,9 @@ async fn backup(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The demo: the stand-in WordPress site (twl-sso) and its shop
+/// (miniOrange, HS256), a site only the admin may enter, and optional
+/// filler sites to feel a large agency's list.
 async fn demo(config: Config, command: DemoCommand) -> anyhow::Result<()> {
     use crate::domain::sites::SiteInput;
     use crate::sites::ManageError;

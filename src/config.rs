@@ -220,7 +220,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub oidc: OidcSettings,
     /// Bound on a client's pauses while sending a request (slow clients).
-    pub client_timeout_secs: u64,
+    pub client_timeout: std::time::Duration,
     pub sign_in: SignInPolicy,
     pub master_key: Option<Secret>,
     /// Decoded older master keys (open only).
@@ -413,16 +413,16 @@ impl ConfigArgs {
 
         let reauth_minutes = parse_positive(&self.reauth_minutes, "SSO_REAUTH_MINUTES")?;
         let oidc_timeout = parse_positive(&self.oidc_timeout_seconds, "SSO_OIDC_TIMEOUT_SECONDS")?;
-        let client_timeout =
-            parse_positive(&self.client_timeout_seconds, "SSO_CLIENT_TIMEOUT_SECONDS")?;
-        if client_timeout > 300 {
-            return Err(err("SSO_CLIENT_TIMEOUT_SECONDS", "at most 300".to_string()));
-        }
         if oidc_timeout > 60 {
             return Err(err(
                 "SSO_OIDC_TIMEOUT_SECONDS",
                 "at most 60: staff wait on the sign-in page that long".to_string(),
             ));
+        }
+        let client_timeout =
+            parse_positive(&self.client_timeout_seconds, "SSO_CLIENT_TIMEOUT_SECONDS")?;
+        if client_timeout > 300 {
+            return Err(err("SSO_CLIENT_TIMEOUT_SECONDS", "at most 300".to_string()));
         }
         let test_clock_file = match self.test_clock_file.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -494,7 +494,7 @@ impl ConfigArgs {
                 provider_name,
                 timeout_secs: oidc_timeout as u64,
             },
-            client_timeout_secs: client_timeout as u64,
+            client_timeout: std::time::Duration::from_secs(client_timeout as u64),
             sign_in: SignInPolicy {
                 allowed_domains,
                 admin_emails,

@@ -195,7 +195,7 @@ pub async fn open_key_ring(
 /// The whole service as one router.
 pub fn router(state: AppState) -> Router {
     let https = state.config.is_https();
-    let client_timeout = Duration::from_secs(state.config.client_timeout_secs);
+    let client_timeout = state.config.client_timeout;
     let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
         // `__Host-` binds the cookie to this exact origin (Secure, Path=/, no Domain).
         .with_name(if https {
@@ -336,7 +336,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         master_key = state.master_keys.current().id(),
         "agency-sso is serving"
     );
-    let client_timeout = Duration::from_secs(state.config.client_timeout_secs);
+    let client_timeout = state.config.client_timeout;
     serve_connections(listener, router(state), client_timeout, shutdown_signal()).await;
     tracing::info!("agency-sso stopped");
     Ok(())

@@ -346,7 +346,7 @@ impl TestApp {
 /// Serve the dashboard on `listener` until the test ends.
 pub fn serve_in_background(listener: tokio::net::TcpListener, state: &AppState) {
     let router = server::router(state.clone());
-    let client_timeout = std::time::Duration::from_secs(state.config.client_timeout_secs);
+    let client_timeout = state.config.client_timeout;
     tokio::spawn(server::serve_connections(
         listener,
         router,
