@@ -11,7 +11,7 @@ use axum::http::{HeaderName, Request};
 use axum::{middleware, Router};
 use base64::Engine;
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -192,6 +192,17 @@ pub async fn open_key_ring(
         .map_err(|e| anyhow::anyhow!("cannot open the signing key ring: {e}"))
 }
 
+/// The pages' routes, worked out once per process. Working them out runs
+/// the app with resource loading switched off by a process-wide flag
+/// (leptos_server's `SuppressResourceLoad`): a page whose data started
+/// loading at that moment would wait forever (leptos-rs/leptos#4773), so
+/// a router built while another serves (a second instance in one process,
+/// as the tests run them) must not work them out again.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole service as one router.
 pub fn router(state: AppState) -> Router {
     let https = state.config.is_https();
@@ -232,7 +243,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id));
 
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let leptos = state.leptos.clone();
     let (assets_path, assets) = web::assets(&leptos);
     Router::new()

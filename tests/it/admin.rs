@@ -9,7 +9,9 @@ use agency_sso::store;
 use serde_json::Value;
 
 use crate::on_both_databases;
-use crate::support::{page_text, server_fn as call, site_form, Backend, Browser, TestApp};
+use crate::support::{
+    create_team, page_text, server_fn as call, site_form, Backend, Browser, TestApp,
+};
 
 const ADMIN: &str = "boss@agency.test";
 
@@ -286,15 +288,7 @@ async fn teams_and_time_limited_grants_decide_who_enters_with_which_role(backend
     let other = add_site(&app, "Other", "Other Co", "https://other.example").await;
 
     // A team granted editor on every Acme site; a new hire added before they ever signed in.
-    let (status, team) = call(
-        &app,
-        &boss,
-        "admin_create_team",
-        &[("name", "Acme crew"), ("description", "")],
-    )
-    .await;
-    assert_eq!(status, 200, "{team}");
-    let team = team.as_str().unwrap().to_string();
+    let team = create_team(&app, &boss, "Acme crew", "").await;
     let (status, body) = call(
         &app,
         &boss,

@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 
 use crate::idp::Signing;
 use crate::on_both_databases;
-use crate::support::{page_text, run_ok, server_fn as call, Backend, Browser, TestApp};
+use crate::support::{
+    create_team, page_text, run_ok, server_fn as call, Backend, Browser, TestApp,
+};
 
 const ADMIN: &str = "boss@agency.test";
 const STAFF: &str = "sam@agency.test";
@@ -398,15 +400,7 @@ async fn site_and_team_text_is_shown_inert_on_every_page(backend: Backend) {
     assert_eq!(site["name"], NAME);
     let site_id = site["id"].as_str().unwrap().to_string();
     grant_editor(&app, &boss, &site_id, REASON).await;
-    let (status, team) = call(
-        &app,
-        &boss,
-        "admin_create_team",
-        &[("name", TEAM), ("description", TEAM_ABOUT)],
-    )
-    .await;
-    assert_eq!(status, 200, "{team}");
-    let team_id = team.as_str().unwrap().to_string();
+    let team_id = create_team(&app, &boss, TEAM, TEAM_ABOUT).await;
     let (status, body) = call(
         &app,
         &boss,
@@ -709,15 +703,7 @@ async fn a_name_from_the_identity_provider_is_shown_inert(backend: Backend) {
         .unwrap()[0]
         .id
         .clone();
-    let (status, team) = call(
-        &app,
-        &boss,
-        "admin_create_team",
-        &[("name", "Support"), ("description", "")],
-    )
-    .await;
-    assert_eq!(status, 200, "{team}");
-    let team_id = team.as_str().unwrap().to_string();
+    let team_id = create_team(&app, &boss, "Support", "").await;
     let (status, body) = call(
         &app,
         &boss,

@@ -606,6 +606,19 @@ pub async fn server_fn(
     (status, body)
 }
 
+/// A team made through the console by `admin`; returns its id.
+pub async fn create_team(app: &TestApp, admin: &Browser, name: &str, description: &str) -> String {
+    let (status, team) = server_fn(
+        app,
+        admin,
+        "admin_create_team",
+        &[("name", name), ("description", description)],
+    )
+    .await;
+    assert_eq!(status, 200, "{team}");
+    team.as_str().unwrap().to_string()
+}
+
 /// The site form's fields: these values over the form's defaults.
 pub fn site_form<'a>(values: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut form: Vec<(&str, &str)> = [

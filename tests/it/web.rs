@@ -371,3 +371,53 @@ async fn launches(app: &TestApp) -> i64 {
         .unwrap()
         .0
 }
+
+/// Building a router runs the app once with data loading switched off
+/// process-wide; a page whose data started loading at that moment used to
+/// wait forever (answered 408 after 30 s). A router built while another
+/// serves, as a second instance in one process does, must not stall the
+/// pages being rendered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn building_another_router_does_not_stall_pages_being_rendered() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let app = TestApp::start(Backend::Sqlite).await;
+    crate::support::blog_with_editors(&app, &["sam@agency.test"]).await;
+    let sam = app.signed_in("sam@agency.test").await;
+    /// Stops the builder however the test ends (the runtime waits for it).
+    struct Stop(Arc<AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_exit = Stop(stop.clone());
+    let builder = {
+        let (state, stop) = (app.state.clone(), stop.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut built = 0;
+            while !stop.load(Ordering::Relaxed) {
+                drop(agency_sso::server::router(state.clone()));
+                built += 1;
+            }
+            built
+        })
+    };
+    for i in 0..40 {
+        let res = tokio::time::timeout(Duration::from_secs(10), sam.get(app.at("/")).send())
+            .await
+            .unwrap_or_else(|_| panic!("home page {i} stalled while routers were being built"))
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let text = page_text(&res.text().await.unwrap());
+        assert!(
+            text.contains("Blog"),
+            "home page {i} lists Sam's site: {text}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(builder.await.unwrap() > 0, "routers were built meanwhile");
+}
