@@ -412,11 +412,34 @@ async fn stopped_mid_burst(backend: Backend) {
 }
 
 /// SIGKILL `child` once `after` has passed; whether it had already exited.
-async fn kill_after(child: &mut Child, after: Duration) -> bool {
+/// Kill `child` after `after`; true if it had finished by then. Returns
+/// once the database is done with the dead process: on PostgreSQL a COMMIT
+/// it sent just before dying is still carried out by its server process, so
+/// reading at once could see the state before that commit and the next
+/// round the state after it.
+async fn kill_after(app: &TestApp, child: &mut Child, after: Duration) -> bool {
     tokio::time::sleep(after).await;
     let done = child.try_wait().unwrap().is_some();
     let _ = child.kill();
     let _ = tokio::task::block_in_place(|| child.wait());
+    if app.state.db.kind == agency_sso::config::DbKind::Postgres {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(
+            app,
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND backend_type = 'client backend' \
+             AND state IS DISTINCT FROM 'idle'",
+        )
+        .await
+            > 0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the killed process's transactions did not end"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     done
 }
 
@@ -459,7 +482,7 @@ async fn killed_mid_rotation(backend: Backend) {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        if kill_after(&mut child, took * i / 6).await {
+        if kill_after(&app, &mut child, took * i / 6).await {
             completed += 1;
         }
         let (keys, created, active) = keys_and_their_records(&app).await;
@@ -530,7 +553,7 @@ async fn killed_mid_import(backend: Backend) {
         let mut server = server;
         let (answer, _) = tokio::join!(
             apply,
-            kill_after(&mut server.child, Duration::from_millis(delay_ms))
+            kill_after(&app, &mut server.child, Duration::from_millis(delay_ms))
         );
         let answered = matches!(&answer, Ok(r) if r.status() == 200);
         let sites = count(&app, "SELECT COUNT(*) FROM sites").await;
