@@ -1,11 +1,11 @@
 //! The launch: from a click on a site to the site's login URL with a token.
 //!
 //! The decision is made on what the database says now (person, site,
-//! grants), the token is minted, and then one statement records the launch
-//! only if everything the decision rested on still holds (see
-//! `store::launches::record_launches`, which appends the audit record in
-//! the same transaction, several launches to one transaction when they
-//! arrive together). Only after that commit does the
+//! grants), the token is minted, and then the launch is recorded only if
+//! everything the decision rested on still holds, checked in the
+//! transaction that appends the audit record (see
+//! `store::launches::record_launches`: several launches to one transaction,
+//! and one check statement, when they arrive together). Only after that commit does the
 //! caller get the URL with the token: no token leaves without its record.
 //! Signing happens before the write so that the RSA signature does not sit
 //! inside SQLite's single write lock.

@@ -150,6 +150,22 @@ pub async fn record_launch(
 /// an error nothing is.
 pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sqlx::Error> {
     let mut tx = audit::begin(db).await?;
+    // The batch travels as one JSON array and is checked in one statement
+    // (one round trip per batch, not one per launch); `b` is its rows.
+    let rows = match db.kind {
+        DbKind::Postgres => {
+            "json_to_recordset(CAST($1 AS json)) AS b(i bigint, person_id text, site_id text, \
+             version bigint, grant_id text, email text, role text, at bigint, kid text)"
+        }
+        DbKind::Sqlite => {
+            "(SELECT json_extract(value, '$.i') AS i, json_extract(value, '$.person_id') AS person_id, \
+                     json_extract(value, '$.site_id') AS site_id, json_extract(value, '$.version') AS version, \
+                     json_extract(value, '$.grant_id') AS grant_id, json_extract(value, '$.email') AS email, \
+                     json_extract(value, '$.role') AS role, json_extract(value, '$.at') AS at, \
+                     json_extract(value, '$.kid') AS kid \
+              FROM json_each($1)) AS b"
+        }
+    };
     // On PostgreSQL the facts are share-locked as they are read: a revoke,
     // disable or edit in flight is waited for and then seen (otherwise it
     // could commit between this statement's snapshot and the commit). On
@@ -158,50 +174,81 @@ pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sq
         DbKind::Postgres => " FOR SHARE",
         DbKind::Sqlite => "",
     };
-    // The check and the person's "last launched" mark are one statement:
-    // the mark is written only if every fact still holds, and the row
-    // count says which it was.
-    let sql = format!(
-        "INSERT INTO site_prefs (email, site_id, favourite, last_launched_at) \
-         SELECT $5, $2, 0, $7 \
-         WHERE EXISTS (SELECT 1 FROM people WHERE id = $1 AND disabled = 0{lock}) \
-           AND EXISTS (SELECT 1 FROM sites WHERE id = $2 AND enabled = 1 AND version = $3{lock}) \
-           AND (EXISTS (SELECT 1 FROM grants WHERE id = $4 AND site_id = $2 AND email = $5 \
-                        AND role = $6 AND (expires_at IS NULL OR expires_at > $7){lock}) \
+    let check = format!(
+        "SELECT b.i FROM {rows} \
+         WHERE EXISTS (SELECT 1 FROM people WHERE id = b.person_id AND disabled = 0{lock}) \
+           AND EXISTS (SELECT 1 FROM sites WHERE id = b.site_id AND enabled = 1 AND version = b.version{lock}) \
+           AND (EXISTS (SELECT 1 FROM grants WHERE id = b.grant_id AND site_id = b.site_id AND email = b.email \
+                        AND role = b.role AND (expires_at IS NULL OR expires_at > b.at){lock}) \
                 OR EXISTS (SELECT 1 FROM team_grants tg \
-                           JOIN team_members m ON m.team_id = tg.team_id AND m.email = $5 \
-                           JOIN sites ts ON ts.id = $2 AND (tg.site_id = ts.id OR tg.client = ts.client) \
-                           WHERE tg.id = $4 AND tg.role = $6 \
-                             AND (tg.expires_at IS NULL OR tg.expires_at > $7){lock})) \
-           AND ($8 = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = $8 AND state = 'active'{lock})) \
-         ON CONFLICT (email, site_id) DO UPDATE SET last_launched_at = excluded.last_launched_at"
+                           JOIN team_members m ON m.team_id = tg.team_id AND m.email = b.email \
+                           JOIN sites ts ON ts.id = b.site_id AND (tg.site_id = ts.id OR tg.client = ts.client) \
+                           WHERE tg.id = b.grant_id AND tg.role = b.role \
+                             AND (tg.expires_at IS NULL OR tg.expires_at > b.at){lock})) \
+           AND (b.kid = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = b.kid AND state = 'active'{lock}))"
     );
-    // Rows are marked in one order, by (person, site), in every process:
-    // two instances' transactions marking the same rows then queue on them
-    // instead of deadlocking.
-    let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (a, b) = (&batch[a].record, &batch[b].record);
-        (&a.email, &a.site_id).cmp(&(&b.email, &b.site_id))
-    });
+    let facts: Vec<serde_json::Value> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let r = &p.record;
+            json!({
+                "i": i,
+                "person_id": r.person_id,
+                "site_id": r.site_id,
+                "version": p.site_version,
+                "grant_id": p.grant_id,
+                "email": r.email,
+                "role": r.role.as_deref().unwrap_or(""),
+                "at": r.at,
+                "kid": p.kid.as_deref().unwrap_or(""),
+            })
+        })
+        .collect();
+    let holding: Vec<i64> = sqlx::query_scalar(&check)
+        .bind(serde_json::Value::Array(facts).to_string())
+        .fetch_all(&mut *tx)
+        .await?;
     let mut held = vec![false; batch.len()];
-    for i in order {
-        let p = &batch[i];
-        let r = &p.record;
-        let marked = sqlx::query(&sql)
-            .bind(&r.person_id)
-            .bind(&r.site_id)
-            .bind(p.site_version)
-            .bind(&p.grant_id)
-            .bind(&r.email)
-            .bind(r.role.as_deref().unwrap_or(""))
-            .bind(r.at)
-            .bind(p.kid.as_deref().unwrap_or(""))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        held[i] = marked == 1;
+    for i in holding {
+        if let Some(h) = usize::try_from(i).ok().and_then(|i| held.get_mut(i)) {
+            *h = true;
+        }
     }
+    if !held.contains(&true) {
+        tx.rollback().await?;
+        return Ok(held);
+    }
+    // Each person's "last launched" mark, once per (person, site): the
+    // latest of the batch. Rows are marked in one order, by (person, site),
+    // in every process: two instances' transactions marking the same rows
+    // then queue on them instead of deadlocking.
+    let mut marks = std::collections::BTreeMap::new();
+    for (p, _) in batch.iter().zip(&held).filter(|(_, &ok)| ok) {
+        let r = &p.record;
+        let at = marks.entry((r.email.as_str(), r.site_id.as_str())).or_insert(r.at);
+        *at = (*at).max(r.at);
+    }
+    let marks: Vec<serde_json::Value> = marks
+        .into_iter()
+        .map(|((email, site_id), at)| json!({ "email": email, "site_id": site_id, "at": at }))
+        .collect();
+    let mark_rows = match db.kind {
+        DbKind::Postgres => "json_to_recordset(CAST($1 AS json)) AS m(email text, site_id text, at bigint)",
+        DbKind::Sqlite => {
+            "(SELECT json_extract(value, '$.email') AS email, json_extract(value, '$.site_id') AS site_id, \
+                     json_extract(value, '$.at') AS at FROM json_each($1)) AS m"
+        }
+    };
+    // `WHERE true`: SQLite needs a WHERE to tell an upsert's ON CONFLICT from a join's ON.
+    sqlx::query(&format!(
+        "INSERT INTO site_prefs (email, site_id, favourite, last_launched_at) \
+         SELECT m.email, m.site_id, 0, m.at FROM {mark_rows} WHERE true \
+         ON CONFLICT (email, site_id) DO UPDATE SET last_launched_at = excluded.last_launched_at"
+    ))
+    .bind(serde_json::Value::Array(marks).to_string())
+    .execute(&mut *tx)
+    .await?;
     // Records in the order the launches arrived.
     let events: Vec<_> = batch
         .iter()
@@ -209,10 +256,6 @@ pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sq
         .filter(|(_, &ok)| ok)
         .map(|(p, _)| p.record.event())
         .collect();
-    if events.is_empty() {
-        tx.rollback().await?;
-        return Ok(held);
-    }
     audit::append_all(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(held)
