@@ -659,7 +659,7 @@ mod tests {
         let k = generate(2048, &mut rng).unwrap();
         assert_eq!(k.kid, thumbprint(&k.n, &k.e));
         assert_eq!(k.e, "AQAB");
-        assert!(ring::signature::RsaKeyPair::from_der(&k.private_der).is_ok());
+        assert!(aws_lc_rs::signature::RsaKeyPair::from_der(&k.private_der).is_ok());
     }
 
     mod timeline {
