@@ -58,8 +58,37 @@ impl Clock for OffsetClock {
     }
 }
 
+/// The service's shared state. One `Arc`: every request clones it several
+/// times (each middleware layer and extractor takes its own), so a clone is
+/// one counter increment rather than one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+
+    /// The same services with other Leptos settings (tests serve another
+    /// site folder this way).
+    pub fn with_leptos(&self, leptos: LeptosOptions) -> AppState {
+        AppState::new(Services {
+            leptos,
+            ..(*self.0).clone()
+        })
+    }
+}
+
+/// What the service is made of: see [`AppState`].
+#[derive(Clone)]
+pub struct Services {
     pub config: Arc<Config>,
     pub db: Db,
     pub oidc: Arc<OidcProvider>,
@@ -165,7 +194,7 @@ pub async fn build_state(
     let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
     let oidc = Arc::new(OidcProvider::new(&config)?);
     let keys = open_key_ring(&config, &db, &master_keys, clock.now()).await?;
-    Ok(AppState {
+    Ok(AppState::new(Services {
         metrics: Arc::default(),
         limits: Arc::new(crate::web::limits::Limiter::new(config.limits)),
         config: Arc::new(config),
@@ -176,7 +205,7 @@ pub async fn build_state(
         master_keys,
         keys,
         leptos,
-    })
+    }))
 }
 
 /// The key ring, brought up to date (the first start creates the first key).

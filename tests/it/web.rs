@@ -180,13 +180,14 @@ async fn the_bundle_is_sent_precompressed_to_browsers_that_accept_it() {
     std::fs::write(pkg.join("agency-sso.js"), "export default 1;").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut state = app.state.clone();
-    state.leptos = leptos::prelude::LeptosOptions::builder()
-        .output_name("agency-sso")
-        .site_root(site.path().display().to_string())
-        .site_pkg_dir("pkg")
-        .site_addr(addr)
-        .build();
+    let state = app.state.with_leptos(
+        leptos::prelude::LeptosOptions::builder()
+            .output_name("agency-sso")
+            .site_root(site.path().display().to_string())
+            .site_pkg_dir("pkg")
+            .site_addr(addr)
+            .build(),
+    );
     crate::support::serve_in_background(listener, &state);
     let client = reqwest::Client::new();
     let get = |enc: &'static str, path: &'static str| {
