@@ -58,6 +58,37 @@ test('staff find a site among 5,000 by typing, press Enter, and land in its admi
   expect(record).toMatch(/launched\s+-\s+sam@agency\.test\s+http:\/\/127\.0\.0\.1:3102\s+editor\s+\S{22}/);
 });
 
+test('narrowing and widening the list keeps every row true to its site', async ({ page }) => {
+  const errors = watchConsole(page);
+  await samsDashboard(page);
+  const rows = page.getByTestId('site-row');
+  await expect(rows).toHaveCount(60);
+  const firstRows = await rows.evaluateAll((els) => els.slice(0, 3).map((e) => e.textContent));
+
+  const search = page.getByLabel('Find a site');
+  await search.fill('client-042');
+  await expect(page.getByTestId('site-count')).toHaveText(`5 of ${staffSites} sites match`);
+  await expect(rows).toHaveCount(5);
+  for (let n = 1; n <= 5; n++) {
+    const row = rows.nth(n - 1);
+    await expect(row).toContainText(`Client 042 site ${n}`);
+    await expect(row.getByRole('button', { name: 'Open', exact: false })).toHaveAttribute('aria-label', `Open Client 042 site ${n}`);
+    await expect(row.getByRole('button', { name: `Pin Client 042 site ${n}` })).toBeVisible();
+  }
+  // Rows past the matches are neither shown nor announced.
+  await expect(page.locator('#site-list > li:visible')).toHaveCount(5);
+
+  await search.fill('');
+  await expect(page.getByTestId('site-count')).toHaveText(`Showing 60 of ${staffSites} sites: type to narrow`);
+  await expect(rows).toHaveCount(60);
+  await expect(page.locator('#site-list > li:visible')).toHaveCount(60);
+  expect(await rows.evaluateAll((els) => els.slice(0, 3).map((e) => e.textContent))).toEqual(firstRows);
+  await search.press('ArrowDown');
+  await expect(rows.nth(1)).toHaveClass(/active/);
+  await expect(rows.nth(0)).not.toHaveClass(/active/);
+  expect(errors).toEqual([]);
+});
+
 test('a deep link opens that page of the site; a link to another host is refused', async ({ page }) => {
   await samsDashboard(page);
   await page.getByLabel('Find a site').fill('demo site');

@@ -27,24 +27,30 @@ pub struct SiteCard {
     pub recent: bool,
 }
 
+/// Shared, not copied: the page's suspense hands the list out more than once
+/// while it renders, and thousands of sites are costly to clone.
+pub type Sites = std::sync::Arc<Vec<SiteCard>>;
+
 #[server(endpoint = "my_sites")]
-pub async fn my_sites() -> Result<Vec<SiteCard>, ServerFnError> {
+pub async fn my_sites() -> Result<Sites, ServerFnError> {
     let (st, person) = signed_in().await?;
     let sites = crate::sites::home_sites(&st.db, &person.email, st.clock.now())
         .await
         .map_err(|e| unavailable(&e))?;
-    Ok(sites
-        .into_iter()
-        .map(|s| SiteCard {
-            recent: s.recent,
-            id: s.id,
-            name: s.name,
-            client: s.client,
-            url: s.url,
-            role: s.role,
-            favourite: s.favourite,
-        })
-        .collect())
+    Ok(Sites::new(
+        sites
+            .into_iter()
+            .map(|s| SiteCard {
+                recent: s.recent,
+                id: s.id,
+                name: s.name,
+                client: s.client,
+                url: s.url,
+                role: s.role,
+                favourite: s.favourite,
+            })
+            .collect(),
+    ))
 }
 
 #[server(endpoint = "set_favourite")]
@@ -78,7 +84,7 @@ pub(crate) fn unavailable(e: &dyn std::fmt::Display) -> ServerFnError {
 const PAGE: usize = 60;
 
 /// The person's sites, to be made once per page (see `HomePage`).
-pub type SitesResource = Resource<Result<Vec<SiteCard>, ServerFnError>>;
+pub type SitesResource = Resource<Result<Sites, ServerFnError>>;
 
 /// The list, from a resource the page made once: made here, inside the
 /// page's suspense, it would be made (and its thousands of sites fetched
@@ -123,7 +129,7 @@ fn filter(hay: &[String], query: &str) -> Vec<usize> {
 }
 
 #[component]
-fn SitePicker(list: Vec<SiteCard>) -> impl IntoView {
+fn SitePicker(list: Sites) -> impl IntoView {
     let total = list.len();
     // What the filter searches: built in the browser once the page is live
     // (the server renders the unfiltered list and never needs it).
@@ -162,11 +168,8 @@ fn SitePicker(list: Vec<SiteCard>) -> impl IntoView {
             hay.with_value(|h| filter(h.as_deref().unwrap_or_default(), q))
         })
     });
-    let shown = move || matches.with(|m| m.iter().take(limit.get()).copied().collect::<Vec<_>>());
-    let highlighted = Memo::new(move |_| matches.with(|m| m.get(cursor.get()).copied()));
-
     let launch_highlighted = move || {
-        let Some(i) = highlighted.get_untracked() else {
+        let Some(i) = matches.with_untracked(|m| m.get(cursor.get_untracked()).copied()) else {
             return;
         };
         let id = list.with_value(|l| l[i].id.clone());
@@ -233,34 +236,59 @@ fn SitePicker(list: Vec<SiteCard>) -> impl IntoView {
         }
     });
 
-    let row = move |i: usize| {
-        let s = list.with_value(|l| l[i].clone());
-        let id = s.id.clone();
-        let fav_id = s.id.clone();
-        let is_fav = move || favourites.with(|f| f.contains(&fav_id));
-        let pressed = is_fav.clone();
-        let star_id = s.id.clone();
-        let star_label = format!("Pin {}", s.name);
-        let open_label = format!("Open {}", s.name);
+    // The list is a pool of row elements, one per place on the page (the
+    // first `limit` matches): a keystroke changes which site each place
+    // shows, and places beyond the matches are hidden, so typing never
+    // builds or drops rows; only their text changes.
+    let row = move |place: usize| {
+        let at = Memo::new(move |_| matches.with(|m| m.get(place).copied()));
+        let field = move |f: fn(&SiteCard) -> String| {
+            move || {
+                at.get()
+                    .map(|i| list.with_value(|l| f(&l[i])))
+                    .unwrap_or_default()
+            }
+        };
+        let id = field(|s| s.id.clone());
+        let name = field(|s| s.name.clone());
+        let recent = move || {
+            at.get()
+                .map(|i| list.with_value(|l| l[i].recent))
+                .unwrap_or(false)
+        };
+        let is_fav = move || {
+            let id = id();
+            favourites.with(|f| f.contains(&id))
+        };
         view! {
-            <li class="site" class:active=move || highlighted.get() == Some(i) data-testid="site-row">
+            <li
+                class="site"
+                class:active=move || cursor.get() == place && at.get().is_some()
+                hidden=move || at.get().is_none()
+                data-testid=move || at.get().map(|_| "site-row")
+            >
                 <button
                     type="button"
                     class="star"
-                    aria-label=star_label
-                    aria-pressed=move || if pressed() { "true" } else { "false" }
-                    on:click=move |_| { toggle.dispatch((star_id.clone(), !favourites.with(|f| f.contains(&star_id)))); }
+                    aria-label=move || format!("Pin {}", name())
+                    aria-pressed=move || if is_fav() { "true" } else { "false" }
+                    on:click=move |_| {
+                        let Some(i) = at.get_untracked() else { return };
+                        let id = list.with_value(|l| l[i].id.clone());
+                        let on = !favourites.with_untracked(|f| f.contains(&id));
+                        toggle.dispatch((id, on));
+                    }
                 >
                     {move || if is_fav() { "★" } else { "☆" }}
                 </button>
                 <div class="what">
-                    <span class="name">{s.name.clone()}</span>
-                    <span class="client">{s.client.clone()}</span>
-                    <span class="url">{s.url.clone()}</span>
+                    <span class="name">{name}</span>
+                    <span class="client">{field(|s| s.client.clone())}</span>
+                    <span class="url">{field(|s| s.url.clone())}</span>
                 </div>
-                {s.recent.then(|| view! { <span class="tag">"recent"</span> })}
-                <span class="badge role" title="Your WordPress role on this site">{s.role.clone()}</span>
-                <button type="submit" name="site" value=id.clone() class="button primary" id=format!("launch-{id}") aria-label=open_label>
+                <span class="tag" hidden=move || !recent()>{move || if recent() { "recent" } else { "" }}</span>
+                <span class="badge role" title="Your WordPress role on this site">{field(|s| s.role.clone())}</span>
+                <button type="submit" name="site" value=id class="button primary" id=move || format!("launch-{}", id()) aria-label=move || format!("Open {}", name())>
                     "Open"
                 </button>
             </li>
@@ -320,8 +348,8 @@ fn SitePicker(list: Vec<SiteCard>) -> impl IntoView {
                 }}
             </p>
             <ul id="site-list" class="sites">
-                <For each=shown key=|i| *i let:i>
-                    {row(i)}
+                <For each=move || 0..limit.get().min(total) key=|place| *place let:place>
+                    {row(place)}
                 </For>
             </ul>
             <Show when=move || { matches.with(|m| m.len()) > limit.get() }>
