@@ -9,10 +9,10 @@
 //! is AWS-LC's (`aws-lc-rs`): on CPUs with AVX-512 IFMA it signs twice as
 //! fast as `ring`, at OpenSSL's rate (see BENCHMARKS.md).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
 use serde::Serialize;
 
 use super::keys::MAX_TOKEN_LIFETIME;

@@ -226,7 +226,9 @@ pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sq
     let mut marks = std::collections::BTreeMap::new();
     for (p, _) in batch.iter().zip(&held).filter(|(_, &ok)| ok) {
         let r = &p.record;
-        let at = marks.entry((r.email.as_str(), r.site_id.as_str())).or_insert(r.at);
+        let at = marks
+            .entry((r.email.as_str(), r.site_id.as_str()))
+            .or_insert(r.at);
         *at = (*at).max(r.at);
     }
     let marks: Vec<serde_json::Value> = marks
