@@ -242,20 +242,9 @@ fn SitePicker(list: Sites) -> impl IntoView {
     // builds or drops rows; only their text changes.
     let row = move |place: usize| {
         let at = Memo::new(move |_| matches.with(|m| m.get(place).copied()));
-        let field = move |f: fn(&SiteCard) -> String| {
-            move || {
-                at.get()
-                    .map(|i| list.with_value(|l| f(&l[i])))
-                    .unwrap_or_default()
-            }
-        };
-        let id = field(|s| s.id.clone());
-        let name = field(|s| s.name.clone());
-        let recent = move || {
-            at.get()
-                .map(|i| list.with_value(|l| l[i].recent))
-                .unwrap_or(false)
-        };
+        let id = shown(at, list, |s| s.id.clone());
+        let name = shown(at, list, |s| s.name.clone());
+        let recent = shown(at, list, |s| s.recent);
         let is_fav = move || {
             let id = id();
             favourites.with(|f| f.contains(&id))
@@ -283,11 +272,11 @@ fn SitePicker(list: Sites) -> impl IntoView {
                 </button>
                 <div class="what">
                     <span class="name">{name}</span>
-                    <span class="client">{field(|s| s.client.clone())}</span>
-                    <span class="url">{field(|s| s.url.clone())}</span>
+                    <span class="client">{shown(at, list, |s| s.client.clone())}</span>
+                    <span class="url">{shown(at, list, |s| s.url.clone())}</span>
                 </div>
                 <span class="tag" hidden=move || !recent()>{move || if recent() { "recent" } else { "" }}</span>
-                <span class="badge role" title="Your WordPress role on this site">{field(|s| s.role.clone())}</span>
+                <span class="badge role" title="Your WordPress role on this site">{shown(at, list, |s| s.role.clone())}</span>
                 <button type="submit" name="site" value=id class="button primary" id=move || format!("launch-{}", id()) aria-label=move || format!("Open {}", name())>
                     "Open"
                 </button>
@@ -358,6 +347,20 @@ fn SitePicker(list: Sites) -> impl IntoView {
                 </button>
             </Show>
         </form>
+    }
+}
+
+/// One field of the site a row of the picker shows (`at`: its place in the
+/// list), or the default while the row shows none.
+fn shown<T: Default>(
+    at: Memo<Option<usize>>,
+    list: StoredValue<Sites>,
+    field: fn(&SiteCard) -> T,
+) -> impl Fn() -> T + Copy {
+    move || {
+        at.get()
+            .map(|i| list.with_value(|l| field(&l[i])))
+            .unwrap_or_default()
     }
 }
 

@@ -152,20 +152,21 @@ pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sq
     let mut tx = audit::begin(db).await?;
     // The batch travels as one JSON array and is checked in one statement
     // (one round trip per batch, not one per launch); `b` is its rows.
-    let rows = match db.kind {
-        DbKind::Postgres => {
-            "json_to_recordset(CAST($1 AS json)) AS b(i bigint, person_id text, site_id text, \
-             version bigint, grant_id text, email text, role text, at bigint, kid text)"
-        }
-        DbKind::Sqlite => {
-            "(SELECT json_extract(value, '$.i') AS i, json_extract(value, '$.person_id') AS person_id, \
-                     json_extract(value, '$.site_id') AS site_id, json_extract(value, '$.version') AS version, \
-                     json_extract(value, '$.grant_id') AS grant_id, json_extract(value, '$.email') AS email, \
-                     json_extract(value, '$.role') AS role, json_extract(value, '$.at') AS at, \
-                     json_extract(value, '$.kid') AS kid \
-              FROM json_each($1)) AS b"
-        }
-    };
+    let rows = json_rows(
+        db.kind,
+        "b",
+        &[
+            ("i", "bigint"),
+            ("person_id", "text"),
+            ("site_id", "text"),
+            ("version", "bigint"),
+            ("grant_id", "text"),
+            ("email", "text"),
+            ("role", "text"),
+            ("at", "bigint"),
+            ("kid", "text"),
+        ],
+    );
     // On PostgreSQL the facts are share-locked as they are read: a revoke,
     // disable or edit in flight is waited for and then seen (otherwise it
     // could commit between this statement's snapshot and the commit). On
@@ -235,13 +236,11 @@ pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sq
         .into_iter()
         .map(|((email, site_id), at)| json!({ "email": email, "site_id": site_id, "at": at }))
         .collect();
-    let mark_rows = match db.kind {
-        DbKind::Postgres => "json_to_recordset(CAST($1 AS json)) AS m(email text, site_id text, at bigint)",
-        DbKind::Sqlite => {
-            "(SELECT json_extract(value, '$.email') AS email, json_extract(value, '$.site_id') AS site_id, \
-                     json_extract(value, '$.at') AS at FROM json_each($1)) AS m"
-        }
-    };
+    let mark_rows = json_rows(
+        db.kind,
+        "m",
+        &[("email", "text"), ("site_id", "text"), ("at", "bigint")],
+    );
     // `WHERE true`: SQLite needs a WHERE to tell an upsert's ON CONFLICT from a join's ON.
     sqlx::query(&format!(
         "INSERT INTO site_prefs (email, site_id, favourite, last_launched_at) \
@@ -261,6 +260,27 @@ pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sq
     audit::append_all(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(held)
+}
+
+/// The rows of a JSON array of objects bound as `$1`, as a table `alias`
+/// with the given columns (name, PostgreSQL type) for a FROM clause.
+fn json_rows(kind: DbKind, alias: &str, columns: &[(&str, &str)]) -> String {
+    match kind {
+        DbKind::Postgres => {
+            let cols: Vec<String> = columns.iter().map(|(c, t)| format!("{c} {t}")).collect();
+            format!(
+                "json_to_recordset(CAST($1 AS json)) AS {alias}({})",
+                cols.join(", ")
+            )
+        }
+        DbKind::Sqlite => {
+            let cols: Vec<String> = columns
+                .iter()
+                .map(|(c, _)| format!("json_extract(value, '$.{c}') AS {c}"))
+                .collect();
+            format!("(SELECT {} FROM json_each($1)) AS {alias}", cols.join(", "))
+        }
+    }
 }
 
 /// Launches queued for their record. One task per process writes them:

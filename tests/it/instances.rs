@@ -411,8 +411,7 @@ async fn stopped_mid_burst(backend: Backend) {
     killed_or_stopped_mid_burst(backend, "-TERM").await;
 }
 
-/// SIGKILL `child` once `after` has passed; whether it had already exited.
-/// Kill `child` after `after`; true if it had finished by then. Returns
+/// SIGKILL `child` once `after` has passed; true if it had already exited. Returns
 /// once the database is done with the dead process: on PostgreSQL a COMMIT
 /// it sent just before dying is still carried out by its server process, so
 /// reading at once could see the state before that commit and the next
