@@ -75,8 +75,9 @@ test('narrowing and widening the list keeps every row true to its site', async (
     await expect(row.getByRole('button', { name: 'Open', exact: false })).toHaveAttribute('aria-label', `Open Client 042 site ${n}`);
     await expect(row.getByRole('button', { name: `Pin Client 042 site ${n}` })).toBeVisible();
   }
-  // Rows past the matches are neither shown nor announced.
+  // Rows past the matches are neither shown nor announced, and name no site.
   await expect(page.locator('#site-list > li:visible')).toHaveCount(5);
+  await expect(page.locator('#site-list [id^="launch-"]')).toHaveCount(5);
 
   await search.fill('');
   await expect(page.getByTestId('site-count')).toHaveText(`Showing 60 of ${staffSites} sites: type to narrow`);

@@ -277,7 +277,7 @@ fn SitePicker(list: Sites) -> impl IntoView {
                 </div>
                 <span class="tag" hidden=move || !recent()>{move || if recent() { "recent" } else { "" }}</span>
                 <span class="badge role" title="Your WordPress role on this site">{shown(at, list, |s| s.role.clone())}</span>
-                <button type="submit" name="site" value=id class="button primary" id=move || format!("launch-{}", id()) aria-label=move || format!("Open {}", name())>
+                <button type="submit" name="site" value=id class="button primary" id=move || at.get().map(|_| format!("launch-{}", id())) aria-label=move || format!("Open {}", name())>
                     "Open"
                 </button>
             </li>
