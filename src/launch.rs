@@ -16,7 +16,7 @@ use crate::domain::sites::{check_deep_link, login_url, Signing, Site};
 use crate::domain::tokens::{launch_claims, new_jti, sign_hs256, LaunchFacts};
 use crate::server::AppState;
 use crate::store;
-use crate::store::launches::{LaunchRecord, Pending};
+use crate::store::launches::{Facts, LaunchRecord, Pending};
 
 pub use crate::domain::audit::Origin;
 
@@ -52,17 +52,23 @@ pub fn secret_aad(site_id: &str) -> String {
 }
 
 /// Launch `site_id` for the signed-in person `person_id`, with an optional
-/// deep link. The person, the site and the grants are read together.
+/// deep link. The person, the site and the grants are read together, or
+/// were read by the caller (`known`, with the session: see
+/// `store::launches::facts_in_session`); a second decision reads them again.
 pub async fn launch_site(
     st: &AppState,
     person_id: &str,
     site_id: &str,
     deep_link: &str,
     from: &Origin,
+    mut known: Option<Facts>,
 ) -> Result<Launched, LaunchError> {
     for attempt in 0..3 {
         let now = st.clock.now();
-        let facts = store::launches::facts(&st.db, person_id, site_id).await?;
+        let facts = match known.take() {
+            Some(f) => f,
+            None => store::launches::facts(&st.db, person_id, site_id).await?,
+        };
         // Removed or disabled before this click: the session is over. One
         // disabled after the first decision is refused (and recorded)
         // rather than retried.

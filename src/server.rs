@@ -95,6 +95,9 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub master_keys: MasterKeys,
     pub keys: Arc<KeyRing>,
+    /// The session store the session layer uses (a launch hands it the
+    /// session it read with its facts).
+    pub sessions: DbSessionStore,
     /// Writes launch records, several launches to a transaction.
     pub launches: crate::store::launches::Recorder,
     /// Request, launch and refusal counts for `/metrics`.
@@ -199,6 +202,7 @@ pub async fn build_state(
         limits: Arc::new(crate::web::limits::Limiter::new(config.limits)),
         config: Arc::new(config),
         launches: crate::store::launches::Recorder::spawn(db.clone()),
+        sessions: DbSessionStore::new(db.clone()),
         db,
         oidc,
         clock,
@@ -236,7 +240,7 @@ fn route_list() -> Vec<AxumRouteListing> {
 pub fn router(state: AppState) -> Router {
     let https = state.config.is_https();
     let client_timeout = state.config.client_timeout;
-    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+    let sessions = SessionManagerLayer::new(state.sessions.clone())
         // `__Host-` binds the cookie to this exact origin (Secure, Path=/, no Domain).
         .with_name(if https {
             "__Host-agency-sso"

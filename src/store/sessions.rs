@@ -22,6 +22,9 @@ pub struct DbSessionStore {
     /// and stored expiry, so that a request that changed nothing does not
     /// rewrite the row only to move the expiry by a few seconds.
     seen: Arc<Mutex<HashMap<Id, Seen>>>,
+    /// Records a request has just read together with other data, for
+    /// that request's own `load` (see [`DbSessionStore::prime`]).
+    primed: Arc<Mutex<HashMap<Id, Record>>>,
 }
 
 #[derive(Debug)]
@@ -43,7 +46,39 @@ impl DbSessionStore {
         DbSessionStore {
             db,
             seen: Arc::default(),
+            primed: Arc::default(),
         }
+    }
+
+    /// The time sessions expire by (tower-sessions sets their expiry from
+    /// the system clock, so they are read by it too), in Unix seconds.
+    pub fn now() -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+
+    /// Hand a session's stored record, just read from its row by the
+    /// caller along with other data in one statement, to the next `load`
+    /// of that session: the request's `Session` then gets it without
+    /// reading the row a second time. The caller loads its session right
+    /// after and then calls [`DbSessionStore::unprime`], so that a record
+    /// is never served later than the request that read it.
+    pub fn prime(&self, stored: &str) -> session_store::Result<Id> {
+        let record: Record = serde_json::from_str(stored)
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let id = record.id;
+        self.primed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, record);
+        Ok(id)
+    }
+
+    /// Drop a primed record its `load` did not take.
+    pub fn unprime(&self, id: &Id) {
+        self.primed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     fn remember(&self, record: &Record) {
@@ -139,7 +174,16 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let primed = self
+            .primed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        if let Some(record) = primed {
+            self.remember(&record);
+            return Ok(Some(record));
+        }
+        let now = Self::now();
         let row: Option<(String,)> =
             sqlx::query_as("SELECT record FROM sessions WHERE id = $1 AND expires_at > $2")
                 .bind(id.to_string())
@@ -161,6 +205,7 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         self.forget(id);
+        self.unprime(id);
         sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(id.to_string())
             .execute(&self.db.pool)
@@ -176,7 +221,7 @@ impl ExpiredDeletion for DbSessionStore {
     /// ended by inactivity, in the same transaction.
     async fn delete_expired(&self) -> session_store::Result<()> {
         use crate::domain::audit::{kind, Actor};
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = Self::now();
         let mut tx = super::audit::begin(&self.db).await.map_err(backend)?;
         let ended: Vec<(String, String)> = sqlx::query_as(
             "SELECT p.email, p.id FROM sessions s JOIN people p ON p.id = s.person_id \

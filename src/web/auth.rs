@@ -507,6 +507,23 @@ pub async fn signed_in(st: &AppState, session: &Session) -> Result<Option<Signed
     Ok(Some(signed_in))
 }
 
+/// [`signed_in`] for a session whose stored record the caller has just
+/// read from its row (with other data, in one statement): the same checks,
+/// without reading the row again.
+pub async fn signed_in_with(
+    st: &AppState,
+    session: &Session,
+    stored: &str,
+) -> Result<Option<SignedIn>, CurrentError> {
+    let id = st
+        .sessions
+        .prime(stored)
+        .map_err(|e| CurrentError(e.to_string()))?;
+    let who = signed_in(st, session).await;
+    st.sessions.unprime(&id);
+    who
+}
+
 /// The session or the database could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the session: {0}")]

@@ -8,7 +8,7 @@ use axum::Form;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::auth::signed_in;
+use super::auth::{signed_in, signed_in_with};
 use super::limits::{refused, Scope};
 use super::pages::{error_page, ErrorPage};
 use super::RequestOrigin;
@@ -16,6 +16,7 @@ use crate::domain::limits::Verdict;
 use crate::launch::{launch_site, Launched};
 use crate::server::AppState;
 use crate::store;
+use crate::store::sessions::DbSessionStore;
 
 #[derive(Deserialize)]
 pub struct LaunchForm {
@@ -42,7 +43,25 @@ pub async fn launch(
             action: Some(("/auth/login", "Sign in")),
         })
     };
-    let who = match signed_in(&st, &session).await {
+    // The session is read with the launch's facts, in one statement.
+    let site_id = form.site.trim();
+    let read = match session.id() {
+        Some(id) => {
+            let now = DbSessionStore::now();
+            store::launches::facts_in_session(&st.db, &id.to_string(), site_id, now).await
+        }
+        None => Ok(None),
+    };
+    let (who, known) = match read {
+        Ok(Some((stored, facts))) => (signed_in_with(&st, &session, &stored).await, Some(facts)),
+        // No live session (the cookie is then cleared by the session layer's own read).
+        Ok(None) => (signed_in(&st, &session).await, None),
+        Err(e) => {
+            tracing::error!(error = %e, "launch: cannot read the session");
+            return unavailable();
+        }
+    };
+    let who = match who {
         Ok(Some(who)) => who,
         Ok(None) => return signed_out(),
         Err(e) => {
@@ -50,6 +69,9 @@ pub async fn launch(
             return unavailable();
         }
     };
+    // The facts are the session's person's (the row names them); anything
+    // else is read again.
+    let known = known.filter(|f| f.person.as_ref().is_some_and(|p| p.id == who.person_id));
     if let Verdict::Limited {
         retry_after_secs,
         first,
@@ -73,7 +95,7 @@ pub async fn launch(
         )
         .await;
     }
-    match launch_site(&st, &who.person_id, form.site.trim(), &form.path, &from).await {
+    match launch_site(&st, &who.person_id, site_id, &form.path, &from, known).await {
         Ok(Launched::SignedOut) => {
             let _ = session.flush().await;
             signed_out()

@@ -734,7 +734,89 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
     assert!(verified.contains("verified"), "{verified}");
 }
 
+/// A launch reads its session in the statement that reads its facts: a
+/// session that has ended, by inactivity or by its absolute lifetime, or
+/// that never signed in, launches nothing and says so, exactly as when the
+/// session was read on its own; a live one launches as its person.
+async fn a_launch_reads_its_session_with_its_facts(backend: Backend) {
+    use agency_sso::domain::audit::kind;
+    let app = TestApp::start(backend).await;
+    let (blog, _, _) = agency(&app).await;
+    let db = &app.state.db;
+    let ended = || async {
+        store::audit::latest_of(db, &[kind::SESSION_ENDED, kind::SESSION_ENDED], "", 10)
+            .await
+            .unwrap()
+    };
+    let signed_out = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), 401);
+        assert!(res.headers().get(LOCATION).is_none(), "no token");
+        let text = page_text(&res.text().await.unwrap());
+        assert!(text.contains("Your session has ended"), "{text}");
+    };
+
+    // Live: the launch is Sam's.
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+    let (token, _) = token_in(&launch(&app, &sam, &blog, "").await, "token");
+    let got = verify(&app, BLOG, None, &[&token]);
+    assert_eq!(got[0]["claims"]["sub"], "sam@agency.test", "{}", got[0]);
+    assert_eq!(store::launches::count(db).await.unwrap(), (1, 1));
+
+    // Ended by inactivity (the row's expiry passed): nothing is launched,
+    // and the browser is signed out.
+    sqlx::query("UPDATE sessions SET expires_at = 1 WHERE person_id IS NOT NULL")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    signed_out(launch(&app, &sam, &blog, "").await).await;
+    assert!(page_text(&app.home(&sam).await).contains("Sign in with"));
+
+    // A session that never signed in (a browser that started a sign-in and
+    // came back with a launch instead), and a browser with no session.
+    let stranger = app.browser();
+    app.begin(&stranger).await;
+    signed_out(launch(&app, &stranger, &blog, "").await).await;
+    signed_out(launch(&app, &app.browser(), &blog, "").await).await;
+
+    // Past its absolute lifetime, however recently used: ended, recorded
+    // once, with whom it was, and the next click does not launch either.
+    app.sign_in(&sam, "sam@agency.test").await;
+    assert_eq!(launch(&app, &sam, &blog, "").await.status(), 303);
+    let before = ended().await.len();
+    app.clock.advance(12 * 3600 + 1);
+    signed_out(launch(&app, &sam, &blog, "").await).await;
+    let now_ended = ended().await;
+    assert_eq!(now_ended.len(), before + 1);
+    assert_eq!(
+        (
+            now_ended[0].event.subject.as_str(),
+            now_ended[0].event.reason.as_str()
+        ),
+        ("sam@agency.test", "absolute_lifetime")
+    );
+    signed_out(launch(&app, &sam, &blog, "").await).await;
+    assert_eq!(ended().await.len(), before + 1);
+    assert_eq!(
+        store::launches::count(db).await.unwrap(),
+        (2, 2),
+        "only the two live sessions launched"
+    );
+
+    // Signed in again, the new session launches (the clock is 12 hours
+    // ahead of the verifier's now: the record says whose launch it was).
+    app.sign_in(&sam, "sam@agency.test").await;
+    assert_eq!(launch(&app, &sam, &blog, "").await.status(), 303);
+    let r = latest(&app).await;
+    assert_eq!(
+        (r.outcome.as_str(), r.email.as_str()),
+        ("launched", "sam@agency.test")
+    );
+    assert_eq!(store::launches::count(db).await.unwrap(), (3, 3));
+}
+
 on_both_databases!(
+    a_launch_reads_its_session_with_its_facts,
     the_record_is_written_only_while_the_decision_holds,
     a_launch_lands_with_a_token_the_site_verifies,
     a_miniorange_site_gets_hs256_with_its_own_secret,

@@ -212,6 +212,32 @@ async fn session_records_round_trip_and_expire(backend: Backend) {
         "no resurrection"
     );
 
+    // A record the caller has just read from its row (a launch reads its
+    // session with its facts) is handed to that session's next load, once,
+    // without reading the row again; one taken back is not served.
+    let mut fresh = record(None, now() + 600);
+    fresh.data.insert("k".into(), serde_json::json!("fresh"));
+    store.create(&mut fresh).await.unwrap();
+    let (stored,): (String,) = sqlx::query_as("SELECT record FROM sessions WHERE id = $1")
+        .bind(fresh.id.to_string())
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let id = store.prime(&stored).unwrap();
+    assert_eq!(id, fresh.id);
+    // The row goes: only the primed copy can answer the load.
+    sqlx::query("DELETE FROM sessions WHERE id = $1")
+        .bind(id.to_string())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(store.load(&id).await.unwrap().unwrap().data, fresh.data);
+    assert!(store.load(&id).await.unwrap().is_none(), "served once");
+    store.prime(&stored).unwrap();
+    store.unprime(&id);
+    assert!(store.load(&id).await.unwrap().is_none(), "taken back");
+    assert!(store.prime("{not a record").is_err());
+
     // Saving a live session updates it.
     let mut again = record(None, now() + 600);
     store.create(&mut again).await.unwrap();
