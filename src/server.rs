@@ -201,7 +201,7 @@ pub async fn build_state(
         metrics: Arc::default(),
         limits: Arc::new(crate::web::limits::Limiter::new(config.limits)),
         config: Arc::new(config),
-        launches: crate::store::launches::Recorder::spawn(db.clone()),
+        launches: crate::store::launches::Recorder::spawn(&db)?,
         sessions: DbSessionStore::new(db.clone()),
         db,
         oidc,

@@ -283,12 +283,18 @@ fn json_rows(kind: DbKind, alias: &str, columns: &[(&str, &str)]) -> String {
     }
 }
 
-/// Launches queued for their record. One task per process writes them:
+/// Launches queued for their record. One thread per process writes them:
 /// whatever arrived while the previous transaction was committing goes
 /// into the next one (group commit), so launches share commits and the
 /// audit head is moved once per transaction instead of once per launch.
 /// A launch waits for its own transaction's commit; if that fails, every
 /// launch in it is told so and none of their tokens is sent.
+///
+/// The writer has its own thread, runtime and connection: every launch
+/// waits for it, so its turns must not queue behind the requests being
+/// served (signatures take a fifth of a millisecond each on the service's
+/// runtime, and a task woken by the database is taken from that runtime's
+/// shared queue only now and then while the workers have others).
 #[derive(Clone, Debug)]
 pub struct Recorder {
     queue: tokio::sync::mpsc::Sender<(Pending, Reply)>,
@@ -300,29 +306,25 @@ type Reply = tokio::sync::oneshot::Sender<Result<bool, String>>;
 const MAX_BATCH: usize = 64;
 
 impl Recorder {
-    /// Start the writing task on the current runtime.
-    pub fn spawn(db: Db) -> Recorder {
-        let (queue, mut rx) = tokio::sync::mpsc::channel::<(Pending, Reply)>(4 * MAX_BATCH);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let (pending, replies): (Vec<Pending>, Vec<Reply>) = batch.drain(..).unzip();
-                match record_launches(&db, &pending).await {
-                    Ok(held) => {
-                        for (reply, ok) in replies.into_iter().zip(held) {
-                            let _ = reply.send(Ok(ok));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, launches = pending.len(), "cannot record launches");
-                        for reply in replies {
-                            let _ = reply.send(Err(e.to_string()));
-                        }
-                    }
-                }
-            }
-        });
-        Recorder { queue }
+    /// Start the writing thread, with a connection of its own to `db`'s
+    /// database. It ends when the last `Recorder` is dropped.
+    pub fn spawn(db: &Db) -> std::io::Result<Recorder> {
+        let (queue, rx) = tokio::sync::mpsc::channel::<(Pending, Reply)>(4 * MAX_BATCH);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let db = db.clone();
+        std::thread::Builder::new()
+            .name("launch-records".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    // Opened here, so that its connection is this runtime's.
+                    let own = db.single();
+                    drop(db);
+                    write_batches(own, rx).await;
+                })
+            })?;
+        Ok(Recorder { queue })
     }
 
     /// Queue a launch and wait until its transaction has committed: true if
@@ -339,6 +341,28 @@ impl Recorder {
             .map_err(|_| gone())?
             .map_err(sqlx::Error::Protocol)
     }
+}
+
+/// The writer's loop: one transaction per batch of what is queued.
+async fn write_batches(db: Db, mut rx: tokio::sync::mpsc::Receiver<(Pending, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (pending, replies): (Vec<Pending>, Vec<Reply>) = batch.drain(..).unzip();
+        match record_launches(&db, &pending).await {
+            Ok(held) => {
+                for (reply, ok) in replies.into_iter().zip(held) {
+                    let _ = reply.send(Ok(ok));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, launches = pending.len(), "cannot record launches");
+                for reply in replies {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+    db.pool.close().await;
 }
 
 /// Record a refused launch.

@@ -37,28 +37,13 @@ impl Db {
             DbKind::Sqlite => prepare_sqlite(url)?,
             DbKind::Postgres => url.to_string(),
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(match kind {
-                DbKind::Sqlite => 8,
-                DbKind::Postgres => 16,
-            })
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if kind == DbKind::Sqlite {
-                        // WAL lets readers run beside the single writer; the busy
-                        // timeout makes writers queue instead of failing at once.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+        let pool = pool_options(kind, match kind {
+            DbKind::Sqlite => 8,
+            DbKind::Postgres => 16,
+        })
+        .connect(&url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
         let migrator = match kind {
             DbKind::Sqlite => &SQLITE_MIGRATIONS,
             DbKind::Postgres => &POSTGRES_MIGRATIONS,
@@ -70,6 +55,17 @@ impl Db {
         Ok(Db { pool, kind })
     }
 
+    /// A pool of its own, of one connection to the same database, opened
+    /// on first use by the runtime that uses it (a task on another runtime
+    /// then never waits for this pool's connections, nor they for it).
+    pub fn single(&self) -> Db {
+        let options = (*self.pool.connect_options()).clone();
+        Db {
+            pool: pool_options(self.kind, 1).connect_lazy_with(options),
+            kind: self.kind,
+        }
+    }
+
     /// For `/readyz`: can a statement round-trip right now?
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")
@@ -77,6 +73,26 @@ impl Db {
             .await
             .map(|_| ())
     }
+}
+
+/// Pool settings: `max` connections, each set up for its dialect.
+fn pool_options(kind: DbKind, max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if kind == DbKind::Sqlite {
+                    // WAL lets readers run beside the single writer; the busy
+                    // timeout makes writers queue instead of failing at once.
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// Copy a SQLite database to `file`, consistently while it is in use
