@@ -37,13 +37,14 @@ impl Db {
             DbKind::Sqlite => prepare_sqlite(url)?,
             DbKind::Postgres => url.to_string(),
         };
-        let pool = pool_options(kind, match kind {
+        let max = match kind {
             DbKind::Sqlite => 8,
             DbKind::Postgres => 16,
-        })
-        .connect(&url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+        };
+        let pool = pool_options(kind, max)
+            .connect(&url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
         let migrator = match kind {
             DbKind::Sqlite => &SQLITE_MIGRATIONS,
             DbKind::Postgres => &POSTGRES_MIGRATIONS,
