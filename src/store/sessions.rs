@@ -75,10 +75,14 @@ impl DbSessionStore {
 
     /// Drop a primed record its `load` did not take.
     pub fn unprime(&self, id: &Id) {
+        self.take_primed(id);
+    }
+
+    fn take_primed(&self, id: &Id) -> Option<Record> {
         self.primed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+            .remove(id)
     }
 
     fn remember(&self, record: &Record) {
@@ -174,12 +178,7 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let primed = self
-            .primed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-        if let Some(record) = primed {
+        if let Some(record) = self.take_primed(id) {
             self.remember(&record);
             return Ok(Some(record));
         }

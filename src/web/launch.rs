@@ -8,14 +8,16 @@ use axum::Form;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::auth::{signed_in, signed_in_with};
+use super::auth::{signed_in, signed_in_with, CurrentError};
 use super::limits::{refused, Scope};
 use super::pages::{error_page, ErrorPage};
 use super::RequestOrigin;
 use crate::domain::limits::Verdict;
+use crate::domain::session::SignedIn;
 use crate::launch::{launch_site, Launched};
 use crate::server::AppState;
 use crate::store;
+use crate::store::launches::Facts;
 use crate::store::sessions::DbSessionStore;
 
 #[derive(Deserialize)]
@@ -43,35 +45,15 @@ pub async fn launch(
             action: Some(("/auth/login", "Sign in")),
         })
     };
-    // The session is read with the launch's facts, in one statement.
     let site_id = form.site.trim();
-    let read = match session.id() {
-        Some(id) => {
-            let now = DbSessionStore::now();
-            store::launches::facts_in_session(&st.db, &id.to_string(), site_id, now).await
-        }
-        None => Ok(None),
-    };
-    let (who, known) = match read {
-        Ok(Some((stored, facts))) => (signed_in_with(&st, &session, &stored).await, Some(facts)),
-        // No live session (the cookie is then cleared by the session layer's own read).
-        Ok(None) => (signed_in(&st, &session).await, None),
-        Err(e) => {
-            tracing::error!(error = %e, "launch: cannot read the session");
-            return unavailable();
-        }
-    };
-    let who = match who {
-        Ok(Some(who)) => who,
+    let (who, known) = match signed_in_with_facts(&st, &session, site_id).await {
+        Ok(Some(found)) => found,
         Ok(None) => return signed_out(),
         Err(e) => {
             tracing::error!(error = %e, "launch: cannot read the session");
             return unavailable();
         }
     };
-    // The facts are the session's person's (the row names them); anything
-    // else is read again.
-    let known = known.filter(|f| f.person.as_ref().is_some_and(|p| p.id == who.person_id));
     if let Verdict::Limited {
         retry_after_secs,
         first,
@@ -130,6 +112,39 @@ pub async fn launch(
             unavailable()
         }
     }
+}
+
+/// The signed-in person, and the launch's facts read with their session in
+/// one statement (`None` when they must be read again: they name another
+/// person, or there was no live session to read them with).
+async fn signed_in_with_facts(
+    st: &AppState,
+    session: &Session,
+    site_id: &str,
+) -> Result<Option<(SignedIn, Option<Facts>)>, CurrentError> {
+    let read = match session.id() {
+        Some(id) => {
+            let now = DbSessionStore::now();
+            store::launches::facts_in_session(&st.db, &id.to_string(), site_id, now)
+                .await
+                .map_err(|e| CurrentError(e.to_string()))?
+        }
+        None => None,
+    };
+    let Some((stored, facts)) = read else {
+        // No live session (the cookie is then cleared by the session layer's own read).
+        return Ok(signed_in(st, session).await?.map(|who| (who, None)));
+    };
+    let Some(who) = signed_in_with(st, session, &stored).await? else {
+        return Ok(None);
+    };
+    // The facts are the person's the session row names; anything else is read again.
+    let known = facts
+        .person
+        .as_ref()
+        .is_some_and(|p| p.id == who.person_id)
+        .then_some(facts);
+    Ok(Some((who, known)))
 }
 
 fn unavailable() -> Response {
