@@ -229,6 +229,9 @@ pub enum KeysCommand {
     },
     /// Take a key out of the key set at once (e.g. it leaked).
     Revoke {
+        /// The key's id as `keys list` shows it (a thumbprint, which may
+        /// begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Why, for the record.
         #[arg(long)]
@@ -864,6 +867,30 @@ async fn audit_inner(config: Config, command: AuditCommand) -> anyhow::Result<Ex
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_id_that_begins_with_a_dash_is_taken_as_the_id() {
+        let cli = Cli::try_parse_from([
+            "agency-sso",
+            "keys",
+            "revoke",
+            "-sJ0f3Q",
+            "--reason",
+            "leaked",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Keys {
+                command: KeysCommand::Revoke { kid, reason },
+            }) => assert_eq!((kid.as_str(), reason.as_str()), ("-sJ0f3Q", "leaked")),
+            other => panic!("{other:?}"),
         }
     }
 }
