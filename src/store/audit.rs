@@ -35,7 +35,7 @@ pub async fn append(conn: &mut AnyConnection, e: &Event) -> Result<i64, sqlx::Er
 /// Returns the last seq.
 pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<i64, sqlx::Error> {
     let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
-    let (last, mut prev): (i64, String) =
+    let (last, prev): (i64, String) =
         sqlx::query_as("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
             .bind(n)
             .fetch_one(&mut *conn)
@@ -43,10 +43,27 @@ pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<i6
     if events.is_empty() {
         return Ok(last);
     }
+    let (stored, head) = chained(last - n, &prev, events)?;
+    insert_all(&mut *conn, &stored).await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&head)
+        .execute(&mut *conn)
+        .await?;
+    Ok(last)
+}
+
+/// The records `events` make, in order, after a head at (`seq`, `hash`),
+/// and the new head's hash.
+pub fn chained(
+    seq: i64,
+    hash: &str,
+    events: &[Event],
+) -> Result<(Vec<Stored>, String), sqlx::Error> {
+    let mut prev = hash.to_string();
     let mut prev_bytes = from_hex(&prev)
         .ok_or_else(|| sqlx::Error::Protocol("the audit chain head is malformed".into()))?;
     let mut stored = Vec::with_capacity(events.len());
-    for (seq, e) in (last - n + 1..).zip(events) {
+    for (seq, e) in (seq + 1..).zip(events) {
         prev_bytes = chain_hash(&prev_bytes, e);
         let hash = to_hex(&prev_bytes);
         stored.push(Stored {
@@ -56,12 +73,7 @@ pub async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<i6
             prev_hash: std::mem::replace(&mut prev, hash),
         });
     }
-    insert_all(&mut *conn, &stored).await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&prev)
-        .execute(&mut *conn)
-        .await?;
-    Ok(last)
+    Ok((stored, prev))
 }
 
 /// Write a record as given (its place and hashes included). Only `append`
@@ -78,17 +90,36 @@ async fn insert_all<'e, E: sqlx::Executor<'e, Database = Any>>(
     ex: E,
     records: &[Stored],
 ) -> Result<(), sqlx::Error> {
-    const FIELDS: usize = 18;
+    let sql = insert_sql(records.len(), 1);
+    bind_records(sqlx::query(&sql), records)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+/// Fields of a record, as [`insert_sql`] numbers them.
+pub const FIELDS: usize = 18;
+
+/// The statement that writes `n` records, its parameters numbered from
+/// `$first` on (the records' fields in [`bind_records`]'s order).
+pub fn insert_sql(n: usize, first: usize) -> String {
     let mut sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ");
-    for i in 0..records.len() {
+    for i in 0..n {
         sql.push_str(if i == 0 { "(" } else { ", (" });
         for f in 0..FIELDS {
             let sep = if f == 0 { "" } else { ", " };
-            sql.push_str(&format!("{sep}${}", i * FIELDS + f + 1));
+            sql.push_str(&format!("{sep}${}", first + i * FIELDS + f));
         }
         sql.push(')');
     }
-    let mut q = sqlx::query(&sql);
+    sql
+}
+
+/// Bind the records' fields, in order, for [`insert_sql`].
+pub fn bind_records<'q>(
+    mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    records: &'q [Stored],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
     for r in records {
         let e = &r.event;
         q = q
@@ -111,7 +142,7 @@ async fn insert_all<'e, E: sqlx::Executor<'e, Database = Any>>(
             .bind(&r.prev_hash)
             .bind(&r.hash);
     }
-    q.execute(ex).await.map(|_| ())
+    q
 }
 
 /// Record events that go with no other change, in one transaction.

@@ -149,11 +149,32 @@ pub async fn record_launch(
 /// in [`record_launch`]. Returns, in order, whether each was recorded; on
 /// an error nothing is.
 pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sqlx::Error> {
-    let mut tx = audit::begin(db).await?;
-    // The batch travels as one JSON array and is checked in one statement
-    // (one round trip per batch, not one per launch); `b` is its rows.
+    match db.kind {
+        DbKind::Sqlite => {
+            let mut conn = db.pool.acquire().await?;
+            let recorded = record_on_sqlite(&mut conn, batch).await;
+            if recorded.is_err() {
+                // Never hand back a connection inside a transaction (it would
+                // hold the write lock): roll back, and close it if that fails.
+                if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                    conn.close_on_drop();
+                }
+            }
+            recorded
+        }
+        DbKind::Postgres => record_on_postgres(db, batch).await,
+    }
+}
+
+/// The statement that checks a batch's facts, bound as the JSON array
+/// `$1` (see [`batch_facts`]): the indexes of the launches whose facts hold.
+/// On PostgreSQL the facts are share-locked as they are read: a revoke,
+/// disable or edit in flight is waited for and then seen (otherwise it
+/// could commit between this statement's snapshot and the commit). On
+/// SQLite the write lock, taken first, gives the same.
+fn check_sql(kind: DbKind) -> String {
     let rows = json_rows(
-        db.kind,
+        kind,
         "b",
         &[
             ("i", "bigint"),
@@ -167,15 +188,11 @@ pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sq
             ("kid", "text"),
         ],
     );
-    // On PostgreSQL the facts are share-locked as they are read: a revoke,
-    // disable or edit in flight is waited for and then seen (otherwise it
-    // could commit between this statement's snapshot and the commit). On
-    // SQLite the write lock, taken first, gives the same.
-    let lock = match db.kind {
+    let lock = match kind {
         DbKind::Postgres => " FOR SHARE",
         DbKind::Sqlite => "",
     };
-    let check = format!(
+    format!(
         "SELECT b.i FROM {rows} \
          WHERE EXISTS (SELECT 1 FROM people WHERE id = b.person_id AND disabled = 0{lock}) \
            AND EXISTS (SELECT 1 FROM sites WHERE id = b.site_id AND enabled = 1 AND version = b.version{lock}) \
@@ -187,7 +204,11 @@ pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sq
                            WHERE tg.id = b.grant_id AND tg.role = b.role \
                              AND (tg.expires_at IS NULL OR tg.expires_at > b.at){lock})) \
            AND (b.kid = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = b.kid AND state = 'active'{lock}))"
-    );
+    )
+}
+
+/// The batch as the JSON array [`check_sql`] reads.
+fn batch_facts(batch: &[Pending]) -> String {
     let facts: Vec<serde_json::Value> = batch
         .iter()
         .enumerate()
@@ -206,26 +227,28 @@ pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sq
             })
         })
         .collect();
-    let holding: Vec<i64> = sqlx::query_scalar(&check)
-        .bind(serde_json::Value::Array(facts).to_string())
-        .fetch_all(&mut *tx)
-        .await?;
+    serde_json::Value::Array(facts).to_string()
+}
+
+/// Which launches of the batch the check's indexes say hold.
+fn holding(batch: &[Pending], indexes: impl IntoIterator<Item = i64>) -> Vec<bool> {
     let mut held = vec![false; batch.len()];
-    for i in holding {
+    for i in indexes {
         if let Some(h) = usize::try_from(i).ok().and_then(|i| held.get_mut(i)) {
             *h = true;
         }
     }
-    if !held.contains(&true) {
-        tx.rollback().await?;
-        return Ok(held);
-    }
-    // Each person's "last launched" mark, once per (person, site): the
-    // latest of the batch. Rows are marked in one order, by (person, site),
-    // in every process: two instances' transactions marking the same rows
-    // then queue on them instead of deadlocking.
+    held
+}
+
+/// Each person's "last launched" mark, once per (person, site): the
+/// latest of the launches that hold, as a JSON array, and the statement
+/// that writes it, bound as `$1`. Rows are marked in one order, by
+/// (person, site), in every process: two instances' transactions marking
+/// the same rows then queue on them instead of deadlocking.
+fn marks(kind: DbKind, batch: &[Pending], held: &[bool]) -> (String, String) {
     let mut marks = std::collections::BTreeMap::new();
-    for (p, _) in batch.iter().zip(&held).filter(|(_, &ok)| ok) {
+    for (p, _) in batch.iter().zip(held).filter(|(_, &ok)| ok) {
         let r = &p.record;
         let at = marks
             .entry((r.email.as_str(), r.site_id.as_str()))
@@ -237,27 +260,100 @@ pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sq
         .map(|((email, site_id), at)| json!({ "email": email, "site_id": site_id, "at": at }))
         .collect();
     let mark_rows = json_rows(
-        db.kind,
+        kind,
         "m",
         &[("email", "text"), ("site_id", "text"), ("at", "bigint")],
     );
     // `WHERE true`: SQLite needs a WHERE to tell an upsert's ON CONFLICT from a join's ON.
-    sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO site_prefs (email, site_id, favourite, last_launched_at) \
          SELECT m.email, m.site_id, 0, m.at FROM {mark_rows} WHERE true \
          ON CONFLICT (email, site_id) DO UPDATE SET last_launched_at = excluded.last_launched_at"
-    ))
-    .bind(serde_json::Value::Array(marks).to_string())
-    .execute(&mut *tx)
-    .await?;
-    // Records in the order the launches arrived.
-    let events: Vec<_> = batch
+    );
+    (sql, serde_json::Value::Array(marks).to_string())
+}
+
+/// The audit events of the launches that hold, in the order they arrived.
+fn held_events(batch: &[Pending], held: &[bool]) -> Vec<Event> {
+    batch
         .iter()
-        .zip(&held)
+        .zip(held)
         .filter(|(_, &ok)| ok)
         .map(|(p, _)| p.record.event())
-        .collect();
-    audit::append_all(&mut tx, &events).await?;
+        .collect()
+}
+
+/// On SQLite every statement is a hop to the connection's thread and back,
+/// so the batch takes two: the write lock, the chain's head and the check
+/// in one; the marks, the records, the head and the commit in the other
+/// (or a rollback when nothing holds). Statements sent together run in
+/// order and stop at the first error, which leaves the transaction open
+/// for the caller to roll back.
+async fn record_on_sqlite(
+    conn: &mut sqlx::AnyConnection,
+    batch: &[Pending],
+) -> Result<Vec<bool>, sqlx::Error> {
+    use sqlx::Row;
+    let read = format!(
+        "BEGIN IMMEDIATE; SELECT seq, hash FROM audit_head WHERE id = 1; {}",
+        check_sql(DbKind::Sqlite)
+    );
+    let rows = sqlx::query(&read)
+        .bind(batch_facts(batch))
+        .fetch_all(&mut *conn)
+        .await?;
+    let malformed = || sqlx::Error::Protocol("the audit chain has no head".into());
+    let (head, checked) = rows.split_first().ok_or_else(malformed)?;
+    if head.len() != 2 {
+        return Err(malformed());
+    }
+    let (seq, hash): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
+    let indexes = checked
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let held = holding(batch, indexes);
+    if !held.contains(&true) {
+        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+        return Ok(held);
+    }
+    let (marks_sql, marks) = marks(DbKind::Sqlite, batch, &held);
+    let events = held_events(batch, &held);
+    let (records, head) = audit::chained(seq, &hash, &events)?;
+    let n = records.len();
+    let last = seq + i64::try_from(n).unwrap_or(i64::MAX);
+    let write = format!(
+        "{marks_sql}; {}; UPDATE audit_head SET seq = ${}, hash = ${} WHERE id = 1; COMMIT",
+        audit::insert_sql(n, 2),
+        2 + n * audit::FIELDS,
+        3 + n * audit::FIELDS,
+    );
+    audit::bind_records(sqlx::query(&write).bind(marks), &records)
+        .bind(last)
+        .bind(head)
+        .execute(&mut *conn)
+        .await?;
+    Ok(held)
+}
+
+/// On PostgreSQL, in statements of their own (one each per batch).
+async fn record_on_postgres(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sqlx::Error> {
+    let mut tx = audit::begin(db).await?;
+    let indexes: Vec<i64> = sqlx::query_scalar(&check_sql(db.kind))
+        .bind(batch_facts(batch))
+        .fetch_all(&mut *tx)
+        .await?;
+    let held = holding(batch, indexes);
+    if !held.contains(&true) {
+        tx.rollback().await?;
+        return Ok(held);
+    }
+    let (marks_sql, marks) = marks(db.kind, batch, &held);
+    sqlx::query(&marks_sql)
+        .bind(marks)
+        .execute(&mut *tx)
+        .await?;
+    audit::append_all(&mut tx, &held_events(batch, &held)).await?;
     tx.commit().await?;
     Ok(held)
 }

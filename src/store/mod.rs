@@ -86,8 +86,13 @@ fn pool_options(kind: DbKind, max: u32) -> AnyPoolOptions {
                 if kind == DbKind::Sqlite {
                     // WAL lets readers run beside the single writer; the busy
                     // timeout makes writers queue instead of failing at once.
+                    // Temporary data (a multi-row statement's undo journal,
+                    // sorts) stays in memory: by default SQLite keeps it in
+                    // files, and the launch writer created, wrote and
+                    // deleted one in every batch.
                     conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                         PRAGMA temp_store = MEMORY;",
                     )
                     .await?;
                 }

@@ -396,6 +396,30 @@ async fn no_token_leaves_without_its_record(backend: Backend) {
     assert!(!html.contains("eyJ"), "no token in the error page");
     assert!(page_text(&html).contains("could not record this launch, so no sign-in was sent"));
     assert_eq!(store::launches::count(&app.state.db).await.unwrap(), (0, 0));
+    // Nothing of the failed transaction stays: not the "last launched"
+    // mark written before the record failed, not the transaction itself
+    // (the writer's next launch, once records can be written, goes through).
+    let marked = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM site_prefs WHERE last_launched_at IS NOT NULL",
+        )
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(marked().await, 0, "no mark without its record");
+    let repair = match backend {
+        Backend::Sqlite => "DROP TRIGGER launches_broken",
+        Backend::Postgres => "DROP TRIGGER launches_broken ON audit_log",
+    };
+    sqlx::query(repair)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let res = launch(&app, &sam, &blog, "").await;
+    token_in(&res, "token");
+    assert_eq!(store::launches::count(&app.state.db).await.unwrap(), (1, 1));
+    assert_eq!(marked().await, 1);
 
     // The whole database gone: the same clear answer, no redirect.
     app.state.db.pool.close().await;
