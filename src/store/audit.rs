@@ -97,12 +97,38 @@ async fn insert_all<'e, E: sqlx::Executor<'e, Database = Any>>(
         .map(|_| ())
 }
 
+/// The chain's head (seq, hash), for a transaction that holds the write
+/// lock and appends with [`append_sql`].
+pub const READ_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+
+/// Statements that write `n` records made by [`chained`] and move the head
+/// to the last of them, their parameters numbered from `$first` on; bind
+/// them with [`bind_append`].
+pub fn append_sql(n: usize, first: usize) -> String {
+    let after = first + n * FIELDS;
+    format!(
+        "{}; UPDATE audit_head SET seq = ${after}, hash = ${} WHERE id = 1",
+        insert_sql(n, first),
+        after + 1
+    )
+}
+
+/// Bind [`append_sql`]'s parameters: the records and the new head's hash.
+pub fn bind_append<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    records: &'q [Stored],
+    head: String,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    let last = records.last().map_or(0, |r| r.seq);
+    bind_records(q, records).bind(last).bind(head)
+}
+
 /// Fields of a record, as [`insert_sql`] numbers them.
-pub const FIELDS: usize = 18;
+const FIELDS: usize = 18;
 
 /// The statement that writes `n` records, its parameters numbered from
 /// `$first` on (the records' fields in [`bind_records`]'s order).
-pub fn insert_sql(n: usize, first: usize) -> String {
+fn insert_sql(n: usize, first: usize) -> String {
     let mut sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ");
     for i in 0..n {
         sql.push_str(if i == 0 { "(" } else { ", (" });
@@ -116,7 +142,7 @@ pub fn insert_sql(n: usize, first: usize) -> String {
 }
 
 /// Bind the records' fields, in order, for [`insert_sql`].
-pub fn bind_records<'q>(
+fn bind_records<'q>(
     mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     records: &'q [Stored],
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {

@@ -295,7 +295,8 @@ async fn record_on_sqlite(
 ) -> Result<Vec<bool>, sqlx::Error> {
     use sqlx::Row;
     let read = format!(
-        "BEGIN IMMEDIATE; SELECT seq, hash FROM audit_head WHERE id = 1; {}",
+        "BEGIN IMMEDIATE; {}; {}",
+        audit::READ_HEAD,
         check_sql(DbKind::Sqlite)
     );
     let rows = sqlx::query(&read)
@@ -320,17 +321,11 @@ async fn record_on_sqlite(
     let (marks_sql, marks) = marks(DbKind::Sqlite, batch, &held);
     let events = held_events(batch, &held);
     let (records, head) = audit::chained(seq, &hash, &events)?;
-    let n = records.len();
-    let last = seq + i64::try_from(n).unwrap_or(i64::MAX);
     let write = format!(
-        "{marks_sql}; {}; UPDATE audit_head SET seq = ${}, hash = ${} WHERE id = 1; COMMIT",
-        audit::insert_sql(n, 2),
-        2 + n * audit::FIELDS,
-        3 + n * audit::FIELDS,
+        "{marks_sql}; {}; COMMIT",
+        audit::append_sql(records.len(), 2)
     );
-    audit::bind_records(sqlx::query(&write).bind(marks), &records)
-        .bind(last)
-        .bind(head)
+    audit::bind_append(sqlx::query(&write).bind(marks), &records, head)
         .execute(&mut *conn)
         .await?;
     Ok(held)

@@ -89,7 +89,7 @@ fn pool_options(kind: DbKind, max: u32) -> AnyPoolOptions {
                     // Temporary data (a multi-row statement's undo journal,
                     // sorts) stays in memory: by default SQLite keeps it in
                     // files, and the launch writer created, wrote and
-                    // deleted one in every batch.
+                    // deleted them all through the launch benchmark.
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
                          PRAGMA temp_store = MEMORY;",
