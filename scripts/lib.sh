@@ -3,8 +3,13 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
+# Read by Leptos at compile time (option_env!): the bundle's file name. Set
+# for every build, so that the tests, the server and `cargo leptos` share
+# one build of the tree instead of rebuilding Leptos and all above it.
+export LEPTOS_OUTPUT_NAME=agency-sso
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Each step's line carries the minutes and seconds since the script began.
+say() { printf '\033[1m==> [%02d:%02d] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -23,15 +28,14 @@ ensure_apt() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# The WebAssembly half. cargo-leptos runs without downloads here, so it
-# uses the wasm-opt on PATH; Debian 12's binaryen 108 mis-optimises wasm
+# The WebAssembly half. The release build uses the wasm-opt on PATH; Debian 12's binaryen 108 mis-optimises wasm
 # that uses reference types, which rustup's prebuilt wasm32 std does. With
 # such a wasm-opt (or no rustup wasm32 target) std is rebuilt for wasm with
 # Debian's rustc-web and those features off (see shared/TOOLCHAIN.md);
 # with a recent wasm-opt and rustup's target, a plain build works.
 ensure_wasm_toolchain() {
   CARGO=cargo
-  LEPTOS_LIB_ARGS=()
+  WASM_BUILD_ARGS=()
   ensure_apt binaryen
   local opt_version
   opt_version=$(wasm-opt --version 2>/dev/null | grep -o 'version [0-9]*' | awk '{print $2}')
@@ -45,14 +49,7 @@ ensure_wasm_toolchain() {
   export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
   export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld
   export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS=-Ctarget-cpu=mvp
-  LEPTOS_LIB_ARGS=(--lib-cargo-args=-Zbuild-std=std,panic_abort)
-}
-
-ensure_cargo_leptos() {
-  if cargo leptos --version >/dev/null 2>&1; then return 0; fi
-  say "installing cargo-leptos (about 20 minutes on 2 cores, once)"
-  # no_downloads: it may not fetch tools here; it uses wasm-bindgen and wasm-opt from PATH.
-  "$CARGO" install --locked cargo-leptos --features no_downloads
+  WASM_BUILD_ARGS=(-Zbuild-std=std,panic_abort)
 }
 
 ensure_wasm_bindgen() {
@@ -116,9 +113,10 @@ ensure_postgres() {
 }
 
 ensure_tools() {
-  ensure_apt build-essential pkg-config curl
+  # lld links the server and the tests (scripts/link); binaryen's wasm-opt
+  # shrinks the release bundle.
+  ensure_apt build-essential pkg-config curl lld binaryen
   ensure_wasm_toolchain
-  ensure_cargo_leptos
   ensure_wasm_bindgen
   ensure_node_packages
 }
@@ -130,24 +128,67 @@ ensure_test_tools() {
   ensure_postgres
 }
 
-# Build the server binary and the hydrate bundle into target/. A release
-# build also writes brotli and gzip copies of the bundle beside it, which
-# the server sends to browsers that accept them; other builds remove stale
-# copies so that they are never sent for newer files.
+# Build the server binary and the hydrate bundle into target/ (the layout
+# cargo-leptos makes: target/site/pkg/agency-sso.{js,wasm,css}, public/ in
+# target/site). The same steps as `cargo leptos build`, without having to
+# compile cargo-leptos (about half of a fresh machine's first hour).
+# `leptos_build --release` builds both optimised and also writes brotli and
+# gzip copies of the bundle, which the server sends to browsers that accept
+# them; other builds remove stale copies so that they are never sent for
+# newer files.
 leptos_build() {
-  say "building the dashboard (server and WebAssembly bundle)"
-  (cd "$ROOT" && "$CARGO" leptos build "${LEPTOS_LIB_ARGS[@]}" "$@")
-  local pkg="$ROOT/target/site/pkg" f
+  wasm_build_start "$@"
+  say "building the server"
+  local rc=0
+  "$CARGO" build --features ssr --bin agency-sso ${1:+"$1"} || rc=$?
+  wasm_build_finish || rc=$?
+  return "$rc"
+}
+
+# The WebAssembly library builds in the background, in its own target
+# directory (target/front, as with cargo-leptos), so that the server or the
+# tests build beside it instead of waiting for its lock: one build alone
+# leaves a core idle for much of its time. wasm_build_finish waits for it.
+wasm_build_start() {
+  WASM_RELEASE=""
+  [ "${1:-}" = --release ] && WASM_RELEASE=1
+  local args=(--lib --target wasm32-unknown-unknown --no-default-features --features hydrate
+    --target-dir "$ROOT/target/front")
+  [ -n "$WASM_RELEASE" ] && args+=(--profile wasm-release)
+  say "building the WebAssembly bundle (in the background)"
+  "$CARGO" build "${args[@]}" "${WASM_BUILD_ARGS[@]}" &
+  WASM_BUILD_PID=$!
+}
+
+wasm_build_finish() {
+  if ! wait "$WASM_BUILD_PID"; then
+    echo "the WebAssembly build failed" >&2
+    return 1
+  fi
+  local site="$ROOT/target/site" pkg="$ROOT/target/site/pkg" name="$LEPTOS_OUTPUT_NAME" wasm f
+  wasm="$ROOT/target/front/wasm32-unknown-unknown/$([ -n "$WASM_RELEASE" ] && echo wasm-release || echo debug)/agency_sso.wasm"
+  mkdir -p "$pkg"
+  # wasm-bindgen and wasm-opt take seconds: only for a library that changed.
+  if [ "$wasm" -nt "$pkg/$name.wasm" ] || [ "$(cat "$pkg/.built-from" 2>/dev/null)" != "$wasm" ]; then
+    say "generating the bundle's JavaScript (wasm-bindgen)"
+    wasm-bindgen --target web --no-typescript --out-dir "$pkg" --out-name "$name" "$wasm"
+    mv -f "$pkg/${name}_bg.wasm" "$pkg/$name.wasm"
+    if [ -n "$WASM_RELEASE" ]; then
+      say "optimising the bundle (wasm-opt)"
+      wasm-opt -Oz "$pkg/$name.wasm" -o "$pkg/$name.wasm"
+    fi
+    echo "$wasm" > "$pkg/.built-from"
+  fi
+  cp -f "$ROOT/style/main.css" "$pkg/$name.css"
+  cp -rf "$ROOT/public/." "$site/"
   rm -f "$pkg"/*.br "$pkg"/*.gz
-  case " $* " in
-    *" --release "*)
-      ensure_apt brotli
-      say "precompressing the bundle (brotli, gzip)"
-      for f in "$pkg"/*.wasm "$pkg"/*.js "$pkg"/*.css; do
-        [ -f "$f" ] || continue
-        brotli -f -k -q 11 "$f"
-        gzip -f -k -9 "$f"
-      done
-      ;;
-  esac
+  if [ -n "$WASM_RELEASE" ]; then
+    ensure_apt brotli
+    say "precompressing the bundle (brotli, gzip)"
+    for f in "$pkg"/*.wasm "$pkg"/*.js "$pkg"/*.css; do
+      [ -f "$f" ] || continue
+      brotli -f -k -q 11 "$f"
+      gzip -f -k -9 "$f"
+    done
+  fi
 }
