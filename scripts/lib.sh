@@ -113,7 +113,7 @@ ensure_postgres() {
 }
 
 ensure_tools() {
-  # lld links the server and the tests (scripts/link); binaryen's wasm-opt
+  # lld links the server and the tests (scripts/link-gcc); binaryen's wasm-opt
   # shrinks the release bundle.
   ensure_apt build-essential pkg-config curl lld binaryen
   ensure_wasm_toolchain

@@ -486,6 +486,14 @@ async fn sites(config: Config, command: SitesCommand) -> anyhow::Result<()> {
                 site.profile.as_str(),
                 site.id
             );
+            if site.profile == crate::domain::sites::Profile::MiniOrange {
+                eprintln!(
+                    "note: miniOrange's free plugin applies no roles, finds users by login name \
+                     only (the username claim must match the WordPress login), sends every \
+                     launch to the home page, and checks no audience (one secret per site); \
+                     see the README's \"miniOrange sites\""
+                );
+            }
         }
         SitesCommand::List => {
             println!(

@@ -13,7 +13,7 @@
 use crate::domain::access::{self, Refusal, SiteStanding};
 use crate::domain::people::Person;
 use crate::domain::sites::{check_deep_link, login_url, Signing, Site};
-use crate::domain::tokens::{launch_claims, new_jti, sign_hs256, LaunchFacts};
+use crate::domain::tokens::{launch_claims, launch_payload, new_jti, sign_hs256, LaunchFacts};
 use crate::server::AppState;
 use crate::store;
 use crate::store::launches::{Facts, LaunchRecord, Pending};
@@ -134,10 +134,11 @@ pub async fn launch_site(
             jti: &jti,
         };
         let claims = launch_claims(site.profile, &site.username_claim, &facts);
+        let payload = launch_payload(site.profile, &claims)?;
         let (token, kid) = match site.signing {
             Signing::Rs256 => {
                 let signer = st.keys.signer().ok_or(LaunchError::NoSigner)?;
-                (signer.sign(&claims)?, Some(signer.kid().to_string()))
+                (signer.sign_launch(&payload)?, Some(signer.kid().to_string()))
             }
             Signing::Hs256 => {
                 let sealed = store::sites::sealed_secret(&st.db, &site.id)
@@ -147,7 +148,7 @@ pub async fn launch_site(
                     .master_keys
                     .open(&sealed, &secret_aad(&site.id))
                     .map_err(|e| LaunchError::Secret(e.to_string()))?;
-                (sign_hs256(&secret, &claims)?, None)
+                (sign_hs256(&secret, &payload)?, None)
             }
         };
         let record = LaunchRecord {

@@ -72,18 +72,103 @@ pub async fn create_site(
     by: &Actor,
     now: i64,
 ) -> Result<Site, ManageError> {
-    let site = input.validate().map_err(ManageError::Invalid)?;
+    let valid = input.validate().map_err(ManageError::Invalid)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let sealed = seal_secret(masters, &site, &id);
+    let sealed = seal_secret(masters, &valid, &id);
     let mut tx = audit::begin(db).await?;
-    let site = store::sites::insert(&mut *tx, &id, &site, sealed.as_deref(), now).await?;
+    let site = store::sites::insert(&mut *tx, &id, &valid, sealed.as_deref(), now).await?;
     let event = by
         .did(now, kind::SITE_CREATED)
         .site(&site.id, &site.url, &site.client)
         .detail(json!({ "after": site_summary(&site) }));
     audit::append(&mut tx, &event).await?;
+    refuse_shared_secret(&mut tx, masters, &valid, &id).await?;
     tx.commit().await?;
     Ok(site)
+}
+
+/// The URL of another site that already signs with `secret`, if any.
+/// miniOrange's free plugin checks no audience: a token made for one site
+/// would open every site that shares its secret, so a secret belongs to one
+/// site. Secrets are sealed with a fresh nonce each, so they are compared
+/// opened (a few hundred AES-GCM opens at most).
+async fn secret_used_elsewhere(
+    conn: &mut sqlx::AnyConnection,
+    masters: &MasterKeys,
+    secret: &str,
+    id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    use subtle::ConstantTimeEq;
+    for (other, url, sealed) in store::sites::sealed_secrets(conn).await? {
+        if other == id {
+            continue;
+        }
+        match masters.open(&sealed, &secret_aad(&other)) {
+            Ok(plain) if bool::from(plain.as_slice().ct_eq(secret.as_bytes())) => {
+                return Ok(Some(url))
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(site = %url, error = %e, "cannot open a site's secret to compare it"),
+        }
+    }
+    Ok(None)
+}
+
+fn shared_secret(url: &str) -> FieldError {
+    FieldError {
+        field: "secret",
+        message: format!(
+            "{url} already signs with this secret: miniOrange's plugin does not check which \
+             site a token is for, so each site needs a secret of its own"
+        ),
+    }
+}
+
+/// Refuse a new secret that another site already has. Called after the
+/// change's audit record is appended: the chain's head is then locked, so
+/// two admins saving the same secret at once cannot both pass.
+async fn refuse_shared_secret(
+    conn: &mut sqlx::AnyConnection,
+    masters: &MasterKeys,
+    site: &ValidSite,
+    id: &str,
+) -> Result<(), ManageError> {
+    let Some(secret) = &site.secret else {
+        return Ok(());
+    };
+    match secret_used_elsewhere(conn, masters, secret, id).await? {
+        Some(url) => Err(ManageError::Invalid(vec![shared_secret(&url)])),
+        None => Ok(()),
+    }
+}
+
+/// Mark the import rows whose new secret another site (or an earlier row)
+/// already has as invalid, with the reason, before they are counted.
+async fn refuse_shared_secrets_in_plan(
+    conn: &mut sqlx::AnyConnection,
+    masters: &MasterKeys,
+    planned: &mut [import::Planned],
+) -> Result<(), sqlx::Error> {
+    let mut earlier: Vec<(String, String)> = Vec::new();
+    for p in planned.iter_mut() {
+        let (site, id) = match &p.change {
+            import::Change::Create(site, _) => (site, ""),
+            import::Change::Update { site, id, .. } => (site, id.as_str()),
+            _ => continue,
+        };
+        let Some(secret) = site.secret.clone() else {
+            continue;
+        };
+        let twin = match earlier.iter().find(|(s, _)| *s == secret) {
+            Some((_, url)) => Some(url.clone()),
+            None => secret_used_elsewhere(conn, masters, &secret, id).await?,
+        };
+        match twin {
+            Some(url) => p.change = import::Change::Invalid(vec![shared_secret(&url).message]),
+            None => earlier.push((secret, p.url.clone())),
+        }
+    }
+    Ok(())
 }
 
 /// A change to one site's settings.
@@ -527,6 +612,7 @@ pub async fn update_site(
         .site(&after.id, &after.url, &after.client)
         .detail(detail);
     audit::append(&mut tx, &event).await?;
+    refuse_shared_secret(&mut tx, masters, &site, id).await?;
     tx.commit().await?;
     Ok(after)
 }
@@ -573,11 +659,16 @@ pub struct ImportPlan {
 }
 
 /// Read and plan an import without writing anything (the dry run).
-pub async fn preview_import(db: &Db, csv_text: &str) -> Result<ImportPlan, ManageError> {
+pub async fn preview_import(
+    db: &Db,
+    masters: &MasterKeys,
+    csv_text: &str,
+) -> Result<ImportPlan, ManageError> {
     let rows = import::parse(csv_text).map_err(|e| ManageError::Refused(e.to_string()))?;
     let mut conn = db.pool.acquire().await?;
     let existing = store::sites::all_by_url(&mut conn).await?;
-    let planned = import::plan(&rows, &existing);
+    let mut planned = import::plan(&rows, &existing);
+    refuse_shared_secrets_in_plan(&mut conn, masters, &mut planned).await?;
     Ok(ImportPlan {
         tally: import::tally(&planned),
         digest: import::digest(&planned),
@@ -599,7 +690,8 @@ pub async fn apply_import(
     let rows = import::parse(csv_text).map_err(|e| ManageError::Refused(e.to_string()))?;
     let mut tx = audit::begin(db).await?;
     let existing = store::sites::all_by_url(&mut tx).await?;
-    let planned = import::plan(&rows, &existing);
+    let mut planned = import::plan(&rows, &existing);
+    refuse_shared_secrets_in_plan(&mut tx, masters, &mut planned).await?;
     if import::digest(&planned) != digest {
         return Err(ManageError::Refused(
             "the sites changed since this preview: preview the file again".into(),

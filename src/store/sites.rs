@@ -204,6 +204,15 @@ pub async fn sealed_secret(db: &Db, id: &str) -> Result<Option<String>, sqlx::Er
         .map(Option::flatten)
 }
 
+/// Every sealed site secret (HS256 sites) with its site's id and URL.
+pub async fn sealed_secrets(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, url, secret FROM sites WHERE secret IS NOT NULL")
+        .fetch_all(conn)
+        .await
+}
+
 /// What the admin list filters on. Empty means any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SiteQuery {

@@ -724,6 +724,7 @@ fn SiteForm(site: SiteSettings) -> impl IntoView {
     let p = move |f: &'static str| problem(save, f);
     let lifetime = site.token_lifetime.to_string();
     let roles = site.roles.join(" ");
+    let profile = RwSignal::new(site.profile.clone());
     let secret_hint = if site.has_secret {
         "A secret is set. Leave this empty to keep it; it is never shown again."
     } else {
@@ -739,12 +740,15 @@ fn SiteForm(site: SiteSettings) -> impl IntoView {
                 hint="The site's address; tokens name it as their audience." error=p("url")/>
             <div class="field" class:invalid=move || p("profile").get().is_some()>
                 <label for="site-profile">"Plugin profile"</label>
-                <select id="site-profile" name="profile">
+                <select id="site-profile" name="profile" on:change=move |ev| profile.set(event_target_value(&ev))>
                     <option value="twl-sso" selected={site.profile != "miniorange"}>"twl-sso (RS256, key set)"</option>
                     <option value="miniorange" selected={site.profile == "miniorange"}>"miniOrange JWT login"</option>
                 </select>
                 <p class="field-error" role="alert" data-testid="site-profile-error">{move || p("profile").get()}</p>
             </div>
+            <Show when=move || profile.get() == "miniorange">
+                <MiniOrangeLimits/>
+            </Show>
             <div class="field" class:invalid=move || p("signing").get().is_some()>
                 <label for="site-signing">"Signing"</label>
                 <select id="site-signing" name="signing">
@@ -777,6 +781,30 @@ fn SiteForm(site: SiteSettings) -> impl IntoView {
             </div>
             <Outcome value=save.value().into() done=|s: &SiteSettings| format!("Saved {}.", s.name)/>
         </ActionForm>
+    }
+}
+
+/// What miniOrange's free plugin (WP Login and Register using JWT 2.3.0)
+/// does with a launch, as CONTRACT.md records it: the admin who picks the
+/// profile reads it before relying on it.
+#[component]
+fn MiniOrangeLimits() -> impl IntoView {
+    view! {
+        <aside class="callout" data-testid="miniorange-limits" aria-label="What the miniOrange plugin does">
+            <p><strong>"What miniOrange's free plugin will and will not do"</strong></p>
+            <ul>
+                <li>"It does not apply roles: the person enters the WordPress account that matches, \
+                    or a new one with the site's default role (usually Subscriber). The role granted \
+                    here is recorded, not applied."</li>
+                <li>"It finds the WordPress user by login name only, from the claim mapped as its \
+                    Username attribute: set the Username claim below to that name and make each \
+                    person's WordPress login their e-mail address, or a second account is created."</li>
+                <li>"Deep links are not followed: every launch lands on the site's home page."</li>
+                <li>"It does not check which site a token is for, so each site needs a secret of its \
+                    own: a secret another site already uses is refused."</li>
+                <li>"It logs a person in only when nobody is logged in to the site in that browser."</li>
+            </ul>
+        </aside>
     }
 }
 
@@ -899,7 +927,7 @@ pub struct Preview {
 pub async fn admin_import_preview(csv: String) -> Result<Preview, AdminError> {
     use crate::domain::import::Change;
     let a = super::admin("admin_import_preview").await?;
-    let plan = match crate::sites::preview_import(&a.st.db, &csv).await {
+    let plan = match crate::sites::preview_import(&a.st.db, &a.st.master_keys, &csv).await {
         Ok(p) => p,
         Err(crate::sites::ManageError::Refused(m)) => {
             return a.answer(crate::sites::ManageError::Invalid(vec![
