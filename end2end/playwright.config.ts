@@ -12,7 +12,7 @@ const idpPort = Number(process.env.E2E_IDP_PORT ?? 3101);
 const demoPort = Number(process.env.E2E_DEMO_PORT ?? 3102);
 /** The stand-in client site (end2end/demo-site): twl-sso at its root, miniOrange at /shop. */
 export const demoURL = `http://127.0.0.1:${demoPort}`;
-const shopSecret = 'e2e-demo-shop-secret-0123456789abcdef';
+export const shopSecret = 'e2e-demo-shop-secret-0123456789abcdef';
 /** Filler sites on top of the demo site and shop: Sam Staff may enter 5,000 sites. */
 export const staffSites = 5000;
 export const baseURL = `http://127.0.0.1:${port}`;

@@ -138,7 +138,10 @@ pub async fn launch_site(
         let (token, kid) = match site.signing {
             Signing::Rs256 => {
                 let signer = st.keys.signer().ok_or(LaunchError::NoSigner)?;
-                (signer.sign_launch(&payload)?, Some(signer.kid().to_string()))
+                (
+                    signer.sign_launch(&payload)?,
+                    Some(signer.kid().to_string()),
+                )
             }
             Signing::Hs256 => {
                 let sealed = store::sites::sealed_secret(&st.db, &site.id)

@@ -108,7 +108,9 @@ async fn secret_used_elsewhere(
                 return Ok(Some(url))
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(site = %url, error = %e, "cannot open a site's secret to compare it"),
+            Err(e) => {
+                tracing::warn!(site = %url, error = %e, "cannot open a site's secret to compare it")
+            }
         }
     }
     Ok(None)
@@ -161,10 +163,13 @@ async fn refuse_shared_secrets_in_plan(
         };
         let twin = match earlier.iter().find(|(s, _)| *s == secret) {
             Some((_, url)) => Some(url.clone()),
-            None => secret_used_elsewhere(conn, masters, &secret, id).await?,
+            None => secret_used_elsewhere(&mut *conn, masters, &secret, id).await?,
         };
         match twin {
-            Some(url) => p.change = import::Change::Invalid(vec![shared_secret(&url).message]),
+            Some(url) => {
+                let e = shared_secret(&url);
+                p.change = import::Change::Invalid(vec![format!("{}: {}", e.field, e.message)]);
+            }
             None => earlier.push((secret, p.url.clone())),
         }
     }

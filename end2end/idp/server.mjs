@@ -24,6 +24,9 @@ const PEOPLE = {
   'ada-admin': { email: 'admin@agency.test', name: 'Ada Admin', given_name: 'Ada', family_name: 'Admin', email_verified: true, hd: 'agency.test' },
   'sam-staff': { email: 'sam@agency.test', name: 'Sam Staff', given_name: 'Sam', family_name: 'Staff', email_verified: true, hd: 'agency.test' },
   'sasha-staff': { email: 'sasha@agency.test', name: 'Sasha Second', given_name: 'Sasha', family_name: 'Second', email_verified: true, hd: 'agency.test' },
+  // Names whose characters break base64url for a plugin that decodes plain base64 (miniOrange).
+  'zoe-odegard': { email: 'zoe@agency.test', name: 'Zoë Ødegård', given_name: 'Zoë', family_name: 'Ødegård', email_verified: true, hd: 'agency.test' },
+  'quinn-quirk': { email: 'quinn@agency.test', name: 'Quinn >?~ Quirk', given_name: 'Quinn', family_name: '>?~ Quirk', email_verified: true, hd: 'agency.test' },
   'nina-newhire': { email: 'nina@agency.test', name: 'Nina Newhire', given_name: 'Nina', family_name: 'Newhire', email_verified: true, hd: 'agency.test' },
   'olly-outsider': { email: 'olly@elsewhere.test', name: 'Olly Outsider', given_name: 'Olly', family_name: 'Outsider', email_verified: true, hd: 'elsewhere.test' },
   'una-unverified': { email: 'una@agency.test', name: 'Una Unverified', given_name: 'Una', family_name: 'Unverified', email_verified: false, hd: 'agency.test' },

@@ -15,7 +15,7 @@ async function samLaunches(page: Page) {
   await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
   await page.getByLabel('Find a site').fill('demo shop');
   await page.getByRole('button', { name: 'Open Demo Shop' }).click();
-  await expect(page.getByRole('heading', { name: 'Demo Shop: logged in as Sam Staff' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Demo Shop: logged in as sam@agency.test' })).toBeVisible();
 }
 
 test('an admin filters the log to one person and one site, and the CSV export holds exactly those records', async ({ browser }) => {

@@ -1,5 +1,6 @@
 import { test, expect, type Page } from '@playwright/test';
-import { baseURL, demoURL, staffSites } from '../playwright.config';
+import { createHmac } from 'node:crypto';
+import { baseURL, demoURL, shopSecret, staffSites } from '../playwright.config';
 import { cli, signInAs, watchConsole } from './helpers';
 
 /** Signed in as Sam Staff, on the hydrated home page with the site list. */
@@ -108,18 +109,66 @@ test('a deep link opens that page of the site; a link to another host is refused
   expect(page.url()).toMatch(/\/launch$/);
 });
 
-test('a miniOrange site gets an HS256 token in mo_jwt_token', async ({ page }) => {
-  let landing = '';
-  page.on('request', (r) => { if (r.url().startsWith(`${demoURL}/shop/?`)) landing = r.url(); });
-  await samsDashboard(page);
-  await page.getByLabel('Find a site').fill('shop');
-  await page.getByRole('button', { name: 'Open Demo Shop' }).click();
-  await expect(page.getByRole('heading', { name: 'Demo Shop: logged in as Sam Staff' })).toBeVisible();
-  await expect(page.locator('#alg')).toHaveText('HS256');
-  await expect(page.locator('[data-claim="username"]')).toHaveText('sam@agency.test');
-  await expect(page.locator('[data-claim="wp_role"]')).toHaveText('shop_manager');
-  await expect(page.locator('[data-claim="aud"]')).toHaveText(`${demoURL}/shop`);
-  expect(new URL(landing).searchParams.get('mo_jwt_token')).toMatch(/^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
+/** The header and payload of a token, read as JSON. */
+function parts(token: string): [Record<string, unknown>, Record<string, unknown>] {
+  const [h, p] = token.split('.').map((x) => JSON.parse(Buffer.from(x, 'base64url').toString('utf8')));
+  return [h, p];
+}
+
+/** An HS256 token over `payload` written as given, keyed with the shop's secret. */
+function shopToken(payload: string, secret = shopSecret): string {
+  const text = `${Buffer.from('{"alg":"HS256","typ":"JWT"}').toString('base64url')}.${Buffer.from(payload).toString('base64url')}`;
+  return `${text}.${createHmac('sha256', secret).update(text).digest('base64url')}`;
+}
+
+test('a miniOrange site: Sam, Zoë Ødegård and Quinn >?~ Quirk each land on the shop logged in', async ({ browser }) => {
+  cli('grants', 'add', 'zoe@agency.test', `${demoURL}/shop`, '--role', 'shop_manager');
+  cli('grants', 'add', 'quinn@agency.test', `${demoURL}/shop`, '--role', 'customer');
+  for (const [person, login] of [[/Sign in as Sam Staff/, 'sam@agency.test'], [/Sign in as Zoë Ødegård/, 'zoe@agency.test'],
+    [/Sign in as Quinn >\?~ Quirk/, 'quinn@agency.test']] as const) {
+    // A browser of their own: the plugin acts only when nobody is logged in to the shop.
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const tokens: string[] = [];
+    page.on('request', (r) => { if (r.url().startsWith(`${demoURL}/shop/?`)) tokens.push(new URL(r.url()).searchParams.get('mo_jwt_token') ?? ''); });
+    await signInAs(page, person);
+    await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
+    await page.getByLabel('Find a site').fill('demo shop');
+    await page.getByRole('button', { name: 'Open Demo Shop' }).click();
+    await expect(page.getByRole('heading', { name: `Demo Shop: logged in as ${login}` })).toBeVisible();
+    // The plugin finds or creates the account by login name and ignores the
+    // role in the token (new accounts get WordPress' default role); every
+    // launch lands on the home page.
+    await expect(page.locator('#role')).toHaveText('subscriber');
+    expect(page.url()).toBe(`${demoURL}/shop/`);
+    expect(tokens).toHaveLength(1);
+    const [header, payload] = parts(tokens[0]);
+    expect(header).toEqual({ alg: 'HS256', typ: 'JWT' });
+    expect(payload.username).toBe(login);
+    expect(payload).not.toHaveProperty('nbf');
+    expect(tokens[0].split('.').slice(0, 2).join('.')).toMatch(/^[A-Za-z0-9.]+$/);
+    await context.close();
+  }
+});
+
+test('the miniOrange stand-in refuses what the plugin refuses: nbf, base64url text with - or _, a past exp', async ({ page }) => {
+  const now = Math.floor(Date.now() / 1000);
+  // One of three alignments of `>?~` puts a - or _ into the payload's base64url text.
+  const dashed = [0, 1, 2].map((pad) => shopToken(`{"username":"sam@agency.test","name":"${'x'.repeat(pad)}a>b?c~","exp":${now + 60}}`))
+    .find((t) => /[-_]/.test(t.split('.')[1]))!;
+  for (const token of [
+    shopToken(`{"username":"sam@agency.test","exp":${now + 60},"nbf":${now - 5}}`),
+    dashed,
+    shopToken(`{"username":"sam@agency.test","exp":${now - 2}}`),
+  ]) {
+    await page.goto(`${demoURL}/shop/?mo_jwt_token=${token}`);
+    await expect(page.getByRole('heading', { name: 'Demo Shop', exact: true })).toBeVisible();
+    expect(page.url()).toBe(`${demoURL}/shop/?&mo_jwt_error=JWT%20Signature%20is%20invalid`);
+    await expect(page.locator('#mo-error')).toHaveText('mo_jwt_error=JWT Signature is invalid');
+  }
+  // The same shape, valid, is taken: the refusals above were for what they carried.
+  await page.goto(`${demoURL}/shop/?mo_jwt_token=${shopToken(`{"username":"sam@agency.test","exp":${now + 60}}`)}`);
+  await expect(page.getByRole('heading', { name: 'Demo Shop: logged in as sam@agency.test' })).toBeVisible();
 });
 
 test('a site without a grant is not listed, and a forged launch of it is refused and recorded', async ({ page }) => {

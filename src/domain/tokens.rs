@@ -195,8 +195,11 @@ pub fn launch_payload(
         Profile::TwlSso => serde_json::to_vec(claims),
         Profile::MiniOrange => {
             let mut out = Vec::with_capacity(512);
-            let mut ser = serde_json::Serializer::with_formatter(&mut out, PlainBase64Safe);
-            claims.serialize(&mut ser).map(|()| out)
+            let written = claims.serialize(&mut serde_json::Serializer::with_formatter(
+                &mut out,
+                PlainBase64Safe,
+            ));
+            written.map(|()| out)
         }
     };
     bytes.map(LaunchPayload).map_err(|_| SignError::Failed)
@@ -339,7 +342,7 @@ mod tests {
     /// plugin calls it: characters outside the standard alphabet (base64url's
     /// `-` and `_` among them) are skipped, padding is optional, and the
     /// bits left over at the end are ignored.
-    pub(crate) fn php_base64_decode(text: &str) -> Vec<u8> {
+    fn php_base64_decode(text: &str) -> Vec<u8> {
         use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
         let mut kept: String = text
             .chars()
@@ -389,7 +392,7 @@ mod tests {
         for shift in 0..3 {
             let name = format!("{}{every}", "x".repeat(shift));
             let mut f = facts("j5");
-            f.name = Some(&name);
+            f.name = Some(name.as_str());
             let claims = launch_claims(Profile::MiniOrange, "username", &f);
             let payload = launch_payload(Profile::MiniOrange, &claims).unwrap();
             let bad = payload
@@ -418,7 +421,10 @@ mod tests {
         let m = launch_claims(Profile::MiniOrange, "username", &f);
         let payload = launch_payload(Profile::MiniOrange, &m).unwrap();
         let text = std::str::from_utf8(payload.as_bytes()).unwrap();
-        assert!(text.contains(r#""name":"Zo\u00eb \u00d8deg\u00e5rd""#), "{text}");
+        assert!(
+            text.contains(r#""name":"Zo\u00eb \u00d8deg\u00e5rd""#),
+            "{text}"
+        );
     }
 
     proptest::proptest! {
@@ -447,7 +453,7 @@ mod tests {
                 issuer: "https://sso.agency.example",
                 audience: &site,
                 email: &email,
-                name: Some(&name),
+                name: Some(name.as_str()),
                 given_name: given.as_deref(),
                 family_name: family.as_deref(),
                 role: &role,
@@ -491,7 +497,11 @@ mod tests {
     fn hs256_tokens_verify_with_the_site_secret_only() {
         let secret = b"0123456789abcdef0123456789abcdef";
         let claims = launch_claims(Profile::MiniOrange, "username", &facts("j4"));
-        let token = sign_hs256(secret, &launch_payload(Profile::MiniOrange, &claims).unwrap()).unwrap();
+        let token = sign_hs256(
+            secret,
+            &launch_payload(Profile::MiniOrange, &claims).unwrap(),
+        )
+        .unwrap();
         let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         v.set_audience(&["https://client.example/blog"]);
         v.validate_exp = false;

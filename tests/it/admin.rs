@@ -589,6 +589,133 @@ async fn people_invited_promoted_disabled_and_the_last_admin_stays(backend: Back
     assert_eq!(still, 1, "exactly one of Sam's two sessions ended");
 }
 
+/// miniOrange's free plugin checks no audience: a secret shared by two sites
+/// lets a token for one open the other. The console, an edit and an import
+/// each refuse a secret another site has, by field, and write nothing.
+async fn a_miniorange_secret_belongs_to_one_site(backend: Backend) {
+    const SECRET: &str = "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEf";
+    let app = TestApp::start(backend).await;
+    let boss = app.signed_in(ADMIN).await;
+    let shop = |name: &'static str, url: &'static str, secret: &'static str| {
+        site_form(&[
+            ("name", name),
+            ("url", url),
+            ("profile", "miniorange"),
+            ("signing", "HS256"),
+            ("secret", secret),
+        ])
+    };
+    let (status, first) = call(
+        &app,
+        &boss,
+        "admin_save_site",
+        &shop("Shop", "https://shop.acme.example", SECRET),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let audit_before = store::audit::count(&app.state.db).await.unwrap();
+    // Leading and trailing spaces are not a different secret.
+    let padded = format!(" {SECRET} ");
+    let again = site_form(&[
+        ("name", "Blog"),
+        ("url", "https://blog.acme.example"),
+        ("profile", "miniorange"),
+        ("signing", "HS256"),
+        ("secret", padded.as_str()),
+    ]);
+    let (status, body) = call(&app, &boss, "admin_save_site", &again).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["Invalid"][0]["field"], "secret");
+    let message = body["Invalid"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("https://shop.acme.example already signs with this secret"),
+        "{message}"
+    );
+    assert_eq!(store::sites::list(&app.state.db).await.unwrap().len(), 1);
+    assert_eq!(
+        store::audit::count(&app.state.db).await.unwrap(),
+        audit_before
+    );
+    // With a secret of its own it is added; then an edit to the first's secret is refused.
+    let (status, blog) = call(
+        &app,
+        &boss,
+        "admin_save_site",
+        &shop(
+            "Blog",
+            "https://blog.acme.example",
+            "ZyXwVuTsRqPoNmLkJiHgFeDcBaZyXwVu",
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{blog}");
+    let blog_id = blog["id"].as_str().unwrap();
+    let edit = site_form(&[
+        ("id", blog_id),
+        ("version", "1"),
+        ("name", "Blog"),
+        ("url", "https://blog.acme.example"),
+        ("profile", "miniorange"),
+        ("signing", "HS256"),
+        ("secret", SECRET),
+        ("enabled", "on"),
+    ]);
+    let (status, body) = call(&app, &boss, "admin_save_site", &edit).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["Invalid"][0]["field"], "secret");
+    let launched = app.state.master_keys.open(
+        &store::sites::sealed_secret(&app.state.db, blog_id)
+            .await
+            .unwrap()
+            .unwrap(),
+        &agency_sso::launch::secret_aad(blog_id),
+    );
+    assert_eq!(
+        launched.unwrap().as_slice(),
+        b"ZyXwVuTsRqPoNmLkJiHgFeDcBaZyXwVu"
+    );
+    // An import: a row with the shop's secret, and two new rows sharing one.
+    let csv = format!(
+        "name,client,url,profile,signing,secret\n\
+         Wiki,Acme,https://wiki.acme.example,miniorange,HS256,{SECRET}\n\
+         Docs,Acme,https://docs.acme.example,miniorange,HS256,QqQqQqQqQqQqQqQqQqQqQqQqQqQqQqQq\n\
+         Help,Acme,https://help.acme.example,miniorange,HS256,QqQqQqQqQqQqQqQqQqQqQqQqQqQqQqQq\n"
+    );
+    let csv = csv.as_str();
+    let (status, preview) = call(&app, &boss, "admin_import_preview", &[("csv", csv)]).await;
+    assert_eq!(status, 200, "{preview}");
+    let actions: Vec<&str> = preview["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["invalid", "create", "invalid"], "{preview}");
+    assert!(preview["rows"][0]["notes"]
+        .to_string()
+        .contains("https://shop.acme.example already signs"));
+    assert!(preview["rows"][2]["notes"]
+        .to_string()
+        .contains("https://docs.acme.example already signs"));
+    let digest = preview["digest"].as_str().unwrap().to_string();
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_import_apply",
+        &[("csv", csv), ("digest", &digest)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let urls: Vec<String> = store::sites::list(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.url)
+        .collect();
+    assert_eq!(urls.len(), 3, "{urls:?}");
+    assert!(urls.contains(&"https://docs.acme.example".to_string()));
+}
+
 async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
     let app = TestApp::start(backend).await;
     let boss = app.signed_in(ADMIN).await;
@@ -743,6 +870,7 @@ async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
 }
 
 on_both_databases!(
+    a_miniorange_secret_belongs_to_one_site,
     every_admin_function_refuses_staff_with_403_and_a_record,
     site_forms_answer_by_field_and_sensitive_actions_need_a_recent_sign_in,
     teams_and_time_limited_grants_decide_who_enters_with_which_role,

@@ -10,9 +10,11 @@ use agency_sso::domain::audit::Actor;
 use agency_sso::domain::sites::SiteInput;
 use agency_sso::store;
 
+use crate::idp::Signing;
 use crate::on_both_databases;
 use crate::support::{
-    page_text, pyjwt, run_err, run_ok, run_verifier, Backend, Browser, Options, TestApp,
+    miniorange_php, page_text, pyjwt, run_err, run_ok, run_verifier, Backend, Browser, Options,
+    TestApp,
 };
 
 const BLOG: &str = "https://client-one.example/blog";
@@ -229,6 +231,110 @@ async fn a_miniorange_site_gets_hs256_with_its_own_secret(backend: Backend) {
         .unwrap();
     assert!(sealed.starts_with("v1.") && !sealed.contains(SHOP_SECRET));
     assert_eq!(latest(&app).await.alg.as_deref(), Some("HS256"));
+}
+
+/// The tokens as miniOrange's free plugin checks them, in PHP.
+fn miniorange_reads(secret: &str, tokens: &[String]) -> Vec<Value> {
+    let input = json!({ "secret": secret, "username_claim": "username", "tokens": tokens });
+    tokio::task::block_in_place(|| run_verifier(miniorange_php(), &input.to_string(), "PHP"))
+}
+
+/// An HS256 token over a payload written as given, as another signer might.
+fn hs256_over(secret: &str, payload: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let text = format!(
+        "{}.{}",
+        b64.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+        b64.encode(payload)
+    );
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, text.as_bytes());
+    format!("{text}.{}", b64.encode(tag.as_ref()))
+}
+
+async fn the_miniorange_plugin_takes_every_launch(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, shop, _) = agency(&app).await;
+    // Names whose UTF-8, or whose `>`, `?` and `~`, put `-` or `_` into
+    // base64url at some alignments; a dozen launches each move the
+    // alignment (the jti changes).
+    for (email, name, given, family) in [
+        ("sam@agency.test", "Sam Staff", "Sam", "Staff"),
+        ("zoe+ops@agency.test", "Zoë Ødegård", "Zoë", "Ødegård"),
+        ("odd-one@agency.test", "Odd >?~ One", ">?~", "~~?>>?~"),
+    ] {
+        grant(&app, email, &shop, "shop_manager").await;
+        let browser = app.browser();
+        let attempt = app.begin(&browser).await;
+        let mut claims = app.idp.claims(email, &attempt.nonce);
+        claims["name"] = json!(name);
+        claims["given_name"] = json!(given);
+        claims["family_name"] = json!(family);
+        let res = app.finish(&browser, &attempt, claims, Signing::Rs256).await;
+        assert_eq!(res.status(), 303, "{email} signs in");
+        let mut tokens = Vec::new();
+        for _ in 0..12 {
+            tokens.push(token_in(&launch(&app, &browser, &shop, "").await, "mo_jwt_token").0);
+        }
+        for (got, token) in miniorange_reads(SHOP_SECRET, &tokens).iter().zip(&tokens) {
+            assert_eq!(got["ok"], true, "{email}: {got} for {token}");
+            assert_eq!(got["login"], email);
+            assert_eq!(got["payload"]["name"], name);
+            assert_eq!(got["payload"]["family_name"], family);
+            assert_eq!(got["payload"].get("nbf"), None);
+        }
+    }
+
+    // The same checks refuse what the plugin refuses: a token with nbf
+    // (as the dashboard used to send), one whose payload's base64url has a
+    // `-` or `_`, one past its exp, one with another secret.
+    let now = app.clock.now_for_tests();
+    let with_nbf = hs256_over(
+        SHOP_SECRET,
+        &format!(
+            r#"{{"username":"sam@agency.test","exp":{},"nbf":{now}}}"#,
+            now + 60
+        ),
+    );
+    let dashed = (0..3)
+        .map(|pad| {
+            let payload = format!(
+                r#"{{"username":"sam@agency.test","name":"{}a>b?c~","exp":{}}}"#,
+                "x".repeat(pad),
+                now + 60
+            );
+            hs256_over(SHOP_SECRET, &payload)
+        })
+        .find(|t| t.split('.').nth(1).unwrap().contains(['-', '_']))
+        .expect("one alignment puts a - or _ in the payload's text");
+    let expired = hs256_over(
+        SHOP_SECRET,
+        &format!(r#"{{"username":"sam@agency.test","exp":{}}}"#, now - 5),
+    );
+    let good = format!(r#"{{"username":"sam@agency.test","exp":{}}}"#, now + 60);
+    let other_secret = hs256_over("another-secret-another-secret-xy", &good);
+    let got = miniorange_reads(
+        SHOP_SECRET,
+        &[
+            with_nbf,
+            dashed,
+            expired,
+            other_secret,
+            hs256_over(SHOP_SECRET, &good),
+        ],
+    );
+    let errors: Vec<&Value> = got.iter().map(|g| &g["error"]).collect();
+    assert_eq!(
+        errors,
+        [
+            &json!("JWT Signature is invalid"),
+            &json!("JWT Signature is invalid"),
+            &json!("JWT Signature is invalid"),
+            &json!("JWT Signature is invalid"),
+            &Value::Null
+        ]
+    );
 }
 
 async fn the_home_page_lists_exactly_the_sites_one_may_enter(backend: Backend) {
@@ -844,6 +950,7 @@ on_both_databases!(
     the_record_is_written_only_while_the_decision_holds,
     a_launch_lands_with_a_token_the_site_verifies,
     a_miniorange_site_gets_hs256_with_its_own_secret,
+    the_miniorange_plugin_takes_every_launch,
     the_home_page_lists_exactly_the_sites_one_may_enter,
     every_refusal_is_named_shown_and_recorded,
     no_token_leaves_without_its_record,

@@ -526,6 +526,14 @@ pub fn pyjwt() -> std::process::Command {
     py
 }
 
+/// miniOrange's free plugin's own checks, in PHP (tests/verifiers/miniorange_verify.php).
+pub fn miniorange_php() -> std::process::Command {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut php = std::process::Command::new("php");
+    php.arg(format!("{root}/tests/verifiers/miniorange_verify.php"));
+    php
+}
+
 pub fn run_ok(c: &mut std::process::Command) -> String {
     let out = c.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
