@@ -68,12 +68,19 @@ build_flags() {
   export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${WASM_CPU_FLAGS[*]} ${erase[*]}"
 }
 
+# wasm-bindgen-cli, exactly the version in Cargo.lock. Its install (a few
+# minutes of compiling) runs beside the dashboard's build, which needs it
+# only at the end (wasm_build_finish waits for it): the build's last steps
+# keep one core busy, and this fills the other.
 ensure_wasm_bindgen() {
   local want
+  WASM_BINDGEN_PID=""
   want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock")
   if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" = "$want" ]; then return 0; fi
-  say "installing wasm-bindgen-cli $want (the version in Cargo.lock)"
-  "$CARGO" install wasm-bindgen-cli --version "$want" --force
+  say "installing wasm-bindgen-cli $want (the version in Cargo.lock), beside the build"
+  mkdir -p "$ROOT/target"
+  "$CARGO" install wasm-bindgen-cli --version "$want" --force >"$ROOT/target/wasm-bindgen-install.log" 2>&1 &
+  WASM_BINDGEN_PID=$!
 }
 
 ensure_node_packages() {
@@ -183,6 +190,15 @@ wasm_build_finish() {
   if ! wait "$WASM_BUILD_PID"; then
     echo "the WebAssembly build failed" >&2
     return 1
+  fi
+  if [ -n "${WASM_BINDGEN_PID:-}" ]; then
+    say "waiting for wasm-bindgen-cli's install"
+    if ! wait "$WASM_BINDGEN_PID"; then
+      cat "$ROOT/target/wasm-bindgen-install.log" >&2
+      echo "installing wasm-bindgen-cli failed" >&2
+      return 1
+    fi
+    WASM_BINDGEN_PID=""
   fi
   local site="$ROOT/target/site" pkg="$ROOT/target/site/pkg" name="$LEPTOS_OUTPUT_NAME" wasm f
   wasm="$ROOT/target/front/wasm32-unknown-unknown/$([ -n "$WASM_RELEASE" ] && echo wasm-release || echo debug)/agency_sso.wasm"
