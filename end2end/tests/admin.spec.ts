@@ -2,7 +2,7 @@ import { test, expect, type Page, type Browser } from '@playwright/test';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { demoURL, dashboardEnv, staffSites } from '../playwright.config';
+import { demoURL, dashboardEnv, shopSecret, staffSites } from '../playwright.config';
 import { cli, signInAs, watchConsole } from './helpers';
 
 const shots = fileURLToPath(new URL('../../target/screenshots/', import.meta.url));
@@ -88,6 +88,36 @@ test('an admin finds sites among 5,000, adds one with field errors shown beside 
   await expect(page.getByTestId('list-count')).toHaveText('Nothing matches');
   expect(cli('audit', 'export', '--format', 'jsonl', '--event', 'site_deleted')).toContain('https://shop.northwind.example');
   // Field errors come back as 422, which Chromium logs; nothing else may be in the console.
+  expect(errors.filter((e) => !e.includes('status of 422'))).toEqual([]);
+});
+
+test('choosing miniOrange shows what its free plugin will not do, and a secret another site has is refused', async ({ page }) => {
+  const errors = watchConsole(page);
+  await asAdmin(page, '/admin/sites/new');
+  await expect(page.getByRole('heading', { name: 'Add a site' })).toBeVisible();
+  await hydrated(page);
+  const limits = page.getByTestId('miniorange-limits');
+  await expect(limits).toHaveCount(0);
+  await page.getByLabel('Plugin profile').selectOption('miniorange');
+  await expect(limits).toContainText('It does not apply roles');
+  await expect(limits).toContainText('by login name only');
+  await expect(limits).toContainText('every launch lands on the site\'s home page');
+  await expect(limits).toContainText('a secret another site already uses is refused');
+  await page.getByLabel('Name', { exact: true }).fill('Northwind Outlet');
+  await page.getByLabel('Client', { exact: true }).fill('Northwind');
+  await page.getByLabel('URL', { exact: true }).fill('https://outlet.northwind.example');
+  await page.getByLabel('Signing').selectOption('HS256');
+  // The demo shop's secret, already in use.
+  await page.getByLabel('Shared secret').fill(shopSecret);
+  await page.getByRole('button', { name: 'Add the site' }).click();
+  await expect(page.getByTestId('site-secret-error')).toContainText(`${demoURL}/shop already signs with this secret`);
+  await page.getByLabel('Shared secret').fill('NorthwindOutletSecretAbcdefghijkl');
+  await page.getByRole('button', { name: 'Add the site' }).click();
+  await expect(page.getByText('Sites › Northwind Outlet')).toBeVisible();
+  await hydrated(page);
+  await expect(page.getByTestId('miniorange-limits')).toBeVisible();
+  await page.getByLabel('Plugin profile').selectOption('twl-sso');
+  await expect(page.getByTestId('miniorange-limits')).toHaveCount(0);
   expect(errors.filter((e) => !e.includes('status of 422'))).toEqual([]);
 });
 

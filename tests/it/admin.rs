@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::on_both_databases;
 use crate::support::{
-    create_team, page_text, server_fn as call, site_form, Backend, Browser, TestApp,
+    create_team, import_apply, import_preview, page_text, server_fn as call, site_form, Backend,
+    Browser, TestApp,
 };
 
 const ADMIN: &str = "boss@agency.test";
@@ -682,14 +683,7 @@ async fn a_miniorange_secret_belongs_to_one_site(backend: Backend) {
          Help,Acme,https://help.acme.example,miniorange,HS256,QqQqQqQqQqQqQqQqQqQqQqQqQqQqQqQq\n"
     );
     let csv = csv.as_str();
-    let (status, preview) = call(&app, &boss, "admin_import_preview", &[("csv", csv)]).await;
-    assert_eq!(status, 200, "{preview}");
-    let actions: Vec<&str> = preview["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["action"].as_str().unwrap())
-        .collect();
+    let (preview, actions) = import_preview(&app, &boss, csv).await;
     assert_eq!(actions, ["invalid", "create", "invalid"], "{preview}");
     assert!(preview["rows"][0]["notes"]
         .to_string()
@@ -697,14 +691,7 @@ async fn a_miniorange_secret_belongs_to_one_site(backend: Backend) {
     assert!(preview["rows"][2]["notes"]
         .to_string()
         .contains("https://docs.acme.example already signs"));
-    let digest = preview["digest"].as_str().unwrap().to_string();
-    let (status, body) = call(
-        &app,
-        &boss,
-        "admin_import_apply",
-        &[("csv", csv), ("digest", &digest)],
-    )
-    .await;
+    let (status, body) = import_apply(&app, &boss, csv, &preview).await;
     assert_eq!(status, 200, "{body}");
     let urls: Vec<String> = store::sites::list(&app.state.db)
         .await
@@ -725,21 +712,13 @@ async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
                Acme Blog,Acme Ltd,https://blog.acme.example,editor author,no\n\
                ,Acme Ltd,not a url,,\n\
                =HYPERLINK(\"x\"),Acme Ltd,https://wiki.acme.example,,\n";
-    let (status, preview) = call(&app, &boss, "admin_import_preview", &[("csv", csv)]).await;
-    assert_eq!(status, 200, "{preview}");
-    let actions: Vec<&str> = preview["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["action"].as_str().unwrap())
-        .collect();
+    let (preview, actions) = import_preview(&app, &boss, csv).await;
     assert_eq!(actions, ["update", "create", "invalid", "create"]);
     assert_eq!(preview["rows"][0]["notes"], serde_json::json!(["client"]));
     let why = preview["rows"][2]["notes"].to_string();
     assert!(why.contains("name:") && why.contains("url:"), "{why}");
     // The dry run wrote nothing.
     assert_eq!(store::sites::list(&app.state.db).await.unwrap().len(), 1);
-    let digest = preview["digest"].as_str().unwrap().to_string();
     // A change made after the preview means the admin must look again.
     let shop = store::sites::find_by_url(&app.state.db, "https://shop.acme.example")
         .await
@@ -754,24 +733,11 @@ async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
     )
     .await
     .unwrap();
-    let (status, body) = call(
-        &app,
-        &boss,
-        "admin_import_apply",
-        &[("csv", csv), ("digest", &digest)],
-    )
-    .await;
+    let (status, body) = import_apply(&app, &boss, csv, &preview).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(store::sites::list(&app.state.db).await.unwrap().len(), 1);
-    let (_, preview) = call(&app, &boss, "admin_import_preview", &[("csv", csv)]).await;
-    let digest = preview["digest"].as_str().unwrap().to_string();
-    let (status, body) = call(
-        &app,
-        &boss,
-        "admin_import_apply",
-        &[("csv", csv), ("digest", &digest)],
-    )
-    .await;
+    let (preview, _) = import_preview(&app, &boss, csv).await;
+    let (status, body) = import_apply(&app, &boss, csv, &preview).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,

@@ -18,7 +18,8 @@ use serde_json::{json, Value};
 use crate::idp::Signing;
 use crate::on_both_databases;
 use crate::support::{
-    create_team, page_text, run_ok, server_fn as call, Backend, Browser, TestApp,
+    create_team, import_apply, import_preview, page_text, run_ok, server_fn as call, Backend,
+    Browser, TestApp,
 };
 
 const ADMIN: &str = "boss@agency.test";
@@ -549,14 +550,7 @@ async fn csv_cells_are_checked_on_import_and_neutralised_in_every_export(backend
     let text = String::from_utf8(written).unwrap();
 
     // The preview names each control character's field; those rows are skipped.
-    let (status, preview) = call(&app, &boss, "admin_import_preview", &[("csv", &text)]).await;
-    assert_eq!(status, 200, "{preview}");
-    let actions: Vec<&str> = preview["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["action"].as_str().unwrap())
-        .collect();
+    let (preview, actions) = import_preview(&app, &boss, &text).await;
     assert_eq!(
         actions,
         ["create", "create", "create", "invalid", "invalid", "invalid", "invalid"],
@@ -571,14 +565,7 @@ async fn csv_cells_are_checked_on_import_and_neutralised_in_every_export(backend
         let notes = preview["rows"][row]["notes"].to_string();
         assert!(notes.contains(why), "row {row}: {notes}");
     }
-    let digest = preview["digest"].as_str().unwrap().to_string();
-    let (status, body) = call(
-        &app,
-        &boss,
-        "admin_import_apply",
-        &[("csv", &text), ("digest", &digest)],
-    )
-    .await;
+    let (status, body) = import_apply(&app, &boss, &text, &preview).await;
     assert_eq!(
         (status, body),
         (

@@ -614,6 +614,41 @@ pub async fn server_fn(
     (status, body)
 }
 
+/// The console's import dry run by `admin`: its answer, and each row's
+/// action (create, update, unchanged or invalid).
+pub async fn import_preview(
+    app: &TestApp,
+    admin: &Browser,
+    csv: &str,
+) -> (serde_json::Value, Vec<String>) {
+    let (status, preview) = server_fn(app, admin, "admin_import_preview", &[("csv", csv)]).await;
+    assert_eq!(status, 200, "{preview}");
+    let actions = preview["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_string())
+        .collect();
+    (preview, actions)
+}
+
+/// Apply an import that `preview` showed: the status and the answer.
+pub async fn import_apply(
+    app: &TestApp,
+    admin: &Browser,
+    csv: &str,
+    preview: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let digest = preview["digest"].as_str().unwrap();
+    server_fn(
+        app,
+        admin,
+        "admin_import_apply",
+        &[("csv", csv), ("digest", digest)],
+    )
+    .await
+}
+
 /// A team made through the console by `admin`; returns its id.
 pub async fn create_team(app: &TestApp, admin: &Browser, name: &str, description: &str) -> String {
     let (status, team) = server_fn(
