@@ -28,11 +28,12 @@ ensure_apt() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# The WebAssembly half. The release build uses the wasm-opt on PATH; Debian 12's binaryen 108 mis-optimises wasm
-# that uses reference types, which rustup's prebuilt wasm32 std does. With
-# such a wasm-opt (or no rustup wasm32 target) std is rebuilt for wasm with
-# Debian's rustc-web and those features off (see shared/TOOLCHAIN.md);
-# with a recent wasm-opt and rustup's target, a plain build works.
+# The WebAssembly half. The release build uses the wasm-opt on PATH;
+# Debian 12's binaryen 108 mis-optimises wasm that uses reference types,
+# which rustup's prebuilt wasm32 std does. With such a wasm-opt (or no
+# rustup wasm32 target) std is rebuilt for wasm with Debian's rustc-web and
+# those features off (see shared/TOOLCHAIN.md); with a recent wasm-opt and
+# rustup's target, a plain build works.
 ensure_wasm_toolchain() {
   CARGO=cargo
   WASM_BUILD_ARGS=()
@@ -40,18 +41,16 @@ ensure_wasm_toolchain() {
   ensure_apt binaryen
   local opt_version
   opt_version=$(wasm-opt --version 2>/dev/null | grep -o 'version [0-9]*' | awk '{print $2}')
-  if [ "${opt_version:-0}" -ge 116 ] \
-    && { rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
-         || timeout 300 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; }; then
-    build_flags debug
-    return 0
+  if [ "${opt_version:-0}" -lt 116 ] \
+    || ! { rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
+           || timeout 300 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; }; then
+    ensure_apt rustc-web cargo-web rust-web-src lld
+    CARGO=/usr/bin/cargo
+    export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+    export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld
+    WASM_CPU_FLAGS=(-Ctarget-cpu=mvp)
+    WASM_BUILD_ARGS=(-Zbuild-std=std,panic_abort)
   fi
-  ensure_apt rustc-web cargo-web rust-web-src lld
-  CARGO=/usr/bin/cargo
-  export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
-  export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld
-  WASM_CPU_FLAGS=(-Ctarget-cpu=mvp)
-  WASM_BUILD_ARGS=(-Zbuild-std=std,panic_abort)
   build_flags debug
 }
 
@@ -68,10 +67,10 @@ build_flags() {
   export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${WASM_CPU_FLAGS[*]} ${erase[*]}"
 }
 
-# wasm-bindgen-cli, exactly the version in Cargo.lock. Its install (a few
-# minutes of compiling) runs beside the dashboard's build, which needs it
-# only at the end (wasm_build_finish waits for it): the build's last steps
-# keep one core busy, and this fills the other.
+# wasm-bindgen-cli, exactly the version in Cargo.lock. Its install (about
+# 3.5 minutes of compiling alone) runs beside the dashboard's build, which
+# needs it only at the end (wasm_build_finish waits for it). On two cores
+# this saved no measurable time (BENCHMARKS.md, session 14): both are busy.
 ensure_wasm_bindgen() {
   local want
   WASM_BINDGEN_PID=""

@@ -87,33 +87,40 @@ pub async fn create_site(
     Ok(site)
 }
 
-/// The URL of another site that already signs with `secret`, if any.
-/// miniOrange's free plugin checks no audience: a token made for one site
-/// would open every site that shares its secret, so a secret belongs to one
-/// site. Secrets are sealed with a fresh nonce each, so they are compared
-/// opened (a few hundred AES-GCM opens at most).
-async fn secret_used_elsewhere(
+/// Every site's secret, opened, with the site's id and URL. miniOrange's
+/// free plugin checks no audience: a token made for one site would open
+/// every site that shares its secret, so a secret belongs to one site.
+/// Secrets are sealed with a fresh nonce each, so they are compared opened
+/// (a few hundred AES-GCM opens at most, once per check).
+async fn opened_secrets(
     conn: &mut sqlx::AnyConnection,
     masters: &MasterKeys,
-    secret: &str,
-    id: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    use subtle::ConstantTimeEq;
-    for (other, url, sealed) in store::sites::sealed_secrets(conn).await? {
-        if other == id {
-            continue;
-        }
-        match masters.open(&sealed, &secret_aad(&other)) {
-            Ok(plain) if bool::from(plain.as_slice().ct_eq(secret.as_bytes())) => {
-                return Ok(Some(url))
-            }
-            Ok(_) => {}
+) -> Result<Vec<(String, String, zeroize::Zeroizing<Vec<u8>>)>, sqlx::Error> {
+    let mut opened = Vec::new();
+    for (id, url, sealed) in store::sites::sealed_secrets(conn).await? {
+        match masters.open(&sealed, &secret_aad(&id)) {
+            Ok(plain) => opened.push((id, url, plain)),
             Err(e) => {
                 tracing::warn!(site = %url, error = %e, "cannot open a site's secret to compare it")
             }
         }
     }
-    Ok(None)
+    Ok(opened)
+}
+
+/// The URL of a site other than `id` among `opened` whose secret is `secret`.
+fn secret_used_elsewhere<'a>(
+    opened: &'a [(String, String, zeroize::Zeroizing<Vec<u8>>)],
+    secret: &str,
+    id: &str,
+) -> Option<&'a str> {
+    use subtle::ConstantTimeEq;
+    opened
+        .iter()
+        .find(|(other, _, plain)| {
+            other != id && bool::from(plain.as_slice().ct_eq(secret.as_bytes()))
+        })
+        .map(|(_, url, _)| url.as_str())
 }
 
 fn shared_secret(url: &str) -> FieldError {
@@ -138,8 +145,9 @@ async fn refuse_shared_secret(
     let Some(secret) = &site.secret else {
         return Ok(());
     };
-    match secret_used_elsewhere(conn, masters, secret, id).await? {
-        Some(url) => Err(ManageError::Invalid(vec![shared_secret(&url)])),
+    let opened = opened_secrets(conn, masters).await?;
+    match secret_used_elsewhere(&opened, secret, id) {
+        Some(url) => Err(ManageError::Invalid(vec![shared_secret(url)])),
         None => Ok(()),
     }
 }
@@ -151,19 +159,18 @@ async fn refuse_shared_secrets_in_plan(
     masters: &MasterKeys,
     planned: &mut [import::Planned],
 ) -> Result<(), sqlx::Error> {
+    if !planned.iter().any(|p| new_secret(p).is_some()) {
+        return Ok(());
+    }
+    let opened = opened_secrets(conn, masters).await?;
     let mut earlier: Vec<(String, String)> = Vec::new();
     for p in planned.iter_mut() {
-        let (site, id) = match &p.change {
-            import::Change::Create(site, _) => (site, ""),
-            import::Change::Update { site, id, .. } => (site, id.as_str()),
-            _ => continue,
-        };
-        let Some(secret) = site.secret.clone() else {
+        let Some((secret, id)) = new_secret(p) else {
             continue;
         };
         let twin = match earlier.iter().find(|(s, _)| *s == secret) {
             Some((_, url)) => Some(url.clone()),
-            None => secret_used_elsewhere(&mut *conn, masters, &secret, id).await?,
+            None => secret_used_elsewhere(&opened, &secret, &id).map(str::to_string),
         };
         match twin {
             Some(url) => {
@@ -174,6 +181,17 @@ async fn refuse_shared_secrets_in_plan(
         }
     }
     Ok(())
+}
+
+/// The secret an import row would set, with the id of the site it changes
+/// (empty for a new site).
+fn new_secret(p: &import::Planned) -> Option<(String, String)> {
+    let (site, id) = match &p.change {
+        import::Change::Create(site, _) => (site, ""),
+        import::Change::Update { site, id, .. } => (site, id.as_str()),
+        _ => return None,
+    };
+    site.secret.clone().map(|s| (s, id.to_string()))
 }
 
 /// A change to one site's settings.

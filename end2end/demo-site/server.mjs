@@ -25,7 +25,6 @@ const shopUsers = new Map((process.env.DEMO_SHOP_USERS || '').split(',').filter(
   .map((u) => u.split(':')).map(([login, role]) => [login, { role: role || 'subscriber' }]));
 const shopSessions = new Map();
 const siteUrl = `http://127.0.0.1:${port}`;
-const shopUrl = `${siteUrl}/shop`;
 const jwks = createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`));
 const seen = new Set();
 const sessions = new Map();
@@ -122,7 +121,7 @@ function admin(req, res, url, name) {
 // ---------------------------------------------------------------------------
 
 /** PHP's base64_decode without its strict flag: skips characters outside the standard alphabet. */
-export function phpBase64Decode(text) {
+function phpBase64Decode(text) {
   let kept = String(text).replace(/[^A-Za-z0-9+/]/g, '');
   if (kept.length % 4 === 1) kept = kept.slice(0, -1);
   return Buffer.from(kept, 'base64');
@@ -133,8 +132,8 @@ function phpJsonDecode(buf) {
   try { return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf)); } catch { return null; }
 }
 
-/** The plugin's JWTUtils: null when the token is good, else its error text. */
-export function miniOrangeCheck(token, secret, now = Math.floor(Date.now() / 1000)) {
+/** The plugin's JWTUtils: `{ payload }` when the token is good, else `{ error }` with its message. */
+function miniOrangeCheck(token, secret, now = Math.floor(Date.now() / 1000)) {
   const parts = token.split('.');
   if (parts.length !== 3) return { error: 'invalid_jwt' };
   const header = phpJsonDecode(phpBase64Decode(parts[0]));
@@ -164,7 +163,8 @@ function shop(req, res, url) {
   const sid = shopCookie(req, 'demo_shop');
   const session = sid && shopSessions.get(sid);
   const fromUrl = url.searchParams.get('mo_jwt_token');
-  const token = session ? null : (fromUrl ?? (shopCookie(req, 'mo_jwt_token') ? decodeURIComponent(shopCookie(req, 'mo_jwt_token')) : null));
+  const fromCookie = shopCookie(req, 'mo_jwt_token');
+  const token = session ? null : (fromUrl ?? (fromCookie ? decodeURIComponent(fromCookie) : null));
   if (token !== null) {
     const checked = miniOrangeCheck(token, shopSecret);
     if (checked.error) {
