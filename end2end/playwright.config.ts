@@ -13,6 +13,11 @@ const demoPort = Number(process.env.E2E_DEMO_PORT ?? 3102);
 /** The stand-in client site (end2end/demo-site): twl-sso at its root, miniOrange at /shop. */
 export const demoURL = `http://127.0.0.1:${demoPort}`;
 export const shopSecret = 'e2e-demo-shop-secret-0123456789abcdef';
+/** A real WordPress (end2end/wordpress/serve.sh): the connector as a plugin at the root, as a must-use plugin at /blog. */
+const wpPort = Number(process.env.E2E_WP_PORT ?? 3103);
+export const wpURL = `http://127.0.0.1:${wpPort}`;
+export const wpBlogURL = `${wpURL}/blog`;
+export const wpAdminPassword = 'e2e-wordpress-admin-password-4f1c';
 /** Filler sites on top of the demo site and shop: Sam Staff may enter 5,000 sites. */
 export const staffSites = 5000;
 export const baseURL = `http://127.0.0.1:${port}`;
@@ -21,6 +26,9 @@ const idpURL = `http://127.0.0.1:${idpPort}`;
 const root = fileURLToPath(new URL('..', import.meta.url));
 // Evaluated again in each worker: keep one data folder per run.
 process.env.E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'agency-sso-e2e-'));
+
+/** The WordPress files of this run (removed when its server stops). */
+export const wpDir = join(process.env.E2E_DATA_DIR, 'wordpress');
 
 /** The dashboard's settings, also used by tests that run its CLI. */
 export const dashboardEnv: Record<string, string> = {
@@ -85,6 +93,15 @@ export default defineConfig({
       command: 'node demo-site/server.mjs',
       url: `${demoURL}/healthz`,
       env: { DEMO_PORT: String(demoPort), DEMO_ISSUER: baseURL, DEMO_SHOP_SECRET: shopSecret },
+      reuseExistingServer: false,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+    {
+      command: 'bash wordpress/serve.sh',
+      url: `${wpURL}/wp-login.php`,
+      timeout: 120_000,
+      env: { WP_PORT: String(wpPort), WP_DIR: wpDir, WP_ISSUER: baseURL, WP_TEST_ADMIN_PASSWORD: wpAdminPassword },
       reuseExistingServer: false,
       stdout: 'ignore',
       stderr: 'pipe',

@@ -137,10 +137,31 @@ ensure_postgres() {
 ensure_tools() {
   # lld links the server and the tests (scripts/link-gcc); binaryen's wasm-opt
   # shrinks the release bundle.
-  ensure_apt build-essential pkg-config curl lld binaryen
+  ensure_apt build-essential pkg-config curl lld binaryen python3
   ensure_wasm_toolchain
   ensure_wasm_bindgen
   ensure_node_packages
+}
+
+# A real WordPress for the connector plugin's tests: Debian's WordPress
+# (6.1), PHP with MySQL, PHPUnit for the plugin's verifier, and MariaDB on
+# 127.0.0.1:3306 (this machine kind runs one; where none is installed,
+# Debian's is installed and started, as for PostgreSQL).
+ensure_wordpress() {
+  ensure_apt wordpress php-cli php-mysql phpunit
+  if php -r 'exit(@new mysqli("127.0.0.1", "root", "", "", 3306) ? 0 : 1);' 2>/dev/null; then return 0; fi
+  ensure_apt mariadb-server
+  say "starting MariaDB"
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+  for _ in $(seq 1 30); do
+    php -r 'exit(@new mysqli("127.0.0.1", "root", "", "", 3306) ? 0 : 1);' 2>/dev/null && return 0
+    # Debian's root signs in through the socket only: let root in on loopback, as this machine kind does.
+    as_root mariadb -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; \
+      GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION" 2>/dev/null || true
+    sleep 1
+  done
+  echo "MariaDB does not answer on 127.0.0.1:3306 as root without a password; the WordPress tests need it" >&2
+  return 1
 }
 
 # What the test suite needs beyond the tools.
@@ -148,6 +169,7 @@ ensure_test_tools() {
   ensure_apt chromium python3 openssl php-cli
   ensure_python_verifiers
   ensure_postgres
+  ensure_wordpress
 }
 
 # Build the server binary and the hydrate bundle into target/ (the layout
@@ -215,6 +237,8 @@ wasm_build_finish() {
   fi
   cp -f "$ROOT/style/main.css" "$pkg/$name.css"
   cp -rf "$ROOT/public/." "$site/"
+  # The WordPress plugin, as admins download it from a connector site's page.
+  "$ROOT/scripts/connector-zip" "$site/agency-sso-connector.zip"
   rm -f "$pkg"/*.br "$pkg"/*.gz
   if [ -n "$WASM_RELEASE" ]; then
     ensure_apt brotli

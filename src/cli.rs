@@ -77,7 +77,7 @@ pub enum SitesCommand {
         /// The WordPress site URL (https; plain http only on loopback).
         #[arg(long)]
         url: String,
-        /// twl-sso (default) or miniorange.
+        /// twl-sso (default), connector (this project's plugin) or miniorange.
         #[arg(long, default_value = "")]
         profile: String,
         /// Login path and query with a {token} placeholder (default: the profile's).

@@ -22,15 +22,21 @@ pub const MAX_TOKEN_LIFETIME: i64 = crate::domain::keys::MAX_TOKEN_LIFETIME;
 pub enum Profile {
     /// The twl-sso plugin: RS256 through the JWKS.
     TwlSso,
+    /// This project's own plugin (wordpress/agency-sso-connector): the
+    /// twl-sso token, delivered to its own `wp-login.php` action.
+    Connector,
     /// miniOrange "WP Login and Register using JWT": HS256 with the site's
     /// own secret (free edition) or RS256 (premium).
     MiniOrange,
 }
 
 impl Profile {
+    pub const ALL: [Profile; 3] = [Profile::TwlSso, Profile::Connector, Profile::MiniOrange];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Profile::TwlSso => "twl-sso",
+            Profile::Connector => "connector",
             Profile::MiniOrange => "miniorange",
         }
     }
@@ -38,6 +44,7 @@ impl Profile {
     pub fn parse(s: &str) -> Option<Profile> {
         match s.trim() {
             "twl-sso" => Some(Profile::TwlSso),
+            "connector" => Some(Profile::Connector),
             "miniorange" => Some(Profile::MiniOrange),
             _ => None,
         }
@@ -47,6 +54,7 @@ impl Profile {
     pub fn default_login_template(self) -> &'static str {
         match self {
             Profile::TwlSso => "/wp-login.php?action=twl_sso&token={token}",
+            Profile::Connector => "/wp-login.php?action=agency_sso&token={token}",
             Profile::MiniOrange => "/?mo_jwt_token={token}",
         }
     }
@@ -420,14 +428,20 @@ impl SiteInput {
                 errors.push(FieldError {
                     field: "profile",
                     message: format!(
-                        "unknown profile {:?}: use twl-sso or miniorange",
+                        "unknown profile {:?}: use twl-sso, connector or miniorange",
                         self.profile.trim()
                     ),
                 });
                 Profile::TwlSso
             })
         };
-        let login_template = if self.login_template.trim().is_empty() {
+        // Another profile's default template follows a change of profile
+        // (a site moving from twl-sso to the connector keeps no stale action).
+        let login_template = if self.login_template.trim().is_empty()
+            || Profile::ALL
+                .iter()
+                .any(|p| *p != profile && p.default_login_template() == self.login_template.trim())
+        {
             profile.default_login_template().to_string()
         } else {
             keep(
@@ -466,10 +480,10 @@ impl SiteInput {
             ("", Profile::MiniOrange) if secret.is_some() => Signing::Hs256,
             ("", _) => Signing::Rs256,
             (s, p) => match (Signing::parse(s), p) {
-                (Some(Signing::Hs256), Profile::TwlSso) => {
+                (Some(Signing::Hs256), p @ (Profile::TwlSso | Profile::Connector)) => {
                     errors.push(FieldError {
                         field: "signing",
-                        message: "twl-sso sites verify RS256 tokens through the key set; HS256 is for miniOrange sites".into(),
+                        message: format!("{} sites verify RS256 tokens through the key set; HS256 is for miniOrange sites", p.as_str()),
                     });
                     Signing::Rs256
                 }
@@ -722,6 +736,43 @@ mod tests {
         );
         assert_eq!(m.login_template, "/?mo_jwt_token={token}");
         assert_eq!(m.username_claim, "username");
+    }
+
+    #[test]
+    fn a_connector_site_signs_rs256_at_its_own_action() {
+        let mut c = input("https://c.example/blog");
+        c.profile = "connector".into();
+        let c = c.validate().unwrap();
+        assert_eq!((c.profile, c.signing), (Profile::Connector, Signing::Rs256));
+        assert_eq!(
+            c.login_template,
+            "/wp-login.php?action=agency_sso&token={token}"
+        );
+        assert_eq!(Profile::parse(c.profile.as_str()), Some(Profile::Connector));
+
+        // A twl-sso site moving to the connector leaves TWL's action behind;
+        // a template of the site's own is kept.
+        let mut moved = input("https://c.example");
+        moved.profile = "connector".into();
+        moved.login_template = Profile::TwlSso.default_login_template().into();
+        assert_eq!(
+            moved.validate().unwrap().login_template,
+            Profile::Connector.default_login_template()
+        );
+        let mut own = input("https://c.example");
+        own.profile = "connector".into();
+        own.login_template = "/sso-login.php?action=agency_sso&token={token}".into();
+        assert_eq!(
+            own.validate().unwrap().login_template,
+            "/sso-login.php?action=agency_sso&token={token}"
+        );
+
+        let mut hs = input("https://c.example");
+        hs.profile = "connector".into();
+        hs.signing = "HS256".into();
+        hs.secret = Some("s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t".into());
+        let errors = hs.validate().unwrap_err();
+        assert!(errors.iter().any(|e| e.field == "signing"), "{errors:?}");
     }
 
     #[test]

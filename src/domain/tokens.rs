@@ -192,7 +192,7 @@ pub fn launch_payload(
     claims: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<LaunchPayload, SignError> {
     let bytes = match profile {
-        Profile::TwlSso => serde_json::to_vec(claims),
+        Profile::TwlSso | Profile::Connector => serde_json::to_vec(claims),
         Profile::MiniOrange => {
             let mut out = Vec::with_capacity(512);
             let written = claims.serialize(&mut serde_json::Serializer::with_formatter(

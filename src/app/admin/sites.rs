@@ -376,7 +376,7 @@ fn SiteFilters(filter: SiteFilter, clients: Vec<String>) -> impl IntoView {
             <div class="field">
                 <label for="s-profile">"Profile"</label>
                 <select id="s-profile" name="profile">
-                    {[("", "Any"), ("twl-sso", "twl-sso"), ("miniorange", "miniOrange")].into_iter().map(|(v, l)| {
+                    {[("", "Any"), ("twl-sso", "twl-sso"), ("connector", "connector"), ("miniorange", "miniOrange")].into_iter().map(|(v, l)| {
                         view! { <option value=v selected={filter.profile == v}>{l}</option> }
                     }).collect_view()}
                 </select>
@@ -437,6 +437,8 @@ pub struct AccessRow {
 pub struct SiteDetail {
     pub site: SiteSettings,
     pub access: Vec<AccessRow>,
+    /// The dashboard's issuer: the connector plugin's one line of wp-config.php names it.
+    pub issuer: String,
 }
 
 #[cfg(feature = "ssr")]
@@ -515,6 +517,7 @@ pub async fn admin_site(id: String) -> Result<SiteDetail, AdminError> {
     Ok(SiteDetail {
         site: settings(site),
         access,
+        issuer: a.st.config.public_url.clone(),
     })
 }
 
@@ -693,6 +696,9 @@ pub fn SitePage() -> impl IntoView {
                             <div class="columns">
                                 <section aria-labelledby="settings-heading" class="panel">
                                     <h2 id="settings-heading">"Settings"</h2>
+                                    {(d.site.profile == "connector").then(|| view! {
+                                        <ConnectorSetup issuer=d.issuer.clone() url=d.site.url.clone()/>
+                                    })}
                                     <SiteForm site=d.site.clone()/>
                                 </section>
                                 <section aria-labelledby="access-heading" class="panel">
@@ -741,7 +747,8 @@ fn SiteForm(site: SiteSettings) -> impl IntoView {
             <div class="field" class:invalid=move || p("profile").get().is_some()>
                 <label for="site-profile">"Plugin profile"</label>
                 <select id="site-profile" name="profile" on:change=move |ev| profile.set(event_target_value(&ev))>
-                    <option value="twl-sso" selected={site.profile != "miniorange"}>"twl-sso (RS256, key set)"</option>
+                    <option value="twl-sso" selected={site.profile != "miniorange" && site.profile != "connector"}>"twl-sso (RS256, key set)"</option>
+                    <option value="connector" selected={site.profile == "connector"}>"agency-sso connector (our plugin)"</option>
                     <option value="miniorange" selected={site.profile == "miniorange"}>"miniOrange JWT login"</option>
                 </select>
                 <p class="field-error" role="alert" data-testid="site-profile-error">{move || p("profile").get()}</p>
@@ -781,6 +788,26 @@ fn SiteForm(site: SiteSettings) -> impl IntoView {
             </div>
             <Outcome value=save.value().into() done=|s: &SiteSettings| format!("Saved {}.", s.name)/>
         </ActionForm>
+    }
+}
+
+/// How to set a `connector` site up: the plugin zip (built from
+/// wordpress/agency-sso-connector with the dashboard) and the one line of
+/// wp-config.php that names this dashboard.
+#[component]
+fn ConnectorSetup(issuer: String, url: String) -> impl IntoView {
+    let line = format!("define( 'AGENCY_SSO_ISSUER', '{issuer}' );");
+    view! {
+        <aside class="callout" data-testid="connector-setup" aria-label="Setting the site up">
+            <p><strong>"Setting the site up"</strong></p>
+            <ol>
+                <li>"Download "<a href="/agency-sso-connector.zip" download="agency-sso-connector.zip">"the agency-sso connector plugin"</a>
+                    " and install it on the site: Plugins → Add New → Upload Plugin, then Activate."</li>
+                <li>"Add this line to the site's wp-config.php, above \"That's all, stop editing\":"
+                    <pre><code data-testid="connector-config-line">{line}</code></pre></li>
+                <li>"Check that Settings → Agency SSO on the site shows "<code>{url}</code>" as the site's URL, and press “Test the connection”."</li>
+            </ol>
+        </aside>
     }
 }
 

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# A real WordPress for the end-to-end tests (Debian's package, 6.1): a fresh
+# copy and a fresh MariaDB database each run, two sites served by PHP's own
+# server on 127.0.0.1:$WP_PORT —
+#   /      the connector plugin installed as a plugin (a link to the
+#          repository's folder) and activated;
+#   /blog  a sub-directory install with the plugin as a must-use plugin;
+# both with AGENCY_SSO_ISSUER naming the test dashboard ($WP_ISSUER).
+# Everything is removed when the server stops.
+set -euo pipefail
+: "${WP_PORT:?}" "${WP_DIR:?}" "${WP_ISSUER:?}" "${WP_TEST_ADMIN_PASSWORD:?}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+PLUGIN="$(cd "$HERE/../../wordpress/agency-sso-connector" && pwd)"
+DB="agency_sso_wp_$(date +%s)_$$"
+URL="http://127.0.0.1:$WP_PORT"
+
+sql() { php -r '$m = new mysqli("127.0.0.1", "root", "", "", 3306); $m->query($argv[1]) or exit(1);' "$1"; }
+
+PHP_PID=""
+cleanup() {
+  [ -n "$PHP_PID" ] && kill "$PHP_PID" 2>/dev/null
+  sql "DROP DATABASE IF EXISTS \`$DB\`" || true
+  rm -rf "$WP_DIR" "$WP_DIR.clock"
+}
+trap cleanup EXIT
+trap 'exit 0' TERM INT
+
+# A site: WordPress' files (without its 30 MB of translations), wp-config.php.
+site() {
+  local dir=$1 url=$2 prefix=$3
+  cp -rL /usr/share/wordpress "$dir"
+  rm -rf "$dir/wp-content/languages" "$dir/.htaccess"
+  cat > "$dir/wp-config.php" <<PHP
+<?php
+define( 'DB_NAME', '$DB' );
+define( 'DB_USER', 'root' );
+define( 'DB_PASSWORD', '' );
+define( 'DB_HOST', '127.0.0.1:3306' );
+define( 'DB_CHARSET', 'utf8mb4' );
+define( 'DB_COLLATE', '' );
+\$table_prefix = '$prefix';
+$(for k in AUTH_KEY SECURE_AUTH_KEY LOGGED_IN_KEY NONCE_KEY AUTH_SALT SECURE_AUTH_SALT LOGGED_IN_SALT NONCE_SALT; do
+    echo "define( '$k', '$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')' );"
+  done)
+define( 'WP_HOME', '$url' );
+define( 'WP_SITEURL', '$url' );
+// The one line a site needs.
+define( 'AGENCY_SSO_ISSUER', '$WP_ISSUER' );
+define( 'WP_DEBUG', true );
+define( 'WP_DEBUG_DISPLAY', false );
+define( 'WP_DEBUG_LOG', '$dir/debug.log' );
+// No calls to wordpress.org from a closed network (they would only time out).
+define( 'WP_HTTP_BLOCK_EXTERNAL', true );
+define( 'AUTOMATIC_UPDATER_DISABLED', true );
+define( 'DISABLE_WP_CRON', true );
+if ( ! defined( 'ABSPATH' ) ) {
+	define( 'ABSPATH', __DIR__ . '/' );
+}
+require_once ABSPATH . 'wp-settings.php';
+PHP
+}
+
+# The tests move the site's clock (as the plugin sees it) by writing seconds
+# to $WP_DIR.clock, as they move the dashboard's.
+test_clock() {
+  mkdir -p "$1/wp-content/mu-plugins"
+  cat > "$1/wp-content/mu-plugins/agency-sso-test-clock.php" <<PHP
+<?php
+// End-to-end tests only: the connector checks tokens against this clock.
+add_filter( 'agency_sso_now', function ( \$now ) {
+	\$offset = @file_get_contents( '$WP_DIR.clock' );
+	return \$now + (int) \$offset;
+} );
+PHP
+}
+
+rm -rf "$WP_DIR" "$WP_DIR.clock"
+mkdir -p "$(dirname "$WP_DIR")"
+sql "CREATE DATABASE \`$DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+
+site "$WP_DIR" "$URL" wpa_
+ln -s "$PLUGIN" "$WP_DIR/wp-content/plugins/agency-sso-connector"
+php "$HERE/install.php" "$WP_DIR" "$URL" "Client Site" plugin
+test_clock "$WP_DIR"
+
+site "$WP_DIR/blog" "$URL/blog" wpb_
+mkdir -p "$WP_DIR/blog/wp-content/mu-plugins"
+ln -s "$PLUGIN" "$WP_DIR/blog/wp-content/mu-plugins/agency-sso-connector"
+cat > "$WP_DIR/blog/wp-content/mu-plugins/load-agency-sso-connector.php" <<'PHP'
+<?php
+// Must-use plugins are single files: this one loads the connector's folder.
+require __DIR__ . '/agency-sso-connector/agency-sso-connector.php';
+PHP
+php "$HERE/install.php" "$WP_DIR/blog" "$URL/blog" "Client Blog" mu-plugin
+test_clock "$WP_DIR/blog"
+
+# Several workers, as a real site has: the single-use token check must hold across them.
+PHP_CLI_SERVER_WORKERS=4 php -S "127.0.0.1:$WP_PORT" -t "$WP_DIR" >"$WP_DIR.log" 2>&1 &
+PHP_PID=$!
+wait "$PHP_PID"

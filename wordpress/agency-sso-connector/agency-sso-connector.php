@@ -1,0 +1,32 @@
+<?php
+/**
+ * Plugin Name:       agency-sso connector
+ * Description:       Lets your agency's staff open this site already signed in from the agency-sso dashboard. One line in wp-config.php: define( 'AGENCY_SSO_ISSUER', 'https://sso.agency.example' );
+ * Version:           0.1.0
+ * Requires at least: 6.1
+ * Requires PHP:      8.1
+ * Author:            agency-sso
+ * License:           MIT
+ * Text Domain:       agency-sso-connector
+ *
+ * @package Agency_SSO_Connector
+ */
+
+defined( 'ABSPATH' ) || exit;
+
+define( 'AGENCY_SSO_CONNECTOR_VERSION', '0.1.0' );
+define( 'AGENCY_SSO_CONNECTOR_FILE', __FILE__ );
+
+require_once __DIR__ . '/includes/class-agency-sso-error.php';
+require_once __DIR__ . '/includes/class-agency-sso-jwt.php';
+require_once __DIR__ . '/includes/class-agency-sso-config.php';
+require_once __DIR__ . '/includes/class-agency-sso-keys.php';
+require_once __DIR__ . '/includes/class-agency-sso-replay.php';
+require_once __DIR__ . '/includes/class-agency-sso-users.php';
+require_once __DIR__ . '/includes/class-agency-sso-login.php';
+require_once __DIR__ . '/includes/class-agency-sso-admin.php';
+
+register_activation_hook( __FILE__, array( 'Agency_SSO_Replay', 'install' ) );
+
+Agency_SSO_Login::register();
+Agency_SSO_Admin::register();

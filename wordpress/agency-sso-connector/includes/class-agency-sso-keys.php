@@ -1,0 +1,194 @@
+<?php
+/**
+ * The dashboard's key set: found through the issuer's discovery document,
+ * cached for the max-age the dashboard sends, refetched on an unknown key
+ * id at most once a minute, the last good set kept when a refetch fails.
+ *
+ * @package Agency_SSO_Connector
+ */
+
+defined( 'ABSPATH' ) || exit;
+
+/**
+ * Fetches, checks and caches the JWKS. A set that does not parse is never
+ * cached, and never replaces the last good one.
+ */
+final class Agency_SSO_Keys {
+
+	/** Transient: the current set, kept for the dashboard's max-age. */
+	const CACHE = 'agency_sso_jwks';
+	/** Option (not autoloaded): the last good set, used when a refetch fails. */
+	const LAST_GOOD = 'agency_sso_jwks_last_good';
+	/** Transient: set when a fetch was tried, to fetch at most once a minute on unknown keys or failures. */
+	const THROTTLE = 'agency_sso_jwks_fetched_recently';
+	/** Option: the last fetch's outcome, for the settings page. */
+	const LAST_RESULT = 'agency_sso_jwks_last_result';
+
+	const MIN_AGE     = 60;
+	const MAX_AGE     = 86400;
+	const DEFAULT_AGE = 300;
+	const REFETCH_GAP = 60;
+
+	/**
+	 * The PEM public key for a key id, or null when the dashboard does not
+	 * publish it (after at most one refetch a minute).
+	 *
+	 * @param string $kid The token header's key id.
+	 */
+	public static function key_for_kid( string $kid ): ?string {
+		$issuer = Agency_SSO_Config::issuer();
+		if ( '' === $issuer ) {
+			return null;
+		}
+		$set = self::cached( $issuer );
+		if ( null === $set ) {
+			$set = self::refresh( $issuer, false );
+		}
+		if ( null !== $set && isset( $set['keys'][ $kid ] ) ) {
+			return $set['keys'][ $kid ];
+		}
+		// An unknown key id: the dashboard may have rotated. Ask again, at most once a minute.
+		if ( false === get_transient( self::THROTTLE ) ) {
+			$set = self::refresh( $issuer, false );
+			if ( null !== $set && isset( $set['keys'][ $kid ] ) ) {
+				return $set['keys'][ $kid ];
+			}
+		}
+		return null;
+	}
+
+	/**
+	 * The cached set for this issuer, or null when none is cached.
+	 *
+	 * @param string $issuer The configured issuer.
+	 */
+	public static function cached( string $issuer ): ?array {
+		$set = get_transient( self::CACHE );
+		if ( is_array( $set ) && ( $set['issuer'] ?? '' ) === $issuer && is_array( $set['keys'] ?? null ) ) {
+			return $set;
+		}
+		return null;
+	}
+
+	/**
+	 * The last good set for this issuer (also when its cache time has passed).
+	 *
+	 * @param string $issuer The configured issuer.
+	 */
+	public static function last_good( string $issuer ): ?array {
+		$set = get_option( self::LAST_GOOD );
+		if ( is_array( $set ) && ( $set['issuer'] ?? '' ) === $issuer && is_array( $set['keys'] ?? null ) ) {
+			return $set;
+		}
+		return null;
+	}
+
+	/**
+	 * Fetch the set now. On success the set is cached and returned; on
+	 * failure the last good set is returned (null when there is none) and
+	 * the failure is recorded for the settings page.
+	 *
+	 * @param string $issuer The configured issuer.
+	 * @param bool   $forced True for the settings page's "test the connection" (not throttled).
+	 */
+	public static function refresh( string $issuer, bool $forced ): ?array {
+		if ( ! $forced && false !== get_transient( self::THROTTLE ) ) {
+			return self::last_good( $issuer );
+		}
+		set_transient( self::THROTTLE, time(), self::REFETCH_GAP );
+		try {
+			$set = self::fetch( $issuer );
+		} catch ( Agency_SSO_Error $e ) {
+			update_option(
+				self::LAST_RESULT,
+				array(
+					'ok'      => false,
+					'at'      => time(),
+					'code'    => $e->get_error_code(),
+					'message' => $e->getMessage(),
+				),
+				false
+			);
+			return self::last_good( $issuer );
+		}
+		set_transient( self::CACHE, $set, $set['max_age'] );
+		update_option( self::LAST_GOOD, $set, false );
+		update_option(
+			self::LAST_RESULT,
+			array(
+				'ok'      => true,
+				'at'      => $set['fetched_at'],
+				'code'    => '',
+				'message' => '',
+			),
+			false
+		);
+		return $set;
+	}
+
+	/**
+	 * Discovery, then the key set, both checked.
+	 *
+	 * @param string $issuer The configured issuer.
+	 * @return array{issuer: string, jwks_uri: string, keys: array<string, string>, fetched_at: int, max_age: int}
+	 * @throws Agency_SSO_Error When either document is missing or wrong.
+	 */
+	public static function fetch( string $issuer ): array {
+		$discovery = self::get( $issuer . '/.well-known/openid-configuration' );
+		try {
+			$doc = json_decode( $discovery['body'], true, 16, JSON_THROW_ON_ERROR );
+		} catch ( JsonException $e ) {
+			throw new Agency_SSO_Error( 'discovery_failed', __( 'The dashboard\'s discovery document is not JSON.', 'agency-sso-connector' ) );
+		}
+		if ( ! is_array( $doc ) || ( $doc['issuer'] ?? null ) !== $issuer ) {
+			throw new Agency_SSO_Error( 'discovery_failed', __( 'The discovery document names another issuer: check AGENCY_SSO_ISSUER (it must be the dashboard\'s address exactly).', 'agency-sso-connector' ) );
+		}
+		$jwks_uri = $doc['jwks_uri'] ?? null;
+		if ( ! is_string( $jwks_uri ) || Agency_SSO_Config::origin( $jwks_uri ) !== Agency_SSO_Config::origin( $issuer ) ) {
+			throw new Agency_SSO_Error( 'discovery_failed', __( 'The discovery document\'s jwks_uri is missing or not on the dashboard\'s own address.', 'agency-sso-connector' ) );
+		}
+		$response = self::get( $jwks_uri );
+		$keys     = Agency_SSO_JWT::parse_key_set( $response['body'] );
+		$age      = Agency_SSO_JWT::max_age( $response['cache_control'] );
+		$age      = null === $age ? self::DEFAULT_AGE : max( self::MIN_AGE, min( self::MAX_AGE, $age ) );
+		return array(
+			'issuer'     => $issuer,
+			'jwks_uri'   => $jwks_uri,
+			'keys'       => $keys,
+			'fetched_at' => time(),
+			'max_age'    => $age,
+		);
+	}
+
+	/**
+	 * A GET without redirects, with a short timeout.
+	 *
+	 * @param string $url The URL.
+	 * @return array{body: string, cache_control: string}
+	 * @throws Agency_SSO_Error When the dashboard cannot be reached or answers with an error.
+	 */
+	private static function get( string $url ): array {
+		$response = wp_remote_get(
+			$url,
+			array(
+				'timeout'     => 5,
+				'redirection' => 0,
+				'headers'     => array( 'Accept' => 'application/json' ),
+				'user-agent'  => 'agency-sso-connector/' . AGENCY_SSO_CONNECTOR_VERSION . '; ' . get_site_url(),
+			)
+		);
+		if ( is_wp_error( $response ) ) {
+			/* translators: 1: a URL, 2: the HTTP client's error */
+			throw new Agency_SSO_Error( 'dashboard_unreachable', sprintf( __( 'Could not reach %1$s: %2$s', 'agency-sso-connector' ), $url, $response->get_error_message() ) );
+		}
+		$status = (int) wp_remote_retrieve_response_code( $response );
+		if ( 200 !== $status ) {
+			/* translators: 1: a URL, 2: an HTTP status code */
+			throw new Agency_SSO_Error( 'dashboard_unreachable', sprintf( __( '%1$s answered with HTTP status %2$d.', 'agency-sso-connector' ), $url, $status ) );
+		}
+		return array(
+			'body'          => (string) wp_remote_retrieve_body( $response ),
+			'cache_control' => (string) wp_remote_retrieve_header( $response, 'cache-control' ),
+		);
+	}
+}

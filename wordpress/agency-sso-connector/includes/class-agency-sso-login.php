@@ -1,0 +1,198 @@
+<?php
+/**
+ * The launch: wp-login.php?action=agency_sso&token=... verified, the user
+ * found or created and signed in, the token stripped from the URL by a
+ * redirect. Also the password rule for users linked to the dashboard.
+ *
+ * @package Agency_SSO_Connector
+ */
+
+defined( 'ABSPATH' ) || exit;
+
+/**
+ * The sign-in action and the password-login rule.
+ */
+final class Agency_SSO_Login {
+
+	const ACTION = 'agency_sso';
+
+	/**
+	 * Hook into WordPress.
+	 */
+	public static function register(): void {
+		add_action( 'login_form_' . self::ACTION, array( self::class, 'handle' ) );
+		add_filter( 'authenticate', array( self::class, 'refuse_password' ), 30, 1 );
+	}
+
+	/**
+	 * The launch request. Never returns.
+	 */
+	public static function handle(): void {
+		nocache_headers();
+		// The token is in this URL: never send it on as a Referer.
+		header( 'Referrer-Policy: no-referrer' );
+		header( 'X-Robots-Tag: noindex, nofollow' );
+		try {
+			$user = self::sign_in();
+		} catch ( Agency_SSO_Error $e ) {
+			self::refuse( $e );
+		}
+		wp_safe_redirect( self::landing() );
+		exit;
+	}
+
+	/**
+	 * Verify the token and sign its person in.
+	 *
+	 * @throws Agency_SSO_Error On any refusal.
+	 */
+	private static function sign_in(): WP_User {
+		$issuer = Agency_SSO_Config::issuer();
+		if ( '' === $issuer ) {
+			throw new Agency_SSO_Error( 'not_configured', __( 'Sign-in from the agency dashboard is not set up on this site yet. A site administrator adds the dashboard\'s address to wp-config.php (see Settings → Agency SSO).', 'agency-sso-connector' ) );
+		}
+		// phpcs:disable WordPress.Security.NonceVerification.Recommended -- the signed, single-use token is the proof.
+		$token = isset( $_GET['token'] ) && is_string( $_GET['token'] ) ? wp_unslash( $_GET['token'] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- a JWT, checked byte by byte below.
+		// phpcs:enable
+		if ( '' === $token ) {
+			throw new Agency_SSO_Error( 'malformed_token', __( 'This sign-in link carries no token.', 'agency-sso-connector' ) );
+		}
+		$referer = isset( $_SERVER['HTTP_REFERER'] ) ? esc_url_raw( wp_unslash( $_SERVER['HTTP_REFERER'] ) ) : '';
+		if ( '' !== $referer && Agency_SSO_Config::origin( $referer ) !== Agency_SSO_Config::origin( $issuer ) ) {
+			throw new Agency_SSO_Error( 'wrong_referer', __( 'This sign-in link was not opened from your agency dashboard.', 'agency-sso-connector' ) );
+		}
+		$claims = Agency_SSO_JWT::verify(
+			$token,
+			array(
+				'issuer'       => $issuer,
+				'audience'     => Agency_SSO_Config::audience(),
+				'typ'          => 'JWT',
+				'leeway'       => 60,
+				'max_lifetime' => 300,
+				'require'      => array( 'wp_role' ),
+			),
+			array( Agency_SSO_Keys::class, 'key_for_kid' ),
+			self::now()
+		);
+		if ( ! Agency_SSO_Replay::claim( (string) $claims['jti'], (int) $claims['exp'] + 60 ) ) {
+			throw new Agency_SSO_Error( 'token_replayed', __( 'This sign-in link has already been used. Open the site again from your agency dashboard.', 'agency-sso-connector' ) );
+		}
+		$user = Agency_SSO_Users::sign_in_user( $claims, $issuer );
+		if ( get_current_user_id() !== $user->ID ) {
+			wp_clear_auth_cookie();
+		}
+		wp_set_current_user( $user->ID );
+		wp_set_auth_cookie( $user->ID, false, is_ssl() );
+		/** This action is documented in wp-includes/user.php */
+		do_action( 'wp_login', $user->user_login, $user );
+		return $user;
+	}
+
+	/**
+	 * The time tokens are checked against: the server's clock, through the
+	 * `agency_sso_now` filter (the end-to-end tests move it; nothing else should).
+	 */
+	private static function now(): int {
+		return (int) apply_filters( 'agency_sso_now', time() );
+	}
+
+	/**
+	 * Where to go after signing in: `redirect_to` when it is a path on this
+	 * site, otherwise wp-admin. Never a URL with the token in it.
+	 */
+	private static function landing(): string {
+		$admin = admin_url();
+		// phpcs:ignore WordPress.Security.NonceVerification.Recommended -- only a path on this site is followed.
+		$to = isset( $_GET['redirect_to'] ) && is_string( $_GET['redirect_to'] ) ? wp_unslash( $_GET['redirect_to'] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- checked below.
+		if ( '' === $to || '/' !== $to[0] || str_starts_with( $to, '//' ) || str_contains( $to, '\\' ) || preg_match( '/[\x00-\x1f\x7f]/', $to ) ) {
+			return $admin;
+		}
+		$site_path = (string) wp_parse_url( get_site_url(), PHP_URL_PATH );
+		$home_path = (string) wp_parse_url( home_url(), PHP_URL_PATH );
+		$base      = untrailingslashit( $site_path ) . '/';
+		$home_base = untrailingslashit( $home_path ) . '/';
+		if ( ! str_starts_with( $to, $base ) && ! str_starts_with( $to, $home_base ) ) {
+			return $admin;
+		}
+		if ( preg_match( '/[?&]token=/', $to ) ) {
+			return $admin;
+		}
+		$origin = Agency_SSO_Config::origin( get_site_url() );
+		return wp_validate_redirect( $origin . $to, $admin );
+	}
+
+	/**
+	 * A clear page that says what happened and what to do, with a code the
+	 * dashboard's people know. The token is never shown or logged.
+	 *
+	 * @param Agency_SSO_Error $e The refusal.
+	 */
+	private static function refuse( Agency_SSO_Error $e ): void {
+		$code = $e->get_error_code();
+		do_action( 'agency_sso_login_refused', $code );
+		// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- a refusal is worth a line in the site's log; the token is not in it.
+		error_log( 'agency-sso-connector: sign-in refused: ' . $code );
+		$issuer = Agency_SSO_Config::issuer();
+		$html   = '<h1>' . esc_html__( 'Sign-in refused', 'agency-sso-connector' ) . '</h1>'
+			. '<p id="agency-sso-message">' . esc_html( $e->getMessage() ) . '</p>'
+			. '<p>' . esc_html( self::advice( $code ) ) . '</p>';
+		if ( '' !== $issuer ) {
+			$html .= '<p><a href="' . esc_url( $issuer . '/' ) . '">' . esc_html__( 'Back to the agency dashboard', 'agency-sso-connector' ) . '</a></p>';
+		}
+		$html .= '<p>' . esc_html__( 'Code:', 'agency-sso-connector' ) . ' <code id="agency-sso-code">' . esc_html( $code ) . '</code></p>';
+		wp_die(
+			wp_kses_post( $html ),
+			esc_html__( 'Sign-in refused', 'agency-sso-connector' ),
+			array(
+				'response'  => in_array( $code, array( 'dashboard_unreachable', 'replay_check_unavailable' ), true ) ? 503 : 403,
+				'back_link' => false,
+			)
+		);
+	}
+
+	/**
+	 * What the person should do next.
+	 *
+	 * @param string $code The refusal's code.
+	 */
+	private static function advice( string $code ): string {
+		switch ( $code ) {
+			case 'token_expired':
+			case 'token_replayed':
+			case 'token_not_yet_valid':
+				return __( 'This link has expired or was already used: open the site again from the dashboard. If it keeps happening, this site\'s clock may be wrong.', 'agency-sso-connector' );
+			case 'role_not_allowed':
+			case 'account_link_required':
+			case 'account_bound_elsewhere':
+				return __( 'Nothing was changed on this site. Ask the site\'s administrator or an agency admin.', 'agency-sso-connector' );
+			case 'not_configured':
+			case 'discovery_failed':
+			case 'dashboard_unreachable':
+			case 'unknown_key':
+				return __( 'This site cannot check the dashboard\'s keys right now. Try again in a minute; if it keeps happening, tell an agency admin.', 'agency-sso-connector' );
+			default:
+				return __( 'This link is not valid for this site. Open the site again from the dashboard.', 'agency-sso-connector' );
+		}
+	}
+
+	/**
+	 * Users linked to the dashboard sign in through it, not with a
+	 * password, unless the site names them for break-glass access or the
+	 * rule is switched off in the settings.
+	 *
+	 * @param WP_User|WP_Error|null $user The result so far.
+	 * @return WP_User|WP_Error|null
+	 */
+	public static function refuse_password( $user ) {
+		if ( ! $user instanceof WP_User || '' === Agency_SSO_Config::issuer() || ! Agency_SSO_Config::block_passwords() ) {
+			return $user;
+		}
+		if ( ! Agency_SSO_Users::is_bound( $user ) || in_array( $user->user_login, Agency_SSO_Config::break_glass_logins(), true ) ) {
+			return $user;
+		}
+		return new WP_Error(
+			'agency_sso_password_disabled',
+			esc_html__( 'This account signs in through your agency dashboard: open the site from there. (Password sign-in is switched off for accounts linked to the dashboard.)', 'agency-sso-connector' )
+		);
+	}
+}

@@ -1,0 +1,199 @@
+<?php
+/**
+ * WordPress users for the dashboard's people: bound by issuer and subject
+ * on first sign-in, matched by e-mail only when not yet bound to anyone,
+ * created when missing, their role set from the token at every sign-in.
+ *
+ * @package Agency_SSO_Connector
+ */
+
+defined( 'ABSPATH' ) || exit;
+
+/**
+ * Finds, binds, creates and updates the user a token names.
+ */
+final class Agency_SSO_Users {
+
+	/** User meta: "{issuer} {sub}" of the dashboard person this user is. */
+	const META_SUBJECT = 'agency_sso_subject';
+
+	/**
+	 * The binding value of a person.
+	 *
+	 * @param string $issuer The dashboard's issuer.
+	 * @param string $sub    The token's subject.
+	 */
+	public static function subject( string $issuer, string $sub ): string {
+		return $issuer . ' ' . $sub;
+	}
+
+	/**
+	 * The roles a token may give on this site: those that exist here,
+	 * narrowed by the `agency_sso_allowed_roles` filter.
+	 *
+	 * @param array $claims The verified claims.
+	 * @return string[]
+	 */
+	public static function allowed_roles( array $claims ): array {
+		$roles   = array_keys( wp_roles()->roles );
+		$allowed = apply_filters( 'agency_sso_allowed_roles', $roles, $claims );
+		return array_values( array_intersect( $roles, is_array( $allowed ) ? $allowed : array() ) );
+	}
+
+	/**
+	 * The user bound to a subject, or null.
+	 *
+	 * @param string $subject The binding value.
+	 */
+	public static function bound_to( string $subject ): ?WP_User {
+		$users = get_users(
+			array(
+				'blog_id'    => 0,
+				'meta_key'   => self::META_SUBJECT, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_key -- one indexed lookup per sign-in.
+				'meta_value' => $subject, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_value
+				'number'     => 2,
+			)
+		);
+		return 1 === count( $users ) ? $users[0] : null;
+	}
+
+	/**
+	 * Whether a user is bound to a dashboard person.
+	 *
+	 * @param WP_User $user The user.
+	 */
+	public static function is_bound( WP_User $user ): bool {
+		return '' !== (string) get_user_meta( $user->ID, self::META_SUBJECT, true );
+	}
+
+	/**
+	 * Whether a user can administer this site (or the network).
+	 *
+	 * @param WP_User $user The user.
+	 */
+	public static function is_administrator( WP_User $user ): bool {
+		return in_array( 'administrator', (array) $user->roles, true ) || is_super_admin( $user->ID );
+	}
+
+	/**
+	 * The user for verified launch claims, bound, created and given the
+	 * token's role. Checks everything before it writes anything.
+	 *
+	 * @param array  $claims The verified claims.
+	 * @param string $issuer The dashboard's issuer.
+	 * @throws Agency_SSO_Error When the role is not allowed or the account may not be taken over.
+	 */
+	public static function sign_in_user( array $claims, string $issuer ): WP_User {
+		$role = is_string( $claims['wp_role'] ?? null ) ? $claims['wp_role'] : '';
+		if ( '' === $role || ! in_array( $role, self::allowed_roles( $claims ), true ) ) {
+			throw new Agency_SSO_Error( 'role_not_allowed', __( 'The role the dashboard gives you here does not exist on this site or is not allowed here. Ask an agency admin to check your role for this site.', 'agency-sso-connector' ) );
+		}
+		$email   = strtolower( (string) $claims['email'] );
+		$subject = self::subject( $issuer, (string) $claims['sub'] );
+		$user    = self::bound_to( $subject );
+		if ( null === $user ) {
+			$by_email = get_user_by( 'email', $email );
+			if ( $by_email instanceof WP_User ) {
+				if ( self::is_bound( $by_email ) ) {
+					throw new Agency_SSO_Error( 'account_bound_elsewhere', __( 'The account with your e-mail address on this site belongs to another dashboard person. Ask the site\'s administrator to check it.', 'agency-sso-connector' ) );
+				}
+				if ( self::is_administrator( $by_email ) ) {
+					throw new Agency_SSO_Error( 'account_link_required', __( 'This site already has an administrator account with your e-mail address that is not linked to the agency dashboard, and it is never taken over silently. A site administrator can link it under Settings → Agency SSO; until then, sign in to it with its password.', 'agency-sso-connector' ) );
+				}
+				$user = $by_email;
+			}
+		}
+		if ( null === $user ) {
+			$user = self::create( $claims, $email, $role );
+		}
+		update_user_meta( $user->ID, self::META_SUBJECT, $subject );
+		self::update_profile( $user, $claims );
+		self::set_role( $user, $role );
+		return new WP_User( $user->ID );
+	}
+
+	/**
+	 * A new user: a random password nobody knows, names from the claims.
+	 *
+	 * @param array  $claims The verified claims.
+	 * @param string $email  The lower-cased e-mail address.
+	 * @param string $role   The role to give.
+	 * @throws Agency_SSO_Error When WordPress refuses the user.
+	 */
+	private static function create( array $claims, string $email, string $role ): WP_User {
+		$base  = sanitize_user( $email, true );
+		$login = $base;
+		for ( $i = 2; username_exists( $login ); $i++ ) {
+			$login = $base . '-' . $i;
+		}
+		$id = wp_insert_user(
+			array(
+				'user_login'   => $login,
+				'user_pass'    => wp_generate_password( 64, true, true ),
+				'user_email'   => $email,
+				'display_name' => self::claim_text( $claims, 'name', $email ),
+				'first_name'   => self::claim_text( $claims, 'given_name', '' ),
+				'last_name'    => self::claim_text( $claims, 'family_name', '' ),
+				'role'         => $role,
+			)
+		);
+		if ( is_wp_error( $id ) ) {
+			throw new Agency_SSO_Error( 'user_not_created', __( 'WordPress could not create your account on this site: ', 'agency-sso-connector' ) . $id->get_error_message() );
+		}
+		return new WP_User( $id );
+	}
+
+	/**
+	 * Names follow the dashboard's profile.
+	 *
+	 * @param WP_User $user   The user.
+	 * @param array   $claims The verified claims.
+	 */
+	private static function update_profile( WP_User $user, array $claims ): void {
+		$changes = array();
+		foreach ( array(
+			'display_name' => 'name',
+			'first_name'   => 'given_name',
+			'last_name'    => 'family_name',
+		) as $field => $claim ) {
+			$value = self::claim_text( $claims, $claim, '' );
+			if ( '' !== $value && $value !== $user->$field ) {
+				$changes[ $field ] = $value;
+			}
+		}
+		if ( $changes ) {
+			$changes['ID'] = $user->ID;
+			wp_update_user( $changes );
+		}
+	}
+
+	/**
+	 * The role on this site is exactly the token's, at every sign-in, so a
+	 * role lowered in the dashboard is lowered here at the next one.
+	 *
+	 * @param WP_User $user The user.
+	 * @param string  $role The role.
+	 */
+	private static function set_role( WP_User $user, string $role ): void {
+		if ( is_multisite() && ! is_user_member_of_blog( $user->ID, get_current_blog_id() ) ) {
+			add_user_to_blog( get_current_blog_id(), $user->ID, $role );
+			return;
+		}
+		$user = new WP_User( $user->ID );
+		if ( array( $role ) !== array_values( (array) $user->roles ) ) {
+			$user->set_role( $role );
+		}
+	}
+
+	/**
+	 * A text claim, or the fallback.
+	 *
+	 * @param array  $claims   The claims.
+	 * @param string $name     The claim.
+	 * @param string $fallback When the claim is missing or empty.
+	 */
+	private static function claim_text( array $claims, string $name, string $fallback ): string {
+		$value = $claims[ $name ] ?? '';
+		return is_string( $value ) && '' !== trim( $value ) ? sanitize_text_field( $value ) : $fallback;
+	}
+}

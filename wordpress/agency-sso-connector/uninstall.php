@@ -1,0 +1,18 @@
+<?php
+/**
+ * Removing the plugin removes its settings, cached keys, used-token table
+ * and account links. Content and accounts stay.
+ *
+ * @package Agency_SSO_Connector
+ */
+
+defined( 'WP_UNINSTALL_PLUGIN' ) || exit;
+
+global $wpdb;
+foreach ( array( 'agency_sso_issuer', 'agency_sso_break_glass', 'agency_sso_block_passwords', 'agency_sso_jwks_last_good', 'agency_sso_jwks_last_result', 'agency_sso_db_version' ) as $agency_sso_option ) {
+	delete_option( $agency_sso_option );
+}
+delete_transient( 'agency_sso_jwks' );
+delete_transient( 'agency_sso_jwks_fetched_recently' );
+delete_metadata( 'user', 0, 'agency_sso_subject', '', true );
+$wpdb->query( "DROP TABLE IF EXISTS {$wpdb->prefix}agency_sso_used_tokens" ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared,WordPress.DB.DirectDatabaseQuery,WordPress.DB.DirectDatabaseQuery.SchemaChange -- our own table.

@@ -1,0 +1,12 @@
+<?php
+/**
+ * PHPUnit bootstrap: loads the plugin's pure-PHP classes, without WordPress.
+ *
+ * @package Agency_SSO_Connector
+ */
+
+error_reporting( E_ALL );
+
+require_once dirname( __DIR__ ) . '/agency-sso-connector/includes/class-agency-sso-error.php';
+require_once dirname( __DIR__ ) . '/agency-sso-connector/includes/class-agency-sso-jwt.php';
+require_once __DIR__ . '/class-agency-sso-test-case.php';
