@@ -1,0 +1,298 @@
+// The connector plugin (wordpress/agency-sso-connector) in a real WordPress
+// (Debian's 6.1, PHP's own server, MariaDB): launches land in wp-admin as
+// the person with their role, and every refusal is a clear page that leaves
+// WordPress as it was.
+import { test, expect, type Browser, type Page } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import { createHmac, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { baseURL, dashboardEnv, wpAdminPassword, wpBlogURL, wpDir, wpURL } from '../playwright.config';
+import { cli, signInAs } from './helpers';
+
+test.describe.configure({ mode: 'serial' });
+
+type WpUser = { login: string; display_name: string; roles: string[]; subject: string; sessions: number } | null;
+
+/** A WordPress user as WordPress itself reports it (end2end/wordpress/state.php). */
+function wpUser(email: string, blog = false): WpUser {
+  const dir = blog ? join(wpDir, 'blog') : wpDir;
+  const script = fileURLToPath(new URL('../wordpress/state.php', import.meta.url));
+  return JSON.parse(execFileSync('php', [script, dir, 'user', email]).toString());
+}
+
+/** Set the dashboard's clock this many seconds from the real time (WordPress keeps the real time). */
+function moveClock(seconds: number) {
+  writeFileSync(dashboardEnv.SSO_TEST_CLOCK_FILE, String(seconds));
+}
+
+/** Move WordPress' clock, as the connector sees it (end2end/wordpress/serve.sh's test mu-plugin). */
+function moveSiteClock(seconds: number) {
+  writeFileSync(`${wpDir}.clock`, String(seconds));
+}
+
+/** A person signed in to the dashboard in a browser of their own. */
+async function personPage(browser: Browser, person: RegExp): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await signInAs(page, person);
+  await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
+  return page;
+}
+
+/** Open a site from the picker. */
+async function open(page: Page, name: string) {
+  if (!page.url().startsWith(`${baseURL}/`)) {
+    await page.goto('/');
+    await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
+  }
+  await page.getByLabel('Find a site').fill(name);
+  await page.getByRole('button', { name: `Open ${name}`, exact: true }).click();
+}
+
+/** Open a site from the picker but stop the browser at WordPress' door: the token, unused. */
+async function launchToken(page: Page, name: string): Promise<string> {
+  let location = '';
+  const isLaunch = (url: URL) => url.origin === baseURL && url.pathname === '/launch';
+  await page.route(isLaunch, async (route) => {
+    // The dashboard's answer, read but not followed.
+    const response = await route.fetch({ maxRedirects: 0 });
+    location = response.headers()['location'] ?? '';
+    await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>Stopped at the door.</p>' });
+  });
+  await open(page, name);
+  await expect.poll(() => location).toContain('token=');
+  await page.unroute(isLaunch);
+  await page.goto('/');
+  await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
+  return new URL(location).searchParams.get('token') ?? '';
+}
+
+/** What WordPress shows for a refused token, and that it signed nobody in. */
+async function expectRefused(page: Page, code: string, message: RegExp) {
+  await expect(page.getByRole('heading', { name: 'Sign-in refused' })).toBeVisible();
+  await expect(page.locator('#agency-sso-code')).toHaveText(code);
+  await expect(page.locator('#agency-sso-message')).toHaveText(message);
+  await expect(page.getByRole('link', { name: 'Back to the agency dashboard' })).toHaveAttribute('href', `${baseURL}/`);
+  const cookies = await page.context().cookies(wpURL);
+  expect(cookies.filter((c) => c.name.startsWith('wordpress_logged_in'))).toEqual([]);
+  // The token is not on the page.
+  expect(await page.content()).not.toMatch(/eyJ[A-Za-z0-9_-]+\.eyJ/);
+}
+
+const b64url = (x: Buffer | string) => Buffer.from(x).toString('base64url');
+const now = () => Math.floor(Date.now() / 1000);
+function claims(extra: Record<string, unknown> = {}) {
+  return {
+    iss: baseURL, aud: wpURL, sub: 'nina@agency.test', email: 'nina@agency.test', exp: now() + 60, nbf: now(),
+    iat: now(), jti: `forged-${Math.random().toString(36).slice(2)}-${Date.now()}`, wp_role: 'administrator', ...extra,
+  };
+}
+
+test.beforeAll(() => {
+  moveClock(0);
+  cli('sites', 'add', '--name', 'Client Site', '--client', 'Client', '--url', wpURL, '--profile', 'connector');
+  cli('sites', 'add', '--name', 'Client Blog', '--client', 'Client', '--url', wpBlogURL, '--profile', 'connector');
+  cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor');
+  cli('grants', 'add', 'sam@agency.test', wpBlogURL, '--role', 'author');
+});
+// The other specs count Sam's and Nina's sites: leave them as they were.
+test.afterAll(() => {
+  moveClock(0);
+  moveSiteClock(0);
+  for (const [email, site] of [['sam@agency.test', wpURL], ['sam@agency.test', wpBlogURL], ['nina@agency.test', wpURL], ['admin@agency.test', wpURL]]) {
+    cli('grants', 'revoke', email, site);
+  }
+});
+
+test('Sam opens a connector site and lands in the real wp-admin as himself, as editor; the next launch is the same account', async ({ browser }) => {
+  expect(wpUser('sam@agency.test')).toBeNull();
+  const page = await personPage(browser, /Sign in as Sam Staff/);
+  const doors: { referrerPolicy: string | null; url: string }[] = [];
+  page.on('response', (r) => { if (r.url().startsWith(`${wpURL}/wp-login.php`)) doors.push({ url: r.url(), referrerPolicy: r.headers()['referrer-policy'] ?? null }); });
+  await open(page, 'Client Site');
+
+  await expect(page).toHaveURL(`${wpURL}/wp-admin/`);
+  await expect(page.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+  await expect(page.getByRole('heading', { name: 'Dashboard', level: 1 })).toBeVisible();
+  // The token came in at wp-login.php, which answered with no-referrer and a redirect without it.
+  expect(doors).toHaveLength(1);
+  expect(doors[0].url).toContain('action=agency_sso&token=eyJ');
+  expect(doors[0].referrerPolicy).toBe('no-referrer');
+
+  const sam = wpUser('sam@agency.test')!;
+  expect(sam).toMatchObject({ login: 'sam@agency.test', display_name: 'Sam Staff', roles: ['editor'], subject: `${baseURL} sam@agency.test`, sessions: 1 });
+  // An editor: no Plugins menu.
+  await expect(page.locator('#menu-plugins')).toHaveCount(0);
+
+  // The second launch, from a fresh browser, finds the same account.
+  const again = await personPage(browser, /Sign in as Sam Staff/);
+  await open(again, 'Client Site');
+  await expect(again.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+  expect(wpUser('sam@agency.test')).toMatchObject({ login: 'sam@agency.test', roles: ['editor'], sessions: 2 });
+});
+
+test('a role lowered in the dashboard is lowered in WordPress at the next launch', async ({ browser }) => {
+  cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'contributor');
+  const page = await personPage(browser, /Sign in as Sam Staff/);
+  await open(page, 'Client Site');
+  await expect(page.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+  expect(wpUser('sam@agency.test')!.roles).toEqual(['contributor']);
+  cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor');
+});
+
+test('a sub-directory install with the plugin as a must-use plugin', async ({ browser }) => {
+  const page = await personPage(browser, /Sign in as Sam Staff/);
+  await open(page, 'Client Blog');
+  await expect(page).toHaveURL(`${wpBlogURL}/wp-admin/`);
+  await expect(page.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+  expect(wpUser('sam@agency.test', true)).toMatchObject({ login: 'sam@agency.test', roles: ['author'] });
+  // The root site's account is another site's: as its last launch left it.
+  expect(wpUser('sam@agency.test')!.roles).toEqual(['contributor']);
+});
+
+test('refused: a token for another site, a replayed one, an expired one', async ({ browser }) => {
+  const page = await personPage(browser, /Sign in as Sam Staff/);
+  // Client Blog's token taken to Client Site: wrong audience.
+  const forBlog = await launchToken(page, 'Client Blog');
+  const elsewhere = await (await browser.newContext()).newPage();
+  await elsewhere.goto(`${wpURL}/wp-login.php?action=agency_sso&token=${forBlog}`, { referer: `${baseURL}/` });
+  await expectRefused(elsewhere, 'wrong_audience', /issued for a different site/);
+
+  // A token used once is refused the second time, even in another browser.
+  const first = await launchToken(page, 'Client Site');
+  const one = await (await browser.newContext()).newPage();
+  await one.goto(`${wpURL}/wp-login.php?action=agency_sso&token=${first}`, { referer: `${baseURL}/` });
+  await expect(one.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+  const two = await (await browser.newContext()).newPage();
+  await two.goto(`${wpURL}/wp-login.php?action=agency_sso&token=${first}`, { referer: `${baseURL}/` });
+  await expectRefused(two, 'token_replayed', /already been used/);
+
+  // Nina, new to the site, with a token the dashboard signed ten minutes ago.
+  cli('grants', 'add', 'nina@agency.test', wpURL, '--role', 'author');
+  // WordPress' clock ten minutes ahead: the dashboard's fresh token is old there.
+  const nina = await personPage(browser, /Sign in as Nina Newhire/);
+  moveSiteClock(600);
+  try {
+    await open(nina, 'Client Site');
+    await expectRefused(nina, 'token_expired', /has expired/);
+  } finally {
+    moveSiteClock(0);
+  }
+  expect(wpUser('nina@agency.test')).toBeNull();
+});
+
+test('refused: tokens the dashboard did not sign (unknown key, HS256 with the public key, alg none)', async ({ page, request }) => {
+  const go = async (token: string) => page.goto(`${wpURL}/wp-login.php?action=agency_sso&token=${token}`, { referer: `${baseURL}/` });
+  // Another issuer's key, with a key id of its own.
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: 'another-issuers-key' }));
+  const body = b64url(JSON.stringify(claims({ iss: 'https://sso.elsewhere.example' })));
+  await go(`${header}.${body}.${b64url(sign('sha256', Buffer.from(`${header}.${body}`), privateKey))}`);
+  await expectRefused(page, 'unknown_key', /signed with a key this site does not know/);
+
+  // The classic confusion: HS256 keyed with the dashboard's published public key.
+  const jwks = await (await request.get(`${baseURL}/.well-known/jwks.json`)).json();
+  const jwk = jwks.keys[0];
+  const pem = createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
+  const h2 = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT', kid: jwk.kid }));
+  const b2 = b64url(JSON.stringify(claims()));
+  await go(`${h2}.${b2}.${b64url(createHmac('sha256', pem).update(`${h2}.${b2}`).digest())}`);
+  await expectRefused(page, 'alg_not_allowed', /signature algorithm this site does not accept/);
+
+  const h3 = b64url(JSON.stringify({ alg: 'none', typ: 'JWT', kid: jwk.kid }));
+  await go(`${h3}.${b2}.`);
+  await expectRefused(page, 'alg_not_allowed', /signature algorithm this site does not accept/);
+  expect(wpUser('nina@agency.test')).toBeNull();
+});
+
+test('refused: a role the site does not have', async ({ browser }) => {
+  cli('sites', 'set-roles', wpURL, 'administrator,editor,author,contributor,subscriber,shop_manager');
+  cli('grants', 'add', 'nina@agency.test', wpURL, '--role', 'shop_manager');
+  const nina = await personPage(browser, /Sign in as Nina Newhire/);
+  await open(nina, 'Client Site');
+  await expectRefused(nina, 'role_not_allowed', /does not exist on this site or is not allowed/);
+  expect(wpUser('nina@agency.test')).toBeNull();
+});
+
+test('an administrator account made by hand is never taken over: refused until a site admin links it', async ({ browser }) => {
+  // The site's own admin account has Ada's address and is linked to nobody.
+  cli('grants', 'add', 'admin@agency.test', wpURL, '--role', 'administrator');
+  const ada = await personPage(browser, /Sign in as Ada Admin/);
+  await open(ada, 'Client Site');
+  await expectRefused(ada, 'account_link_required', /administrator account with your e-mail address/);
+  expect(wpUser('admin@agency.test')).toMatchObject({ login: 'admin', subject: '', sessions: 0 });
+
+  // The site admin signs in with the password and links the account in Settings → Agency SSO.
+  const wp = await (await browser.newContext()).newPage();
+  await wp.goto(`${wpURL}/wp-login.php`);
+  await wp.getByLabel('Username or Email Address').fill('admin');
+  await wp.getByLabel('Password', { exact: true }).fill(wpAdminPassword);
+  await wp.getByRole('button', { name: 'Log In' }).click();
+  await wp.goto(`${wpURL}/wp-admin/options-general.php?page=agency-sso-connector`);
+  await expect(wp.locator('#agency-sso-issuer')).toHaveText(baseURL);
+  await expect(wp.locator('#agency-sso-audience')).toHaveText(wpURL);
+  await wp.locator('#agency-sso-link-user').selectOption({ label: 'admin' });
+  await wp.locator('#agency-sso-link-email').fill('admin@agency.test');
+  await wp.getByRole('button', { name: 'Link', exact: true }).click();
+  await expect(wp.locator('#agency-sso-notice')).toHaveText('admin is now linked to admin@agency.test in the dashboard.');
+  await expect(wp.locator('#agency-sso-linked')).toContainText(`${baseURL} admin@agency.test`);
+
+  // Now Ada lands in her own account.
+  await open(ada, 'Client Site');
+  await expect(ada).toHaveURL(`${wpURL}/wp-admin/`);
+  await expect(ada.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Ada Admin');
+  expect(wpUser('admin@agency.test')).toMatchObject({ login: 'admin', roles: ['administrator'] });
+
+  // Linked to the dashboard, the account no longer signs in with its password.
+  const again = await (await browser.newContext()).newPage();
+  await again.goto(`${wpURL}/wp-login.php`);
+  await again.getByLabel('Username or Email Address').fill('admin');
+  await again.getByLabel('Password', { exact: true }).fill(wpAdminPassword);
+  await again.getByRole('button', { name: 'Log In' }).click();
+  await expect(again.locator('#login_error')).toContainText('This account signs in through your agency dashboard');
+});
+
+test('the settings page fetches the key set on demand and shows it', async ({ browser, request }) => {
+  const wp = await (await browser.newContext()).newPage();
+  // Break-glass: the site admin keeps password access when named.
+  execFileSync('php', ['-r', `$_SERVER['HTTP_HOST']='127.0.0.1'; require '${wpDir}/wp-load.php'; update_option('agency_sso_break_glass', 'admin');`]);
+  await wp.goto(`${wpURL}/wp-login.php`);
+  await wp.getByLabel('Username or Email Address').fill('admin');
+  await wp.getByLabel('Password', { exact: true }).fill(wpAdminPassword);
+  await wp.getByRole('button', { name: 'Log In' }).click();
+  await expect(wp.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Ada Admin');
+  await wp.goto(`${wpURL}/wp-admin/options-general.php?page=agency-sso-connector`);
+  await wp.getByRole('button', { name: 'Test the connection' }).click();
+  const jwks = await (await request.get(`${baseURL}/.well-known/jwks.json`)).json();
+  await expect(wp.locator('#agency-sso-notice')).toHaveText(`Connected: the dashboard publishes ${jwks.keys.length} key${jwks.keys.length === 1 ? '' : 's'}.`);
+  await expect(wp.locator('.agency-sso-kid')).toHaveText(jwks.keys.map((k: { kid: string }) => k.kid));
+});
+
+test("a connector site's page in the console offers the plugin and the site's wp-config.php line", async ({ browser }) => {
+  const ada = await personPage(browser, /Sign in as Ada Admin/);
+  await ada.goto('/admin/sites?q=client%20blog');
+  await ada.getByRole('link', { name: 'Client Blog', exact: true }).click();
+  await expect(ada.getByText('Sites › Client Blog')).toBeVisible();
+  const setup = ada.getByTestId('connector-setup');
+  await expect(setup).toBeVisible();
+  await expect(ada.getByTestId('connector-config-line')).toHaveText(`define( 'AGENCY_SSO_ISSUER', '${baseURL}' );`);
+  await expect(setup).toContainText(wpBlogURL);
+  await expect(ada.getByLabel('Plugin profile')).toHaveValue('connector');
+
+  // The zip WordPress' uploader takes: the plugin's folder at its top, the same files as the repository's.
+  const [download] = await Promise.all([ada.waitForEvent('download'), setup.getByRole('link', { name: 'the agency-sso connector plugin' }).click()]);
+  expect(download.suggestedFilename()).toBe('agency-sso-connector.zip');
+  const listing = execFileSync('python3', ['-m', 'zipfile', '-l', await download.path()]).toString();
+  for (const file of ['agency-sso-connector.php', 'uninstall.php', 'includes/class-agency-sso-jwt.php', 'includes/class-agency-sso-login.php']) {
+    expect(listing).toContain(`agency-sso-connector/${file}`);
+  }
+  const main = execFileSync('python3', ['-c', 'import sys, zipfile; sys.stdout.write(zipfile.ZipFile(sys.argv[1]).read("agency-sso-connector/agency-sso-connector.php").decode())', await download.path()]).toString();
+  expect(main).toBe(readFileSync(fileURLToPath(new URL('../../wordpress/agency-sso-connector/agency-sso-connector.php', import.meta.url)), 'utf8'));
+
+  // Other profiles' pages show no such thing.
+  await ada.goto('/admin/sites?q=demo%20site');
+  await ada.getByRole('link', { name: 'Demo Site', exact: true }).click();
+  await expect(ada.getByText('Sites › Demo Site')).toBeVisible();
+  await expect(ada.getByTestId('connector-setup')).toHaveCount(0);
+});
