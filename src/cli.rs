@@ -348,7 +348,6 @@ fn when(t: Option<i64>) -> String {
 }
 
 async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
-    use crate::server::{Clock, SystemClock};
     let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
     if let KeysCommand::List = command {
         let (_, ring) = store::keys::load(&db).await?;
@@ -388,7 +387,8 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
         return Ok(());
     }
     let master_keys = crate::server::master_keys(&config)?;
-    let now = SystemClock.now();
+    // The key ring's timeline follows the server's clock (a test moves both).
+    let now = crate::server::clock_for(&config).now();
     let ring = crate::server::open_key_ring(&config, &db, &master_keys, now).await?;
     match command {
         KeysCommand::List => {}

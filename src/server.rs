@@ -345,17 +345,23 @@ pub fn spawn_session_cleanup(db: Db) {
     });
 }
 
-/// Run the dashboard until SIGTERM or Ctrl-C; in-flight requests finish.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    config.oidc_client().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let addr = bind_addr(&config);
-    let clock: Arc<dyn Clock> = match &config.test_clock_file {
+/// The system clock, or the test clock file's (loopback test setups only,
+/// as the configuration checks), for the server and the key commands alike.
+pub fn clock_for(config: &Config) -> Arc<dyn Clock> {
+    match &config.test_clock_file {
         Some(path) => {
             tracing::warn!(file = %path.display(), "the clock is moved by a test clock file");
             Arc::new(OffsetClock(path.clone()))
         }
         None => Arc::new(SystemClock),
-    };
+    }
+}
+
+/// Run the dashboard until SIGTERM or Ctrl-C; in-flight requests finish.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    config.oidc_client().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let addr = bind_addr(&config);
+    let clock = clock_for(&config);
     let state = build_state(config, clock, leptos_options(addr)).await?;
     record_start(&state).await?;
     spawn_session_cleanup(state.db.clone());

@@ -3,14 +3,14 @@
 -- migration's transaction would cascade-delete every grant (foreign keys
 -- cannot be switched off there). Allowing one more value changes no
 -- stored row, so the table's definition is edited in place, the way
--- SQLite's documentation describes for such changes; the index created and
--- dropped after it bumps the schema version, so every open connection
--- reads the new definition.
+-- SQLite's documentation describes for such changes. RESET makes this
+-- connection read the new definition; the index created and dropped after
+-- it bumps the schema version, so every other open connection does too.
 PRAGMA writable_schema = ON;
 UPDATE sqlite_master
 SET sql = replace(sql, 'CHECK (profile IN (''twl-sso'', ''miniorange''))',
                        'CHECK (profile IN (''twl-sso'', ''connector'', ''miniorange''))')
 WHERE type = 'table' AND name = 'sites';
-PRAGMA writable_schema = OFF;
+PRAGMA writable_schema = RESET;
 CREATE INDEX sites_schema_bump_idx ON sites (id);
 DROP INDEX sites_schema_bump_idx;

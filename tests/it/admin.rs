@@ -703,6 +703,35 @@ async fn a_miniorange_secret_belongs_to_one_site(backend: Backend) {
     assert!(urls.contains(&"https://docs.acme.example".to_string()));
 }
 
+async fn an_import_sets_the_connector_profile_and_moves_a_twl_site_to_it(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let boss = app.signed_in(ADMIN).await;
+    add_site(&app, "Acme Shop", "Acme", "https://shop.acme.example").await;
+    let csv = "name,client,url,profile\n\
+               Acme Shop,Acme,https://shop.acme.example,connector\n\
+               Acme Blog,Acme,https://acme.example/blog,connector\n\
+               Acme Wiki,Acme,https://wiki.acme.example,conector\n";
+    let (preview, actions) = import_preview(&app, &boss, csv).await;
+    assert_eq!(actions, ["update", "create", "invalid"]);
+    assert!(preview["rows"][2]["notes"]
+        .to_string()
+        .contains("use twl-sso, connector or miniorange"));
+    let (status, body) = import_apply(&app, &boss, csv, &preview).await;
+    assert_eq!(status, 200, "{body}");
+    for url in ["https://shop.acme.example", "https://acme.example/blog"] {
+        let s = store::sites::find_by_url(&app.state.db, url)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.profile.as_str(), "connector");
+        // The TWL action is left behind with the profile.
+        assert_eq!(
+            s.login_template,
+            "/wp-login.php?action=agency_sso&token={token}"
+        );
+    }
+}
+
 async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
     let app = TestApp::start(backend).await;
     let boss = app.signed_in(ADMIN).await;
@@ -842,4 +871,5 @@ on_both_databases!(
     teams_and_time_limited_grants_decide_who_enters_with_which_role,
     people_invited_promoted_disabled_and_the_last_admin_stays,
     an_import_previews_every_row_then_applies_in_one_go,
+    an_import_sets_the_connector_profile_and_moves_a_twl_site_to_it,
 );

@@ -13,8 +13,8 @@ use agency_sso::store;
 use crate::idp::Signing;
 use crate::on_both_databases;
 use crate::support::{
-    miniorange_php, page_text, pyjwt, run_err, run_ok, run_verifier, Backend, Browser, Options,
-    TestApp,
+    connector_php, miniorange_php, page_text, pyjwt, run_err, run_ok, run_verifier, Backend,
+    Browser, Options, TestApp,
 };
 
 const BLOG: &str = "https://client-one.example/blog";
@@ -251,6 +251,71 @@ fn hs256_over(secret: &str, payload: &str) -> String {
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
     let tag = aws_lc_rs::hmac::sign(&key, text.as_bytes());
     format!("{text}.{}", b64.encode(tag.as_ref()))
+}
+
+/// The connector plugin's verifier (PHP) over `tokens`, for `audience`.
+fn connector_reads(app: &TestApp, audience: &str, typ: &str, tokens: &[String]) -> Vec<Value> {
+    let input = json!({
+        "jwks_uri": app.at("/.well-known/jwks.json"),
+        "issuer": app.url,
+        "audience": audience,
+        "typ": typ,
+        "tokens": tokens,
+    });
+    tokio::task::block_in_place(|| run_verifier(connector_php(), &input.to_string(), "PHP"))
+}
+
+async fn a_connector_site_gets_the_twl_token_at_its_own_action(backend: Backend) {
+    const SITE: &str = "https://client-three.example/wp";
+    let app = TestApp::start(backend).await;
+    let mut input = site("Client Three", SITE);
+    input.profile = "connector".into();
+    let id = add_site(&app, input).await;
+    grant(&app, "sam@agency.test", &id, "author").await;
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        let res = launch(&app, &sam, &id, "/wp-admin/edit.php").await;
+        let (token, location) = token_in(&res, "token");
+        assert_eq!(location.path(), "/wp/wp-login.php");
+        let query: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+        assert_eq!(query[0], ("action".into(), "agency_sso".into()));
+        assert!(query
+            .iter()
+            .any(|(k, v)| k == "redirect_to"
+                && v == "https://client-three.example/wp/wp-admin/edit.php"));
+        tokens.push(token);
+    }
+    // The plugin's own checks take every one, with the twl-sso claims.
+    for got in connector_reads(&app, SITE, "JWT", &tokens) {
+        assert_eq!(got["ok"], true, "{got}");
+        let c = &got["claims"];
+        assert_eq!(
+            (c["aud"].as_str(), c["iss"].as_str()),
+            (Some(SITE), Some(app.url.as_str()))
+        );
+        assert_eq!(
+            (c["sub"].as_str(), c["email"].as_str()),
+            (Some("sam@agency.test"), Some("sam@agency.test"))
+        );
+        assert_eq!(c["wp_role"], "author");
+        assert_eq!(c["nbf"], c["iat"]);
+        assert!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap() <= 300);
+    }
+    // And refuse them for another site, or as a back-channel message.
+    for got in connector_reads(&app, "https://client-three.example", "JWT", &tokens[..1]) {
+        assert_eq!(got["code"], "wrong_audience", "{got}");
+    }
+    for got in connector_reads(&app, SITE, "logout+jwt", &tokens[..1]) {
+        assert_eq!(got["code"], "wrong_type", "{got}");
+    }
+    // A standard verifier agrees (the contract is one token, several consumers).
+    let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    for got in verify(&app, SITE, None, &t) {
+        assert_eq!(got["ok"], true, "{got}");
+    }
 }
 
 async fn the_miniorange_plugin_takes_every_launch(backend: Backend) {
@@ -951,6 +1016,7 @@ on_both_databases!(
     a_launch_lands_with_a_token_the_site_verifies,
     a_miniorange_site_gets_hs256_with_its_own_secret,
     the_miniorange_plugin_takes_every_launch,
+    a_connector_site_gets_the_twl_token_at_its_own_action,
     the_home_page_lists_exactly_the_sites_one_may_enter,
     every_refusal_is_named_shown_and_recorded,
     no_token_leaves_without_its_record,

@@ -20,6 +20,7 @@ on_both_databases!(
     disabling_ends_sessions_in_the_same_transaction,
     session_records_round_trip_and_expire,
     migrations_are_idempotent,
+    a_database_from_before_the_connector_profile_keeps_its_sites_and_grants,
 );
 
 async fn db(backend: Backend, dir: &tempfile::TempDir) -> Db {
@@ -305,5 +306,77 @@ async fn migrations_are_idempotent(backend: Backend) {
         people::list(&second).await.unwrap().len(),
         1,
         "data survives a restart"
+    );
+}
+
+async fn a_database_from_before_the_connector_profile_keeps_its_sites_and_grants(backend: Backend) {
+    use sqlx::Executor;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(backend, dir.path()).await;
+    let (kind, mut old) = match backend {
+        Backend::Sqlite => (DbKind::Sqlite, sqlx::migrate!("migrations/sqlite")),
+        Backend::Postgres => (DbKind::Postgres, sqlx::migrate!("migrations/postgres")),
+    };
+    // The schema as migration 5 left it, with a site and a grant in it.
+    old.migrations = std::borrow::Cow::Owned(
+        old.migrations
+            .iter()
+            .filter(|m| m.version < 6)
+            .cloned()
+            .collect(),
+    );
+    sqlx::any::install_default_drivers();
+    let create = if kind == DbKind::Sqlite {
+        "?mode=rwc"
+    } else {
+        ""
+    };
+    let pool = sqlx::AnyPool::connect(&format!("{url}{create}"))
+        .await
+        .unwrap();
+    old.run(&pool).await.unwrap();
+    pool.execute(
+        "INSERT INTO sites (id, name, client, url, profile, login_template, username_claim, \
+         signing, roles, token_lifetime, created_at, updated_at) VALUES ('s1', 'Blog', 'Acme', \
+         'https://blog.acme.example', 'twl-sso', '/wp-login.php?action=twl_sso&token={token}', \
+         'username', 'RS256', 'administrator editor', 60, 1, 1)",
+    )
+    .await
+    .unwrap();
+    pool.execute(
+        "INSERT INTO grants (id, email, site_id, role, created_at, created_by) \
+         VALUES ('g1', 'sam@agency.test', 's1', 'editor', 1, 'test')",
+    )
+    .await
+    .unwrap();
+    pool.close().await;
+
+    // Opened by this version: migration 6 runs, and nothing is lost (on
+    // SQLite, rebuilding the table would have cascaded to the grants).
+    let db = Db::connect(&url, kind).await.unwrap();
+    let sites = agency_sso::store::sites::list(&db).await.unwrap();
+    assert_eq!(sites.len(), 1);
+    assert_eq!(sites[0].profile.as_str(), "twl-sso");
+    let grants = agency_sso::store::grants::list(&db, None, None)
+        .await
+        .unwrap();
+    assert_eq!(grants.len(), 1, "the grant survives the migration");
+    // Every connection of the pool takes the new profile, and still refuses others.
+    for _ in 0..3 {
+        db.pool
+            .execute("UPDATE sites SET profile = 'connector' WHERE id = 's1'")
+            .await
+            .unwrap();
+    }
+    let bogus = db
+        .pool
+        .execute("UPDATE sites SET profile = 'bogus' WHERE id = 's1'")
+        .await;
+    assert!(bogus.is_err(), "the profile is still checked");
+    assert_eq!(
+        agency_sso::store::sites::list(&db).await.unwrap()[0]
+            .profile
+            .as_str(),
+        "connector"
     );
 }

@@ -534,6 +534,14 @@ pub fn miniorange_php() -> std::process::Command {
     php
 }
 
+/// The connector plugin's own verifier in PHP (tests/verifiers/connector_verify.php).
+pub fn connector_php() -> std::process::Command {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut php = std::process::Command::new("php");
+    php.arg(format!("{root}/tests/verifiers/connector_verify.php"));
+    php
+}
+
 pub fn run_ok(c: &mut std::process::Command) -> String {
     let out = c.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();

@@ -125,7 +125,7 @@ final class Agency_SSO_Admin {
 		if ( '' === $issuer ) {
 			self::back( 'error', __( 'Set the dashboard\'s address first.', 'agency-sso-connector' ) );
 		}
-		Agency_SSO_Keys::refresh( $issuer, true );
+		Agency_SSO_Keys::refresh( $issuer );
 		$result = get_option( Agency_SSO_Keys::LAST_RESULT );
 		if ( is_array( $result ) && ! empty( $result['ok'] ) ) {
 			$set = Agency_SSO_Keys::cached( $issuer );

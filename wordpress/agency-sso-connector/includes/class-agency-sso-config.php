@@ -94,6 +94,15 @@ final class Agency_SSO_Config {
 	}
 
 	/**
+	 * The time tokens and the key cache are checked against: the server's
+	 * clock, through the `agency_sso_now` filter (the end-to-end tests move
+	 * it, as they move the dashboard's; nothing else should).
+	 */
+	public static function now(): int {
+		return (int) apply_filters( 'agency_sso_now', time() );
+	}
+
+	/**
 	 * This site's URL as WordPress reports it, without a trailing slash: the
 	 * audience every token for this site must carry, and the URL to give the
 	 * dashboard.

@@ -19,7 +19,7 @@ final class Agency_SSO_Keys {
 	const CACHE = 'agency_sso_jwks';
 	/** Option (not autoloaded): the last good set, used when a refetch fails. */
 	const LAST_GOOD = 'agency_sso_jwks_last_good';
-	/** Transient: set when a fetch was tried, to fetch at most once a minute on unknown keys or failures. */
+	/** Transient: set by a refetch for an unknown key id or a failed fetch; none other for a minute. */
 	const THROTTLE = 'agency_sso_jwks_fetched_recently';
 	/** Option: the last fetch's outcome, for the settings page. */
 	const LAST_RESULT = 'agency_sso_jwks_last_result';
@@ -31,25 +31,37 @@ final class Agency_SSO_Keys {
 
 	/**
 	 * The PEM public key for a key id, or null when the dashboard does not
-	 * publish it (after at most one refetch a minute).
+	 * publish it. An expired cache is fetched again (unless a fetch failed
+	 * within the last minute: then the last good set serves); an unknown
+	 * key id is asked for again at most once a minute.
 	 *
-	 * @param string $kid The token header's key id.
+	 * @param string      $kid    The token header's key id.
+	 * @param string|null $issuer The issuer (default: the configured one).
 	 */
-	public static function key_for_kid( string $kid ): ?string {
-		$issuer = Agency_SSO_Config::issuer();
+	public static function key_for_kid( string $kid, ?string $issuer = null ): ?string {
+		$issuer = $issuer ?? Agency_SSO_Config::issuer();
 		if ( '' === $issuer ) {
 			return null;
 		}
-		$set = self::cached( $issuer );
+		$set     = self::cached( $issuer );
+		$fetched = false;
 		if ( null === $set ) {
-			$set = self::refresh( $issuer, false );
+			if ( ! self::throttled() ) {
+				$set     = self::refresh( $issuer );
+				$fetched = true;
+			} else {
+				$set = self::last_good( $issuer );
+			}
 		}
 		if ( null !== $set && isset( $set['keys'][ $kid ] ) ) {
 			return $set['keys'][ $kid ];
 		}
-		// An unknown key id: the dashboard may have rotated. Ask again, at most once a minute.
-		if ( false === get_transient( self::THROTTLE ) ) {
-			$set = self::refresh( $issuer, false );
+		// An unknown key id: the dashboard may have rotated in an emergency.
+		// Ask again, at most once a minute (a stream of made-up key ids must
+		// not become a stream of requests to the dashboard).
+		if ( ! $fetched && ! self::throttled() ) {
+			self::throttle();
+			$set = self::refresh( $issuer );
 			if ( null !== $set && isset( $set['keys'][ $kid ] ) ) {
 				return $set['keys'][ $kid ];
 			}
@@ -58,16 +70,32 @@ final class Agency_SSO_Keys {
 	}
 
 	/**
-	 * The cached set for this issuer, or null when none is cached.
+	 * The cached set for this issuer while its max-age lasts, or null.
 	 *
 	 * @param string $issuer The configured issuer.
 	 */
 	public static function cached( string $issuer ): ?array {
 		$set = get_transient( self::CACHE );
-		if ( is_array( $set ) && ( $set['issuer'] ?? '' ) === $issuer && is_array( $set['keys'] ?? null ) ) {
+		if ( is_array( $set ) && ( $set['issuer'] ?? '' ) === $issuer && is_array( $set['keys'] ?? null )
+			&& (int) $set['fetched_at'] + (int) $set['max_age'] > Agency_SSO_Config::now() ) {
 			return $set;
 		}
 		return null;
+	}
+
+	/**
+	 * Whether a refetch for an unknown key id, or a failed fetch, happened within the last minute.
+	 */
+	private static function throttled(): bool {
+		$at = get_transient( self::THROTTLE );
+		return false !== $at && Agency_SSO_Config::now() - (int) $at < self::REFETCH_GAP;
+	}
+
+	/**
+	 * No other refetch for a minute.
+	 */
+	private static function throttle(): void {
+		set_transient( self::THROTTLE, Agency_SSO_Config::now(), self::REFETCH_GAP );
 	}
 
 	/**
@@ -84,26 +112,24 @@ final class Agency_SSO_Keys {
 	}
 
 	/**
-	 * Fetch the set now. On success the set is cached and returned; on
-	 * failure the last good set is returned (null when there is none) and
-	 * the failure is recorded for the settings page.
+	 * Fetch the set now. On success the set is cached (for the dashboard's
+	 * max-age) and returned; on failure the failure is recorded for the
+	 * settings page, no fetch is tried again for a minute, and the last
+	 * good set is returned (null when there is none). An invalid set is
+	 * never cached.
 	 *
-	 * @param string $issuer The configured issuer.
-	 * @param bool   $forced True for the settings page's "test the connection" (not throttled).
+	 * @param string $issuer The issuer.
 	 */
-	public static function refresh( string $issuer, bool $forced ): ?array {
-		if ( ! $forced && false !== get_transient( self::THROTTLE ) ) {
-			return self::last_good( $issuer );
-		}
-		set_transient( self::THROTTLE, time(), self::REFETCH_GAP );
+	public static function refresh( string $issuer ): ?array {
 		try {
 			$set = self::fetch( $issuer );
 		} catch ( Agency_SSO_Error $e ) {
+			self::throttle();
 			update_option(
 				self::LAST_RESULT,
 				array(
 					'ok'      => false,
-					'at'      => time(),
+					'at'      => Agency_SSO_Config::now(),
 					'code'    => $e->get_error_code(),
 					'message' => $e->getMessage(),
 				),
@@ -155,7 +181,7 @@ final class Agency_SSO_Keys {
 			'issuer'     => $issuer,
 			'jwks_uri'   => $jwks_uri,
 			'keys'       => $keys,
-			'fetched_at' => time(),
+			'fetched_at' => Agency_SSO_Config::now(),
 			'max_age'    => $age,
 		);
 	}

@@ -72,7 +72,7 @@ final class Agency_SSO_Login {
 				'require'      => array( 'wp_role' ),
 			),
 			array( Agency_SSO_Keys::class, 'key_for_kid' ),
-			self::now()
+			Agency_SSO_Config::now()
 		);
 		if ( ! Agency_SSO_Replay::claim( (string) $claims['jti'], (int) $claims['exp'] + 60 ) ) {
 			throw new Agency_SSO_Error( 'token_replayed', __( 'This sign-in link has already been used. Open the site again from your agency dashboard.', 'agency-sso-connector' ) );
@@ -89,21 +89,22 @@ final class Agency_SSO_Login {
 	}
 
 	/**
-	 * The time tokens are checked against: the server's clock, through the
-	 * `agency_sso_now` filter (the end-to-end tests move it; nothing else should).
-	 */
-	private static function now(): int {
-		return (int) apply_filters( 'agency_sso_now', time() );
-	}
-
-	/**
-	 * Where to go after signing in: `redirect_to` when it is a path on this
-	 * site, otherwise wp-admin. Never a URL with the token in it.
+	 * Where to go after signing in: `redirect_to` when it is a page of this
+	 * site (a path, or a URL on this site's origin, as the dashboard sends
+	 * deep links), otherwise wp-admin. Never a URL with the token in it.
 	 */
 	private static function landing(): string {
 		$admin = admin_url();
-		// phpcs:ignore WordPress.Security.NonceVerification.Recommended -- only a path on this site is followed.
+		// phpcs:ignore WordPress.Security.NonceVerification.Recommended -- only a page of this site is followed.
 		$to = isset( $_GET['redirect_to'] ) && is_string( $_GET['redirect_to'] ) ? wp_unslash( $_GET['redirect_to'] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- checked below.
+		if ( 1 === preg_match( '#^https?://#i', $to ) ) {
+			$parts = wp_parse_url( $to );
+			if ( ! is_array( $parts ) || isset( $parts['user'] ) || isset( $parts['pass'] )
+				|| Agency_SSO_Config::origin( $to ) !== Agency_SSO_Config::origin( get_site_url() ) ) {
+				return $admin;
+			}
+			$to = ( $parts['path'] ?? '/' ) . ( isset( $parts['query'] ) ? '?' . $parts['query'] : '' );
+		}
 		if ( '' === $to || '/' !== $to[0] || str_starts_with( $to, '//' ) || str_contains( $to, '\\' ) || preg_match( '/[\x00-\x1f\x7f]/', $to ) ) {
 			return $admin;
 		}

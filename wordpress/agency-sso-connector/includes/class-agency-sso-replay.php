@@ -59,7 +59,7 @@ final class Agency_SSO_Replay {
 		}
 		$table = self::table();
 		// phpcs:disable WordPress.DB.PreparedSQL.InterpolatedNotPrepared,WordPress.DB.DirectDatabaseQuery -- the table name is ours; a cache would defeat the check.
-		$wpdb->query( $wpdb->prepare( "DELETE FROM {$table} WHERE expires_at < %d", time() ) );
+		$wpdb->query( $wpdb->prepare( "DELETE FROM {$table} WHERE expires_at < %d", Agency_SSO_Config::now() ) );
 		$inserted = $wpdb->query(
 			$wpdb->prepare(
 				"INSERT IGNORE INTO {$table} (jti_hash, expires_at) VALUES (%s, %d)",
