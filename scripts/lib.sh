@@ -143,12 +143,12 @@ ensure_tools() {
   ensure_node_packages
 }
 
-# A real WordPress for the connector plugin's tests: Debian's WordPress
-# (6.1), PHP with MySQL, PHPUnit for the plugin's verifier, and MariaDB on
+# A real WordPress for the connector plugin (the tests and scripts/dev's
+# demo): Debian's WordPress (6.1), PHP with MySQL, and MariaDB on
 # 127.0.0.1:3306 (this machine kind runs one; where none is installed,
 # Debian's is installed and started, as for PostgreSQL).
 ensure_wordpress() {
-  ensure_apt wordpress php-cli php-mysql phpunit
+  ensure_apt wordpress php-cli php-mysql
   if php -r 'exit(@new mysqli("127.0.0.1", "root", "", "", 3306) ? 0 : 1);' 2>/dev/null; then return 0; fi
   ensure_apt mariadb-server
   say "starting MariaDB"
@@ -170,6 +170,7 @@ ensure_test_tools() {
   ensure_python_verifiers
   ensure_postgres
   ensure_wordpress
+  ensure_apt phpunit
 }
 
 # Build the server binary and the hydrate bundle into target/ (the layout

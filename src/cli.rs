@@ -212,6 +212,9 @@ pub enum DemoCommand {
         /// Also add this many filler sites, all open to Sam Staff.
         #[arg(long, default_value_t = 0)]
         extra_sites: usize,
+        /// A real WordPress running the connector plugin (scripts/dev starts one).
+        #[arg(long)]
+        wordpress_url: Option<String>,
     },
 }
 
@@ -638,8 +641,9 @@ async fn backup(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// The demo: the stand-in WordPress site (twl-sso) and its shop
-/// (miniOrange, HS256), a site only the admin may enter, and optional
-/// filler sites to feel a large agency's list.
+/// (miniOrange, HS256), a site only the admin may enter, optionally a real
+/// WordPress with the connector plugin, and optional filler sites to feel a
+/// large agency's list.
 async fn demo(config: Config, command: DemoCommand) -> anyhow::Result<()> {
     use crate::domain::sites::SiteInput;
     use crate::sites::ManageError;
@@ -647,6 +651,7 @@ async fn demo(config: Config, command: DemoCommand) -> anyhow::Result<()> {
         site_url,
         shop_secret,
         extra_sites,
+        wordpress_url,
     } = command;
     let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
     let masters = crate::server::master_keys(&config)?;
@@ -688,6 +693,18 @@ async fn demo(config: Config, command: DemoCommand) -> anyhow::Result<()> {
     wanted[1].0.roles = ["administrator", "shop_manager", "editor", "customer"]
         .map(String::from)
         .to_vec();
+    if let Some(url) = wordpress_url {
+        let mut wp = site("Demo WordPress", "Demo Client", url);
+        wp.profile = "connector".into();
+        wanted.push((
+            wp,
+            vec![
+                ("sam@agency.test", "editor"),
+                ("sasha@agency.test", "author"),
+                ("admin@agency.test", "administrator"),
+            ],
+        ));
+    }
     let roles = [
         "editor",
         "author",

@@ -5,7 +5,8 @@
 import { test, expect, type Browser, type Page } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { createHmac, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseURL, dashboardEnv, wpAdminPassword, wpBlogURL, wpDir, wpURL } from '../playwright.config';
@@ -17,7 +18,10 @@ type WpUser = { login: string; display_name: string; roles: string[]; subject: s
 
 /** A WordPress user as WordPress itself reports it (end2end/wordpress/state.php). */
 function wpUser(email: string, blog = false): WpUser {
-  const dir = blog ? join(wpDir, 'blog') : wpDir;
+  return wpUserIn(blog ? join(wpDir, 'blog') : wpDir, email);
+}
+
+function wpUserIn(dir: string, email: string): WpUser {
   const script = fileURLToPath(new URL('../wordpress/state.php', import.meta.url));
   return JSON.parse(execFileSync('php', [script, dir, 'user', email]).toString());
 }
@@ -100,7 +104,8 @@ test.beforeAll(() => {
 test.afterAll(() => {
   moveClock(0);
   moveSiteClock(0);
-  for (const [email, site] of [['sam@agency.test', wpURL], ['sam@agency.test', wpBlogURL], ['nina@agency.test', wpURL], ['admin@agency.test', wpURL]]) {
+  for (const [email, site] of [['sam@agency.test', wpURL], ['sam@agency.test', wpBlogURL], ['sam@agency.test', `${wpURL}/fresh`],
+    ['nina@agency.test', wpURL], ['admin@agency.test', wpURL]]) {
     try { cli('grants', 'revoke', email, site); } catch { /* never granted: a test stopped early */ }
   }
 });
@@ -388,4 +393,50 @@ test("a connector site's page in the console offers the plugin and the site's wp
   await ada.getByRole('link', { name: 'Demo Site', exact: true }).click();
   await expect(ada.getByText('Sites › Demo Site')).toBeVisible();
   await expect(ada.getByTestId('connector-setup')).toHaveCount(0);
+});
+
+test("the README's steps on a fresh WordPress: upload the zip, activate it, add the site in the console, open it", async ({ browser, request }) => {
+  const fresh = `${wpURL}/fresh`;
+  // The plugin zip as the console offers it.
+  const zip = join(mkdtempSync(join(tmpdir(), 'connector-zip-')), 'agency-sso-connector.zip');
+  writeFileSync(zip, await (await request.get(`${baseURL}/agency-sso-connector.zip`)).body());
+
+  // The site's admin uploads and activates it (wp-config.php already has the one line).
+  const wp = await (await browser.newContext()).newPage();
+  await wp.goto(`${fresh}/wp-login.php`);
+  await wp.getByLabel('Username or Email Address').fill('admin');
+  await wp.getByLabel('Password', { exact: true }).fill(wpAdminPassword);
+  await wp.getByRole('button', { name: 'Log In' }).click();
+  await wp.goto(`${fresh}/wp-admin/plugin-install.php?tab=upload`);
+  await wp.locator('#pluginzip').setInputFiles(zip);
+  await wp.getByRole('button', { name: 'Install Now' }).click();
+  await expect(wp.getByText('Plugin installed successfully.')).toBeVisible();
+  await wp.getByRole('link', { name: 'Activate Plugin' }).click();
+  await expect(wp.getByText('Plugin activated.')).toBeVisible();
+  await expect(wp.locator('#the-list tr[data-slug="agency-sso-connector"]')).toContainText('agency-sso connector');
+  await wp.goto(`${fresh}/wp-admin/options-general.php?page=agency-sso-connector`);
+  await expect(wp.locator('#agency-sso-audience')).toHaveText(fresh);
+  await wp.getByRole('button', { name: 'Test the connection' }).click();
+  await expect(wp.locator('#agency-sso-notice')).toContainText('Connected: the dashboard publishes');
+
+  // An agency admin adds the site with the connector profile.
+  const ada = await personPage(browser, /Sign in as Ada Admin/);
+  await ada.goto('/admin/sites/new');
+  await expect(ada.locator('.console[data-live="true"]')).toBeVisible({ timeout: 20_000 });
+  await ada.getByLabel('Name', { exact: true }).fill('Fresh Client Site');
+  await ada.getByLabel('Client', { exact: true }).fill('Fresh Client');
+  await ada.getByLabel('URL', { exact: true }).fill(fresh);
+  await ada.getByLabel('Plugin profile').selectOption('connector');
+  await ada.getByRole('button', { name: 'Add the site' }).click();
+  await expect(ada.getByText('Sites › Fresh Client Site')).toBeVisible();
+  await ada.reload();
+  await expect(ada.getByTestId('connector-config-line')).toHaveText(`define( 'AGENCY_SSO_ISSUER', '${baseURL}' );`);
+  cli('grants', 'add', 'sam@agency.test', fresh, '--role', 'editor');
+
+  // Sam opens it and is in its wp-admin.
+  const sam = await personPage(browser, /Sign in as Sam Staff/);
+  await open(sam, 'Fresh Client Site');
+  await expect(sam).toHaveURL(`${fresh}/wp-admin/`);
+  await expect(sam.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+  expect(wpUserIn(join(wpDir, 'fresh'), 'sam@agency.test')).toMatchObject({ roles: ['editor'] });
 });

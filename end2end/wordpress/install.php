@@ -2,11 +2,12 @@
 /**
  * Installs one WordPress site for the end-to-end tests (run by serve.sh).
  *
- * Usage: php install.php <wordpress folder> <site URL> <title> <plugin|mu-plugin>
+ * Usage: php install.php <wordpress folder> <site URL> <title> <plugin|mu-plugin|none>
  *
  * The admin account is `admin` with the password in WP_TEST_ADMIN_PASSWORD
- * and the e-mail address admin@agency.test: an agency admin who set the
- * site up by hand before it was linked to the dashboard.
+ * and the e-mail address in WP_ADMIN_EMAIL (default admin@agency.test: an
+ * agency admin who set the site up by hand before it was linked to the
+ * dashboard, as the tests want).
  *
  * @package Agency_SSO_Connector
  */
@@ -25,7 +26,7 @@ require_once ABSPATH . 'wp-admin/includes/plugin.php';
 
 // No mail on this machine: the new-site e-mail is not sent.
 add_filter( 'pre_wp_mail', '__return_false' );
-$agency_sso_result = wp_install( $agency_sso_title, 'admin', 'admin@agency.test', false, '', getenv( 'WP_TEST_ADMIN_PASSWORD' ) );
+$agency_sso_result = wp_install( $agency_sso_title, 'admin', getenv( 'WP_ADMIN_EMAIL' ) ?: 'admin@agency.test', false, '', getenv( 'WP_TEST_ADMIN_PASSWORD' ) );
 if ( is_wp_error( $agency_sso_result ) ) {
 	fwrite( STDERR, $agency_sso_result->get_error_message() . "\n" );
 	exit( 1 );

@@ -5,7 +5,8 @@
 #   /      the connector plugin installed as a plugin (a link to the
 #          repository's folder) and activated;
 #   /blog  a sub-directory install with the plugin as a must-use plugin;
-# both with AGENCY_SSO_ISSUER naming the test dashboard ($WP_ISSUER).
+#   /fresh a sub-directory install without the plugin (a test uploads it);
+# all with AGENCY_SSO_ISSUER naming the test dashboard ($WP_ISSUER).
 # Everything is removed when the server stops.
 set -euo pipefail
 : "${WP_PORT:?}" "${WP_DIR:?}" "${WP_ISSUER:?}" "${WP_TEST_ADMIN_PASSWORD:?}"
@@ -93,6 +94,12 @@ require __DIR__ . '/agency-sso-connector/agency-sso-connector.php';
 PHP
 php "$HERE/install.php" "$WP_DIR/blog" "$URL/blog" "Client Blog" mu-plugin
 test_clock "$WP_DIR/blog"
+
+# /fresh: a WordPress with the one line in wp-config.php and no plugin yet,
+# for the README's steps (upload the zip, activate, add the site, open it).
+site "$WP_DIR/fresh" "$URL/fresh" wpc_
+php "$HERE/install.php" "$WP_DIR/fresh" "$URL/fresh" "Fresh Client Site" none
+test_clock "$WP_DIR/fresh"
 
 # Several workers, as a real site has: the single-use token check must hold across them.
 PHP_CLI_SERVER_WORKERS=4 php -S "127.0.0.1:$WP_PORT" -t "$WP_DIR" >"$WP_DIR.log" 2>&1 &

@@ -14,6 +14,10 @@
 
 defined( 'ABSPATH' ) || exit;
 
+// Installed twice (a must-use copy and a plugin, say): the first one loaded serves.
+if ( defined( 'AGENCY_SSO_CONNECTOR_VERSION' ) ) {
+	return;
+}
 define( 'AGENCY_SSO_CONNECTOR_VERSION', '0.1.0' );
 define( 'AGENCY_SSO_CONNECTOR_FILE', __FILE__ );
 
