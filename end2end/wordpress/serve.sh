@@ -19,7 +19,8 @@ sql() { php -r '$m = new mysqli("127.0.0.1", "root", "", "", 3306); $m->query($a
 
 PHP_PID=""
 cleanup() {
-  [ -n "$PHP_PID" ] && kill "$PHP_PID" 2>/dev/null
+  # PHP's server leaves its workers behind when only it is stopped.
+  if [ -n "$PHP_PID" ]; then pkill -P "$PHP_PID" 2>/dev/null; kill "$PHP_PID" 2>/dev/null; fi
   sql "DROP DATABASE IF EXISTS \`$DB\`" || true
   rm -rf "$WP_DIR" "$WP_DIR.clock"
 }
