@@ -21,9 +21,9 @@ function wpUser(email: string, blog = false): WpUser {
   return wpUserIn(blog ? join(wpDir, 'blog') : wpDir, email);
 }
 
-function wpUserIn(dir: string, email: string): WpUser {
+function wpUserIn(dir: string, email: string, site?: string): WpUser {
   const script = fileURLToPath(new URL('../wordpress/state.php', import.meta.url));
-  return JSON.parse(execFileSync('php', [script, dir, 'user', email]).toString());
+  return JSON.parse(execFileSync('php', [script, dir, 'user', email, ...(site ? [site] : [])]).toString());
 }
 
 /** Set the dashboard's clock this many seconds from the real time (WordPress keeps the real time). */
@@ -99,12 +99,14 @@ test.beforeAll(() => {
   cli('sites', 'add', '--name', 'Client Blog', '--client', 'Client', '--url', wpBlogURL, '--profile', 'connector');
   cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor');
   cli('grants', 'add', 'sam@agency.test', wpBlogURL, '--role', 'author');
+  cli('sites', 'add', '--name', 'Client Team Site', '--client', 'Client', '--url', `${wpURL}/net/team`, '--profile', 'connector');
+  cli('grants', 'add', 'sam@agency.test', `${wpURL}/net/team`, '--role', 'author');
 });
 // The other specs count Sam's and Nina's sites: leave them as they were.
 test.afterAll(() => {
   moveClock(0);
   moveSiteClock(0);
-  for (const [email, site] of [['sam@agency.test', wpURL], ['sam@agency.test', wpBlogURL], ['sam@agency.test', `${wpURL}/fresh`],
+  for (const [email, site] of [['sam@agency.test', wpURL], ['sam@agency.test', wpBlogURL], ['sam@agency.test', `${wpURL}/fresh`], ['sam@agency.test', `${wpURL}/net/team`],
     ['nina@agency.test', wpURL], ['admin@agency.test', wpURL]]) {
     try { cli('grants', 'revoke', email, site); } catch { /* never granted: a test stopped early */ }
   }
@@ -154,6 +156,17 @@ test('a sub-directory install with the plugin as a must-use plugin', async ({ br
   expect(wpUser('sam@agency.test', true)).toMatchObject({ login: 'sam@agency.test', roles: ['author'] });
   // The root site's account is another site's: as its last launch left it.
   expect(wpUser('sam@agency.test')!.roles).toEqual(['contributor']);
+});
+
+test('a multisite network: a sub-site, the plugin activated for the whole network', async ({ browser }) => {
+  const team = `${wpURL}/net/team`;
+  const page = await personPage(browser, /Sign in as Sam Staff/);
+  await open(page, 'Client Team Site');
+  await expect(page).toHaveURL(`${team}/wp-admin/`);
+  await expect(page.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+  expect(wpUserIn(join(wpDir, 'net'), 'sam@agency.test', team)).toMatchObject({ login: 'sam@agency.test', roles: ['author'] });
+  // A member of that sub-site only, not of the network's main site.
+  expect(wpUserIn(join(wpDir, 'net'), 'sam@agency.test', `${wpURL}/net`)).toMatchObject({ roles: [] });
 });
 
 test('key rotation: a key published ahead takes over, an emergency switch and a revoke of the active key, all without touching WordPress', async ({ browser, request }) => {

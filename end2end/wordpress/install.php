@@ -2,7 +2,7 @@
 /**
  * Installs one WordPress site for the end-to-end tests (run by serve.sh).
  *
- * Usage: php install.php <wordpress folder> <site URL> <title> <plugin|mu-plugin|none>
+ * Usage: php install.php <wordpress folder> <site URL> <title> <plugin|mu-plugin|none|network>
  *
  * The admin account is `admin` with the password in WP_TEST_ADMIN_PASSWORD
  * and the e-mail address in WP_ADMIN_EMAIL (default admin@agency.test: an
@@ -32,6 +32,22 @@ if ( is_wp_error( $agency_sso_result ) ) {
 	exit( 1 );
 }
 update_option( 'permalink_structure', '' );
+update_option( 'siteurl', $agency_sso_url );
+update_option( 'home', $agency_sso_url );
+if ( 'network' === $agency_sso_mode ) {
+	// A sub-directory network at this address (serve.sh then switches wp-config.php to it).
+	// As wp-admin/network.php does: the network's tables by name, then made.
+	require_once ABSPATH . 'wp-admin/includes/network.php';
+	foreach ( $wpdb->tables( 'ms_global' ) as $agency_sso_table => $agency_sso_prefixed ) {
+		$wpdb->$agency_sso_table = $agency_sso_prefixed;
+	}
+	install_network();
+	$agency_sso_network = populate_network( 1, $_SERVER['HTTP_HOST'], get_option( 'admin_email' ), $agency_sso_title, $_SERVER['REQUEST_URI'], false );
+	if ( is_wp_error( $agency_sso_network ) ) {
+		fwrite( STDERR, 'making the network: ' . $agency_sso_network->get_error_message() . "\n" );
+		exit( 1 );
+	}
+}
 if ( 'plugin' === $agency_sso_mode ) {
 	$agency_sso_activated = activate_plugin( 'agency-sso-connector/agency-sso-connector.php' );
 	if ( is_wp_error( $agency_sso_activated ) ) {

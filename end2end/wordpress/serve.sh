@@ -6,6 +6,8 @@
 #          repository's folder) and activated;
 #   /blog  a sub-directory install with the plugin as a must-use plugin;
 #   /fresh a sub-directory install without the plugin (a test uploads it);
+#   /net   a sub-directory multisite network, its sub-site /net/team with
+#          the plugin network-activated (router.php plays Apache's rewrites);
 # all with AGENCY_SSO_ISSUER naming the test dashboard ($WP_ISSUER).
 # Everything is removed when the server stops.
 set -euo pipefail
@@ -102,7 +104,23 @@ site "$WP_DIR/fresh" "$URL/fresh" wpc_
 php "$HERE/install.php" "$WP_DIR/fresh" "$URL/fresh" "Fresh Client Site" none
 test_clock "$WP_DIR/fresh"
 
+# /net: a sub-directory multisite network; its sub-site /net/team gets the
+# connector activated for the whole network. Installed as one site, made a
+# network, then wp-config.php says so (in place of WP_HOME and WP_SITEURL,
+# which would pin every sub-site to the network's address).
+site "$WP_DIR/net" "$URL/net" wpn_
+ln -s "$PLUGIN" "$WP_DIR/net/wp-content/plugins/agency-sso-connector"
+php "$HERE/install.php" "$WP_DIR/net" "$URL/net" "Client Network" network
+sed -i -e "/^define( 'WP_HOME'/d" -e "s|^define( 'WP_SITEURL'.*|define( 'MULTISITE', true );\n\
+define( 'SUBDOMAIN_INSTALL', false );\n\
+define( 'DOMAIN_CURRENT_SITE', '127.0.0.1:$WP_PORT' );\n\
+define( 'PATH_CURRENT_SITE', '/net/' );\n\
+define( 'SITE_ID_CURRENT_SITE', 1 );\n\
+define( 'BLOG_ID_CURRENT_SITE', 1 );|" "$WP_DIR/net/wp-config.php"
+php "$HERE/network-site.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" team "Client Team Site"
+test_clock "$WP_DIR/net"
+
 # Several workers, as a real site has: the single-use token check must hold across them.
-PHP_CLI_SERVER_WORKERS=4 php -S "127.0.0.1:$WP_PORT" -t "$WP_DIR" >"$WP_DIR.log" 2>&1 &
+PHP_CLI_SERVER_WORKERS=4 php -S "127.0.0.1:$WP_PORT" -t "$WP_DIR" "$HERE/router.php" >"$WP_DIR.log" 2>&1 &
 PHP_PID=$!
 wait "$PHP_PID"

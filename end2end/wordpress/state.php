@@ -3,7 +3,8 @@
  * What WordPress holds, for the end-to-end tests' assertions (read through
  * WordPress itself, as a site admin would see it).
  *
- * Usage: php state.php <wordpress folder> user <e-mail>
+ * Usage: php state.php <wordpress folder> user <e-mail> [site URL]
+ * (the site URL picks a sub-site of a multisite network)
  * Prints JSON: null when there is no such user, else its login, display
  * name, roles, the dashboard person it is linked to and its session count.
  *
@@ -14,7 +15,9 @@ if ( 'cli' !== PHP_SAPI ) {
 	exit( 1 );
 }
 [ , $agency_sso_root, $agency_sso_what, $agency_sso_arg ] = $argv;
-$_SERVER['HTTP_HOST'] = '127.0.0.1';
+$agency_sso_site        = parse_url( $argv[4] ?? 'http://127.0.0.1/' );
+$_SERVER['HTTP_HOST']   = $agency_sso_site['host'] . ( isset( $agency_sso_site['port'] ) ? ':' . $agency_sso_site['port'] : '' );
+$_SERVER['REQUEST_URI'] = rtrim( $agency_sso_site['path'] ?? '', '/' ) . '/';
 require $agency_sso_root . '/wp-load.php';
 
 if ( 'user' === $agency_sso_what ) {
