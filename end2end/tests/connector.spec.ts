@@ -148,7 +148,7 @@ test('a role lowered in the dashboard is lowered in WordPress at the next launch
   cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor');
 });
 
-test('a sub-directory install with the plugin as a must-use plugin', async ({ browser }) => {
+test('a sub-directory install with the plugin as a must-use plugin, and a site that narrows the roles', async ({ browser }) => {
   const page = await personPage(browser, /Sign in as Sam Staff/);
   await open(page, 'Client Blog');
   await expect(page).toHaveURL(`${wpBlogURL}/wp-admin/`);
@@ -156,6 +156,18 @@ test('a sub-directory install with the plugin as a must-use plugin', async ({ br
   expect(wpUser('sam@agency.test', true)).toMatchObject({ login: 'sam@agency.test', roles: ['author'] });
   // The root site's account is another site's: as its last launch left it.
   expect(wpUser('sam@agency.test')!.roles).toEqual(['contributor']);
+
+  // The blog's agency_sso_allowed_roles filter keeps administrator out:
+  // granted it in the dashboard, Sam is refused and keeps his role there.
+  cli('grants', 'add', 'sam@agency.test', wpBlogURL, '--role', 'administrator');
+  try {
+    const again = await personPage(browser, /Sign in as Sam Staff/);
+    await open(again, 'Client Blog');
+    await expectRefused(again, 'role_not_allowed', /does not exist on this site or is not allowed/);
+    expect(wpUser('sam@agency.test', true)).toMatchObject({ roles: ['author'] });
+  } finally {
+    cli('grants', 'add', 'sam@agency.test', wpBlogURL, '--role', 'author');
+  }
 });
 
 test('a multisite network: a sub-site, the plugin activated for the whole network', async ({ browser }) => {

@@ -97,6 +97,14 @@ require __DIR__ . '/agency-sso-connector/agency-sso-connector.php';
 PHP
 php "$HERE/install.php" "$WP_DIR/blog" "$URL/blog" "Client Blog" mu-plugin
 test_clock "$WP_DIR/blog"
+# The blog narrows the roles a token may give, as a site can with the filter.
+cat > "$WP_DIR/blog/wp-content/mu-plugins/client-blog-roles.php" <<'PHP'
+<?php
+// Nobody becomes an administrator of the blog from the dashboard.
+add_filter( 'agency_sso_allowed_roles', function ( $roles ) {
+	return array_diff( $roles, array( 'administrator' ) );
+} );
+PHP
 
 # /fresh: a WordPress with the one line in wp-config.php and no plugin yet,
 # for the README's steps (upload the zip, activate, add the site, open it).
