@@ -75,6 +75,8 @@ async function launchToken(page: Page, name: string): Promise<string> {
 /** What WordPress shows for a refused token, and that it signed nobody in. */
 async function expectRefused(page: Page, code: string, message: RegExp) {
   await expect(page.getByRole('heading', { name: 'Sign-in refused' })).toBeVisible();
+  // Shown at an address without the token (a redirect took it out of the address bar and history).
+  expect(page.url()).toMatch(new RegExp(`/wp-login\\.php\\?action=agency_sso&refused=${code}$`));
   await expect(page.locator('#agency-sso-code')).toHaveText(code);
   await expect(page.locator('#agency-sso-message')).toHaveText(message);
   await expect(page.getByRole('link', { name: 'Back to the agency dashboard' })).toHaveAttribute('href', `${baseURL}/`);

@@ -32,8 +32,12 @@ final class Agency_SSO_Login {
 		// The token is in this URL: never send it on as a Referer.
 		header( 'Referrer-Policy: no-referrer' );
 		header( 'X-Robots-Tag: noindex, nofollow' );
+		// phpcs:ignore WordPress.Security.NonceVerification.Recommended -- only a known code is shown.
+		if ( ! isset( $_GET['token'] ) && isset( $_GET['refused'] ) && is_string( $_GET['refused'] ) ) {
+			self::show_refusal( sanitize_key( wp_unslash( $_GET['refused'] ) ) ); // phpcs:ignore WordPress.Security.NonceVerification.Recommended
+		}
 		try {
-			$user = self::sign_in();
+			self::sign_in();
 		} catch ( Agency_SSO_Error $e ) {
 			self::refuse( $e );
 		}
@@ -123,8 +127,9 @@ final class Agency_SSO_Login {
 	}
 
 	/**
-	 * A clear page that says what happened and what to do, with a code the
-	 * dashboard's people know. The token is never shown or logged.
+	 * A refusal: recorded (the code only: never the token), then the
+	 * browser is sent to a page without the token in its address, so the
+	 * token is not left in the address bar or the history.
 	 *
 	 * @param Agency_SSO_Error $e The refusal.
 	 */
@@ -132,10 +137,25 @@ final class Agency_SSO_Login {
 		$code = $e->get_error_code();
 		do_action( 'agency_sso_login_refused', $code );
 		// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- a refusal is worth a line in the site's log; the token is not in it.
-		error_log( 'agency-sso-connector: sign-in refused: ' . $code );
+		error_log( 'agency-sso-connector: sign-in refused: ' . $code . ( 'user_not_created' === $code ? ' (' . $e->getMessage() . ')' : '' ) );
+		wp_safe_redirect( site_url( 'wp-login.php?action=' . self::ACTION . '&refused=' . rawurlencode( $code ), 'login' ), 303 );
+		exit;
+	}
+
+	/**
+	 * The page for a refusal: what happened, what to do, and a code the
+	 * dashboard's people know. Only known codes are shown.
+	 *
+	 * @param string $code The refusal's code.
+	 */
+	private static function show_refusal( string $code ): void {
+		$messages = self::messages();
+		if ( ! isset( $messages[ $code ] ) ) {
+			$code = 'malformed_token';
+		}
 		$issuer = Agency_SSO_Config::issuer();
 		$html   = '<h1>' . esc_html__( 'Sign-in refused', 'agency-sso-connector' ) . '</h1>'
-			. '<p id="agency-sso-message">' . esc_html( $e->getMessage() ) . '</p>'
+			. '<p id="agency-sso-message">' . esc_html( $messages[ $code ] ) . '</p>'
 			. '<p>' . esc_html( self::advice( $code ) ) . '</p>';
 		if ( '' !== $issuer ) {
 			$html .= '<p><a href="' . esc_url( $issuer . '/' ) . '">' . esc_html__( 'Back to the agency dashboard', 'agency-sso-connector' ) . '</a></p>';
@@ -148,6 +168,40 @@ final class Agency_SSO_Login {
 				'response'  => in_array( $code, array( 'dashboard_unreachable', 'replay_check_unavailable' ), true ) ? 503 : 403,
 				'back_link' => false,
 			)
+		);
+	}
+
+	/**
+	 * What each refusal says, by code.
+	 *
+	 * @return array<string, string>
+	 */
+	private static function messages(): array {
+		return array(
+			'not_configured'           => __( 'Sign-in from the agency dashboard is not set up on this site yet. A site administrator adds the dashboard\'s address to wp-config.php (see Settings → Agency SSO).', 'agency-sso-connector' ),
+			'malformed_token'          => __( 'The sign-in token is damaged or missing.', 'agency-sso-connector' ),
+			'alg_not_allowed'          => __( 'The sign-in token uses a signature algorithm this site does not accept.', 'agency-sso-connector' ),
+			'header_not_allowed'       => __( 'The sign-in token carries a header this site does not accept.', 'agency-sso-connector' ),
+			'wrong_type'               => __( 'The token is not the kind of token expected here.', 'agency-sso-connector' ),
+			'missing_kid'              => __( 'The sign-in token does not name the key it was signed with.', 'agency-sso-connector' ),
+			'unknown_key'              => __( 'The sign-in token was signed with a key this site does not know.', 'agency-sso-connector' ),
+			'bad_signature'            => __( 'The sign-in token\'s signature is not valid.', 'agency-sso-connector' ),
+			'wrong_issuer'             => __( 'The sign-in token was not issued by the dashboard this site trusts.', 'agency-sso-connector' ),
+			'wrong_audience'           => __( 'The sign-in token was issued for a different site.', 'agency-sso-connector' ),
+			'token_expired'            => __( 'The sign-in link has expired. Please go back to the dashboard and try again.', 'agency-sso-connector' ),
+			'token_not_yet_valid'      => __( 'The sign-in token is not valid yet. Please check that this server\'s clock is correct.', 'agency-sso-connector' ),
+			'lifetime_too_long'        => __( 'The sign-in token is valid for longer than this site allows.', 'agency-sso-connector' ),
+			'missing_claim'            => __( 'The sign-in token lacks information this site requires.', 'agency-sso-connector' ),
+			'wrong_referer'            => __( 'This sign-in link was not opened from your agency dashboard.', 'agency-sso-connector' ),
+			'token_replayed'           => __( 'This sign-in link has already been used. Open the site again from your agency dashboard.', 'agency-sso-connector' ),
+			'replay_check_unavailable' => __( 'This site could not record the sign-in link as used, so it was not accepted. Try again in a moment.', 'agency-sso-connector' ),
+			'role_not_allowed'         => __( 'The role the dashboard gives you here does not exist on this site or is not allowed here. Ask an agency admin to check your role for this site.', 'agency-sso-connector' ),
+			'account_bound_elsewhere'  => __( 'The account with your e-mail address on this site belongs to another dashboard person. Ask the site\'s administrator to check it.', 'agency-sso-connector' ),
+			'account_link_required'    => __( 'This site already has an administrator account with your e-mail address that is not linked to the agency dashboard, and it is never taken over silently. A site administrator can link it under Settings → Agency SSO; until then, sign in to it with its password.', 'agency-sso-connector' ),
+			'user_not_created'         => __( 'WordPress could not create your account on this site. Ask the site\'s administrator.', 'agency-sso-connector' ),
+			'discovery_failed'         => __( 'This site could not read the dashboard\'s discovery document.', 'agency-sso-connector' ),
+			'dashboard_unreachable'    => __( 'This site could not reach the dashboard to fetch its keys.', 'agency-sso-connector' ),
+			'bad_key_set'              => __( 'The dashboard\'s key set could not be used.', 'agency-sso-connector' ),
 		);
 	}
 
@@ -169,6 +223,7 @@ final class Agency_SSO_Login {
 			case 'not_configured':
 			case 'discovery_failed':
 			case 'dashboard_unreachable':
+			case 'bad_key_set':
 			case 'unknown_key':
 				return __( 'This site cannot check the dashboard\'s keys right now. Try again in a minute; if it keeps happening, tell an agency admin.', 'agency-sso-connector' );
 			default:
