@@ -9,13 +9,18 @@ use crate::store::{self, audit, Db};
 pub enum PeopleError {
     #[error("nobody with the e-mail address {0} has signed in")]
     Unknown(String),
+    /// The console's rules refused it (the last admin, say).
+    #[error(transparent)]
+    Refused(#[from] StandingError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
 }
 
 /// Disable (every session ends at once, launches are refused) or enable
-/// again everyone who signed in with `email`. Returns, per person, how
-/// many sessions ended.
+/// again everyone who signed in with `email`, by the same rules and with
+/// the same records as the console ([`set_standing`]: the last admin who
+/// can act is never disabled). Returns, per person changed, how many
+/// sessions ended; someone already in that state is left as they are.
 pub async fn set_disabled(
     db: &Db,
     email: &str,
@@ -29,23 +34,9 @@ pub async fn set_disabled(
         return Err(PeopleError::Unknown(email));
     }
     let mut out = Vec::new();
-    for p in people {
-        let mut tx = audit::begin(db).await?;
-        let Some(ended) = store::people::set_disabled(&mut tx, &p.id, disabled).await? else {
-            continue;
-        };
-        let event = by
-            .did(now, kind::PERSON_CHANGED)
-            .subject(&p.email)
-            .detail(json!({
-                "person_id": p.id,
-                "before": { "disabled": p.disabled },
-                "after": { "disabled": disabled },
-                "sessions_ended": ended,
-            }));
-        audit::append(&mut tx, &event).await?;
-        tx.commit().await?;
-        out.push((p.email.clone(), ended));
+    for p in people.into_iter().filter(|p| p.disabled != disabled) {
+        let (_, ended) = change_standing(db, &p.id, Standing::Disabled(disabled), by, now).await?;
+        out.push((p.email, ended));
     }
     Ok(out)
 }
@@ -80,6 +71,17 @@ pub async fn set_standing(
     by: &Actor,
     now: i64,
 ) -> Result<crate::domain::people::Person, StandingError> {
+    Ok(change_standing(db, person_id, change, by, now).await?.0)
+}
+
+/// [`set_standing`], also saying how many sessions ended.
+async fn change_standing(
+    db: &Db,
+    person_id: &str,
+    change: Standing,
+    by: &Actor,
+    now: i64,
+) -> Result<(crate::domain::people::Person, u64), StandingError> {
     let mut tx = audit::begin(db).await?;
     let admins = store::people::active_admins_locked(&mut tx, db.kind).await?;
     let p = store::people::find_in(&mut tx, person_id)
@@ -122,7 +124,7 @@ pub async fn set_standing(
         .await?
         .ok_or(StandingError::Unknown)?;
     tx.commit().await?;
-    Ok(after)
+    Ok((after, ended))
 }
 
 /// Invite someone by e-mail: they are listed before their first sign-in,

@@ -147,4 +147,50 @@ async fn users_disable_from_the_command_line_ends_sessions() {
     assert!(String::from_utf8(out.stderr)
         .unwrap()
         .contains("nobody with the e-mail address"));
+
+    // The record is the console's: who changed, before and after, sessions ended.
+    let (kind, detail): (String, String) =
+        sqlx::query_as("SELECT kind, detail FROM audit_log WHERE subject = 'ann@agency.test' ORDER BY seq DESC LIMIT 1")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(kind, "person_changed");
+    let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["before"], serde_json::json!({ "disabled": false }));
+    assert_eq!(detail["after"], serde_json::json!({ "disabled": true }));
+    assert_eq!(detail["sessions_ended"], 1);
+
+    // The last admin who can act is not disabled from here either: the
+    // console's rule and message, nothing changed, nothing recorded.
+    let boss = Admitted {
+        subject: "b".into(),
+        email: "boss@agency.test".into(),
+        name: Some("Boss".into()),
+        bootstrap_admin: true,
+        ..who
+    };
+    let b = people::record_sign_in(&db.pool, &boss, "p2", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(b.is_admin);
+    let records = |db: &Db| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM audit_log")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let before = records(&db).await;
+    let out = run(&["users", "disable", "boss@agency.test"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap().trim(),
+        "agency-sso: boss@agency.test is the last admin who can act: make someone else an admin first"
+    );
+    assert!(!people::find(&db, "p2").await.unwrap().unwrap().disabled);
+    assert_eq!(records(&db).await, before);
 }
