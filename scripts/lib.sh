@@ -143,18 +143,23 @@ ensure_tools() {
   ensure_node_packages
 }
 
+# Whether MariaDB lets root in on 127.0.0.1:3306 without a password.
+mariadb_answers() {
+  php -r 'exit(@new mysqli("127.0.0.1", "root", "", "", 3306) ? 0 : 1);' 2>/dev/null
+}
+
 # A real WordPress for the connector plugin (the tests and scripts/dev's
 # demo): Debian's WordPress (6.1), PHP with MySQL, and MariaDB on
 # 127.0.0.1:3306 (this machine kind runs one; where none is installed,
 # Debian's is installed and started, as for PostgreSQL).
 ensure_wordpress() {
   ensure_apt wordpress php-cli php-mysql
-  if php -r 'exit(@new mysqli("127.0.0.1", "root", "", "", 3306) ? 0 : 1);' 2>/dev/null; then return 0; fi
+  if mariadb_answers; then return 0; fi
   ensure_apt mariadb-server
   say "starting MariaDB"
   as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
   for _ in $(seq 1 30); do
-    php -r 'exit(@new mysqli("127.0.0.1", "root", "", "", 3306) ? 0 : 1);' 2>/dev/null && return 0
+    mariadb_answers && return 0
     # Debian's root signs in through the socket only: let root in on loopback, as this machine kind does.
     as_root mariadb -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; \
       GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION" 2>/dev/null || true

@@ -1,9 +1,9 @@
-import { test, expect, type Page, type Browser } from '@playwright/test';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { test, expect, type Page } from '@playwright/test';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { demoURL, dashboardEnv, shopSecret, staffSites } from '../playwright.config';
-import { cli, signInAs, watchConsole } from './helpers';
+import { demoURL, shopSecret, staffSites } from '../playwright.config';
+import { cli, consoleLive, moveClock, otherPerson, signInAs, watchConsole } from './helpers';
 
 const shots = fileURLToPath(new URL('../../target/screenshots/', import.meta.url));
 mkdirSync(shots, { recursive: true });
@@ -17,29 +17,12 @@ async function screenshot(page: Page, name: string) {
   if (size) await page.setViewportSize(size);
 }
 
-/** Move the dashboard's clock forward (seconds), as the test clock file says. */
-function moveClock(seconds: number) {
-  writeFileSync(dashboardEnv.SSO_TEST_CLOCK_FILE, String(seconds));
-}
-
 /** Ada Admin, signed in, on a console page, hydrated (forms answer in place). */
 async function asAdmin(page: Page, path: string) {
   await signInAs(page, /Sign in as Ada Admin/);
   await expect(page.getByRole('heading', { name: 'Welcome, Ada Admin' })).toBeVisible();
   await page.goto(path);
-  await hydrated(page);
-}
-
-/** The console's forms are live once the bundle has hydrated the page. */
-async function hydrated(page: Page) {
-  // The dev bundle is large: allow for compiling it on a busy machine.
-  await expect(page.locator('.console[data-live="true"]')).toBeVisible({ timeout: 20_000 });
-}
-
-async function otherPerson(browser: Browser, who: RegExp): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
-  await signInAs(page, who);
-  return page;
+  await consoleLive(page);
 }
 
 test.afterEach(() => moveClock(0));
@@ -57,7 +40,7 @@ test('an admin finds sites among 5,000, adds one with field errors shown beside 
 
   await page.getByRole('link', { name: 'Add a site' }).click();
   await expect(page.getByRole('heading', { name: 'Add a site' })).toBeVisible();
-  await hydrated(page);
+  await consoleLive(page);
   await page.getByLabel('Client', { exact: true }).fill('Northwind');
   await page.getByLabel('URL', { exact: true }).fill('ftp://northwind');
   await page.getByRole('button', { name: 'Add the site' }).click();
@@ -69,7 +52,7 @@ test('an admin finds sites among 5,000, adds one with field errors shown beside 
   await page.getByLabel('URL', { exact: true }).fill('https://shop.northwind.example/');
   await page.getByRole('button', { name: 'Add the site' }).click();
   await expect(page.getByText('Sites › Northwind Shop')).toBeVisible();
-  await hydrated(page);
+  await consoleLive(page);
 
   await page.getByLabel('E-mail', { exact: true }).fill('sasha@agency.test');
   await page.getByLabel('Role', { exact: true }).selectOption('editor');
@@ -95,7 +78,7 @@ test('choosing miniOrange shows what its free plugin will not do, and a secret a
   const errors = watchConsole(page);
   await asAdmin(page, '/admin/sites/new');
   await expect(page.getByRole('heading', { name: 'Add a site' })).toBeVisible();
-  await hydrated(page);
+  await consoleLive(page);
   const limits = page.getByTestId('miniorange-limits');
   await expect(limits).toHaveCount(0);
   await page.getByLabel('Plugin profile').selectOption('miniorange');
@@ -114,7 +97,7 @@ test('choosing miniOrange shows what its free plugin will not do, and a secret a
   await page.getByLabel('Shared secret').fill('NorthwindOutletSecretAbcdefghijkl');
   await page.getByRole('button', { name: 'Add the site' }).click();
   await expect(page.getByText('Sites › Northwind Outlet')).toBeVisible();
-  await hydrated(page);
+  await consoleLive(page);
   await expect(page.getByTestId('miniorange-limits')).toBeVisible();
   await page.getByLabel('Plugin profile').selectOption('twl-sso');
   await expect(page.getByTestId('miniorange-limits')).toHaveCount(0);
@@ -149,7 +132,7 @@ test('a CSV import shows every invalid row with its reason before anything chang
   await expect(page.locator('[data-testid="site-row"][data-url="https://blog.contoso.example"]')).toContainText('Disabled');
 
   // Bulk: tick every site on the page, grant one person a role on all of them.
-  await hydrated(page);
+  await consoleLive(page);
   await page.getByLabel('Select every site on this page').check();
   await expect(page.getByTestId('selected-count')).toContainText('3 sites selected.');
   await page.getByLabel('People (e-mail addresses)').fill('sasha@agency.test');
@@ -168,7 +151,7 @@ test('a team granted a client gives a new hire access to all its sites at their 
   await page.getByLabel('Description').fill('Everyone who looks after Fabrikam');
   await page.getByRole('button', { name: 'Create team' }).click();
   await expect(page.getByTestId('team-name')).toHaveText('Fabrikam crew');
-  await hydrated(page);
+  await consoleLive(page);
   await page.getByLabel('Add people (e-mail addresses)').fill('nina@agency.test');
   await page.getByRole('button', { name: 'Add', exact: true }).click();
   await expect(page.getByText('Added nina@agency.test.')).toBeVisible();
@@ -194,7 +177,7 @@ test('a time-limited grant works until it expires, then stops by itself (the tes
   await asAdmin(page, '/admin/sites?q=demo%20site');
   await page.getByRole('link', { name: 'Demo Site', exact: true }).click();
   await expect(page.getByText('Sites › Demo Site')).toBeVisible();
-  await hydrated(page);
+  await consoleLive(page);
   await page.getByLabel('E-mail', { exact: true }).fill('nina@agency.test');
   await page.getByLabel('Role', { exact: true }).selectOption('administrator');
   await page.getByLabel('For', { exact: true }).selectOption('60');
@@ -227,7 +210,7 @@ test('disabling a person mid-session signs them out at once, from the People pag
   await screenshot(page, 'admin-people');
   await page.getByRole('link', { name: 'Sam Staff' }).click();
   await expect(page.getByText('People › Sam Staff')).toBeVisible();
-  await hydrated(page);
+  await consoleLive(page);
   await page.getByRole('button', { name: 'Disable' }).click();
   try {
     await expect(page.getByText('sam@agency.test is disabled: their sessions have ended and launches are refused.')).toBeVisible();
@@ -251,7 +234,7 @@ test('an admin invites someone, and cannot demote the last admin', async ({ page
   await expect(page.locator('[data-testid="invitation"][data-email="new.starter@agency.test"]')).toBeVisible();
   await page.goto('/admin/people?standing=admin');
   await page.getByRole('link', { name: 'Ada Admin' }).click();
-  await hydrated(page);
+  await consoleLive(page);
   await page.getByRole('button', { name: 'Make staff' }).click();
   await expect(page.getByTestId('problem')).toContainText('You cannot disable yourself or take away your own admin role.');
 });
@@ -296,14 +279,14 @@ test('a sensitive action long after sign-in sends the admin through the provider
   cli('sites', 'add', '--name', 'Old Site', '--client', 'Tailspin', '--url', 'https://old.tailspin.example');
   await asAdmin(page, '/admin/sites?q=old.tailspin');
   await page.getByRole('link', { name: 'Old Site' }).click();
-  await hydrated(page);
+  await consoleLive(page);
   moveClock(16 * 60);
   await page.getByLabel("Type the site's URL to confirm").fill('https://old.tailspin.example');
   await page.getByRole('button', { name: 'Delete site' }).click();
   await expect(page.getByRole('heading', { name: 'Local identity provider' })).toBeVisible();
   await page.getByRole('button', { name: /Sign in as Ada Admin/ }).click();
   await expect(page.getByText('Sites › Old Site')).toBeVisible();
-  await hydrated(page);
+  await consoleLive(page);
   await page.getByLabel("Type the site's URL to confirm").fill('https://old.tailspin.example');
   await page.getByRole('button', { name: 'Delete site' }).click();
   await expect(page).toHaveURL(/\/admin\/sites$/);

@@ -1,18 +1,18 @@
 import { test, expect, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { demoURL } from '../playwright.config';
-import { signInAs, watchConsole } from './helpers';
+import { pickerLive, signInAs, watchConsole } from './helpers';
 
 /** Sam opens the demo site and the shop from the picker. */
 async function samLaunches(page: Page) {
   await signInAs(page, /Sign in as Sam Staff/);
-  await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
+  await pickerLive(page);
   const search = page.getByLabel('Find a site');
   await search.fill('demo');
   await page.getByRole('button', { name: 'Open Demo Site' }).click();
   await expect(page.getByRole('heading', { name: 'Demo Site: logged in as Sam Staff' })).toBeVisible();
   await page.goto('/');
-  await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
+  await pickerLive(page);
   await page.getByLabel('Find a site').fill('demo shop');
   await page.getByRole('button', { name: 'Open Demo Shop' }).click();
   await expect(page.getByRole('heading', { name: 'Demo Shop: logged in as sam@agency.test' })).toBeVisible();

@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { baseURL, dashboardEnv, wpAdminPassword, wpBlogURL, wpDir, wpURL } from '../playwright.config';
-import { cli, signInAs } from './helpers';
+import { baseURL, wpAdminPassword, wpBlogURL, wpDir, wpURL } from '../playwright.config';
+import { cli, consoleLive, moveClock, otherPerson, pickerLive } from './helpers';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -26,11 +26,6 @@ function wpUserIn(dir: string, email: string, site?: string): WpUser {
   return JSON.parse(execFileSync('php', [script, dir, 'user', email, ...(site ? [site] : [])]).toString());
 }
 
-/** Set the dashboard's clock this many seconds from the real time (WordPress keeps the real time). */
-function moveClock(seconds: number) {
-  writeFileSync(dashboardEnv.SSO_TEST_CLOCK_FILE, String(seconds));
-}
-
 /** Move WordPress' clock, as the connector sees it (end2end/wordpress/serve.sh's test mu-plugin). */
 function moveSiteClock(seconds: number) {
   writeFileSync(`${wpDir}.clock`, String(seconds));
@@ -38,9 +33,8 @@ function moveSiteClock(seconds: number) {
 
 /** A person signed in to the dashboard in a browser of their own. */
 async function personPage(browser: Browser, person: RegExp): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
-  await signInAs(page, person);
-  await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
+  const page = await otherPerson(browser, person);
+  await pickerLive(page);
   return page;
 }
 
@@ -48,7 +42,7 @@ async function personPage(browser: Browser, person: RegExp): Promise<Page> {
 async function open(page: Page, name: string) {
   if (!page.url().startsWith(`${baseURL}/`)) {
     await page.goto('/');
-    await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
+    await pickerLive(page);
   }
   await page.getByLabel('Find a site').fill(name);
   await page.getByRole('button', { name: `Open ${name}`, exact: true }).click();
@@ -68,7 +62,7 @@ async function launchToken(page: Page, name: string): Promise<string> {
   await expect.poll(() => location).toContain('token=');
   await page.unroute(isLaunch);
   await page.goto('/');
-  await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
+  await pickerLive(page);
   return new URL(location).searchParams.get('token') ?? '';
 }
 
@@ -449,7 +443,7 @@ test("the README's steps on a fresh WordPress: upload the zip, activate it, add 
   // An agency admin adds the site with the connector profile.
   const ada = await personPage(browser, /Sign in as Ada Admin/);
   await ada.goto('/admin/sites/new');
-  await expect(ada.locator('.console[data-live="true"]')).toBeVisible({ timeout: 20_000 });
+  await consoleLive(ada);
   await ada.getByLabel('Name', { exact: true }).fill('Fresh Client Site');
   await ada.getByLabel('Client', { exact: true }).fill('Fresh Client');
   await ada.getByLabel('URL', { exact: true }).fill(fresh);

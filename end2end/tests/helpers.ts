@@ -1,4 +1,5 @@
-import { expect, type Page } from '@playwright/test';
+import { expect, type Browser, type Page } from '@playwright/test';
+import { writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { dashboardBin, dashboardEnv } from '../playwright.config';
 
@@ -21,4 +22,27 @@ export async function signInAs(page: Page, person: RegExp) {
 /** Run the dashboard's CLI against the test database; its standard output. */
 export function cli(...args: string[]): string {
   return execFileSync(dashboardBin, args, { env: { ...process.env, ...dashboardEnv } }).toString();
+}
+
+/** Someone else signed in, in a browser of their own. */
+export async function otherPerson(browser: Browser, who: RegExp): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await signInAs(page, who);
+  return page;
+}
+
+/** The site picker is live: the wasm bundle hydrated it, so typing filters. */
+export async function pickerLive(page: Page) {
+  await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
+}
+
+/** The console's forms are live once the bundle has hydrated the page. */
+export async function consoleLive(page: Page) {
+  // The dev bundle is large: allow for compiling it on a busy machine.
+  await expect(page.locator('.console[data-live="true"]')).toBeVisible({ timeout: 20_000 });
+}
+
+/** Set the dashboard's clock this many seconds from the real time, as the test clock file says. */
+export function moveClock(seconds: number) {
+  writeFileSync(dashboardEnv.SSO_TEST_CLOCK_FILE, String(seconds));
 }

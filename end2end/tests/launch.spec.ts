@@ -1,19 +1,14 @@
 import { test, expect, type Page } from '@playwright/test';
 import { createHmac } from 'node:crypto';
 import { baseURL, demoURL, shopSecret, staffSites } from '../playwright.config';
-import { cli, signInAs, watchConsole } from './helpers';
+import { cli, pickerLive, signInAs, watchConsole } from './helpers';
 
 /** Signed in as Sam Staff, on the hydrated home page with the site list. */
 async function samsDashboard(page: Page) {
   await signInAs(page, /Sign in as Sam Staff/);
   await expect(page.getByRole('heading', { name: 'Welcome, Sam Staff' })).toBeVisible();
   await expect(page.getByTestId('site-count')).toHaveText(`Showing 60 of ${staffSites} sites: type to narrow`);
-  await hydrated(page);
-}
-
-/** The picker is live: the wasm bundle hydrated it, so typing filters. */
-async function hydrated(page: Page) {
-  await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
+  await pickerLive(page);
 }
 
 /** Every URL the browser asked of the dashboard, to prove no token is in one. */
@@ -100,7 +95,7 @@ test('a deep link opens that page of the site; a link to another host is refused
   await expect(page.locator('#path')).toHaveText('/wp-admin/edit.php?post_type=page');
 
   await page.goto('/');
-  await hydrated(page);
+  await pickerLive(page);
   await page.getByLabel('Find a site').fill('demo site');
   await page.getByLabel('Open at (optional)').fill('//evil.example/wp-admin/');
   await page.getByRole('button', { name: 'Open Demo Site' }).click();
@@ -132,7 +127,7 @@ test('a miniOrange site: Sam, Zoë Ødegård and Quinn >?~ Quirk each land on th
     const tokens: string[] = [];
     page.on('request', (r) => { if (r.url().startsWith(`${demoURL}/shop/?`)) tokens.push(new URL(r.url()).searchParams.get('mo_jwt_token') ?? ''); });
     await signInAs(page, person);
-    await expect(page.locator('.picker[data-live="true"]')).toBeVisible();
+    await pickerLive(page);
     await page.getByLabel('Find a site').fill('demo shop');
     await page.getByRole('button', { name: 'Open Demo Shop' }).click();
     await expect(page.getByRole('heading', { name: `Demo Shop: logged in as ${login}` })).toBeVisible();
@@ -206,7 +201,7 @@ test('a pinned site comes first after a reload', async ({ page }) => {
   await expect(star).toHaveAttribute('aria-pressed', 'true');
   await page.reload();
   await expect(page.getByTestId('site-row').first()).toContainText('Client 042 site 3');
-  await hydrated(page);
+  await pickerLive(page);
   await page.getByRole('button', { name: 'Pin Client 042 site 3' }).click();
   await expect(page.getByRole('button', { name: 'Pin Client 042 site 3' })).toHaveAttribute('aria-pressed', 'false');
 });

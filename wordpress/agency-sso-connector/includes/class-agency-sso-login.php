@@ -53,17 +53,17 @@ final class Agency_SSO_Login {
 	private static function sign_in(): WP_User {
 		$issuer = Agency_SSO_Config::issuer();
 		if ( '' === $issuer ) {
-			throw new Agency_SSO_Error( 'not_configured', __( 'Sign-in from the agency dashboard is not set up on this site yet. A site administrator adds the dashboard\'s address to wp-config.php (see Settings → Agency SSO).', 'agency-sso-connector' ) );
+			throw self::refusal( 'not_configured' );
 		}
 		// phpcs:disable WordPress.Security.NonceVerification.Recommended -- the signed, single-use token is the proof.
 		$token = isset( $_GET['token'] ) && is_string( $_GET['token'] ) ? wp_unslash( $_GET['token'] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- a JWT, checked byte by byte below.
 		// phpcs:enable
 		if ( '' === $token ) {
-			throw new Agency_SSO_Error( 'malformed_token', __( 'This sign-in link carries no token.', 'agency-sso-connector' ) );
+			throw self::refusal( 'malformed_token' );
 		}
 		$referer = isset( $_SERVER['HTTP_REFERER'] ) ? esc_url_raw( wp_unslash( $_SERVER['HTTP_REFERER'] ) ) : '';
 		if ( '' !== $referer && Agency_SSO_Config::origin( $referer ) !== Agency_SSO_Config::origin( $issuer ) ) {
-			throw new Agency_SSO_Error( 'wrong_referer', __( 'This sign-in link was not opened from your agency dashboard.', 'agency-sso-connector' ) );
+			throw self::refusal( 'wrong_referer' );
 		}
 		$claims = Agency_SSO_JWT::verify(
 			$token,
@@ -79,7 +79,7 @@ final class Agency_SSO_Login {
 			Agency_SSO_Config::now()
 		);
 		if ( ! Agency_SSO_Replay::claim( (string) $claims['jti'], (int) $claims['exp'] + 60 ) ) {
-			throw new Agency_SSO_Error( 'token_replayed', __( 'This sign-in link has already been used. Open the site again from your agency dashboard.', 'agency-sso-connector' ) );
+			throw self::refusal( 'token_replayed' );
 		}
 		$user = Agency_SSO_Users::sign_in_user( $claims, $issuer );
 		if ( get_current_user_id() !== $user->ID ) {
@@ -172,7 +172,19 @@ final class Agency_SSO_Login {
 	}
 
 	/**
-	 * What each refusal says, by code.
+	 * A refusal of this plugin's with the message its page shows, and a
+	 * detail for the site's log (user_not_created says WordPress' reason).
+	 *
+	 * @param string $code   A code of {@see self::messages()}.
+	 * @param string $detail What the log should say beside the code.
+	 */
+	public static function refusal( string $code, string $detail = '' ): Agency_SSO_Error {
+		$message = self::messages()[ $code ];
+		return new Agency_SSO_Error( $code, '' === $detail ? $message : "$message ($detail)" );
+	}
+
+	/**
+	 * What each refusal says, by code: the one place its text is written.
 	 *
 	 * @return array<string, string>
 	 */

@@ -69,7 +69,7 @@ final class Agency_SSO_Replay {
 		);
 		// phpcs:enable
 		if ( false === $inserted ) {
-			throw new Agency_SSO_Error( 'replay_check_unavailable', __( 'This site could not record the sign-in link as used, so it was not accepted. Try again in a moment.', 'agency-sso-connector' ) );
+			throw Agency_SSO_Login::refusal( 'replay_check_unavailable' );
 		}
 		return 1 === (int) $inserted;
 	}

@@ -86,7 +86,7 @@ final class Agency_SSO_Users {
 	public static function sign_in_user( array $claims, string $issuer ): WP_User {
 		$role = is_string( $claims['wp_role'] ?? null ) ? $claims['wp_role'] : '';
 		if ( '' === $role || ! in_array( $role, self::allowed_roles( $claims ), true ) ) {
-			throw new Agency_SSO_Error( 'role_not_allowed', __( 'The role the dashboard gives you here does not exist on this site or is not allowed here. Ask an agency admin to check your role for this site.', 'agency-sso-connector' ) );
+			throw Agency_SSO_Login::refusal( 'role_not_allowed' );
 		}
 		$email   = strtolower( (string) $claims['email'] );
 		$subject = self::subject( $issuer, (string) $claims['sub'] );
@@ -95,10 +95,10 @@ final class Agency_SSO_Users {
 			$by_email = get_user_by( 'email', $email );
 			if ( $by_email instanceof WP_User ) {
 				if ( self::is_bound( $by_email ) ) {
-					throw new Agency_SSO_Error( 'account_bound_elsewhere', __( 'The account with your e-mail address on this site belongs to another dashboard person. Ask the site\'s administrator to check it.', 'agency-sso-connector' ) );
+					throw Agency_SSO_Login::refusal( 'account_bound_elsewhere' );
 				}
 				if ( self::is_administrator( $by_email ) ) {
-					throw new Agency_SSO_Error( 'account_link_required', __( 'This site already has an administrator account with your e-mail address that is not linked to the agency dashboard, and it is never taken over silently. A site administrator can link it under Settings → Agency SSO; until then, sign in to it with its password.', 'agency-sso-connector' ) );
+					throw Agency_SSO_Login::refusal( 'account_link_required' );
 				}
 				$user = $by_email;
 			}
@@ -138,7 +138,7 @@ final class Agency_SSO_Users {
 			)
 		);
 		if ( is_wp_error( $id ) ) {
-			throw new Agency_SSO_Error( 'user_not_created', __( 'WordPress could not create your account on this site: ', 'agency-sso-connector' ) . $id->get_error_message() );
+			throw Agency_SSO_Login::refusal( 'user_not_created', $id->get_error_message() );
 		}
 		return new WP_User( $id );
 	}
