@@ -125,7 +125,7 @@ async fn measure(name: &str, url: &str, kind: DbKind, n: i64) -> anyhow::Result<
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    let report = agency_sso::audit::verify(&db, &[]).await?;
+    let report = agency_sso::service::audit::verify(&db, &[]).await?;
     let secs = t.elapsed().as_secs_f64();
     let summary = report
         .outcome

@@ -197,7 +197,7 @@ async fn soak(
         };
         if w % 2 == 1 {
             for (id, _) in &sites {
-                agency_sso::sites::grant(
+                agency_sso::service::access::grant(
                     &db,
                     &[],
                     email,

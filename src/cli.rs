@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigArgs, LogFormat};
 use crate::domain::audit::Actor;
-use crate::store::{self, Db};
+use crate::service::Db;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -306,7 +306,7 @@ async fn users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
                 "{:<36}  {:<6}  {:<8}  {:<32}  NAME",
                 "ID", "ROLE", "STATE", "EMAIL"
             );
-            for p in store::people::list(&db).await? {
+            for p in crate::service::people::list(&db).await? {
                 println!(
                     "{:<36}  {:<6}  {:<8}  {:<32}  {}",
                     p.id,
@@ -330,7 +330,8 @@ async fn users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
 
 async fn set_disabled(db: &Db, email: &str, disabled: bool) -> anyhow::Result<()> {
     let done =
-        crate::people::set_disabled(db, email, disabled, &Actor::command_line(), now()).await?;
+        crate::service::people::set_disabled(db, email, disabled, &Actor::command_line(), now())
+            .await?;
     let verb = if disabled { "disabled" } else { "enabled" };
     for (email, ended) in done {
         tracing::info!(%email, verb, "person {verb} from the command line");
@@ -353,7 +354,7 @@ fn when(t: Option<i64>) -> String {
 async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
     let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
     if let KeysCommand::List = command {
-        let (_, ring) = store::keys::load(&db).await?;
+        let (_, ring) = crate::service::keys::load(&db).await?;
         println!(
             "{:<8}  {:<43}  {:<5}  {:<20}  {:<20}  {:<20}  REMOVED/REVOKED",
             "STATE", "KID", "BITS", "CREATED", "ACTIVATES", "RETIRES"
@@ -389,10 +390,10 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let master_keys = crate::server::master_keys(&config)?;
+    let master_keys = crate::service::context::master_keys(&config)?;
     // The key ring's timeline follows the server's clock (a test moves both).
-    let now = crate::server::clock_for(&config).now();
-    let ring = crate::server::open_key_ring(&config, &db, &master_keys, now).await?;
+    let now = crate::service::clock_for(&config).now();
+    let ring = crate::service::context::open_key_ring(&config, &db, &master_keys, now).await?;
     match command {
         KeysCommand::List => {}
         KeysCommand::Rotate { now: false } => {
@@ -437,7 +438,7 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
 }
 
 fn now() -> i64 {
-    use crate::server::{Clock, SystemClock};
+    use crate::service::{Clock, SystemClock};
     SystemClock.now()
 }
 
@@ -478,10 +479,15 @@ async fn sites(config: Config, command: SitesCommand) -> anyhow::Result<()> {
                 token_lifetime,
                 notes,
             };
-            let masters = crate::server::master_keys(&config)?;
-            let site =
-                crate::sites::create_site(&db, &masters, input, &Actor::command_line(), now())
-                    .await?;
+            let masters = crate::service::context::master_keys(&config)?;
+            let site = crate::service::sites::create_site(
+                &db,
+                &masters,
+                input,
+                &Actor::command_line(),
+                now(),
+            )
+            .await?;
             tracing::info!(site = %site.id, url = %site.url, "site added from the command line");
             println!(
                 "added site {} ({}) {}",
@@ -503,7 +509,7 @@ async fn sites(config: Config, command: SitesCommand) -> anyhow::Result<()> {
                 "{:<36}  {:<8}  {:<10}  {:<5}  {:<40}  {:<24}  NAME",
                 "ID", "STATE", "PROFILE", "ALG", "URL", "CLIENT"
             );
-            for s in store::sites::list(&db).await? {
+            for s in crate::service::sites::list(&db).await? {
                 println!(
                     "{:<36}  {:<8}  {:<10}  {:<5}  {:<40}  {:<24}  {}",
                     s.id,
@@ -524,8 +530,14 @@ async fn sites(config: Config, command: SitesCommand) -> anyhow::Result<()> {
         SitesCommand::Disable { site } => set_site_enabled(&db, &site, false).await?,
         SitesCommand::Enable { site } => set_site_enabled(&db, &site, true).await?,
         SitesCommand::SetRoles { site, roles } => {
-            let s = crate::sites::set_site_roles(&db, &site, &roles, &Actor::command_line(), now())
-                .await?;
+            let s = crate::service::sites::set_site_roles(
+                &db,
+                &site,
+                &roles,
+                &Actor::command_line(),
+                now(),
+            )
+            .await?;
             println!("{} now allows {}", s.url, s.roles.join(", "));
         }
     }
@@ -534,7 +546,8 @@ async fn sites(config: Config, command: SitesCommand) -> anyhow::Result<()> {
 
 async fn set_site_enabled(db: &Db, site: &str, enabled: bool) -> anyhow::Result<()> {
     let s =
-        crate::sites::set_site_enabled(db, site, enabled, &Actor::command_line(), now()).await?;
+        crate::service::sites::set_site_enabled(db, site, enabled, &Actor::command_line(), now())
+            .await?;
     let verb = if enabled { "enabled" } else { "disabled" };
     tracing::info!(site = %s.id, url = %s.url, "site {verb} from the command line");
     println!("{} {verb}", s.url);
@@ -545,7 +558,7 @@ async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
     let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
     match command {
         GrantsCommand::Add { email, site, role } => {
-            let (role, s) = crate::sites::grant(
+            let (role, s) = crate::service::access::grant(
                 &db,
                 &config.sign_in.allowed_domains,
                 &email,
@@ -563,12 +576,13 @@ async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
         }
         GrantsCommand::List { email, site } => {
             let site_id = match site {
-                Some(s) => Some(crate::sites::find_site(&db, &s).await?.id),
+                Some(s) => Some(crate::service::sites::find_site(&db, &s).await?.id),
                 None => None,
             };
             let email = email.map(|e| e.trim().to_ascii_lowercase());
             println!("{:<32}  {:<14}  {:<40}  SITE", "EMAIL", "ROLE", "URL");
-            for g in store::grants::list(&db, email.as_deref(), site_id.as_deref()).await? {
+            for g in crate::service::access::list(&db, email.as_deref(), site_id.as_deref()).await?
+            {
                 println!(
                     "{:<32}  {:<14}  {:<40}  {}",
                     g.email, g.role, g.site_url, g.site_name
@@ -576,7 +590,9 @@ async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
             }
         }
         GrantsCommand::Revoke { email, site } => {
-            let s = crate::sites::revoke(&db, &email, &site, &Actor::command_line(), now()).await?;
+            let s =
+                crate::service::access::revoke(&db, &email, &site, &Actor::command_line(), now())
+                    .await?;
             println!(
                 "{} may no longer enter {}",
                 email.trim().to_ascii_lowercase(),
@@ -595,7 +611,7 @@ async fn launches(config: Config, command: LaunchesCommand) -> anyhow::Result<()
         "{:<20}  {:<8}  {:<16}  {:<28}  {:<36}  {:<14}  {:<22}  IP",
         "AT", "OUTCOME", "REASON", "EMAIL", "SITE", "ROLE", "JTI"
     );
-    for l in store::launches::latest(&db, email.as_deref(), limit).await? {
+    for l in crate::service::launch::latest(&db, email.as_deref(), limit).await? {
         let site = if l.site_url.is_empty() {
             &l.site_id
         } else {
@@ -616,21 +632,15 @@ async fn launches(config: Config, command: LaunchesCommand) -> anyhow::Result<()
     Ok(())
 }
 
-/// Copy the SQLite database (see [`store::backup_sqlite`]) and record it.
+/// Copy the SQLite database (see [`crate::service::backup::sqlite`]) and record it.
 async fn backup(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
-    use crate::domain::audit::kind;
-    use crate::server::{Clock, SystemClock};
     if config.db_kind == crate::config::DbKind::Postgres {
         anyhow::bail!(
             "for PostgreSQL use its own tools: pg_dump --format=custom --file=FILE \"$SSO_DATABASE_URL\" (see the README)"
         );
     }
     let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
-    let bytes = store::backup_sqlite(&db, file).await?;
-    let event = Actor::command_line()
-        .did(SystemClock.now(), kind::DATABASE_BACKED_UP)
-        .detail(serde_json::json!({ "file": file.display().to_string(), "bytes": bytes }));
-    store::audit::record(&db, &[event]).await?;
+    let bytes = crate::service::backup::sqlite(&db, file, &Actor::command_line(), now()).await?;
     println!(
         "copied to {} ({bytes} bytes, sessions left out). Its signing keys and site secrets are \
          sealed with the master key: keep SSO_MASTER_KEY (or {}) with it, apart.",
@@ -646,7 +656,7 @@ async fn backup(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
 /// large agency's list.
 async fn demo(config: Config, command: DemoCommand) -> anyhow::Result<()> {
     use crate::domain::sites::SiteInput;
-    use crate::sites::ManageError;
+    use crate::service::sites::ManageError;
     let DemoCommand::Seed {
         site_url,
         shop_secret,
@@ -654,7 +664,7 @@ async fn demo(config: Config, command: DemoCommand) -> anyhow::Result<()> {
         wordpress_url,
     } = command;
     let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
-    let masters = crate::server::master_keys(&config)?;
+    let masters = crate::service::context::master_keys(&config)?;
     let base = site_url.trim_end_matches('/').to_string();
     let site = |name: &str, client: &str, url: String| SiteInput {
         name: name.into(),
@@ -725,19 +735,19 @@ async fn demo(config: Config, command: DemoCommand) -> anyhow::Result<()> {
     for (input, grants) in wanted {
         let url = input.url.clone();
         let by = Actor::command_line();
-        let s = match crate::sites::create_site(&db, &masters, input, &by, now()).await {
+        let s = match crate::service::sites::create_site(&db, &masters, input, &by, now()).await {
             Ok(s) => {
                 added += 1;
                 s
             }
             Err(ManageError::DuplicateUrl(_)) => {
                 kept += 1;
-                crate::sites::find_site(&db, &url).await?
+                crate::service::sites::find_site(&db, &url).await?
             }
             Err(e) => return Err(e.into()),
         };
         for (email, role) in grants {
-            crate::sites::grant(&db, &[], email, &s.id, role, &by, now()).await?;
+            crate::service::access::grant(&db, &[], email, &s.id, role, &by, now()).await?;
         }
     }
     println!("demo sites: {added} added, {kept} already there");
@@ -758,13 +768,13 @@ fn parse_time(s: &str) -> anyhow::Result<i64> {
 }
 
 impl AuditFilterArgs {
-    async fn resolve(self, db: &Db) -> anyhow::Result<store::audit::Filter> {
+    async fn resolve(self, db: &Db) -> anyhow::Result<crate::service::audit::Filter> {
         let site_id = if self.site.trim().is_empty() {
             String::new()
         } else {
-            crate::sites::find_site(db, &self.site).await?.id
+            crate::service::sites::find_site(db, &self.site).await?.id
         };
-        Ok(store::audit::Filter {
+        Ok(crate::service::audit::Filter {
             person: self.person,
             site_id,
             client: self.client,
@@ -799,7 +809,7 @@ async fn audit_inner(config: Config, command: AuditCommand) -> anyhow::Result<Ex
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let started = std::time::Instant::now();
-            let report = crate::audit::verify(&db, &held).await?;
+            let report = crate::service::audit::verify(&db, &held).await?;
             let secs = started.elapsed().as_secs_f64();
             match report.outcome {
                 Ok(s) => {
@@ -822,7 +832,7 @@ async fn audit_inner(config: Config, command: AuditCommand) -> anyhow::Result<Ex
             }
         }
         AuditCommand::Export { format, filter } => {
-            let format = crate::audit::Format::parse(&format)
+            let format = crate::service::audit::Format::parse(&format)
                 .ok_or_else(|| anyhow::anyhow!("--format: csv or jsonl"))?;
             let filter = filter.resolve(&db).await?;
             let stdout = std::io::stdout();
@@ -830,7 +840,7 @@ async fn audit_inner(config: Config, command: AuditCommand) -> anyhow::Result<Ex
             out.write_all(format.header().as_bytes())?;
             let mut before = None;
             while let Some((chunk, last)) =
-                crate::audit::export_page(&db, &filter, format, before).await?
+                crate::service::audit::export_page(&db, &filter, format, before).await?
             {
                 out.write_all(chunk.as_bytes())?;
                 before = Some(last);
@@ -839,13 +849,14 @@ async fn audit_inner(config: Config, command: AuditCommand) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Checkpoint => {
-            let masters = crate::server::master_keys(&config)?;
-            let ring = crate::server::open_key_ring(&config, &db, &masters, now()).await?;
-            match crate::audit::checkpoint(&db, &ring, &config.public_url, now()).await? {
+            let masters = crate::service::context::master_keys(&config)?;
+            let ring =
+                crate::service::context::open_key_ring(&config, &db, &masters, now()).await?;
+            match crate::service::audit::checkpoint(&db, &ring, &config.public_url, now()).await? {
                 Some(seq) => eprintln!("checkpoint signed at record #{seq}"),
                 None => eprintln!("nothing new since the latest checkpoint"),
             }
-            match crate::audit::latest_checkpoint(&db).await? {
+            match crate::service::audit::latest_checkpoint(&db).await? {
                 Some(c) => println!("{}", c.jws),
                 None => anyhow::bail!("the audit log is empty: nothing to checkpoint"),
             }
@@ -855,10 +866,11 @@ async fn audit_inner(config: Config, command: AuditCommand) -> anyhow::Result<Ex
             if older_than_days < 1 {
                 anyhow::bail!("--older-than-days: at least 1");
             }
-            let masters = crate::server::master_keys(&config)?;
-            let ring = crate::server::open_key_ring(&config, &db, &masters, now()).await?;
+            let masters = crate::service::context::master_keys(&config)?;
+            let ring =
+                crate::service::context::open_key_ring(&config, &db, &masters, now()).await?;
             let before = now() - older_than_days * 86_400;
-            match crate::audit::prune(
+            match crate::service::audit::prune(
                 &db,
                 &ring,
                 &config.public_url,
@@ -881,7 +893,7 @@ async fn audit_inner(config: Config, command: AuditCommand) -> anyhow::Result<Ex
                 "{:<40}  {:<24}  {:<14}  {:>8}  LAST LAUNCH",
                 "SITE", "CLIENT", "ROLE", "LAUNCHES"
             );
-            for s in store::audit::sites_entered(&db, &email).await? {
+            for s in crate::service::audit::sites_entered(&db, &email).await? {
                 println!(
                     "{:<40}  {:<24}  {:<14}  {:>8}  {}",
                     s.site_url,

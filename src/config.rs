@@ -13,7 +13,7 @@ use crate::domain::identity::SignInPolicy;
 use crate::domain::keys::RotationPolicy;
 use crate::domain::session::SessionPolicy;
 use crate::domain::sites::is_loopback;
-use crate::keyring::KeySettings;
+use crate::domain::keys::KeySettings;
 
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
@@ -228,7 +228,7 @@ pub struct Config {
     pub keys: KeySettings,
     pub session: SessionPolicy,
     pub log_format: LogFormat,
-    pub audit: crate::audit::AuditSettings,
+    pub audit: crate::domain::audit::AuditSettings,
     /// Seconds a sign-in counts as recent for sensitive actions.
     pub reauth_secs: i64,
     /// Tests only (loopback public URL): the clock offset file.
@@ -508,7 +508,7 @@ impl ConfigArgs {
                 absolute_secs: max * 3600,
             },
             log_format,
-            audit: crate::audit::AuditSettings {
+            audit: crate::domain::audit::AuditSettings {
                 checkpoint_secs: checkpoint_minutes as u64 * 60,
                 retention_days,
             },

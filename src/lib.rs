@@ -9,8 +9,6 @@
 
 pub mod app;
 #[cfg(feature = "ssr")]
-pub mod audit;
-#[cfg(feature = "ssr")]
 pub mod domain;
 
 #[cfg(feature = "ssr")]
@@ -20,19 +18,12 @@ pub mod config;
 #[cfg(feature = "ssr")]
 pub mod error;
 #[cfg(feature = "ssr")]
-pub mod keyring;
-#[cfg(feature = "ssr")]
-pub mod launch;
-#[cfg(feature = "ssr")]
-pub mod people;
-#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
-pub mod sites;
+pub mod service;
+pub mod shared;
 #[cfg(feature = "ssr")]
 pub mod store;
-#[cfg(feature = "ssr")]
-pub mod teams;
 #[cfg(feature = "ssr")]
 pub mod web;
 

@@ -1,15 +1,12 @@
 //! Assembles the service: state, router and its layers, and serving.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::FromRef;
 use axum::http::{HeaderName, Request};
 use axum::{middleware, Router};
-use base64::Engine;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use tower::ServiceBuilder;
@@ -21,97 +18,13 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
 
 use crate::app::{shell, App};
-use crate::config::{decode_master_key, Config};
-use crate::domain::secrets::{MasterKey, MasterKeys};
-use crate::keyring::{self, KeyRing};
+use crate::config::Config;
+use crate::service::{self, clock_for, Clock, Context};
 use crate::store::sessions::DbSessionStore;
 use crate::store::Db;
+use crate::web::limits::Limiter;
 use crate::web::oidc::OidcProvider;
-use crate::web::{self, security};
-
-/// Where "now" comes from: the system clock in service, a hand-set one in tests.
-pub trait Clock: Send + Sync + 'static {
-    /// Unix seconds.
-    fn now(&self) -> i64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> i64 {
-        time::OffsetDateTime::now_utc().unix_timestamp()
-    }
-}
-
-/// The system clock moved by the number of seconds written in a file: only
-/// for browser tests (the configuration allows it on loopback http only),
-/// which move time forward to see time-limited grants end.
-pub struct OffsetClock(pub std::path::PathBuf);
-
-impl Clock for OffsetClock {
-    fn now(&self) -> i64 {
-        let offset = std::fs::read_to_string(&self.0)
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .unwrap_or(0);
-        SystemClock.now() + offset
-    }
-}
-
-/// The service's shared state. One `Arc`: every request clones it several
-/// times (each middleware layer and extractor takes its own), so a clone is
-/// one counter increment rather than one per part.
-#[derive(Clone)]
-pub struct AppState(Arc<Services>);
-
-impl std::ops::Deref for AppState {
-    type Target = Services;
-    fn deref(&self) -> &Services {
-        &self.0
-    }
-}
-
-impl AppState {
-    pub fn new(services: Services) -> AppState {
-        AppState(Arc::new(services))
-    }
-
-    /// The same services with other Leptos settings (tests serve another
-    /// site folder this way).
-    pub fn with_leptos(&self, leptos: LeptosOptions) -> AppState {
-        AppState::new(Services {
-            leptos,
-            ..(*self.0).clone()
-        })
-    }
-}
-
-/// What the service is made of: see [`AppState`].
-#[derive(Clone)]
-pub struct Services {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub oidc: Arc<OidcProvider>,
-    pub clock: Arc<dyn Clock>,
-    pub master_keys: MasterKeys,
-    pub keys: Arc<KeyRing>,
-    /// The session store the session layer uses (a launch hands it the
-    /// session it read with its facts).
-    pub sessions: DbSessionStore,
-    /// Writes launch records, several launches to a transaction.
-    pub launches: crate::store::launches::Recorder,
-    /// Request, launch and refusal counts for `/metrics`.
-    pub metrics: Arc<crate::web::metrics::Metrics>,
-    /// Rate limits on sign-in and launch, per process.
-    pub limits: Arc<crate::web::limits::Limiter>,
-    pub leptos: LeptosOptions,
-}
-
-impl FromRef<AppState> for LeptosOptions {
-    fn from_ref(st: &AppState) -> Self {
-        st.leptos.clone()
-    }
-}
+use crate::web::{self, security, AppState, Services};
 
 /// Leptos settings: from the `LEPTOS_*` variables cargo-leptos sets, else
 /// the layout cargo-leptos builds (`target/site`).
@@ -133,96 +46,22 @@ pub fn bind_addr(config: &Config) -> SocketAddr {
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)))
 }
 
-/// The master keys: the current one from configuration, or outside
-/// production one generated once into the data folder (with a warning),
-/// and the older ones that still open what they sealed.
-pub fn master_keys(config: &Config) -> anyhow::Result<MasterKeys> {
-    let older = config
-        .master_keys_old
-        .iter()
-        .map(|k| MasterKey::new(*k))
-        .collect();
-    Ok(MasterKeys::new(current_master_key(config)?, older))
-}
-
-fn current_master_key(config: &Config) -> anyhow::Result<MasterKey> {
-    if let Some(k) = &config.master_key {
-        return decode_master_key(k.expose())
-            .map(MasterKey::new)
-            .map_err(|m| anyhow::anyhow!("SSO_MASTER_KEY: {m}"));
-    }
-    let path = config.data_dir.join("master.key");
-    if let Ok(raw) = std::fs::read_to_string(&path) {
-        return decode_master_key(&raw)
-            .map(MasterKey::new)
-            .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()));
-    }
-    let mut key = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
-    write_private_file(
-        &path,
-        &base64::engine::general_purpose::STANDARD.encode(key),
-    )?;
-    tracing::warn!(
-        path = %path.display(),
-        "SSO_MASTER_KEY is not set: generated a development master key; set SSO_MASTER_KEY in production"
-    );
-    Ok(MasterKey::new(key))
-}
-
-fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
-    Ok(())
-}
-
-/// Open the database (migrating it) and assemble the shared state.
+/// Open the services and assemble the web side's state around them.
 pub async fn build_state(
     config: Config,
     clock: Arc<dyn Clock>,
     leptos: LeptosOptions,
 ) -> anyhow::Result<AppState> {
-    let master_keys = master_keys(&config)?;
-    let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
     let oidc = Arc::new(OidcProvider::new(&config)?);
-    let keys = open_key_ring(&config, &db, &master_keys, clock.now()).await?;
+    let limits = Arc::new(Limiter::new(config.limits));
+    let core = Context::open(config, clock).await?;
     Ok(AppState::new(Services {
-        metrics: Arc::default(),
-        limits: Arc::new(crate::web::limits::Limiter::new(config.limits)),
-        config: Arc::new(config),
-        launches: crate::store::launches::Recorder::spawn(&db)?,
-        sessions: DbSessionStore::new(db.clone()),
-        db,
+        core,
         oidc,
-        clock,
-        master_keys,
-        keys,
+        metrics: Arc::default(),
+        limits,
         leptos,
     }))
-}
-
-/// The key ring, brought up to date (the first start creates the first key).
-pub async fn open_key_ring(
-    config: &Config,
-    db: &Db,
-    master_keys: &MasterKeys,
-    now: i64,
-) -> anyhow::Result<Arc<KeyRing>> {
-    KeyRing::open(db.clone(), master_keys.clone(), config.keys, now)
-        .await
-        .map(Arc::new)
-        .map_err(|e| anyhow::anyhow!("cannot open the signing key ring: {e}"))
 }
 
 /// The pages' routes, worked out once per process. Working them out runs
@@ -285,8 +124,9 @@ pub fn router(state: AppState) -> Router {
             &state,
             routes,
             {
-                let st = state.clone();
-                move || provide_context(st.clone())
+                // The pages and server functions reach the services only.
+                let core = state.core.clone();
+                move || provide_context(core.clone())
             },
             move || shell(leptos.clone()),
         )
@@ -299,6 +139,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             security::same_origin_only,
         ))
+        .layer(middleware::from_fn(web::note_origin))
         .layer(sessions)
         .layer(middleware::from_fn(web::pages::explain_bare_errors))
         // Outside the session layer: a request over a limit never touches
@@ -345,18 +186,6 @@ pub fn spawn_session_cleanup(db: Db) {
     });
 }
 
-/// The system clock, or the test clock file's (loopback test setups only,
-/// as the configuration checks), for the server and the key commands alike.
-pub fn clock_for(config: &Config) -> Arc<dyn Clock> {
-    match &config.test_clock_file {
-        Some(path) => {
-            tracing::warn!(file = %path.display(), "the clock is moved by a test clock file");
-            Arc::new(OffsetClock(path.clone()))
-        }
-        None => Arc::new(SystemClock),
-    }
-}
-
 /// Run the dashboard until SIGTERM or Ctrl-C; in-flight requests finish.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     config.oidc_client().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -365,8 +194,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = build_state(config, clock, leptos_options(addr)).await?;
     record_start(&state).await?;
     spawn_session_cleanup(state.db.clone());
-    keyring::spawn_maintenance(state.keys.clone(), state.clock.clone());
-    crate::audit::spawn_maintenance(
+    service::keys::spawn_maintenance(state.keys.clone(), state.clock.clone());
+    crate::service::audit::spawn_maintenance(
         state.db.clone(),
         state.keys.clone(),
         state.clock.clone(),

@@ -9,55 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{get_viewer, TopBar};
 
-/// The filters, as the page's query string carries them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditQuery {
-    pub person: String,
-    pub site: String,
-    pub client: String,
-    pub event: String,
-    pub outcome: String,
-    /// YYYY-MM-DD (UTC), inclusive.
-    pub since: String,
-    /// YYYY-MM-DD (UTC), inclusive.
-    pub until: String,
-    pub before: Option<i64>,
-}
-
-impl AuditQuery {
-    /// The query string of these filters (without `before`).
-    pub fn to_query(&self) -> String {
-        let pairs = [
-            ("person", &self.person),
-            ("site", &self.site),
-            ("client", &self.client),
-            ("event", &self.event),
-            ("outcome", &self.outcome),
-            ("since", &self.since),
-            ("until", &self.until),
-        ];
-        pairs
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| format!("{k}={}", encode(v)))
-            .collect::<Vec<_>>()
-            .join("&")
-    }
-}
-
-/// Percent-encoding for a query value.
-pub fn encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+pub use crate::shared::query::{encode, AuditQuery};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {
@@ -107,17 +59,18 @@ pub async fn audit_records(q: AuditQuery, mine: bool) -> Result<AuditView, Serve
     use super::sites::{signed_in, unavailable};
     use crate::domain::audit::utc;
     let (st, person) = signed_in().await?;
-    if !mine && !person.is_admin {
-        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-            res.set_status(axum::http::StatusCode::FORBIDDEN);
+    use crate::service::audit::ViewError;
+    let page = match crate::service::audit::records_for(&st.db, &q, &person, mine, PAGE).await {
+        Ok(p) => p,
+        Err(ViewError::Forbidden) => {
+            if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+                res.set_status(axum::http::StatusCode::FORBIDDEN);
+            }
+            return Err(ServerFnError::new(
+                "Only admins can see the whole audit log.",
+            ));
         }
-        return Err(ServerFnError::new(
-            "Only admins can see the whole audit log.",
-        ));
-    }
-    let filter = match crate::web::audit::filter_for(&st, &q, &person, mine).await {
-        Ok(f) => f,
-        Err(problem) => {
+        Err(ViewError::Filter(problem)) => {
             return Ok(AuditView {
                 rows: Vec::new(),
                 older: None,
@@ -125,34 +78,23 @@ pub async fn audit_records(q: AuditQuery, mine: bool) -> Result<AuditView, Serve
                 entered: Vec::new(),
             })
         }
+        Err(ViewError::Db(e)) => return Err(unavailable(&e)),
     };
-    let mut rows = crate::store::audit::page(&st.db, &filter, q.before, PAGE + 1)
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let older = if rows.len() as i64 > PAGE {
-        rows.truncate(PAGE as usize);
-        rows.last().map(|r| r.seq)
-    } else {
-        None
-    };
-    let entered = if !mine && !filter.person.is_empty() {
-        crate::store::audit::sites_entered(&st.db, &filter.person)
-            .await
-            .map_err(|e| unavailable(&e))?
-            .into_iter()
-            .map(|s| EnteredRow {
-                site_url: s.site_url,
-                client: s.client,
-                role: s.role,
-                launches: s.launches,
-                last: utc(s.last_at),
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let entered = page
+        .entered
+        .into_iter()
+        .map(|s| EnteredRow {
+            site_url: s.site_url,
+            client: s.client,
+            role: s.role,
+            launches: s.launches,
+            last: utc(s.last_at),
+        })
+        .collect();
+    let older = page.older;
     Ok(AuditView {
-        rows: rows
+        rows: page
+            .rows
             .into_iter()
             .map(|r| {
                 let detail = serde_json::from_str::<serde_json::Value>(&r.event.detail)

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub fn textarea_text(text: String) -> String {
     #[cfg(feature = "ssr")]
     {
-        crate::web::pages::escape(&text)
+        crate::shared::html::escape(&text)
     }
     #[cfg(not(feature = "ssr"))]
     {
@@ -157,10 +157,9 @@ pub struct PersonView {
 
 #[server(endpoint = "viewer")]
 pub async fn get_viewer() -> Result<Viewer, ServerFnError> {
-    use crate::server::AppState;
-    let st = expect_context::<AppState>();
+    let st = expect_context::<crate::service::Context>();
     let session: tower_sessions::Session = leptos_axum::extract().await?;
-    let person = crate::web::auth::current_person(&st, &session)
+    let person = crate::service::sessions::current_person(&st, &session)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot read who is signed in");

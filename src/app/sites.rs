@@ -34,7 +34,7 @@ pub type Sites = std::sync::Arc<Vec<SiteCard>>;
 #[server(endpoint = "my_sites")]
 pub async fn my_sites() -> Result<Sites, ServerFnError> {
     let (st, person) = signed_in().await?;
-    let sites = crate::sites::home_sites(&st.db, &person.email, st.clock.now())
+    let sites = crate::service::access::home_sites(&st.db, &person.email, st.clock.now())
         .await
         .map_err(|e| unavailable(&e))?;
     Ok(Sites::new(
@@ -56,7 +56,7 @@ pub async fn my_sites() -> Result<Sites, ServerFnError> {
 #[server(endpoint = "set_favourite")]
 pub async fn set_favourite(site: String, on: bool) -> Result<bool, ServerFnError> {
     let (st, person) = signed_in().await?;
-    crate::sites::set_favourite(&st.db, &person.email, &site, on, st.clock.now())
+    crate::service::access::set_favourite(&st.db, &person.email, &site, on, st.clock.now())
         .await
         .map_err(|e| unavailable(&e))
 }
@@ -64,10 +64,10 @@ pub async fn set_favourite(site: String, on: bool) -> Result<bool, ServerFnError
 /// The service and the signed-in person, or the error the page shows.
 #[cfg(feature = "ssr")]
 pub(crate) async fn signed_in(
-) -> Result<(crate::server::AppState, crate::domain::people::Person), ServerFnError> {
-    let st = expect_context::<crate::server::AppState>();
+) -> Result<(crate::service::Context, crate::domain::people::Person), ServerFnError> {
+    let st = expect_context::<crate::service::Context>();
     let session: tower_sessions::Session = leptos_axum::extract().await?;
-    let person = crate::web::auth::current_person(&st, &session)
+    let person = crate::service::sessions::current_person(&st, &session)
         .await
         .map_err(|e| unavailable(&e))?
         .ok_or_else(|| ServerFnError::new("Please sign in again."))?;

@@ -678,6 +678,25 @@ impl Stored {
     }
 }
 
+/// Audit settings, from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// How often the chain head is signed, seconds.
+    pub checkpoint_secs: u64,
+    /// Records older than this many days are pruned (None: kept for good).
+    pub retention_days: Option<i64>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            checkpoint_secs: 3600,
+            retention_days: None,
+        }
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;

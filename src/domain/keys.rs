@@ -509,6 +509,29 @@ impl Jwks {
     }
 }
 
+/// Settings for keys, from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySettings {
+    pub bits: u32,
+    pub policy: RotationPolicy,
+    /// `Cache-Control: max-age` of the JWKS, seconds.
+    pub jwks_max_age: i64,
+    /// How often each instance looks for changes to the ring, seconds.
+    pub refresh_secs: u64,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        KeySettings {
+            bits: 2048,
+            policy: RotationPolicy::DEFAULT,
+            jwks_max_age: 300,
+            refresh_secs: 5,
+        }
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,3 +235,14 @@ pub async fn grants(db: &Db, team_id: &str) -> Result<Vec<TeamGrant>, sqlx::Erro
     .fetch_all(&db.pool)
     .await
 }
+
+/// The names of the teams `email` belongs to, in order.
+pub async fn names_of_member(db: &Db, email: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT t.name FROM team_members m JOIN teams t ON t.id = m.team_id \
+         WHERE m.email = $1 ORDER BY t.name",
+    )
+    .bind(email)
+    .fetch_all(&db.pool)
+    .await
+}

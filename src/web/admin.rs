@@ -9,10 +9,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
-use crate::app::admin::AdminError;
-use crate::domain::audit::{kind, outcome, Event, Origin};
-use crate::server::AppState;
-use crate::store;
+use super::AppState;
+use crate::domain::audit::Origin;
+use crate::shared::errors::AdminError;
 
 /// Where the admin server functions live.
 pub const ADMIN_API_PREFIX: &str = "/api/admin_";
@@ -38,7 +37,7 @@ pub async fn admin_guard(
         )
             .into_response()
     };
-    match super::auth::current_person(&st, &session).await {
+    match crate::service::sessions::current_person(&st, &session).await {
         Ok(Some(p)) if p.is_admin => next.run(req).await,
         Ok(Some(p)) => {
             let (parts, _) = req.into_parts();
@@ -54,21 +53,9 @@ pub async fn admin_guard(
 }
 
 /// Record that a signed-in person who is not an admin called an admin function.
-pub async fn record_refusal(st: &AppState, email: &str, from: Origin, function: &str) {
-    tracing::warn!(email, function, "admin function refused to a non-admin");
-    let event = Event::new(
-        st.clock.now(),
-        kind::ADMIN_REFUSED,
-        outcome::REFUSED,
-        email,
-        &from,
-    )
-    .subject(email)
-    .reason("not_admin")
-    .detail(serde_json::json!({ "function": function }));
-    if let Err(e) = store::audit::record(&st.db, &[event]).await {
-        tracing::error!(error = %e, "cannot record a refused admin call");
-    }
+async fn record_refusal(st: &AppState, email: &str, from: Origin, function: &str) {
+    crate::service::audit::record_admin_refusal(&st.db, email, from, function, st.clock.now())
+        .await;
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -91,7 +78,7 @@ pub async fn export_sites(
     super::RequestOrigin(from): super::RequestOrigin,
     axum::extract::Query(q): axum::extract::Query<ExportQuery>,
 ) -> Response {
-    let person = match super::auth::current_person(&st, &session).await {
+    let person = match crate::service::sessions::current_person(&st, &session).await {
         Ok(Some(p)) => p,
         Ok(None) => return (StatusCode::UNAUTHORIZED, "Please sign in.").into_response(),
         Err(_) => {
@@ -106,13 +93,13 @@ pub async fn export_sites(
         record_refusal(&st, &person.email, from, "export_sites").await;
         return (StatusCode::FORBIDDEN, "Only admins can export the sites.").into_response();
     }
-    let query = store::sites::SiteQuery {
+    let query = crate::service::sites::SiteQuery {
         text: q.q,
         client: q.client,
         profile: q.profile,
         enabled: q.enabled,
     };
-    match crate::sites::export_sites(&st.db, &query).await {
+    match crate::service::sites::export_sites(&st.db, &query).await {
         Ok(csv) => (
             [
                 (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),

@@ -9,68 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::auth::current_person;
-use crate::app::audit::AuditQuery;
-use crate::audit::{export_page, Format};
-use crate::domain::people::Person;
-use crate::server::AppState;
-use crate::store::audit::Filter;
-
-/// The store's filter for a page's query, as `viewer` may see it: their
-/// own records only unless they are an admin looking at everyone's.
-/// Err: what is wrong with the filter, in words.
-pub async fn filter_for(
-    st: &AppState,
-    q: &AuditQuery,
-    viewer: &Person,
-    mine: bool,
-) -> Result<Filter, String> {
-    let day = |s: &str, what: &str| -> Result<Option<i64>, String> {
-        if s.is_empty() {
-            return Ok(None);
-        }
-        let fmt = time::macros::format_description!("[year]-[month]-[day]");
-        time::Date::parse(s, &fmt)
-            .map(|d| Some(d.midnight().assume_utc().unix_timestamp()))
-            .map_err(|_| format!("{what}: {s:?} is not a date (YYYY-MM-DD)"))
-    };
-    let site_id = if mine || q.site.is_empty() {
-        String::new()
-    } else {
-        match crate::sites::find_site(&st.db, &q.site).await {
-            Ok(s) => s.id,
-            Err(crate::sites::ManageError::UnknownSite(_)) => {
-                return Err(format!("Site: there is no site {:?}", q.site))
-            }
-            Err(e) => return Err(format!("Site: {e}")),
-        }
-    };
-    let known = |v: &str, all: &[&str], what: &str| {
-        if v.is_empty() || all.contains(&v) {
-            Ok(v.to_string())
-        } else {
-            Err(format!("{what}: {v:?} is not one of {}", all.join(", ")))
-        }
-    };
-    Ok(Filter {
-        person: if mine {
-            viewer.email.clone()
-        } else {
-            q.person.clone()
-        },
-        site_id,
-        client: if mine {
-            String::new()
-        } else {
-            q.client.clone()
-        },
-        kind: known(&q.event, &crate::domain::audit::kind::ALL, "Event")?,
-        outcome: known(&q.outcome, &crate::domain::audit::outcome::ALL, "Outcome")?,
-        since: day(&q.since, "From")?,
-        // The "to" day is included: up to the next midnight.
-        until: day(&q.until, "To")?.map(|t| t + 86_400),
-    })
-}
+use super::AppState;
+use crate::service::audit::filter_for;
+use crate::service::audit::{export_page, Format};
+use crate::service::sessions::current_person;
+use crate::shared::query::AuditQuery;
 
 #[derive(Deserialize)]
 pub struct ExportQuery {
@@ -150,7 +93,7 @@ pub async fn export(
         until: q.until.trim().to_string(),
         before: None,
     };
-    let filter = match filter_for(&st, &aq, &viewer, mine).await {
+    let filter = match filter_for(&st.db, &aq, &viewer, mine).await {
         Ok(f) => f,
         Err(problem) => return json_error(StatusCode::BAD_REQUEST, "bad_filter", &problem),
     };

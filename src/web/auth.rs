@@ -14,14 +14,13 @@ use tower_sessions::Session;
 
 use super::oidc::{error_chain, ProviderError};
 use super::pages::{error_page, ErrorPage};
+use super::AppState;
 use super::RequestOrigin;
 use crate::domain::audit::{kind, outcome, Actor, Event, Origin};
 use crate::domain::identity::{Refusal, VerifiedIdentity};
 use crate::domain::people::Person;
 use crate::domain::session::{safe_return_path, AttemptError, PendingSignIn, SignedIn};
-use crate::server::AppState;
-use crate::store::sessions::SIGNED_IN_KEY;
-use crate::store::{self};
+use crate::service::sessions::{current_person, SIGNED_IN_KEY};
 
 const PENDING_KEY: &str = "oidc_pending";
 
@@ -163,7 +162,7 @@ async fn record_failure(st: &AppState, e: &SignInError, email: Option<&str>, fro
     .subject(email)
     .reason(e.code())
     .detail(serde_json::json!({ "message": e.message() }));
-    if let Err(err) = store::audit::record(&st.db, &[event]).await {
+    if let Err(err) = crate::service::audit::record(&st.db, &[event]).await {
         tracing::error!(error = %err, "cannot record the failed sign-in");
     }
 }
@@ -261,44 +260,15 @@ async fn finish_sign_in(
         .sign_in
         .admit(&identity)
         .map_err(SignInError::Refused)?;
-    let new_id = uuid::Uuid::new_v4().to_string();
-    let now = st.clock.now();
-    // The person and the record of their sign-in, in one transaction.
-    let storage = |e: sqlx::Error| {
-        tracing::error!(error = %e, "cannot record the sign-in");
-        SignInError::Storage
-    };
-    let mut tx = store::audit::begin(&st.db).await.map_err(storage)?;
-    let mut person = store::people::record_sign_in(&mut *tx, &admitted, &new_id, now)
+    let person = crate::service::sessions::sign_in(&st.db, &admitted, from, st.clock.now())
         .await
-        .map_err(storage)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot record the sign-in");
+            SignInError::Storage
+        })?
         .ok_or(SignInError::Disabled {
             email: admitted.email.clone(),
         })?;
-    // An invitation is used up by the first sign-in (and makes an admin if it said so).
-    let invitation = store::people::take_invitation(&mut tx, &person.email)
-        .await
-        .map_err(storage)?;
-    if invitation.as_ref().is_some_and(|i| i.make_admin != 0) && !person.is_admin {
-        store::people::set_admin(&mut tx, &person.id, true)
-            .await
-            .map_err(storage)?;
-        person.is_admin = true;
-    }
-    let event = Actor::person(&person.email, from.clone())
-        .did(now, kind::SIGN_IN)
-        .subject(&person.email)
-        .detail(serde_json::json!({
-            "person_id": person.id,
-            "issuer": person.issuer,
-            "first_sign_in": person.id == new_id,
-            "admin": person.is_admin,
-            "invited_by": invitation.map(|i| i.invited_by),
-        }));
-    store::audit::append(&mut tx, &event)
-        .await
-        .map_err(storage)?;
-    tx.commit().await.map_err(storage)?;
     Ok((person, pending.return_to))
 }
 
@@ -446,7 +416,7 @@ pub async fn logout(
         let event = Actor::person(&person.email, from)
             .did(st.clock.now(), kind::SIGN_OUT)
             .subject(&person.email);
-        if let Err(e) = store::audit::record(&st.db, &[event]).await {
+        if let Err(e) = crate::service::audit::record(&st.db, &[event]).await {
             tracing::error!(error = %e, "cannot record the sign-out");
         }
     }
@@ -455,76 +425,3 @@ pub async fn logout(
     }
     Redirect::to("/").into_response()
 }
-
-/// The signed-in person of this session, if any. Ends sessions that are past
-/// their absolute lifetime or whose person was disabled or removed.
-pub async fn current_person(
-    st: &AppState,
-    session: &Session,
-) -> Result<Option<Person>, CurrentError> {
-    let Some(signed_in) = signed_in(st, session).await? else {
-        return Ok(None);
-    };
-    let person = store::people::find(&st.db, &signed_in.person_id)
-        .await
-        .map_err(|e| CurrentError(e.to_string()))?;
-    match person {
-        Some(p) if !p.disabled => Ok(Some(p)),
-        _ => {
-            let _ = session.flush().await;
-            Ok(None)
-        }
-    }
-}
-
-/// Who the session says is signed in, within the session's absolute
-/// lifetime, without reading the person: the caller reads them (the launch
-/// reads them with the site and grants) and must refuse a missing or
-/// disabled person and flush the session, as [`current_person`] does.
-pub async fn signed_in(st: &AppState, session: &Session) -> Result<Option<SignedIn>, CurrentError> {
-    let signed_in: Option<SignedIn> = session
-        .get(SIGNED_IN_KEY)
-        .await
-        .map_err(|e| CurrentError(e.to_string()))?;
-    let Some(signed_in) = signed_in else {
-        return Ok(None);
-    };
-    if !st.config.session.still_valid(&signed_in, st.clock.now()) {
-        let _ = session.flush().await;
-        // The absolute lifetime is over: record the end, with whom it was.
-        if let Ok(Some(p)) = store::people::find(&st.db, &signed_in.person_id).await {
-            let event = Actor::system()
-                .did(st.clock.now(), kind::SESSION_ENDED)
-                .subject(&p.email)
-                .reason("absolute_lifetime")
-                .detail(serde_json::json!({ "signed_in_at": signed_in.signed_in_at }));
-            if let Err(e) = store::audit::record(&st.db, &[event]).await {
-                tracing::warn!(error = %e, "cannot record the end of a session");
-            }
-        }
-        return Ok(None);
-    }
-    Ok(Some(signed_in))
-}
-
-/// [`signed_in`] for a session whose stored record the caller has just
-/// read from its row (with other data, in one statement): the same checks,
-/// without reading the row again.
-pub async fn signed_in_with(
-    st: &AppState,
-    session: &Session,
-    stored: &str,
-) -> Result<Option<SignedIn>, CurrentError> {
-    let id = st
-        .sessions
-        .prime(stored)
-        .map_err(|e| CurrentError(e.to_string()))?;
-    let who = signed_in(st, session).await;
-    st.sessions.unprime(&id);
-    who
-}
-
-/// The session or the database could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read the session: {0}")]
-pub struct CurrentError(pub String);

@@ -8,7 +8,7 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::server::AppState;
+use super::AppState;
 
 /// `GET /.well-known/jwks.json`
 pub async fn jwks(State(st): State<AppState>, headers: HeaderMap) -> Response {

@@ -8,17 +8,16 @@ use axum::Form;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::auth::{signed_in, signed_in_with, CurrentError};
 use super::limits::{refused, Scope};
 use super::pages::{error_page, ErrorPage};
+use super::AppState;
 use super::RequestOrigin;
 use crate::domain::limits::Verdict;
 use crate::domain::session::SignedIn;
-use crate::launch::{launch_site, Launched};
-use crate::server::AppState;
-use crate::store;
-use crate::store::launches::Facts;
-use crate::store::sessions::DbSessionStore;
+use crate::service::launch::Facts;
+use crate::service::launch::{launch_site, Launched};
+use crate::service::sessions::DbSessionStore;
+use crate::service::sessions::{signed_in, signed_in_with, CurrentError};
 
 #[derive(Deserialize)]
 pub struct LaunchForm {
@@ -61,7 +60,7 @@ pub async fn launch(
         .limits
         .check(Scope::LaunchPerPerson, &who.person_id, st.clock.now())
     {
-        let email = store::people::find(&st.db, &who.person_id)
+        let email = crate::service::people::find(&st.db, &who.person_id)
             .await
             .ok()
             .flatten()
@@ -125,7 +124,7 @@ async fn signed_in_with_facts(
     let read = match session.id() {
         Some(id) => {
             let now = DbSessionStore::now();
-            store::launches::facts_in_session(&st.db, &id.to_string(), site_id, now)
+            crate::service::launch::facts_in_session(&st.db, &id.to_string(), site_id, now)
                 .await
                 .map_err(|e| CurrentError(e.to_string()))?
         }

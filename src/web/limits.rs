@@ -11,11 +11,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::pages::{error_page, ErrorPage};
+use super::AppState;
 use crate::config::LimitSettings;
 use crate::domain::audit::{kind, outcome, Event, Origin};
 use crate::domain::limits::{client_ip, Buckets, Verdict};
-use crate::server::AppState;
-use crate::store;
 
 /// The client's address, as worked out once per request.
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +134,7 @@ pub async fn refused(
         .subject(email)
         .reason(scope.as_str())
         .detail(serde_json::json!({ "retry_after_secs": retry_after_secs }));
-        if let Err(e) = store::audit::record(&st.db, &[event]).await {
+        if let Err(e) = crate::service::audit::record(&st.db, &[event]).await {
             tracing::error!(error = %e, "cannot record a rate limit");
         }
     }

@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::server::AppState;
+use super::AppState;
 
 /// Route groups, as the `route` label.
 const ROUTES: [&str; 10] = [
@@ -266,7 +266,7 @@ pub async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response
         .collect();
     let audit_chain_length = match tokio::time::timeout(
         std::time::Duration::from_secs(2),
-        crate::store::audit::head(&st.db),
+        crate::service::audit::head(&st.db),
     )
     .await
     {

@@ -10,6 +10,9 @@ pub mod metrics;
 pub mod oidc;
 pub mod pages;
 pub mod security;
+pub mod state;
+
+pub use state::{AppState, Services};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,7 +25,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::domain::audit::Origin;
-use crate::server::AppState;
 
 /// Where a request came from, for the audit record: the peer address, the
 /// user agent (bounded) and the request id.
@@ -34,6 +36,19 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(RequestOrigin(origin_of(parts)))
     }
+}
+
+/// Note where the request came from (see [`origin_of`]) in its extensions,
+/// where the pages' server functions read it.
+pub async fn note_origin(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (mut parts, body) = req.into_parts();
+    let origin = origin_of(&parts);
+    parts.extensions.insert(origin);
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }
 
 pub fn origin_of(parts: &Parts) -> Origin {
@@ -125,7 +140,7 @@ async fn healthz() -> impl IntoResponse {
 
 /// The process can serve: its database answers within a bound.
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
-    match tokio::time::timeout(Duration::from_secs(2), st.db.ping()).await {
+    match tokio::time::timeout(Duration::from_secs(2), st.ping()).await {
         Ok(Ok(())) => (
             StatusCode::OK,
             Json(serde_json::json!({ "status": "ready" })),

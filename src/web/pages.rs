@@ -4,6 +4,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+pub use crate::shared::html::escape;
+
 pub struct ErrorPage<'a> {
     pub status: StatusCode,
     pub title: &'a str,
@@ -12,22 +14,6 @@ pub struct ErrorPage<'a> {
     pub code: &'a str,
     /// A link to offer: (href, label).
     pub action: Option<(&'a str, &'a str)>,
-}
-
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 pub fn error_page(p: ErrorPage<'_>) -> Response {

@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::pages::{error_page, ErrorPage};
-use crate::server::AppState;
+use super::AppState;
 
 /// For responses that did not set their own policy (the Leptos shell sets
 /// one with a per-response script nonce).

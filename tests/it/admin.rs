@@ -31,7 +31,7 @@ async fn add_site(app: &TestApp, name: &str, client: &str, url: &str) -> String 
         url: url.into(),
         ..SiteInput::default()
     };
-    agency_sso::sites::create_site(
+    agency_sso::service::sites::create_site(
         &app.state.db,
         &app.state.master_keys,
         input,
@@ -216,7 +216,7 @@ async fn site_forms_answer_by_field_and_sensitive_actions_need_a_recent_sign_in(
     );
 
     // Deleting is sensitive: sixteen minutes after sign-in, sign in again first.
-    agency_sso::sites::grant(
+    agency_sso::service::access::grant(
         &app.state.db,
         &[],
         "sam@agency.test",
@@ -513,7 +513,7 @@ async fn people_invited_promoted_disabled_and_the_last_admin_stays(backend: Back
 
     // Disabling someone mid-session: their session ends and their launches stop.
     let site = add_site(&app, "Acme Shop", "Acme", "https://shop.acme.example").await;
-    agency_sso::sites::grant(
+    agency_sso::service::access::grant(
         &app.state.db,
         &[],
         "sam@agency.test",
@@ -669,7 +669,7 @@ async fn a_miniorange_secret_belongs_to_one_site(backend: Backend) {
             .await
             .unwrap()
             .unwrap(),
-        &agency_sso::launch::secret_aad(blog_id),
+        &agency_sso::service::launch::secret_aad(blog_id),
     );
     assert_eq!(
         launched.unwrap().as_slice(),
@@ -753,7 +753,7 @@ async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    agency_sso::sites::set_site_enabled(
+    agency_sso::service::sites::set_site_enabled(
         &app.state.db,
         &shop.id,
         false,

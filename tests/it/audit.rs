@@ -23,7 +23,7 @@ async fn add_site(app: &TestApp, name: &str, client: &str, url: &str) -> String 
         url: url.into(),
         ..SiteInput::default()
     };
-    agency_sso::sites::create_site(
+    agency_sso::service::sites::create_site(
         &st.db,
         &st.master_keys,
         input,
@@ -36,7 +36,7 @@ async fn add_site(app: &TestApp, name: &str, client: &str, url: &str) -> String 
 }
 
 async fn grant(app: &TestApp, email: &str, site: &str, role: &str) {
-    agency_sso::sites::grant(
+    agency_sso::service::access::grant(
         &app.state.db,
         &[],
         email,
@@ -93,7 +93,7 @@ fn detail(s: &Stored) -> Value {
 }
 
 async fn verify(app: &TestApp) -> Result<u64, Problem> {
-    agency_sso::audit::verify(&app.state.db, &[])
+    agency_sso::service::audit::verify(&app.state.db, &[])
         .await
         .unwrap()
         .outcome
@@ -396,7 +396,9 @@ async fn a_signed_checkpoint_catches_a_rewritten_chain(backend: Backend) {
     let held = app.data_dir.join("checkpoint.jws");
     std::fs::write(&held, &jws).unwrap();
     let n = verify(&app).await.unwrap();
-    let report = agency_sso::audit::verify(&app.state.db, &[]).await.unwrap();
+    let report = agency_sso::service::audit::verify(&app.state.db, &[])
+        .await
+        .unwrap();
     assert_eq!(report.checkpoints_signed, 1);
 
     rewrite_chain(&app, 9).await;
@@ -446,7 +448,7 @@ async fn pruning_goes_through_a_checkpoint_and_what_remains_verifies(backend: Ba
     let sam = app.browser();
     app.sign_in(&sam, "sam@agency.test").await;
     let now = app.clock.now_for_tests();
-    let (deleted, through) = agency_sso::audit::prune(
+    let (deleted, through) = agency_sso::service::audit::prune(
         &app.state.db,
         &app.state.keys,
         &app.state.config.public_url,

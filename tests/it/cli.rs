@@ -2,6 +2,12 @@
 
 use std::process::Command;
 
+use agency_sso::domain::audit::kind;
+use agency_sso::store;
+
+use crate::on_both_databases;
+use crate::support::{server_fn, site_form, Backend, Browser, TestApp};
+
 pub fn agency_sso() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_agency-sso"));
     for (k, _) in std::env::vars() {
@@ -194,3 +200,136 @@ async fn users_disable_from_the_command_line_ends_sessions() {
     assert!(!people::find(&db, "p2").await.unwrap().unwrap().disabled);
     assert_eq!(records(&db).await, before);
 }
+
+/// A console server function that must succeed.
+async fn console(app: &TestApp, admin: &Browser, name: &str, form: &[(&str, &str)]) {
+    let (status, body) = server_fn(app, admin, name, form).await;
+    assert_eq!(status, 200, "{name}: {body}");
+}
+
+/// The same changes made in the console and on the command line leave the
+/// same audit records (the same kinds, in the same order, with the same
+/// details), apart from who made them and from where.
+async fn the_command_line_leaves_the_consoles_records(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let boss = app.signed_in("boss@agency.test").await;
+    for email in ["cora@agency.test", "clay@agency.test"] {
+        app.signed_in(email).await;
+    }
+    let cli = |args: &[&str]| {
+        let out = app.command().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let start = store::audit::head(&app.state.db).await.unwrap().0;
+
+    // One story, told twice: a site added, a person granted a role on it,
+    // the site disabled and enabled, the grant taken away, the person disabled.
+    let story = |who: &str| {
+        (
+            format!("https://{who}.acme.example"),
+            format!("{who}@agency.test"),
+        )
+    };
+    let (url, email) = story("cora");
+    let form = site_form(&[("name", "Told"), ("url", &url), ("client", "Acme")]);
+    console(&app, &boss, "admin_save_site", &form).await;
+    let id = store::sites::find_by_url(&app.state.db, &url)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let grant = [
+        ("site", id.as_str()),
+        ("email", &email),
+        ("role", "editor"),
+        ("duration", ""),
+        ("reason", ""),
+    ];
+    console(&app, &boss, "admin_grant", &grant).await;
+    for on in ["false", "true"] {
+        let form = [("id", id.as_str()), ("enabled", on)];
+        console(&app, &boss, "admin_set_site_enabled", &form).await;
+    }
+    let form = [("site", id.as_str()), ("email", &email)];
+    console(&app, &boss, "admin_revoke_grant", &form).await;
+    let person = store::people::find_by_email(&app.state.db, &email)
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
+    let form = [("id", person.as_str()), ("change", "disable")];
+    console(&app, &boss, "admin_set_standing", &form).await;
+    let middle = store::audit::head(&app.state.db).await.unwrap().0;
+
+    let (url, email) = story("clay");
+    cli(&[
+        "sites", "add", "--name", "Told", "--client", "Acme", "--url", &url,
+    ]);
+    cli(&["grants", "add", &email, &url, "--role", "editor"]);
+    cli(&["sites", "disable", &url]);
+    cli(&["sites", "enable", &url]);
+    cli(&["grants", "revoke", &email, &url]);
+    cli(&["users", "disable", &email]);
+
+    let records = store::audit::chunk(&app.state.db, start, 1000)
+        .await
+        .unwrap();
+    // What a record says, with the story's own names and times taken out.
+    let said = |r: &agency_sso::domain::audit::Stored| {
+        let e = &r.event;
+        let mut detail = e.detail.clone();
+        for (from, to) in [
+            ("https://cora.acme.example", "URL"),
+            ("https://clay.acme.example", "URL"),
+            ("cora@agency.test", "EMAIL"),
+            ("clay@agency.test", "EMAIL"),
+        ] {
+            detail = detail.replace(from, to);
+        }
+        let mut detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+        // Ids and times differ between any two runs of the story.
+        if let Some(o) = detail.as_object_mut() {
+            for k in ["id", "site_id", "person_id", "at", "sessions_ended"] {
+                o.remove(k);
+            }
+        }
+        (
+            e.kind.clone(),
+            e.outcome.clone(),
+            e.subject.contains('@'),
+            e.site_url.is_empty(),
+            e.client.clone(),
+            e.role.clone(),
+            e.reason.clone(),
+            detail,
+        )
+    };
+    let (by_console, by_cli): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.seq <= middle);
+    assert!(by_console
+        .iter()
+        .all(|r| r.event.actor == "boss@agency.test"));
+    assert!(by_cli
+        .iter()
+        .all(|r| r.event.actor == "command line" && r.event.ip == "local"));
+    let kinds: Vec<&str> = by_cli.iter().map(|r| r.event.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            kind::SITE_CREATED,
+            kind::GRANT_SET,
+            kind::SITE_CHANGED,
+            kind::SITE_CHANGED,
+            kind::GRANT_REVOKED,
+            kind::PERSON_CHANGED,
+        ]
+    );
+    let by_console: Vec<_> = by_console.into_iter().map(said).collect();
+    let by_cli: Vec<_> = by_cli.into_iter().map(said).collect();
+    assert_eq!(by_console, by_cli);
+}
+
+on_both_databases!(the_command_line_leaves_the_consoles_records);

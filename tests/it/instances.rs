@@ -223,7 +223,7 @@ async fn two_processes_on_one_database_behave_as_one_service() {
 
     // A grant revoked (here through the library, as on any instance) is
     // refused on both at once.
-    agency_sso::sites::revoke(
+    agency_sso::service::access::revoke(
         &app.state.db,
         "sam@agency.test",
         &blog,
@@ -272,7 +272,7 @@ async fn two_processes_on_one_database_behave_as_one_service() {
     );
 
     std::fs::write(&clock_file, (32 * 86_400).to_string()).unwrap();
-    agency_sso::sites::grant(
+    agency_sso::service::access::grant(
         &app.state.db,
         &["agency.test".to_string()],
         "sam@agency.test",

@@ -578,8 +578,8 @@ on_both_databases!(
 );
 
 /// A second instance's key ring on the same database, opened now.
-async fn another_instance(app: &TestApp) -> std::sync::Arc<agency_sso::keyring::KeyRing> {
-    agency_sso::server::open_key_ring(
+async fn another_instance(app: &TestApp) -> std::sync::Arc<agency_sso::service::keys::KeyRing> {
+    agency_sso::service::context::open_key_ring(
         &app.state.config,
         &app.state.db,
         &app.state.master_keys,

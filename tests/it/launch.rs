@@ -23,7 +23,7 @@ const SHOP_SECRET: &str = "miniorange-client-secret-0123456789abcdef";
 
 async fn add_site(app: &TestApp, input: SiteInput) -> String {
     let st = &app.state;
-    agency_sso::sites::create_site(
+    agency_sso::service::sites::create_site(
         &st.db,
         &st.master_keys,
         input,
@@ -46,7 +46,7 @@ fn site(name: &str, url: &str) -> SiteInput {
 
 async fn grant(app: &TestApp, email: &str, site: &str, role: &str) {
     let allowed = ["agency.test".to_string()];
-    agency_sso::sites::grant(
+    agency_sso::service::access::grant(
         &app.state.db,
         &allowed,
         email,
@@ -466,7 +466,7 @@ async fn every_refusal_is_named_shown_and_recorded(backend: Backend) {
 
     // The role is no longer allowed on the site.
     let admin = Actor::command_line();
-    agency_sso::sites::set_site_roles(
+    agency_sso::service::sites::set_site_roles(
         db,
         &blog,
         &["administrator".to_string(), "subscriber".to_string()],
@@ -484,24 +484,24 @@ async fn every_refusal_is_named_shown_and_recorded(backend: Backend) {
         latest(&app).await.reason.as_deref(),
         Some("role_not_allowed")
     );
-    agency_sso::sites::set_site_roles(db, &blog, &["editor".to_string()], &admin, now)
+    agency_sso::service::sites::set_site_roles(db, &blog, &["editor".to_string()], &admin, now)
         .await
         .unwrap();
     assert_eq!(launch(&app, &sam, &blog, "").await.status(), 303);
 
     // The site disabled.
-    agency_sso::sites::set_site_enabled(db, &blog, false, &admin, now)
+    agency_sso::service::sites::set_site_enabled(db, &blog, false, &admin, now)
         .await
         .unwrap();
     let text = refused_page(launch(&app, &sam, &blog, "").await).await;
     assert!(text.contains("This site is disabled"), "{text}");
     assert_eq!(latest(&app).await.reason.as_deref(), Some("site_disabled"));
-    agency_sso::sites::set_site_enabled(db, &blog, true, &admin, now)
+    agency_sso::service::sites::set_site_enabled(db, &blog, true, &admin, now)
         .await
         .unwrap();
 
     // The grant revoked.
-    agency_sso::sites::revoke(db, "sam@agency.test", BLOG, &admin, now)
+    agency_sso::service::access::revoke(db, "sam@agency.test", BLOG, &admin, now)
         .await
         .unwrap();
     let text = refused_page(launch(&app, &sam, &blog, "").await).await;
@@ -509,7 +509,7 @@ async fn every_refusal_is_named_shown_and_recorded(backend: Backend) {
     assert!(!page_text(&app.home(&sam).await).contains("Client One Blog"));
 
     // The person disabled: their session is gone, nothing is launched.
-    agency_sso::people::set_disabled(db, "sam@agency.test", true, &admin, now)
+    agency_sso::service::people::set_disabled(db, "sam@agency.test", true, &admin, now)
         .await
         .unwrap();
     let res = launch(&app, &sam, &locked, "").await;
@@ -880,7 +880,7 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
     assert!(record_launch(db, &record(6), &holds).await.unwrap());
 
     let admin = Actor::command_line();
-    agency_sso::people::set_disabled(db, &person.email, true, &admin, now)
+    agency_sso::service::people::set_disabled(db, &person.email, true, &admin, now)
         .await
         .unwrap();
     assert!(
@@ -892,7 +892,7 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
     // Several launches in one transaction (as the recorder writes them when
     // they arrive together): each is checked on its own facts, the ones
     // that hold are recorded in order, and the chain still verifies.
-    agency_sso::people::set_disabled(db, &person.email, false, &admin, now)
+    agency_sso::service::people::set_disabled(db, &person.email, false, &admin, now)
         .await
         .unwrap();
     let pending = |n: u32, site_version: i64| store::launches::Pending {

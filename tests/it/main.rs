@@ -2,6 +2,7 @@
 //! provider on loopback, SQLite files and the local PostgreSQL server.
 
 mod admin;
+mod architecture;
 mod audit;
 mod callback;
 mod cli;

@@ -53,7 +53,7 @@ async fn launches_refusals_limits_keys_and_the_audit_chain_are_counted() {
         ..SiteInput::default()
     };
     let st = &app.state;
-    let blog = agency_sso::sites::create_site(
+    let blog = agency_sso::service::sites::create_site(
         &st.db,
         &st.master_keys,
         site("Blog", "https://blog.example"),
@@ -63,7 +63,7 @@ async fn launches_refusals_limits_keys_and_the_audit_chain_are_counted() {
     .await
     .unwrap()
     .id;
-    let shop = agency_sso::sites::create_site(
+    let shop = agency_sso::service::sites::create_site(
         &st.db,
         &st.master_keys,
         site("Shop", "https://shop.example"),
@@ -73,7 +73,7 @@ async fn launches_refusals_limits_keys_and_the_audit_chain_are_counted() {
     .await
     .unwrap()
     .id;
-    agency_sso::sites::grant(
+    agency_sso::service::access::grant(
         &st.db,
         &["agency.test".to_string()],
         "sam@agency.test",

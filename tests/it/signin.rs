@@ -143,7 +143,7 @@ async fn disabling_a_person_ends_their_sessions_and_blocks_sign_in(backend: Back
     let person = &store::people::find_by_email(&app.state.db, "ann@agency.test")
         .await
         .unwrap()[0];
-    let ended = agency_sso::people::set_disabled(
+    let ended = agency_sso::service::people::set_disabled(
         &app.state.db,
         &person.email,
         true,

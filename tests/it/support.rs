@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use agency_sso::config::{Config, ConfigArgs};
-use agency_sso::server::{self, AppState, Clock};
+use agency_sso::server;
+use agency_sso::service::Clock;
+use agency_sso::web::AppState;
 use clap::Parser;
 use reqwest::header::LOCATION;
 use reqwest::redirect::Policy;
@@ -222,7 +224,7 @@ impl TestApp {
 
     /// Run this instance's key ring upkeep in the background, as `serve` does.
     pub fn spawn_key_upkeep(&self) {
-        agency_sso::keyring::spawn_maintenance(self.state.keys.clone(), self.clock.clone());
+        agency_sso::service::keys::spawn_maintenance(self.state.keys.clone(), self.clock.clone());
     }
 
     /// The binary, configured for this app's database and data folder.
@@ -569,7 +571,7 @@ pub async fn blog_with_editors(app: &TestApp, editors: &[&str]) -> String {
     use agency_sso::domain::audit::Actor;
     let st = &app.state;
     let now = app.clock.now_for_tests();
-    let id = agency_sso::sites::create_site(
+    let id = agency_sso::service::sites::create_site(
         &st.db,
         &st.master_keys,
         agency_sso::domain::sites::SiteInput {
@@ -585,7 +587,7 @@ pub async fn blog_with_editors(app: &TestApp, editors: &[&str]) -> String {
     .unwrap()
     .id;
     for who in editors {
-        agency_sso::sites::grant(
+        agency_sso::service::access::grant(
             &st.db,
             &["agency.test".to_string()],
             who,

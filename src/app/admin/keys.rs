@@ -23,7 +23,7 @@ pub struct KeyRow {
 #[server(endpoint = "admin_keys")]
 pub async fn admin_keys() -> Result<Vec<KeyRow>, AdminError> {
     let a = super::admin("admin_keys").await?;
-    let ring = match crate::store::keys::load(&a.st.db).await {
+    let ring = match crate::service::keys::load(&a.st.db).await {
         Ok((_, ring)) => ring,
         Err(e) => return a.answer(e),
     };
@@ -115,7 +115,7 @@ pub async fn admin_revoke_key(
         });
     }
     if !problems.is_empty() {
-        return a.answer(crate::sites::ManageError::Invalid(problems));
+        return a.answer(crate::service::sites::ManageError::Invalid(problems));
     }
     let keys = a.st.keys.clone();
     let done = keys.revoke(&kid, reason.trim(), &a.by, a.now).await;

@@ -13,77 +13,15 @@ pub mod sites;
 pub mod teams;
 
 use leptos::prelude::*;
-use leptos::server_fn::codec::JsonEncoding;
-use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
-use serde::{Deserialize, Serialize};
 
 use super::{get_viewer, PersonView, TopBar};
 
-/// One field's problem, shown beside that field.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldProblem {
-    pub field: String,
-    pub message: String,
-}
-
-/// What an admin server function answers when it does not succeed. It
-/// travels to the browser as JSON, so pages can show each case properly.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum AdminError {
-    #[error("Please sign in again.")]
-    SignIn,
-    #[error("Only admins can do this.")]
-    Forbidden,
-    /// A sensitive action: sign in again at this address, then retry.
-    #[error("This needs a recent sign-in: you are being sent to sign in again.")]
-    Reauth { url: String },
-    #[error("Some fields need attention.")]
-    Invalid(Vec<FieldProblem>),
-    #[error("{0}")]
-    Refused(String),
-    #[error("The dashboard cannot reach its database right now. Please try again in a moment.")]
-    Unavailable,
-    #[error("The request failed: {0}")]
-    Transport(String),
-}
-
-impl FromServerFnError for AdminError {
-    type Encoder = JsonEncoding;
-
-    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        AdminError::Transport(value.to_string())
-    }
-}
-
-impl AdminError {
-    /// The message for one field, if it has a problem.
-    pub fn field(&self, name: &str) -> Option<String> {
-        match self {
-            AdminError::Invalid(problems) => problems
-                .iter()
-                .find(|p| p.field == name)
-                .map(|p| p.message.clone()),
-            _ => None,
-        }
-    }
-
-    /// The HTTP status this answer carries.
-    pub fn status(&self) -> u16 {
-        match self {
-            AdminError::SignIn | AdminError::Reauth { .. } => 401,
-            AdminError::Forbidden => 403,
-            AdminError::Invalid(_) => 422,
-            AdminError::Refused(_) => 409,
-            AdminError::Unavailable => 503,
-            AdminError::Transport(_) => 400,
-        }
-    }
-}
+pub use crate::shared::errors::{AdminError, FieldProblem};
 
 /// What a page's server side knows while an admin function runs.
 #[cfg(feature = "ssr")]
 pub struct Admin {
-    pub st: crate::server::AppState,
+    pub st: crate::service::Context,
     pub person: crate::domain::people::Person,
     pub by: crate::domain::audit::Actor,
     pub now: i64,
@@ -105,19 +43,19 @@ fn fail<T>(e: AdminError) -> Result<T, AdminError> {
 /// attempt is recorded; the web edge has normally refused it already).
 #[cfg(feature = "ssr")]
 pub async fn admin(function: &'static str) -> Result<Admin, AdminError> {
-    use crate::domain::audit::Actor;
-    use crate::domain::session::SignedIn;
-    let st = expect_context::<crate::server::AppState>();
+    use crate::domain::audit::{Actor, Origin};
+    let st = expect_context::<crate::service::Context>();
     let session: tower_sessions::Session = leptos_axum::extract()
         .await
         .map_err(|e| AdminError::Transport(e.to_string()))?;
-    let crate::web::RequestOrigin(origin) = leptos_axum::extract()
+    // The web edge notes where each request came from.
+    let axum::Extension(origin): axum::Extension<Origin> = leptos_axum::extract()
         .await
         .map_err(|e| AdminError::Transport(e.to_string()))?;
     let headers: axum::http::HeaderMap = leptos_axum::extract()
         .await
         .map_err(|e| AdminError::Transport(e.to_string()))?;
-    let person = match crate::web::auth::current_person(&st, &session).await {
+    let person = match crate::service::sessions::current_person(&st, &session).await {
         Ok(Some(p)) => p,
         Ok(None) => return fail(AdminError::SignIn),
         Err(e) => {
@@ -126,16 +64,17 @@ pub async fn admin(function: &'static str) -> Result<Admin, AdminError> {
         }
     };
     if !person.is_admin {
-        crate::web::admin::record_refusal(&st, &person.email, origin, function).await;
+        crate::service::audit::record_admin_refusal(
+            &st.db,
+            &person.email,
+            origin,
+            function,
+            st.now(),
+        )
+        .await;
         return fail(AdminError::Forbidden);
     }
-    let signed_in_at = session
-        .get::<SignedIn>(crate::store::sessions::SIGNED_IN_KEY)
-        .await
-        .ok()
-        .flatten()
-        .map(|s| s.signed_in_at)
-        .unwrap_or(0);
+    let signed_in_at = crate::service::sessions::signed_in_at(&session).await;
     let referer = headers
         .get(axum::http::header::REFERER)
         .and_then(|v| v.to_str().ok())
@@ -186,7 +125,7 @@ impl Admin {
             v => match v.parse::<i64>() {
                 Ok(m) => Some(m),
                 Err(_) => {
-                    return self.answer(crate::sites::ManageError::Invalid(vec![
+                    return self.answer(crate::service::sites::ManageError::Invalid(vec![
                         crate::domain::sites::FieldError {
                             field: "duration",
                             message: "choose how long the grant lasts".into(),
@@ -196,7 +135,7 @@ impl Admin {
             },
         };
         crate::domain::access::grant_terms(minutes, reason, self.now)
-            .or_else(|e| self.answer(crate::sites::ManageError::Invalid(vec![e])))
+            .or_else(|e| self.answer(crate::service::sites::ManageError::Invalid(vec![e])))
     }
 
     /// Turn a service error into the answer, logging what the admin cannot act on.
@@ -210,9 +149,9 @@ impl Admin {
 pub struct ManageFailure(pub AdminError);
 
 #[cfg(feature = "ssr")]
-impl From<crate::sites::ManageError> for ManageFailure {
-    fn from(e: crate::sites::ManageError) -> Self {
-        use crate::sites::ManageError as M;
+impl From<crate::service::sites::ManageError> for ManageFailure {
+    fn from(e: crate::service::sites::ManageError) -> Self {
+        use crate::service::sites::ManageError as M;
         ManageFailure(match e {
             M::Invalid(errors) => AdminError::Invalid(
                 errors
@@ -237,9 +176,9 @@ impl From<crate::sites::ManageError> for ManageFailure {
 }
 
 #[cfg(feature = "ssr")]
-impl From<crate::people::StandingError> for ManageFailure {
-    fn from(e: crate::people::StandingError) -> Self {
-        use crate::people::StandingError as S;
+impl From<crate::service::people::StandingError> for ManageFailure {
+    fn from(e: crate::service::people::StandingError) -> Self {
+        use crate::service::people::StandingError as S;
         ManageFailure(match e {
             S::Db(e) => {
                 tracing::error!(error = %e, "admin change failed in the database");

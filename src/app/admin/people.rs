@@ -59,17 +59,16 @@ pub struct PeoplePage {
 #[server(endpoint = "admin_people")]
 pub async fn admin_people(filter: PeopleFilter) -> Result<PeoplePage, AdminError> {
     let a = super::admin("admin_people").await?;
-    let db = &a.st.db;
-    let found =
-        crate::store::people::search(db, &filter.q, &filter.standing, a.now, filter.offset, PAGE)
-            .await;
-    let invited = crate::store::people::invitations(db).await;
-    let ((rows, total), invitations) = match (found, invited) {
-        (Ok(f), Ok(i)) => (f, i),
-        (Err(e), _) | (_, Err(e)) => return a.answer(e),
+    let (q, standing) = (&filter.q, &filter.standing);
+    let page =
+        crate::service::people::people_page(&a.st.db, q, standing, a.now, filter.offset, PAGE);
+    let page = match page.await {
+        Ok(p) => p,
+        Err(e) => return a.answer(e),
     };
     Ok(PeoplePage {
-        rows: rows
+        rows: page
+            .rows
             .into_iter()
             .map(|l| PersonRow {
                 name: l.person.display_name().to_string(),
@@ -82,10 +81,10 @@ pub async fn admin_people(filter: PeopleFilter) -> Result<PeoplePage, AdminError
                 grants: l.grants,
             })
             .collect(),
-        total,
-        invitations: invitations
+        total: page.total,
+        invitations: page
+            .invitations
             .into_iter()
-            .filter(|i| filter.q.is_empty() || i.email.contains(&filter.q.to_lowercase()))
             .map(|i| InvitationRow {
                 email: i.email,
                 admin: i.make_admin != 0,
@@ -104,13 +103,14 @@ pub async fn admin_invite(email: String, admin: Option<String>) -> Result<String
         a.recent_sign_in()?;
     }
     let domains = &a.st.config.sign_in.allowed_domains;
-    match crate::people::invite(&a.st.db, domains, &email, make_admin, &a.by, a.now).await {
+    match crate::service::people::invite(&a.st.db, domains, &email, make_admin, &a.by, a.now).await
+    {
         Ok(email) => Ok(format!(
             "{email} is invited{}. They get access when they first sign in.",
             if make_admin { " as an admin" } else { "" }
         )),
-        Err(crate::sites::ManageError::Refused(m)) => {
-            a.answer(crate::sites::ManageError::Invalid(vec![
+        Err(crate::service::sites::ManageError::Refused(m)) => {
+            a.answer(crate::service::sites::ManageError::Invalid(vec![
                 crate::domain::sites::FieldError {
                     field: "email",
                     message: m,
@@ -124,7 +124,7 @@ pub async fn admin_invite(email: String, admin: Option<String>) -> Result<String
 #[server(endpoint = "admin_withdraw_invitation")]
 pub async fn admin_withdraw_invitation(email: String) -> Result<String, AdminError> {
     let a = super::admin("admin_withdraw_invitation").await?;
-    match crate::people::withdraw_invitation(&a.st.db, &email, &a.by, a.now).await {
+    match crate::service::people::withdraw_invitation(&a.st.db, &email, &a.by, a.now).await {
         Ok(()) => Ok(format!(
             "The invitation for {} was withdrawn.",
             email.trim()
@@ -136,7 +136,7 @@ pub async fn admin_withdraw_invitation(email: String) -> Result<String, AdminErr
 /// `change`: "promote", "demote", "disable" or "enable".
 #[server(endpoint = "admin_set_standing")]
 pub async fn admin_set_standing(id: String, change: String) -> Result<String, AdminError> {
-    use crate::people::Standing;
+    use crate::service::people::Standing;
     let a = super::admin("admin_set_standing").await?;
     let standing = match change.as_str() {
         "promote" => Standing::Admin(true),
@@ -148,7 +148,7 @@ pub async fn admin_set_standing(id: String, change: String) -> Result<String, Ad
     if standing == Standing::Admin(true) {
         a.recent_sign_in()?;
     }
-    match crate::people::set_standing(&a.st.db, &id, standing, &a.by, a.now).await {
+    match crate::service::people::set_standing(&a.st.db, &id, standing, &a.by, a.now).await {
         Ok(p) => Ok(match standing {
             Standing::Admin(true) => format!("{} is now an admin.", p.email),
             Standing::Admin(false) => format!("{} is now staff.", p.email),
@@ -198,75 +198,39 @@ pub const ACCESS_SHOWN: usize = 100;
 
 #[server(endpoint = "admin_person")]
 pub async fn admin_person(id: String) -> Result<PersonDetail, AdminError> {
-    use crate::domain::access::{decide, GrantSource, SiteStanding};
+    use crate::domain::access::GrantSource;
     let a = super::admin("admin_person").await?;
-    let db = &a.st.db;
-    let p = match crate::store::people::find(db, &id).await {
-        Ok(Some(p)) => p,
+    let d = match crate::service::people::person_detail(&a.st.db, &id, a.now, ACCESS_SHOWN).await {
+        Ok(Some(d)) => d,
         Ok(None) => return Err(AdminError::Refused("There is no such person.".into())),
         Err(e) => return a.answer(e),
     };
-    let granted = crate::store::grants::granted_sites(db, &p.email).await;
-    let sessions = crate::store::sessions::count_for_person(db, &p.id, a.now).await;
-    let teams: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(
-        "SELECT t.name FROM team_members m JOIN teams t ON t.id = m.team_id \
-         WHERE m.email = $1 ORDER BY t.name",
-    )
-    .bind(&p.email)
-    .fetch_all(&db.pool)
-    .await;
-    let filter = crate::store::audit::Filter {
-        person: p.email.clone(),
-        ..Default::default()
+    let grant_text = |gr: &crate::domain::access::Grant| {
+        let from = match &gr.source {
+            GrantSource::Direct => "direct".to_string(),
+            GrantSource::Team(t) => format!("team {t}"),
+        };
+        match gr.expires_at {
+            Some(t) if t <= a.now => format!("{} ({from}, expired {})", gr.role, when(Some(t))),
+            Some(t) => format!("{} ({from}, until {})", gr.role, when(Some(t))),
+            None => format!("{} ({from})", gr.role),
+        }
     };
-    let records = crate::store::audit::page(db, &filter, None, 20).await;
-    let (granted, sessions, teams, records) = match (granted, sessions, teams, records) {
-        (Ok(g), Ok(s), Ok(t), Ok(r)) => (g, s, t, r),
-        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return a.answer(e),
-    };
-    let grants = granted.iter().map(|g| g.grants.len() as i64).sum();
-    let sites_total = granted.len();
-    let mut granted = granted;
-    granted.sort_by(|x, y| (&x.client, &x.name).cmp(&(&y.client, &y.name)));
-    granted.truncate(ACCESS_SHOWN);
-    let access = granted
+    let access = d
+        .sites
         .into_iter()
-        .map(|g| {
-            let standing = SiteStanding {
-                enabled: g.enabled,
-                allowed_roles: &g.roles,
-            };
-            let role = decide(!p.disabled, standing, &g.grants, a.now)
-                .ok()
-                .map(|e| e.role);
-            PersonAccess {
-                grants: g
-                    .grants
-                    .iter()
-                    .map(|gr| {
-                        let from = match &gr.source {
-                            GrantSource::Direct => "direct".to_string(),
-                            GrantSource::Team(t) => format!("team {t}"),
-                        };
-                        match gr.expires_at {
-                            Some(t) if t <= a.now => {
-                                format!("{} ({from}, expired {})", gr.role, when(Some(t)))
-                            }
-                            Some(t) => format!("{} ({from}, until {})", gr.role, when(Some(t))),
-                            None => format!("{} ({from})", gr.role),
-                        }
-                    })
-                    .collect(),
-                site_id: g.site_id,
-                site: g.name,
-                url: g.url,
-                client: g.client,
-                role,
-            }
+        .map(|s| PersonAccess {
+            grants: s.site.grants.iter().map(grant_text).collect(),
+            site_id: s.site.site_id,
+            site: s.site.name,
+            url: s.site.url,
+            client: s.site.client,
+            role: s.role,
         })
         .collect();
+    let p = d.person;
     Ok(PersonDetail {
-        sites_total,
+        sites_total: d.sites_total,
         person: PersonRow {
             name: p.display_name().to_string(),
             id: p.id.clone(),
@@ -274,12 +238,13 @@ pub async fn admin_person(id: String) -> Result<PersonDetail, AdminError> {
             admin: p.is_admin,
             disabled: p.disabled,
             last_sign_in: when(p.last_sign_in_at),
-            sessions,
-            grants,
+            sessions: d.sessions,
+            grants: d.grants_total,
         },
-        teams,
+        teams: d.teams,
         access,
-        activity: records
+        activity: d
+            .recent
             .into_iter()
             .map(|r| Activity {
                 time: when(Some(r.event.at)),

@@ -27,7 +27,7 @@ pub struct SessionsView {
 #[server(endpoint = "admin_sessions")]
 pub async fn admin_sessions(q: String) -> Result<SessionsView, AdminError> {
     let a = super::admin("admin_sessions").await?;
-    match crate::store::sessions::active(&a.st.db, &q, a.now, 200).await {
+    match crate::service::sessions::active(&a.st.db, &q, a.now, 200).await {
         Ok((rows, total)) => Ok(SessionsView {
             rows: rows
                 .into_iter()
@@ -51,7 +51,7 @@ pub async fn admin_sessions(q: String) -> Result<SessionsView, AdminError> {
 pub async fn admin_end_sessions(person: String, handle: String) -> Result<String, AdminError> {
     let a = super::admin("admin_end_sessions").await?;
     let one = (!handle.is_empty()).then_some(handle.as_str());
-    match crate::people::end_sessions(&a.st.db, &person, one, &a.by, a.now).await {
+    match crate::service::people::end_sessions(&a.st.db, &person, one, &a.by, a.now).await {
         Ok(0) => Err(AdminError::Refused(
             "That session has already ended.".into(),
         )),

@@ -60,20 +60,19 @@ pub struct SitesPage {
 #[server(endpoint = "admin_sites")]
 pub async fn admin_sites(filter: SiteFilter) -> Result<SitesPage, AdminError> {
     let a = super::admin("admin_sites").await?;
-    let q = crate::store::sites::SiteQuery {
+    let q = crate::service::sites::SiteQuery {
         text: filter.q,
         client: filter.client,
         profile: filter.profile,
         enabled: filter.enabled,
     };
-    let found = crate::store::sites::search(&a.st.db, &q, filter.offset, PAGE).await;
-    let clients = crate::store::sites::clients(&a.st.db).await;
-    let ((rows, total), clients) = match (found, clients) {
-        (Ok(f), Ok(c)) => (f, c),
-        (Err(e), _) | (_, Err(e)) => return a.answer(e),
+    let page = match crate::service::sites::sites_page(&a.st.db, &q, filter.offset, PAGE).await {
+        Ok(p) => p,
+        Err(e) => return a.answer(e),
     };
     Ok(SitesPage {
-        rows: rows
+        rows: page
+            .rows
             .into_iter()
             .map(|l| SiteRow {
                 id: l.site.id,
@@ -86,15 +85,15 @@ pub async fn admin_sites(filter: SiteFilter) -> Result<SitesPage, AdminError> {
                 grants: l.grants,
             })
             .collect(),
-        total,
-        clients,
+        total: page.total,
+        clients: page.clients,
     })
 }
 
 #[server(endpoint = "admin_set_site_enabled")]
 pub async fn admin_set_site_enabled(id: String, enabled: bool) -> Result<String, AdminError> {
     let a = super::admin("admin_set_site_enabled").await?;
-    match crate::sites::set_site_enabled(&a.st.db, &id, enabled, &a.by, a.now).await {
+    match crate::service::sites::set_site_enabled(&a.st.db, &id, enabled, &a.by, a.now).await {
         Ok(s) => Ok(format!(
             "{} is now {}.",
             s.name,
@@ -122,7 +121,7 @@ pub async fn admin_bulk_grant(
     duration: String,
     reason: String,
 ) -> Result<String, AdminError> {
-    use crate::sites::ManageError;
+    use crate::service::sites::ManageError;
     let a = super::admin("admin_bulk_grant").await?;
     let terms = a.grant_terms(&role, &duration, &reason)?;
     let (sites, emails) = (list_of(&sites), list_of(&emails));
@@ -135,7 +134,7 @@ pub async fn admin_bulk_grant(
         ]));
     }
     let domains = &a.st.config.sign_in.allowed_domains;
-    match crate::sites::bulk_grant(
+    match crate::service::access::bulk_grant(
         &a.st.db, domains, &emails, &sites, &role, &terms, &a.by, a.now,
     )
     .await
@@ -153,7 +152,7 @@ pub async fn admin_bulk_grant(
 pub async fn admin_bulk_revoke(sites: String, emails: String) -> Result<String, AdminError> {
     let a = super::admin("admin_bulk_revoke").await?;
     let (sites, emails) = (list_of(&sites), list_of(&emails));
-    match crate::sites::bulk_revoke(&a.st.db, &emails, &sites, &a.by, a.now).await {
+    match crate::service::access::bulk_revoke(&a.st.db, &emails, &sites, &a.by, a.now).await {
         Ok(n) => Ok(format!(
             "{n} direct grant(s) revoked on {} site(s).",
             sites.len()
@@ -464,43 +463,18 @@ fn settings(s: crate::domain::sites::Site) -> SiteSettings {
 
 #[server(endpoint = "admin_site")]
 pub async fn admin_site(id: String) -> Result<SiteDetail, AdminError> {
-    use crate::domain::access::{decide, Grant, GrantSource, SiteStanding};
     let a = super::admin("admin_site").await?;
-    let site = match crate::store::sites::find(&a.st.db, &id).await {
-        Ok(Some(s)) => s,
+    let (site, entries) = match crate::service::access::site_with_access(&a.st.db, &id, a.now).await
+    {
+        Ok(Some(found)) => found,
         Ok(None) => return Err(AdminError::Refused("There is no such site.".into())),
         Err(e) => return a.answer(e),
     };
-    let rows = match crate::store::grants::site_access(&a.st.db, &site.id).await {
-        Ok(r) => r,
-        Err(e) => return a.answer(e),
-    };
-    let standing = SiteStanding {
-        enabled: true,
-        allowed_roles: &site.roles,
-    };
-    let mut access = Vec::with_capacity(rows.len());
-    for group in rows.chunk_by(|x, y| x.email == y.email) {
-        let grants: Vec<Grant> = group
-            .iter()
-            .map(|r| Grant {
-                id: r.grant_id.clone(),
-                role: r.role.clone(),
-                expires_at: r.expires_at,
-                source: if r.team.is_empty() {
-                    GrantSource::Direct
-                } else {
-                    GrantSource::Team(r.team.clone())
-                },
-            })
-            .collect();
-        let winner = decide(true, standing, &grants, a.now)
-            .ok()
-            .map(|e| e.grant_id);
-        for r in group {
-            access.push(AccessRow {
-                email: r.email.clone(),
-                role: r.role.clone(),
+    let access = entries
+        .into_iter()
+        .map(|e| {
+            let r = e.grant;
+            AccessRow {
                 from: if r.team.is_empty() {
                     "Direct".into()
                 } else {
@@ -509,11 +483,13 @@ pub async fn admin_site(id: String) -> Result<SiteDetail, AdminError> {
                 direct: r.team.is_empty(),
                 expires: r.expires_at.map(|t| when(Some(t))),
                 expired: r.expires_at.is_some_and(|t| t <= a.now),
-                reason: r.reason.clone(),
-                effective: winner.as_deref() == Some(r.grant_id.as_str()),
-            });
-        }
-    }
+                effective: e.effective,
+                email: r.email,
+                role: r.role,
+                reason: r.reason,
+            }
+        })
+        .collect();
     Ok(SiteDetail {
         site: settings(site),
         access,
@@ -546,10 +522,12 @@ pub async fn admin_save_site(
         v => match v.parse::<i64>() {
             Ok(n) => Some(n),
             Err(_) => {
-                return a.answer(crate::sites::ManageError::Invalid(vec![FieldError {
-                    field: "token_lifetime",
-                    message: "give the token lifetime in seconds, from 10 to 300".into(),
-                }]))
+                return a.answer(crate::service::sites::ManageError::Invalid(vec![
+                    FieldError {
+                        field: "token_lifetime",
+                        message: "give the token lifetime in seconds, from 10 to 300".into(),
+                    },
+                ]))
             }
         },
     };
@@ -567,9 +545,9 @@ pub async fn admin_save_site(
         notes,
     };
     let saved = if id.is_empty() {
-        crate::sites::create_site(&a.st.db, &a.st.master_keys, input, &a.by, a.now).await
+        crate::service::sites::create_site(&a.st.db, &a.st.master_keys, input, &a.by, a.now).await
     } else {
-        crate::sites::update_site(
+        crate::service::sites::update_site(
             &a.st.db,
             &a.st.master_keys,
             &id,
@@ -591,7 +569,7 @@ pub async fn admin_save_site(
 pub async fn admin_delete_site(id: String, confirm: String) -> Result<String, AdminError> {
     let a = super::admin("admin_delete_site").await?;
     a.recent_sign_in()?;
-    match crate::sites::delete_site(&a.st.db, &id, &confirm, &a.by, a.now).await {
+    match crate::service::sites::delete_site(&a.st.db, &id, &confirm, &a.by, a.now).await {
         Ok(s) => Ok(format!("{} ({}) was deleted.", s.name, s.url)),
         Err(e) => a.answer(e),
     }
@@ -616,11 +594,11 @@ pub async fn admin_grant(
     duration: String,
     reason: String,
 ) -> Result<String, AdminError> {
-    use crate::sites::ManageError;
+    use crate::service::sites::ManageError;
     let a = super::admin("admin_grant").await?;
     let terms = a.grant_terms(&role, &duration, &reason)?;
     let domains = &a.st.config.sign_in.allowed_domains;
-    match crate::sites::grant_with(
+    match crate::service::access::grant_with(
         &a.st.db, domains, &email, &site, &role, &terms, &a.by, a.now,
     )
     .await
@@ -655,7 +633,7 @@ pub async fn admin_grant(
 #[server(endpoint = "admin_revoke_grant")]
 pub async fn admin_revoke_grant(site: String, email: String) -> Result<String, AdminError> {
     let a = super::admin("admin_revoke_grant").await?;
-    match crate::sites::revoke(&a.st.db, &email, &site, &a.by, a.now).await {
+    match crate::service::access::revoke(&a.st.db, &email, &site, &a.by, a.now).await {
         Ok(s) => Ok(format!(
             "{} can no longer enter {} directly.",
             email.trim(),
@@ -954,10 +932,11 @@ pub struct Preview {
 pub async fn admin_import_preview(csv: String) -> Result<Preview, AdminError> {
     use crate::domain::import::Change;
     let a = super::admin("admin_import_preview").await?;
-    let plan = match crate::sites::preview_import(&a.st.db, &a.st.master_keys, &csv).await {
+    let plan = match crate::service::sites::preview_import(&a.st.db, &a.st.master_keys, &csv).await
+    {
         Ok(p) => p,
-        Err(crate::sites::ManageError::Refused(m)) => {
-            return a.answer(crate::sites::ManageError::Invalid(vec![
+        Err(crate::service::sites::ManageError::Refused(m)) => {
+            return a.answer(crate::service::sites::ManageError::Invalid(vec![
                 crate::domain::sites::FieldError {
                     field: "csv",
                     message: m,
@@ -1001,7 +980,15 @@ pub async fn admin_import_preview(csv: String) -> Result<Preview, AdminError> {
 pub async fn admin_import_apply(csv: String, digest: String) -> Result<String, AdminError> {
     let a = super::admin("admin_import_apply").await?;
     a.recent_sign_in()?;
-    match crate::sites::apply_import(&a.st.db, &a.st.master_keys, &csv, &digest, &a.by, a.now).await
+    match crate::service::sites::apply_import(
+        &a.st.db,
+        &a.st.master_keys,
+        &csv,
+        &digest,
+        &a.by,
+        a.now,
+    )
+    .await
     {
         Ok(t) => Ok(format!(
             "Imported: {} site(s) added, {} updated, {} unchanged, {} invalid row(s) skipped.",

@@ -21,7 +21,7 @@ pub struct TeamRow {
 #[server(endpoint = "admin_teams")]
 pub async fn admin_teams() -> Result<Vec<TeamRow>, AdminError> {
     let a = super::admin("admin_teams").await?;
-    match crate::store::teams::list(&a.st.db).await {
+    match crate::service::teams::list(&a.st.db).await {
         Ok(list) => Ok(list
             .into_iter()
             .map(|t| TeamRow {
@@ -39,7 +39,7 @@ pub async fn admin_teams() -> Result<Vec<TeamRow>, AdminError> {
 #[server(endpoint = "admin_create_team")]
 pub async fn admin_create_team(name: String, description: String) -> Result<String, AdminError> {
     let a = super::admin("admin_create_team").await?;
-    match crate::teams::create_team(&a.st.db, &name, &description, &a.by, a.now).await {
+    match crate::service::teams::create_team(&a.st.db, &name, &description, &a.by, a.now).await {
         Ok(id) => Ok(id),
         Err(e) => a.answer(e),
     }
@@ -48,7 +48,7 @@ pub async fn admin_create_team(name: String, description: String) -> Result<Stri
 #[server(endpoint = "admin_delete_team")]
 pub async fn admin_delete_team(id: String) -> Result<String, AdminError> {
     let a = super::admin("admin_delete_team").await?;
-    match crate::teams::delete_team(&a.st.db, &id, &a.by, a.now).await {
+    match crate::service::teams::delete_team(&a.st.db, &id, &a.by, a.now).await {
         Ok(()) => Ok("The team was deleted; its members lost what it granted them.".into()),
         Err(e) => a.answer(e),
     }
@@ -84,20 +84,12 @@ pub struct TeamDetail {
 #[server(endpoint = "admin_team")]
 pub async fn admin_team(id: String) -> Result<TeamDetail, AdminError> {
     let a = super::admin("admin_team").await?;
-    let db = &a.st.db;
-    let team = match crate::store::teams::find(&db.pool, &id).await {
-        Ok(Some(t)) => t,
+    let d = match crate::service::teams::team_detail(&a.st.db, &id).await {
+        Ok(Some(d)) => d,
         Ok(None) => return Err(AdminError::Refused("There is no such team.".into())),
         Err(e) => return a.answer(e),
     };
-    let (members, grants, clients) = match (
-        crate::store::teams::members(db, &id).await,
-        crate::store::teams::grants(db, &id).await,
-        crate::store::sites::clients(db).await,
-    ) {
-        (Ok(m), Ok(g), Ok(c)) => (m, g, c),
-        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return a.answer(e),
-    };
+    let (team, members, grants, clients) = (d.team, d.members, d.grants, d.clients);
     Ok(TeamDetail {
         team: TeamRow {
             id: team.id,
@@ -141,7 +133,8 @@ pub async fn admin_team(id: String) -> Result<TeamDetail, AdminError> {
 pub async fn admin_add_members(team: String, emails: String) -> Result<String, AdminError> {
     let a = super::admin("admin_add_members").await?;
     let domains = &a.st.config.sign_in.allowed_domains;
-    match crate::teams::add_members(&a.st.db, domains, &team, &emails, &a.by, a.now).await {
+    match crate::service::teams::add_members(&a.st.db, domains, &team, &emails, &a.by, a.now).await
+    {
         Ok(added) if added.is_empty() => Ok("They were already in the team.".into()),
         Ok(added) => Ok(format!("Added {}.", added.join(", "))),
         Err(e) => a.answer(e),
@@ -151,7 +144,7 @@ pub async fn admin_add_members(team: String, emails: String) -> Result<String, A
 #[server(endpoint = "admin_remove_member")]
 pub async fn admin_remove_member(team: String, email: String) -> Result<String, AdminError> {
     let a = super::admin("admin_remove_member").await?;
-    match crate::teams::remove_member(&a.st.db, &team, &email, &a.by, a.now).await {
+    match crate::service::teams::remove_member(&a.st.db, &team, &email, &a.by, a.now).await {
         Ok(()) => Ok(format!("{} left the team.", email.trim())),
         Err(e) => a.answer(e),
     }
@@ -167,14 +160,14 @@ pub async fn admin_grant_team(
     duration: String,
     reason: String,
 ) -> Result<String, AdminError> {
-    use crate::sites::ManageError;
+    use crate::service::sites::ManageError;
     let a = super::admin("admin_grant_team").await?;
     let terms = a.grant_terms(&role, &duration, &reason)?;
     let (site, client) = match target.split_once(':') {
         Some(("client", c)) => (None, Some(c.to_string())),
         _ => (Some(site), None),
     };
-    match crate::teams::grant_team(
+    match crate::service::teams::grant_team(
         &a.st.db,
         &team,
         site.as_deref(),
@@ -208,7 +201,7 @@ pub async fn admin_grant_team(
 #[server(endpoint = "admin_revoke_team_grant")]
 pub async fn admin_revoke_team_grant(id: String) -> Result<String, AdminError> {
     let a = super::admin("admin_revoke_team_grant").await?;
-    match crate::teams::revoke_team_grant(&a.st.db, &id, &a.by, a.now).await {
+    match crate::service::teams::revoke_team_grant(&a.st.db, &id, &a.by, a.now).await {
         Ok(()) => Ok("The team grant was revoked.".into()),
         Err(e) => a.answer(e),
     }

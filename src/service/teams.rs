@@ -6,9 +6,13 @@ use serde_json::json;
 use crate::domain::access::GrantTerms;
 use crate::domain::audit::{kind, Actor};
 use crate::domain::sites::{check_role, FieldError};
-use crate::sites::{check_email, find_site, ManageError};
+use crate::service::sites::{check_email, find_site, ManageError};
 use crate::store::teams::{Target, Team};
 use crate::store::{self, audit, Db};
+
+// Reads with no rule of their own are the store's queries, named here so
+// that the pages, handlers and command line never reach the store.
+pub use crate::store::teams::{grants, list, members, Member, TeamGrant};
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ManageError {
     ManageError::Invalid(vec![FieldError {
@@ -163,7 +167,8 @@ pub async fn grant_team(
     let (target, site) = match (site.map(str::trim), client.map(str::trim)) {
         (Some(s), _) if !s.is_empty() => {
             let site = find_site(db, s).await?;
-            crate::sites::allowed_role(&site, &role).map_err(|e| invalid("role", e.to_string()))?;
+            crate::service::sites::allowed_role(&site, &role)
+                .map_err(|e| invalid("role", e.to_string()))?;
             (Target::Site(site.id.clone()), Some(site))
         }
         (_, Some(c)) if !c.is_empty() => (Target::Client(c.to_string()), None),
@@ -247,4 +252,36 @@ pub async fn revoke_team_grant(
     audit::append(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// One team, if it exists.
+pub async fn find(db: &Db, id: &str) -> Result<Option<Team>, sqlx::Error> {
+    store::teams::find(&db.pool, id).await
+}
+
+/// The names of the teams `email` belongs to, in order.
+pub async fn names_of_member(db: &Db, email: &str) -> Result<Vec<String>, sqlx::Error> {
+    store::teams::names_of_member(db, email).await
+}
+
+/// What an admin sees of one team: its members and grants, and every
+/// client (for the grant form).
+pub struct TeamDetail {
+    pub team: Team,
+    pub members: Vec<Member>,
+    pub grants: Vec<TeamGrant>,
+    pub clients: Vec<String>,
+}
+
+/// One team as the console shows it; `None` when there is no such team.
+pub async fn team_detail(db: &Db, id: &str) -> Result<Option<TeamDetail>, sqlx::Error> {
+    let Some(team) = find(db, id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(TeamDetail {
+        members: members(db, &team.id).await?,
+        grants: grants(db, &team.id).await?,
+        clients: crate::service::sites::clients(db).await?,
+        team,
+    }))
 }

@@ -10,12 +10,17 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::domain::audit::{
-    self, checkpoint_kid, from_hex, kind, verify_checkpoint, Actor, CheckpointClaims, Problem,
-    Stored, Summary, Walker, GENESIS,
+    self, checkpoint_kid, from_hex, kind, outcome, verify_checkpoint, Actor, CheckpointClaims,
+    Event, Origin, Problem, Stored, Summary, Walker, GENESIS,
 };
+use crate::domain::people::Person;
 use crate::domain::tokens::Signer;
-use crate::keyring::KeyRing;
-use crate::store::audit::{self as store, CheckpointError, Filter, Signed};
+use crate::service::keys::KeyRing;
+use crate::shared::query::AuditQuery;
+use crate::store::audit::{self as store, CheckpointError, Signed};
+
+pub use crate::domain::audit::AuditSettings;
+pub use crate::store::audit::{Filter, SiteEntered};
 use crate::store::Db;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +42,156 @@ impl From<CheckpointError<AuditError>> for AuditError {
             CheckpointError::Sign(e) => e,
         }
     }
+}
+
+/// Append records that stand alone (a sign-in that failed, a sign-out, a
+/// flood refused), in one transaction.
+pub async fn record(db: &Db, events: &[Event]) -> Result<(), sqlx::Error> {
+    store::record(db, events).await
+}
+
+/// Record that a signed-in person who is not an admin called an admin
+/// function (best effort: the refusal stands either way).
+pub async fn record_admin_refusal(db: &Db, email: &str, from: Origin, function: &str, now: i64) {
+    tracing::warn!(email, function, "admin function refused to a non-admin");
+    let event = Event::new(now, kind::ADMIN_REFUSED, outcome::REFUSED, email, &from)
+        .subject(email)
+        .reason("not_admin")
+        .detail(serde_json::json!({ "function": function }));
+    if let Err(e) = store::record(db, &[event]).await {
+        tracing::error!(error = %e, "cannot record a refused admin call");
+    }
+}
+
+/// Records matching `filter`, newest first, older than `before` if given.
+pub async fn page(
+    db: &Db,
+    filter: &Filter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Stored>, sqlx::Error> {
+    store::page(db, filter, before, limit).await
+}
+
+/// The sites a person entered, with how often and when.
+pub async fn sites_entered(db: &Db, email: &str) -> Result<Vec<SiteEntered>, sqlx::Error> {
+    store::sites_entered(db, email).await
+}
+
+/// The chain's last record: its sequence number and hash.
+pub async fn head(db: &Db) -> Result<(i64, String), sqlx::Error> {
+    store::head(db).await
+}
+
+/// The filter for a page's query, as `viewer` may see it: their
+/// own records only unless they are an admin looking at everyone's.
+/// Err: what is wrong with the filter, in words.
+pub async fn filter_for(
+    db: &Db,
+    q: &AuditQuery,
+    viewer: &Person,
+    mine: bool,
+) -> Result<Filter, String> {
+    let day = |s: &str, what: &str| -> Result<Option<i64>, String> {
+        if s.is_empty() {
+            return Ok(None);
+        }
+        let fmt = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(s, &fmt)
+            .map(|d| Some(d.midnight().assume_utc().unix_timestamp()))
+            .map_err(|_| format!("{what}: {s:?} is not a date (YYYY-MM-DD)"))
+    };
+    let site_id = if mine || q.site.is_empty() {
+        String::new()
+    } else {
+        match super::sites::find_site(db, &q.site).await {
+            Ok(s) => s.id,
+            Err(super::sites::ManageError::UnknownSite(_)) => {
+                return Err(format!("Site: there is no site {:?}", q.site))
+            }
+            Err(e) => return Err(format!("Site: {e}")),
+        }
+    };
+    let known = |v: &str, all: &[&str], what: &str| {
+        if v.is_empty() || all.contains(&v) {
+            Ok(v.to_string())
+        } else {
+            Err(format!("{what}: {v:?} is not one of {}", all.join(", ")))
+        }
+    };
+    Ok(Filter {
+        person: if mine {
+            viewer.email.clone()
+        } else {
+            q.person.clone()
+        },
+        site_id,
+        client: if mine {
+            String::new()
+        } else {
+            q.client.clone()
+        },
+        kind: known(&q.event, &crate::domain::audit::kind::ALL, "Event")?,
+        outcome: known(&q.outcome, &crate::domain::audit::outcome::ALL, "Outcome")?,
+        since: day(&q.since, "From")?,
+        // The "to" day is included: up to the next midnight.
+        until: day(&q.until, "To")?.map(|t| t + 86_400),
+    })
+}
+
+/// A page of the audit log as a viewer asked for it.
+pub struct RecordsPage {
+    /// Newest first.
+    pub rows: Vec<Stored>,
+    /// Where the next older page starts (`before`), if there is one.
+    pub older: Option<i64>,
+    /// An admin looking at one person's records: the sites they entered.
+    pub entered: Vec<SiteEntered>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("only admins can see the whole audit log")]
+    Forbidden,
+    /// What is wrong with the filter, in words.
+    #[error("{0}")]
+    Filter(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Up to `limit` records matching `q` that `viewer` may see: their own
+/// (`mine`), or, for an admin, everyone's.
+pub async fn records_for(
+    db: &Db,
+    q: &AuditQuery,
+    viewer: &Person,
+    mine: bool,
+    limit: i64,
+) -> Result<RecordsPage, ViewError> {
+    if !mine && !viewer.is_admin {
+        return Err(ViewError::Forbidden);
+    }
+    let filter = filter_for(db, q, viewer, mine)
+        .await
+        .map_err(ViewError::Filter)?;
+    let mut rows = page(db, &filter, q.before, limit + 1).await?;
+    let older = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.seq)
+    } else {
+        None
+    };
+    let entered = if !mine && !filter.person.is_empty() {
+        sites_entered(db, &filter.person).await?
+    } else {
+        Vec::new()
+    };
+    Ok(RecordsPage {
+        rows,
+        older,
+        entered,
+    })
 }
 
 /// What a verification found.
@@ -271,7 +426,7 @@ pub async fn export_page(
 pub fn spawn_maintenance(
     db: Db,
     keys: Arc<KeyRing>,
-    clock: Arc<dyn crate::server::Clock>,
+    clock: Arc<dyn crate::service::Clock>,
     issuer: String,
     settings: AuditSettings,
 ) {
@@ -305,20 +460,4 @@ pub fn spawn_maintenance(
     });
 }
 
-/// Audit settings, from configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuditSettings {
-    /// How often the chain head is signed, seconds.
-    pub checkpoint_secs: u64,
-    /// Records older than this many days are pruned (None: kept for good).
-    pub retention_days: Option<i64>,
-}
 
-impl Default for AuditSettings {
-    fn default() -> Self {
-        AuditSettings {
-            checkpoint_secs: 3600,
-            retention_days: None,
-        }
-    }
-}

@@ -14,11 +14,15 @@ use crate::domain::access::{self, Refusal, SiteStanding};
 use crate::domain::people::Person;
 use crate::domain::sites::{check_deep_link, login_url, Signing, Site};
 use crate::domain::tokens::{launch_claims, launch_payload, new_jti, sign_hs256, LaunchFacts};
-use crate::server::AppState;
+use crate::service::Context;
 use crate::store;
-use crate::store::launches::{Facts, LaunchRecord, Pending};
+use crate::store::launches::{LaunchRecord, Pending};
 
 pub use crate::domain::audit::Origin;
+
+// Reads with no rule of their own are the store's queries, named here so
+// that the pages, handlers and command line never reach the store.
+pub use crate::store::launches::{facts_in_session, latest, Facts};
 
 #[derive(Debug)]
 pub enum Launched {
@@ -56,7 +60,7 @@ pub fn secret_aad(site_id: &str) -> String {
 /// were read by the caller (`known`, with the session: see
 /// `store::launches::facts_in_session`); a second decision reads them again.
 pub async fn launch_site(
-    st: &AppState,
+    st: &Context,
     person_id: &str,
     site_id: &str,
     deep_link: &str,
@@ -198,7 +202,7 @@ pub async fn launch_site(
 
 #[allow(clippy::too_many_arguments)]
 async fn refuse(
-    st: &AppState,
+    st: &Context,
     person: &Person,
     site: Option<&Site>,
     site_id: &str,

@@ -18,27 +18,12 @@ use crate::domain::tokens::Signer;
 use crate::store::keys::{self as store, SealedKey};
 use crate::store::Db;
 
-/// Settings for keys, from configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeySettings {
-    pub bits: u32,
-    pub policy: RotationPolicy,
-    /// `Cache-Control: max-age` of the JWKS, seconds.
-    pub jwks_max_age: i64,
-    /// How often each instance looks for changes to the ring, seconds.
-    pub refresh_secs: u64,
-}
+// Reads with no rule of their own are the store's queries, named here so
+// that the pages, handlers and command line never reach the store.
+pub use crate::domain::keys::KeySettings;
+pub use crate::store::keys::load;
 
-impl Default for KeySettings {
-    fn default() -> Self {
-        KeySettings {
-            bits: 2048,
-            policy: RotationPolicy::DEFAULT,
-            jwks_max_age: 300,
-            refresh_secs: 5,
-        }
-    }
-}
+
 
 /// What requests read: one consistent view of the ring.
 pub struct Snapshot {
@@ -385,7 +370,7 @@ fn log_event(e: &KeyEvent) {
 }
 
 /// Keep this instance's ring current and run the schedule, forever.
-pub fn spawn_maintenance(keys: Arc<KeyRing>, clock: Arc<dyn crate::server::Clock>) {
+pub fn spawn_maintenance(keys: Arc<KeyRing>, clock: Arc<dyn crate::service::Clock>) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(keys.settings.refresh_secs));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

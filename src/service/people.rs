@@ -3,7 +3,12 @@
 use serde_json::json;
 
 use crate::domain::audit::{kind, Actor};
+use crate::domain::people::Person;
 use crate::store::{self, audit, Db};
+
+// Reads with no rule of their own are the store's queries, named here so
+// that the pages, handlers and command line never reach the store.
+pub use crate::store::people::{find, invitations, list, search, Invitation, ListedPerson};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeopleError {
@@ -136,9 +141,9 @@ pub async fn invite(
     make_admin: bool,
     by: &Actor,
     now: i64,
-) -> Result<String, crate::sites::ManageError> {
-    use crate::sites::ManageError;
-    let email = crate::sites::check_email(email, allowed_domains)?;
+) -> Result<String, crate::service::sites::ManageError> {
+    use crate::service::sites::ManageError;
+    let email = crate::service::sites::check_email(email, allowed_domains)?;
     if !store::people::find_by_email(db, &email).await?.is_empty() {
         return Err(ManageError::Refused(format!(
             "{email} has already signed in: find them in the list"
@@ -164,11 +169,11 @@ pub async fn withdraw_invitation(
     email: &str,
     by: &Actor,
     now: i64,
-) -> Result<(), crate::sites::ManageError> {
+) -> Result<(), crate::service::sites::ManageError> {
     let email = email.trim().to_ascii_lowercase();
     let mut tx = audit::begin(db).await?;
     let Some(gone) = store::people::take_invitation(&mut tx, &email).await? else {
-        return Err(crate::sites::ManageError::Refused(format!(
+        return Err(crate::service::sites::ManageError::Refused(format!(
             "there is no open invitation for {email}"
         )));
     };
@@ -217,4 +222,98 @@ pub async fn end_sessions(
     }
     tx.commit().await?;
     Ok(ended)
+}
+
+/// One page of the people list, and the invitations waiting.
+pub struct PeoplePage {
+    pub rows: Vec<ListedPerson>,
+    pub total: i64,
+    pub invitations: Vec<Invitation>,
+}
+
+pub async fn people_page(
+    db: &Db,
+    q: &str,
+    standing: &str,
+    now: i64,
+    offset: i64,
+    limit: i64,
+) -> Result<PeoplePage, sqlx::Error> {
+    let (rows, total) = search(db, q, standing, now, offset, limit).await?;
+    let wanted = q.to_lowercase();
+    let invitations = invitations(db)
+        .await?
+        .into_iter()
+        .filter(|i| q.is_empty() || i.email.contains(&wanted))
+        .collect();
+    Ok(PeoplePage {
+        rows,
+        total,
+        invitations,
+    })
+}
+
+/// A site a person holds grants on, with the role those grants give now
+/// (`None`: none of them does, or the person is disabled).
+pub struct PersonSite {
+    pub site: crate::service::access::GrantedSite,
+    pub role: Option<String>,
+}
+
+/// What an admin sees of one person.
+pub struct PersonDetail {
+    pub person: Person,
+    /// The first `shown` sites they hold grants on, by client and name.
+    pub sites: Vec<PersonSite>,
+    pub sites_total: usize,
+    pub grants_total: i64,
+    /// Sessions alive now.
+    pub sessions: i64,
+    pub teams: Vec<String>,
+    /// Their latest audit records (by or about them), newest first.
+    pub recent: Vec<crate::domain::audit::Stored>,
+}
+
+/// One person as the console shows them; `None` when there is no such person.
+pub async fn person_detail(
+    db: &Db,
+    id: &str,
+    now: i64,
+    shown: usize,
+) -> Result<Option<PersonDetail>, sqlx::Error> {
+    use crate::domain::access::{decide, SiteStanding};
+    let Some(person) = find(db, id).await? else {
+        return Ok(None);
+    };
+    let mut granted = crate::service::access::granted_sites(db, &person.email).await?;
+    let grants_total = granted.iter().map(|g| g.grants.len() as i64).sum();
+    let sites_total = granted.len();
+    granted.sort_by(|x, y| (&x.client, &x.name).cmp(&(&y.client, &y.name)));
+    granted.truncate(shown);
+    let sites = granted
+        .into_iter()
+        .map(|site| {
+            let standing = SiteStanding {
+                enabled: site.enabled,
+                allowed_roles: &site.roles,
+            };
+            let role = decide(!person.disabled, standing, &site.grants, now)
+                .ok()
+                .map(|e| e.role);
+            PersonSite { site, role }
+        })
+        .collect();
+    let filter = crate::service::audit::Filter {
+        person: person.email.clone(),
+        ..Default::default()
+    };
+    Ok(Some(PersonDetail {
+        sessions: crate::service::sessions::count_for_person(db, &person.id, now).await?,
+        teams: crate::service::teams::names_of_member(db, &person.email).await?,
+        recent: crate::service::audit::page(db, &filter, None, 20).await?,
+        sites,
+        sites_total,
+        grants_total,
+        person,
+    }))
 }
