@@ -253,6 +253,12 @@ pub enum UsersCommand {
     Disable { email: String },
     /// Let a disabled person sign in again.
     Enable { email: String },
+    /// End a person's WordPress sessions on every connector site they
+    /// entered or hold a grant on (the sites are sent signed messages).
+    EndSessions { email: String },
+    /// A person's offboarding checklist, per site, as CSV: what each
+    /// connector site reported, what is pending, what must be done by hand.
+    Offboarding { email: String },
 }
 
 pub async fn run() -> ExitCode {
@@ -324,6 +330,32 @@ async fn users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::Disable { email } => set_disabled(&db, &email, true).await?,
         UsersCommand::Enable { email } => set_disabled(&db, &email, false).await?,
+        UsersCommand::EndSessions { email } => {
+            let (p, n) = crate::service::messages::end_sessions_by_email(
+                &db,
+                &email,
+                &Actor::command_line(),
+                now(),
+            )
+            .await?;
+            println!(
+                "{n} connector site(s) asked to end {}'s WordPress sessions; \
+                 `agency-sso users offboarding {}` shows each site's answer",
+                p.email, p.email
+            );
+        }
+        UsersCommand::Offboarding { email } => {
+            let email = email.trim().to_ascii_lowercase();
+            let Some(p) = crate::service::people::find_by_email(&db, &email)
+                .await?
+                .into_iter()
+                .next()
+            else {
+                anyhow::bail!("nobody with the e-mail address {email} has signed in");
+            };
+            let rows = crate::service::messages::checklist(&db, &p).await?;
+            print!("{}", crate::service::messages::checklist_csv(&rows));
+        }
     }
     Ok(())
 }

@@ -10,10 +10,10 @@ use base64::Engine;
 use url::Url;
 
 use crate::domain::identity::SignInPolicy;
+use crate::domain::keys::KeySettings;
 use crate::domain::keys::RotationPolicy;
 use crate::domain::session::SessionPolicy;
 use crate::domain::sites::is_loopback;
-use crate::domain::keys::KeySettings;
 
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 

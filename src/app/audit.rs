@@ -292,6 +292,10 @@ pub fn event_kinds() -> Vec<&'static str> {
         "admin_refused",
         "rate_limited",
         "database_backed_up",
+        "grant_expired",
+        "site_sessions_end_requested",
+        "site_message_delivered",
+        "site_message_failed",
     ]
 }
 

@@ -48,9 +48,13 @@ pub mod kind {
     pub const ADMIN_REFUSED: &str = "admin_refused";
     pub const RATE_LIMITED: &str = "rate_limited";
     pub const DATABASE_BACKED_UP: &str = "database_backed_up";
+    pub const GRANT_EXPIRED: &str = "grant_expired";
+    pub const SITE_SESSIONS_END_REQUESTED: &str = "site_sessions_end_requested";
+    pub const SITE_MESSAGE_DELIVERED: &str = "site_message_delivered";
+    pub const SITE_MESSAGE_FAILED: &str = "site_message_failed";
 
     /// Every kind, for the filter's choices.
-    pub const ALL: [&str; 32] = [
+    pub const ALL: [&str; 36] = [
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,
@@ -83,6 +87,10 @@ pub mod kind {
         ADMIN_REFUSED,
         RATE_LIMITED,
         DATABASE_BACKED_UP,
+        GRANT_EXPIRED,
+        SITE_SESSIONS_END_REQUESTED,
+        SITE_MESSAGE_DELIVERED,
+        SITE_MESSAGE_FAILED,
     ];
 }
 
@@ -695,7 +703,6 @@ impl Default for AuditSettings {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

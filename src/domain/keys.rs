@@ -531,7 +531,6 @@ impl Default for KeySettings {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

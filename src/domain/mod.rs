@@ -9,6 +9,7 @@ pub mod identity;
 pub mod import;
 pub mod keys;
 pub mod limits;
+pub mod messages;
 pub mod people;
 pub mod secrets;
 pub mod session;

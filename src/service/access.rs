@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::messages::RoleWatch;
 use super::sites::{allowed_role, check_email, find_site, ManageError};
 use crate::domain::access::{self, GrantTerms, SiteStanding};
 use crate::domain::audit::{kind, Actor};
@@ -49,7 +50,9 @@ pub async fn grant_with(
     let site = find_site(db, site).await?;
     let role = allowed_role(&site, role)?;
     let mut tx = audit::begin(db).await?;
+    let watch = RoleWatch::start(&mut tx, &[(email.clone(), site.id.clone())], now).await?;
     set_grant(&mut tx, &email, &site, &role, terms, by, now, false).await?;
+    watch.send_changes(&mut tx, "grant_set", by, now).await?;
     tx.commit().await?;
     Ok((role, site))
 }
@@ -112,6 +115,7 @@ pub async fn revoke(
     let email = email.trim().to_ascii_lowercase();
     let site = find_site(db, site).await?;
     let mut tx = audit::begin(db).await?;
+    let watch = RoleWatch::start(&mut tx, &[(email.clone(), site.id.clone())], now).await?;
     let before = store::grants::direct(&mut *tx, &email, &site.id).await?;
     if before.is_empty() {
         return Err(ManageError::Refused(format!(
@@ -129,6 +133,9 @@ pub async fn revoke(
             .detail(json!({ "before": { "role": role, "expires_at": expires_at }, "after": null }));
         audit::append(&mut tx, &event).await?;
     }
+    watch
+        .send_changes(&mut tx, "grant_revoked", by, now)
+        .await?;
     tx.commit().await?;
     Ok(site)
 }
@@ -225,7 +232,7 @@ pub async fn set_favourite(
     let Some(site) = store::sites::find(db, site_id).await? else {
         return Ok(false);
     };
-    let grants = store::grants::applying(db, email, site_id).await?;
+    let grants = store::grants::applying(&db.pool, email, site_id).await?;
     let standing = SiteStanding {
         enabled: site.enabled,
         allowed_roles: &site.roles,
@@ -280,6 +287,11 @@ pub async fn bulk_grant(
             refusing.join(", ")
         )));
     }
+    let pairs: Vec<(String, String)> = sites
+        .iter()
+        .flat_map(|s| emails.iter().map(|e| (e.clone(), s.id.clone())))
+        .collect();
+    let watch = RoleWatch::start(&mut tx, &pairs, now).await?;
     let mut n = 0;
     for site in &sites {
         for email in &emails {
@@ -287,6 +299,7 @@ pub async fn bulk_grant(
             n += 1;
         }
     }
+    watch.send_changes(&mut tx, "grant_set", by, now).await?;
     tx.commit().await?;
     Ok(n)
 }
@@ -301,19 +314,27 @@ pub async fn bulk_revoke(
     now: i64,
 ) -> Result<usize, ManageError> {
     let mut tx = audit::begin(db).await?;
+    let emails: Vec<String> = emails
+        .iter()
+        .map(|e| e.trim().to_ascii_lowercase())
+        .collect();
+    let pairs: Vec<(String, String)> = site_ids
+        .iter()
+        .flat_map(|s| emails.iter().map(|e| (e.clone(), s.clone())))
+        .collect();
+    let watch = RoleWatch::start(&mut tx, &pairs, now).await?;
     let mut n = 0;
     for id in site_ids {
         let site = store::sites::find_in(&mut *tx, id)
             .await?
             .ok_or_else(|| ManageError::UnknownSite(id.clone()))?;
-        for email in emails {
-            let email = email.trim().to_ascii_lowercase();
-            let before = store::grants::direct(&mut *tx, &email, &site.id).await?;
-            store::grants::revoke(&mut *tx, &email, &site.id).await?;
+        for email in &emails {
+            let before = store::grants::direct(&mut *tx, email, &site.id).await?;
+            store::grants::revoke(&mut *tx, email, &site.id).await?;
             for (role, expires_at) in before {
                 let event = by
                     .did(now, kind::GRANT_REVOKED)
-                    .subject(&email)
+                    .subject(email)
                     .site(&site.id, &site.url, &site.client)
                     .role(&role)
                     .detail(json!({
@@ -326,6 +347,9 @@ pub async fn bulk_revoke(
             }
         }
     }
+    watch
+        .send_changes(&mut tx, "grant_revoked", by, now)
+        .await?;
     tx.commit().await?;
     Ok(n)
 }

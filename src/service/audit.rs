@@ -459,5 +459,3 @@ pub fn spawn_maintenance(
         }
     });
 }
-
-

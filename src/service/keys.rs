@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use serde_json::json;
 
 use crate::domain::audit::{kind, Actor, Event};
-use crate::domain::keys::{self, Jwks, KeyEvent, NewKey, Ring, RingError, RotationPolicy};
+use crate::domain::keys::{self, Jwks, KeyEvent, NewKey, Ring, RingError};
 use crate::domain::secrets::{MasterKeys, OpenError};
 use crate::domain::tokens::Signer;
 use crate::store::keys::{self as store, SealedKey};
@@ -22,8 +22,6 @@ use crate::store::Db;
 // that the pages, handlers and command line never reach the store.
 pub use crate::domain::keys::KeySettings;
 pub use crate::store::keys::load;
-
-
 
 /// What requests read: one consistent view of the ring.
 pub struct Snapshot {

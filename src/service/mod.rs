@@ -12,6 +12,7 @@ pub mod backup;
 pub mod context;
 pub mod keys;
 pub mod launch;
+pub mod messages;
 pub mod people;
 pub mod sessions;
 pub mod sites;

@@ -8,7 +8,9 @@ use crate::store::{self, audit, Db};
 
 // Reads with no rule of their own are the store's queries, named here so
 // that the pages, handlers and command line never reach the store.
-pub use crate::store::people::{find, invitations, list, search, Invitation, ListedPerson};
+pub use crate::store::people::{
+    find, find_by_email, invitations, list, search, Invitation, ListedPerson,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeopleError {
@@ -115,6 +117,13 @@ async fn change_standing(
             )
         }
     };
+    // A person disabled is locked out of every connector site they could
+    // enter, by messages written with this change.
+    let locking = if change == Standing::Disabled(true) && !p.disabled {
+        crate::service::messages::lock_everywhere(&mut tx, &p, "person_disabled", by, now).await?
+    } else {
+        0
+    };
     let event = by
         .did(now, kind::PERSON_CHANGED)
         .subject(&p.email)
@@ -123,6 +132,7 @@ async fn change_standing(
             "before": before,
             "after": after,
             "sessions_ended": ended,
+            "sites_to_lock": locking,
         }));
     audit::append(&mut tx, &event).await?;
     let after = store::people::find_in(&mut tx, &p.id)

@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::domain::access::GrantTerms;
 use crate::domain::audit::{kind, Actor};
 use crate::domain::sites::{check_role, FieldError};
+use crate::service::messages::RoleWatch;
 use crate::service::sites::{check_email, find_site, ManageError};
 use crate::store::teams::{Target, Team};
 use crate::store::{self, audit, Db};
@@ -25,6 +26,25 @@ async fn team(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Team, ManageEr
     store::teams::find(&mut *conn, id)
         .await?
         .ok_or_else(|| ManageError::Refused("there is no such team".into()))
+}
+
+/// Every (e-mail, site) pair of these people and sites.
+fn pairs(emails: &[String], sites: &[String]) -> Vec<(String, String)> {
+    emails
+        .iter()
+        .flat_map(|e| sites.iter().map(move |s| (e.clone(), s.clone())))
+        .collect()
+}
+
+/// The (member, site) pairs a team's grants (or one of them) reach.
+async fn team_pairs(
+    tx: &mut audit::Tx,
+    team_id: &str,
+    grant_id: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let emails = store::teams::member_emails(tx, team_id).await?;
+    let sites = store::teams::granted_site_ids(tx, team_id, grant_id).await?;
+    Ok(pairs(&emails, &sites))
 }
 
 pub async fn create_team(
@@ -71,11 +91,14 @@ pub async fn create_team(
 pub async fn delete_team(db: &Db, id: &str, by: &Actor, now: i64) -> Result<(), ManageError> {
     let mut tx = audit::begin(db).await?;
     let t = team(&mut tx, id).await?;
+    let reached = team_pairs(&mut tx, id, "").await?;
+    let watch = RoleWatch::start(&mut tx, &reached, now).await?;
     store::teams::delete(&mut tx, id).await?;
     let event = by.did(now, kind::TEAM_DELETED).detail(json!({
         "team_id": t.id, "name": t.name, "members": t.members, "grants": t.grants,
     }));
     audit::append(&mut tx, &event).await?;
+    watch.send_changes(&mut tx, "team_deleted", by, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -109,6 +132,8 @@ pub async fn add_members(
     }
     let mut tx = audit::begin(db).await?;
     let t = team(&mut tx, team_id).await?;
+    let sites = store::teams::granted_site_ids(&mut tx, &t.id, "").await?;
+    let watch = RoleWatch::start(&mut tx, &pairs(&list, &sites), now).await?;
     let mut added = Vec::new();
     for email in list {
         if store::teams::add_member(&mut tx, &t.id, &email, &by.who, now).await? {
@@ -120,6 +145,9 @@ pub async fn add_members(
             added.push(email);
         }
     }
+    watch
+        .send_changes(&mut tx, "team_member_added", by, now)
+        .await?;
     tx.commit().await?;
     Ok(added)
 }
@@ -134,6 +162,9 @@ pub async fn remove_member(
     let email = email.trim().to_ascii_lowercase();
     let mut tx = audit::begin(db).await?;
     let t = team(&mut tx, team_id).await?;
+    let sites = store::teams::granted_site_ids(&mut tx, &t.id, "").await?;
+    let watch =
+        RoleWatch::start(&mut tx, &pairs(std::slice::from_ref(&email), &sites), now).await?;
     if !store::teams::remove_member(&mut tx, &t.id, &email).await? {
         return Err(ManageError::Refused(format!(
             "{email} is not in {}",
@@ -145,6 +176,9 @@ pub async fn remove_member(
         .subject(&email)
         .detail(json!({ "team_id": t.id, "team": t.name }));
     audit::append(&mut tx, &event).await?;
+    watch
+        .send_changes(&mut tx, "team_member_removed", by, now)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -189,6 +223,12 @@ pub async fn grant_team(
             ));
         }
     }
+    let reached = match &target {
+        Target::Site(id) => vec![id.clone()],
+        Target::Client(c) => store::teams::client_site_ids(&mut tx, c).await?,
+    };
+    let emails = store::teams::member_emails(&mut tx, &t.id).await?;
+    let watch = RoleWatch::start(&mut tx, &pairs(&emails, &reached), now).await?;
     let before = store::teams::put_grant(
         &mut tx,
         &id,
@@ -219,6 +259,9 @@ pub async fn grant_team(
         "after": { "role": role, "expires_at": terms.expires_at },
     }));
     audit::append(&mut tx, &event).await?;
+    watch
+        .send_changes(&mut tx, "team_grant_set", by, now)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -234,6 +277,8 @@ pub async fn revoke_team_grant(
         .await?
         .ok_or_else(|| ManageError::Refused("there is no such team grant".into()))?;
     let t = team(&mut tx, &g.team_id).await?;
+    let reached = team_pairs(&mut tx, &t.id, &g.id).await?;
+    let watch = RoleWatch::start(&mut tx, &reached, now).await?;
     store::teams::revoke_grant(&mut tx, grant_id).await?;
     let event = by
         .did(now, kind::TEAM_GRANT_REVOKED)
@@ -250,6 +295,9 @@ pub async fn revoke_team_grant(
             "before": { "role": g.role, "expires_at": g.expires_at },
         }));
     audit::append(&mut tx, &event).await?;
+    watch
+        .send_changes(&mut tx, "team_grant_revoked", by, now)
+        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -161,7 +161,11 @@ pub(crate) fn source(team: String) -> GrantSource {
 }
 
 /// Every grant that applies to a person on a site, direct and through teams.
-pub async fn applying(db: &Db, email: &str, site_id: &str) -> Result<Vec<Grant>, sqlx::Error> {
+pub async fn applying<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    email: &str,
+    site_id: &str,
+) -> Result<Vec<Grant>, sqlx::Error> {
     let sql = format!(
         "SELECT x.grant_id, x.role, x.expires_at, x.team FROM ({}) x WHERE x.site_id = $2",
         grants_of_person()
@@ -169,7 +173,7 @@ pub async fn applying(db: &Db, email: &str, site_id: &str) -> Result<Vec<Grant>,
     let rows: Vec<(String, String, Option<i64>, String)> = sqlx::query_as(&sql)
         .bind(email)
         .bind(site_id)
-        .fetch_all(&db.pool)
+        .fetch_all(ex)
         .await?;
     Ok(rows
         .into_iter()

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod grants;
 pub mod keys;
 pub mod launches;
+pub mod messages;
 pub mod people;
 pub mod sessions;
 pub mod sites;

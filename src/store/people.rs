@@ -96,6 +96,23 @@ pub async fn find_by_email(db: &Db, email: &str) -> Result<Vec<Person>, sqlx::Er
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
+/// The person with this e-mail address, read inside a transaction: the
+/// enabled one when several sign in with it (through different providers),
+/// else the earliest.
+pub async fn find_by_email_in(
+    conn: &mut sqlx::AnyConnection,
+    email: &str,
+) -> Result<Option<Person>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM people WHERE email = $1 ORDER BY disabled, created_at LIMIT 1"
+    );
+    let row: Option<PersonRow> = sqlx::query_as(&sql)
+        .bind(email.trim().to_ascii_lowercase())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(Into::into))
+}
+
 pub async fn list(db: &Db) -> Result<Vec<Person>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM people ORDER BY email, created_at");
     let rows: Vec<PersonRow> = sqlx::query_as(&sql).fetch_all(&db.pool).await?;

@@ -246,3 +246,44 @@ pub async fn names_of_member(db: &Db, email: &str) -> Result<Vec<String>, sqlx::
     .fetch_all(&db.pool)
     .await
 }
+
+/// The e-mail addresses of a team's members, read inside a transaction.
+pub async fn member_emails(
+    conn: &mut sqlx::AnyConnection,
+    team_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT email FROM team_members WHERE team_id = $1 ORDER BY email")
+        .bind(team_id)
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// The sites a team's grants reach (one grant's, when `grant_id` is not
+/// empty): the granted sites and every site of the granted clients.
+pub async fn granted_site_ids(
+    conn: &mut sqlx::AnyConnection,
+    team_id: &str,
+    grant_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT COALESCE(tg.site_id, s.id) FROM team_grants tg \
+         LEFT JOIN sites s ON tg.site_id IS NULL AND s.client = tg.client \
+         WHERE tg.team_id = $1 AND ($2 = '' OR tg.id = $2) \
+           AND COALESCE(tg.site_id, s.id) IS NOT NULL",
+    )
+    .bind(team_id)
+    .bind(grant_id)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Every site of a client, read inside a transaction.
+pub async fn client_site_ids(
+    conn: &mut sqlx::AnyConnection,
+    client: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM sites WHERE client = $1")
+        .bind(client)
+        .fetch_all(&mut *conn)
+        .await
+}

@@ -121,3 +121,67 @@ pub async fn export_sites(
         }
     }
 }
+
+#[derive(serde::Deserialize, Default)]
+pub struct PersonQuery {
+    #[serde(default)]
+    id: String,
+}
+
+/// GET /admin/people/offboarding.csv?id=…: a person's offboarding
+/// checklist as CSV (each site: what was asked, what the site reported,
+/// what is pending or must be done by hand), for admins.
+pub async fn export_offboarding(
+    State(st): State<AppState>,
+    session: Session,
+    super::RequestOrigin(from): super::RequestOrigin,
+    axum::extract::Query(q): axum::extract::Query<PersonQuery>,
+) -> Response {
+    let unavailable = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The database is unreachable.",
+        )
+            .into_response()
+    };
+    let person = match crate::service::sessions::current_person(&st, &session).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return (StatusCode::UNAUTHORIZED, "Please sign in.").into_response(),
+        Err(_) => return unavailable(),
+    };
+    if !person.is_admin {
+        record_refusal(&st, &person.email, from, "export_offboarding").await;
+        return (StatusCode::FORBIDDEN, "Only admins can export a checklist.").into_response();
+    }
+    let leaver = match crate::service::people::find(&st.db, &q.id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return (StatusCode::NOT_FOUND, "There is no such person.").into_response(),
+        Err(_) => return unavailable(),
+    };
+    match crate::service::messages::checklist(&st.db, &leaver).await {
+        Ok(rows) => (
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "text/csv; charset=utf-8".to_string(),
+                ),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"offboarding-{}.csv\"",
+                        leaver.email.replace(
+                            |c: char| !c.is_ascii_alphanumeric() && c != '@' && c != '.',
+                            "-"
+                        )
+                    ),
+                ),
+            ],
+            crate::service::messages::checklist_csv(&rows),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot export a checklist");
+            unavailable()
+        }
+    }
+}

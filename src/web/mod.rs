@@ -97,6 +97,10 @@ pub fn routes() -> Router<AppState> {
         .route("/launch", post(launch::launch))
         .route("/audit/export", get(audit::export))
         .route("/admin/sites/export", get(admin::export_sites))
+        .route(
+            "/admin/people/offboarding.csv",
+            get(admin::export_offboarding),
+        )
 }
 
 /// Routes outside the session layer: they never read or set a cookie, so

@@ -809,7 +809,7 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
         .unwrap()
         .remove(0);
     let site = store::sites::find(db, &blog).await.unwrap().unwrap();
-    let grant = store::grants::applying(db, "sam@agency.test", &blog)
+    let grant = store::grants::applying(&db.pool, "sam@agency.test", &blog)
         .await
         .unwrap()
         .remove(0);

@@ -14,6 +14,7 @@ mod keys;
 mod launch;
 mod limits;
 mod metrics;
+mod offboarding;
 mod signin;
 mod storage;
 mod store;

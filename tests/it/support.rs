@@ -698,3 +698,99 @@ pub fn site_form<'a>(values: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     }
     form
 }
+
+/// Stand-in connector sites (tests/verifiers/back_channel_sites.php under
+/// PHP's built-in server): each checks a message with the plugin's own
+/// code, keeps its jti single-use, answers as the plugin does, and logs
+/// what it carried out.
+pub struct StandInSites {
+    pub base: String,
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl StandInSites {
+    pub async fn start(app: &TestApp) -> StandInSites {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let root = env!("CARGO_MANIFEST_DIR");
+        let child = std::process::Command::new("php")
+            .arg("-S")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{root}/tests/verifiers/back_channel_sites.php"))
+            .env("PHP_CLI_SERVER_WORKERS", "8")
+            .env("AGENCY_SSO_ISSUER", &*app.state.config.public_url)
+            .env(
+                "AGENCY_SSO_JWKS_URI",
+                format!("{}/.well-known/jwks.json", app.url),
+            )
+            .env("STAND_IN_DIR", dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("php (scripts/test installs php-cli)");
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let sites = StandInSites { base, dir, child };
+        sites.follow_clock(app);
+        sites
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("{}/{name}", self.base)
+    }
+
+    /// The sites' clock is the dashboard's test clock.
+    pub fn follow_clock(&self, app: &TestApp) {
+        let offset = app.clock.now_for_tests() - time::OffsetDateTime::now_utc().unix_timestamp();
+        std::fs::write(self.dir.path().join("clock"), offset.to_string()).unwrap();
+    }
+
+    /// Take a site down (503) or bring it back.
+    pub fn set_down(&self, name: &str, down: bool) {
+        let f = self.dir.path().join(format!("{name}.down"));
+        if down {
+            std::fs::write(f, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+
+    /// Make a site take this long to answer (0: at once).
+    pub fn set_slow(&self, name: &str, secs: u64) {
+        let f = self.dir.path().join(format!("{name}.slow"));
+        if secs > 0 {
+            std::fs::write(f, secs.to_string()).unwrap();
+        } else {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+
+    /// What a site carried out, in order: action, role, email, jti.
+    pub fn received(&self, name: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for StandInSites {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -23,14 +23,17 @@ define( 'AGENCY_SSO_CONNECTOR_FILE', __FILE__ );
 
 require_once __DIR__ . '/includes/class-agency-sso-error.php';
 require_once __DIR__ . '/includes/class-agency-sso-jwt.php';
+require_once __DIR__ . '/includes/class-agency-sso-logout-token.php';
 require_once __DIR__ . '/includes/class-agency-sso-config.php';
 require_once __DIR__ . '/includes/class-agency-sso-keys.php';
 require_once __DIR__ . '/includes/class-agency-sso-replay.php';
 require_once __DIR__ . '/includes/class-agency-sso-users.php';
 require_once __DIR__ . '/includes/class-agency-sso-login.php';
+require_once __DIR__ . '/includes/class-agency-sso-back-channel.php';
 require_once __DIR__ . '/includes/class-agency-sso-admin.php';
 
 register_activation_hook( __FILE__, array( 'Agency_SSO_Replay', 'install' ) );
 
 Agency_SSO_Login::register();
+Agency_SSO_Back_Channel::register();
 Agency_SSO_Admin::register();

@@ -193,6 +193,212 @@ pub struct PersonDetail {
     pub activity: Vec<Activity>,
 }
 
+/// One site of a person's offboarding checklist, as the page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteStep {
+    pub site_url: String,
+    pub client: String,
+    /// What was asked: "Lock the account", "Set the role to author"...
+    pub asked: String,
+    /// done, pending, failed, or by-hand.
+    pub state: String,
+    /// What the site reported, or why it is waiting or failed.
+    pub report: String,
+    pub requested: String,
+    pub finished: String,
+}
+
+/// A person's offboarding checklist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offboarding {
+    pub steps: Vec<SiteStep>,
+    pub pending: usize,
+}
+
+#[server(endpoint = "admin_offboarding")]
+pub async fn admin_offboarding(id: String) -> Result<Offboarding, AdminError> {
+    let a = super::admin("admin_offboarding").await?;
+    let rows = match crate::service::messages::checklist_of(&a.st.db, &id).await {
+        Ok(Some(rows)) => rows,
+        Ok(None) => return Err(AdminError::Refused("There is no such person.".into())),
+        Err(e) => return a.answer(e),
+    };
+    let steps: Vec<SiteStep> = rows.into_iter().map(site_step).collect();
+    Ok(Offboarding {
+        pending: steps.iter().filter(|s| s.state == "pending").count(),
+        steps,
+    })
+}
+
+#[cfg(feature = "ssr")]
+fn site_step(r: crate::service::messages::ChecklistRow) -> SiteStep {
+    let Some(m) = r.message else {
+        return SiteStep {
+            asked: "Nothing can be sent".into(),
+            state: "by-hand".into(),
+            report: format!(
+                "The {} plugin takes no messages: end the sessions and lock the account on the site by hand.",
+                r.profile
+            ),
+            site_url: r.site_url,
+            client: r.client,
+            requested: String::new(),
+            finished: String::new(),
+        };
+    };
+    let answer = crate::service::messages::site_answer(&m);
+    let asked = match (m.action.as_str(), m.role.as_str()) {
+        ("lock", _) | ("set-role", "") => "Lock the account".to_string(),
+        ("set-role", role) => format!("Set the role to {role}"),
+        _ => "End all sessions".to_string(),
+    };
+    let report = match m.state.as_str() {
+        "done" if answer["user_found"] == false => {
+            "No account for them there: nothing to do.".to_string()
+        }
+        "done" => {
+            let mut said = Vec::new();
+            if let Some(n) = answer["sessions_ended"].as_i64() {
+                said.push(format!("{n} session(s) ended"));
+            }
+            if let Some(n) = answer["application_passwords_revoked"]
+                .as_i64()
+                .filter(|n| *n > 0)
+            {
+                said.push(format!("{n} application password(s) revoked"));
+            }
+            let (before, after) = (
+                answer["role_before"].as_str(),
+                answer["role_after"].as_str(),
+            );
+            if before != after {
+                said.push(format!(
+                    "role {} → {}",
+                    before.unwrap_or("none"),
+                    after.filter(|r| !r.is_empty()).unwrap_or("none")
+                ));
+            }
+            if answer["locked"] == true {
+                said.push("account locked".into());
+            }
+            said.join(", ")
+        }
+        "pending" if m.attempts == 0 => "Waiting to be sent.".to_string(),
+        "pending" => format!(
+            "Tried {} time(s), next at {}: {}",
+            m.attempts,
+            when(Some(m.next_attempt_at)),
+            m.last_error.clone().unwrap_or_default()
+        ),
+        _ => m.last_error.clone().unwrap_or_default(),
+    };
+    SiteStep {
+        site_url: r.site_url,
+        client: r.client,
+        asked,
+        state: m.state.clone(),
+        report,
+        requested: when(Some(m.created_at)),
+        finished: when(m.done_at),
+    }
+}
+
+/// End the person's WordPress sessions on every connector site.
+#[server(endpoint = "admin_end_wordpress_sessions")]
+pub async fn admin_end_wordpress_sessions(person: String) -> Result<String, AdminError> {
+    let a = super::admin("admin_end_wordpress_sessions").await?;
+    match crate::service::messages::end_sessions_everywhere(&a.st.db, &person, &a.by, a.now).await {
+        Ok((_, 0)) => Err(AdminError::Refused(
+            "They have no connector site to end sessions on.".into(),
+        )),
+        Ok((p, n)) => Ok(format!(
+            "{n} connector site(s) asked to end {}'s WordPress sessions: see each site below.",
+            p.email
+        )),
+        Err(crate::service::messages::MessageError::Db(e)) => a.answer(e),
+        Err(e) => Err(AdminError::Refused(e.to_string())),
+    }
+}
+
+/// The offboarding checklist of a person: every site, what was asked and
+/// what it reported, kept current while anything is pending.
+#[component]
+fn OffboardingPanel(id: String) -> impl IntoView {
+    let end = ServerAction::<AdminEndWordpressSessions>::new();
+    let tick = RwSignal::new(0u32);
+    let pending = RwSignal::new(false);
+    let person = id.clone();
+    let data = Resource::new(
+        move || (tick.get(), end.version().get()),
+        move |_| admin_offboarding(person.clone()),
+    );
+    // Live while anything waits: the page asks again every few seconds.
+    Effect::new(move |_| {
+        let _ = set_interval_with_handle(
+            move || {
+                if pending.get_untracked() {
+                    tick.update(|t| *t += 1);
+                }
+            },
+            std::time::Duration::from_secs(2),
+        );
+    });
+    let csv = format!("/admin/people/offboarding.csv?id={}", encode(&id));
+    view! {
+        <section class="panel" aria-labelledby="offboarding-heading" data-testid="offboarding">
+            <h2 id="offboarding-heading">"WordPress accounts on client sites"</h2>
+            <p class="muted">"What each site was asked (locked when they were disabled, their role set when a grant changed) and what it reported. Sites on other plugins cannot be reached: end those sessions by hand."</p>
+            <div class="toolbar">
+                <ActionForm action=end attr:class="inline-form">
+                    <input type="hidden" name="person" value=id.clone()/>
+                    <button type="submit" class="button">"End all WordPress sessions"</button>
+                </ActionForm>
+                <a class="button" href=csv download>"Export as CSV"</a>
+            </div>
+            <Outcome value=end.value().into() done=|m: &String| m.clone()/>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Ok(o) if o.steps.is_empty() => {
+                            pending.set(false);
+                            view! { <p class="empty">"No site has been asked anything about them."</p> }.into_any()
+                        }
+                        Ok(o) => {
+                            pending.set(o.pending > 0);
+                            view! {
+                                <div class="table-wrap">
+                                <table class="list" data-testid="offboarding-steps">
+                                    <caption class="sr-only">"Each site and what it reported"</caption>
+                                    <thead><tr><th scope="col">"Site"</th><th scope="col">"Asked"</th><th scope="col">"State"</th><th scope="col">"What the site reported"</th><th scope="col">"Asked at"</th><th scope="col">"Finished"</th></tr></thead>
+                                    <tbody>
+                                        {o.steps.into_iter().map(|s| view! {
+                                            <tr data-testid="offboarding-step" data-url=s.site_url.clone() data-state=s.state.clone()>
+                                                <td>{s.site_url.clone()}<br/><span class="muted">{s.client.clone()}</span></td>
+                                                <td>{s.asked.clone()}</td>
+                                                <td><span class=format!("state {}", s.state)>{match s.state.as_str() {
+                                                    "done" => "Done",
+                                                    "pending" => "Pending",
+                                                    "failed" => "Failed",
+                                                    _ => "By hand",
+                                                }}</span></td>
+                                                <td>{s.report.clone()}</td>
+                                                <td>{s.requested.clone()}</td>
+                                                <td>{s.finished.clone()}</td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                                </div>
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
 /// Sites listed on a person's page, by client and name.
 pub const ACCESS_SHOWN: usize = 100;
 
@@ -478,6 +684,7 @@ pub fn PersonPage() -> impl IntoView {
                                         }.into_any()
                                     }}
                                 </section>
+                                <OffboardingPanel id=person_id.clone()/>
                                 <section class="panel" aria-labelledby="activity-heading">
                                     <h2 id="activity-heading">"Last activity"</h2>
                                     <ul class="plain activity" data-testid="person-activity">

@@ -214,6 +214,7 @@ final class Agency_SSO_Login {
 			'discovery_failed'         => __( 'This site could not read the dashboard\'s discovery document.', 'agency-sso-connector' ),
 			'dashboard_unreachable'    => __( 'This site could not reach the dashboard to fetch its keys.', 'agency-sso-connector' ),
 			'bad_key_set'              => __( 'The dashboard\'s key set could not be used.', 'agency-sso-connector' ),
+			'account_locked'           => __( 'Your account on this site was locked when the agency dashboard ended your access. If you should have access again, ask an agency admin, then open the site from the dashboard.', 'agency-sso-connector' ),
 		);
 	}
 
@@ -229,6 +230,7 @@ final class Agency_SSO_Login {
 			case 'token_not_yet_valid':
 				return __( 'This link has expired or was already used: open the site again from the dashboard. If it keeps happening, this site\'s clock may be wrong.', 'agency-sso-connector' );
 			case 'role_not_allowed':
+			case 'account_locked':
 			case 'account_link_required':
 			case 'account_bound_elsewhere':
 				return __( 'Nothing was changed on this site. Ask the site\'s administrator or an agency admin.', 'agency-sso-connector' );

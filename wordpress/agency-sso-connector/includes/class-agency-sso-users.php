@@ -76,6 +76,42 @@ final class Agency_SSO_Users {
 	}
 
 	/**
+	 * The user a back-channel message names: the one bound to the person,
+	 * else the one with their e-mail address when it is bound to nobody and
+	 * is not an administrator (the accounts a launch would bind). Null when
+	 * there is none: the person never had an account here.
+	 *
+	 * @param string $issuer The dashboard's issuer.
+	 * @param string $sub    The message's subject.
+	 * @param string $email  The lower-cased e-mail address.
+	 */
+	public static function for_person( string $issuer, string $sub, string $email ): ?WP_User {
+		$user = self::bound_to( self::subject( $issuer, $sub ) );
+		if ( null !== $user ) {
+			return $user;
+		}
+		$by_email = get_user_by( 'email', $email );
+		if ( $by_email instanceof WP_User && ! self::is_bound( $by_email ) && ! self::is_administrator( $by_email ) ) {
+			return $by_email;
+		}
+		return null;
+	}
+
+	/**
+	 * The role the dashboard now gives, set without a launch. On a network,
+	 * a user who is not a member of this site is left for the next launch.
+	 *
+	 * @param WP_User $user The user.
+	 * @param string  $role An allowed role.
+	 */
+	public static function lower_or_raise_role( WP_User $user, string $role ): void {
+		if ( is_multisite() && ! is_user_member_of_blog( $user->ID, get_current_blog_id() ) ) {
+			return;
+		}
+		self::set_role( $user, $role );
+	}
+
+	/**
 	 * The user for verified launch claims, bound, created and given the
 	 * token's role. Checks everything before it writes anything.
 	 *
@@ -105,6 +141,8 @@ final class Agency_SSO_Users {
 		}
 		if ( null === $user ) {
 			$user = self::create( $claims, $email, $role );
+		} else {
+			Agency_SSO_Back_Channel::check_launch( $user, $claims );
 		}
 		update_user_meta( $user->ID, self::META_SUBJECT, $subject );
 		self::update_profile( $user, $claims );

@@ -1,0 +1,595 @@
+//! Offboarding that reaches every site: the messages a change calls for
+//! (a disabled person's accounts locked, a lowered or removed grant's role
+//! set, sessions ended on request) are written in the change's own
+//! transaction; a worker in every instance sends them to the `connector`
+//! sites as signed logout tokens, retries them for days, and records each
+//! final outcome in the audit chain. Sites on other profiles get nothing,
+//! and the checklist says so.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::domain::access::{decide, SiteStanding};
+use crate::domain::audit::{kind, outcome, Actor, Event, Origin, SYSTEM};
+use crate::domain::messages::{
+    judge, logout_claims, next_attempt, Delivery, SiteAction, ROUTE, TYP,
+};
+use crate::domain::people::Person;
+use crate::domain::sites::split_roles;
+use crate::domain::tokens::new_jti;
+use crate::service::Context;
+use crate::store::messages::{self as store, Message, NewMessage, Outcome, Target};
+use crate::store::{self as db_store, audit, Db};
+
+/// How long one attempt may take, connection and answer included.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many sites are sent to at once, per instance.
+pub const CONCURRENCY: usize = 32;
+/// How many due messages an instance claims at a time.
+const BATCH: i64 = 200;
+/// How long a claim holds a message against other instances, seconds
+/// (well past the send timeout: an instance killed mid-send releases it
+/// when this runs out).
+const LEASE_SECS: i64 = 60;
+
+/// Lock the person's account on every connector site they ever entered or
+/// hold a grant on, inside the caller's transaction. Returns how many.
+pub async fn lock_everywhere(
+    conn: &mut sqlx::AnyConnection,
+    person: &Person,
+    cause: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<usize, sqlx::Error> {
+    let targets = store::connector_sites_of(conn, &person.email).await?;
+    enqueue_all(conn, person, &targets, &SiteAction::Lock, cause, by, now).await
+}
+
+async fn enqueue_all(
+    conn: &mut sqlx::AnyConnection,
+    person: &Person,
+    targets: &[Target],
+    action: &SiteAction,
+    cause: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<usize, sqlx::Error> {
+    let messages: Vec<NewMessage> = targets
+        .iter()
+        .map(|t| NewMessage {
+            id: uuid::Uuid::new_v4().to_string(),
+            person_id: &person.id,
+            email: &person.email,
+            site_id: &t.id,
+            site_url: &t.url,
+            client: &t.client,
+            action: action.as_str(),
+            role: action.role(),
+            cause,
+        })
+        .collect();
+    store::enqueue(conn, &messages, &by.who, now).await?;
+    Ok(messages.len())
+}
+
+/// "End all WordPress sessions" for one person: an end-sessions message to
+/// every connector site they ever entered or hold a grant on, recorded.
+/// Returns the person and how many sites were asked.
+pub async fn end_sessions_everywhere(
+    db: &Db,
+    person_id: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<(Person, usize), MessageError> {
+    let mut tx = audit::begin(db).await?;
+    let person = db_store::people::find_in(&mut tx, person_id)
+        .await?
+        .ok_or(MessageError::UnknownPerson)?;
+    let targets = store::connector_sites_of(&mut tx, &person.email).await?;
+    let n = enqueue_all(
+        &mut tx,
+        &person,
+        &targets,
+        &SiteAction::EndSessions,
+        "sessions_end_requested",
+        by,
+        now,
+    )
+    .await?;
+    let event = by
+        .did(now, kind::SITE_SESSIONS_END_REQUESTED)
+        .subject(&person.email)
+        .detail(json!({ "person_id": person.id, "sites": n }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok((person, n))
+}
+
+/// The e-mail address of a person, for the command line.
+pub async fn end_sessions_by_email(
+    db: &Db,
+    email: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<(Person, usize), MessageError> {
+    let email = email.trim().to_ascii_lowercase();
+    let people = db_store::people::find_by_email(db, &email).await?;
+    let Some(p) = people.first() else {
+        return Err(MessageError::NoSuchEmail(email));
+    };
+    end_sessions_everywhere(db, &p.id, by, now).await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("there is no such person")]
+    UnknownPerson,
+    #[error("nobody with the e-mail address {0} has signed in")]
+    NoSuchEmail(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// The roles some people hold on connector sites they entered, read before
+/// a change to their grants, so that the change's transaction can send
+/// each site the role that changed ([`RoleWatch::send_changes`]).
+pub struct RoleWatch {
+    watched: Vec<Watched>,
+}
+
+struct Watched {
+    person: Person,
+    site: Target,
+    roles: Vec<String>,
+    before: Option<String>,
+}
+
+impl RoleWatch {
+    /// Watch these (e-mail, site id) pairs: the ones of enabled people on
+    /// connector sites they have entered (nothing is sent elsewhere).
+    pub async fn start(
+        conn: &mut sqlx::AnyConnection,
+        pairs: &[(String, String)],
+        now: i64,
+    ) -> Result<RoleWatch, sqlx::Error> {
+        let mut watched = Vec::new();
+        for (email, site_id) in pairs {
+            let Some(person) = db_store::people::find_by_email_in(conn, email).await? else {
+                continue;
+            };
+            if person.disabled {
+                continue;
+            }
+            let Some((site, roles)) =
+                store::entered_connector_site(conn, &person.email, site_id).await?
+            else {
+                continue;
+            };
+            let roles = split_roles(&roles);
+            let before = role_now(conn, &person.email, &site.id, &roles, now).await?;
+            watched.push(Watched {
+                person,
+                site,
+                roles,
+                before,
+            });
+        }
+        Ok(RoleWatch { watched })
+    }
+
+    /// After the change, in its transaction: a set-role message to each
+    /// watched site where the role changed (none left: `""`, the account
+    /// is locked there). Returns how many.
+    pub async fn send_changes(
+        self,
+        conn: &mut sqlx::AnyConnection,
+        cause: &str,
+        by: &Actor,
+        now: i64,
+    ) -> Result<usize, sqlx::Error> {
+        let mut n = 0;
+        for w in self.watched {
+            let after = role_now(conn, &w.person.email, &w.site.id, &w.roles, now).await?;
+            if after == w.before {
+                continue;
+            }
+            let action = SiteAction::SetRole(after.unwrap_or_default());
+            n += enqueue_all(conn, &w.person, &[w.site], &action, cause, by, now).await?;
+        }
+        Ok(n)
+    }
+}
+
+/// The role a person's grants give on a site now (the site taken as enabled).
+async fn role_now(
+    conn: &mut sqlx::AnyConnection,
+    email: &str,
+    site_id: &str,
+    roles: &[String],
+    now: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let grants = db_store::grants::applying(&mut *conn, email, site_id).await?;
+    let standing = SiteStanding {
+        enabled: true,
+        allowed_roles: roles,
+    };
+    Ok(decide(true, standing, &grants, now).ok().map(|e| e.role))
+}
+
+/// Notice grants that ended since the job last looked: each gets an audit
+/// record, and a site whose role for that person changed gets a set-role.
+/// One instance handles each stretch of time. Returns how many ended.
+pub async fn notice_expired_grants(db: &Db, now: i64) -> Result<usize, sqlx::Error> {
+    const JOB: &str = "grant_expiry";
+    let from = match store::mark(db, JOB).await? {
+        Some(t) if t >= now => return Ok(0),
+        Some(t) => t,
+        // The first run starts now: grants that ended before were ended
+        // before this job existed.
+        None => now,
+    };
+    let mut tx = audit::begin(db).await?;
+    if !store::move_mark(&mut tx, JOB, from, now).await? {
+        return Ok(0);
+    }
+    let ended = store::expired_between(&mut tx, from, now).await?;
+    let by = Actor::system();
+    for (email, site_id, role) in &ended {
+        let Some(site) = db_store::sites::find_in(&mut *tx, site_id).await? else {
+            continue;
+        };
+        let event = by
+            .did(now, kind::GRANT_EXPIRED)
+            .subject(email)
+            .site(&site.id, &site.url, &site.client)
+            .role(role);
+        audit::append(&mut tx, &event).await?;
+        // The role before was at least the ended grant's; what it is now
+        // goes to the site when it differs.
+        let Some(person) = db_store::people::find_by_email_in(&mut tx, email).await? else {
+            continue;
+        };
+        if person.disabled {
+            continue;
+        }
+        let Some((target, roles)) =
+            store::entered_connector_site(&mut tx, &person.email, site_id).await?
+        else {
+            continue;
+        };
+        let after = role_now(&mut tx, email, site_id, &split_roles(&roles), now).await?;
+        if after.as_deref() != Some(role.as_str()) {
+            let action = SiteAction::SetRole(after.unwrap_or_default());
+            enqueue_all(
+                &mut tx,
+                &person,
+                &[target],
+                &action,
+                "grant_expired",
+                &by,
+                now,
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(ended.len())
+}
+
+/// The worker: sends due messages, and every half minute notices grants
+/// that ended. Runs until the process stops.
+pub fn spawn_worker(ctx: Context) {
+    tokio::spawn(async move {
+        let owner = uuid::Uuid::new_v4().to_string();
+        let client = http_client();
+        let mut last_expiry_check: Option<i64> = None;
+        loop {
+            let now = ctx.now();
+            if last_expiry_check.is_none_or(|t| now - t >= 30) {
+                last_expiry_check = Some(now);
+                if let Err(e) = notice_expired_grants(&ctx.db, now).await {
+                    tracing::warn!(error = %e, "cannot look for grants that ended");
+                }
+            }
+            match deliver_due(&ctx, &client, &owner).await {
+                Ok(0) => tokio::time::sleep(Duration::from_secs(1)).await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot send the messages to sites");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    });
+}
+
+/// The client messages are sent with: bounded in time, no redirects (a
+/// site that moved gets its URL fixed in the dashboard, not followed).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(SEND_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("agency-sso/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Claim the messages due now and send them, many sites at once (a slow
+/// or hanging site holds up only its own slot). Returns how many were tried.
+pub async fn deliver_due(
+    ctx: &Context,
+    client: &reqwest::Client,
+    owner: &str,
+) -> Result<usize, sqlx::Error> {
+    let now = ctx.now();
+    let batch = store::claim_due(&ctx.db, owner, now, now + LEASE_SECS, BATCH).await?;
+    let n = batch.len();
+    futures_util::stream::iter(batch)
+        .for_each_concurrent(CONCURRENCY, |m| async move {
+            let delivery = attempt(ctx, client, &m).await;
+            if let Err(e) = record(ctx, owner, &m, delivery).await {
+                tracing::warn!(error = %e, message = %m.id, "cannot record a message's outcome");
+            }
+        })
+        .await;
+    Ok(n)
+}
+
+/// One attempt: a fresh token (its own `jti`, signed by the current key),
+/// posted to the site's back-channel route.
+async fn attempt(ctx: &Context, client: &reqwest::Client, m: &Message) -> Delivery {
+    let Some(action) = SiteAction::parse(&m.action, &m.role) else {
+        return Delivery::Refused(format!("unknown action {}", m.action));
+    };
+    let Some(signer) = ctx.keys.signer() else {
+        return Delivery::Retry("no signing key is active".into());
+    };
+    let now = ctx.now();
+    let jti = new_jti(&mut rand::rngs::OsRng);
+    let claims = logout_claims(
+        &ctx.config.public_url,
+        &m.site_url,
+        &m.email,
+        &action,
+        now,
+        &jti,
+    );
+    let token = match signer.sign_typed(TYP, &claims) {
+        Ok(t) => t,
+        Err(e) => return Delivery::Retry(format!("cannot sign: {e}")),
+    };
+    let url = format!("{}{ROUTE}", m.site_url);
+    match client
+        .post(&url)
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+    {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let body = res.text().await.unwrap_or_default();
+            judge(status, &body)
+        }
+        Err(e) if e.is_timeout() => Delivery::Retry("the site did not answer in time".into()),
+        Err(e) => Delivery::Retry(format!("the site cannot be reached: {}", root_cause(&e))),
+    }
+}
+
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// Write what an attempt came to; a final outcome (done, refused, given up)
+/// goes into the audit chain in the same transaction.
+async fn record(
+    ctx: &Context,
+    owner: &str,
+    m: &Message,
+    delivery: Delivery,
+) -> Result<(), sqlx::Error> {
+    let now = ctx.now();
+    let base = json!({
+        "message_id": m.id,
+        "action": m.action,
+        "role": m.role,
+        "cause": m.cause,
+        "attempts": m.attempts,
+    });
+    let event = |kind: &str, outcome: &str, extra: serde_json::Value| {
+        let mut detail = base.clone();
+        if let (Some(d), Some(x)) = (detail.as_object_mut(), extra.as_object()) {
+            d.extend(x.clone());
+        }
+        let mut e = Event::new(now, kind, outcome, SYSTEM, &Origin::default())
+            .subject(&m.email)
+            .site(&m.site_id, &m.site_url, &m.client)
+            .detail(detail);
+        if !m.role.is_empty() {
+            e = e.role(&m.role);
+        }
+        e
+    };
+    let result_text;
+    let error_text;
+    let (stored, final_event) = match &delivery {
+        Delivery::Done(answer) => {
+            result_text = answer.to_string();
+            (
+                Outcome::Done {
+                    result: &result_text,
+                },
+                Some(event(
+                    kind::SITE_MESSAGE_DELIVERED,
+                    outcome::SUCCESS,
+                    json!({ "site_answer": answer }),
+                )),
+            )
+        }
+        Delivery::Refused(why) => (
+            Outcome::Failed { error: why },
+            Some(event(
+                kind::SITE_MESSAGE_FAILED,
+                outcome::FAILURE,
+                json!({ "error": why }),
+            )),
+        ),
+        Delivery::Retry(why) => match next_attempt(m.attempts, m.created_at, now) {
+            Some(at) => (Outcome::Retry { error: why, at }, None),
+            None => {
+                error_text = format!("given up after {} attempts: {why}", m.attempts);
+                (
+                    Outcome::Failed { error: &error_text },
+                    Some(event(
+                        kind::SITE_MESSAGE_FAILED,
+                        outcome::FAILURE,
+                        json!({ "error": error_text }),
+                    )),
+                )
+            }
+        },
+    };
+    let mut tx = audit::begin(&ctx.db).await?;
+    if !store::finish(&mut tx, &m.id, owner, &stored, now).await? {
+        // The lease ran out and another instance took the message over.
+        return Ok(());
+    }
+    if let Some(e) = final_event {
+        audit::append(&mut tx, &e).await?;
+    }
+    tx.commit().await
+}
+
+/// One row of a person's offboarding checklist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecklistRow {
+    pub site_id: String,
+    pub site_url: String,
+    pub client: String,
+    /// `connector`, or the profile no message reaches.
+    pub profile: String,
+    /// The message, when one was sent (`None`: a site on another profile).
+    pub message: Option<Message>,
+}
+
+/// A person's offboarding checklist: every message about them (the newest
+/// word per site and action first), and the sites on other profiles they
+/// entered or hold grants on, where the sessions must be ended by hand.
+pub async fn checklist(db: &Db, person: &Person) -> Result<Vec<ChecklistRow>, sqlx::Error> {
+    let mut rows: Vec<ChecklistRow> = store::for_person(db, &person.id)
+        .await?
+        .into_iter()
+        .rev()
+        .filter(|m| m.state != "superseded")
+        .map(|m| ChecklistRow {
+            site_id: m.site_id.clone(),
+            site_url: m.site_url.clone(),
+            client: m.client.clone(),
+            profile: "connector".into(),
+            message: Some(m),
+        })
+        .collect();
+    for (id, url, client, profile) in store::other_sites_of(db, &person.email).await? {
+        rows.push(ChecklistRow {
+            site_id: id,
+            site_url: url,
+            client,
+            profile,
+            message: None,
+        });
+    }
+    Ok(rows)
+}
+
+/// [`checklist`] for a person by id; `None` when there is no such person.
+pub async fn checklist_of(
+    db: &Db,
+    person_id: &str,
+) -> Result<Option<Vec<ChecklistRow>>, sqlx::Error> {
+    match db_store::people::find(db, person_id).await? {
+        Some(p) => Ok(Some(checklist(db, &p).await?)),
+        None => Ok(None),
+    }
+}
+
+pub use crate::store::messages::{counts, Message as SiteMessage};
+
+/// The checklist's columns, in order.
+pub const CHECKLIST_HEADER: &str = "site_url,client,profile,action,role,cause,state,attempts,\
+requested_utc,last_attempt_utc,finished_utc,user_found,sessions_ended,\
+application_passwords_revoked,role_before,role_after,locked,error";
+
+/// What the site reported, read from its stored answer.
+pub fn site_answer(m: &Message) -> serde_json::Value {
+    m.result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The checklist as CSV, the evidence an agency hands a client (cells are
+/// made inert for spreadsheets, as the audit export's are).
+pub fn checklist_csv(rows: &[ChecklistRow]) -> String {
+    use crate::domain::audit::{csv_cell, utc};
+    let time = |t: Option<i64>| t.map(utc).unwrap_or_default();
+    let mut out = format!("{CHECKLIST_HEADER}\n");
+    for r in rows {
+        let cells: Vec<String> = match &r.message {
+            Some(m) => {
+                let a = site_answer(m);
+                let text = |k: &str| match &a[k] {
+                    serde_json::Value::Null => String::new(),
+                    serde_json::Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                };
+                vec![
+                    r.site_url.clone(),
+                    r.client.clone(),
+                    r.profile.clone(),
+                    m.action.clone(),
+                    m.role.clone(),
+                    m.cause.clone(),
+                    m.state.clone(),
+                    m.attempts.to_string(),
+                    time(Some(m.created_at)),
+                    time(m.last_attempt_at),
+                    time(m.done_at),
+                    text("user_found"),
+                    text("sessions_ended"),
+                    text("application_passwords_revoked"),
+                    text("role_before"),
+                    text("role_after"),
+                    text("locked"),
+                    m.last_error.clone().unwrap_or_default(),
+                ]
+            }
+            None => {
+                let mut cells = vec![
+                    r.site_url.clone(),
+                    r.client.clone(),
+                    r.profile.clone(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    "by hand".into(),
+                ];
+                cells.resize(17, String::new());
+                cells.push(format!(
+                    "the {} plugin takes no messages: end the sessions on the site by hand",
+                    r.profile
+                ));
+                cells
+            }
+        };
+        let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,319 @@
+//! The outbox of messages to connector sites (`site_messages`): written in
+//! the transaction of the change that calls for them, claimed by one
+//! instance at a time under a lease, finished with the site's answer.
+
+use sqlx::{AnyConnection, FromRow};
+
+use super::Db;
+use crate::config::DbKind;
+
+/// A message to write.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub id: String,
+    pub person_id: &'a str,
+    pub email: &'a str,
+    pub site_id: &'a str,
+    pub site_url: &'a str,
+    pub client: &'a str,
+    pub action: &'a str,
+    pub role: &'a str,
+    pub cause: &'a str,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Message {
+    pub id: String,
+    pub person_id: String,
+    pub email: String,
+    pub site_id: String,
+    pub site_url: String,
+    pub client: String,
+    pub action: String,
+    pub role: String,
+    pub cause: String,
+    pub created_at: i64,
+    pub created_by: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_attempt_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub result: Option<String>,
+    pub done_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, person_id, email, site_id, site_url, client, action, role, cause, \
+                       created_at, created_by, state, attempts, next_attempt_at, \
+                       last_attempt_at, last_error, result, done_at";
+
+/// Write messages (inside the caller's transaction), due at once. A message
+/// still waiting for the same person and site that this one makes moot
+/// (an older set-role; anything but a lock when this is a lock) is
+/// superseded: the site gets the newest word only.
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    messages: &[NewMessage<'_>],
+    by: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for m in messages {
+        let moot = match m.action {
+            "lock" => "'lock', 'set-role', 'end-sessions'",
+            "set-role" => "'set-role'",
+            _ => "'end-sessions'",
+        };
+        sqlx::query(&format!(
+            "UPDATE site_messages SET state = 'superseded', done_at = $1, lease_owner = NULL \
+             WHERE person_id = $2 AND site_id = $3 AND state = 'pending' AND action IN ({moot})"
+        ))
+        .bind(now)
+        .bind(m.person_id)
+        .bind(m.site_id)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO site_messages (id, person_id, email, site_id, site_url, client, action, \
+             role, cause, created_at, created_by, state, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', 0, $10)",
+        )
+        .bind(&m.id)
+        .bind(m.person_id)
+        .bind(m.email)
+        .bind(m.site_id)
+        .bind(m.site_url)
+        .bind(m.client)
+        .bind(m.action)
+        .bind(m.role)
+        .bind(m.cause)
+        .bind(now)
+        .bind(by)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Claim up to `limit` due messages for `owner` until `lease_until`: no
+/// other instance claims them meanwhile (PostgreSQL skips rows another
+/// transaction holds; SQLite has one writer at a time). Counts the attempt.
+pub async fn claim_due(
+    db: &Db,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<Message>, sqlx::Error> {
+    let skip_locked = match db.kind {
+        DbKind::Postgres => " FOR UPDATE SKIP LOCKED",
+        DbKind::Sqlite => "",
+    };
+    sqlx::query_as(&format!(
+        "UPDATE site_messages SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, \
+         last_attempt_at = $3 \
+         WHERE id IN (SELECT id FROM site_messages WHERE state = 'pending' \
+           AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+           ORDER BY next_attempt_at, created_at LIMIT $4{skip_locked}) \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(owner)
+    .bind(lease_until)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// When the next message falls due (for the worker's sleep), if any waits.
+pub async fn next_due(db: &Db) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at \
+         THEN lease_until ELSE next_attempt_at END) FROM site_messages WHERE state = 'pending'",
+    )
+    .fetch_one(&db.pool)
+    .await
+}
+
+/// What became of a claimed attempt.
+pub enum Outcome<'a> {
+    Done { result: &'a str },
+    Retry { error: &'a str, at: i64 },
+    Failed { error: &'a str },
+}
+
+/// Record an attempt's outcome, inside the caller's transaction, if `owner`
+/// still holds the message (a lease that ran out may have passed it on).
+/// True when it was recorded.
+pub async fn finish(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    outcome: &Outcome<'_>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let q = match outcome {
+        Outcome::Done { result } => sqlx::query(
+            "UPDATE site_messages SET state = 'done', result = $3, last_error = NULL, \
+             done_at = $4, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(*result)
+        .bind(now),
+        Outcome::Retry { error, at } => sqlx::query(
+            "UPDATE site_messages SET last_error = $3, next_attempt_at = $4, \
+             lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(*error)
+        .bind(*at),
+        Outcome::Failed { error } => sqlx::query(
+            "UPDATE site_messages SET state = 'failed', last_error = $3, done_at = $4, \
+             lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(*error)
+        .bind(now),
+    };
+    Ok(q.execute(&mut *conn).await?.rows_affected() == 1)
+}
+
+/// Every message about a person, oldest first.
+pub async fn for_person(db: &Db, person_id: &str) -> Result<Vec<Message>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM site_messages WHERE person_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(person_id)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// How many messages are in each state.
+pub async fn counts(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT state, COUNT(*) FROM site_messages GROUP BY state ORDER BY state")
+        .fetch_all(&db.pool)
+        .await
+}
+
+/// A connector site a message may go to.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Target {
+    pub id: String,
+    pub url: String,
+    pub client: String,
+}
+
+/// The connector sites a person ever launched or holds a grant on
+/// (directly or through a team), read inside the caller's transaction.
+pub async fn connector_sites_of(
+    conn: &mut AnyConnection,
+    email: &str,
+) -> Result<Vec<Target>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT s.id, s.url, s.client FROM sites s WHERE s.profile = 'connector' AND ( \
+           s.id IN (SELECT site_id FROM site_prefs WHERE email = $1 AND last_launched_at IS NOT NULL) \
+           OR s.id IN (SELECT x.site_id FROM ({}) x)) ORDER BY s.client, s.url",
+        super::grants::grants_of_person()
+    ))
+    .bind(email)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// The sites on other profiles a person ever launched or holds a grant on:
+/// no message reaches them.
+pub async fn other_sites_of(
+    db: &Db,
+    email: &str,
+) -> Result<Vec<(String, String, String, String)>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT s.id, s.url, s.client, s.profile FROM sites s WHERE s.profile <> 'connector' AND ( \
+           s.id IN (SELECT site_id FROM site_prefs WHERE email = $1 AND last_launched_at IS NOT NULL) \
+           OR s.id IN (SELECT x.site_id FROM ({}) x)) ORDER BY s.client, s.url",
+        super::grants::grants_of_person()
+    ))
+    .bind(email)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// A connector site the person has entered, with the roles it allows: the
+/// only kind of site a role change is sent to. `None` otherwise.
+pub async fn entered_connector_site(
+    conn: &mut AnyConnection,
+    email: &str,
+    site_id: &str,
+) -> Result<Option<(Target, String)>, sqlx::Error> {
+    let row: Option<(String, String, String, String)> = sqlx::query_as(
+        "SELECT s.id, s.url, s.client, s.roles FROM sites s WHERE s.id = $1 \
+         AND s.profile = 'connector' AND EXISTS (SELECT 1 FROM site_prefs p \
+           WHERE p.email = $2 AND p.site_id = s.id AND p.last_launched_at IS NOT NULL)",
+    )
+    .bind(site_id)
+    .bind(email)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(id, url, client, roles)| (Target { id, url, client }, roles)))
+}
+
+/// Grants that ended between `after` (exclusive) and `until` (inclusive),
+/// as (e-mail, site id) pairs, direct and through teams.
+pub async fn expired_between(
+    conn: &mut AnyConnection,
+    after: i64,
+    until: i64,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT g.email, g.site_id, g.role FROM grants g \
+           WHERE g.expires_at > $1 AND g.expires_at <= $2 \
+         UNION SELECT m.email, tg.site_id, tg.role FROM team_grants tg \
+           JOIN team_members m ON m.team_id = tg.team_id \
+           WHERE tg.site_id IS NOT NULL AND tg.expires_at > $1 AND tg.expires_at <= $2 \
+         UNION SELECT m.email, s.id, tg.role FROM team_grants tg \
+           JOIN team_members m ON m.team_id = tg.team_id JOIN sites s ON s.client = tg.client \
+           WHERE tg.client IS NOT NULL AND tg.expires_at > $1 AND tg.expires_at <= $2",
+    )
+    .bind(after)
+    .bind(until)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Move a job's mark from `from` to `to` (compare and set): false when
+/// another instance moved it first. A job without a mark starts at `from`.
+pub async fn move_mark(
+    conn: &mut AnyConnection,
+    job: &str,
+    from: i64,
+    to: i64,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO job_marks (job, done_through) VALUES ($1, $2) ON CONFLICT (job) DO NOTHING",
+    )
+    .bind(job)
+    .bind(from)
+    .execute(&mut *conn)
+    .await?;
+    let moved =
+        sqlx::query("UPDATE job_marks SET done_through = $3 WHERE job = $1 AND done_through = $2")
+            .bind(job)
+            .bind(from)
+            .bind(to)
+            .execute(&mut *conn)
+            .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// Where a job's mark stands, if it has one.
+pub async fn mark(db: &Db, job: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT done_through FROM job_marks WHERE job = $1")
+        .bind(job)
+        .fetch_optional(&db.pool)
+        .await
+}

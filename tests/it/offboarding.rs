@@ -1,0 +1,668 @@
+//! Offboarding that reaches the sites: the messages a change calls for are
+//! written with it, sent to stand-in connector sites that check them with
+//! the plugin's own code, retried while a site is down, delivered once
+//! across instances, and shown per site in a checklist.
+
+use agency_sso::domain::audit::{kind, Actor};
+use agency_sso::domain::sites::SiteInput;
+use agency_sso::service::messages::{deliver_due, http_client};
+use agency_sso::store;
+use serde_json::Value;
+
+use crate::on_both_databases;
+use crate::support::{server_fn, Backend, Browser, StandInSites, TestApp};
+
+const ADMIN: &str = "boss@agency.test";
+const SAM: &str = "sam@agency.test";
+
+async fn site(app: &TestApp, name: &str, url: &str, profile: &str) -> String {
+    let input = SiteInput {
+        name: name.into(),
+        client: "Acme".into(),
+        url: url.into(),
+        profile: profile.into(),
+        ..SiteInput::default()
+    };
+    agency_sso::service::sites::create_site(
+        &app.state.db,
+        &app.state.master_keys,
+        input,
+        &Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+async fn grant(app: &TestApp, email: &str, site: &str, role: &str) {
+    agency_sso::service::access::grant(
+        &app.state.db,
+        &[],
+        email,
+        site,
+        role,
+        &Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Send what is due now, as one instance's worker does.
+async fn deliver(app: &TestApp, owner: &str) -> usize {
+    deliver_due(&app.state.core, &http_client(), owner)
+        .await
+        .unwrap()
+}
+
+async fn messages_of(app: &TestApp, email: &str) -> Vec<store::messages::Message> {
+    let p = store::people::find_by_email(&app.state.db, email)
+        .await
+        .unwrap()
+        .remove(0);
+    store::messages::for_person(&app.state.db, &p.id)
+        .await
+        .unwrap()
+}
+
+async fn records(app: &TestApp, k: &str) -> Vec<agency_sso::domain::audit::Event> {
+    store::audit::chunk(&app.state.db, 0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .filter(|e| e.kind == k)
+        .collect()
+}
+
+async fn person_id(app: &TestApp, email: &str) -> String {
+    store::people::find_by_email(&app.state.db, email)
+        .await
+        .unwrap()
+        .remove(0)
+        .id
+}
+
+async fn disable(app: &TestApp, admin: &Browser, email: &str) {
+    let id = person_id(app, email).await;
+    let (status, body) = server_fn(
+        app,
+        admin,
+        "admin_set_standing",
+        &[("id", &id), ("change", "disable")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Sam entered one connector site and holds a grant on another; an admin
+/// disables him: both are told to lock his account (a connector site he
+/// has nothing to do with is not), each answer is recorded in the audit
+/// chain, and his checklist shows them beside the site on another plugin
+/// that must be handled by hand.
+async fn disabling_a_person_locks_them_out_of_every_connector_site(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let entered = site(&app, "Entered", &sites.url("entered"), "connector").await;
+    let granted = site(&app, "Granted", &sites.url("granted"), "connector").await;
+    site(&app, "Unrelated", &sites.url("unrelated"), "connector").await;
+    let twl = site(&app, "Old plugin", "https://old.acme.example", "twl-sso").await;
+    for s in [&entered, &granted, &twl] {
+        grant(&app, SAM, s, "editor").await;
+    }
+    let sam = app.signed_in(SAM).await;
+    assert_eq!(app.launch(&sam, &entered).await.status(), 303);
+    let admin = app.signed_in(ADMIN).await;
+
+    disable(&app, &admin, SAM).await;
+    // Written with the change, before any is sent.
+    let waiting = messages_of(&app, SAM).await;
+    assert_eq!(waiting.len(), 2, "{waiting:?}");
+    assert!(waiting
+        .iter()
+        .all(|m| m.action == "lock" && m.state == "pending"));
+    let changed = records(&app, kind::PERSON_CHANGED).await;
+    let detail: Value = serde_json::from_str(&changed.last().unwrap().detail).unwrap();
+    assert_eq!(detail["sites_to_lock"], 2);
+
+    assert_eq!(deliver(&app, "w1").await, 2);
+    for name in ["entered", "granted"] {
+        let got = sites.received(name);
+        assert_eq!(got.len(), 1, "{name}: {got:?}");
+        assert_eq!(got[0]["action"], "lock");
+        assert_eq!(got[0]["email"], SAM);
+    }
+    assert!(sites.received("unrelated").is_empty());
+    assert!(messages_of(&app, SAM)
+        .await
+        .iter()
+        .all(|m| m.state == "done"));
+
+    // The audit chain names each site and what it reported.
+    let delivered = records(&app, kind::SITE_MESSAGE_DELIVERED).await;
+    assert_eq!(delivered.len(), 2);
+    let mut urls: Vec<&str> = delivered.iter().map(|e| e.site_url.as_str()).collect();
+    urls.sort();
+    assert_eq!(urls, [sites.url("entered"), sites.url("granted")]);
+    for e in &delivered {
+        assert_eq!(e.subject, SAM);
+        let d: Value = serde_json::from_str(&e.detail).unwrap();
+        assert_eq!(d["action"], "lock");
+        assert_eq!(d["cause"], "person_disabled");
+        assert_eq!(d["site_answer"]["locked"], true);
+        assert_eq!(d["site_answer"]["sessions_ended"], 1);
+    }
+
+    // The checklist, in the console and as the CSV an agency hands a client.
+    let id = person_id(&app, SAM).await;
+    let (status, list) = server_fn(&app, &admin, "admin_offboarding", &[("id", &id)]).await;
+    assert_eq!(status, 200, "{list}");
+    let steps = list["steps"].as_array().unwrap();
+    assert_eq!(list["pending"], 0);
+    let state_of = |url: &str| {
+        steps
+            .iter()
+            .find(|s| s["site_url"] == url)
+            .map(|s| {
+                (
+                    s["state"].as_str().unwrap().to_string(),
+                    s["report"].as_str().unwrap().to_string(),
+                )
+            })
+            .unwrap()
+    };
+    let (state, report) = state_of(&sites.url("entered"));
+    assert_eq!(state, "done");
+    assert!(
+        report.contains("1 session(s) ended") && report.contains("account locked"),
+        "{report}"
+    );
+    let (state, report) = state_of("https://old.acme.example");
+    assert_eq!(state, "by-hand");
+    assert!(
+        report.contains("twl-sso plugin takes no messages"),
+        "{report}"
+    );
+    let csv = admin
+        .get(app.at(&format!("/admin/people/offboarding.csv?id={id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("site_url,client,profile,action"), "{csv}");
+    let line = csv
+        .lines()
+        .find(|l| l.starts_with(&format!("\"{}\",", sites.url("granted"))))
+        .unwrap();
+    assert!(
+        line.contains(r#","lock","#)
+            && line.contains(r#","done","#)
+            && line.contains(r#","true","#),
+        "{line}"
+    );
+    assert!(csv
+        .lines()
+        .any(|l| l.starts_with(r#""https://old.acme.example""#) && l.contains("by hand")));
+    // Staff get neither the checklist nor its export.
+    let (status, _) = server_fn(&app, &sam, "admin_offboarding", &[("id", &id)]).await;
+    assert!(status == 401 || status == 403, "{status}");
+}
+
+/// A site that is down when the person is disabled: the message waits and
+/// is retried with backoff, shown pending, and delivered once the site is
+/// back; one that stays down is given up after days, recorded as failed.
+async fn a_site_that_is_down_gets_the_message_when_it_is_back(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let flaky = site(&app, "Flaky", &sites.url("flaky"), "connector").await;
+    let gone = site(&app, "Gone", &sites.url("gone"), "connector").await;
+    grant(&app, SAM, &flaky, "editor").await;
+    grant(&app, SAM, &gone, "editor").await;
+    app.signed_in(SAM).await;
+    let admin = app.signed_in(ADMIN).await;
+    sites.set_down("flaky", true);
+    sites.set_down("gone", true);
+
+    disable(&app, &admin, SAM).await;
+    assert_eq!(deliver(&app, "w1").await, 2);
+    let m = messages_of(&app, SAM).await;
+    assert!(m.iter().all(|m| m.state == "pending" && m.attempts == 1));
+    assert!(
+        m[0].last_error.as_deref().unwrap().contains("site_down"),
+        "{m:?}"
+    );
+    // Not due again at once: it backs off.
+    assert_eq!(deliver(&app, "w1").await, 0);
+    let id = person_id(&app, SAM).await;
+    let (_, list) = server_fn(&app, &admin, "admin_offboarding", &[("id", &id)]).await;
+    assert_eq!(list["pending"], 2);
+    assert!(list["steps"][0]["report"]
+        .as_str()
+        .unwrap()
+        .starts_with("Tried 1 time(s)"));
+
+    app.clock.advance(20);
+    sites.follow_clock(&app);
+    assert_eq!(deliver(&app, "w1").await, 2);
+    sites.set_down("flaky", false);
+    app.clock.advance(60);
+    sites.follow_clock(&app);
+    assert_eq!(deliver(&app, "w1").await, 2);
+    assert_eq!(sites.received("flaky").len(), 1);
+    let flaky_msg = messages_of(&app, SAM)
+        .await
+        .into_iter()
+        .find(|m| m.site_id == flaky)
+        .unwrap();
+    assert_eq!((flaky_msg.state.as_str(), flaky_msg.attempts), ("done", 3));
+
+    // Three days on, the one still down is given up, and the chain says so.
+    app.clock.advance(3 * 86_400);
+    sites.follow_clock(&app);
+    assert_eq!(deliver(&app, "w1").await, 1);
+    let gone_msg = messages_of(&app, SAM)
+        .await
+        .into_iter()
+        .find(|m| m.site_id == gone)
+        .unwrap();
+    assert_eq!(gone_msg.state, "failed");
+    let failed = records(&app, kind::SITE_MESSAGE_FAILED).await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].site_url, sites.url("gone"));
+    assert!(
+        failed[0].detail.contains("given up after 4 attempts"),
+        "{}",
+        failed[0].detail
+    );
+    assert!(sites.received("gone").is_empty());
+}
+
+/// An instance killed mid-send: its claim runs out and another instance
+/// sends the message; the site, which may have got the first attempt, gets
+/// a second one with its own jti, and the action is the same.
+async fn a_message_claimed_by_a_killed_instance_is_sent_by_another(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let slow = site(&app, "Slow", &sites.url("slow"), "connector").await;
+    let idle = site(&app, "Idle", &sites.url("idle"), "connector").await;
+    grant(&app, SAM, &slow, "editor").await;
+    grant(&app, SAM, &idle, "editor").await;
+    app.signed_in(SAM).await;
+    let admin = app.signed_in(ADMIN).await;
+    disable(&app, &admin, SAM).await;
+
+    // One instance claims both and dies before sending the idle site's
+    // message (its claim taken, nothing sent) ...
+    let now = app.clock.now_for_tests();
+    let claimed = store::messages::claim_due(&app.state.db, "dead", now, now + 60, 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // ... and another dies while the slow site is working on its message.
+    sites.set_slow("slow", 2);
+    let ctx = app.state.core.clone();
+    let cut = tokio::spawn(async move { deliver_due(&ctx, &http_client(), "killed").await });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    cut.abort();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    sites.set_slow("slow", 0);
+
+    // Their claims hold the messages until they run out.
+    assert_eq!(deliver(&app, "alive").await, 0);
+    app.clock.advance(61);
+    sites.follow_clock(&app);
+    assert_eq!(deliver(&app, "alive").await, 2);
+    assert!(messages_of(&app, SAM)
+        .await
+        .iter()
+        .all(|m| m.state == "done"));
+    assert_eq!(sites.received("idle").len(), 1);
+    let slow_got = sites.received("slow");
+    assert!(!slow_got.is_empty() && slow_got.len() <= 2, "{slow_got:?}");
+    assert!(slow_got.iter().all(|m| m["action"] == "lock"));
+    if slow_got.len() == 2 {
+        assert_ne!(slow_got[0]["jti"], slow_got[1]["jti"]);
+    }
+    // One final record per message, whoever sent it.
+    assert_eq!(records(&app, kind::SITE_MESSAGE_DELIVERED).await.len(), 2);
+}
+
+/// Roles follow grants without a launch: lowered, then taken away (the
+/// account is locked there), through a team too, and when a time-limited
+/// grant ends (noticed by the expiry job, with its own record).
+async fn grant_changes_set_the_role_on_the_sites_entered(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = site(&app, "Blog", &sites.url("blog"), "connector").await;
+    let shop = site(&app, "Shop", &sites.url("shop"), "connector").await;
+    let never = site(&app, "Never entered", &sites.url("never"), "connector").await;
+    grant(&app, SAM, &blog, "editor").await;
+    grant(&app, SAM, &never, "editor").await;
+    let sam = app.signed_in(SAM).await;
+    assert_eq!(app.launch(&sam, &blog).await.status(), 303);
+    let admin = app.signed_in(ADMIN).await;
+    let form = |site: &str, role: &str, minutes: &str| {
+        vec![
+            ("site", site.to_string()),
+            ("email", SAM.to_string()),
+            ("role", role.to_string()),
+            ("duration", minutes.to_string()),
+            (
+                "reason",
+                if minutes.is_empty() { "" } else { "cover" }.to_string(),
+            ),
+        ]
+    };
+    let call = |name: &'static str, f: Vec<(&'static str, String)>| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (status, body) = server_fn(app, admin, name, &f).await;
+            assert_eq!(status, 200, "{name}: {body}");
+        }
+    };
+
+    // Lowered from editor to author: the site is told at once.
+    call("admin_grant", form(&blog, "author", "")).await;
+    // Lowered where Sam never entered: there is no account to change.
+    call("admin_grant", form(&never, "author", "")).await;
+    assert_eq!(deliver(&app, "w").await, 1);
+    assert_eq!(sites.received("blog")[0]["action"], "set-role");
+    assert_eq!(sites.received("blog")[0]["role"], "author");
+    assert!(sites.received("never").is_empty());
+    // The same role again: nothing to say.
+    call("admin_grant", form(&blog, "author", "")).await;
+    assert_eq!(deliver(&app, "w").await, 0);
+
+    // Taken away: no role left there, so the account is locked.
+    call(
+        "admin_revoke_grant",
+        vec![("site", blog.clone()), ("email", SAM.into())],
+    )
+    .await;
+    assert_eq!(deliver(&app, "w").await, 1);
+    let got = sites.received("blog");
+    assert_eq!(
+        (got[1]["action"].as_str(), got[1]["role"].as_str()),
+        (Some("set-role"), Some(""))
+    );
+
+    // Through a team: the shop, entered as a team's contributor, then the
+    // membership ends.
+    let team = crate::support::create_team(&app, &admin, "Writers", "").await;
+    call(
+        "admin_add_members",
+        vec![("team", team.clone()), ("emails", SAM.into())],
+    )
+    .await;
+    call(
+        "admin_grant_team",
+        vec![
+            ("team", team.clone()),
+            ("target", "site".into()),
+            ("site", shop.clone()),
+            ("role", "contributor".into()),
+            ("duration", String::new()),
+            ("reason", String::new()),
+        ],
+    )
+    .await;
+    assert_eq!(app.launch(&sam, &shop).await.status(), 303);
+    assert_eq!(
+        deliver(&app, "w").await,
+        0,
+        "a role given at a launch is not sent again"
+    );
+    call(
+        "admin_remove_member",
+        vec![("team", team.clone()), ("email", SAM.into())],
+    )
+    .await;
+    assert_eq!(deliver(&app, "w").await, 1);
+    let got = sites.received("shop");
+    assert_eq!(
+        (got[0]["action"].as_str(), got[0]["role"].as_str()),
+        (Some("set-role"), Some(""))
+    );
+
+    // A time-limited grant ends: the job notices, records it, and the site
+    // is told the role Sam holds there now (the lasting one).
+    let notice = |app: &TestApp| {
+        let (db, now) = (app.state.db.clone(), app.clock.now_for_tests());
+        async move {
+            agency_sso::service::messages::notice_expired_grants(&db, now)
+                .await
+                .unwrap()
+        }
+    };
+    // The job's first look starts its watch: grants that ended before it
+    // existed are not its business.
+    assert_eq!(notice(&app).await, 0);
+    grant(&app, SAM, &blog, "subscriber").await;
+    call("admin_grant", form(&blog, "editor", "60")).await;
+    deliver(&app, "w").await;
+    let before = sites.received("blog").len();
+    app.clock.advance(3_601);
+    sites.follow_clock(&app);
+    assert_eq!(notice(&app).await, 1);
+    // Another instance looking at the same stretch of time finds it done.
+    assert_eq!(notice(&app).await, 0);
+    let expired = records(&app, kind::GRANT_EXPIRED).await;
+    assert_eq!(expired.len(), 1);
+    assert_eq!(
+        (expired[0].subject.as_str(), expired[0].role.as_str()),
+        (SAM, "editor")
+    );
+    assert_eq!(deliver(&app, "w").await, 1);
+    let got = sites.received("blog");
+    assert_eq!(got.len(), before + 1);
+    assert_eq!(got[before]["role"], "subscriber");
+}
+
+/// "End all WordPress sessions", from the console and the command line.
+async fn ending_wordpress_sessions_asks_every_connector_site(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let one = site(&app, "One", &sites.url("one"), "connector").await;
+    let two = site(&app, "Two", &sites.url("two"), "connector").await;
+    site(&app, "Old", "https://old.acme.example", "twl-sso").await;
+    grant(&app, SAM, &one, "editor").await;
+    grant(&app, SAM, &two, "author").await;
+    app.signed_in(SAM).await;
+    let admin = app.signed_in(ADMIN).await;
+    let id = person_id(&app, SAM).await;
+    let (status, body) = server_fn(
+        &app,
+        &admin,
+        "admin_end_wordpress_sessions",
+        &[("person", &id)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.as_str()
+            .unwrap()
+            .starts_with("2 connector site(s) asked"),
+        "{body}"
+    );
+    assert_eq!(deliver(&app, "w").await, 2);
+    for name in ["one", "two"] {
+        assert_eq!(sites.received(name)[0]["action"], "end-sessions");
+    }
+    let asked = records(&app, kind::SITE_SESSIONS_END_REQUESTED).await;
+    assert_eq!(asked[0].actor, ADMIN);
+
+    let out = app
+        .command()
+        .args(["users", "end-sessions", "Sam@agency.test"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("2 connector site(s) asked to end sam@agency.test's WordPress sessions"));
+    // The command line wrote them by the system clock, a little ahead of the test's.
+    app.clock.advance(60);
+    sites.follow_clock(&app);
+    assert_eq!(deliver(&app, "w").await, 2);
+    assert_eq!(sites.received("one").len(), 2);
+    let asked = records(&app, kind::SITE_SESSIONS_END_REQUESTED).await;
+    assert_eq!(asked[1].actor, "command line");
+    let csv = app
+        .command()
+        .args(["users", "offboarding", SAM])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert_eq!(
+        csv.lines()
+            .filter(|l| l.contains(r#","end-sessions","#))
+            .count(),
+        4,
+        "{csv}"
+    );
+}
+
+on_both_databases!(
+    disabling_a_person_locks_them_out_of_every_connector_site,
+    a_site_that_is_down_gets_the_message_when_it_is_back,
+    a_message_claimed_by_a_killed_instance_is_sent_by_another,
+    grant_changes_set_the_role_on_the_sites_entered,
+    ending_wordpress_sessions_asks_every_connector_site,
+);
+
+/// Two instances on one PostgreSQL database, both sending: each message
+/// reaches its site once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_send_each_message_once() {
+    let app = TestApp::start(Backend::Postgres).await;
+    let sites = StandInSites::start(&app).await;
+    for i in 0..60 {
+        let s = site(
+            &app,
+            &format!("S{i}"),
+            &sites.url(&format!("s{i}")),
+            "connector",
+        )
+        .await;
+        grant(&app, SAM, &s, "editor").await;
+    }
+    app.signed_in(SAM).await;
+    let admin = app.signed_in(ADMIN).await;
+    disable(&app, &admin, SAM).await;
+    let (_, other) = app.another_instance().await;
+    let client = http_client();
+    let (a, b) = tokio::join!(
+        async {
+            let mut n = 0;
+            for _ in 0..5 {
+                n += deliver_due(&app.state.core, &client, "a").await.unwrap();
+            }
+            n
+        },
+        async {
+            let mut n = 0;
+            for _ in 0..5 {
+                n += deliver_due(&other.core, &client, "b").await.unwrap();
+            }
+            n
+        }
+    );
+    assert_eq!(a + b, 60, "a sent {a}, b sent {b}");
+    for i in 0..60 {
+        assert_eq!(sites.received(&format!("s{i}")).len(), 1, "site s{i}");
+    }
+    assert_eq!(records(&app, kind::SITE_MESSAGE_DELIVERED).await.len(), 60);
+}
+
+/// What the sites refuse, checked by the plugin's own code: a launch token
+/// posted as a message, a message for another site, one replayed, one
+/// expired, one without the logout event, and one signed by another key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_refuse_messages_that_are_not_the_dashboards_for_them() {
+    use agency_sso::domain::messages::{logout_claims, SiteAction, TYP};
+    let app = TestApp::start(Backend::Sqlite).await;
+    let sites = StandInSites::start(&app).await;
+    let signer = app.state.keys.signer().unwrap();
+    let now = app.clock.now_for_tests();
+    let iss = app.state.config.public_url.clone();
+    let claims =
+        |aud: &str, jti: &str, at: i64| logout_claims(&iss, aud, SAM, &SiteAction::Lock, at, jti);
+    let post = |token: String| {
+        let url = format!(
+            "{}/?rest_route=/agency-sso/v1/back-channel",
+            sites.url("site")
+        );
+        async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .form(&[("logout_token", token)])
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap();
+            (status, body["error"].as_str().unwrap_or("").to_string())
+        }
+    };
+    let good = signer
+        .sign_typed(
+            TYP,
+            &claims(&sites.url("site"), "jti-000000000000000001", now),
+        )
+        .unwrap();
+    assert_eq!(post(good.clone()).await, (200, String::new()));
+    assert_eq!(post(good).await, (409, "token_replayed".into()));
+    let elsewhere = signer
+        .sign_typed(
+            TYP,
+            &claims(&sites.url("other"), "jti-000000000000000002", now),
+        )
+        .unwrap();
+    assert_eq!(post(elsewhere).await, (401, "wrong_audience".into()));
+    let old = signer
+        .sign_typed(
+            TYP,
+            &claims(&sites.url("site"), "jti-000000000000000003", now - 600),
+        )
+        .unwrap();
+    assert_eq!(post(old).await, (401, "token_expired".into()));
+    let launch_typed = signer
+        .sign(&claims(&sites.url("site"), "jti-000000000000000004", now))
+        .unwrap();
+    assert_eq!(post(launch_typed).await, (401, "wrong_type".into()));
+    let mut no_event = claims(&sites.url("site"), "jti-000000000000000005", now);
+    no_event.as_object_mut().unwrap().remove("events");
+    assert_eq!(
+        post(signer.sign_typed(TYP, &no_event).unwrap()).await,
+        (400, "not_a_logout_token".into())
+    );
+    let mut with_nonce = claims(&sites.url("site"), "jti-000000000000000006", now);
+    with_nonce["nonce"] = "n".into();
+    assert_eq!(
+        post(signer.sign_typed(TYP, &with_nonce).unwrap()).await,
+        (400, "not_a_logout_token".into())
+    );
+    let stranger = agency_sso::domain::tokens::Signer::from_pkcs1_der(
+        "stranger",
+        &agency_sso::domain::keys::generate(2048, &mut rand::rngs::OsRng)
+            .unwrap()
+            .private_der,
+    )
+    .unwrap();
+    let forged = stranger
+        .sign_typed(
+            TYP,
+            &claims(&sites.url("site"), "jti-000000000000000007", now),
+        )
+        .unwrap();
+    assert_eq!(post(forged).await, (401, "unknown_key".into()));
+    // Only the first message was carried out.
+    assert_eq!(sites.received("site").len(), 1);
+}

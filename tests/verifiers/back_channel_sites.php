@@ -1,0 +1,107 @@
+<?php
+/**
+ * Stand-in connector sites for the dashboard's tests, served by PHP's
+ * built-in server (`php -S host:port back_channel_sites.php`): every path
+ * `/{name}` is a site whose URL (the audience) is `http://{host}/{name}`.
+ * A message POSTed to `/{name}/?rest_route=/agency-sso/v1/back-channel` is
+ * checked by the connector plugin's own code (Agency_SSO_Logout_Token over
+ * Agency_SSO_JWT, keys from the dashboard's JWKS), its jti kept single-use,
+ * and answered as the plugin answers, with the same status codes.
+ *
+ * Environment: AGENCY_SSO_ISSUER, AGENCY_SSO_JWKS_URI, STAND_IN_DIR.
+ * In STAND_IN_DIR: `{name}.down` makes the site answer 503; `{name}.slow`
+ * (holding seconds) makes it wait that long first; each message carried
+ * out is appended to `{name}.log` as a JSON line (action, role, email, jti);
+ * `clock` holds seconds added to this machine's time (the dashboard's test
+ * clock moves, and the sites' must follow it).
+ */
+
+require __DIR__ . '/../../wordpress/agency-sso-connector/includes/class-agency-sso-error.php';
+require __DIR__ . '/../../wordpress/agency-sso-connector/includes/class-agency-sso-jwt.php';
+require __DIR__ . '/../../wordpress/agency-sso-connector/includes/class-agency-sso-logout-token.php';
+
+$dir  = getenv( 'STAND_IN_DIR' );
+$path = parse_url( $_SERVER['REQUEST_URI'], PHP_URL_PATH );
+$name = trim( (string) $path, '/' );
+
+/**
+ * Send a JSON answer and stop.
+ *
+ * @param int   $status HTTP status.
+ * @param array $body   The answer.
+ */
+function answer( int $status, array $body ): void {
+	http_response_code( $status );
+	header( 'Content-Type: application/json' );
+	echo json_encode( $body );
+	exit;
+}
+
+if ( 1 !== preg_match( '/\A[a-z0-9-]+\z/', $name ) || 'POST' !== $_SERVER['REQUEST_METHOD']
+	|| ( $_GET['rest_route'] ?? '' ) !== '/agency-sso/v1/back-channel' ) {
+	answer( 404, array( 'code' => 'rest_no_route' ) );
+}
+if ( file_exists( "$dir/$name.down" ) ) {
+	answer( 503, array( 'error' => 'site_down' ) );
+}
+if ( file_exists( "$dir/$name.slow" ) ) {
+	sleep( (int) file_get_contents( "$dir/$name.slow" ) );
+}
+
+try {
+	$jwks = @file_get_contents( getenv( 'AGENCY_SSO_JWKS_URI' ) );
+	if ( false === $jwks ) {
+		throw new Agency_SSO_Error( 'dashboard_unreachable', 'The dashboard cannot be reached.' );
+	}
+	$keys   = Agency_SSO_JWT::parse_key_set( $jwks );
+	$claims = Agency_SSO_Logout_Token::verify(
+		(string) ( $_POST['logout_token'] ?? '' ),
+		getenv( 'AGENCY_SSO_ISSUER' ),
+		'http://' . $_SERVER['HTTP_HOST'] . '/' . $name,
+		function ( string $kid ) use ( $keys ) {
+			return $keys[ $kid ] ?? null;
+		},
+		time() + (int) @file_get_contents( "$dir/clock" )
+	);
+	@mkdir( "$dir/jti" );
+	$used = @fopen( "$dir/jti/" . hash( 'sha256', $claims['jti'] ), 'x' );
+	if ( false === $used ) {
+		throw new Agency_SSO_Error( 'token_replayed', 'This message was already received.' );
+	}
+	fclose( $used );
+} catch ( Agency_SSO_Error $e ) {
+	answer(
+		Agency_SSO_Logout_Token::status( $e->get_error_code() ),
+		array(
+			'error'   => $e->get_error_code(),
+			'message' => $e->getMessage(),
+		)
+	);
+}
+
+$role = 'set-role' === $claims['action'] ? $claims['wp_role'] : '';
+file_put_contents(
+	"$dir/$name.log",
+	json_encode(
+		array(
+			'action' => $claims['action'],
+			'role'   => $role,
+			'email'  => $claims['email'],
+			'jti'    => $claims['jti'],
+		)
+	) . "\n",
+	FILE_APPEND | LOCK_EX
+);
+$locks = 'lock' === $claims['action'] || ( 'set-role' === $claims['action'] && '' === $role );
+answer(
+	200,
+	array(
+		'action'                        => $claims['action'],
+		'user_found'                    => true,
+		'sessions_ended'                => 'set-role' === $claims['action'] && ! $locks ? 0 : 1,
+		'application_passwords_revoked' => 0,
+		'role_before'                   => 'editor',
+		'role_after'                    => '' === $role ? 'editor' : $role,
+		'locked'                        => $locks,
+	)
+);

@@ -1,0 +1,246 @@
+<?php
+/**
+ * The dashboard's back-channel: signed messages (OpenID Connect
+ * Back-Channel Logout 1.0 logout tokens, `typ` logout+jwt) that end a
+ * person's sessions, lock their account or set their role on this site,
+ * POSTed to the REST route agency-sso/v1/back-channel. Also the lock
+ * itself: a locked account signs in neither with its password, nor with an
+ * application password, nor with a launch token issued before the lock.
+ *
+ * @package Agency_SSO_Connector
+ */
+
+defined( 'ABSPATH' ) || exit;
+
+/**
+ * The REST route, the actions and the lock.
+ */
+final class Agency_SSO_Back_Channel {
+
+	const REST_NAMESPACE = 'agency-sso/v1';
+	const REST_ROUTE     = '/back-channel';
+
+	/** User meta: the dashboard's time (its token's `iat`) when the account was locked. */
+	const META_LOCKED_AT = 'agency_sso_locked_at';
+
+	/**
+	 * Hook into WordPress.
+	 */
+	public static function register(): void {
+		add_action( 'rest_api_init', array( self::class, 'routes' ) );
+		add_filter( 'authenticate', array( self::class, 'refuse_locked' ), 40, 1 );
+		add_filter( 'wp_is_application_passwords_available_for_user', array( self::class, 'application_passwords_available' ), 10, 2 );
+	}
+
+	/**
+	 * The route. Anyone may POST: the signed, single-use token is the
+	 * authorisation, checked before anything is read or changed.
+	 */
+	public static function routes(): void {
+		register_rest_route(
+			self::REST_NAMESPACE,
+			self::REST_ROUTE,
+			array(
+				'methods'             => 'POST',
+				'callback'            => array( self::class, 'receive' ),
+				'permission_callback' => '__return_true',
+				'args'                => array(
+					'logout_token' => array(
+						'type'     => 'string',
+						'required' => true,
+					),
+				),
+			)
+		);
+	}
+
+	/**
+	 * A message from the dashboard: what was done, or why nothing was.
+	 *
+	 * @param WP_REST_Request $request The request.
+	 */
+	public static function receive( WP_REST_Request $request ): WP_REST_Response {
+		nocache_headers();
+		try {
+			$done = self::handle( (string) $request->get_param( 'logout_token' ) );
+		} catch ( Agency_SSO_Error $e ) {
+			$code = $e->get_error_code();
+			// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- a refused message is worth a line in the site's log; the token is not in it.
+			error_log( 'agency-sso-connector: back-channel message refused: ' . $code );
+			return new WP_REST_Response(
+				array(
+					'error'   => $code,
+					'message' => $e->getMessage(),
+				),
+				Agency_SSO_Logout_Token::status( $code )
+			);
+		}
+		return new WP_REST_Response( $done, 200 );
+	}
+
+	/**
+	 * Verify a message and carry it out.
+	 *
+	 * @param string $token The logout token.
+	 * @return array What was done: `action`, `user_found`, `sessions_ended`,
+	 *               `application_passwords_revoked`, `role_before`, `role_after`, `locked`.
+	 * @throws Agency_SSO_Error On any refusal, before anything is changed.
+	 */
+	public static function handle( string $token ): array {
+		$issuer = Agency_SSO_Config::issuer();
+		if ( '' === $issuer ) {
+			throw Agency_SSO_Login::refusal( 'not_configured' );
+		}
+		$claims = Agency_SSO_Logout_Token::verify(
+			$token,
+			$issuer,
+			Agency_SSO_Config::audience(),
+			array( Agency_SSO_Keys::class, 'key_for_kid' ),
+			Agency_SSO_Config::now()
+		);
+		$action = $claims['action'];
+		$role   = 'set-role' === $action ? $claims['wp_role'] : '';
+		if ( '' !== $role && ! in_array( $role, Agency_SSO_Users::allowed_roles( $claims ), true ) ) {
+			throw Agency_SSO_Login::refusal( 'role_not_allowed' );
+		}
+		if ( ! Agency_SSO_Replay::claim( (string) $claims['jti'], (int) $claims['exp'] + 60 ) ) {
+			throw Agency_SSO_Login::refusal( 'token_replayed' );
+		}
+
+		$user   = Agency_SSO_Users::for_person( $issuer, (string) $claims['sub'], strtolower( (string) $claims['email'] ) );
+		$result = array(
+			'action'                        => $action,
+			'user_found'                    => null !== $user,
+			'sessions_ended'                => 0,
+			'application_passwords_revoked' => 0,
+			'role_before'                   => null,
+			'role_after'                    => null,
+			'locked'                        => false,
+		);
+		if ( null === $user ) {
+			return $result;
+		}
+		$result['role_before'] = self::role_here( $user );
+		if ( 'set-role' === $action && '' !== $role ) {
+			Agency_SSO_Users::lower_or_raise_role( $user, $role );
+		} elseif ( 'lock' === $action || 'set-role' === $action ) {
+			update_user_meta( $user->ID, self::META_LOCKED_AT, (int) $claims['iat'] );
+			// A password nobody knows, so the account stays shut even without this plugin.
+			wp_set_password( wp_generate_password( 64, true, true ), $user->ID );
+			$result = array_merge( $result, self::end_sessions( $user ) );
+		} else {
+			$result = array_merge( $result, self::end_sessions( $user ) );
+		}
+		$user                 = new WP_User( $user->ID );
+		$result['role_after'] = self::role_here( $user );
+		$result['locked']     = self::is_locked( $user );
+		/**
+		 * A back-channel message was carried out.
+		 *
+		 * @param array   $result What was done.
+		 * @param WP_User $user   The user it concerned.
+		 */
+		do_action( 'agency_sso_back_channel_done', $result, $user );
+		return $result;
+	}
+
+	/**
+	 * End every session of a user and revoke their application passwords.
+	 *
+	 * @param WP_User $user The user.
+	 * @return array `sessions_ended` and `application_passwords_revoked`.
+	 */
+	private static function end_sessions( WP_User $user ): array {
+		$sessions = WP_Session_Tokens::get_instance( $user->ID );
+		$ended    = count( $sessions->get_all() );
+		$sessions->destroy_all();
+		$revoked = 0;
+		if ( class_exists( 'WP_Application_Passwords' ) ) {
+			$deleted = WP_Application_Passwords::delete_all_application_passwords( $user->ID );
+			$revoked = is_int( $deleted ) ? $deleted : 0;
+		}
+		return array(
+			'sessions_ended'                => $ended,
+			'application_passwords_revoked' => $revoked,
+		);
+	}
+
+	/**
+	 * The user's role on this site ('' when none).
+	 *
+	 * @param WP_User $user The user.
+	 */
+	private static function role_here( WP_User $user ): string {
+		if ( is_multisite() && ! is_user_member_of_blog( $user->ID, get_current_blog_id() ) ) {
+			return '';
+		}
+		$roles = array_values( (array) $user->roles );
+		return $roles ? (string) $roles[0] : '';
+	}
+
+	/**
+	 * Whether the dashboard locked this account.
+	 *
+	 * @param WP_User $user The user.
+	 */
+	public static function is_locked( WP_User $user ): bool {
+		return self::locked_at( $user ) > 0;
+	}
+
+	/**
+	 * When (the dashboard's time) the account was locked; 0 when it is not.
+	 *
+	 * @param WP_User $user The user.
+	 */
+	public static function locked_at( WP_User $user ): int {
+		return (int) get_user_meta( $user->ID, self::META_LOCKED_AT, true );
+	}
+
+	/**
+	 * A launch token for a locked account: refused when it was issued before
+	 * the lock (it may have been on its way while the person was offboarded);
+	 * one issued after it comes from a dashboard that has let the person in
+	 * again, and lifts the lock.
+	 *
+	 * @param WP_User $user   The user.
+	 * @param array   $claims The launch token's verified claims.
+	 * @throws Agency_SSO_Error When the token predates the lock.
+	 */
+	public static function check_launch( WP_User $user, array $claims ): void {
+		$locked_at = self::locked_at( $user );
+		if ( 0 === $locked_at ) {
+			return;
+		}
+		if ( (int) $claims['iat'] <= $locked_at ) {
+			throw Agency_SSO_Login::refusal( 'account_locked' );
+		}
+		delete_user_meta( $user->ID, self::META_LOCKED_AT );
+	}
+
+	/**
+	 * Password sign-in (and anything else through `authenticate`) refused
+	 * to a locked account.
+	 *
+	 * @param WP_User|WP_Error|null $user The result so far.
+	 * @return WP_User|WP_Error|null
+	 */
+	public static function refuse_locked( $user ) {
+		if ( $user instanceof WP_User && self::is_locked( $user ) ) {
+			return new WP_Error(
+				'agency_sso_locked',
+				esc_html__( 'This account was locked by the agency dashboard.', 'agency-sso-connector' )
+			);
+		}
+		return $user;
+	}
+
+	/**
+	 * No application passwords for a locked account.
+	 *
+	 * @param bool    $available Whether WordPress would allow them.
+	 * @param WP_User $user      The user.
+	 */
+	public static function application_passwords_available( $available, $user ): bool {
+		return (bool) $available && ! ( $user instanceof WP_User && self::is_locked( $user ) );
+	}
+}
