@@ -219,7 +219,8 @@ async fn measure(name: &str, url: &str, kind: DbKind) -> anyhow::Result<()> {
         ),
         (
             "grants applying to one launch",
-            time(|| store::grants::applying(&db, "person042@agency.test", "site-01579")).await?,
+            time(|| store::grants::applying(&db.pool, "person042@agency.test", "site-01579"))
+                .await?,
         ),
     ];
     for (what, (p50, worst)) in rows {

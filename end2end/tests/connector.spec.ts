@@ -14,7 +14,7 @@ import { cli, consoleLive, moveClock, otherPerson, pickerLive } from './helpers'
 
 test.describe.configure({ mode: 'serial' });
 
-type WpUser = { login: string; display_name: string; roles: string[]; subject: string; sessions: number } | null;
+type WpUser = { login: string; display_name: string; roles: string[]; subject: string; sessions: number; locked: boolean } | null;
 
 /** A WordPress user as WordPress itself reports it (end2end/wordpress/state.php). */
 function wpUser(email: string, blog = false): WpUser {
@@ -24,6 +24,12 @@ function wpUser(email: string, blog = false): WpUser {
 function wpUserIn(dir: string, email: string, site?: string): WpUser {
   const script = fileURLToPath(new URL('../wordpress/state.php', import.meta.url));
   return JSON.parse(execFileSync('php', [script, dir, 'user', email, ...(site ? [site] : [])]).toString());
+}
+
+/** Ask WordPress itself (end2end/wordpress/state.php): a post, a count, an application password... */
+function wpState(...args: string[]): unknown {
+  const script = fileURLToPath(new URL('../wordpress/state.php', import.meta.url));
+  return JSON.parse(execFileSync('php', [script, wpDir, ...args]).toString());
 }
 
 /** Move WordPress' clock, as the connector sees it (end2end/wordpress/serve.sh's test mu-plugin). */
@@ -102,8 +108,9 @@ test.beforeAll(() => {
 test.afterAll(() => {
   moveClock(0);
   moveSiteClock(0);
+  try { cli('users', 'enable', 'zoe@agency.test'); } catch { /* never signed in: a test stopped early */ }
   for (const [email, site] of [['sam@agency.test', wpURL], ['sam@agency.test', wpBlogURL], ['sam@agency.test', `${wpURL}/fresh`], ['sam@agency.test', `${wpURL}/net/team`],
-    ['nina@agency.test', wpURL], ['admin@agency.test', wpURL]]) {
+    ['nina@agency.test', wpURL], ['admin@agency.test', wpURL], ['zoe@agency.test', wpURL]]) {
     try { cli('grants', 'revoke', email, site); } catch { /* never granted: a test stopped early */ }
   }
 });
@@ -144,14 +151,78 @@ test('a role lowered in the dashboard is lowered in WordPress at the next launch
   cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor');
 });
 
+test('offboarding: Zoë disabled in the dashboard is signed out of WordPress within seconds, her password, application passwords and unused launch link stop working, her posts stay', async ({ browser, request }) => {
+  cli('grants', 'add', 'zoe@agency.test', wpURL, '--role', 'editor');
+  const zoe = await personPage(browser, /Sign in as Zoë Ødegård/);
+  await open(zoe, 'Client Site');
+  await expect(zoe.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Zoë Ødegård');
+  await zoe.goto('/');
+  await pickerLive(zoe);
+  // What she has there: a post, an application password, a password.
+  wpState('post', 'zoe@agency.test', 'Written before she left');
+  const app = wpState('app-password', 'zoe@agency.test') as { login: string; password: string };
+  const viaAppPassword = async () => (await request.get(`${wpURL}/?rest_route=/wp/v2/users/me`, {
+    headers: { Authorization: `Basic ${Buffer.from(`${app.login}:${app.password}`).toString('base64')}` },
+  })).status();
+  expect(await viaAppPassword()).toBe(200);
+  wpState('set-password', 'zoe@agency.test', 'Correct-Horse-Battery-9');
+  expect(wpState('check-password', 'zoe@agency.test', 'Correct-Horse-Battery-9')).toBe(true);
+
+  // A grant lowered from editor to author: WordPress has it at once, without a launch.
+  cli('grants', 'add', 'zoe@agency.test', wpURL, '--role', 'author');
+  await expect.poll(() => wpUser('zoe@agency.test')?.roles, { timeout: 15_000 }).toEqual(['author']);
+
+  // A launch link she got before she left, not yet used; and WordPress
+  // open in a tab (a new launch: the new password ended the first sign-in's cookie).
+  const unused = await launchToken(zoe, 'Client Site');
+  await open(zoe, 'Client Site');
+  const wpTab = zoe;
+  await expect(wpTab.locator('#wp-admin-bar-my-account')).toBeVisible();
+
+  cli('users', 'disable', 'zoe@agency.test');
+  // Within seconds her WordPress sessions are gone: her open tab's next request lands on the login page.
+  await expect.poll(() => wpUser('zoe@agency.test')?.locked, { timeout: 15_000 }).toBe(true);
+  expect(wpUser('zoe@agency.test')?.sessions).toBe(0);
+  await wpTab.reload();
+  await expect(wpTab).toHaveURL(/\/wp-login\.php/);
+  expect(await viaAppPassword()).toBe(401);
+  expect(wpState('check-password', 'zoe@agency.test', 'Correct-Horse-Battery-9')).toBe(false);
+  const late = await (await browser.newContext()).newPage();
+  await late.goto(`${wpURL}/wp-login.php?action=agency_sso&token=${unused}`, { referer: `${baseURL}/` });
+  await expectRefused(late, 'account_locked', /locked when the agency dashboard ended your access/);
+  // Her account and her work are still there.
+  expect(wpUser('zoe@agency.test')?.roles).toEqual(['author']);
+  expect(wpState('posts', 'zoe@agency.test')).toBe(1);
+
+  // The console's checklist names the site and what the plugin reported.
+  const admin = await otherPerson(browser, /Sign in as Ada Admin/);
+  const id = cli('users', 'list').split('\n').find((l) => l.includes('zoe@agency.test'))!.split(/\s+/)[0];
+  await admin.goto(`/admin/people/${id}`);
+  const steps = admin.getByTestId('offboarding-step').filter({ hasText: wpURL });
+  const lock = steps.filter({ hasText: 'Lock the account' });
+  await expect(lock).toHaveAttribute('data-state', 'done');
+  await expect(lock).toContainText('account locked');
+  await expect(lock).toContainText(/[1-9] session\(s\) ended/);
+  await expect(steps.filter({ hasText: 'Set the role to author' })).toContainText('role editor → author');
+
+  // Let back in by an admin, her next launch opens the site again (a token issued after the lock lifts it).
+  cli('users', 'enable', 'zoe@agency.test');
+  const back = await personPage(browser, /Sign in as Zoë Ødegård/);
+  await open(back, 'Client Site');
+  await expect(back.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Zoë Ødegård');
+  expect(wpUser('zoe@agency.test')?.locked).toBe(false);
+  cli('grants', 'revoke', 'zoe@agency.test', wpURL);
+});
+
 test('a sub-directory install with the plugin as a must-use plugin, and a site that narrows the roles', async ({ browser }) => {
   const page = await personPage(browser, /Sign in as Sam Staff/);
   await open(page, 'Client Blog');
   await expect(page).toHaveURL(`${wpBlogURL}/wp-admin/`);
   await expect(page.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
   expect(wpUser('sam@agency.test', true)).toMatchObject({ login: 'sam@agency.test', roles: ['author'] });
-  // The root site's account is another site's: as its last launch left it.
-  expect(wpUser('sam@agency.test')!.roles).toEqual(['contributor']);
+  // The root site's account is another site's: there the role follows the
+  // grant given back at the end of the last test (editor), without a launch.
+  await expect.poll(() => wpUser('sam@agency.test')!.roles).toEqual(['editor']);
 
   // The blog's agency_sso_allowed_roles filter keeps administrator out:
   // granted it in the dashboard, Sam is refused and keeps his role there.

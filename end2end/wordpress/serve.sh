@@ -50,6 +50,8 @@ define( 'WP_HOME', '$url' );
 define( 'WP_SITEURL', '$url' );
 // The one line a site needs.
 define( 'AGENCY_SSO_ISSUER', '$WP_ISSUER' );
+// Application passwords over plain http, as on a developer's machine.
+define( 'WP_ENVIRONMENT_TYPE', 'local' );
 define( 'WP_DEBUG', true );
 define( 'WP_DEBUG_DISPLAY', false );
 define( 'WP_DEBUG_LOG', '$dir/debug.log' );

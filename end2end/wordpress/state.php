@@ -6,7 +6,13 @@
  * Usage: php state.php <wordpress folder> user <e-mail> [site URL]
  * (the site URL picks a sub-site of a multisite network)
  * Prints JSON: null when there is no such user, else its login, display
- * name, roles, the dashboard person it is linked to and its session count.
+ * name, roles, the dashboard person it is linked to, its session count and
+ * whether the dashboard locked it.
+ *
+ * Also, as a site's own people would: `post <e-mail> <title>` publishes a
+ * post by that user; `posts <e-mail>` counts theirs; `app-password <e-mail>`
+ * makes an application password ({"login", "password"}); `set-password
+ * <e-mail> <password>`; `check-password <e-mail> <password>` (true/false).
  *
  * @package Agency_SSO_Connector
  */
@@ -15,7 +21,7 @@ if ( 'cli' !== PHP_SAPI ) {
 	exit( 1 );
 }
 [ , $agency_sso_root, $agency_sso_what, $agency_sso_arg ] = $argv;
-$agency_sso_site        = parse_url( $argv[4] ?? 'http://127.0.0.1/' );
+$agency_sso_site        = parse_url( 'user' === $agency_sso_what && isset( $argv[4] ) ? $argv[4] : 'http://127.0.0.1/' );
 $_SERVER['HTTP_HOST']   = $agency_sso_site['host'] . ( isset( $agency_sso_site['port'] ) ? ':' . $agency_sso_site['port'] : '' );
 $_SERVER['REQUEST_URI'] = rtrim( $agency_sso_site['path'] ?? '', '/' ) . '/';
 require $agency_sso_root . '/wp-load.php';
@@ -35,8 +41,46 @@ if ( 'user' === $agency_sso_what ) {
 			'roles'        => array_values( $agency_sso_user->roles ),
 			'subject'      => get_user_meta( $agency_sso_user->ID, 'agency_sso_subject', true ),
 			'sessions'     => count( WP_Session_Tokens::get_instance( $agency_sso_user->ID )->get_all() ),
+			'locked'       => (bool) get_user_meta( $agency_sso_user->ID, 'agency_sso_locked_at', true ),
 		)
 	) . "\n";
+	exit( 0 );
+}
+$agency_sso_person = 'users' === $agency_sso_what ? null : get_user_by( 'email', $agency_sso_arg );
+if ( 'post' === $agency_sso_what ) {
+	echo wp_json_encode(
+		wp_insert_post(
+			array(
+				'post_title'  => $argv[4],
+				'post_status' => 'publish',
+				'post_author' => $agency_sso_person->ID,
+			)
+		)
+	) . "\n";
+	exit( 0 );
+}
+if ( 'posts' === $agency_sso_what ) {
+	echo wp_json_encode( (int) count_user_posts( $agency_sso_person->ID ) ) . "\n";
+	exit( 0 );
+}
+if ( 'app-password' === $agency_sso_what ) {
+	[ $agency_sso_password ] = WP_Application_Passwords::create_new_application_password( $agency_sso_person->ID, array( 'name' => 'end-to-end' ) );
+	echo wp_json_encode(
+		array(
+			'login'    => $agency_sso_person->user_login,
+			'password' => $agency_sso_password,
+		)
+	) . "\n";
+	exit( 0 );
+}
+if ( 'set-password' === $agency_sso_what ) {
+	wp_set_password( $argv[4], $agency_sso_person->ID );
+	echo "true\n";
+	exit( 0 );
+}
+if ( 'check-password' === $agency_sso_what ) {
+	$agency_sso_person = get_user_by( 'id', $agency_sso_person->ID );
+	echo wp_json_encode( wp_check_password( $argv[4], $agency_sso_person->user_pass, $agency_sso_person->ID ) ) . "\n";
 	exit( 0 );
 }
 if ( 'users' === $agency_sso_what ) {

@@ -391,10 +391,7 @@ pub async fn delete_site(
             message: format!("type the site's URL, {}, to confirm", site.url),
         }]));
     }
-    let grants: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM grants WHERE site_id = $1")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let grants = store::grants::count_on_site(&mut tx, id).await?;
     store::sites::delete(&mut *tx, id).await?;
     let event = by
         .did(now, kind::SITE_DELETED)

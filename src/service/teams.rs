@@ -211,22 +211,16 @@ pub async fn grant_team(
     let id = uuid::Uuid::new_v4().to_string();
     let mut tx = audit::begin(db).await?;
     let t = team(&mut tx, team_id).await?;
-    if let Target::Client(c) = &target {
-        let sites: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sites WHERE client = $1")
-            .bind(c)
-            .fetch_one(&mut *tx)
-            .await?;
-        if sites == 0 {
-            return Err(invalid(
-                "target",
-                format!("there is no site of a client named {c:?}"),
-            ));
-        }
-    }
     let reached = match &target {
         Target::Site(id) => vec![id.clone()],
         Target::Client(c) => store::teams::client_site_ids(&mut tx, c).await?,
     };
+    if let (Target::Client(c), true) = (&target, reached.is_empty()) {
+        return Err(invalid(
+            "target",
+            format!("there is no site of a client named {c:?}"),
+        ));
+    }
     let emails = store::teams::member_emails(&mut tx, &t.id).await?;
     let watch = RoleWatch::start(&mut tx, &pairs(&emails, &reached), now).await?;
     let before = store::teams::put_grant(

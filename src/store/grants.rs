@@ -320,3 +320,14 @@ pub async fn site_access(db: &Db, site_id: &str) -> Result<Vec<SiteAccess>, sqlx
     .fetch_all(&db.pool)
     .await
 }
+
+/// How many direct grants a site has, read inside a transaction.
+pub async fn count_on_site(
+    conn: &mut sqlx::AnyConnection,
+    site_id: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM grants WHERE site_id = $1")
+        .bind(site_id)
+        .fetch_one(&mut *conn)
+        .await
+}

@@ -10,7 +10,7 @@ use reqwest::header::LOCATION;
 use serde_json::Value;
 
 use crate::on_both_databases;
-use crate::support::{page_text, run_ok, Backend, Browser, Options, TestApp};
+use crate::support::{grant, page_text, run_ok, Backend, Browser, Options, TestApp};
 
 const BLOG: &str = "https://blog.client-one.example";
 const SHOP: &str = "https://shop.client-two.example";
@@ -33,20 +33,6 @@ async fn add_site(app: &TestApp, name: &str, client: &str, url: &str) -> String 
     .await
     .unwrap()
     .id
-}
-
-async fn grant(app: &TestApp, email: &str, site: &str, role: &str) {
-    agency_sso::service::access::grant(
-        &app.state.db,
-        &[],
-        email,
-        site,
-        role,
-        &Actor::command_line(),
-        app.clock.now_for_tests(),
-    )
-    .await
-    .unwrap();
 }
 
 /// POST /launch as a browser on the dashboard's page would.

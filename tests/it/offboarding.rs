@@ -10,7 +10,7 @@ use agency_sso::store;
 use serde_json::Value;
 
 use crate::on_both_databases;
-use crate::support::{server_fn, Backend, Browser, StandInSites, TestApp};
+use crate::support::{grant, server_fn, Backend, Browser, StandInSites, TestApp};
 
 const ADMIN: &str = "boss@agency.test";
 const SAM: &str = "sam@agency.test";
@@ -33,20 +33,6 @@ async fn site(app: &TestApp, name: &str, url: &str, profile: &str) -> String {
     .await
     .unwrap()
     .id
-}
-
-async fn grant(app: &TestApp, email: &str, site: &str, role: &str) {
-    agency_sso::service::access::grant(
-        &app.state.db,
-        &[],
-        email,
-        site,
-        role,
-        &Actor::command_line(),
-        app.clock.now_for_tests(),
-    )
-    .await
-    .unwrap();
 }
 
 /// Send what is due now, as one instance's worker does.
@@ -665,4 +651,42 @@ async fn sites_refuse_messages_that_are_not_the_dashboards_for_them() {
     assert_eq!(post(forged).await, (401, "unknown_key".into()));
     // Only the first message was carried out.
     assert_eq!(sites.received("site").len(), 1);
+}
+
+/// A site that takes its time holds up only itself: the others are told
+/// while it is still working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_site_does_not_hold_up_the_others() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let sites = StandInSites::start(&app).await;
+    for name in ["slow", "a", "b", "c", "d"] {
+        let s = site(&app, name, &sites.url(name), "connector").await;
+        grant(&app, SAM, &s, "editor").await;
+    }
+    app.signed_in(SAM).await;
+    let admin = app.signed_in(ADMIN).await;
+    sites.set_slow("slow", 4);
+    disable(&app, &admin, SAM).await;
+    let ctx = app.state.core.clone();
+    let sending = tokio::spawn(async move { deliver_due(&ctx, &http_client(), "w").await });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for name in ["a", "b", "c", "d"] {
+        assert_eq!(
+            sites.received(name).len(),
+            1,
+            "{name} waited for the slow site"
+        );
+    }
+    assert!(sites.received("slow").is_empty());
+    assert_eq!(sending.await.unwrap().unwrap(), 5);
+    let states: Vec<String> = messages_of(&app, SAM)
+        .await
+        .into_iter()
+        .map(|m| m.state)
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| *s == "done").count(),
+        5,
+        "{states:?}"
+    );
 }

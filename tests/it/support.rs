@@ -794,3 +794,18 @@ impl Drop for StandInSites {
         let _ = self.child.wait();
     }
 }
+
+/// A lasting grant made from the command line (no domain check).
+pub async fn grant(app: &TestApp, email: &str, site: &str, role: &str) {
+    agency_sso::service::access::grant(
+        &app.state.db,
+        &[],
+        email,
+        site,
+        role,
+        &agency_sso::domain::audit::Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+}

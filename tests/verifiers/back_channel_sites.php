@@ -5,7 +5,8 @@
  * `/{name}` is a site whose URL (the audience) is `http://{host}/{name}`.
  * A message POSTed to `/{name}/?rest_route=/agency-sso/v1/back-channel` is
  * checked by the connector plugin's own code (Agency_SSO_Logout_Token over
- * Agency_SSO_JWT, keys from the dashboard's JWKS), its jti kept single-use,
+ * Agency_SSO_JWT, keys from the dashboard's JWKS, cached and fetched again
+ * on an unknown kid), its jti kept single-use,
  * and answered as the plugin answers, with the same status codes.
  *
  * Environment: AGENCY_SSO_ISSUER, AGENCY_SSO_JWKS_URI, STAND_IN_DIR.
@@ -48,17 +49,38 @@ if ( file_exists( "$dir/$name.slow" ) ) {
 	sleep( (int) file_get_contents( "$dir/$name.slow" ) );
 }
 
-try {
-	$jwks = @file_get_contents( getenv( 'AGENCY_SSO_JWKS_URI' ) );
-	if ( false === $jwks ) {
-		throw new Agency_SSO_Error( 'dashboard_unreachable', 'The dashboard cannot be reached.' );
+/**
+ * The dashboard's keys as the plugin keeps them: cached (shared by every
+ * site here), fetched again when a token names a key not in the cache.
+ *
+ * @param string $dir     Where the cache lives.
+ * @param bool   $refresh Fetch even when cached.
+ */
+function key_set( string $dir, bool $refresh ): array {
+	$cached = @file_get_contents( "$dir/jwks.json" );
+	if ( $refresh || false === $cached ) {
+		$cached = @file_get_contents( getenv( 'AGENCY_SSO_JWKS_URI' ) );
+		if ( false === $cached ) {
+			throw new Agency_SSO_Error( 'dashboard_unreachable', 'The dashboard cannot be reached.' );
+		}
+		// Written aside, then renamed: another worker never reads half a file.
+		$part = "$dir/jwks.json." . getmypid();
+		file_put_contents( $part, $cached );
+		rename( $part, "$dir/jwks.json" );
 	}
-	$keys   = Agency_SSO_JWT::parse_key_set( $jwks );
+	return Agency_SSO_JWT::parse_key_set( $cached );
+}
+
+try {
 	$claims = Agency_SSO_Logout_Token::verify(
 		(string) ( $_POST['logout_token'] ?? '' ),
 		getenv( 'AGENCY_SSO_ISSUER' ),
 		'http://' . $_SERVER['HTTP_HOST'] . '/' . $name,
-		function ( string $kid ) use ( $keys ) {
+		function ( string $kid ) use ( $dir ) {
+			$keys = key_set( $dir, false );
+			if ( ! isset( $keys[ $kid ] ) ) {
+				$keys = key_set( $dir, true );
+			}
 			return $keys[ $kid ] ?? null;
 		},
 		time() + (int) @file_get_contents( "$dir/clock" )

@@ -208,12 +208,20 @@ pub struct SiteStep {
     pub finished: String,
 }
 
-/// A person's offboarding checklist.
+/// A person's offboarding checklist: how many sites are in each state,
+/// and the first [`STEPS_SHOWN`] of them, the ones that need attention first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Offboarding {
     pub steps: Vec<SiteStep>,
+    pub total: usize,
+    pub done: usize,
     pub pending: usize,
+    pub failed: usize,
+    pub by_hand: usize,
 }
+
+/// Sites listed in the checklist on the page (the CSV has them all).
+pub const STEPS_SHOWN: usize = 100;
 
 #[server(endpoint = "admin_offboarding")]
 pub async fn admin_offboarding(id: String) -> Result<Offboarding, AdminError> {
@@ -223,10 +231,31 @@ pub async fn admin_offboarding(id: String) -> Result<Offboarding, AdminError> {
         Ok(None) => return Err(AdminError::Refused("There is no such person.".into())),
         Err(e) => return a.answer(e),
     };
-    let steps: Vec<SiteStep> = rows.into_iter().map(site_step).collect();
+    let mut steps: Vec<SiteStep> = rows.into_iter().map(site_step).collect();
+    let count = |state: &str| steps.iter().filter(|s| s.state == state).count();
+    let (total, done, pending, failed, by_hand) = (
+        steps.len(),
+        count("done"),
+        count("pending"),
+        count("failed"),
+        count("by-hand"),
+    );
+    // What needs attention first: failed, pending, then done, then by hand.
+    let rank = |s: &SiteStep| match s.state.as_str() {
+        "failed" => 0,
+        "pending" => 1,
+        "done" => 2,
+        _ => 3,
+    };
+    steps.sort_by_key(rank);
+    steps.truncate(STEPS_SHOWN);
     Ok(Offboarding {
-        pending: steps.iter().filter(|s| s.state == "pending").count(),
         steps,
+        total,
+        done,
+        pending,
+        failed,
+        by_hand,
     })
 }
 
@@ -367,6 +396,12 @@ fn OffboardingPanel(id: String) -> impl IntoView {
                         Ok(o) => {
                             pending.set(o.pending > 0);
                             view! {
+                                <p data-testid="offboarding-counts">{format!(
+                                    "{} site(s): {} done, {} pending, {} failed, {} by hand.",
+                                    super::thousands(o.total as i64), o.done, o.pending, o.failed, o.by_hand)}</p>
+                                {(o.total > o.steps.len()).then(|| view! {
+                                    <p class="muted">{format!("The first {STEPS_SHOWN} are listed, those that need attention first; the CSV export has every site.")}</p>
+                                })}
                                 <div class="table-wrap">
                                 <table class="list" data-testid="offboarding-steps">
                                     <caption class="sr-only">"Each site and what it reported"</caption>
