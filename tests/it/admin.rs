@@ -31,16 +31,7 @@ async fn add_site(app: &TestApp, name: &str, client: &str, url: &str) -> String 
         url: url.into(),
         ..SiteInput::default()
     };
-    agency_sso::service::sites::create_site(
-        &app.state.db,
-        &app.state.master_keys,
-        input,
-        &Actor::command_line(),
-        app.clock.now_for_tests(),
-    )
-    .await
-    .unwrap()
-    .id
+    crate::support::add_site(app, input).await
 }
 
 async fn records_of(app: &TestApp, k: &str) -> Vec<agency_sso::domain::audit::Stored> {

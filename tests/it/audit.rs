@@ -16,23 +16,13 @@ const BLOG: &str = "https://blog.client-one.example";
 const SHOP: &str = "https://shop.client-two.example";
 
 async fn add_site(app: &TestApp, name: &str, client: &str, url: &str) -> String {
-    let st = &app.state;
     let input = SiteInput {
         name: name.into(),
         client: client.into(),
         url: url.into(),
         ..SiteInput::default()
     };
-    agency_sso::service::sites::create_site(
-        &st.db,
-        &st.master_keys,
-        input,
-        &Actor::command_line(),
-        app.clock.now_for_tests(),
-    )
-    .await
-    .unwrap()
-    .id
+    crate::support::add_site(app, input).await
 }
 
 /// POST /launch as a browser on the dashboard's page would.

@@ -13,27 +13,13 @@ use agency_sso::store;
 use crate::idp::Signing;
 use crate::on_both_databases;
 use crate::support::{
-    connector_php, miniorange_php, page_text, pyjwt, run_err, run_ok, run_verifier, Backend,
-    Browser, Options, TestApp,
+    add_site, connector_php, miniorange_php, page_text, pyjwt, run_err, run_ok, run_verifier,
+    Backend, Browser, Options, TestApp,
 };
 
 const BLOG: &str = "https://client-one.example/blog";
 const SHOP: &str = "https://shop.client-two.example";
 const SHOP_SECRET: &str = "miniorange-client-secret-0123456789abcdef";
-
-async fn add_site(app: &TestApp, input: SiteInput) -> String {
-    let st = &app.state;
-    agency_sso::service::sites::create_site(
-        &st.db,
-        &st.master_keys,
-        input,
-        &Actor::command_line(),
-        app.clock.now_for_tests(),
-    )
-    .await
-    .unwrap()
-    .id
-}
 
 fn site(name: &str, url: &str) -> SiteInput {
     SiteInput {

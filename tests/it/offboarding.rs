@@ -3,7 +3,7 @@
 //! the plugin's own code, retried while a site is down, delivered once
 //! across instances, and shown per site in a checklist.
 
-use agency_sso::domain::audit::{kind, Actor};
+use agency_sso::domain::audit::kind;
 use agency_sso::domain::sites::SiteInput;
 use agency_sso::service::messages::{deliver_due, http_client};
 use agency_sso::store;
@@ -23,16 +23,7 @@ async fn site(app: &TestApp, name: &str, url: &str, profile: &str) -> String {
         profile: profile.into(),
         ..SiteInput::default()
     };
-    agency_sso::service::sites::create_site(
-        &app.state.db,
-        &app.state.master_keys,
-        input,
-        &Actor::command_line(),
-        app.clock.now_for_tests(),
-    )
-    .await
-    .unwrap()
-    .id
+    crate::support::add_site(app, input).await
 }
 
 /// Send what is due now, as one instance's worker does.

@@ -809,3 +809,18 @@ pub async fn grant(app: &TestApp, email: &str, site: &str, role: &str) {
     .await
     .unwrap();
 }
+
+/// A site made by the command line's actor, as `agency-sso sites add` does; its id.
+pub async fn add_site(app: &TestApp, input: agency_sso::domain::sites::SiteInput) -> String {
+    let st = &app.state;
+    agency_sso::service::sites::create_site(
+        &st.db,
+        &st.master_keys,
+        input,
+        &agency_sso::domain::audit::Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap()
+    .id
+}
