@@ -318,7 +318,10 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// Claim the messages due now and send them, many sites at once (a slow
-/// or hanging site holds up only its own slot). Returns how many were tried.
+/// or hanging site holds up only its own slot). Outcomes are written as
+/// they come, those that arrive together in one transaction, so the
+/// fan-out takes the database's write lock as seldom as it can (launches
+/// wait behind it on SQLite). Returns how many were tried.
 pub async fn deliver_due(
     ctx: &Context,
     client: &reqwest::Client,
@@ -327,16 +330,23 @@ pub async fn deliver_due(
     let now = ctx.now();
     let batch = store::claim_due(&ctx.db, owner, now, now + LEASE_SECS, BATCH).await?;
     let n = batch.len();
-    futures_util::stream::iter(batch)
-        .for_each_concurrent(CONCURRENCY, |m| async move {
+    let mut outcomes = futures_util::stream::iter(batch)
+        .map(|m| async move {
             let delivery = attempt(ctx, client, &m).await;
-            if let Err(e) = record(ctx, owner, &m, delivery).await {
-                tracing::warn!(error = %e, message = %m.id, "cannot record a message's outcome");
-            }
+            (m, delivery)
         })
-        .await;
+        .buffer_unordered(CONCURRENCY)
+        .ready_chunks(OUTCOMES_PER_WRITE);
+    while let Some(done) = outcomes.next().await {
+        if let Err(e) = record_all(ctx, owner, done).await {
+            tracing::warn!(error = %e, "cannot record the outcome of messages to sites");
+        }
+    }
     Ok(n)
 }
+
+/// The most outcomes written in one transaction.
+const OUTCOMES_PER_WRITE: usize = 64;
 
 /// One attempt: a fresh token (its own `jti`, signed by the current key),
 /// posted to the site's back-channel route.
@@ -386,24 +396,34 @@ fn root_cause(e: &dyn std::error::Error) -> String {
     cause.to_string()
 }
 
-/// Write what an attempt came to; a final outcome (done, refused, given up)
-/// goes into the audit chain in the same transaction.
-async fn record(
-    ctx: &Context,
-    owner: &str,
-    m: &Message,
-    delivery: Delivery,
-) -> Result<(), sqlx::Error> {
-    let now = ctx.now();
-    let base = json!({
-        "message_id": m.id,
-        "action": m.action,
-        "role": m.role,
-        "cause": m.cause,
-        "attempts": m.attempts,
-    });
+/// What an attempt leaves on its message.
+enum Settled {
+    Done(String),
+    Retry(String, i64),
+    Failed(String),
+}
+
+impl Settled {
+    fn as_outcome(&self) -> Outcome<'_> {
+        match self {
+            Settled::Done(result) => Outcome::Done { result },
+            Settled::Retry(error, at) => Outcome::Retry { error, at: *at },
+            Settled::Failed(error) => Outcome::Failed { error },
+        }
+    }
+}
+
+/// What an attempt came to, and for a final outcome (done, refused, given
+/// up) its audit record.
+fn settle(m: &Message, delivery: Delivery, now: i64) -> (Settled, Option<Event>) {
     let event = |kind: &str, outcome: &str, extra: serde_json::Value| {
-        let mut detail = base.clone();
+        let mut detail = json!({
+            "message_id": m.id,
+            "action": m.action,
+            "role": m.role,
+            "cause": m.cause,
+            "attempts": m.attempts,
+        });
         if let (Some(d), Some(x)) = (detail.as_object_mut(), extra.as_object()) {
             d.extend(x.clone());
         }
@@ -416,52 +436,50 @@ async fn record(
         }
         e
     };
-    let result_text;
-    let error_text;
-    let (stored, final_event) = match &delivery {
-        Delivery::Done(answer) => {
-            result_text = answer.to_string();
-            (
-                Outcome::Done {
-                    result: &result_text,
-                },
-                Some(event(
-                    kind::SITE_MESSAGE_DELIVERED,
-                    outcome::SUCCESS,
-                    json!({ "site_answer": answer }),
-                )),
-            )
-        }
-        Delivery::Refused(why) => (
-            Outcome::Failed { error: why },
-            Some(event(
-                kind::SITE_MESSAGE_FAILED,
-                outcome::FAILURE,
-                json!({ "error": why }),
-            )),
-        ),
-        Delivery::Retry(why) => match next_attempt(m.attempts, m.created_at, now) {
-            Some(at) => (Outcome::Retry { error: why, at }, None),
-            None => {
-                error_text = format!("given up after {} attempts: {why}", m.attempts);
-                (
-                    Outcome::Failed { error: &error_text },
-                    Some(event(
-                        kind::SITE_MESSAGE_FAILED,
-                        outcome::FAILURE,
-                        json!({ "error": error_text }),
-                    )),
-                )
-            }
-        },
+    let failed = |why: String| {
+        let e = event(
+            kind::SITE_MESSAGE_FAILED,
+            outcome::FAILURE,
+            json!({ "error": why }),
+        );
+        (Settled::Failed(why), Some(e))
     };
-    let mut tx = audit::begin(&ctx.db).await?;
-    if !store::finish(&mut tx, &m.id, owner, &stored, now).await? {
-        // The lease ran out and another instance took the message over.
-        return Ok(());
+    match delivery {
+        Delivery::Done(answer) => {
+            let e = event(
+                kind::SITE_MESSAGE_DELIVERED,
+                outcome::SUCCESS,
+                json!({ "site_answer": answer }),
+            );
+            (Settled::Done(answer.to_string()), Some(e))
+        }
+        Delivery::Refused(why) => failed(why),
+        Delivery::Retry(why) => match next_attempt(m.attempts, m.created_at, now) {
+            Some(at) => (Settled::Retry(why, at), None),
+            None => failed(format!("given up after {} attempts: {why}", m.attempts)),
+        },
     }
-    if let Some(e) = final_event {
-        audit::append(&mut tx, &e).await?;
+}
+
+/// Write what attempts came to, in one transaction, final outcomes with
+/// their audit records. A message whose lease ran out meanwhile (another
+/// instance took it over) is left to that instance.
+async fn record_all(
+    ctx: &Context,
+    owner: &str,
+    attempts: Vec<(Message, Delivery)>,
+) -> Result<(), sqlx::Error> {
+    let now = ctx.now();
+    let mut tx = audit::begin(&ctx.db).await?;
+    let mut events = Vec::new();
+    for (m, delivery) in attempts {
+        let (settled, event) = settle(&m, delivery, now);
+        if store::finish(&mut tx, &m.id, owner, &settled.as_outcome(), now).await? {
+            events.extend(event);
+        }
+    }
+    if !events.is_empty() {
+        audit::append_all(&mut tx, &events).await?;
     }
     tx.commit().await
 }
