@@ -388,6 +388,33 @@ test('refused: tokens the dashboard did not sign (unknown key, HS256 with the pu
   expect(wpUser('nina@agency.test')).toBeNull();
 });
 
+test('the back-channel route refuses what the dashboard did not send: a launch token, a message signed by another key, an empty one; nothing changes', async ({ browser, request }) => {
+  const page = await personPage(browser, /Sign in as Sam Staff/);
+  const launch = await launchToken(page, 'Client Site');
+  const route = `${wpURL}/?rest_route=/agency-sso/v1/back-channel`;
+  const before = wpUser('sam@agency.test');
+  expect(before).not.toBeNull();
+  const post = async (token: string) => {
+    const res = await request.post(route, { form: { logout_token: token } });
+    return [res.status(), (await res.json()).error];
+  };
+  // A launch token is never a message.
+  expect(await post(launch)).toEqual([401, 'wrong_type']);
+  // A message as the dashboard would send it, signed by someone else's key.
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'logout+jwt', kid: 'another-issuers-key' }));
+  const payload = b64url(JSON.stringify({
+    iss: baseURL, aud: wpURL, sub: 'sam@agency.test', email: 'sam@agency.test', iat: now(), exp: now() + 60,
+    jti: `forged-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+    events: { 'http://schemas.openid.net/event/backchannel-logout': {} }, action: 'lock',
+  }));
+  const signature = sign('sha256', Buffer.from(`${header}.${payload}`), privateKey);
+  expect(await post(`${header}.${payload}.${b64url(signature)}`)).toEqual([401, 'unknown_key']);
+  expect(await post('')).toEqual([400, 'malformed_token']);
+  // Sam's account is as it was: not locked, same role, same sessions.
+  expect(wpUser('sam@agency.test')).toEqual(before);
+});
+
 test('refused: a good token opened from another site than the dashboard (Referer)', async ({ browser }) => {
   const page = await personPage(browser, /Sign in as Sam Staff/);
   const token = await launchToken(page, 'Client Site');
