@@ -146,6 +146,30 @@ struct Watched {
     before: Option<String>,
 }
 
+impl Watched {
+    /// The pair, when a role change there is something to send: an enabled
+    /// person and a connector site they have entered. `before` is unset.
+    async fn find(
+        conn: &mut sqlx::AnyConnection,
+        email: &str,
+        site_id: &str,
+    ) -> Result<Option<Watched>, sqlx::Error> {
+        let Some(person) = db_store::people::find_by_email_in(conn, email).await? else {
+            return Ok(None);
+        };
+        if person.disabled {
+            return Ok(None);
+        }
+        let found = store::entered_connector_site(conn, &person.email, site_id).await?;
+        Ok(found.map(|(site, roles)| Watched {
+            person,
+            site,
+            roles: split_roles(&roles),
+            before: None,
+        }))
+    }
+}
+
 impl RoleWatch {
     /// Watch these (e-mail, site id) pairs: the ones of enabled people on
     /// connector sites they have entered (nothing is sent elsewhere).
@@ -156,25 +180,10 @@ impl RoleWatch {
     ) -> Result<RoleWatch, sqlx::Error> {
         let mut watched = Vec::new();
         for (email, site_id) in pairs {
-            let Some(person) = db_store::people::find_by_email_in(conn, email).await? else {
-                continue;
-            };
-            if person.disabled {
-                continue;
+            if let Some(mut w) = Watched::find(conn, email, site_id).await? {
+                w.before = role_now(conn, &w.person.email, &w.site.id, &w.roles, now).await?;
+                watched.push(w);
             }
-            let Some((site, roles)) =
-                store::entered_connector_site(conn, &person.email, site_id).await?
-            else {
-                continue;
-            };
-            let roles = split_roles(&roles);
-            let before = role_now(conn, &person.email, &site.id, &roles, now).await?;
-            watched.push(Watched {
-                person,
-                site,
-                roles,
-                before,
-            });
         }
         Ok(RoleWatch { watched })
     }
@@ -236,6 +245,7 @@ pub async fn notice_expired_grants(db: &Db, now: i64) -> Result<usize, sqlx::Err
     }
     let ended = store::expired_between(&mut tx, from, now).await?;
     let by = Actor::system();
+    let mut watched = Vec::new();
     for (email, site_id, role) in &ended {
         let Some(site) = db_store::sites::find_in(&mut *tx, site_id).await? else {
             continue;
@@ -248,32 +258,14 @@ pub async fn notice_expired_grants(db: &Db, now: i64) -> Result<usize, sqlx::Err
         audit::append(&mut tx, &event).await?;
         // The role before was at least the ended grant's; what it is now
         // goes to the site when it differs.
-        let Some(person) = db_store::people::find_by_email_in(&mut tx, email).await? else {
-            continue;
-        };
-        if person.disabled {
-            continue;
-        }
-        let Some((target, roles)) =
-            store::entered_connector_site(&mut tx, &person.email, site_id).await?
-        else {
-            continue;
-        };
-        let after = role_now(&mut tx, email, site_id, &split_roles(&roles), now).await?;
-        if after.as_deref() != Some(role.as_str()) {
-            let action = SiteAction::SetRole(after.unwrap_or_default());
-            enqueue_all(
-                &mut tx,
-                &person,
-                &[target],
-                &action,
-                "grant_expired",
-                &by,
-                now,
-            )
-            .await?;
+        if let Some(mut w) = Watched::find(&mut tx, email, site_id).await? {
+            w.before = Some(role.clone());
+            watched.push(w);
         }
     }
+    RoleWatch { watched }
+        .send_changes(&mut tx, "grant_expired", &by, now)
+        .await?;
     tx.commit().await?;
     Ok(ended.len())
 }
@@ -525,13 +517,17 @@ pub async fn checklist(db: &Db, person: &Person) -> Result<Vec<ChecklistRow>, sq
     Ok(rows)
 }
 
-/// [`checklist`] for a person by id; `None` when there is no such person.
+/// [`checklist`] for a person by id, with the person; `None` when there
+/// is no such person.
 pub async fn checklist_of(
     db: &Db,
     person_id: &str,
-) -> Result<Option<Vec<ChecklistRow>>, sqlx::Error> {
+) -> Result<Option<(Person, Vec<ChecklistRow>)>, sqlx::Error> {
     match db_store::people::find(db, person_id).await? {
-        Some(p) => Ok(Some(checklist(db, &p).await?)),
+        Some(p) => {
+            let rows = checklist(db, &p).await?;
+            Ok(Some((p, rows)))
+        }
         None => Ok(None),
     }
 }

@@ -209,17 +209,27 @@ pub struct Target {
     pub client: String,
 }
 
-/// The connector sites a person ever launched or holds a grant on
-/// (directly or through a team), read inside the caller's transaction.
+/// The sites a person ever launched or holds a grant on (directly or
+/// through a team) whose profile passes `profile` (a condition on
+/// `s.profile`), as `{columns}` of `sites s`, by client and URL.
+fn sites_of_person(columns: &str, profile: &str) -> String {
+    format!(
+        "SELECT {columns} FROM sites s WHERE {profile} AND ( \
+           s.id IN (SELECT site_id FROM site_prefs WHERE email = $1 AND last_launched_at IS NOT NULL) \
+           OR s.id IN (SELECT x.site_id FROM ({}) x)) ORDER BY s.client, s.url",
+        super::grants::grants_of_person()
+    )
+}
+
+/// The connector sites a person ever launched or holds a grant on, read
+/// inside the caller's transaction.
 pub async fn connector_sites_of(
     conn: &mut AnyConnection,
     email: &str,
 ) -> Result<Vec<Target>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT s.id, s.url, s.client FROM sites s WHERE s.profile = 'connector' AND ( \
-           s.id IN (SELECT site_id FROM site_prefs WHERE email = $1 AND last_launched_at IS NOT NULL) \
-           OR s.id IN (SELECT x.site_id FROM ({}) x)) ORDER BY s.client, s.url",
-        super::grants::grants_of_person()
+    sqlx::query_as(&sites_of_person(
+        "s.id, s.url, s.client",
+        "s.profile = 'connector'",
     ))
     .bind(email)
     .fetch_all(&mut *conn)
@@ -232,11 +242,9 @@ pub async fn other_sites_of(
     db: &Db,
     email: &str,
 ) -> Result<Vec<(String, String, String, String)>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT s.id, s.url, s.client, s.profile FROM sites s WHERE s.profile <> 'connector' AND ( \
-           s.id IN (SELECT site_id FROM site_prefs WHERE email = $1 AND last_launched_at IS NOT NULL) \
-           OR s.id IN (SELECT x.site_id FROM ({}) x)) ORDER BY s.client, s.url",
-        super::grants::grants_of_person()
+    sqlx::query_as(&sites_of_person(
+        "s.id, s.url, s.client, s.profile",
+        "s.profile <> 'connector'",
     ))
     .bind(email)
     .fetch_all(&db.pool)

@@ -52,6 +52,35 @@ pub async fn admin_guard(
     }
 }
 
+/// The signed-in admin of this request, or the answer for anyone else
+/// (a staff member's attempt at `function` is recorded and refused with
+/// `refusal`).
+async fn signed_in_admin(
+    st: &AppState,
+    session: &Session,
+    from: Origin,
+    function: &str,
+    refusal: &'static str,
+) -> Result<crate::domain::people::Person, Response> {
+    match crate::service::sessions::current_person(st, session).await {
+        Ok(Some(p)) if p.is_admin => Ok(p),
+        Ok(Some(p)) => {
+            record_refusal(st, &p.email, from, function).await;
+            Err((StatusCode::FORBIDDEN, refusal).into_response())
+        }
+        Ok(None) => Err((StatusCode::UNAUTHORIZED, "Please sign in.").into_response()),
+        Err(_) => Err(unavailable()),
+    }
+}
+
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The database is unreachable.",
+    )
+        .into_response()
+}
+
 /// Record that a signed-in person who is not an admin called an admin function.
 async fn record_refusal(st: &AppState, email: &str, from: Origin, function: &str) {
     crate::service::audit::record_admin_refusal(&st.db, email, from, function, st.clock.now())
@@ -78,20 +107,16 @@ pub async fn export_sites(
     super::RequestOrigin(from): super::RequestOrigin,
     axum::extract::Query(q): axum::extract::Query<ExportQuery>,
 ) -> Response {
-    let person = match crate::service::sessions::current_person(&st, &session).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return (StatusCode::UNAUTHORIZED, "Please sign in.").into_response(),
-        Err(_) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database is unreachable.",
-            )
-                .into_response()
-        }
-    };
-    if !person.is_admin {
-        record_refusal(&st, &person.email, from, "export_sites").await;
-        return (StatusCode::FORBIDDEN, "Only admins can export the sites.").into_response();
+    if let Err(answer) = signed_in_admin(
+        &st,
+        &session,
+        from,
+        "export_sites",
+        "Only admins can export the sites.",
+    )
+    .await
+    {
+        return answer;
     }
     let query = crate::service::sites::SiteQuery {
         text: q.q,
@@ -113,11 +138,7 @@ pub async fn export_sites(
             .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot export the sites");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database is unreachable.",
-            )
-                .into_response()
+            unavailable()
         }
     }
 }
@@ -137,29 +158,20 @@ pub async fn export_offboarding(
     super::RequestOrigin(from): super::RequestOrigin,
     axum::extract::Query(q): axum::extract::Query<PersonQuery>,
 ) -> Response {
-    let unavailable = || {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The database is unreachable.",
-        )
-            .into_response()
-    };
-    let person = match crate::service::sessions::current_person(&st, &session).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return (StatusCode::UNAUTHORIZED, "Please sign in.").into_response(),
-        Err(_) => return unavailable(),
-    };
-    if !person.is_admin {
-        record_refusal(&st, &person.email, from, "export_offboarding").await;
-        return (StatusCode::FORBIDDEN, "Only admins can export a checklist.").into_response();
+    if let Err(answer) = signed_in_admin(
+        &st,
+        &session,
+        from,
+        "export_offboarding",
+        "Only admins can export a checklist.",
+    )
+    .await
+    {
+        return answer;
     }
-    let leaver = match crate::service::people::find(&st.db, &q.id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return (StatusCode::NOT_FOUND, "There is no such person.").into_response(),
-        Err(_) => return unavailable(),
-    };
-    match crate::service::messages::checklist(&st.db, &leaver).await {
-        Ok(rows) => (
+    match crate::service::messages::checklist_of(&st.db, &q.id).await {
+        Ok(None) => (StatusCode::NOT_FOUND, "There is no such person.").into_response(),
+        Ok(Some((leaver, rows))) => (
             [
                 (
                     axum::http::header::CONTENT_TYPE,

@@ -227,7 +227,7 @@ pub const STEPS_SHOWN: usize = 100;
 pub async fn admin_offboarding(id: String) -> Result<Offboarding, AdminError> {
     let a = super::admin("admin_offboarding").await?;
     let rows = match crate::service::messages::checklist_of(&a.st.db, &id).await {
-        Ok(Some(rows)) => rows,
+        Ok(Some((_, rows))) => rows,
         Ok(None) => return Err(AdminError::Refused("There is no such person.".into())),
         Err(e) => return a.answer(e),
     };
