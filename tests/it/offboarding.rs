@@ -640,6 +640,18 @@ async fn sites_refuse_messages_that_are_not_the_dashboards_for_them() {
         )
         .unwrap();
     assert_eq!(post(forged).await, (401, "unknown_key".into()));
+    let unknown_role = logout_claims(
+        &iss,
+        &sites.url("site"),
+        SAM,
+        &SiteAction::SetRole("shop_manager".into()),
+        now,
+        "jti-000000000000000008",
+    );
+    assert_eq!(
+        post(signer.sign_typed(TYP, &unknown_role).unwrap()).await,
+        (422, "role_not_allowed".into())
+    );
     // Only the first message was carried out.
     assert_eq!(sites.received("site").len(), 1);
 }

@@ -85,6 +85,12 @@ try {
 		},
 		time() + (int) @file_get_contents( "$dir/clock" )
 	);
+	// The plugin refuses a role the site does not have; these sites have
+	// WordPress' five core roles.
+	$roles = array( 'administrator', 'editor', 'author', 'contributor', 'subscriber' );
+	if ( 'set-role' === $claims['action'] && '' !== $claims['wp_role'] && ! in_array( $claims['wp_role'], $roles, true ) ) {
+		throw new Agency_SSO_Error( 'role_not_allowed', 'The role does not exist on this site.' );
+	}
 	@mkdir( "$dir/jti" );
 	$used = @fopen( "$dir/jti/" . hash( 'sha256', $claims['jti'] ), 'x' );
 	if ( false === $used ) {
