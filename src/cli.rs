@@ -386,7 +386,9 @@ fn when(t: Option<i64>) -> String {
 async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
     let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
     if let KeysCommand::List = command {
-        let (_, ring) = crate::service::keys::load(&db).await?;
+        let masters = crate::service::context::master_keys(&config)?;
+        let checked = crate::service::keys::load(&db, &masters).await?;
+        let ring = checked.ring;
         println!(
             "{:<8}  {:<43}  {:<5}  {:<20}  {:<20}  {:<20}  REMOVED/REVOKED",
             "STATE", "KID", "BITS", "CREATED", "ACTIVATES", "RETIRES"
@@ -418,6 +420,20 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
                 when(Some(k.created_at)),
                 when(activates),
                 when(retires),
+            );
+        }
+        for u in &checked.untrusted {
+            let verdict = if u.forged {
+                "REJECTED: failed its integrity check"
+            } else {
+                "UNCHECKED: this master key set cannot check it"
+            };
+            println!(
+                "{:<8}  {:<43}  {verdict} (stored as {}): {}; not published",
+                if u.forged { "rejected" } else { "unchecked" },
+                u.kid,
+                u.state,
+                u.why
             );
         }
         return Ok(());
@@ -506,7 +522,7 @@ async fn sites(config: Config, command: SitesCommand) -> anyhow::Result<()> {
                 login_template,
                 username_claim,
                 signing,
-                secret,
+                secret: secret.map(crate::domain::secrets::Secret::new),
                 roles,
                 token_lifetime,
                 notes,
@@ -706,7 +722,7 @@ async fn demo(config: Config, command: DemoCommand) -> anyhow::Result<()> {
     };
     let mut shop = site("Demo Shop", "Demo Client", format!("{base}/shop"));
     shop.profile = "miniorange".into();
-    shop.secret = Some(shop_secret);
+    shop.secret = Some(crate::domain::secrets::Secret::new(shop_secret));
     let mut wanted = vec![
         (
             site("Demo Site", "Demo Client", base.clone()),
@@ -841,7 +857,8 @@ async fn audit_inner(config: Config, command: AuditCommand) -> anyhow::Result<Ex
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let started = std::time::Instant::now();
-            let report = crate::service::audit::verify(&db, &held).await?;
+            let masters = crate::service::context::master_keys(&config)?;
+            let report = crate::service::audit::verify(&db, &masters, &held).await?;
             let secs = started.elapsed().as_secs_f64();
             match report.outcome {
                 Ok(s) => {
@@ -872,7 +889,7 @@ async fn audit_inner(config: Config, command: AuditCommand) -> anyhow::Result<Ex
             out.write_all(format.header().as_bytes())?;
             let mut before = None;
             while let Some((chunk, last)) =
-                crate::service::audit::export_page(&db, &filter, format, before).await?
+                crate::service::audit::export_page(&db, &filter, format, before, None).await?
             {
                 out.write_all(chunk.as_bytes())?;
                 before = Some(last);

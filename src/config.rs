@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use base64::Engine;
 use url::Url;
@@ -17,31 +16,7 @@ use crate::domain::sites::is_loopback;
 
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
-/// A secret string: printed as `<redacted>`, compared only where needed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_string()))
-    }
-}
+pub use crate::domain::secrets::Secret;
 
 /// The raw settings as given. Every field is a string so that validation,
 /// not the flag parser, words the error (with the environment key's name).
@@ -84,6 +59,12 @@ pub struct ConfigArgs {
     /// Require Google's `hd` claim in the ID token (default: on for Google).
     #[arg(long, env = "SSO_REQUIRE_HD")]
     pub require_hd: Option<String>,
+    /// Admit an address whose ID token has no `email_verified` claim at all
+    /// (Microsoft Entra ID never sends it). Off by default: only a provider
+    /// that owns every address it issues may be trusted this way. An
+    /// explicit `email_verified: false` is refused whatever this says.
+    #[arg(long, env = "SSO_TRUST_UNVERIFIED_EMAIL")]
+    pub trust_unverified_email: Option<String>,
     /// Comma-separated e-mail domains whose verified users may sign in.
     #[arg(long, env = "SSO_ALLOWED_DOMAINS", default_value = "")]
     pub allowed_domains: String,
@@ -155,6 +136,10 @@ pub struct ConfigArgs {
     /// balancers in front: their `X-Forwarded-For` names the client.
     #[arg(long, env = "SSO_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
+    /// The header the trusted proxies name the client in:
+    /// `x-forwarded-for` or `forwarded` (RFC 7239).
+    #[arg(long, env = "SSO_PROXY_HEADER", default_value = "x-forwarded-for")]
+    pub proxy_header: String,
     /// Bearer token for `/metrics` (Prometheus); without it, `/metrics` is off.
     #[arg(long, env = "SSO_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<Secret>,
@@ -236,6 +221,7 @@ pub struct Config {
     pub limits: LimitSettings,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<crate::domain::limits::Cidr>,
+    pub proxy_header: crate::domain::limits::ProxyHeader,
     pub metrics_token: Option<Secret>,
 }
 
@@ -336,6 +322,11 @@ impl ConfigArgs {
             .oidc_client_secret
             .filter(|s| !s.expose().trim().is_empty());
 
+        let trust_unverified_email = match self.trust_unverified_email.as_deref().map(str::trim) {
+            None | Some("") => false,
+            Some(v) => parse_bool(v)
+                .ok_or_else(|| err("SSO_TRUST_UNVERIFIED_EMAIL", "must be true or false"))?,
+        };
         let require_hd = match self.require_hd.as_deref().map(str::trim) {
             None | Some("") => is_google,
             Some(v) => {
@@ -446,6 +437,8 @@ impl ConfigArgs {
             .iter()
             .map(|c| Cidr::parse(c).map_err(|m| err("SSO_TRUSTED_PROXIES", m)))
             .collect::<Result<Vec<_>, _>>()?;
+        let proxy_header = crate::domain::limits::ProxyHeader::parse(&self.proxy_header)
+            .ok_or_else(|| err("SSO_PROXY_HEADER", "must be x-forwarded-for or forwarded"))?;
 
         let metrics_token = self.metrics_token.filter(|t| !t.expose().trim().is_empty());
         if let Some(t) = &metrics_token {
@@ -484,7 +477,7 @@ impl ConfigArgs {
             public_url,
             public_origin,
             bind,
-            database_url: Secret(db.to_string()),
+            database_url: Secret::new(db.to_string()),
             db_kind,
             data_dir: PathBuf::from(self.data_dir),
             oidc: OidcSettings {
@@ -499,6 +492,7 @@ impl ConfigArgs {
                 allowed_domains,
                 admin_emails,
                 require_hosted_domain: require_hd,
+                trust_unverified_email,
             },
             master_key,
             master_keys_old: OldMasterKeys(master_keys_old),
@@ -516,6 +510,7 @@ impl ConfigArgs {
             test_clock_file,
             limits,
             trusted_proxies,
+            proxy_header,
             metrics_token,
         })
     }

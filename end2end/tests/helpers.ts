@@ -19,6 +19,18 @@ export async function signInAs(page: Page, person: RegExp) {
   await page.getByRole('button', { name: person }).click();
 }
 
+/**
+ * Sign in afresh at the provider, as a sensitive action asks (the
+ * dashboard sends prompt=login and max_age=0, and counts it only when the
+ * ID token's auth_time is recent), and come back to `path`.
+ */
+export async function signInAgain(page: Page, person: RegExp, path: string) {
+  await page.goto(`/auth/login?reauth=1&return_to=${encodeURIComponent(path)}`);
+  await expect(page.getByRole('heading', { name: 'Local identity provider' })).toBeVisible();
+  await page.getByRole('button', { name: person }).click();
+  await expect(page).toHaveURL((url) => url.pathname + url.search === path);
+}
+
 /** Run the dashboard's CLI against the test database; its standard output. */
 export function cli(...args: string[]): string {
   return execFileSync(dashboardBin, args, { env: { ...process.env, ...dashboardEnv } }).toString();

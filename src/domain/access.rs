@@ -171,6 +171,13 @@ pub fn is_sensitive_role(role: &str) -> bool {
     role == "administrator"
 }
 
+/// A role that is administrator, or the highest role of a site with roles
+/// of its own (its admin-equivalent, such as a shop's `shop_manager` above
+/// everything else): granting it is sensitive. `site_roles`: highest first.
+pub fn is_sensitive_role_on(role: &str, site_roles: &[String]) -> bool {
+    is_sensitive_role(role) || site_roles.first().is_some_and(|top| top == role)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +196,19 @@ mod tests {
             expires_at,
             source,
         }
+    }
+
+    #[test]
+    fn the_highest_role_of_a_site_is_as_sensitive_as_administrator() {
+        let shop: Vec<String> = ["shop_manager", "editor", "customer"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(is_sensitive_role_on("shop_manager", &shop));
+        assert!(is_sensitive_role_on("administrator", &shop));
+        assert!(!is_sensitive_role_on("editor", &shop));
+        assert!(!is_sensitive_role_on("editor", &roles()));
+        assert!(is_sensitive_role_on("administrator", &roles()));
     }
 
     #[test]

@@ -52,9 +52,13 @@ pub mod kind {
     pub const SITE_SESSIONS_END_REQUESTED: &str = "site_sessions_end_requested";
     pub const SITE_MESSAGE_DELIVERED: &str = "site_message_delivered";
     pub const SITE_MESSAGE_FAILED: &str = "site_message_failed";
+    pub const KEY_ROWS_BOUND: &str = "key_rows_bound";
+    pub const KEY_REJECTED: &str = "key_rejected";
+    pub const IDENTITY_CONFIRMED: &str = "identity_confirmed";
+    pub const IDENTITY_REFUSED: &str = "identity_refused";
 
     /// Every kind, for the filter's choices.
-    pub const ALL: [&str; 36] = [
+    pub const ALL: [&str; 40] = [
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,
@@ -91,6 +95,10 @@ pub mod kind {
         SITE_SESSIONS_END_REQUESTED,
         SITE_MESSAGE_DELIVERED,
         SITE_MESSAGE_FAILED,
+        KEY_ROWS_BOUND,
+        KEY_REJECTED,
+        IDENTITY_CONFIRMED,
+        IDENTITY_REFUSED,
     ];
 }
 
@@ -325,6 +333,20 @@ pub struct Stored {
     pub event: Event,
     pub prev_hash: String,
     pub hash: String,
+}
+
+impl Stored {
+    /// The record as the person it concerns sees it in their own activity:
+    /// what was done, by whom and when, but not where from when someone
+    /// else (an admin) did it: no address, user agent or request id.
+    pub fn for_subject(mut self, viewer: &str) -> Stored {
+        if !self.event.actor.eq_ignore_ascii_case(viewer) {
+            self.event.ip.clear();
+            self.event.user_agent.clear();
+            self.event.request_id.clear();
+        }
+        self
+    }
 }
 
 /// The first thing wrong with a stored chain.

@@ -13,6 +13,9 @@ pub struct SignInPolicy {
     pub admin_emails: Vec<String>,
     /// Google Workspace: the ID token must carry an allowed `hd` claim.
     pub require_hosted_domain: bool,
+    /// Admit an address whose ID token says nothing of its verification
+    /// (no `email_verified`, no `xms_edov`): `SSO_TRUST_UNVERIFIED_EMAIL`.
+    pub trust_unverified_email: bool,
 }
 
 /// The verified claims of an ID token that admission looks at.
@@ -21,7 +24,11 @@ pub struct VerifiedIdentity {
     pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
-    pub email_verified: bool,
+    /// The `email_verified` claim, if the provider sent one.
+    pub email_verified: Option<bool>,
+    /// Microsoft Entra ID's `xms_edov` (the address' domain is verified by
+    /// the tenant that owns it), if sent.
+    pub domain_owner_verified: Option<bool>,
     /// Google's hosted domain claim, when the provider sends one.
     pub hosted_domain: Option<String>,
     pub name: Option<String>,
@@ -51,6 +58,8 @@ pub enum Refusal {
     EmailMissing,
     #[error("The e-mail address {email} has not been verified by your identity provider.")]
     EmailUnverified { email: String },
+    #[error("Your identity provider did not say whether {email} is verified (its ID token has no email_verified claim). An admin can trust this provider's addresses with SSO_TRUST_UNVERIFIED_EMAIL, or, for Microsoft Entra ID, add the xms_edov optional claim.")]
+    EmailVerificationUnknown { email: String },
     #[error("{email} is not in a domain allowed to sign in here.")]
     DomainNotAllowed { email: String },
     #[error("Your account does not belong to an allowed Google Workspace domain.")]
@@ -67,6 +76,7 @@ impl Refusal {
         match self {
             Refusal::EmailMissing => "email_missing",
             Refusal::EmailUnverified { .. } => "email_unverified",
+            Refusal::EmailVerificationUnknown { .. } => "email_verification_unknown",
             Refusal::DomainNotAllowed { .. } => "domain_not_allowed",
             Refusal::HostedDomainMissing => "hosted_domain_missing",
             Refusal::HostedDomainMismatch { .. } => "hosted_domain_mismatch",
@@ -77,6 +87,7 @@ impl Refusal {
     pub fn email(&self) -> Option<&str> {
         match self {
             Refusal::EmailUnverified { email }
+            | Refusal::EmailVerificationUnknown { email }
             | Refusal::DomainNotAllowed { email }
             | Refusal::HostedDomainMismatch { email, .. } => Some(email),
             Refusal::EmailMissing | Refusal::HostedDomainMissing => None,
@@ -110,8 +121,16 @@ impl SignInPolicy {
                 email: super::people::plain_text(&email, 320),
             });
         }
-        if !id.email_verified {
-            return Err(Refusal::EmailUnverified { email });
+        // The provider's word on the address: `email_verified`; failing
+        // that, Entra's `xms_edov`; failing both, only a provider the
+        // configuration trusts. An explicit "not verified" is always refused.
+        match (id.email_verified, id.domain_owner_verified) {
+            (Some(true), _) | (None, Some(true)) => {}
+            (Some(false), _) | (None, Some(false)) => {
+                return Err(Refusal::EmailUnverified { email })
+            }
+            (None, None) if self.trust_unverified_email => {}
+            (None, None) => return Err(Refusal::EmailVerificationUnknown { email }),
         }
         let domain = email_domain(&email).ok_or(Refusal::DomainNotAllowed {
             email: email.clone(),
@@ -168,6 +187,7 @@ mod tests {
             allowed_domains: vec!["agency.test".into()],
             admin_emails: vec!["boss@agency.test".into()],
             require_hosted_domain: require_hd,
+            trust_unverified_email: false,
         }
     }
 
@@ -176,11 +196,46 @@ mod tests {
             issuer: "https://idp.test".into(),
             subject: "123".into(),
             email: Some(email.into()),
-            email_verified: verified,
+            email_verified: Some(verified),
+            domain_owner_verified: None,
             hosted_domain: hd.map(Into::into),
             name: Some("Ann Example".into()),
             given_name: None,
             family_name: None,
+        }
+    }
+
+    #[test]
+    fn an_address_without_a_verification_claim_needs_xms_edov_or_a_trusted_provider() {
+        let entra = |verified: Option<bool>, edov: Option<bool>| VerifiedIdentity {
+            email_verified: verified,
+            domain_owner_verified: edov,
+            ..id("ann@agency.test", false, None)
+        };
+        let strict = policy(false);
+        let trusting = SignInPolicy {
+            trust_unverified_email: true,
+            ..policy(false)
+        };
+        assert_eq!(
+            strict.admit(&entra(None, None)).unwrap_err().code(),
+            "email_verification_unknown"
+        );
+        assert!(trusting.admit(&entra(None, None)).is_ok());
+        assert!(strict.admit(&entra(None, Some(true))).is_ok());
+        for p in [&strict, &trusting] {
+            assert_eq!(
+                p.admit(&entra(None, Some(false))).unwrap_err().code(),
+                "email_unverified"
+            );
+            assert_eq!(
+                p.admit(&entra(Some(false), None)).unwrap_err().code(),
+                "email_unverified"
+            );
+            assert_eq!(
+                p.admit(&entra(Some(false), Some(true))).unwrap_err().code(),
+                "email_unverified"
+            );
         }
     }
 

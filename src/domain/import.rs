@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::secrets::{MasterKeys, Secret};
 use super::sites::{join_roles, normalise_url, Site, SiteInput, ValidSite};
 
 /// Columns, in the order an export writes them. `name`, `client` and `url`
@@ -225,7 +226,7 @@ fn plan_row(row: &Row, current: Option<&Site>) -> Change {
         login_template: keep("login_template", current.map(|s| s.login_template.clone())),
         username_claim: keep("username_claim", current.map(|s| s.username_claim.clone())),
         signing: keep("signing", current.map(|s| s.signing.as_str().to_string())),
-        secret: Some(row.cell(SECRET_COLUMN).to_string()),
+        secret: Some(Secret::new(row.cell(SECRET_COLUMN))),
         roles: keep("roles", current.map(|s| join_roles(&s.roles)))
             .split([' ', ',', ';'])
             .map(str::to_string)
@@ -308,20 +309,32 @@ pub fn tally(plan: &[Planned]) -> Tally {
 }
 
 /// A fingerprint of what a plan would write: applying checks that the plan
-/// made again in its transaction is the one the admin previewed.
-pub fn digest(plan: &[Planned]) -> String {
+/// made again in its transaction is the one the admin previewed. It goes to
+/// the browser and the audit log, so a secret enters it only as a digest
+/// keyed under the master key (sites print theirs as `<redacted>`).
+pub fn digest(plan: &[Planned], masters: &MasterKeys) -> String {
     use sha2::{Digest, Sha256};
+    let secret = |s: &ValidSite| {
+        s.secret
+            .as_ref()
+            .map(|v| masters.keyed_digest("import-digest-secret", v.expose().as_bytes()))
+            .unwrap_or_default()
+    };
     let mut h = Sha256::new();
     for p in plan {
         let line = match &p.change {
-            Change::Create(s, on) => format!("{}|create|{s:?}|{on}", p.line),
+            Change::Create(s, on) => format!("{}|create|{s:?}|{}|{on}", p.line, secret(s)),
             Change::Update {
                 id,
                 version,
                 site,
                 enabled,
                 ..
-            } => format!("{}|update|{id}|{version}|{site:?}|{enabled}", p.line),
+            } => format!(
+                "{}|update|{id}|{version}|{site:?}|{}|{enabled}",
+                p.line,
+                secret(site)
+            ),
             Change::Unchanged => format!("{}|unchanged|{}", p.line, p.url),
             Change::Invalid(e) => format!("{}|invalid|{}", p.line, e.join(";")),
         };
@@ -479,11 +492,53 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let d1 = digest(&plan);
-        assert_eq!(d1, digest(&plan));
+        let masters = masters();
+        let d1 = digest(&plan, &masters);
+        assert_eq!(d1, digest(&plan, &masters));
         let mut moved = existing.clone();
         moved.get_mut("https://acme.example").unwrap().version = 4;
-        assert_ne!(d1, digest(&super::plan(&rows, &moved)));
+        assert_ne!(d1, digest(&super::plan(&rows, &moved), &masters));
+    }
+
+    fn masters() -> MasterKeys {
+        use crate::domain::secrets::MasterKey;
+        MasterKeys::new(MasterKey::new([9; 32]), vec![])
+    }
+
+    #[test]
+    fn the_digest_tells_secrets_apart_without_hashing_them_plainly() {
+        let csv = |secret: &str| {
+            format!(
+                "name,client,url,profile,secret\nShop,Acme,https://shop.example,miniorange,{secret}\n"
+            )
+        };
+        let plan_of = |secret: &str| plan(&parse(&csv(secret)).unwrap(), &HashMap::new());
+        let secret = "correct horse battery staple 32+ chars";
+        let planned = plan_of(secret);
+        let Change::Create(site, _) = &planned[0].change else {
+            panic!("{:?}", planned[0].change)
+        };
+        // The site prints its secret redacted, so nothing the digest formats holds it.
+        assert!(!format!("{site:?}").contains("horse"), "{site:?}");
+        let masters = masters();
+        let d = digest(&planned, &masters);
+        // Another secret, another digest (the apply must match the preview) ...
+        assert_ne!(
+            d,
+            digest(
+                &plan_of("another secret also 32+ characters long"),
+                &masters
+            )
+        );
+        // ... but not one anybody can recompute from a guessed secret alone.
+        let unkeyed = {
+            use sha2::{Digest, Sha256};
+            let line = format!("2|create|{site:?}|{secret}|true\n");
+            format!("{:x}", Sha256::digest(line.as_bytes()))
+        };
+        assert_ne!(d, unkeyed);
+        let other = MasterKeys::new(crate::domain::secrets::MasterKey::new([8; 32]), vec![]);
+        assert_ne!(d, digest(&planned, &other));
     }
 
     #[test]

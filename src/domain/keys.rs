@@ -21,6 +21,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::secrets::{MacError, MasterKeys, OpenError};
+
 /// No token lives longer than this (seconds); the contract's ceiling.
 pub const MAX_TOKEN_LIFETIME: i64 = 300;
 
@@ -163,6 +165,111 @@ pub fn generate(bits: u32, rng: &mut (impl RngCore + CryptoRng)) -> anyhow::Resu
 pub fn thumbprint(n: &str, e: &str) -> String {
     let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
     B64.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// The place a key's private half is sealed for (its AEAD associated data).
+pub fn private_key_aad(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+/// What a key row's MAC is made for.
+pub const ROW_MAC_PURPOSE: &str = "signing-key-row";
+
+/// What a key row's MAC covers: every column but the sealed private half
+/// (which carries its own authentication).
+pub fn row_mac_input(k: &KeyRecord) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!([
+        k.kid,
+        k.state.as_str(),
+        k.bits,
+        k.n,
+        k.e,
+        k.created_at,
+        k.activates_at,
+        k.activated_at,
+        k.retired_at,
+        k.remove_at,
+        k.removed_at,
+        k.revoked_at,
+        k.revoked_reason,
+    ]))
+    .unwrap_or_default()
+}
+
+/// Whether a stored key row can be trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    Sound,
+    /// This instance cannot tell: the row names a master key it does not have.
+    Unchecked(String),
+    /// Written without the master key, or altered: never published.
+    Forged(String),
+}
+
+/// Check what a row's own material says, MAC aside: its `kid` is the RFC 7638
+/// thumbprint of its public key, and a private half, where one is kept (as it
+/// must be for a next or active key), opens here and is that key's pair.
+pub fn check_material(masters: &MasterKeys, k: &KeyRecord, sealed: Option<&str>) -> Integrity {
+    if thumbprint(&k.n, &k.e) != k.kid {
+        return Integrity::Forged("its kid is not the thumbprint of its public key".into());
+    }
+    let Some(sealed) = sealed else {
+        return if k.state.keeps_private_key() {
+            Integrity::Forged(format!(
+                "a {} key without its private half",
+                k.state.as_str()
+            ))
+        } else {
+            Integrity::Sound
+        };
+    };
+    let der = match masters.open(sealed, &private_key_aad(&k.kid)) {
+        Ok(der) => der,
+        Err(OpenError::UnknownMasterKey(id)) => {
+            return Integrity::Unchecked(format!(
+                "its private half is sealed under master key {id}, which is not configured (give it in SSO_MASTER_KEYS_OLD)"
+            ))
+        }
+        Err(e) => return Integrity::Forged(format!("its private half does not open: {e}")),
+    };
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    match rsa::RsaPrivateKey::from_pkcs1_der(&der) {
+        Ok(key)
+            if B64.encode(key.n().to_bytes_be()) == k.n
+                && B64.encode(key.e().to_bytes_be()) == k.e =>
+        {
+            Integrity::Sound
+        }
+        _ => Integrity::Forged("its private half is not the pair of its public key".into()),
+    }
+}
+
+/// Check a stored row: its material ([`check_material`]) and its MAC.
+pub fn check_row(
+    masters: &MasterKeys,
+    k: &KeyRecord,
+    mac: Option<&str>,
+    sealed: Option<&str>,
+) -> Integrity {
+    let mac = match masters.check_mac(ROW_MAC_PURPOSE, &row_mac_input(k), mac.unwrap_or("")) {
+        Ok(()) => Integrity::Sound,
+        Err(MacError::UnknownMasterKey(id)) => Integrity::Unchecked(format!(
+            "its MAC was made under master key {id}, which is not configured (give it in SSO_MASTER_KEYS_OLD)"
+        )),
+        Err(e) => Integrity::Forged(e.to_string()),
+    };
+    match (check_material(masters, k, sealed), mac) {
+        (Integrity::Forged(why), _) | (_, Integrity::Forged(why)) => Integrity::Forged(why),
+        (Integrity::Unchecked(why), _) | (_, Integrity::Unchecked(why)) => {
+            Integrity::Unchecked(why)
+        }
+        (Integrity::Sound, Integrity::Sound) => Integrity::Sound,
+    }
+}
+
+/// A row's MAC under the current master key.
+pub fn row_mac(masters: &MasterKeys, k: &KeyRecord) -> String {
+    masters.mac(ROW_MAC_PURPOSE, &row_mac_input(k))
 }
 
 impl NewKey {
@@ -682,6 +789,69 @@ mod tests {
         assert_eq!(k.kid, thumbprint(&k.n, &k.e));
         assert_eq!(k.e, "AQAB");
         assert!(aws_lc_rs::signature::RsaKeyPair::from_der(&k.private_der).is_ok());
+    }
+
+    #[test]
+    fn a_row_is_trusted_only_with_its_mac_its_thumbprint_and_its_own_private_half() {
+        use crate::domain::secrets::MasterKey;
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let masters = MasterKeys::new(MasterKey::new([5; 32]), vec![]);
+        let key = generate(2048, &mut rng).unwrap();
+        let other = generate(2048, &mut rng).unwrap();
+        let sealed = masters.seal(&key.private_der, &private_key_aad(&key.kid), &mut rng);
+        let active = key.record(KeyState::Active, 100);
+        let mac = row_mac(&masters, &active);
+        let check = |k: &KeyRecord, mac: Option<&str>, sealed: Option<&str>| {
+            check_row(&masters, k, mac, sealed)
+        };
+        assert_eq!(check(&active, Some(&mac), Some(&sealed)), Integrity::Sound);
+        // No MAC, or a MAC over other values (a state or a time changed).
+        assert!(matches!(
+            check(&active, None, Some(&sealed)),
+            Integrity::Forged(_)
+        ));
+        let mut moved = active.clone();
+        moved.activated_at = Some(50);
+        assert!(matches!(
+            check(&moved, Some(&mac), Some(&sealed)),
+            Integrity::Forged(_)
+        ));
+        // Another modulus under the same kid (a swapped n), MAC recomputed
+        // by someone who had the master key would still fail the thumbprint.
+        let mut swapped = active.clone();
+        swapped.n = other.n.clone();
+        let swapped_mac = row_mac(&masters, &swapped);
+        assert_eq!(
+            check(&swapped, Some(&swapped_mac), Some(&sealed)),
+            Integrity::Forged("its kid is not the thumbprint of its public key".into())
+        );
+        // Someone else's public key with its own kid, over this key's sealed half.
+        let mut foreign = other.record(KeyState::Active, 100);
+        let foreign_mac = row_mac(&masters, &foreign);
+        assert!(matches!(
+            check(&foreign, Some(&foreign_mac), Some(&sealed)),
+            Integrity::Forged(_)
+        ));
+        let foreign_sealed = masters.seal(&key.private_der, &private_key_aad(&other.kid), &mut rng);
+        assert_eq!(
+            check(&foreign, Some(&foreign_mac), Some(&foreign_sealed)),
+            Integrity::Forged("its private half is not the pair of its public key".into())
+        );
+        // An active key must keep its private half; a retired one need not.
+        assert!(matches!(
+            check(&active, Some(&mac), None),
+            Integrity::Forged(_)
+        ));
+        foreign.state = KeyState::Retired;
+        let retired_mac = row_mac(&masters, &foreign);
+        assert_eq!(check(&foreign, Some(&retired_mac), None), Integrity::Sound);
+        // Another instance's master key: unknown here, not forged.
+        let elsewhere = MasterKeys::new(MasterKey::new([6; 32]), vec![]);
+        assert!(matches!(
+            check_row(&elsewhere, &active, Some(&mac), Some(&sealed)),
+            Integrity::Unchecked(_)
+        ));
     }
 
     mod timeline {

@@ -126,13 +126,29 @@ impl Buckets {
         }
     }
 
-    /// Forget full buckets; if every key is still active, start over.
+    /// Forget full buckets (nothing to remember); if the map is still
+    /// full, forget the eighth of it used longest ago. Never all of it: a
+    /// flood of new keys must not give a limited key a fresh bucket, and
+    /// the key in use now is the newest of all.
     fn sweep(&mut self, now_ms: i64) {
         let (rate, capacity) = (self.rate, f64::from(self.rate.count));
         self.map.retain(|_, b| b.tokens_at(now_ms, rate) < capacity);
-        if self.map.len() >= self.max_keys {
-            self.map.clear();
+        if self.map.len() < self.max_keys {
+            return;
         }
+        let evict = (self.map.len() / 8).max(1);
+        let mut ages: Vec<i64> = self.map.values().map(|b| b.at_ms).collect();
+        let (_, cut, _) = ages.select_nth_unstable(evict - 1);
+        let cut = *cut;
+        let mut left = evict;
+        self.map.retain(|_, b| {
+            if left > 0 && b.at_ms <= cut {
+                left -= 1;
+                false
+            } else {
+                true
+            }
+        });
     }
 
     /// Keys remembered now.
@@ -194,13 +210,68 @@ impl Cidr {
     }
 }
 
+/// Which header the trusted proxies write the client's address into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For` (HAProxy, nginx, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239): its `for=` parameters.
+    Forwarded,
+}
+
+impl ProxyHeader {
+    pub fn parse(s: &str) -> Option<ProxyHeader> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "x-forwarded-for" => Some(ProxyHeader::XForwardedFor),
+            "forwarded" => Some(ProxyHeader::Forwarded),
+            _ => None,
+        }
+    }
+}
+
+/// One hop as a header names it: an address, maybe with a port, maybe in
+/// brackets or quotes. Anything else (`unknown`, an obfuscated `_name`) is
+/// no address.
+fn hop_address(hop: &str) -> Option<std::net::IpAddr> {
+    let hop = hop.trim().trim_matches('"');
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Ok(sock) = hop.parse::<std::net::SocketAddr>() {
+        return Some(sock.ip());
+    }
+    hop.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|h| h.parse().ok())
+}
+
+/// The hops a header's lines name, left (the first proxy's client) to right
+/// (the last proxy's peer). Several lines of one header are one list, in
+/// order (RFC 9110 5.3): a proxy that adds its own line (HAProxy) follows
+/// whatever line the client sent.
+pub fn forwarded_hops(header: ProxyHeader, lines: &[&str]) -> Vec<Option<std::net::IpAddr>> {
+    let elements = lines.iter().flat_map(|l| l.split(','));
+    match header {
+        ProxyHeader::XForwardedFor => elements.map(hop_address).collect(),
+        ProxyHeader::Forwarded => elements
+            .map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    k.trim().eq_ignore_ascii_case("for").then(|| hop_address(v))
+                })?
+            })
+            .collect(),
+    }
+}
+
 /// The client's address: the peer's, unless the peer is a trusted proxy;
-/// then the right-most address in `X-Forwarded-For` that is not a trusted
-/// proxy. Anything unreadable there stops the walk at the last proxy seen,
-/// so a forged header never picks an address.
+/// then the right-most hop the proxies name that is not a trusted proxy.
+/// Anything unreadable there stops the walk at the last proxy seen, so a
+/// forged hop never picks an address.
 pub fn client_ip(
     peer: std::net::IpAddr,
-    forwarded_for: Option<&str>,
+    hops: &[Option<std::net::IpAddr>],
     trusted: &[Cidr],
 ) -> std::net::IpAddr {
     let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|c| c.contains(ip));
@@ -208,8 +279,8 @@ pub fn client_ip(
         return peer;
     }
     let mut client = peer;
-    for hop in forwarded_for.unwrap_or("").rsplit(',') {
-        let Ok(ip) = hop.trim().parse::<std::net::IpAddr>() else {
+    for hop in hops.iter().rev() {
+        let Some(ip) = *hop else {
             break;
         };
         client = ip;
@@ -218,6 +289,23 @@ pub fn client_ip(
         }
     }
     client
+}
+
+/// The key a client's address is limited under: an IPv4 address alone; an
+/// IPv6 address by its /64, which one subscriber usually holds whole (per
+/// address, one client would have 2^64 buckets).
+pub fn bucket_key(ip: std::net::IpAddr) -> String {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
 }
 
 #[cfg(test)]
@@ -311,12 +399,13 @@ mod tests {
         assert_eq!(b.check("new", 55_000), Verdict::Allowed);
         assert_eq!(b.len(), 2);
         assert!(matches!(b.check("busy", 55_000), Verdict::Limited { .. }));
-        // Every key active: the map starts over rather than grow.
+        // Every key active: the oldest goes rather than the map grow.
         let mut b = Buckets::new(rate("1/hour"), 2);
         b.check("a", 0);
-        b.check("b", 0);
-        b.check("c", 0);
+        b.check("b", 1);
+        b.check("c", 2);
         assert!(b.len() <= 2);
+        assert!(matches!(b.check("b", 3), Verdict::Limited { .. }));
     }
 
     #[test]
@@ -346,6 +435,10 @@ mod tests {
     fn the_client_is_the_first_untrusted_hop_from_the_right() {
         let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
         let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let xff =
+            |line: Option<&str>| forwarded_hops(ProxyHeader::XForwardedFor, &Vec::from_iter(line));
+        let client_ip =
+            |peer, line: Option<&str>, trusted: &[Cidr]| client_ip(peer, &xff(line), trusted);
         // Not through a trusted proxy: the header is ignored.
         assert_eq!(
             client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
@@ -367,5 +460,94 @@ mod tests {
             client_ip(ip("10.0.0.5"), Some("1.2.3.4, <script>"), &trusted),
             ip("10.0.0.5")
         );
+    }
+
+    #[test]
+    fn every_header_line_counts_and_the_proxys_own_line_wins() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // The client sends its own X-Forwarded-For line; HAProxy adds a
+        // second one with the address it saw.
+        let hops = forwarded_hops(ProxyHeader::XForwardedFor, &["6.6.6.6", "198.51.100.7"]);
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &hops, &trusted),
+            ip("198.51.100.7")
+        );
+        // Ports and brackets, as some balancers write them.
+        let hops = forwarded_hops(
+            ProxyHeader::XForwardedFor,
+            &["198.51.100.7:4711", "[2001:db8::1]:443, 10.0.0.9"],
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &hops, &trusted),
+            ip("2001:db8::1")
+        );
+        // RFC 7239, over two lines, quoted IPv6 with a port.
+        let hops = forwarded_hops(
+            ProxyHeader::Forwarded,
+            &[
+                "for=6.6.6.6;proto=https",
+                "for=\"[2001:db8:cafe::17]:4711\";by=10.0.0.9, for=10.0.0.8",
+            ],
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &hops, &trusted),
+            ip("2001:db8:cafe::17")
+        );
+        // An obfuscated or unknown hop stops the walk at the last proxy.
+        let hops = forwarded_hops(ProxyHeader::Forwarded, &["for=1.2.3.4, for=_hidden"]);
+        assert_eq!(client_ip(ip("10.0.0.5"), &hops, &trusted), ip("10.0.0.5"));
+        let hops = forwarded_hops(ProxyHeader::Forwarded, &["proto=https"]);
+        assert_eq!(client_ip(ip("10.0.0.5"), &hops, &trusted), ip("10.0.0.5"));
+        assert_eq!(
+            ProxyHeader::parse("Forwarded"),
+            Some(ProxyHeader::Forwarded)
+        );
+        assert_eq!(ProxyHeader::parse("x-real-ip"), None);
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(bucket_key(ip("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(
+            bucket_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(
+            bucket_key(ip("2001:db8:1:3::1")),
+            bucket_key(ip("2001:db8:1:2::1"))
+        );
+        assert_eq!(bucket_key(ip("198.51.100.7")), "198.51.100.7");
+        assert_eq!(bucket_key(ip("::ffff:198.51.100.7")), "198.51.100.7");
+        // A sweep of a /64 is one client: limited after its allowance.
+        let mut b = Buckets::new(rate("5/min"), 1000);
+        let limited = (0..100u16)
+            .map(|i| b.check(&bucket_key(ip(&format!("2001:db8:1:2::{i:x}"))), 0))
+            .filter(|v| matches!(v, Verdict::Limited { .. }))
+            .count();
+        assert_eq!(limited, 95);
+        assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn a_full_map_forgets_its_oldest_keys_not_a_limited_one() {
+        let mut b = Buckets::new(rate("1/hour"), 64);
+        // The attacker is limited ...
+        assert_eq!(b.check("attacker", 0), Verdict::Allowed);
+        assert!(matches!(b.check("attacker", 1), Verdict::Limited { .. }));
+        // ... then fills the map with fresh keys, still knocking now and then.
+        for i in 0..1000 {
+            b.check(&format!("sweep-{i}"), 10 + i);
+            if i % 16 == 0 {
+                b.check("attacker", 10 + i);
+            }
+            assert!(b.len() <= 64);
+        }
+        assert!(
+            matches!(b.check("attacker", 2000), Verdict::Limited { .. }),
+            "the full map must not be cleared at once"
+        );
+        assert!(b.len() > 32, "only the oldest are forgotten: {}", b.len());
     }
 }

@@ -73,9 +73,75 @@ impl Person {
     }
 }
 
+/// What a sign-in the provider vouched for does, given the person known
+/// under its (issuer, subject) and everyone known under its e-mail address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    /// The person signs in again: their profile is refreshed; their
+    /// standing (admin or not) is the console's, whatever the bootstrap list says.
+    Known(String),
+    /// A first sign-in: a new person, admin only when bootstrapped.
+    New { admin: bool },
+    /// The address is disabled (under whatever subject it was disabled).
+    Disabled,
+    /// The address belongs to an enabled person under another subject
+    /// (an account recreated at the provider, or an address handed to
+    /// someone else): held until an admin confirms it is the same person.
+    Held { holder: String },
+}
+
+/// Decide an arrival. Disablement follows the address, not the subject:
+/// a leaver who comes back through a new account at the provider stays out.
+pub fn arrival(by_subject: Option<&Person>, by_email: &[Person], bootstrap_admin: bool) -> Arrival {
+    if by_subject.is_some_and(|p| p.disabled) || by_email.iter().any(|p| p.disabled) {
+        return Arrival::Disabled;
+    }
+    if let Some(p) = by_subject {
+        return Arrival::Known(p.id.clone());
+    }
+    match by_email.iter().find(|p| !p.disabled) {
+        Some(holder) => Arrival::Held {
+            holder: holder.id.clone(),
+        },
+        None => Arrival::New {
+            admin: bootstrap_admin,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_keeps_its_standing_whatever_the_subject() {
+        let mut sam = person(Some("Sam"));
+        sam.id = "p-sam".into();
+        // Known, new, and a bootstrap admin only on the first sign-in.
+        assert_eq!(
+            arrival(Some(&sam), std::slice::from_ref(&sam), true),
+            Arrival::Known("p-sam".into())
+        );
+        assert_eq!(arrival(None, &[], true), Arrival::New { admin: true });
+        assert_eq!(arrival(None, &[], false), Arrival::New { admin: false });
+        // Another subject for an address someone enabled holds: held.
+        assert_eq!(
+            arrival(None, std::slice::from_ref(&sam), false),
+            Arrival::Held {
+                holder: "p-sam".into()
+            }
+        );
+        // Disabled, then back with a new subject: still disabled.
+        sam.disabled = true;
+        assert_eq!(
+            arrival(None, std::slice::from_ref(&sam), false),
+            Arrival::Disabled
+        );
+        assert_eq!(
+            arrival(Some(&sam), std::slice::from_ref(&sam), true),
+            Arrival::Disabled
+        );
+    }
 
     fn person(name: Option<&str>) -> Person {
         Person {

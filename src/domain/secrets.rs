@@ -11,6 +11,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use rand::CryptoRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -53,6 +54,71 @@ impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "MasterKey({}, <redacted>)", self.id)
     }
+}
+
+impl MasterKey {
+    /// A key for one purpose, derived from this master key (HMAC-SHA256
+    /// under a label): a MAC or a keyed digest never uses the master key itself.
+    fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_slice())
+            .expect("HMAC takes any key length");
+        mac.update(b"agency-sso derived key\0");
+        mac.update(purpose.as_bytes());
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
+    fn mac_under(&self, purpose: &str, data: &[u8]) -> Hmac<Sha256> {
+        let key = self.derive(purpose);
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_slice())
+            .expect("HMAC takes any key length");
+        mac.update(data);
+        mac
+    }
+}
+
+/// A secret string: printed as `<redacted>`, compared only where needed.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// Why a MAC does not check out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MacError {
+    #[error("it carries no MAC")]
+    Missing,
+    #[error("its MAC is not in a format this version knows")]
+    Malformed,
+    #[error("its MAC was made under master key {0}, which is not configured")]
+    UnknownMasterKey(String),
+    #[error("its MAC does not match: the row was written without the master key")]
+    Mismatch,
 }
 
 /// The current master key (seals) and older ones (only open).
@@ -131,6 +197,49 @@ impl MasterKeys {
             .map_err(|_| OpenError::Rejected)
     }
 
+    /// A MAC of `data` for `purpose`, under a key derived from the current
+    /// master key: `v1.<master key id>.<base64url(HMAC-SHA256)>`.
+    pub fn mac(&self, purpose: &str, data: &[u8]) -> String {
+        let tag = self
+            .current
+            .mac_under(purpose, data)
+            .finalize()
+            .into_bytes();
+        format!("{VERSION}.{}.{}", self.current.id, B64.encode(tag))
+    }
+
+    /// Check a MAC made by [`MasterKeys::mac`] under any configured master
+    /// key (in constant time).
+    pub fn check_mac(&self, purpose: &str, data: &[u8], mac: &str) -> Result<(), MacError> {
+        if mac.is_empty() {
+            return Err(MacError::Missing);
+        }
+        let mut parts = mac.splitn(3, '.');
+        let (Some(VERSION), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(MacError::Malformed);
+        };
+        let key = self
+            .key_by_id(id)
+            .ok_or_else(|| MacError::UnknownMasterKey(id.to_string()))?;
+        let tag = B64.decode(body).map_err(|_| MacError::Malformed)?;
+        key.mac_under(purpose, data)
+            .verify_slice(&tag)
+            .map_err(|_| MacError::Mismatch)
+    }
+
+    /// A keyed digest of a secret, under the current master key: tells two
+    /// values apart (a preview from its apply) without being a plain hash
+    /// of a human-chosen secret.
+    pub fn keyed_digest(&self, purpose: &str, data: &[u8]) -> String {
+        B64.encode(
+            self.current
+                .mac_under(purpose, data)
+                .finalize()
+                .into_bytes(),
+        )
+    }
+
     /// Is this sealed value under the current master key already?
     pub fn is_current(&self, sealed: &str) -> bool {
         sealed_key_id(sealed) == Some(self.current.id.as_str())
@@ -160,6 +269,48 @@ mod tests {
 
     fn keys(a: u8) -> MasterKeys {
         MasterKeys::new(MasterKey::new([a; 32]), vec![])
+    }
+
+    #[test]
+    fn a_mac_checks_only_its_data_and_purpose_under_a_configured_key() {
+        let k = keys(1);
+        let mac = k.mac("signing-key-row", b"kid|n|active");
+        assert!(mac.starts_with(&format!("v1.{}.", k.current().id())));
+        assert_eq!(
+            k.check_mac("signing-key-row", b"kid|n|active", &mac),
+            Ok(())
+        );
+        assert_eq!(
+            k.check_mac("signing-key-row", b"kid|n|retired", &mac),
+            Err(MacError::Mismatch)
+        );
+        assert_eq!(
+            k.check_mac("other", b"kid|n|active", &mac),
+            Err(MacError::Mismatch)
+        );
+        assert_eq!(
+            k.check_mac("signing-key-row", b"x", ""),
+            Err(MacError::Missing)
+        );
+        assert_eq!(
+            k.check_mac("signing-key-row", b"x", "v1.abc"),
+            Err(MacError::Malformed)
+        );
+        assert!(matches!(
+            keys(2).check_mac("signing-key-row", b"kid|n|active", &mac),
+            Err(MacError::UnknownMasterKey(_))
+        ));
+        // An older master key still checks the MACs it made.
+        let rotated = MasterKeys::new(MasterKey::new([2; 32]), vec![MasterKey::new([1; 32])]);
+        assert_eq!(
+            rotated.check_mac("signing-key-row", b"kid|n|active", &mac),
+            Ok(())
+        );
+        // A keyed digest is not the plain hash, and differs per master key.
+        let d = k.keyed_digest("import", b"secret");
+        assert_ne!(d, B64.encode(Sha256::digest(b"secret")));
+        assert_ne!(d, keys(2).keyed_digest("import", b"secret"));
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "<redacted>");
     }
 
     #[test]

@@ -18,14 +18,34 @@ pub struct SessionPolicy {
 pub struct SignedIn {
     pub person_id: String,
     pub signed_in_at: i64,
+    /// When the person last proved a fresh authentication: on a sign-in the
+    /// dashboard asked to be fresh, with an ID token whose `auth_time` says
+    /// the provider authenticated them just then (see [`proven_fresh`]).
+    #[serde(default)]
+    pub reauthenticated_at: Option<i64>,
 }
 
 impl SignedIn {
-    /// Signed in within the last `max_age` seconds: sensitive actions ask
-    /// for this, and send the person through the provider again otherwise.
+    /// Authenticated afresh within the last `max_age` seconds: sensitive
+    /// actions ask for this, and send the person through the provider again
+    /// otherwise. A sign-in the provider completed from its own session
+    /// (nothing typed, nothing proved) does not count.
     pub fn is_recent(&self, now: i64, max_age: i64) -> bool {
-        now >= self.signed_in_at && now - self.signed_in_at <= max_age
+        self.reauthenticated_at
+            .is_some_and(|at| now >= at && now - at <= max_age)
     }
+}
+
+/// How old an ID token's `auth_time` may be for a fresh sign-in to count.
+pub const FRESH_AUTH_SECS: i64 = 5 * 60;
+
+/// Did the provider prove a fresh authentication? Only when the dashboard
+/// asked for one (`prompt=login`, `max_age=0`) and the ID token says the
+/// person authenticated within [`FRESH_AUTH_SECS`] (allowing the provider's
+/// clock to run up to `skew` seconds ahead). Returns when it counts from.
+pub fn proven_fresh(asked: bool, auth_time: Option<i64>, now: i64, skew: i64) -> Option<i64> {
+    let at = auth_time.filter(|_| asked)?;
+    (at >= now - FRESH_AUTH_SECS && at <= now + skew).then_some(now)
 }
 
 impl SessionPolicy {
@@ -157,10 +177,33 @@ mod tests {
     }
 
     #[test]
+    fn only_a_fresh_authentication_the_dashboard_asked_for_counts() {
+        let now = 10_000;
+        assert_eq!(proven_fresh(true, Some(now - 10), now, 300), Some(now));
+        assert_eq!(proven_fresh(true, Some(now + 200), now, 300), Some(now));
+        // Not asked for, no auth_time, an old one, or one from the future.
+        assert_eq!(proven_fresh(false, Some(now), now, 300), None);
+        assert_eq!(proven_fresh(true, None, now, 300), None);
+        assert_eq!(
+            proven_fresh(true, Some(now - FRESH_AUTH_SECS - 1), now, 300),
+            None
+        );
+        assert_eq!(proven_fresh(true, Some(now + 301), now, 300), None);
+        // A plain sign-in, however recent, is not a fresh authentication.
+        let plain = SignedIn {
+            person_id: "p".into(),
+            signed_in_at: now,
+            reauthenticated_at: None,
+        };
+        assert!(!plain.is_recent(now, 900));
+    }
+
+    #[test]
     fn recent_sign_in() {
         let s = SignedIn {
             person_id: "p".into(),
             signed_in_at: 1000,
+            reauthenticated_at: Some(1000),
         };
         assert!(s.is_recent(1000 + 900, 900));
         assert!(!s.is_recent(1000 + 901, 900));
@@ -176,6 +219,7 @@ mod tests {
         let s = SignedIn {
             person_id: "p".into(),
             signed_in_at: 1000,
+            reauthenticated_at: Some(1000),
         };
         assert!(p.still_valid(&s, 1000));
         assert!(p.still_valid(&s, 4599));

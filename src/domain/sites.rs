@@ -4,6 +4,8 @@
 
 use url::Url;
 
+use super::secrets::Secret;
+
 /// The five core WordPress roles, highest first: the default for a new site.
 pub const CORE_ROLES: [&str; 5] = [
     "administrator",
@@ -316,8 +318,8 @@ pub struct SiteInput {
     pub username_claim: String,
     /// Empty: RS256 (HS256 when a miniOrange site is given a secret).
     pub signing: String,
-    /// Only for HS256; never shown again.
-    pub secret: Option<String>,
+    /// Only for HS256; never shown again (nor printed).
+    pub secret: Option<Secret>,
     /// Empty: the five core roles.
     pub roles: Vec<String>,
     /// None: 60 s.
@@ -335,7 +337,7 @@ pub struct ValidSite {
     pub login_template: String,
     pub username_claim: String,
     pub signing: Signing,
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     pub roles: Vec<String>,
     pub token_lifetime: i64,
     pub notes: String,
@@ -474,8 +476,9 @@ impl SiteInput {
         };
         let secret = self
             .secret
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
+            .map(|s| s.expose().trim().to_string())
+            .filter(|s| !s.is_empty())
+            .map(Secret::new);
         let signing = match (self.signing.trim(), profile) {
             ("", Profile::MiniOrange) if secret.is_some() => Signing::Hs256,
             ("", _) => Signing::Rs256,
@@ -498,7 +501,7 @@ impl SiteInput {
             },
         };
         match (signing, &secret) {
-            (Signing::Hs256, Some(s)) if s.chars().count() >= MIN_SECRET_LEN => {}
+            (Signing::Hs256, Some(s)) if s.expose().chars().count() >= MIN_SECRET_LEN => {}
             (Signing::Hs256, None) if has_secret => {}
             (Signing::Hs256, _) => errors.push(FieldError {
                 field: "secret",
@@ -728,7 +731,7 @@ mod tests {
 
         let mut m = input("https://m.example");
         m.profile = "miniorange".into();
-        m.secret = Some("s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t".into());
+        m.secret = Some(Secret::new("s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t"));
         let m = m.validate().unwrap();
         assert_eq!(
             (m.profile, m.signing),
@@ -770,7 +773,7 @@ mod tests {
         let mut hs = input("https://c.example");
         hs.profile = "connector".into();
         hs.signing = "HS256".into();
-        hs.secret = Some("s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t".into());
+        hs.secret = Some(Secret::new("s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t"));
         let errors = hs.validate().unwrap_err();
         assert!(errors.iter().any(|e| e.field == "signing"), "{errors:?}");
     }
@@ -805,12 +808,12 @@ mod tests {
         let mut weak = input("https://m.example");
         weak.profile = "miniorange".into();
         weak.signing = "HS256".into();
-        weak.secret = Some("short".into());
+        weak.secret = Some(Secret::new("short"));
         assert_eq!(weak.validate().unwrap_err()[0].field, "secret");
 
         let mut hs_twl = input("https://t.example");
         hs_twl.signing = "HS256".into();
-        hs_twl.secret = Some("x".repeat(40));
+        hs_twl.secret = Some(Secret::new("x".repeat(40)));
         assert_eq!(hs_twl.validate().unwrap_err()[0].field, "signing");
     }
 

@@ -176,6 +176,12 @@ pub async fn records_for(
         .await
         .map_err(ViewError::Filter)?;
     let mut rows = page(db, &filter, q.before, limit + 1).await?;
+    if mine {
+        rows = rows
+            .into_iter()
+            .map(|r| r.for_subject(&viewer.email))
+            .collect();
+    }
     let older = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| r.seq)
@@ -208,8 +214,14 @@ const CHUNK: i64 = 5_000;
 
 /// Walk the whole stored chain and every checkpoint (those stored, and
 /// `held`: checkpoints kept elsewhere, as JWS), and name the first problem.
-pub async fn verify(db: &Db, held: &[String]) -> Result<Report, AuditError> {
-    let (_, ring) = crate::store::keys::load(db).await?;
+/// Checkpoints are checked only against keys `masters` vouches for: a key
+/// row the database alone holds signs nothing.
+pub async fn verify(
+    db: &Db,
+    masters: &crate::domain::secrets::MasterKeys,
+    held: &[String],
+) -> Result<Report, AuditError> {
+    let ring = crate::service::keys::load(db, masters).await?.ring;
     let keys: HashMap<String, (String, String)> = ring
         .keys
         .iter()
@@ -402,20 +414,26 @@ impl Format {
 pub const EXPORT_PAGE: i64 = 1_000;
 
 /// The next page of an export after `before` (newest first), formatted;
-/// None when there is no more.
+/// None when there is no more. `for_subject`: a person's own export, which
+/// shows where from only what they did themselves.
 pub async fn export_page(
     db: &Db,
     filter: &Filter,
     format: Format,
     before: Option<i64>,
+    for_subject: Option<&str>,
 ) -> Result<Option<(String, i64)>, AuditError> {
     let rows = store::page(db, filter, before, EXPORT_PAGE).await?;
     let Some(last) = rows.last().map(|r| r.seq) else {
         return Ok(None);
     };
     let mut out = String::with_capacity(rows.len() * 400);
-    for r in &rows {
-        out.push_str(&format.line(r));
+    for r in rows {
+        let r = match for_subject {
+            Some(viewer) => r.for_subject(viewer),
+            None => r,
+        };
+        out.push_str(&format.line(&r));
     }
     Ok(Some((out, last)))
 }

@@ -12,24 +12,90 @@ use axum::body::Bytes;
 use serde_json::json;
 
 use crate::domain::audit::{kind, Actor, Event};
-use crate::domain::keys::{self, Jwks, KeyEvent, NewKey, Ring, RingError};
+use crate::domain::keys::{self, Integrity, Jwks, KeyEvent, KeyRecord, NewKey, Ring, RingError};
 use crate::domain::secrets::{MasterKeys, OpenError};
 use crate::domain::tokens::Signer;
-use crate::store::keys::{self as store, SealedKey};
+use crate::store::keys::{self as store, SealedKey, Sealing, StoredKey};
 use crate::store::Db;
 
-// Reads with no rule of their own are the store's queries, named here so
-// that the pages, handlers and command line never reach the store.
 pub use crate::domain::keys::KeySettings;
-pub use crate::store::keys::load;
 
 /// What requests read: one consistent view of the ring.
 pub struct Snapshot {
     pub version: i64,
+    /// The rows this instance trusts (see [`keys::check_row`]): only they
+    /// are published or sign.
     pub ring: Ring,
     pub jwks: Bytes,
     pub etag: String,
     pub signer: Option<Arc<Signer>>,
+    /// Rows stored but not trusted here, and why.
+    pub untrusted: Vec<Untrusted>,
+    /// Why this instance cannot sign, when it cannot.
+    pub signer_problem: Option<String>,
+}
+
+/// A stored key row this instance does not trust.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Untrusted {
+    pub kid: String,
+    pub state: String,
+    pub why: String,
+    /// Written without the master key or altered (else: this instance
+    /// lacks the master key it names, and cannot tell).
+    pub forged: bool,
+}
+
+/// The ring as stored, split by what this instance can trust.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub version: i64,
+    pub ring: Ring,
+    pub untrusted: Vec<Untrusted>,
+}
+
+fn verdict(masters: &MasterKeys, row: &StoredKey) -> Integrity {
+    keys::check_row(
+        masters,
+        &row.record,
+        row.mac.as_deref(),
+        row.sealed.as_deref(),
+    )
+}
+
+/// Split stored rows into the trusted ring and the rest.
+fn split(masters: &MasterKeys, rows: &[StoredKey]) -> (Ring, Vec<Untrusted>) {
+    let mut trusted = Vec::new();
+    let mut untrusted = Vec::new();
+    for row in rows {
+        let (why, forged) = match verdict(masters, row) {
+            Integrity::Sound => {
+                trusted.push(row.record.clone());
+                continue;
+            }
+            Integrity::Forged(why) => (why, true),
+            Integrity::Unchecked(why) => (why, false),
+        };
+        untrusted.push(Untrusted {
+            kid: row.record.kid.clone(),
+            state: row.record.state.as_str().to_string(),
+            why,
+            forged,
+        });
+    }
+    (Ring::new(trusted), untrusted)
+}
+
+/// The ring as stored, checked with `masters` (for `keys list`, the console
+/// and `audit verify`).
+pub async fn load(db: &Db, masters: &MasterKeys) -> Result<Checked, sqlx::Error> {
+    let (version, rows) = store::load(db).await?;
+    let (ring, untrusted) = split(masters, &rows);
+    Ok(Checked {
+        version,
+        ring,
+        untrusted,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +108,14 @@ pub enum KeyRingError {
     Open { kid: String, error: OpenError },
     #[error("the private key of {kid} is missing")]
     MissingPrivateKey { kid: String },
-    #[error("the key ring has no active key")]
-    NoActiveKey,
+    #[error("this instance cannot sign: {0}")]
+    NoSigner(String),
     #[error("cannot generate a key: {0}")]
     Generate(String),
     #[error("the key {kid} does not load: {error}")]
     BadKey { kid: String, error: String },
+    #[error("this instance cannot check key {kid} ({why}): change the ring from an instance that has every master key")]
+    Unchecked { kid: String, why: String },
 }
 
 pub struct KeyRing {
@@ -66,7 +134,7 @@ impl std::fmt::Debug for KeyRing {
 }
 
 fn aad(kid: &str) -> String {
-    format!("signing-key:{kid}")
+    keys::private_key_aad(kid)
 }
 
 impl KeyRing {
@@ -84,6 +152,8 @@ impl KeyRing {
             jwks: Bytes::new(),
             etag: String::new(),
             signer: None,
+            untrusted: Vec::new(),
+            signer_problem: None,
         });
         let ring = KeyRing {
             db,
@@ -91,10 +161,11 @@ impl KeyRing {
             settings,
             current: RwLock::new(empty),
         };
-        ring.reload().await?;
+        ring.bind_legacy_rows(now).await?;
+        ring.reload(now).await?;
         ring.maintain(now).await?;
-        if ring.snapshot().signer.is_none() {
-            return Err(KeyRingError::NoActiveKey);
+        if let Some(problem) = ring.snapshot().signer_problem.clone() {
+            return Err(KeyRingError::NoSigner(problem));
         }
         Ok(ring)
     }
@@ -116,24 +187,79 @@ impl KeyRing {
     }
 
     /// Reload if the ring changed in the database. Returns whether it did.
-    pub async fn refresh(&self) -> Result<bool, KeyRingError> {
+    pub async fn refresh(&self, now: i64) -> Result<bool, KeyRingError> {
         if store::version(&self.db).await? == self.snapshot().version {
             return Ok(false);
         }
-        self.reload().await?;
+        self.reload(now).await?;
         Ok(true)
     }
 
-    async fn reload(&self) -> Result<(), KeyRingError> {
-        let (version, ring) = store::load(&self.db).await?;
+    /// Bind the rows stored before key rows carried MACs (once per
+    /// database): a row whose kid is its thumbprint and whose private half,
+    /// where kept, opens and matches gets its MAC; any other stays unbound
+    /// and is never trusted.
+    async fn bind_legacy_rows(&self, now: i64) -> Result<(), KeyRingError> {
+        let masters = &self.masters;
+        let bound = store::bind_legacy_rows(
+            &self.db,
+            now,
+            |row| match keys::check_material(masters, &row.record, row.sealed.as_deref()) {
+                Integrity::Sound => Some(keys::row_mac(masters, &row.record)),
+                _ => None,
+            },
+            |bound, refused| {
+                Actor::system()
+                    .did(now, kind::KEY_ROWS_BOUND)
+                    .detail(json!({ "bound": bound, "refused": refused }))
+            },
+        )
+        .await?;
+        if let Some(bound) = bound.filter(|b| !b.is_empty()) {
+            tracing::info!(
+                count = bound.len(),
+                "stored signing keys bound to the master key"
+            );
+        }
+        Ok(())
+    }
+
+    /// Read the ring again and publish what this instance can trust. A row
+    /// it cannot trust is left out (and a forged one recorded); an active
+    /// key it cannot open leaves it without a signer, which launches and
+    /// `/readyz` report, but the JWKS is still the trusted rows'.
+    async fn reload(&self, now: i64) -> Result<(), KeyRingError> {
+        let (version, rows) = store::load(&self.db).await?;
+        let (ring, untrusted) = split(&self.masters, &rows);
         let old = self.snapshot();
-        let signer = match ring.active() {
-            None => None,
+        let (signer, signer_problem) = match ring.active() {
+            None => (
+                None,
+                Some(match untrusted.iter().find(|u| u.state == "active") {
+                    Some(u) => format!("the active key {} is not trusted here: {}", u.kid, u.why),
+                    None => "no active signing key".to_string(),
+                }),
+            ),
             Some(a) => match old.signer.as_ref().filter(|s| s.kid() == a.kid) {
-                Some(same) => Some(same.clone()),
-                None => Some(Arc::new(self.load_signer(&a.kid).await?)),
+                Some(same) => (Some(same.clone()), None),
+                None => {
+                    let sealed = rows
+                        .iter()
+                        .find(|r| r.record.kid == a.kid)
+                        .and_then(|r| r.sealed.as_deref());
+                    match self.load_signer(&a.kid, sealed) {
+                        Ok(s) => (Some(Arc::new(s)), None),
+                        Err(e) => (None, Some(e.to_string())),
+                    }
+                }
             },
         };
+        if let Some(problem) = &signer_problem {
+            if old.signer_problem.as_ref() != Some(problem) {
+                tracing::error!(problem = %problem, "this instance cannot sign: launches are refused");
+            }
+        }
+        self.note_untrusted(&old.untrusted, &untrusted, now).await;
         let (bytes, etag) = Jwks::of(&ring).to_bytes_and_etag();
         let snap = Arc::new(Snapshot {
             version,
@@ -141,6 +267,8 @@ impl KeyRing {
             jwks: Bytes::from(bytes),
             etag,
             signer,
+            untrusted,
+            signer_problem,
         });
         match self.current.write() {
             Ok(mut g) => *g = snap,
@@ -149,15 +277,42 @@ impl KeyRing {
         Ok(())
     }
 
-    async fn load_signer(&self, kid: &str) -> Result<Signer, KeyRingError> {
-        let sealed = store::sealed_private_key(&self.db, kid)
-            .await?
-            .ok_or_else(|| KeyRingError::MissingPrivateKey {
-                kid: kid.to_string(),
-            })?;
+    /// Log rows newly untrusted, and record newly forged ones in the audit
+    /// log (best effort: they are left out of the JWKS either way).
+    async fn note_untrusted(&self, before: &[Untrusted], now_seen: &[Untrusted], now: i64) {
+        let mut events = Vec::new();
+        for u in now_seen.iter().filter(|u| !before.contains(u)) {
+            if u.forged {
+                tracing::error!(kid = %u.kid, state = %u.state, why = %u.why, "a stored signing key failed its integrity check: not published");
+                events.push(
+                    Event::new(
+                        now,
+                        kind::KEY_REJECTED,
+                        crate::domain::audit::outcome::REFUSED,
+                        crate::domain::audit::SYSTEM,
+                        &Default::default(),
+                    )
+                    .reason("integrity_check_failed")
+                    .detail(json!({ "kid": u.kid, "state": u.state, "why": u.why })),
+                );
+            } else {
+                tracing::warn!(kid = %u.kid, state = %u.state, why = %u.why, "a stored signing key cannot be checked here: not published by this instance");
+            }
+        }
+        if !events.is_empty() {
+            if let Err(e) = crate::service::audit::record(&self.db, &events).await {
+                tracing::error!(error = %e, "cannot record the rejected signing keys");
+            }
+        }
+    }
+
+    fn load_signer(&self, kid: &str, sealed: Option<&str>) -> Result<Signer, KeyRingError> {
+        let sealed = sealed.ok_or_else(|| KeyRingError::MissingPrivateKey {
+            kid: kid.to_string(),
+        })?;
         let der = self
             .masters
-            .open(&sealed, &aad(kid))
+            .open(sealed, &aad(kid))
             .map_err(|error| KeyRingError::Open {
                 kid: kid.to_string(),
                 error,
@@ -196,9 +351,32 @@ impl KeyRing {
             Some((k, s)) => (Some(k), Some(s)),
             None => (None, None),
         };
+        // A row this instance cannot check may be the real signer: deciding
+        // without it could make a second one.
+        if let Some(u) = self.snapshot().untrusted.iter().find(|u| !u.forged) {
+            return Err(KeyRingError::Unchecked {
+                kid: u.kid.clone(),
+                why: u.why.clone(),
+            });
+        }
         tracing::debug!("changing the key ring");
+        let masters = &self.masters;
+        let verdict = |row: &StoredKey| verdict(masters, row);
+        let mac = |k: &KeyRecord| keys::row_mac(masters, k);
+        let record_forged = |k: &KeyRecord, why: &str| {
+            Actor::system().did(now, kind::KEY_REVOKED).detail(
+                json!({ "kid": k.kid, "reason": k.revoked_reason, "forged": true, "why": why }),
+            )
+        };
+        let sealing = Sealing {
+            verdict: &verdict,
+            mac: &mac,
+            now,
+            record_forged: &record_forged,
+        };
         let events = store::change(
             &self.db,
+            &sealing,
             sealed.as_ref(),
             |ring| decide(ring, key).map_err(KeyRingError::from),
             |events: &Vec<KeyEvent>| events.iter().map(|e| audit_event(by, now, e)).collect(),
@@ -206,7 +384,7 @@ impl KeyRing {
         .await?;
         // Reload even when this change found nothing to do: another
         // instance may have done it, and the caller reports the ring as it is.
-        self.reload().await?;
+        self.reload(now).await?;
         for e in &events {
             log_event(e);
         }
@@ -218,6 +396,11 @@ impl KeyRing {
     pub async fn maintain(&self, now: i64) -> Result<Vec<KeyEvent>, KeyRingError> {
         let policy = self.settings.policy;
         let snap = self.snapshot();
+        // Rows this instance cannot check leave the schedule to the
+        // instances that can (see `apply`).
+        if snap.untrusted.iter().any(|u| !u.forged) {
+            return Ok(Vec::new());
+        }
         let mut trial = snap.ring.clone();
         let need = trial.needs(now, &policy);
         let due = !trial.advance(now, &policy, None).is_empty();
@@ -290,29 +473,48 @@ impl KeyRing {
             by.did(now, kind::KEY_REWRAPPED)
                 .detail(json!({ "resealed": n, "master_key": master }))
         };
-        let n = store::reseal_private_keys(
+        let resealed = std::sync::atomic::AtomicU64::new(0);
+        let count = |r: &std::sync::atomic::AtomicU64| r.load(std::sync::atomic::Ordering::Relaxed);
+        store::reseal(
             &self.db,
-            |kid, sealed| {
-                if masters.is_current(sealed) {
+            |row| {
+                let kid = &row.record.kid;
+                match verdict(masters, row) {
+                    Integrity::Sound => {}
+                    // Never bound again: it stays untrusted.
+                    Integrity::Forged(_) => return Ok(None),
+                    Integrity::Unchecked(why) => {
+                        return Err(KeyRingError::Unchecked {
+                            kid: kid.clone(),
+                            why,
+                        })
+                    }
+                }
+                let sealed = match row.sealed.as_deref() {
+                    Some(s) if !masters.is_current(s) => {
+                        let plain =
+                            masters
+                                .open(s, &aad(kid))
+                                .map_err(|error| KeyRingError::Open {
+                                    kid: kid.to_string(),
+                                    error,
+                                })?;
+                        resealed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Some(masters.seal(&plain, &aad(kid), &mut rand::rngs::OsRng))
+                    }
+                    other => other.map(str::to_string),
+                };
+                let mac = keys::row_mac(masters, &row.record);
+                if sealed == row.sealed && row.mac.as_deref() == Some(mac.as_str()) {
                     return Ok(None);
                 }
-                let plain =
-                    masters
-                        .open(sealed, &aad(kid))
-                        .map_err(|error| KeyRingError::Open {
-                            kid: kid.to_string(),
-                            error,
-                        })?;
-                Ok::<_, KeyRingError>(Some(masters.seal(
-                    &plain,
-                    &aad(kid),
-                    &mut rand::rngs::OsRng,
-                )))
+                Ok::<_, KeyRingError>(Some((sealed, mac)))
             },
-            record,
+            |_| record(count(&resealed)),
         )
         .await?;
-        self.reload().await?;
+        let n = count(&resealed);
+        self.reload(now).await?;
         tracing::info!(
             count = n,
             master_key = self.masters.current().id(),
@@ -374,7 +576,7 @@ pub fn spawn_maintenance(keys: Arc<KeyRing>, clock: Arc<dyn crate::service::Cloc
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            if let Err(e) = keys.refresh().await {
+            if let Err(e) = keys.refresh(clock.now()).await {
                 tracing::warn!(error = %e, "cannot refresh the key ring");
                 continue;
             }

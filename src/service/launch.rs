@@ -22,7 +22,19 @@ pub use crate::domain::audit::Origin;
 
 // Reads with no rule of their own are the store's queries, named here so
 // that the pages, handlers and command line never reach the store.
-pub use crate::store::launches::{facts_in_session, latest, Facts};
+pub use crate::store::launches::{latest, Facts};
+
+/// A live session's stored record and the launch's facts, read in one
+/// statement (see `store::launches::facts_in_session`).
+pub async fn facts_in_session(
+    db: &crate::store::Db,
+    session: &tower_sessions::session::Id,
+    site_id: &str,
+    now: i64,
+) -> Result<Option<(String, Facts)>, sqlx::Error> {
+    let key = store::sessions::stored_id(session);
+    store::launches::facts_in_session(db, &key, site_id, now).await
+}
 
 #[derive(Debug)]
 pub enum Launched {
@@ -193,7 +205,7 @@ pub async fn launch_site(
         // Something changed between the decision and the record: the token
         // is dropped unsent. Pick up a new signing key if that was it, and decide again.
         tracing::info!(site = %site.url, "launch decided on stale facts; deciding again");
-        if let Err(e) = st.keys.refresh().await {
+        if let Err(e) = st.keys.refresh(st.clock.now()).await {
             tracing::warn!(error = %e, "cannot refresh the key ring");
         }
     }

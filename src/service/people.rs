@@ -9,7 +9,7 @@ use crate::store::{self, audit, Db};
 // Reads with no rule of their own are the store's queries, named here so
 // that the pages, handlers and command line never reach the store.
 pub use crate::store::people::{
-    find, find_by_email, invitations, list, search, Invitation, ListedPerson,
+    find, find_by_email, held, invitations, list, search, Held, Invitation, ListedPerson,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +239,8 @@ pub struct PeoplePage {
     pub rows: Vec<ListedPerson>,
     pub total: i64,
     pub invitations: Vec<Invitation>,
+    /// Sign-ins held for an admin (see [`decide_held`]).
+    pub held: Vec<Held>,
 }
 
 pub async fn people_page(
@@ -256,11 +258,71 @@ pub async fn people_page(
         .into_iter()
         .filter(|i| q.is_empty() || i.email.contains(&wanted))
         .collect();
+    let held = held(db, "")
+        .await?
+        .into_iter()
+        .filter(|h| q.is_empty() || h.email.contains(&wanted))
+        .collect();
     Ok(PeoplePage {
         rows,
         total,
         invitations,
+        held,
     })
+}
+
+/// Decide a held sign-in: `confirm` moves the person who holds its address
+/// to its (issuer, subject) (their grants, teams and history stay theirs;
+/// the old account at the provider can no longer sign in); otherwise it is
+/// refused and forgotten (a new attempt is held again). Recorded either way.
+/// Returns the address.
+pub async fn decide_held(
+    db: &Db,
+    issuer: &str,
+    subject: &str,
+    confirm: bool,
+    by: &Actor,
+    now: i64,
+) -> Result<String, crate::service::sites::ManageError> {
+    use crate::service::sites::ManageError;
+    let mut tx = audit::begin(db).await?;
+    let Some(h) = store::people::take_held(&mut tx, issuer, subject).await? else {
+        return Err(ManageError::Refused(
+            "That sign-in is no longer waiting: it was decided already.".into(),
+        ));
+    };
+    let identity = json!({ "issuer": h.issuer, "subject": h.subject, "attempts": h.attempts });
+    if !confirm {
+        let event = by
+            .did(now, kind::IDENTITY_REFUSED)
+            .subject(&h.email)
+            .detail(json!({ "identity": identity }));
+        audit::append(&mut tx, &event).await?;
+        tx.commit().await?;
+        return Ok(h.email);
+    }
+    let holder = store::people::all_by_email_in(&mut tx, &h.email)
+        .await?
+        .into_iter()
+        .find(|p| !p.disabled)
+        .ok_or_else(|| {
+            ManageError::Refused(format!(
+                "Nobody enabled holds {} any more: nothing to confirm (a disabled address stays disabled).",
+                h.email
+            ))
+        })?;
+    store::people::set_identity(&mut tx, &holder.id, &h.issuer, &h.subject).await?;
+    let event = by
+        .did(now, kind::IDENTITY_CONFIRMED)
+        .subject(&h.email)
+        .detail(json!({
+            "person_id": holder.id,
+            "before": { "issuer": holder.issuer, "subject": holder.subject },
+            "after": identity,
+        }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(h.email)
 }
 
 /// A site a person holds grants on, with the role those grants give now

@@ -70,11 +70,11 @@ pub async fn signed_in(st: &Context, session: &Session) -> Result<Option<SignedI
 pub async fn signed_in_with(
     st: &Context,
     session: &Session,
+    id: tower_sessions::session::Id,
     stored: &str,
 ) -> Result<Option<SignedIn>, CurrentError> {
-    let id = st
-        .sessions
-        .prime(stored)
+    st.sessions
+        .prime(id, stored)
         .map_err(|e| CurrentError(e.to_string()))?;
     let who = signed_in(st, session).await;
     st.sessions.unprime(&id);
@@ -86,34 +86,56 @@ pub async fn signed_in_with(
 #[error("cannot read the session: {0}")]
 pub struct CurrentError(pub String);
 
-/// When this session's person signed in (0 when the session says nothing).
-pub async fn signed_in_at(session: &Session) -> i64 {
-    session
-        .get::<SignedIn>(SIGNED_IN_KEY)
-        .await
-        .ok()
-        .flatten()
-        .map(|s| s.signed_in_at)
-        .unwrap_or(0)
+/// What this session says of its sign-in (None when nobody is signed in).
+pub async fn sign_in_of(session: &Session) -> Option<SignedIn> {
+    session.get::<SignedIn>(SIGNED_IN_KEY).await.ok().flatten()
+}
+
+/// What became of a sign-in the provider vouched for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInOutcome {
+    SignedIn(Person),
+    /// The address is disabled (whatever the subject).
+    Disabled,
+    /// Another subject holds the address: held until an admin confirms.
+    Held,
 }
 
 /// Record a sign-in the provider vouched for and the configuration admits:
 /// the person (created at their first sign-in), an invitation used up (and
-/// the admin it made), and the audit record, in one transaction. `None`
-/// when the person is disabled: nothing is written.
+/// the admin it made), and the audit record, in one transaction (which,
+/// holding the audit chain's lock, serialises sign-ins: one address, one
+/// enabled person). A disabled address writes nothing; a held one only
+/// notes the attempt for the admins.
 pub async fn sign_in(
     db: &Db,
     admitted: &Admitted,
     from: &Origin,
     now: i64,
-) -> Result<Option<Person>, sqlx::Error> {
+) -> Result<SignInOutcome, sqlx::Error> {
+    use crate::domain::people::{arrival, Arrival};
     let new_id = uuid::Uuid::new_v4().to_string();
     // The person and the record of their sign-in, in one transaction.
     let mut tx = crate::store::audit::begin(db).await?;
+    let known =
+        crate::store::people::find_by_subject_in(&mut tx, &admitted.issuer, &admitted.subject)
+            .await?;
+    let by_email = crate::store::people::all_by_email_in(&mut tx, &admitted.email).await?;
+    let mut admitted = admitted.clone();
+    match arrival(known.as_ref(), &by_email, admitted.bootstrap_admin) {
+        Arrival::Disabled => return Ok(SignInOutcome::Disabled),
+        Arrival::Held { .. } => {
+            crate::store::people::hold(&mut tx, &admitted, now).await?;
+            tx.commit().await?;
+            return Ok(SignInOutcome::Held);
+        }
+        Arrival::Known(_) => {}
+        Arrival::New { admin } => admitted.bootstrap_admin = admin,
+    }
     let Some(mut person) =
-        crate::store::people::record_sign_in(&mut *tx, admitted, &new_id, now).await?
+        crate::store::people::record_sign_in(&mut *tx, &admitted, &new_id, now).await?
     else {
-        return Ok(None);
+        return Ok(SignInOutcome::Disabled);
     };
     // An invitation is used up by the first sign-in (and makes an admin if it said so).
     let invitation = crate::store::people::take_invitation(&mut tx, &person.email).await?;
@@ -133,5 +155,5 @@ pub async fn sign_in(
         }));
     crate::store::audit::append(&mut tx, &event).await?;
     tx.commit().await?;
-    Ok(Some(person))
+    Ok(SignInOutcome::SignedIn(person))
 }

@@ -149,7 +149,7 @@ async fn refuse_shared_secret(
         return Ok(());
     };
     let opened = opened_secrets(conn, masters).await?;
-    match secret_used_elsewhere(&opened, secret, id) {
+    match secret_used_elsewhere(&opened, secret.expose(), id) {
         Some(url) => Err(ManageError::Invalid(vec![shared_secret(url)])),
         None => Ok(()),
     }
@@ -194,7 +194,9 @@ fn new_secret(p: &import::Planned) -> Option<(String, String)> {
         import::Change::Update { site, id, .. } => (site, id.as_str()),
         _ => return None,
     };
-    site.secret.clone().map(|s| (s, id.to_string()))
+    site.secret
+        .as_ref()
+        .map(|s| (s.expose().to_string(), id.to_string()))
 }
 
 /// A change to one site's settings.
@@ -298,9 +300,13 @@ pub fn check_email(raw: &str, allowed_domains: &[String]) -> Result<String, Mana
 
 /// A site's HS256 secret sealed for that site alone (its id is in the seal).
 fn seal_secret(masters: &MasterKeys, site: &ValidSite, id: &str) -> Option<String> {
-    site.secret
-        .as_ref()
-        .map(|s| masters.seal(s.as_bytes(), &secret_aad(id), &mut rand::rngs::OsRng))
+    site.secret.as_ref().map(|s| {
+        masters.seal(
+            s.expose().as_bytes(),
+            &secret_aad(id),
+            &mut rand::rngs::OsRng,
+        )
+    })
 }
 
 /// A role as typed, if the site allows it.
@@ -423,7 +429,7 @@ pub async fn preview_import(
     refuse_shared_secrets_in_plan(&mut conn, masters, &mut planned).await?;
     Ok(ImportPlan {
         tally: import::tally(&planned),
-        digest: import::digest(&planned),
+        digest: import::digest(&planned, masters),
         rows: planned,
     })
 }
@@ -444,7 +450,7 @@ pub async fn apply_import(
     let existing = store::sites::all_by_url(&mut tx).await?;
     let mut planned = import::plan(&rows, &existing);
     refuse_shared_secrets_in_plan(&mut tx, masters, &mut planned).await?;
-    if import::digest(&planned) != digest {
+    if import::digest(&planned, masters) != digest {
         return Err(ManageError::Refused(
             "the sites changed since this preview: preview the file again".into(),
         ));

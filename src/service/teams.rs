@@ -327,3 +327,21 @@ pub async fn team_detail(db: &Db, id: &str) -> Result<Option<TeamDetail>, sqlx::
         team,
     }))
 }
+
+/// Does joining this team give a sensitive role somewhere (administrator,
+/// or the highest role of a site it reaches)? Adding a member is then as
+/// sensitive as granting that role.
+pub async fn grants_a_sensitive_role(
+    db: &Db,
+    team_id: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let rows = crate::store::teams::grant_roles_by_site(db, team_id, now).await?;
+    Ok(rows.iter().any(|(role, site_roles)| {
+        let site_roles = site_roles
+            .as_deref()
+            .map(crate::domain::sites::split_roles)
+            .unwrap_or_default();
+        crate::domain::access::is_sensitive_role_on(role, &site_roles)
+    }))
+}

@@ -9,7 +9,7 @@ use sqlx::{Any, FromRow, Transaction};
 
 use super::{audit, Db};
 use crate::domain::audit::Event;
-use crate::domain::keys::{KeyRecord, KeyState, Ring};
+use crate::domain::keys::{Integrity, KeyRecord, KeyState, Ring};
 
 #[derive(FromRow)]
 struct KeyRow {
@@ -26,18 +26,29 @@ struct KeyRow {
     removed_at: Option<i64>,
     revoked_at: Option<i64>,
     revoked_reason: Option<String>,
+    mac: Option<String>,
+    private_key: Option<String>,
+}
+
+/// A key row as stored: its record, its MAC and its sealed private half.
+/// Nothing here is trusted until the service has checked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub record: KeyRecord,
+    pub mac: Option<String>,
+    pub sealed: Option<String>,
 }
 
 const COLUMNS: &str = "kid, state, bits, n, e, created_at, activates_at, activated_at, \
                        retired_at, remove_at, removed_at, revoked_at, revoked_reason";
 
-impl TryFrom<KeyRow> for KeyRecord {
+impl TryFrom<KeyRow> for StoredKey {
     type Error = sqlx::Error;
     fn try_from(r: KeyRow) -> Result<Self, sqlx::Error> {
         let state = KeyState::parse(&r.state).ok_or_else(|| {
             sqlx::Error::Decode(format!("unknown key state {:?} for {}", r.state, r.kid).into())
         })?;
-        Ok(KeyRecord {
+        let record = KeyRecord {
             kid: r.kid,
             state,
             bits: u32::try_from(r.bits).unwrap_or(0),
@@ -51,6 +62,11 @@ impl TryFrom<KeyRow> for KeyRecord {
             removed_at: r.removed_at,
             revoked_at: r.revoked_at,
             revoked_reason: r.revoked_reason,
+        };
+        Ok(StoredKey {
+            record,
+            mac: r.mac,
+            sealed: r.private_key,
         })
     }
 }
@@ -62,35 +78,22 @@ pub async fn version(db: &Db) -> Result<i64, sqlx::Error> {
         .await
 }
 
-/// The ring (public halves and timelines) and its version, read together.
-pub async fn load(db: &Db) -> Result<(i64, Ring), sqlx::Error> {
+/// Every key row as stored, and the ring's version, read together.
+pub async fn load(db: &Db) -> Result<(i64, Vec<StoredKey>), sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     let version: i64 = sqlx::query_scalar("SELECT version FROM key_ring WHERE id = 1")
         .fetch_one(&mut *tx)
         .await?;
-    let ring = load_in(&mut tx).await?;
+    let rows = load_in(&mut tx).await?;
     tx.commit().await?;
-    Ok((version, ring))
+    Ok((version, rows))
 }
 
-async fn load_in(tx: &mut Transaction<'_, Any>) -> Result<Ring, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM signing_keys ORDER BY created_at, kid");
+async fn load_in(tx: &mut Transaction<'_, Any>) -> Result<Vec<StoredKey>, sqlx::Error> {
+    let sql =
+        format!("SELECT {COLUMNS}, mac, private_key FROM signing_keys ORDER BY created_at, kid");
     let rows: Vec<KeyRow> = sqlx::query_as(&sql).fetch_all(&mut **tx).await?;
-    let keys = rows
-        .into_iter()
-        .map(KeyRecord::try_from)
-        .collect::<Result<_, _>>()?;
-    Ok(Ring::new(keys))
-}
-
-/// The sealed private half of a key, while it is kept.
-pub async fn sealed_private_key(db: &Db, kid: &str) -> Result<Option<String>, sqlx::Error> {
-    let v: Option<Option<String>> =
-        sqlx::query_scalar("SELECT private_key FROM signing_keys WHERE kid = $1")
-            .bind(kid)
-            .fetch_optional(&db.pool)
-            .await?;
-    Ok(v.flatten())
+    rows.into_iter().map(StoredKey::try_from).collect()
 }
 
 /// A freshly generated key's id and its sealed private half, for `change`.
@@ -99,14 +102,27 @@ pub struct SealedKey {
     pub sealed: String,
 }
 
-/// Change the ring under the ring lock: `decide` sees the ring as it is
-/// now and changes it; the differences are written and committed together.
+/// How a change sees and seals rows: the verdict on each stored row (only
+/// sound rows reach `decide`), and the MAC of a row as written.
+pub struct Sealing<'a> {
+    pub verdict: &'a (dyn Fn(&StoredKey) -> Integrity + Sync),
+    pub mac: &'a (dyn Fn(&KeyRecord) -> String + Sync),
+    /// A forged row in a state that only one key may hold (next, active) is
+    /// revoked, so that it cannot block the real one; these make its record.
+    pub now: i64,
+    pub record_forged: &'a (dyn Fn(&KeyRecord, &str) -> Event + Sync),
+}
+
+/// Change the ring under the ring lock: `decide` sees the ring of trusted
+/// rows as it is now and changes it; the differences are written, each with
+/// its MAC, and committed together.
 /// `fresh` is the sealed private half of a key `decide` may add.
 /// Returns what `decide` returned.
 /// `record` turns what `decide` returned into the audit records written
 /// in the same transaction.
 pub async fn change<T, E>(
     db: &Db,
+    sealing: &Sealing<'_>,
     fresh: Option<&SealedKey>,
     decide: impl FnOnce(&mut Ring) -> Result<T, E>,
     record: impl FnOnce(&T) -> Vec<Event>,
@@ -116,11 +132,36 @@ where
 {
     let mut tx = audit::begin(db).await?;
     lock_ring(&mut tx).await?;
-    let before = load_in(&mut tx).await?;
+    let stored = load_in(&mut tx).await?;
+    let kids: Vec<String> = stored.iter().map(|s| s.record.kid.clone()).collect();
+    let mut sound = Vec::new();
+    let mut demoted = false;
+    for s in stored {
+        match (sealing.verdict)(&s) {
+            Integrity::Sound => sound.push(s.record),
+            Integrity::Forged(why)
+                if matches!(s.record.state, KeyState::Next | KeyState::Active) =>
+            {
+                let mut revoked = s.record;
+                revoked.state = KeyState::Revoked;
+                revoked.revoked_at = Some(sealing.now);
+                revoked.revoked_reason = Some(format!("failed its integrity check: {why}"));
+                update(&mut tx, &revoked, &(sealing.mac)(&revoked)).await?;
+                audit::append(&mut tx, &(sealing.record_forged)(&revoked, &why)).await?;
+                demoted = true;
+            }
+            _ => {}
+        }
+    }
+    let before = Ring::new(sound);
     let mut after = before.clone();
     let out = decide(&mut after)?;
     if after == before {
-        tx.rollback().await?;
+        if demoted {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
         return Ok(out);
     }
     // Write keys leaving a state before keys entering it, so that the
@@ -137,8 +178,16 @@ where
         .collect();
     changed.sort_by_key(|k| rank(k.state));
     for k in changed {
+        let mac = (sealing.mac)(k);
         if before.get(&k.kid).is_some() {
-            update(&mut tx, k).await?;
+            update(&mut tx, k, &mac).await?;
+        } else if kids.contains(&k.kid) {
+            // A new key whose id an untrusted row already holds.
+            return Err(sqlx::Error::Protocol(format!(
+                "key {} is already stored by an untrusted row",
+                k.kid
+            ))
+            .into());
         } else {
             let sealed = fresh
                 .filter(|f| f.kid == k.kid)
@@ -146,7 +195,7 @@ where
                 .ok_or_else(|| {
                     sqlx::Error::Protocol(format!("no private key given for new key {}", k.kid))
                 })?;
-            insert(&mut tx, k, sealed).await?;
+            insert(&mut tx, k, sealed, &mac).await?;
         }
     }
     for e in record(&out) {
@@ -169,10 +218,11 @@ async fn insert(
     tx: &mut Transaction<'_, Any>,
     k: &KeyRecord,
     sealed: &str,
+    mac: &str,
 ) -> Result<(), sqlx::Error> {
     let sql = format!(
-        "INSERT INTO signing_keys ({COLUMNS}, private_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        "INSERT INTO signing_keys ({COLUMNS}, private_key, mac) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     );
     sqlx::query(&sql)
         .bind(&k.kid)
@@ -189,12 +239,17 @@ async fn insert(
         .bind(k.revoked_at)
         .bind(&k.revoked_reason)
         .bind(sealed)
+        .bind(mac)
         .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-async fn update(tx: &mut Transaction<'_, Any>, k: &KeyRecord) -> Result<(), sqlx::Error> {
+async fn update(
+    tx: &mut Transaction<'_, Any>,
+    k: &KeyRecord,
+    mac: &str,
+) -> Result<(), sqlx::Error> {
     // The private half goes as soon as the key can no longer sign.
     let private = if k.state.keeps_private_key() {
         "private_key"
@@ -204,7 +259,7 @@ async fn update(tx: &mut Transaction<'_, Any>, k: &KeyRecord) -> Result<(), sqlx
     let sql = format!(
         "UPDATE signing_keys SET state = $2, activates_at = $3, activated_at = $4, \
          retired_at = $5, remove_at = $6, removed_at = $7, revoked_at = $8, \
-         revoked_reason = $9, private_key = {private} WHERE kid = $1"
+         revoked_reason = $9, private_key = {private}, mac = $10 WHERE kid = $1"
     );
     sqlx::query(&sql)
         .bind(&k.kid)
@@ -216,17 +271,19 @@ async fn update(tx: &mut Transaction<'_, Any>, k: &KeyRecord) -> Result<(), sqlx
         .bind(k.removed_at)
         .bind(k.revoked_at)
         .bind(&k.revoked_reason)
+        .bind(mac)
         .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-/// Reseal every kept private key with `reseal` (old sealed value → new, or
-/// `None` to leave it), under the ring lock. Returns how many changed.
-/// `record` makes the audit record of how many were resealed.
-pub async fn reseal_private_keys<E>(
+/// Reseal every trusted row under the current master key, under the ring
+/// lock: `reseal` gives a row's new sealed private half and MAC, or `None`
+/// to leave it. Returns how many changed. `record` makes the audit record
+/// of how many were resealed.
+pub async fn reseal<E>(
     db: &Db,
-    mut reseal: impl FnMut(&str, &str) -> Result<Option<String>, E>,
+    mut reseal: impl FnMut(&StoredKey) -> Result<Option<(Option<String>, String)>, E>,
     record: impl FnOnce(u64) -> Event,
 ) -> Result<u64, E>
 where
@@ -234,17 +291,14 @@ where
 {
     let mut tx = audit::begin(db).await?;
     lock_ring(&mut tx).await?;
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT kid, private_key FROM signing_keys WHERE private_key IS NOT NULL ORDER BY kid",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows = load_in(&mut tx).await?;
     let mut n = 0;
-    for (kid, sealed) in rows {
-        if let Some(new) = reseal(&kid, &sealed)? {
-            sqlx::query("UPDATE signing_keys SET private_key = $2 WHERE kid = $1")
-                .bind(&kid)
-                .bind(new)
+    for row in rows {
+        if let Some((sealed, mac)) = reseal(&row)? {
+            sqlx::query("UPDATE signing_keys SET private_key = $2, mac = $3 WHERE kid = $1")
+                .bind(&row.record.kid)
+                .bind(sealed)
+                .bind(mac)
                 .execute(&mut *tx)
                 .await?;
             n += 1;
@@ -253,4 +307,53 @@ where
     audit::append(&mut tx, &record(n)).await?;
     tx.commit().await?;
     Ok(n)
+}
+
+/// Bind the rows stored before key rows carried MACs, once: while the ring
+/// says it has not been done, every row without a MAC gets the one `bind`
+/// gives (`None`: left unbound, and so never trusted), and the ring notes
+/// that it is done, so that a row inserted without a MAC later is never
+/// bound. Returns the kids bound, or `None` when it was done before.
+pub async fn bind_legacy_rows(
+    db: &Db,
+    now: i64,
+    bind: impl Fn(&StoredKey) -> Option<String>,
+    record: impl FnOnce(&[String], &[String]) -> Event,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
+    let bound_at = "SELECT rows_bound_at FROM key_ring WHERE id = 1";
+    // Once done, nothing to lock for (the usual case at every start).
+    let done: Option<i64> = sqlx::query_scalar(bound_at).fetch_one(&db.pool).await?;
+    if done.is_some() {
+        return Ok(None);
+    }
+    let mut tx = audit::begin(db).await?;
+    lock_ring(&mut tx).await?;
+    let done: Option<i64> = sqlx::query_scalar(bound_at).fetch_one(&mut *tx).await?;
+    if done.is_some() {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let (mut bound, mut refused) = (Vec::new(), Vec::new());
+    for row in load_in(&mut tx).await?.iter().filter(|r| r.mac.is_none()) {
+        match bind(row) {
+            Some(mac) => {
+                sqlx::query("UPDATE signing_keys SET mac = $2 WHERE kid = $1")
+                    .bind(&row.record.kid)
+                    .bind(mac)
+                    .execute(&mut *tx)
+                    .await?;
+                bound.push(row.record.kid.clone());
+            }
+            None => refused.push(row.record.kid.clone()),
+        }
+    }
+    sqlx::query("UPDATE key_ring SET rows_bound_at = $1 WHERE id = 1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    if !bound.is_empty() || !refused.is_empty() {
+        audit::append(&mut tx, &record(&bound, &refused)).await?;
+    }
+    tx.commit().await?;
+    Ok(Some(bound))
 }

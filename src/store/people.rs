@@ -43,9 +43,10 @@ const COLUMNS: &str = "id, issuer, subject, email, name, given_name, family_name
                        is_admin, disabled, created_at, last_sign_in_at";
 
 /// Record a sign-in: create the person on first sign-in (as staff, or admin
-/// when bootstrapped), else refresh their profile from the provider.
-/// A bootstrap admin is promoted; nobody is demoted here. A disabled person
-/// is left untouched and `None` returned.
+/// when bootstrapped), else refresh their profile from the provider. The
+/// bootstrap list counts only at creation: later sign-ins neither promote
+/// nor demote (the console decides). A disabled person is left untouched
+/// and `None` returned.
 pub async fn record_sign_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     ex: E,
     who: &Admitted,
@@ -59,7 +60,7 @@ pub async fn record_sign_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
          ON CONFLICT (issuer, subject) DO UPDATE SET \
              email = excluded.email, name = excluded.name, given_name = excluded.given_name, \
              family_name = excluded.family_name, last_sign_in_at = excluded.last_sign_in_at, \
-             is_admin = CASE WHEN excluded.is_admin = 1 THEN 1 ELSE people.is_admin END \
+             is_admin = people.is_admin \
          WHERE people.disabled = 0 \
          RETURNING {COLUMNS}"
     );
@@ -374,4 +375,113 @@ pub(crate) fn from_prefixed_row(
         }
         .into(),
     ))
+}
+
+/// The person known under (issuer, subject), read inside a transaction.
+pub async fn find_by_subject_in(
+    conn: &mut sqlx::AnyConnection,
+    issuer: &str,
+    subject: &str,
+) -> Result<Option<Person>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM people WHERE issuer = $1 AND subject = $2");
+    let row: Option<PersonRow> = sqlx::query_as(&sql)
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(Into::into))
+}
+
+/// Everyone known under an e-mail address, read inside a transaction.
+pub async fn all_by_email_in(
+    conn: &mut sqlx::AnyConnection,
+    email: &str,
+) -> Result<Vec<Person>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM people WHERE email = $1 ORDER BY created_at");
+    let rows: Vec<PersonRow> = sqlx::query_as(&sql)
+        .bind(email.trim().to_ascii_lowercase())
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Move a person to another (issuer, subject): an admin confirmed that a
+/// new account at the provider is theirs.
+pub async fn set_identity(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    issuer: &str,
+    subject: &str,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query("UPDATE people SET issuer = $2, subject = $3 WHERE id = $1")
+        .bind(id)
+        .bind(issuer)
+        .bind(subject)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// A sign-in held for an admin: an address someone enabled already holds,
+/// arriving under another subject.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Held {
+    pub issuer: String,
+    pub subject: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub first_seen_at: i64,
+    pub last_seen_at: i64,
+    pub attempts: i64,
+}
+
+const HELD_COLUMNS: &str = "issuer, subject, email, name, first_seen_at, last_seen_at, attempts";
+
+/// Note a held sign-in (again).
+pub async fn hold(
+    conn: &mut sqlx::AnyConnection,
+    who: &Admitted,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO held_identities (issuer, subject, email, name, first_seen_at, last_seen_at, attempts) \
+         VALUES ($1, $2, $3, $4, $5, $5, 1) \
+         ON CONFLICT (issuer, subject) DO UPDATE SET email = excluded.email, name = excluded.name, \
+             last_seen_at = excluded.last_seen_at, attempts = held_identities.attempts + 1",
+    )
+    .bind(&who.issuer)
+    .bind(&who.subject)
+    .bind(&who.email)
+    .bind(&who.name)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Held sign-ins, newest first (one address's, when `email` is not empty).
+pub async fn held(db: &Db, email: &str) -> Result<Vec<Held>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {HELD_COLUMNS} FROM held_identities WHERE ($1 = '' OR email = $1) \
+         ORDER BY last_seen_at DESC LIMIT 500"
+    ))
+    .bind(email.trim().to_ascii_lowercase())
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// Take a held sign-in away (confirmed or refused).
+pub async fn take_held(
+    conn: &mut sqlx::AnyConnection,
+    issuer: &str,
+    subject: &str,
+) -> Result<Option<Held>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "DELETE FROM held_identities WHERE issuer = $1 AND subject = $2 RETURNING {HELD_COLUMNS}"
+    ))
+    .bind(issuer)
+    .bind(subject)
+    .fetch_optional(&mut *conn)
+    .await
 }

@@ -1,6 +1,10 @@
 //! The tower-sessions store over our own `sessions` table. The person a
 //! session belongs to is copied into a column, so that disabling a person
 //! or "sign out everywhere" ends all their sessions in one statement.
+//!
+//! A row is keyed by a hash of the session id, never by the id (the cookie's
+//! value): a database dump or a read replica holds no live session. The
+//! stored record leaves the id out too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -62,15 +66,13 @@ impl DbSessionStore {
     /// reading the row a second time. The caller loads its session right
     /// after and then calls [`DbSessionStore::unprime`], so that a record
     /// is never served later than the request that read it.
-    pub fn prime(&self, stored: &str) -> session_store::Result<Id> {
-        let record: Record = serde_json::from_str(stored)
-            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
-        let id = record.id;
+    pub fn prime(&self, id: Id, stored: &str) -> session_store::Result<()> {
+        let record = decode(id, stored)?;
         self.primed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, record);
-        Ok(id)
+        Ok(())
     }
 
     /// Drop a primed record its `load` did not take.
@@ -128,8 +130,29 @@ fn person_of(record: &Record) -> Option<String> {
         .map(|s| s.person_id)
 }
 
+/// The key a session's row is stored under: a hash of its id. Ids are 128
+/// random bits, so the hash needs no key to be irreversible.
+pub fn stored_id(id: &Id) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("agency-sso session id\0{id}").as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The record as stored: without its id (a placeholder takes its place).
 fn encode(record: &Record) -> session_store::Result<String> {
-    serde_json::to_string(record).map_err(|e| session_store::Error::Encode(e.to_string()))
+    let stored = Record {
+        id: Id(0),
+        ..record.clone()
+    };
+    serde_json::to_string(&stored).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
+/// A stored record, given back its id (which the cookie brought).
+fn decode(id: Id, stored: &str) -> session_store::Result<Record> {
+    let mut record: Record =
+        serde_json::from_str(stored).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+    record.id = id;
+    Ok(record)
 }
 
 #[async_trait]
@@ -141,7 +164,7 @@ impl SessionStore for DbSessionStore {
                 "INSERT INTO sessions (id, person_id, record, expires_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (id) DO NOTHING",
             )
-            .bind(record.id.to_string())
+            .bind(stored_id(&record.id))
             .bind(person_of(record))
             .bind(encode(record)?)
             .bind(record.expiry_date.unix_timestamp())
@@ -166,7 +189,7 @@ impl SessionStore for DbSessionStore {
         sqlx::query(
             "UPDATE sessions SET person_id = $2, record = $3, expires_at = $4 WHERE id = $1",
         )
-        .bind(record.id.to_string())
+        .bind(stored_id(&record.id))
         .bind(person_of(record))
         .bind(encode(record)?)
         .bind(record.expiry_date.unix_timestamp())
@@ -185,16 +208,12 @@ impl SessionStore for DbSessionStore {
         let now = Self::now();
         let row: Option<(String,)> =
             sqlx::query_as("SELECT record FROM sessions WHERE id = $1 AND expires_at > $2")
-                .bind(id.to_string())
+                .bind(stored_id(id))
                 .bind(now)
                 .fetch_optional(&self.db.pool)
                 .await
                 .map_err(backend)?;
-        let record: Option<Record> = row
-            .map(|(json,)| {
-                serde_json::from_str(&json).map_err(|e| session_store::Error::Decode(e.to_string()))
-            })
-            .transpose()?;
+        let record: Option<Record> = row.map(|(json,)| decode(*id, &json)).transpose()?;
         match &record {
             Some(r) => self.remember(r),
             None => self.forget(id),
@@ -206,7 +225,7 @@ impl SessionStore for DbSessionStore {
         self.forget(id);
         self.unprime(id);
         sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id.to_string())
+            .bind(stored_id(id))
             .execute(&self.db.pool)
             .await
             .map_err(backend)?;
@@ -261,8 +280,8 @@ pub async fn count_for_person(db: &Db, person_id: &str, now: i64) -> Result<i64,
     Ok(n)
 }
 
-/// A session as the admin console shows it: never its id (the cookie's
-/// value), only a handle derived from it.
+/// A session as the admin console shows it: never its stored key, only a
+/// handle derived from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveSession {
     pub handle: String,
@@ -273,7 +292,7 @@ pub struct ActiveSession {
     pub expires_at: i64,
 }
 
-/// A stable public handle for a session id (a hash prefix, not reversible).
+/// A stable public handle for a session's stored key (a hash prefix, not reversible).
 pub fn handle(session_id: &str) -> String {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(format!("agency-sso session handle:{session_id}").as_bytes());

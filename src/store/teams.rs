@@ -287,3 +287,21 @@ pub async fn client_site_ids(
         .fetch_all(&mut *conn)
         .await
 }
+
+/// The role of each live grant of a team, with the roles (highest first) of
+/// each site it reaches (none for a client grant with no sites yet).
+pub async fn grant_roles_by_site(
+    db: &Db,
+    team_id: &str,
+    now: i64,
+) -> Result<Vec<(String, Option<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT tg.role, s.roles FROM team_grants tg \
+         LEFT JOIN sites s ON s.id = tg.site_id OR (tg.site_id IS NULL AND s.client = tg.client) \
+         WHERE tg.team_id = $1 AND (tg.expires_at IS NULL OR tg.expires_at > $2)",
+    )
+    .bind(team_id)
+    .bind(now)
+    .fetch_all(&db.pool)
+    .await
+}

@@ -98,14 +98,15 @@ pub async fn export(
         Err(problem) => return json_error(StatusCode::BAD_REQUEST, "bad_filter", &problem),
     };
     let db = st.db.clone();
+    let for_subject = mine.then(|| viewer.email.clone());
     // The header, then one page of records at a time.
     let first = Some(Ok::<_, std::io::Error>(format.header().to_string()))
         .filter(|_| !format.header().is_empty());
     let pages = futures_util::stream::unfold(Some(None::<i64>), move |cursor| {
-        let (db, filter) = (db.clone(), filter.clone());
+        let (db, filter, for_subject) = (db.clone(), filter.clone(), for_subject.clone());
         async move {
             let before = cursor?;
-            match export_page(&db, &filter, format, before).await {
+            match export_page(&db, &filter, format, before, for_subject.as_deref()).await {
                 Ok(Some((chunk, last))) => Some((Ok(chunk), Some(Some(last)))),
                 Ok(None) => None,
                 Err(e) => {

@@ -19,10 +19,52 @@ use super::RequestOrigin;
 use crate::domain::audit::{kind, outcome, Actor, Event, Origin};
 use crate::domain::identity::{Refusal, VerifiedIdentity};
 use crate::domain::people::Person;
-use crate::domain::session::{safe_return_path, AttemptError, PendingSignIn, SignedIn};
+use crate::domain::session::{
+    proven_fresh, safe_return_path, AttemptError, PendingSignIn, SignedIn,
+};
 use crate::service::sessions::{current_person, SIGNED_IN_KEY};
 
-const PENDING_KEY: &str = "oidc_pending";
+/// The sign-in attempt in flight lives in its own cookie, sealed under the
+/// master key, not in the database: a stranger starting sign-ins writes
+/// nothing. It is read (and cleared) only by the callback.
+const ATTEMPT_COOKIE: &str = "agency-sso-attempt";
+const ATTEMPT_AAD: &str = "sign-in-attempt";
+
+fn attempt_cookie_name(st: &AppState) -> String {
+    if st.config.is_https() {
+        format!("__Host-{ATTEMPT_COOKIE}")
+    } else {
+        ATTEMPT_COOKIE.to_string()
+    }
+}
+
+/// The `Set-Cookie` value that stores (or, empty, clears) the attempt.
+fn attempt_cookie(st: &AppState, value: &str) -> Option<axum::http::HeaderValue> {
+    let max_age = if value.is_empty() {
+        0
+    } else {
+        crate::domain::session::SIGN_IN_ATTEMPT_TTL_SECS
+    };
+    let secure = if st.config.is_https() { "; Secure" } else { "" };
+    axum::http::HeaderValue::from_str(&format!(
+        "{}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        attempt_cookie_name(st)
+    ))
+    .ok()
+}
+
+/// The attempt the browser brought back, if it opens here.
+fn attempt_of(st: &AppState, headers: &axum::http::HeaderMap) -> Option<PendingSignIn> {
+    let name = attempt_cookie_name(st);
+    let sealed = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(name.as_str())?.strip_prefix('='))?;
+    let plain = st.master_keys.open(sealed, ATTEMPT_AAD).ok()?;
+    serde_json::from_slice(&plain).ok()
+}
 
 const ALLOWED_ID_TOKEN_ALGS: [CoreJwsSigningAlgorithm; 6] = [
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
@@ -43,11 +85,7 @@ pub struct LoginQuery {
 }
 
 /// GET /auth/login: start an attempt and send the browser to the provider.
-pub async fn login(
-    State(st): State<AppState>,
-    session: Session,
-    Query(q): Query<LoginQuery>,
-) -> Response {
+pub async fn login(State(st): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
     let client = match st.oidc.client().await {
         Ok(c) => c,
         Err(e) => return SignInError::Provider(e).into_response(),
@@ -82,11 +120,23 @@ pub async fn login(
         return_to: safe_return_path(q.return_to.as_deref()),
         reauth,
     };
-    if let Err(e) = session.insert(PENDING_KEY, pending).await {
-        tracing::error!(error = %e, "cannot store the sign-in attempt");
-        return SignInError::Storage.into_response();
+    let sealed = match serde_json::to_vec(&pending) {
+        Ok(plain) => st
+            .master_keys
+            .seal(&plain, ATTEMPT_AAD, &mut rand::rngs::OsRng),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store the sign-in attempt");
+            return SignInError::Storage.into_response();
+        }
+    };
+    let mut res = Redirect::to(url.as_str()).into_response();
+    match attempt_cookie(&st, &sealed) {
+        Some(c) => {
+            res.headers_mut().append(axum::http::header::SET_COOKIE, c);
+            res
+        }
+        None => SignInError::Storage.into_response(),
     }
-    Redirect::to(url.as_str()).into_response()
 }
 
 #[derive(Deserialize)]
@@ -103,15 +153,36 @@ pub async fn callback(
     State(st): State<AppState>,
     RequestOrigin(from): RequestOrigin,
     session: Session,
+    headers: axum::http::HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    // Single use: the attempt is gone from the session whatever happens next.
-    let pending: Option<PendingSignIn> = session.remove(PENDING_KEY).await.ok().flatten();
+    // Single use: the attempt's cookie is cleared whatever happens next.
+    let pending = attempt_of(&st, &headers);
+    let mut res = finish(&st, &from, &session, pending, q).await;
+    if let Some(c) = attempt_cookie(&st, "") {
+        res.headers_mut().append(axum::http::header::SET_COOKIE, c);
+    }
+    res
+}
+
+async fn finish(
+    st: &AppState,
+    from: &Origin,
+    session: &Session,
+    pending: Option<PendingSignIn>,
+    q: CallbackQuery,
+) -> Response {
+    let st = st.clone();
+    let from = from.clone();
     match finish_sign_in(&st, pending, q, &from).await {
-        Ok((person, return_to)) => {
+        Ok((person, return_to, fresh)) => {
             let signed_in = SignedIn {
                 person_id: person.id.clone(),
                 signed_in_at: st.clock.now(),
+                reauthenticated_at: match fresh {
+                    Fresh::Proven(at) => Some(at),
+                    _ => None,
+                },
             };
             // A new session id at sign-in defeats session fixation.
             let stored = async {
@@ -128,6 +199,21 @@ pub async fn callback(
                 return failed.into_response();
             }
             tracing::info!(person = %person.id, email = %person.email, "signed in");
+            if let Fresh::Unproven(why) = fresh {
+                // Signed in, but not freshly enough for a sensitive action:
+                // say so rather than send the person round again and again.
+                tracing::warn!(person = %person.id, why = %why, "a fresh sign-in was asked for and not proved");
+                let message = format!(
+                    "You are signed in, but your identity provider did not prove that you signed in again just now ({why}), so the action that asked for it stays locked. Ask an admin to check that the provider honours prompt=login and max_age."
+                );
+                return error_page(ErrorPage {
+                    status: StatusCode::OK,
+                    title: "A fresh sign-in could not be confirmed",
+                    message: &message,
+                    code: "reauth_unproven",
+                    action: Some((return_to.as_str(), "Go back")),
+                });
+            }
             Redirect::to(&return_to).into_response()
         }
         Err(e) => {
@@ -149,19 +235,37 @@ pub async fn callback(
 }
 
 /// Record a failed sign-in (best effort: the failure is shown either way).
+/// A failure anyone can cause without an account (no ID token the provider
+/// signed: a bogus callback, a forged state) is recorded at most a few
+/// times a minute per address and overall: the first of a flood says so,
+/// the rest are only counted in the metrics, so strangers cannot grow the
+/// audit log or hold its lock.
 async fn record_failure(st: &AppState, e: &SignInError, email: Option<&str>, from: &Origin) {
+    use crate::domain::limits::Verdict;
     st.metrics.sign_in_failed(e.code());
+    let now = st.clock.now();
+    let mut detail = serde_json::json!({ "message": e.message() });
+    if !e.vouched_for() {
+        let client = from
+            .ip
+            .parse()
+            .map(crate::domain::limits::bucket_key)
+            .unwrap_or_else(|_| from.ip.clone());
+        match st.limits.record_failure(&client, now) {
+            Verdict::Allowed => {}
+            Verdict::Limited { first: true, .. } => {
+                detail["flood"] = serde_json::json!(
+                    "more failed sign-ins like this one are counted in the metrics, not recorded, until they slow down"
+                );
+            }
+            Verdict::Limited { first: false, .. } => return,
+        }
+    }
     let email = email.unwrap_or("");
-    let event = Event::new(
-        st.clock.now(),
-        kind::SIGN_IN_FAILED,
-        outcome::FAILURE,
-        email,
-        from,
-    )
-    .subject(email)
-    .reason(e.code())
-    .detail(serde_json::json!({ "message": e.message() }));
+    let event = Event::new(now, kind::SIGN_IN_FAILED, outcome::FAILURE, email, from)
+        .subject(email)
+        .reason(e.code())
+        .detail(detail);
     if let Err(err) = crate::service::audit::record(&st.db, &[event]).await {
         tracing::error!(error = %err, "cannot record the failed sign-in");
     }
@@ -175,7 +279,7 @@ async fn finish_sign_in(
     pending: Option<PendingSignIn>,
     q: CallbackQuery,
     from: &Origin,
-) -> Result<(Person, String), SignInError> {
+) -> Result<(Person, String, Fresh), SignInError> {
     let pending = pending.ok_or(SignInError::Attempt(AttemptError::NoAttempt))?;
     if let Some(error) = q.error {
         return Err(SignInError::ProviderSaid {
@@ -233,23 +337,30 @@ async fn finish_sign_in(
             return Err(SignInError::IdToken(error_chain(&e)));
         }
     };
-    // A fresh sign-in was asked for: when the provider says when the person
-    // authenticated, it must be just before it issued this token (both
-    // times by the provider's clock).
-    if pending.reauth {
-        if let Some(at) = claims.auth_time() {
-            if at.timestamp() < claims.issue_time().timestamp() - 120 {
-                return Err(SignInError::IdToken(
-                    "the provider did not authenticate the person again".into(),
-                ));
-            }
+    // A fresh sign-in was asked for: it counts only when the ID token says
+    // the provider authenticated the person just now.
+    let auth_time = claims.auth_time().map(|t| t.timestamp());
+    let fresh = if !pending.reauth {
+        Fresh::NotAsked
+    } else {
+        match proven_fresh(true, auth_time, now, MAX_CLOCK_SKEW_SECS) {
+            Some(at) => Fresh::Proven(at),
+            None => Fresh::Unproven(match auth_time {
+                None => "its ID token has no auth_time".to_string(),
+                Some(at) => format!(
+                    "the auth_time in its ID token is {} s from now, more than {} s",
+                    now - at,
+                    crate::domain::session::FRESH_AUTH_SECS
+                ),
+            }),
         }
-    }
+    };
     let identity = VerifiedIdentity {
         issuer: claims.issuer().as_str().to_string(),
         subject: claims.subject().as_str().to_string(),
         email: claims.email().map(|e| e.as_str().to_string()),
-        email_verified: claims.email_verified() == Some(true),
+        email_verified: claims.email_verified(),
+        domain_owner_verified: claims.additional_claims().xms_edov,
         hosted_domain: claims.additional_claims().hd.clone(),
         name: default_locale(claims.name()),
         given_name: default_locale(claims.given_name()),
@@ -260,16 +371,33 @@ async fn finish_sign_in(
         .sign_in
         .admit(&identity)
         .map_err(SignInError::Refused)?;
-    let person = crate::service::sessions::sign_in(&st.db, &admitted, from, st.clock.now())
+    use crate::service::sessions::SignInOutcome;
+    let person = match crate::service::sessions::sign_in(&st.db, &admitted, from, st.clock.now())
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot record the sign-in");
             SignInError::Storage
-        })?
-        .ok_or(SignInError::Disabled {
-            email: admitted.email.clone(),
-        })?;
-    Ok((person, pending.return_to))
+        })? {
+        SignInOutcome::SignedIn(p) => p,
+        SignInOutcome::Disabled => {
+            return Err(SignInError::Disabled {
+                email: admitted.email.clone(),
+            })
+        }
+        SignInOutcome::Held => {
+            return Err(SignInError::Held {
+                email: admitted.email.clone(),
+            })
+        }
+    };
+    Ok((person, pending.return_to, fresh))
+}
+
+/// Whether this sign-in proved a fresh authentication.
+enum Fresh {
+    NotAsked,
+    Proven(i64),
+    Unproven(String),
 }
 
 /// The claim's value without a language tag, as providers send it.
@@ -294,14 +422,30 @@ pub enum SignInError {
     Disabled {
         email: String,
     },
+    /// The address is someone's under another subject: an admin must confirm.
+    Held {
+        email: String,
+    },
     Storage,
 }
 
 impl SignInError {
+    /// Did the provider vouch for someone (a verified ID token) before this
+    /// failed? Only then does it take an account to cause it.
+    fn vouched_for(&self) -> bool {
+        matches!(
+            self,
+            SignInError::Refused(_)
+                | SignInError::Disabled { .. }
+                | SignInError::Held { .. }
+                | SignInError::Storage
+        )
+    }
+
     /// The e-mail address the failure concerns, where one is known.
     fn email(&self) -> Option<&str> {
         match self {
-            SignInError::Disabled { email } => Some(email),
+            SignInError::Disabled { email } | SignInError::Held { email } => Some(email),
             SignInError::Refused(r) => r.email(),
             _ => None,
         }
@@ -316,6 +460,7 @@ impl SignInError {
             SignInError::IdToken(_) => "id_token_invalid",
             SignInError::Refused(r) => r.code(),
             SignInError::Disabled { .. } => "person_disabled",
+            SignInError::Held { .. } => "identity_held",
             SignInError::Storage => "storage_unavailable",
         }
     }
@@ -341,7 +486,9 @@ impl SignInError {
             SignInError::Attempt(_) | SignInError::ProviderSaid { .. } => StatusCode::BAD_REQUEST,
             SignInError::Provider(_) | SignInError::Exchange(_) => StatusCode::BAD_GATEWAY,
             SignInError::IdToken(_) => StatusCode::UNAUTHORIZED,
-            SignInError::Refused(_) | SignInError::Disabled { .. } => StatusCode::FORBIDDEN,
+            SignInError::Refused(_) | SignInError::Disabled { .. } | SignInError::Held { .. } => {
+                StatusCode::FORBIDDEN
+            }
             SignInError::Storage => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -351,6 +498,7 @@ impl SignInError {
             SignInError::Attempt(AttemptError::Expired) => "Sign-in expired",
             SignInError::Refused(_) => "Not allowed to sign in",
             SignInError::Disabled { .. } => "Account disabled",
+            SignInError::Held { .. } => "Waiting for an admin",
             SignInError::Provider(_) => "Identity provider unavailable",
             _ => "Sign-in failed",
         }
@@ -380,6 +528,9 @@ impl SignInError {
             SignInError::Refused(r) => r.to_string(),
             SignInError::Disabled { email } => {
                 format!("The account {email} has been disabled. Ask an administrator if this is a mistake.")
+            }
+            SignInError::Held { email } => {
+                format!("{email} already belongs to someone here, under another account at your identity provider. An admin must confirm that this new account is theirs before it can sign in; they have been shown this attempt.")
             }
             SignInError::Storage => {
                 "The dashboard could not save your sign-in right now. Please try again in a moment.".into()

@@ -106,6 +106,24 @@ pub async fn launch(
                 action: None,
             })
         }
+        Err(crate::service::launch::LaunchError::NoSigner) => {
+            tracing::error!(
+                problem = st
+                    .keys
+                    .snapshot()
+                    .signer_problem
+                    .as_deref()
+                    .unwrap_or("none"),
+                "launch refused: this instance has no signing key it can use"
+            );
+            error_page(ErrorPage {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                title: "The site could not be opened",
+                message: "This dashboard server cannot sign right now (its signing key cannot be opened here), so no sign-in was sent to the site. Try again in a moment; if it persists, tell an admin.",
+                code: "signing_key_unavailable",
+                action: None,
+            })
+        }
         Err(e) => {
             tracing::error!(error = %e, "launch failed; no token was issued");
             unavailable()
@@ -124,17 +142,18 @@ async fn signed_in_with_facts(
     let read = match session.id() {
         Some(id) => {
             let now = DbSessionStore::now();
-            crate::service::launch::facts_in_session(&st.db, &id.to_string(), site_id, now)
+            crate::service::launch::facts_in_session(&st.db, &id, site_id, now)
                 .await
                 .map_err(|e| CurrentError(e.to_string()))?
+                .map(|read| (id, read))
         }
         None => None,
     };
-    let Some((stored, facts)) = read else {
+    let Some((id, (stored, facts))) = read else {
         // No live session (the cookie is then cleared by the session layer's own read).
         return Ok(signed_in(st, session).await?.map(|who| (who, None)));
     };
-    let Some(who) = signed_in_with(st, session, &stored).await? else {
+    let Some(who) = signed_in_with(st, session, id, &stored).await? else {
         return Ok(None);
     };
     // The facts are the person's the session row names; anything else is read again.

@@ -14,7 +14,7 @@ use super::pages::{error_page, ErrorPage};
 use super::AppState;
 use crate::config::LimitSettings;
 use crate::domain::audit::{kind, outcome, Event, Origin};
-use crate::domain::limits::{client_ip, Buckets, Verdict};
+use crate::domain::limits::{bucket_key, client_ip, forwarded_hops, Buckets, ProxyHeader, Verdict};
 
 /// The client's address, as worked out once per request.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +29,16 @@ pub struct Limiter {
     sign_in: Option<Mutex<Buckets>>,
     launch_person: Option<Mutex<Buckets>>,
     launch_client: Option<Mutex<Buckets>>,
+    /// Failed sign-ins anyone can cause (no verified ID token): recorded
+    /// in the audit log at most this often per client, and overall.
+    failures_per_client: Mutex<Buckets>,
+    failures_overall: Mutex<Buckets>,
 }
+
+/// Unauthenticated sign-in failures recorded per client address...
+const FAILURES_PER_CLIENT: &str = "10/min";
+/// ... and from everyone together, per process.
+const FAILURES_OVERALL: &str = "120/min";
 
 /// Which limit a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,10 +61,34 @@ impl Scope {
 impl Limiter {
     pub fn new(s: LimitSettings) -> Limiter {
         let buckets = |r: Option<_>| r.map(|r| Mutex::new(Buckets::new(r, MAX_KEYS)));
+        let fixed = |r: &str| {
+            let rate = crate::domain::limits::Rate::parse(r)
+                .ok()
+                .flatten()
+                .expect("a valid built-in rate");
+            Mutex::new(Buckets::new(rate, MAX_KEYS))
+        };
         Limiter {
             sign_in: buckets(s.sign_in),
             launch_person: buckets(s.launch_person),
             launch_client: buckets(s.launch_client),
+            failures_per_client: fixed(FAILURES_PER_CLIENT),
+            failures_overall: fixed(FAILURES_OVERALL),
+        }
+    }
+
+    /// May a sign-in failure nobody authenticated caused be written to the
+    /// audit log? Allowed below both limits; `Limited { first: true }` once
+    /// per flood (record that one, saying the rest are only counted).
+    pub fn record_failure(&self, client: &str, now: i64) -> Verdict {
+        let lock = |m: &Mutex<Buckets>, key: &str| {
+            m.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .check(key, now.saturating_mul(1000))
+        };
+        match lock(&self.failures_per_client, client) {
+            Verdict::Allowed => lock(&self.failures_overall, "all"),
+            limited => limited,
         }
     }
 
@@ -86,11 +119,22 @@ pub async fn by_client(State(st): State<AppState>, mut req: Request, next: Next)
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let ip = peer.map(|peer| {
-        let forwarded = req
+        let header = st.config.proxy_header;
+        let name = match header {
+            ProxyHeader::XForwardedFor => "x-forwarded-for",
+            ProxyHeader::Forwarded => "forwarded",
+        };
+        let lines: Vec<&str> = req
             .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        client_ip(peer, forwarded, &st.config.trusted_proxies)
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("<unreadable>"))
+            .collect();
+        client_ip(
+            peer,
+            &forwarded_hops(header, &lines),
+            &st.config.trusted_proxies,
+        )
     });
     if let Some(ip) = ip {
         req.extensions_mut().insert(ClientIp(ip));
@@ -100,7 +144,7 @@ pub async fn by_client(State(st): State<AppState>, mut req: Request, next: Next)
         (&Method::POST, "/launch") => Scope::LaunchPerClient,
         _ => return next.run(req).await,
     };
-    let key = ip.map_or_else(|| "unknown".into(), |ip| ip.to_string());
+    let key = ip.map_or_else(|| "unknown".into(), bucket_key);
     match st.limits.check(scope, &key, st.clock.now()) {
         Verdict::Allowed => next.run(req).await,
         Verdict::Limited {

@@ -145,10 +145,26 @@ async fn healthz() -> impl IntoResponse {
 /// The process can serve: its database answers within a bound.
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     match tokio::time::timeout(Duration::from_secs(2), st.ping()).await {
-        Ok(Ok(())) => (
-            StatusCode::OK,
-            Json(serde_json::json!({ "status": "ready" })),
-        ),
+        Ok(Ok(())) => {
+            // The database answers; can this instance sign, and which stored
+            // keys does it refuse to publish?
+            let keys = st.keys.snapshot();
+            let untrusted = serde_json::to_value(&keys.untrusted).unwrap_or_default();
+            match &keys.signer_problem {
+                Some(problem) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(serde_json::json!({
+                        "status": "unavailable",
+                        "error": { "code": "signing_key_unavailable", "message": problem },
+                        "untrusted_keys": untrusted,
+                    })),
+                ),
+                None => (
+                    StatusCode::OK,
+                    Json(serde_json::json!({ "status": "ready", "untrusted_keys": untrusted })),
+                ),
+            }
+        }
         outcome => {
             let why = match outcome {
                 Ok(Err(e)) => e.to_string(),

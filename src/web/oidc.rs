@@ -26,6 +26,27 @@ use crate::config::Config;
 pub struct ExtraClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hd: Option<String>,
+    /// Microsoft Entra ID: the address' domain is verified by its owner.
+    /// Entra sends it as a boolean or as the string "1"/"true".
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "loose_bool"
+    )]
+    pub xms_edov: Option<bool>,
+}
+
+fn loose_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::Bool(b)) => Some(b),
+        Some(serde_json::Value::String(s)) => match s.as_str() {
+            "1" | "true" | "True" => Some(true),
+            "0" | "false" | "False" => Some(false),
+            _ => None,
+        },
+        Some(serde_json::Value::Number(n)) => n.as_i64().map(|n| n == 1),
+        _ => None,
+    })
 }
 impl AdditionalClaims for ExtraClaims {}
 

@@ -109,7 +109,7 @@ async fn every_admin_function_refuses_staff_with_403_and_a_record(backend: Backe
         assert_eq!(d["function"], p.trim_start_matches("/api/"));
     }
     // The same function answers an admin, and a cross-site POST is refused before it.
-    let boss = app.signed_in(ADMIN).await;
+    let boss = app.signed_in_fresh(ADMIN).await;
     let (status, body) = call(&app, &boss, "admin_teams", &[]).await;
     assert_eq!((status, body), (200, Value::Array(vec![])));
     let res = boss
@@ -131,7 +131,7 @@ async fn every_admin_function_refuses_staff_with_403_and_a_record(backend: Backe
 
 async fn site_forms_answer_by_field_and_sensitive_actions_need_a_recent_sign_in(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = app.signed_in(ADMIN).await;
+    let boss = app.signed_in_fresh(ADMIN).await;
     let before = store::audit::count(&app.state.db).await.unwrap();
     // Every problem at once, each by its field; nothing written.
     let (status, body) = call(
@@ -236,7 +236,34 @@ async fn site_forms_answer_by_field_and_sensitive_actions_need_a_recent_sign_in(
         to.contains("prompt=login") && to.contains("max_age=0"),
         "{to}"
     );
+    let delete = [
+        ("id", id.as_str()),
+        ("confirm", "https://shop.acme.example"),
+    ];
+    // A plain sign-in (the provider's own session, nothing proved) does not count.
     app.sign_in(&boss, ADMIN).await;
+    assert_eq!(call(&app, &boss, "admin_delete_site", &delete).await.0, 401);
+    // Nor a fresh one asked for whose ID token has no auth_time, or an old
+    // one: the person is told, and the action stays locked.
+    let now = app.clock.now_for_tests();
+    for auth_time in [None, Some(now - 3600)] {
+        let attempt = app.begin_at(&boss, url).await;
+        let mut claims = app.idp.claims(ADMIN, &attempt.nonce);
+        if let Some(t) = auth_time {
+            claims["auth_time"] = serde_json::json!(t);
+        }
+        let res = app
+            .finish(&boss, &attempt, claims, crate::idp::Signing::Rs256)
+            .await;
+        assert_eq!(res.status(), 200);
+        let page = page_text(&res.text().await.unwrap());
+        assert!(
+            page.contains("reauth_unproven") && page.contains("did not prove"),
+            "{auth_time:?}: {page}"
+        );
+        assert_eq!(call(&app, &boss, "admin_delete_site", &delete).await.0, 401);
+    }
+    app.sign_in_fresh(&boss, ADMIN).await;
     let (status, body) = call(
         &app,
         &boss,
@@ -274,7 +301,7 @@ async fn site_forms_answer_by_field_and_sensitive_actions_need_a_recent_sign_in(
 
 async fn teams_and_time_limited_grants_decide_who_enters_with_which_role(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = app.signed_in(ADMIN).await;
+    let boss = app.signed_in_fresh(ADMIN).await;
     let shop = add_site(&app, "Acme Shop", "Acme", "https://shop.acme.example").await;
     let blog = add_site(&app, "Acme Blog", "Acme", "https://blog.acme.example").await;
     let other = add_site(&app, "Other", "Other Co", "https://other.example").await;
@@ -425,7 +452,7 @@ async fn teams_and_time_limited_grants_decide_who_enters_with_which_role(backend
 
 async fn people_invited_promoted_disabled_and_the_last_admin_stays(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = app.signed_in(ADMIN).await;
+    let boss = app.signed_in_fresh(ADMIN).await;
     let boss_id = store::people::find_by_email(&app.state.db, ADMIN)
         .await
         .unwrap()[0]
@@ -587,7 +614,7 @@ async fn people_invited_promoted_disabled_and_the_last_admin_stays(backend: Back
 async fn a_miniorange_secret_belongs_to_one_site(backend: Backend) {
     const SECRET: &str = "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEf";
     let app = TestApp::start(backend).await;
-    let boss = app.signed_in(ADMIN).await;
+    let boss = app.signed_in_fresh(ADMIN).await;
     let shop = |name: &'static str, url: &'static str, secret: &'static str| {
         site_form(&[
             ("name", name),
@@ -696,7 +723,7 @@ async fn a_miniorange_secret_belongs_to_one_site(backend: Backend) {
 
 async fn an_import_sets_the_connector_profile_and_moves_a_twl_site_to_it(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = app.signed_in(ADMIN).await;
+    let boss = app.signed_in_fresh(ADMIN).await;
     add_site(&app, "Acme Shop", "Acme", "https://shop.acme.example").await;
     let csv = "name,client,url,profile\n\
                Acme Shop,Acme,https://shop.acme.example,connector\n\
@@ -725,7 +752,7 @@ async fn an_import_sets_the_connector_profile_and_moves_a_twl_site_to_it(backend
 
 async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = app.signed_in(ADMIN).await;
+    let boss = app.signed_in_fresh(ADMIN).await;
     add_site(&app, "Acme Shop", "Acme", "https://shop.acme.example").await;
     let csv = "name,client,url,roles,enabled\n\
                Acme Shop,Acme Ltd,https://shop.acme.example,,\n\
@@ -855,7 +882,115 @@ async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
     assert_eq!(res.status(), 403);
 }
 
+/// What hands out control asks for a fresh sign-in too: a member for a
+/// team that holds administrator (or a site's own highest role), a site's
+/// URL, profile or secret, a site's highest custom role, and every key
+/// action. The same changes without that weight do not.
+async fn what_hands_out_control_asks_for_a_fresh_sign_in(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let boss = app.signed_in_fresh(ADMIN).await;
+    let shop = add_site(&app, "Acme Shop", "Acme", "https://shop.acme.example").await;
+    agency_sso::service::sites::set_site_roles(
+        &app.state.db,
+        &shop,
+        &["shop_manager".to_string(), "customer".to_string()],
+        &Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    let admins = create_team(&app, &boss, "Acme admins", "").await;
+    let writers = create_team(&app, &boss, "Acme writers", "").await;
+    for (team, role) in [(&admins, "shop_manager"), (&writers, "customer")] {
+        let (status, body) = call(
+            &app,
+            &boss,
+            "admin_grant_team",
+            &[
+                ("team", team.as_str()),
+                ("target", "site:"),
+                ("site", shop.as_str()),
+                ("role", role),
+                ("duration", ""),
+                ("reason", ""),
+            ],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Sixteen minutes on, the fresh sign-in no longer counts.
+    app.clock.advance(16 * 60);
+    let reauth = |(status, body): (u16, Value)| {
+        assert_eq!(status, 401, "{body}");
+        assert!(body["Reauth"]["url"].is_string(), "{body}");
+    };
+    let admins_member = [("team", admins.as_str()), ("emails", "nina@agency.test")];
+    reauth(call(&app, &boss, "admin_add_members", &admins_member).await);
+    let writers_member = [("team", writers.as_str()), ("emails", "nina@agency.test")];
+    assert_eq!(
+        call(&app, &boss, "admin_add_members", &writers_member)
+            .await
+            .0,
+        200
+    );
+    // The shop's own highest role, granted directly.
+    let grant = |role: &'static str| {
+        vec![
+            ("site", shop.clone()),
+            ("email", "omar@agency.test".to_string()),
+            ("role", role.to_string()),
+            ("duration", String::new()),
+            ("reason", String::new()),
+        ]
+    };
+    let top = grant("shop_manager");
+    let top: Vec<(&str, &str)> = top.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    reauth(call(&app, &boss, "admin_grant", &top).await);
+    let low = grant("customer");
+    let low: Vec<(&str, &str)> = low.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(call(&app, &boss, "admin_grant", &low).await.0, 200);
+    // A site's URL is where tokens go; its name is not.
+    let edit = |name: &'static str, url: &'static str| {
+        site_form(&[
+            ("id", shop.as_str()),
+            ("version", "0"),
+            ("name", name),
+            ("url", url),
+            ("roles", "shop_manager customer"),
+        ])
+    };
+    reauth(
+        call(
+            &app,
+            &boss,
+            "admin_save_site",
+            &edit("Acme Shop", "https://evil.example"),
+        )
+        .await,
+    );
+    let (status, body) = call(
+        &app,
+        &boss,
+        "admin_save_site",
+        &edit("Acme Store", "https://shop.acme.example"),
+    )
+    .await;
+    assert_ne!(status, 401, "{body}");
+    // Every key action, the gentle one too.
+    reauth(call(&app, &boss, "admin_rotate_key", &[("now_or_soon", "soon")]).await);
+    // Signed in afresh, all of it goes through.
+    app.sign_in_fresh(&boss, ADMIN).await;
+    assert_eq!(
+        call(&app, &boss, "admin_add_members", &admins_member)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(call(&app, &boss, "admin_grant", &top).await.0, 200);
+}
+
 on_both_databases!(
+    what_hands_out_control_asks_for_a_fresh_sign_in,
     a_miniorange_secret_belongs_to_one_site,
     every_admin_function_refuses_staff_with_403_and_a_record,
     site_forms_answer_by_field_and_sensitive_actions_need_a_recent_sign_in,

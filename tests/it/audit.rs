@@ -69,7 +69,7 @@ fn detail(s: &Stored) -> Value {
 }
 
 async fn verify(app: &TestApp) -> Result<u64, Problem> {
-    agency_sso::service::audit::verify(&app.state.db, &[])
+    agency_sso::service::audit::verify(&app.state.db, &app.state.master_keys, &[])
         .await
         .unwrap()
         .outcome
@@ -372,7 +372,7 @@ async fn a_signed_checkpoint_catches_a_rewritten_chain(backend: Backend) {
     let held = app.data_dir.join("checkpoint.jws");
     std::fs::write(&held, &jws).unwrap();
     let n = verify(&app).await.unwrap();
-    let report = agency_sso::service::audit::verify(&app.state.db, &[])
+    let report = agency_sso::service::audit::verify(&app.state.db, &app.state.master_keys, &[])
         .await
         .unwrap();
     assert_eq!(report.checkpoints_signed, 1);
@@ -471,7 +471,7 @@ async fn export_holds_exactly_the_filtered_records_and_staff_see_their_own(backe
     .await;
     grant(&app, "sam@agency.test", &evil, "editor").await;
     let boss = app.browser();
-    app.sign_in(&boss, "boss@agency.test").await;
+    app.sign_in_fresh(&boss, "boss@agency.test").await;
 
     let get = |b: &Browser, q: &str| {
         let url = app.at(&format!("/audit/export?{q}"));
@@ -694,7 +694,91 @@ async fn sessions_that_end_by_themselves_are_recorded(backend: Backend) {
     assert_eq!(verify(&app).await.map(|n| n > 0), Ok(true));
 }
 
+/// Staff see in their own activity what an admin did to their access, by
+/// whom and when, but not the admin's address, browser or request id; the
+/// admin's audit log keeps all of it.
+async fn staff_see_what_admins_did_but_not_where_from(backend: Backend) {
+    const ADMIN_AGENT: &str = "BossBrowser/7.1 (home-laptop)";
+    let app = TestApp::start(backend).await;
+    let blog = add_site(&app, "Client One Blog", "Client One", BLOG).await;
+    let boss = app.browser();
+    app.sign_in_fresh(&boss, "boss@agency.test").await;
+    let res = boss
+        .post(app.at("/api/admin_grant"))
+        .header("origin", &app.url)
+        .header("user-agent", ADMIN_AGENT)
+        .form(&[
+            ("site", blog.as_str()),
+            ("email", "sam@agency.test"),
+            ("role", "editor"),
+            ("duration", ""),
+            ("reason", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let grant_request = res.headers()["x-request-id"].to_str().unwrap().to_string();
+
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+    let launched = launch(&app, &sam, &blog).await;
+    let launch_request = launched.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+
+    let page = page_text(&app.page(&sam, "/activity").await);
+    assert!(
+        page.contains("grant set") && page.contains("boss@agency.test"),
+        "{page}"
+    );
+    assert!(!page.contains("BossBrowser"), "{page}");
+    assert!(!page.contains(&grant_request), "{page}");
+    // Sam's own records still say where from.
+    assert!(page.contains(&launch_request), "{page}");
+    let mine = sam
+        .get(app.at("/audit/export?mine=1&format=jsonl"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let records: Vec<Value> = mine
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let granted = records
+        .iter()
+        .find(|v| v["event"] == kind::GRANT_SET)
+        .expect(&mine);
+    assert_eq!(granted["actor"], "boss@agency.test");
+    assert_eq!(
+        (
+            &granted["ip"],
+            &granted["user_agent"],
+            &granted["request_id"]
+        ),
+        (&Value::from(""), &Value::from(""), &Value::from("")),
+        "{granted}"
+    );
+    let own = records
+        .iter()
+        .find(|v| v["event"] == kind::LAUNCH)
+        .expect(&mine);
+    assert_eq!(own["ip"], "127.0.0.1", "{own}");
+
+    // The admin's view of the same person keeps where from.
+    let page = page_text(&app.page(&boss, "/audit?person=sam%40agency.test").await);
+    assert!(
+        page.contains(ADMIN_AGENT) && page.contains(&grant_request),
+        "{page}"
+    );
+}
+
 on_both_databases!(
+    staff_see_what_admins_did_but_not_where_from,
     sessions_that_end_by_themselves_are_recorded,
     every_action_is_recorded_with_who_where_and_its_request,
     tampering_of_every_kind_is_named,

@@ -128,6 +128,27 @@ fn cases() -> Vec<Case> {
             says: "has not been verified",
         },
         Case {
+            name: "no email_verified claim (Entra ID)",
+            tweak: |c, _| {
+                c.as_object_mut().unwrap().remove("email_verified");
+            },
+            signing: Signing::Rs256,
+            status: 403,
+            code: "email_verification_unknown",
+            says: "SSO_TRUST_UNVERIFIED_EMAIL",
+        },
+        Case {
+            name: "Entra's xms_edov says the domain is not verified",
+            tweak: |c, _| {
+                c.as_object_mut().unwrap().remove("email_verified");
+                c["xms_edov"] = json!(false);
+            },
+            signing: Signing::Rs256,
+            status: 403,
+            code: "email_unverified",
+            says: "has not been verified",
+        },
+        Case {
             name: "no e-mail",
             tweak: |c, _| {
                 c.as_object_mut().unwrap().remove("email");
@@ -199,6 +220,110 @@ async fn every_forged_or_unacceptable_id_token_is_refused() {
         .await
         .unwrap();
     assert_eq!(sessions, 0, "no refused attempt left a session behind");
+}
+
+/// Microsoft Entra ID sends no `email_verified`: its `xms_edov` optional
+/// claim admits the person, and so does trusting the provider's addresses
+/// (`SSO_TRUST_UNVERIFIED_EMAIL`), which still refuses an explicit `false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_without_email_verified_are_admitted_only_as_configured() {
+    async fn sign_in(app: &TestApp, tweak: impl Fn(&mut Value)) -> (u16, String) {
+        let browser = app.browser();
+        let attempt = app.begin(&browser).await;
+        let mut claims = app.idp.claims("ann@agency.test", &attempt.nonce);
+        claims.as_object_mut().unwrap().remove("email_verified");
+        tweak(&mut claims);
+        let res = app.finish(&browser, &attempt, claims, Signing::Rs256).await;
+        let status = res.status().as_u16();
+        let home = page_text(&app.home(&browser).await);
+        (status, home)
+    }
+    let strict = TestApp::start(Backend::Sqlite).await;
+    let (status, home) = sign_in(&strict, |c| c["xms_edov"] = json!(true)).await;
+    assert_eq!(status, 303, "xms_edov: true admits");
+    assert!(!home.contains("Sign in with"), "{home}");
+    // Entra may send it as a string.
+    let (status, _) = sign_in(&strict, |c| c["xms_edov"] = json!("1")).await;
+    assert_eq!(status, 303);
+    let (status, _) = sign_in(&strict, |_| {}).await;
+    assert_eq!(status, 403);
+
+    let trusting =
+        TestApp::start_with(Options::new(Backend::Sqlite).with("trust-unverified-email", "true"))
+            .await;
+    let (status, home) = sign_in(&trusting, |_| {}).await;
+    assert_eq!(status, 303, "no claim at all, provider trusted");
+    assert!(!home.contains("Sign in with"), "{home}");
+    let (status, home) = sign_in(&trusting, |c| c["email_verified"] = json!(false)).await;
+    assert_eq!(
+        status, 403,
+        "an explicit false is refused whatever is trusted"
+    );
+    assert!(home.contains("Sign in with"), "{home}");
+}
+
+/// Strangers cannot make the dashboard write: starting sign-ins stores
+/// nothing, and a flood of bogus callbacks from many addresses leaves a
+/// handful of audit records, the first of each flood saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bogus_sign_ins_from_many_addresses_write_almost_nothing() {
+    let app = TestApp::start_with(
+        Options::new(Backend::Sqlite)
+            .with("trusted-proxies", "127.0.0.1")
+            .with("sign-in-rate", "off"),
+    )
+    .await;
+    let records_before = audit_texts(&app.database_url).await.len();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for i in 0..300u32 {
+        let from = format!("198.51.{}.{}", i / 250, i % 250 + 1);
+        let login = client
+            .get(app.at("/auth/login"))
+            .header("x-forwarded-for", &from)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 303);
+        let bogus = client
+            .get(app.at(&format!("/auth/callback?code=c{i}&state=s{i}")))
+            .header("x-forwarded-for", &from)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bogus.status(), 400);
+    }
+    let (sessions,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0, "no sign-in attempt reached the database");
+    let records = audit_texts(&app.database_url).await;
+    let failures: Vec<&String> = records[records_before..]
+        .iter()
+        .map(|(_, t)| t)
+        .filter(|t| t.contains("sign_in_failed"))
+        .collect();
+    // 300 failures from 300 addresses within a minute: the overall limit
+    // (120 a minute) records the first ones and one saying a flood began.
+    assert!(failures.len() <= 121, "{} records", failures.len());
+    assert_eq!(
+        failures
+            .iter()
+            .filter(|t| t.contains("counted in the metrics"))
+            .count(),
+        1
+    );
+    // A genuine failure of someone the provider vouched for is still recorded.
+    let eve = app.browser();
+    let attempt = app.begin(&eve).await;
+    let claims = app.idp.claims("eve@elsewhere.test", &attempt.nonce);
+    let res = app.finish(&eve, &attempt, claims, Signing::Rs256).await;
+    assert_eq!(res.status(), 403);
+    let records = audit_texts(&app.database_url).await;
+    assert!(records.last().unwrap().1.contains("eve@elsewhere.test"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -212,7 +212,7 @@ async fn console(app: &TestApp, admin: &Browser, name: &str, form: &[(&str, &str
 /// details), apart from who made them and from where.
 async fn the_command_line_leaves_the_consoles_records(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = app.signed_in("boss@agency.test").await;
+    let boss = app.signed_in_fresh("boss@agency.test").await;
     for email in ["cora@agency.test", "clay@agency.test"] {
         app.signed_in(email).await;
     }

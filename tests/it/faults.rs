@@ -165,10 +165,10 @@ async fn sign_in_admin_edits_and_rotation_fail_closed_during_an_outage() {
     let st = &app.state;
     let blog = blog_with_editors(&app, &[]).await;
     let boss = app.browser();
-    app.sign_in(&boss, "boss@agency.test").await;
+    app.sign_in_fresh(&boss, "boss@agency.test").await;
     let ann = app.browser();
     let attempt = app.begin(&ann).await;
-    let (_, ring_before) = agency_sso::store::keys::load(&st.db).await.unwrap();
+    let (_, ring_before) = crate::support::key_ring(st).await;
     let records_before = agency_sso::store::audit::count(&st.db).await.unwrap();
     let jwks_before = reqwest::get(app.at("/.well-known/jwks.json"))
         .await
@@ -230,7 +230,7 @@ async fn sign_in_admin_edits_and_rotation_fail_closed_during_an_outage() {
     wait_ready(&app).await;
 
     // Nothing of the failed attempts was written.
-    let (_, ring_after) = agency_sso::store::keys::load(&st.db).await.unwrap();
+    let (_, ring_after) = crate::support::key_ring(st).await;
     assert_eq!(ring_after.keys.len(), ring_before.keys.len());
     assert_eq!(
         agency_sso::store::audit::count(&st.db).await.unwrap(),
@@ -250,8 +250,8 @@ async fn sign_in_admin_edits_and_rotation_fail_closed_during_an_outage() {
     let (status, body) = server_fn(&app, &boss, "admin_save_site", &rename("Blog (renamed)")).await;
     assert_eq!(status, 200, "{body}");
     run_ok(app.command().args(["keys", "rotate"]));
-    st.keys.refresh().await.unwrap();
-    let (_, ring_rotated) = agency_sso::store::keys::load(&st.db).await.unwrap();
+    st.keys.refresh(app.clock.now_for_tests()).await.unwrap();
+    let (_, ring_rotated) = crate::support::key_ring(st).await;
     assert_eq!(ring_rotated.keys.len(), ring_before.keys.len() + 1);
     let verified = run_ok(app.command().args(["audit", "verify"]));
     assert!(verified.contains("verified"), "{verified}");

@@ -316,7 +316,7 @@ fn assert_terminal_safe(out: &str, what: &str) {
 
 async fn site_and_team_text_is_shown_inert_on_every_page(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = app.signed_in(ADMIN).await;
+    let boss = app.signed_in_fresh(ADMIN).await;
     let sam = app.signed_in(STAFF).await;
 
     // Control characters are refused, each field named with words, and nothing is written.
@@ -527,7 +527,7 @@ async fn site_and_team_text_is_shown_inert_on_every_page(backend: Backend) {
 
 async fn csv_cells_are_checked_on_import_and_neutralised_in_every_export(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = app.signed_in(ADMIN).await;
+    let boss = app.signed_in_fresh(ADMIN).await;
 
     // An import written by a CSV library, as a spreadsheet would save it.
     let mut written: Vec<u8> = Vec::new();
@@ -679,7 +679,7 @@ async fn csv_cells_are_checked_on_import_and_neutralised_in_every_export(backend
 
 async fn a_name_from_the_identity_provider_is_shown_inert(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let boss = app.signed_in(ADMIN).await;
+    let boss = app.signed_in_fresh(ADMIN).await;
     let ann = app.browser();
     let res = sign_in_named(&app, &ann, "ann@agency.test", PERSON).await;
     let status = res.status();

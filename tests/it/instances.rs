@@ -81,9 +81,11 @@ async fn serve_with(app: &TestApp, port: u16, extra: &[(&str, &str)], log: Stdio
 }
 
 /// Sign in through `base`: start there, come back there.
+/// A sign-in through the server at `base`, fresh (as sensitive actions ask:
+/// the server runs on the real clock, so `auth_time` is the real time).
 async fn sign_in_at(app: &TestApp, browser: &Browser, base: &str, email: &str) {
     let res = browser
-        .get(format!("{base}/auth/login"))
+        .get(format!("{base}/auth/login?reauth=1"))
         .send()
         .await
         .unwrap();
@@ -95,17 +97,29 @@ async fn sign_in_at(app: &TestApp, browser: &Browser, base: &str, email: &str) {
             .map(|(_, v)| v.to_string())
             .unwrap()
     };
-    let code = app.idp.issue_code(
-        app.idp.claims(email, &param("nonce")),
-        &param("code_challenge"),
-        Signing::Rs256,
-    );
+    let mut claims = app.idp.claims(email, &param("nonce"));
+    // The servers' clock: the real one, moved by the test's clock file if any.
+    let offset = std::fs::read_to_string(app.data_dir.join("clock-offset"))
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    claims["auth_time"] =
+        serde_json::json!(time::OffsetDateTime::now_utc().unix_timestamp() + offset);
+    let code = app
+        .idp
+        .issue_code(claims, &param("code_challenge"), Signing::Rs256);
     let mut back = Url::parse(&format!("{base}/auth/callback")).unwrap();
     back.query_pairs_mut()
         .append_pair("code", &code)
         .append_pair("state", &param("state"));
     let res = browser.get(back).send().await.unwrap();
-    assert_eq!(res.status(), 303, "sign-in of {email} through {base}");
+    let status = res.status();
+    assert_eq!(
+        status,
+        303,
+        "sign-in of {email} through {base}: {}",
+        crate::support::page_text(&res.text().await.unwrap_or_default())
+    );
 }
 
 async fn launch_at(app: &TestApp, browser: &Browser, base: &str, site: &str) -> reqwest::Response {

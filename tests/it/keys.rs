@@ -438,7 +438,7 @@ async fn two_processes_rotating_at_once_make_one_key(backend: Backend) {
     for o in [&a, &b] {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    let (_, ring) = agency_sso::store::keys::load(&app.state.db).await.unwrap();
+    let (_, ring) = crate::support::key_ring(&app.state).await;
     let mut states: Vec<&str> = ring.keys.iter().map(|k| k.state.as_str()).collect();
     states.sort();
     assert_eq!(states, ["active", "next"], "exactly one new key");
@@ -454,7 +454,7 @@ async fn two_processes_rotating_at_once_make_one_key(backend: Backend) {
     let (x, y) = tokio::join!(app.state.keys.maintain(now), other.maintain(now));
     x.unwrap();
     y.unwrap();
-    let (_, ring) = agency_sso::store::keys::load(&app.state.db).await.unwrap();
+    let (_, ring) = crate::support::key_ring(&app.state).await;
     assert_eq!(ring.active().unwrap().kid, next);
     assert_eq!(
         ring.keys
@@ -464,8 +464,12 @@ async fn two_processes_rotating_at_once_make_one_key(backend: Backend) {
         1
     );
     assert_eq!(ring.keys.len(), 2, "{:?}", ring.keys);
-    app.state.keys.refresh().await.unwrap();
-    other.refresh().await.unwrap();
+    app.state
+        .keys
+        .refresh(app.clock.now_for_tests())
+        .await
+        .unwrap();
+    other.refresh(app.clock.now_for_tests()).await.unwrap();
     assert_eq!(app.state.keys.snapshot().etag, other.snapshot().etag);
 }
 
@@ -474,7 +478,7 @@ async fn two_processes_rotating_at_once_make_one_key(backend: Backend) {
 /// the next rotation works.
 async fn a_process_killed_mid_rotation_leaves_the_ring_consistent(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let (version, before) = agency_sso::store::keys::load(&app.state.db).await.unwrap();
+    let (version, before) = crate::support::key_ring(&app.state).await;
 
     // Hold the ring lock from outside, as a slow peer would.
     let mut holder = app.state.db.pool.acquire().await.unwrap();
@@ -550,7 +554,7 @@ async fn a_process_killed_mid_rotation_leaves_the_ring_consistent(backend: Backe
     sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
     drop(holder);
 
-    let (v, after) = agency_sso::store::keys::load(&app.state.db).await.unwrap();
+    let (v, after) = crate::support::key_ring(&app.state).await;
     assert_eq!(
         (v, &after),
         (version, &before),
@@ -560,15 +564,207 @@ async fn a_process_killed_mid_rotation_leaves_the_ring_consistent(backend: Backe
     // After the restart everything works: a rotation, a fresh instance.
     let out = run_ok(app.command().args(["keys", "rotate"]));
     assert!(out.contains("starts signing"), "{out}");
-    let (_, after) = agency_sso::store::keys::load(&app.state.db).await.unwrap();
+    let (_, after) = crate::support::key_ring(&app.state).await;
     let mut states: Vec<&str> = after.keys.iter().map(|k| k.state.as_str()).collect();
     states.sort();
     assert_eq!(states, ["active", "next"]);
-    app.state.keys.refresh().await.unwrap();
+    app.state
+        .keys
+        .refresh(app.clock.now_for_tests())
+        .await
+        .unwrap();
     assert_eq!(kids(&get_jwks(&app).await.1).len(), 2);
 }
 
+/// Run a statement as someone with write access to the database alone would.
+async fn sql(app: &TestApp, q: &str, binds: &[&str]) {
+    let mut query = sqlx::query(q);
+    for b in binds {
+        query = query.bind(*b);
+    }
+    query.execute(&app.state.db.pool).await.unwrap();
+}
+
+async fn readyz(url: &str) -> (u16, Value) {
+    let res = reqwest::get(format!("{url}/readyz")).await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// Whoever can write one SQL row cannot get a key published: a forged row
+/// (its own key pair, no MAC) and a swapped modulus under a real kid are
+/// both left out of the JWKS, named by `keys list` and `/readyz`, and
+/// audited; a token signed with the forged key does not verify.
+async fn key_rows_the_database_alone_wrote_are_never_published(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    run_ok(app.command().args(["keys", "rotate"]));
+    let (_, ring) = crate::support::key_ring(&app.state).await;
+    let (active, next) = (
+        ring.active().unwrap().kid.clone(),
+        ring.next().unwrap().kid.clone(),
+    );
+    // The attacker's own key, inserted as a published (retired) key.
+    let forged = agency_sso::domain::keys::generate(2048, &mut rand::rngs::OsRng).unwrap();
+    let now = app.clock.now_for_tests();
+    sql(
+        &app,
+        &format!(
+            "INSERT INTO signing_keys (kid, state, bits, n, e, created_at, retired_at, remove_at) \
+             VALUES ($1, 'retired', 2048, $2, $3, {now}, {now}, {})",
+            now + 30 * DAY
+        ),
+        &[&forged.kid, &forged.n, &forged.e],
+    )
+    .await;
+    // And their modulus under the real next key's id.
+    sql(
+        &app,
+        "UPDATE signing_keys SET n = $1 WHERE kid = $2",
+        &[&forged.n, &next],
+    )
+    .await;
+    // Instances reload when the ring's version moves; so can an attacker.
+    sql(&app, "UPDATE key_ring SET version = version + 1", &[]).await;
+    app.state.keys.refresh(now).await.unwrap();
+
+    let (_, doc) = get_jwks(&app).await;
+    assert_eq!(kids(&doc), [active.clone()], "{doc}");
+    assert!(
+        !doc.to_string().contains(&forged.n),
+        "the forged modulus is published"
+    );
+    // A token signed with the forged key, as an attacker would mint one.
+    let signer =
+        agency_sso::domain::tokens::Signer::from_pkcs1_der(&forged.kid, &forged.private_der)
+            .unwrap();
+    let t = time::OffsetDateTime::now_utc().unix_timestamp();
+    let minted = signer
+        .sign(&json!({
+            "iss": app.url, "aud": SITE, "sub": "eve@agency.test", "email": "eve@agency.test",
+            "iat": t, "nbf": t, "exp": t + 60, "jti": "forged-1", "wp_role": "administrator",
+        }))
+        .unwrap();
+    let input = json!({
+        "jwks_uri": app.at("/.well-known/jwks.json"),
+        "issuer": app.url,
+        "audience": SITE,
+        "tokens": [minted, token(&app, "sam@agency.test")],
+    })
+    .to_string();
+    let results = tokio::task::block_in_place(|| run_verifier(pyjwt(), &input, "PyJWT"));
+    assert_refused(&results, 0, "PyJWT");
+    assert_eq!(
+        results[1]["ok"], true,
+        "the real key still verifies: {}",
+        results[1]
+    );
+
+    // Named where operators look.
+    let list = run_ok(app.command().args(["keys", "list"]));
+    for kid in [&forged.kid, &next] {
+        assert!(
+            list.lines()
+                .any(|l| l.starts_with("rejected") && l.contains(kid.as_str())),
+            "{kid}: {list}"
+        );
+    }
+    let (status, body) = readyz(&app.url).await;
+    assert_eq!(status, 200, "this instance still signs: {body}");
+    let untrusted = body["untrusted_keys"].to_string();
+    assert!(
+        untrusted.contains(&forged.kid) && untrusted.contains(&next),
+        "{body}"
+    );
+    assert!(
+        untrusted.contains("thumbprint"),
+        "the swapped n is named: {body}"
+    );
+    // And audited, once each.
+    let records = crate::support::audit_texts(&app.database_url).await;
+    for kid in [&forged.kid, &next] {
+        let n = records
+            .iter()
+            .filter(|(_, t)| t.contains("key_rejected") && t.contains(kid.as_str()))
+            .count();
+        assert_eq!(n, 1, "{kid}");
+    }
+    // The next scheduled change gets past the forged next row: it is
+    // revoked, and a fresh next key published in its place.
+    run_ok(app.command().args(["keys", "rotate"]));
+    app.state.keys.refresh(now).await.unwrap();
+    let (state, reason): (String, String) =
+        sqlx::query_as("SELECT state, revoked_reason FROM signing_keys WHERE kid = $1")
+            .bind(&next)
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(state, "revoked");
+    assert!(reason.contains("integrity check"), "{reason}");
+    let (_, ring) = crate::support::key_ring(&app.state).await;
+    assert!(ring.get(&next).is_none(), "still not trusted");
+    let fresh = ring.next().unwrap().kid.clone();
+    assert_ne!(fresh, next);
+    let (_, doc) = get_jwks(&app).await;
+    assert_eq!(kids(&doc), [active, fresh], "{doc}");
+}
+
+/// An instance that lacks the master key another instance now uses (mid
+/// master-key change) publishes only what it can vouch for, refuses
+/// launches with a clear status, and says so in `/readyz`, instead of
+/// serving its stale key set (a revoked key included) and signing with it.
+async fn an_instance_that_cannot_open_the_new_key_says_so(backend: Backend) {
+    let old = B64.encode([3u8; 32]);
+    let new = B64.encode([4u8; 32]);
+    let a =
+        TestApp::start_with(crate::support::Options::new(backend).with("master-key", &old)).await;
+    let revoked = a.state.keys.signer().unwrap().kid().to_string();
+    let site = crate::support::add_site(
+        &a,
+        agency_sso::domain::sites::SiteInput {
+            name: "Blog".into(),
+            client: "Client One".into(),
+            url: SITE.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    crate::support::grant(&a, "sam@agency.test", &site, "editor").await;
+    let sam = a.signed_in("sam@agency.test").await;
+    assert_eq!(a.launch(&sam, &site).await.status(), 303);
+
+    // The instance with the new master key revokes the signing key.
+    let out = run_ok(
+        a.command()
+            .env("SSO_MASTER_KEY", &new)
+            .env("SSO_MASTER_KEYS_OLD", &old)
+            .args(["keys", "revoke", &revoked, "--reason", "laptop stolen"]),
+    );
+    assert!(out.contains("revoked"), "{out}");
+    a.state.keys.refresh(a.clock.now_for_tests()).await.unwrap();
+
+    let (_, doc) = get_jwks(&a).await;
+    assert!(
+        !kids(&doc).contains(&revoked),
+        "the revoked key is still published: {doc}"
+    );
+    let res = a.launch(&sam, &site).await;
+    assert_eq!(res.status(), 503);
+    let page = crate::support::page_text(&res.text().await.unwrap());
+    assert!(page.contains("signing_key_unavailable"), "{page}");
+    let (status, body) = readyz(&a.url).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "signing_key_unavailable", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SSO_MASTER_KEYS_OLD"),
+        "{body}"
+    );
+}
+
 on_both_databases!(
+    key_rows_the_database_alone_wrote_are_never_published,
+    an_instance_that_cannot_open_the_new_key_says_so,
     jwks_is_public_cacheable_and_unchanging,
     tokens_verify_with_pyjwt_and_jose_across_a_rotation,
     keys_commands_list_rotate_revoke_and_reach_the_running_service,

@@ -159,6 +159,78 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     );
 }
 
+/// Start a sign-in with one header line per entry of `lines`.
+async fn login_with(app: &TestApp, name: &str, lines: &[&str]) -> u16 {
+    let mut req = app.browser().get(app.at("/auth/login"));
+    for line in lines {
+        req = req.header(name, *line);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+/// HAProxy adds its own `X-Forwarded-For` line after the one a client sent:
+/// the proxy's line names the client, whatever the client's line says; an
+/// IPv6 client sweeping its /64 is one client; `Forwarded` works the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_forwarded_line_is_read_and_ipv6_clients_are_limited_per_64() {
+    let app = TestApp::start_with(
+        Options::new(Backend::Sqlite)
+            .with("sign-in-rate", "2/min")
+            .with("trusted-proxies", "127.0.0.1"),
+    )
+    .await;
+    let xff = |lines: &'static [&'static str]| login_with(&app, "x-forwarded-for", lines);
+    assert_eq!(xff(&["203.0.113.1", "198.51.100.7"]).await, 303);
+    assert_eq!(xff(&["203.0.113.2", "198.51.100.7"]).await, 303);
+    // A new forged first line each time changes nothing: 198.51.100.7 is limited.
+    assert_eq!(xff(&["203.0.113.3", "198.51.100.7"]).await, 429);
+    assert_eq!(xff(&["203.0.113.4", "198.51.100.7"]).await, 429);
+    assert_eq!(
+        rate_limited(&app).await,
+        [(
+            String::new(),
+            "sign_in_per_client".to_string(),
+            "198.51.100.7".to_string()
+        )]
+    );
+    // Fifty addresses of one /64: two sign-ins, the rest refused.
+    let mut answers = Vec::new();
+    for i in 1..=50 {
+        let line = format!("2001:db8:77:1::{i:x}");
+        answers.push(login_with(&app, "x-forwarded-for", &[&line]).await);
+    }
+    assert_eq!(
+        answers.iter().filter(|s| **s == 303).count(),
+        2,
+        "{answers:?}"
+    );
+    assert_eq!(answers.iter().filter(|s| **s == 429).count(), 48);
+    // The next /64 is someone else.
+    assert_eq!(xff(&["2001:db8:77:2::1"]).await, 303);
+
+    let forwarded = TestApp::start_with(
+        Options::new(Backend::Sqlite)
+            .with("sign-in-rate", "1/min")
+            .with("trusted-proxies", "127.0.0.1")
+            .with("proxy-header", "forwarded"),
+    )
+    .await;
+    let fwd = |lines: &'static [&'static str]| login_with(&forwarded, "forwarded", lines);
+    assert_eq!(
+        fwd(&["for=203.0.113.1", "for=\"[2001:db8::9]:4711\""]).await,
+        303
+    );
+    assert_eq!(
+        fwd(&["for=203.0.113.2", "for=\"[2001:db8::10]\""]).await,
+        429
+    );
+    // X-Forwarded-For is not what this proxy writes: a client's is ignored.
+    let xff_only = login_with(&forwarded, "x-forwarded-for", &["198.51.100.99"]).await;
+    assert_eq!(xff_only, 303, "the proxy's own address, first time");
+    let xff_only = login_with(&forwarded, "x-forwarded-for", &["198.51.100.98"]).await;
+    assert_eq!(xff_only, 429, "still the proxy's address");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_trusted_proxy_forwarded_headers_are_ignored() {
     let app =

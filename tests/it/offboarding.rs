@@ -90,7 +90,7 @@ async fn disabling_a_person_locks_them_out_of_every_connector_site(backend: Back
     }
     let sam = app.signed_in(SAM).await;
     assert_eq!(app.launch(&sam, &entered).await.status(), 303);
-    let admin = app.signed_in(ADMIN).await;
+    let admin = app.signed_in_fresh(ADMIN).await;
 
     disable(&app, &admin, SAM).await;
     // Written with the change, before any is sent.
@@ -198,7 +198,7 @@ async fn a_site_that_is_down_gets_the_message_when_it_is_back(backend: Backend) 
     grant(&app, SAM, &flaky, "editor").await;
     grant(&app, SAM, &gone, "editor").await;
     app.signed_in(SAM).await;
-    let admin = app.signed_in(ADMIN).await;
+    let admin = app.signed_in_fresh(ADMIN).await;
     sites.set_down("flaky", true);
     sites.set_down("gone", true);
 
@@ -267,7 +267,7 @@ async fn a_message_claimed_by_a_killed_instance_is_sent_by_another(backend: Back
     grant(&app, SAM, &slow, "editor").await;
     grant(&app, SAM, &idle, "editor").await;
     app.signed_in(SAM).await;
-    let admin = app.signed_in(ADMIN).await;
+    let admin = app.signed_in_fresh(ADMIN).await;
     disable(&app, &admin, SAM).await;
 
     // One instance claims both and dies before sending the idle site's
@@ -319,7 +319,7 @@ async fn grant_changes_set_the_role_on_the_sites_entered(backend: Backend) {
     grant(&app, SAM, &never, "editor").await;
     let sam = app.signed_in(SAM).await;
     assert_eq!(app.launch(&sam, &blog).await.status(), 303);
-    let admin = app.signed_in(ADMIN).await;
+    let admin = app.signed_in_fresh(ADMIN).await;
     let form = |site: &str, role: &str, minutes: &str| {
         vec![
             ("site", site.to_string()),
@@ -448,7 +448,7 @@ async fn ending_wordpress_sessions_asks_every_connector_site(backend: Backend) {
     grant(&app, SAM, &one, "editor").await;
     grant(&app, SAM, &two, "author").await;
     app.signed_in(SAM).await;
-    let admin = app.signed_in(ADMIN).await;
+    let admin = app.signed_in_fresh(ADMIN).await;
     let id = person_id(&app, SAM).await;
     let (status, body) = server_fn(
         &app,
@@ -531,7 +531,7 @@ async fn two_instances_send_each_message_once() {
         grant(&app, SAM, &s, "editor").await;
     }
     app.signed_in(SAM).await;
-    let admin = app.signed_in(ADMIN).await;
+    let admin = app.signed_in_fresh(ADMIN).await;
     disable(&app, &admin, SAM).await;
     let (_, other) = app.another_instance().await;
     let client = http_client();
@@ -667,7 +667,7 @@ async fn a_slow_site_does_not_hold_up_the_others() {
         grant(&app, SAM, &s, "editor").await;
     }
     app.signed_in(SAM).await;
-    let admin = app.signed_in(ADMIN).await;
+    let admin = app.signed_in_fresh(ADMIN).await;
     sites.set_slow("slow", 4);
     disable(&app, &admin, SAM).await;
     let ctx = app.state.core.clone();

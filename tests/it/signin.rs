@@ -6,14 +6,209 @@ use serde_json::json;
 
 use crate::idp::Signing;
 use crate::on_both_databases;
-use crate::support::{page_text, Backend, TestApp};
+use crate::support::{page_text, run_ok, Backend, TestApp};
 
 on_both_databases!(
     staff_member_signs_in_and_sees_their_name,
     bootstrap_admin_is_admin_from_first_sign_in,
     sign_out_deletes_the_server_side_session,
     disabling_a_person_ends_their_sessions_and_blocks_sign_in,
+    a_database_dump_holds_no_live_session,
+    access_follows_the_person_not_the_address,
 );
+
+/// Sign in as `email` under the provider subject `sub`; the answer.
+async fn arrive(app: &TestApp, email: &str, sub: &str) -> (u16, String) {
+    let b = app.browser();
+    let attempt = app.begin(&b).await;
+    let mut claims = app.idp.claims(email, &attempt.nonce);
+    claims["sub"] = json!(sub);
+    let res = app.finish(&b, &attempt, claims, Signing::Rs256).await;
+    let status = res.status().as_u16();
+    (status, page_text(&res.text().await.unwrap()))
+}
+
+async fn people_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM people")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+}
+
+/// A disabled address stays disabled whatever the subject; an address that
+/// arrives under a new subject is held until an admin confirms it is the
+/// same person (then the old account no longer signs in); the bootstrap
+/// list makes an admin at the first sign-in only.
+async fn access_follows_the_person_not_the_address(backend: Backend) {
+    use crate::support::server_fn;
+    let app = TestApp::start_with(
+        crate::support::Options::new(backend)
+            .with("admin-emails", "boss@agency.test,chief@agency.test"),
+    )
+    .await;
+    let boss = app.signed_in_fresh("boss@agency.test").await;
+
+    // Sam leaves, and comes back through a new account at the provider.
+    assert_eq!(arrive(&app, "sam@agency.test", "sam-1").await.0, 303);
+    run_ok(app.command().args(["users", "disable", "sam@agency.test"]));
+    let before = people_count(&app).await;
+    let (status, page) = arrive(&app, "sam@agency.test", "sam-2").await;
+    assert_eq!(status, 403);
+    assert!(page.contains("person_disabled"), "{page}");
+    assert_eq!(
+        people_count(&app).await,
+        before,
+        "no fresh, enabled row for the leaver"
+    );
+
+    // Ann's address arrives under another subject: held, not a second Ann.
+    assert_eq!(arrive(&app, "ann@agency.test", "ann-1").await.0, 303);
+    let ann = store::people::find_by_email(&app.state.db, "ann@agency.test")
+        .await
+        .unwrap()[0]
+        .clone();
+    let (status, page) = arrive(&app, "ann@agency.test", "ann-2").await;
+    assert_eq!(status, 403);
+    assert!(
+        page.contains("identity_held") && page.contains("An admin must confirm"),
+        "{page}"
+    );
+    assert_eq!(arrive(&app, "ann@agency.test", "ann-2").await.0, 403);
+    // The admin sees it, with how often it was tried.
+    let (status, people) = server_fn(
+        &app,
+        &boss,
+        "admin_people",
+        &[
+            ("filter[q]", ""),
+            ("filter[standing]", ""),
+            ("filter[offset]", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{people}");
+    let held = &people["held"][0];
+    assert_eq!(
+        (&held["email"], &held["subject"], &held["attempts"]),
+        (&json!("ann@agency.test"), &json!("ann-2"), &json!(2)),
+        "{people}"
+    );
+    let html = app.page(&boss, "/admin/people").await;
+    assert!(page_text(&html).contains("New accounts waiting for confirmation"));
+    // Confirming hands it the person, not a copy: same id, grants and history.
+    let issuer = held["issuer"].as_str().unwrap().to_string();
+    let decide = [
+        ("issuer", issuer.as_str()),
+        ("subject", "ann-2"),
+        ("decision", "confirm"),
+    ];
+    let (status, body) = server_fn(&app, &boss, "admin_decide_held", &decide).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(arrive(&app, "ann@agency.test", "ann-2").await.0, 303);
+    let now_ann = store::people::find_by_email(&app.state.db, "ann@agency.test")
+        .await
+        .unwrap();
+    assert_eq!(now_ann.len(), 1);
+    assert_eq!(
+        (now_ann[0].id.as_str(), now_ann[0].subject.as_str()),
+        (ann.id.as_str(), "ann-2")
+    );
+    // The old account is now the stranger.
+    assert_eq!(arrive(&app, "ann@agency.test", "ann-1").await.0, 403);
+    // A refused one is forgotten (and held again if it comes back).
+    let decide = [
+        ("issuer", issuer.as_str()),
+        ("subject", "ann-1"),
+        ("decision", "refuse"),
+    ];
+    assert_eq!(
+        server_fn(&app, &boss, "admin_decide_held", &decide).await.0,
+        200
+    );
+    let records = crate::support::audit_texts(&app.database_url).await;
+    assert!(records
+        .iter()
+        .any(|(_, t)| t.starts_with("identity_confirmed|boss@agency.test|ann@agency.test")));
+    assert!(records
+        .iter()
+        .any(|(_, t)| t.starts_with("identity_refused|boss@agency.test|ann@agency.test")));
+
+    // SSO_ADMIN_EMAILS makes an admin at the first sign-in, not at every one.
+    let chief = app.browser();
+    app.sign_in(&chief, "chief@agency.test").await;
+    let chief_id = store::people::find_by_email(&app.state.db, "chief@agency.test")
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let (status, body) = server_fn(
+        &app,
+        &boss,
+        "admin_set_standing",
+        &[("id", chief_id.as_str()), ("change", "demote")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    app.sign_in(&chief, "chief@agency.test").await;
+    let chief = store::people::find_by_email(&app.state.db, "chief@agency.test")
+        .await
+        .unwrap();
+    assert!(!chief[0].is_admin, "re-promoted by the bootstrap list");
+}
+
+/// The sessions table keys rows by a hash of the cookie's value and keeps
+/// no copy of it: a dump or a read replica cannot be replayed as a cookie.
+async fn a_database_dump_holds_no_live_session(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let boss = app.browser();
+    app.sign_in_fresh(&boss, "boss@agency.test").await;
+    let ann = app.browser();
+    app.sign_in(&ann, "ann@agency.test").await;
+    let cookies: Vec<String> = [&boss, &ann]
+        .iter()
+        .map(|b| {
+            let header = b.cookie_header();
+            let value = header
+                .split("; ")
+                .find_map(|c| c.strip_prefix("agency-sso="))
+                .expect(&header)
+                .to_string();
+            assert!(value.len() >= 16, "{header}");
+            value
+        })
+        .collect();
+    let dump: Vec<(String, String)> = sqlx::query_as("SELECT id, record FROM sessions")
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert!(dump.len() >= 2);
+    for (id, record) in &dump {
+        for cookie in &cookies {
+            assert_ne!(id, cookie, "a row is keyed by the cookie's value");
+            assert!(
+                !record.contains(cookie.as_str()),
+                "the record holds the cookie: {record}"
+            );
+        }
+        // Replaying the stored key (or the record's placeholder) as the cookie.
+        let thief = app.browser();
+        let page = thief
+            .get(app.at("/"))
+            .header("cookie", format!("agency-sso={id}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page_text(&page).contains("Sign in with"),
+            "signed in by a dumped id"
+        );
+    }
+    // The real cookies still work.
+    assert!(page_text(&app.home(&boss).await).contains("boss@agency.test"));
+}
 
 async fn staff_member_signs_in_and_sees_their_name(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -37,9 +232,14 @@ async fn staff_member_signs_in_and_sees_their_name(backend: Backend) {
 
     let before = browser.cookie_header();
     assert!(
-        before.contains("agency-sso="),
-        "the attempt lives in a session: {before}"
+        before.contains("agency-sso-attempt=") && !before.contains("agency-sso="),
+        "the attempt lives in its own sealed cookie, not in a session: {before}"
     );
+    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "starting a sign-in writes nothing");
     let mut claims = app.idp.claims("Ann@Agency.test", &attempt.nonce);
     claims["name"] = json!("Ann Example");
     let res = app.finish(&browser, &attempt, claims, Signing::Rs256).await;
@@ -53,7 +253,10 @@ async fn staff_member_signs_in_and_sees_their_name(backend: Backend) {
         "plain http on loopback: {cookie}"
     );
     let after = browser.cookie_header();
-    assert_ne!(before, after, "the session id is cycled at sign-in");
+    assert!(
+        after.contains("agency-sso=") && !after.contains("agency-sso-attempt="),
+        "a session once signed in, and the attempt gone: {after}"
+    );
 
     let page = page_text(&app.home(&browser).await);
     assert!(page.contains("Welcome, Ann Example"), "{page}");

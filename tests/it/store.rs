@@ -69,16 +69,28 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     assert_eq!(again.created_at, 100);
     assert_eq!(again.last_sign_in_at, Some(200));
 
-    // Bootstrap promotes; a later sign-in without it does not demote.
+    // The bootstrap list counts at creation only: a later sign-in neither
+    // promotes nor demotes (the console decides).
     assert!(
-        people::record_sign_in(&db.pool, &ann(true), "id-3", 300)
+        !people::record_sign_in(&db.pool, &ann(true), "id-3", 300)
             .await
             .unwrap()
             .unwrap()
             .is_admin
     );
+    let mut boss = ann(true);
+    boss.subject = "boss-subject".into();
+    boss.email = "boss@agency.test".into();
+    let boss = people::record_sign_in(&db.pool, &boss, "id-4", 400)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(boss.is_admin, "a bootstrap admin's first sign-in");
+    let mut again = ann(false);
+    again.subject = "boss-subject".into();
+    again.email = "boss@agency.test".into();
     assert!(
-        people::record_sign_in(&db.pool, &ann(false), "id-4", 400)
+        people::record_sign_in(&db.pool, &again, "id-5", 450)
             .await
             .unwrap()
             .unwrap()
@@ -88,12 +100,12 @@ async fn people_are_created_then_refreshed(backend: Backend) {
     // Another issuer with the same subject is another person.
     let mut other = ann(false);
     other.issuer = "https://other-idp.test".into();
-    let o = people::record_sign_in(&db.pool, &other, "id-5", 500)
+    let o = people::record_sign_in(&db.pool, &other, "id-6", 500)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(o.id, "id-5");
-    assert_eq!(people::list(&db).await.unwrap().len(), 2);
+    assert_eq!(o.id, "id-6");
+    assert_eq!(people::list(&db).await.unwrap().len(), 3);
     assert_eq!(
         people::find_by_email(&db, "ANN@agency.test")
             .await
@@ -111,6 +123,7 @@ fn record(person: Option<&str>, expires_at: i64) -> Record {
         let s = SignedIn {
             person_id: p.into(),
             signed_in_at: 1,
+            reauthenticated_at: None,
         };
         data.insert(SIGNED_IN_KEY.to_string(), serde_json::to_value(s).unwrap());
     }
@@ -219,25 +232,26 @@ async fn session_records_round_trip_and_expire(backend: Backend) {
     let mut fresh = record(None, now() + 600);
     fresh.data.insert("k".into(), serde_json::json!("fresh"));
     store.create(&mut fresh).await.unwrap();
+    let key = agency_sso::store::sessions::stored_id(&fresh.id);
     let (stored,): (String,) = sqlx::query_as("SELECT record FROM sessions WHERE id = $1")
-        .bind(fresh.id.to_string())
+        .bind(&key)
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    let id = store.prime(&stored).unwrap();
-    assert_eq!(id, fresh.id);
+    let id = fresh.id;
+    store.prime(id, &stored).unwrap();
     // The row goes: only the primed copy can answer the load.
     sqlx::query("DELETE FROM sessions WHERE id = $1")
-        .bind(id.to_string())
+        .bind(&key)
         .execute(&db.pool)
         .await
         .unwrap();
     assert_eq!(store.load(&id).await.unwrap().unwrap().data, fresh.data);
     assert!(store.load(&id).await.unwrap().is_none(), "served once");
-    store.prime(&stored).unwrap();
+    store.prime(id, &stored).unwrap();
     store.unprime(&id);
     assert!(store.load(&id).await.unwrap().is_none(), "taken back");
-    assert!(store.prime("{not a record").is_err());
+    assert!(store.prime(id, "{not a record").is_err());
 
     // Saving a live session updates it.
     let mut again = record(None, now() + 600);
@@ -253,7 +267,7 @@ async fn session_records_round_trip_and_expire(backend: Backend) {
         let pool = db.pool.clone();
         async move {
             let (at,): (i64,) = sqlx::query_as("SELECT expires_at FROM sessions WHERE id = $1")
-                .bind(id.to_string())
+                .bind(agency_sso::store::sessions::stored_id(&id))
                 .fetch_one(&pool)
                 .await
                 .unwrap();

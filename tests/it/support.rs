@@ -173,7 +173,9 @@ impl TestApp {
         flag("oidc-client-id", CLIENT_ID);
         flag("oidc-client-secret", CLIENT_SECRET);
         flag("allowed-domains", "agency.test");
-        flag("admin-emails", "boss@agency.test");
+        if !opts.extra.iter().any(|(k, _)| *k == "admin-emails") {
+            flag("admin-emails", "boss@agency.test");
+        }
         for (k, v) in &opts.extra {
             flag(k, v);
         }
@@ -259,7 +261,12 @@ impl TestApp {
 
     /// Start a sign-in: returns the provider's authorization URL parameters.
     pub async fn begin(&self, browser: &Browser) -> Attempt {
-        let res = browser.get(self.at("/auth/login")).send().await.unwrap();
+        self.begin_at(browser, "/auth/login").await
+    }
+
+    /// Start a sign-in at `path` (`/auth/login?reauth=1` for a fresh one).
+    pub async fn begin_at(&self, browser: &Browser, path: &str) -> Attempt {
+        let res = browser.get(self.at(path)).send().await.unwrap();
         assert_eq!(res.status(), 303, "login starts with a redirect");
         let location = res.headers()[LOCATION].to_str().unwrap().to_string();
         let url = Url::parse(&location).unwrap();
@@ -305,6 +312,23 @@ impl TestApp {
         let claims = self.idp.claims(email, &attempt.nonce);
         let res = self.finish(browser, &attempt, claims, Signing::Rs256).await;
         assert_eq!(res.status(), 303, "sign-in of {email} should succeed");
+    }
+
+    /// A fresh sign-in, as sensitive actions ask for: the dashboard asks the
+    /// provider to authenticate again, and the ID token says it just did.
+    pub async fn sign_in_fresh(&self, browser: &Browser, email: &str) {
+        let attempt = self.begin_at(browser, "/auth/login?reauth=1").await;
+        let mut claims = self.idp.claims(email, &attempt.nonce);
+        claims["auth_time"] = serde_json::json!(self.clock.now_for_tests());
+        let res = self.finish(browser, &attempt, claims, Signing::Rs256).await;
+        assert_eq!(res.status(), 303, "fresh sign-in of {email} should succeed");
+    }
+
+    /// A new browser, freshly signed in as `email` (see [`TestApp::sign_in_fresh`]).
+    pub async fn signed_in_fresh(&self, email: &str) -> Browser {
+        let b = self.browser();
+        self.sign_in_fresh(&b, email).await;
+        b
     }
 
     /// A page's HTML as the browser sees it, whatever its status.
@@ -808,6 +832,14 @@ pub async fn grant(app: &TestApp, email: &str, site: &str, role: &str) {
     )
     .await
     .unwrap();
+}
+
+/// The key ring's version and the rows the master keys vouch for.
+pub async fn key_ring(st: &agency_sso::service::Context) -> (i64, agency_sso::domain::keys::Ring) {
+    let checked = agency_sso::service::keys::load(&st.db, &st.master_keys)
+        .await
+        .unwrap();
+    (checked.version, checked.ring)
 }
 
 /// A site made by the command line's actor, as `agency-sso sites add` does; its id.

@@ -237,22 +237,66 @@ async fn behind_https_cookies_are_host_bound_and_hsts_is_sent() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    let cookie = res.headers()["set-cookie"].to_str().unwrap();
-    assert!(cookie.starts_with("__Host-agency-sso="), "{cookie}");
-    assert!(
-        cookie.contains("Secure") && cookie.contains("Path=/"),
-        "{cookie}"
-    );
-    assert!(
-        cookie.contains("HttpOnly") && !cookie.contains("Domain"),
-        "{cookie}"
-    );
+    // The attempt's cookie, and then the session's, are host-bound.
+    let host_bound = |cookie: &str, name: &str| {
+        assert!(cookie.starts_with(&format!("{name}=")), "{cookie}");
+        assert!(
+            cookie.contains("Secure") && cookie.contains("Path=/"),
+            "{cookie}"
+        );
+        assert!(
+            cookie.contains("HttpOnly") && !cookie.contains("Domain"),
+            "{cookie}"
+        );
+    };
+    let attempt = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    host_bound(&attempt, "__Host-agency-sso-attempt");
     // The provider is told to send the browser back to the public URL.
-    let location = res.headers()["location"].to_str().unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
     assert!(
         location.contains("redirect_uri=https%3A%2F%2Fsso.agency.test%2Fauth%2Fcallback"),
         "{location}"
     );
+    // Back from the provider (the browser sends the attempt's cookie back).
+    let to = url::Url::parse(&location).unwrap();
+    let param = |k: &str| {
+        to.query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.to_string())
+            .unwrap()
+    };
+    let code = app.idp.issue_code(
+        app.idp.claims("ann@agency.test", &param("nonce")),
+        &param("code_challenge"),
+        crate::idp::Signing::Rs256,
+    );
+    let res = app
+        .browser()
+        .get(app.at(&format!(
+            "/auth/callback?code={code}&state={}",
+            param("state")
+        )))
+        .header("cookie", attempt.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let cookies: Vec<&str> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-agency-sso="))
+        .expect("a session cookie");
+    host_bound(session, "__Host-agency-sso");
+    let cleared = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-agency-sso-attempt="))
+        .expect("the attempt cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,10 +23,11 @@ pub struct KeyRow {
 #[server(endpoint = "admin_keys")]
 pub async fn admin_keys() -> Result<Vec<KeyRow>, AdminError> {
     let a = super::admin("admin_keys").await?;
-    let ring = match crate::service::keys::load(&a.st.db).await {
-        Ok((_, ring)) => ring,
+    let checked = match crate::service::keys::load(&a.st.db, &a.st.master_keys).await {
+        Ok(c) => c,
         Err(e) => return a.answer(e),
     };
+    let ring = checked.ring;
     let mut keys: Vec<KeyRow> = ring
         .keys
         .into_iter()
@@ -59,6 +60,26 @@ pub async fn admin_keys() -> Result<Vec<KeyRow>, AdminError> {
             }
         })
         .collect();
+    // Rows stored but not trusted: shown, never published.
+    keys.extend(checked.untrusted.into_iter().map(|u| KeyRow {
+        kid: u.kid,
+        state: if u.forged { "rejected" } else { "unchecked" }.into(),
+        bits: 0,
+        created: "-".into(),
+        dates: Vec::new(),
+        published: false,
+        revoked_reason: Some(if u.forged {
+            format!(
+                "Failed its integrity check ({}; stored as {}): not published.",
+                u.why, u.state
+            )
+        } else {
+            format!(
+                "Cannot be checked by this instance ({}): not published here.",
+                u.why
+            )
+        }),
+    }));
     let order = |s: &str| {
         ["active", "next", "retired", "revoked", "removed"]
             .iter()
@@ -72,8 +93,9 @@ pub async fn admin_keys() -> Result<Vec<KeyRow>, AdminError> {
 pub async fn admin_rotate_key(now_or_soon: String) -> Result<String, AdminError> {
     let a = super::admin("admin_rotate_key").await?;
     let keys = a.st.keys.clone();
+    // Every key action is sensitive.
+    a.recent_sign_in()?;
     let done = if now_or_soon == "now" {
-        a.recent_sign_in()?;
         keys.rotate_now(&a.by, a.now)
             .await
             .map(|_| "A new key signs from now on; the previous one stays published until its tokens expire.".to_string())
@@ -85,7 +107,7 @@ pub async fn admin_rotate_key(now_or_soon: String) -> Result<String, AdminError>
             )
         })
     };
-    let _ = keys.refresh().await;
+    let _ = keys.refresh(a.now).await;
     done.map_err(|e| {
         tracing::error!(error = %e, "key rotation failed");
         AdminError::Refused(super::capitalise(&e.to_string()))
@@ -119,7 +141,7 @@ pub async fn admin_revoke_key(
     }
     let keys = a.st.keys.clone();
     let done = keys.revoke(&kid, reason.trim(), &a.by, a.now).await;
-    let _ = keys.refresh().await;
+    let _ = keys.refresh(a.now).await;
     match done {
         Ok(_) => Ok(format!(
             "Key {kid} is revoked and out of the key set; tokens it signed are refused."

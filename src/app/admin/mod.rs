@@ -25,7 +25,7 @@ pub struct Admin {
     pub person: crate::domain::people::Person,
     pub by: crate::domain::audit::Actor,
     pub now: i64,
-    signed_in_at: i64,
+    signed_in: Option<crate::domain::session::SignedIn>,
     referer: Option<String>,
 }
 
@@ -74,7 +74,7 @@ pub async fn admin(function: &'static str) -> Result<Admin, AdminError> {
         .await;
         return fail(AdminError::Forbidden);
     }
-    let signed_in_at = crate::service::sessions::signed_in_at(&session).await;
+    let signed_in = crate::service::sessions::sign_in_of(&session).await;
     let referer = headers
         .get(axum::http::header::REFERER)
         .and_then(|v| v.to_str().ok())
@@ -85,7 +85,7 @@ pub async fn admin(function: &'static str) -> Result<Admin, AdminError> {
         now: st.clock.now(),
         st,
         person,
-        signed_in_at,
+        signed_in,
         referer,
     })
 }
@@ -96,11 +96,11 @@ impl Admin {
     /// otherwise the answer says where to sign in again (and come back to
     /// the page the request came from).
     pub fn recent_sign_in(&self) -> Result<(), AdminError> {
-        let signed_in = crate::domain::session::SignedIn {
-            person_id: self.person.id.clone(),
-            signed_in_at: self.signed_in_at,
-        };
-        if signed_in.is_recent(self.now, self.st.config.reauth_secs) {
+        if self
+            .signed_in
+            .as_ref()
+            .is_some_and(|s| s.is_recent(self.now, self.st.config.reauth_secs))
+        {
             return Ok(());
         }
         let back = crate::domain::session::safe_return_path(self.referer.as_deref());

@@ -50,10 +50,49 @@ pub struct InvitationRow {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldRow {
+    pub email: String,
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub attempts: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeoplePage {
     pub rows: Vec<PersonRow>,
     pub total: i64,
     pub invitations: Vec<InvitationRow>,
+    pub held: Vec<HeldRow>,
+}
+
+/// `decision`: "confirm" (the new account at the provider is the person
+/// who holds the address) or "refuse".
+#[server(endpoint = "admin_decide_held")]
+pub async fn admin_decide_held(
+    issuer: String,
+    subject: String,
+    decision: String,
+) -> Result<String, AdminError> {
+    let a = super::admin("admin_decide_held").await?;
+    let confirm = decision == "confirm";
+    if confirm {
+        // It hands someone's access to another account: sensitive.
+        a.recent_sign_in()?;
+    }
+    match crate::service::people::decide_held(&a.st.db, &issuer, &subject, confirm, &a.by, a.now)
+        .await
+    {
+        Ok(email) if confirm => Ok(format!(
+            "Confirmed: {email} now signs in with the new account; the old one no longer can."
+        )),
+        Ok(email) => Ok(format!(
+            "Refused: the new account for {email} cannot sign in."
+        )),
+        Err(e) => a.answer(e),
+    }
 }
 
 #[server(endpoint = "admin_people")]
@@ -90,6 +129,19 @@ pub async fn admin_people(filter: PeopleFilter) -> Result<PeoplePage, AdminError
                 admin: i.make_admin != 0,
                 invited: when(Some(i.invited_at)),
                 by: i.invited_by,
+            })
+            .collect(),
+        held: page
+            .held
+            .into_iter()
+            .map(|h| HeldRow {
+                name: h.name.clone().unwrap_or_default(),
+                email: h.email,
+                issuer: h.issuer,
+                subject: h.subject,
+                first_seen: when(Some(h.first_seen_at)),
+                last_seen: when(Some(h.last_seen_at)),
+                attempts: h.attempts,
             })
             .collect(),
     })
@@ -526,15 +578,17 @@ fn People() -> impl IntoView {
     let filter = filter_from_url();
     let invite = ServerAction::<AdminInvite>::new();
     let withdraw = ServerAction::<AdminWithdrawInvitation>::new();
+    let decide = ServerAction::<AdminDecideHeld>::new();
     let data = Resource::new(
         move || {
             (
                 filter.get(),
                 invite.version().get(),
                 withdraw.version().get(),
+                decide.version().get(),
             )
         },
-        |(f, _, _)| admin_people(f),
+        |(f, _, _, _)| admin_people(f),
     );
     view! {
         <section class="panel" aria-labelledby="invite-heading">
@@ -573,6 +627,39 @@ fn People() -> impl IntoView {
                                 <a class="button" href="/admin/people">"Clear"</a>
                             </div>
                         </form>
+                        {(!page.held.is_empty()).then(|| view! {
+                            <section class="panel warning" aria-labelledby="held-heading">
+                            <h2 id="held-heading">"New accounts waiting for confirmation"</h2>
+                            <p class="muted">"These addresses already belong to someone here, but arrived from another account at the identity provider: an account recreated, or an address given to someone new. Confirm only when it is the same person; they cannot sign in until you do."</p>
+                            <ul class="plain held" data-testid="held-identities">
+                                {page.held.into_iter().map(|h| {
+                                    let confirm_label = format!("Confirm the new account of {}", h.email);
+                                    let refuse_label = format!("Refuse the new account of {}", h.email);
+                                    let (issuer, subject) = (h.issuer.clone(), h.subject.clone());
+                                    let (issuer2, subject2) = (h.issuer.clone(), h.subject.clone());
+                                    view! {
+                                    <li data-testid="held-identity" data-email=h.email.clone()>
+                                        <strong>{h.email.clone()}</strong>
+                                        {(!h.name.is_empty()).then(|| view! { <span>{format!(" ({})", h.name)}</span> })}
+                                        <span class="muted">{format!(" account {} at {}: {} attempt(s), first {}, last {}", h.subject, h.issuer, h.attempts, h.first_seen, h.last_seen)}</span>
+                                        <ActionForm action=decide attr:class="inline-form">
+                                            <input type="hidden" name="issuer" value=issuer/>
+                                            <input type="hidden" name="subject" value=subject/>
+                                            <input type="hidden" name="decision" value="confirm"/>
+                                            <button type="submit" class="button small" aria-label=confirm_label>"Confirm it is them"</button>
+                                        </ActionForm>
+                                        <ActionForm action=decide attr:class="inline-form">
+                                            <input type="hidden" name="issuer" value=issuer2/>
+                                            <input type="hidden" name="subject" value=subject2/>
+                                            <input type="hidden" name="decision" value="refuse"/>
+                                            <button type="submit" class="button small" aria-label=refuse_label>"Refuse"</button>
+                                        </ActionForm>
+                                    </li>
+                                }}).collect_view()}
+                            </ul>
+                            </section>
+                        })}
+                        <Outcome value=decide.value().into() done=|m: &String| m.clone()/>
                         {(!page.invitations.is_empty()).then(|| view! {
                             <h2>"Invited, not signed in yet"</h2>
                             <ul class="plain invitations" data-testid="invitations">

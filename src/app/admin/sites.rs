@@ -539,11 +539,28 @@ pub async fn admin_save_site(
         login_template,
         username_claim,
         signing,
-        secret: Some(secret),
+        secret: Some(crate::domain::secrets::Secret::new(secret)),
         roles: roles.split([' ', ',', ';']).map(str::to_string).collect(),
         token_lifetime: lifetime,
         notes,
     };
+    // Where tokens go and how they are signed: changing a site's URL,
+    // profile or secret is sensitive.
+    if !id.is_empty() {
+        if let Ok(current) = crate::service::sites::find_site(&a.st.db, &id).await {
+            let moved =
+                crate::domain::sites::normalise_url(&input.url).is_ok_and(|u| u != current.url);
+            let profile = input.profile.trim();
+            let reprofiled = !profile.is_empty() && profile != current.profile.as_str();
+            let secret = input
+                .secret
+                .as_ref()
+                .is_some_and(|s| !s.expose().trim().is_empty());
+            if moved || reprofiled || secret {
+                a.recent_sign_in()?;
+            }
+        }
+    }
     let saved = if id.is_empty() {
         crate::service::sites::create_site(&a.st.db, &a.st.master_keys, input, &a.by, a.now).await
     } else {
@@ -596,6 +613,12 @@ pub async fn admin_grant(
 ) -> Result<String, AdminError> {
     use crate::service::sites::ManageError;
     let a = super::admin("admin_grant").await?;
+    // The site's own highest role is as sensitive as administrator.
+    if let Ok(s) = crate::service::sites::find_site(&a.st.db, &site).await {
+        if crate::domain::access::is_sensitive_role_on(role.trim(), &s.roles) {
+            a.recent_sign_in()?;
+        }
+    }
     let terms = a.grant_terms(&role, &duration, &reason)?;
     let domains = &a.st.config.sign_in.allowed_domains;
     match crate::service::access::grant_with(

@@ -132,6 +132,11 @@ pub async fn admin_team(id: String) -> Result<TeamDetail, AdminError> {
 #[server(endpoint = "admin_add_members")]
 pub async fn admin_add_members(team: String, emails: String) -> Result<String, AdminError> {
     let a = super::admin("admin_add_members").await?;
+    match crate::service::teams::grants_a_sensitive_role(&a.st.db, &team, a.now).await {
+        Ok(true) => a.recent_sign_in()?,
+        Ok(false) => {}
+        Err(e) => return a.answer(crate::service::sites::ManageError::from(e)),
+    }
     let domains = &a.st.config.sign_in.allowed_domains;
     match crate::service::teams::add_members(&a.st.db, domains, &team, &emails, &a.by, a.now).await
     {
