@@ -110,6 +110,28 @@ async fn run() -> anyhow::Result<()> {
             l.half.p99 <= 25.0 && l.half.rps >= l.max.rps * 0.45,
         );
     }
+    let flood = on_sqlite
+        .flood
+        .as_ref()
+        .context("bogus sign-ins measured")?;
+    report.row(
+        "launch latency while strangers send bogus sign-ins from many addresses, SQLite",
+        format!(
+            "p99 {} (p50 {}) at {:.0}/s, beside {} bogus callbacks in {:.1} s ({:.0}/s); {} audit records and {} session rows written for them",
+            ms(flood.during.p99),
+            ms(flood.during.p50),
+            flood.during.rps,
+            flood.bogus,
+            flood.seconds,
+            flood.bogus as f64 / flood.seconds.max(0.001),
+            flood.failure_records,
+            flood.session_rows
+        ),
+        format!("resting: p99 {} at {:.0}/s", ms(sq.half.p99), sq.half.rps),
+        pct(flood.during.p99, sq.half.p99),
+        "p99 ≤ 25 ms; ≤ 150 records, no sessions",
+        flood.during.p99 <= 25.0 && flood.failure_records <= 150 && flood.session_rows == 0,
+    );
     let ours = on_sqlite.jwks.as_ref().context("JWKS")?;
     for (what, ours, theirs) in [
         ("JWKS requests/s", &ours.full, &nginx.full),
@@ -446,6 +468,7 @@ struct Bundle {
 struct DashboardFigures {
     launches: LaunchFigures,
     peak_rss_kb: u64,
+    flood: Option<FloodFigures>,
     jwks: Option<JwksFigures>,
     home: Option<Load>,
     filter: Option<FilterFigures>,
@@ -526,6 +549,7 @@ async fn measure_dashboard(
     let mut figures = DashboardFigures {
         launches: LaunchFigures { max, half, records },
         peak_rss_kb,
+        flood: None,
         jwks: None,
         home: None,
         filter: None,
@@ -536,6 +560,8 @@ async fn measure_dashboard(
         },
     };
     if everything {
+        let rate = figures.launches.max.rps / 2.0;
+        figures.flood = Some(bogus_sign_ins(&url, &lua, &db, rate).await?);
         figures.jwks = Some(jwks_load(&format!("{url}/.well-known/jwks.json")).await?);
         figures.home = Some(home_load(&url).await?);
         figures.filter = Some(filter_in_chromium(root, &url)?);
@@ -544,6 +570,99 @@ async fn measure_dashboard(
     drop(db);
     drop(dash);
     drop(idp);
+    Ok(figures)
+}
+
+/// Bogus sign-ins, at least [`BOGUS`] of them, each from its own address
+/// behind the trusted proxy, sent as fast as 16 connections go while staff
+/// launch at `rate`: what they cost the launches, and what they write.
+struct FloodFigures {
+    bogus: u64,
+    seconds: f64,
+    during: Load,
+    failure_records: i64,
+    session_rows: i64,
+}
+
+const BOGUS: u64 = 10_000;
+
+async fn bogus_sign_ins(
+    url: &str,
+    lua: &Path,
+    db: &agency_sso::store::Db,
+    rate: f64,
+) -> anyhow::Result<FloodFigures> {
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let failures = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_log WHERE kind = 'sign_in_failed'")
+            .fetch_one(&db.pool)
+            .await
+    };
+    let sessions = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&db.pool)
+            .await
+    };
+    let (failures_before, sessions_before) = (failures().await?, sessions().await?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let flood = {
+        let (stop, sent, base) = (stop.clone(), sent.clone(), url.to_string());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let requests = futures_util::stream::iter(0u64..)
+                .take_while(|i| {
+                    let go = *i < BOGUS || !stop.load(Ordering::Relaxed);
+                    async move { go }
+                })
+                .map(|i| {
+                    let (c, base, sent) = (client.clone(), base.clone(), sent.clone());
+                    async move {
+                        let from = format!("198.18.{}.{}", (i / 250) % 250, i % 250 + 1);
+                        let r = c
+                            .get(format!("{base}/auth/callback?code=bogus{i}&state=bogus{i}"))
+                            .header("x-forwarded-for", from)
+                            .send()
+                            .await;
+                        if matches!(r, Ok(ref r) if r.status() == 400) {
+                            sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+                .buffer_unordered(16);
+            requests.collect::<Vec<()>>().await;
+            started.elapsed().as_secs_f64()
+        })
+    };
+    let (url2, lua2) = (url.to_string(), lua.to_path_buf());
+    let during = tokio::task::spawn_blocking(move || paced(&url2, &lua2, rate)).await??;
+    stop.store(true, Ordering::Relaxed);
+    let seconds = flood.await?;
+    let bogus = sent.load(Ordering::Relaxed);
+    ensure!(
+        bogus >= BOGUS,
+        "only {bogus} bogus sign-ins were answered 400"
+    );
+    let figures = FloodFigures {
+        bogus,
+        seconds,
+        during,
+        failure_records: failures().await? - failures_before,
+        session_rows: sessions().await? - sessions_before,
+    };
+    eprintln!(
+        "bogus sign-ins: {} in {:.1} s, launches meanwhile {:?}, +{} records, +{} sessions",
+        figures.bogus,
+        figures.seconds,
+        figures.during,
+        figures.failure_records,
+        figures.session_rows
+    );
     Ok(figures)
 }
 

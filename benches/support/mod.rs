@@ -373,6 +373,8 @@ pub fn dashboard_env(
         ("SSO_LAUNCH_RATE", "off".into()),
         ("SSO_LAUNCH_CLIENT_RATE", "off".into()),
         ("SSO_SIGN_IN_RATE", "off".into()),
+        // A load balancer's address: the bogus sign-ins come "from" many.
+        ("SSO_TRUSTED_PROXIES", "127.0.0.1".into()),
         ("LEPTOS_SITE_ROOT", site.display().to_string()),
         ("LEPTOS_OUTPUT_NAME", "agency-sso".into()),
         ("LEPTOS_SITE_PKG_DIR", "pkg".into()),

@@ -147,8 +147,9 @@ pub struct CallbackQuery {
     error_description: Option<String>,
 }
 
-/// GET /auth/callback: finish the attempt. Any failure ends the session
-/// (nothing of the attempt is kept) and shows what went wrong.
+/// GET /auth/callback: finish the attempt. Any failure shows what went
+/// wrong and keeps nothing of the attempt (its cookie is cleared); a
+/// session is made only once the sign-in succeeded.
 pub async fn callback(
     State(st): State<AppState>,
     RequestOrigin(from): RequestOrigin,
@@ -220,15 +221,8 @@ async fn finish(
             tracing::warn!(code = e.code(), detail = ?e.detail(), "sign-in refused");
             record_failure(&st, &e, e.email(), &from).await;
             // Someone already signed in keeps their session (a forged link
-            // must not sign them out); the used-up attempt is saved away now,
-            // since error responses are not saved by the session layer.
-            // Anyone else keeps nothing of the failed attempt.
-            let signed_in = matches!(session.get::<SignedIn>(SIGNED_IN_KEY).await, Ok(Some(_)));
-            let _ = if signed_in {
-                session.save().await
-            } else {
-                session.flush().await
-            };
+            // must not sign them out); the attempt lived only in its cookie,
+            // which the caller clears: nothing is read or written here.
             e.into_response()
         }
     }
