@@ -64,11 +64,19 @@ fn verdict(masters: &MasterKeys, row: &StoredKey) -> Integrity {
 }
 
 /// Split stored rows into the trusted ring and the rest.
-fn split(masters: &MasterKeys, rows: &[StoredKey]) -> (Ring, Vec<Untrusted>) {
+/// `bound`: the rows from before MACs were bound (else a row without a MAC
+/// is not forged, only not bound yet: the next start of the service binds it).
+fn split(masters: &MasterKeys, rows: &[StoredKey], bound: bool) -> (Ring, Vec<Untrusted>) {
     let mut trusted = Vec::new();
     let mut untrusted = Vec::new();
     for row in rows {
-        let (why, forged) = match verdict(masters, row) {
+        let verdict = match verdict(masters, row) {
+            Integrity::Forged(_) if !bound && row.mac.is_none() => Integrity::Unchecked(
+                "not bound to the master key yet: the next start of the service binds it".into(),
+            ),
+            v => v,
+        };
+        let (why, forged) = match verdict {
             Integrity::Sound => {
                 trusted.push(row.record.clone());
                 continue;
@@ -89,8 +97,8 @@ fn split(masters: &MasterKeys, rows: &[StoredKey]) -> (Ring, Vec<Untrusted>) {
 /// The ring as stored, checked with `masters` (for `keys list`, the console
 /// and `audit verify`).
 pub async fn load(db: &Db, masters: &MasterKeys) -> Result<Checked, sqlx::Error> {
-    let (version, rows) = store::load(db).await?;
-    let (ring, untrusted) = split(masters, &rows);
+    let (version, rows, bound) = store::load(db).await?;
+    let (ring, untrusted) = split(masters, &rows, bound);
     Ok(Checked {
         version,
         ring,
@@ -229,8 +237,8 @@ impl KeyRing {
     /// key it cannot open leaves it without a signer, which launches and
     /// `/readyz` report, but the JWKS is still the trusted rows'.
     async fn reload(&self, now: i64) -> Result<(), KeyRingError> {
-        let (version, rows) = store::load(&self.db).await?;
-        let (ring, untrusted) = split(&self.masters, &rows);
+        let (version, rows, bound) = store::load(&self.db).await?;
+        let (ring, untrusted) = split(&self.masters, &rows, bound);
         let old = self.snapshot();
         let (signer, signer_problem) = match ring.active() {
             None => (

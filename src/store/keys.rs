@@ -78,15 +78,17 @@ pub async fn version(db: &Db) -> Result<i64, sqlx::Error> {
         .await
 }
 
-/// Every key row as stored, and the ring's version, read together.
-pub async fn load(db: &Db) -> Result<(i64, Vec<StoredKey>), sqlx::Error> {
+/// Every key row as stored, the ring's version, and whether the rows from
+/// before MACs were bound yet, read together.
+pub async fn load(db: &Db) -> Result<(i64, Vec<StoredKey>, bool), sqlx::Error> {
     let mut tx = db.pool.begin().await?;
-    let version: i64 = sqlx::query_scalar("SELECT version FROM key_ring WHERE id = 1")
-        .fetch_one(&mut *tx)
-        .await?;
+    let (version, bound_at): (i64, Option<i64>) =
+        sqlx::query_as("SELECT version, rows_bound_at FROM key_ring WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
     let rows = load_in(&mut tx).await?;
     tx.commit().await?;
-    Ok((version, rows))
+    Ok((version, rows, bound_at.is_some()))
 }
 
 async fn load_in(tx: &mut Transaction<'_, Any>) -> Result<Vec<StoredKey>, sqlx::Error> {

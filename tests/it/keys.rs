@@ -762,7 +762,48 @@ async fn an_instance_that_cannot_open_the_new_key_says_so(backend: Backend) {
     );
 }
 
+/// Rows from before key rows carried MACs (as an upgrade finds them) are
+/// not called forged before the first start binds them; that start binds
+/// the sound ones, once, with a record; a row without a MAC after that is forged.
+async fn rows_from_before_macs_are_bound_once_at_the_first_start(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let kid = app.state.keys.signer().unwrap().kid().to_string();
+    sql(&app, "UPDATE signing_keys SET mac = NULL", &[]).await;
+    sql(&app, "UPDATE key_ring SET rows_bound_at = NULL", &[]).await;
+    let list = run_ok(app.command().args(["keys", "list"]));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("unchecked") && l.contains(&kid) && l.contains("not bound")),
+        "{list}"
+    );
+    // The next start binds it.
+    let started = another_instance(&app).await;
+    assert_eq!(started.signer().unwrap().kid(), kid);
+    let list = run_ok(app.command().args(["keys", "list"]));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("active") && l.contains(&kid)),
+        "{list}"
+    );
+    let records = crate::support::audit_texts(&app.database_url).await;
+    assert!(
+        records
+            .iter()
+            .any(|(_, t)| t.starts_with("key_rows_bound") && t.contains(&kid)),
+        "bound with a record"
+    );
+    // Once only: a row losing its MAC afterwards is forged.
+    sql(&app, "UPDATE signing_keys SET mac = NULL", &[]).await;
+    let list = run_ok(app.command().args(["keys", "list"]));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("rejected") && l.contains(&kid)),
+        "{list}"
+    );
+}
+
 on_both_databases!(
+    rows_from_before_macs_are_bound_once_at_the_first_start,
     key_rows_the_database_alone_wrote_are_never_published,
     an_instance_that_cannot_open_the_new_key_says_so,
     jwks_is_public_cacheable_and_unchanging,
