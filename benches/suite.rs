@@ -114,6 +114,9 @@ async fn run() -> anyhow::Result<()> {
         .flood
         .as_ref()
         .context("bogus sign-ins measured")?;
+    // What the limits allow: 120 at once, 2 a second earned back, and one
+    // record a minute noting the flood.
+    let allowed = 120 + (2.0 * flood.seconds).ceil() as i64 + (flood.seconds / 60.0).ceil() as i64;
     report.row(
         "launch latency while strangers send bogus sign-ins from many addresses, SQLite",
         format!(
@@ -129,8 +132,8 @@ async fn run() -> anyhow::Result<()> {
         ),
         format!("resting: p99 {} at {:.0}/s", ms(sq.half.p99), sq.half.rps),
         pct(flood.during.p99, sq.half.p99),
-        "p99 ≤ 25 ms; ≤ 150 records, no sessions",
-        flood.during.p99 <= 25.0 && flood.failure_records <= 150 && flood.session_rows == 0,
+        &format!("p99 ≤ 25 ms; ≤ {allowed} records (120 + 2/s + 1/min), no sessions"),
+        flood.during.p99 <= 25.0 && flood.failure_records <= allowed && flood.session_rows == 0,
     );
     let ours = on_sqlite.jwks.as_ref().context("JWKS")?;
     for (what, ours, theirs) in [

@@ -92,9 +92,19 @@ pub enum Arrival {
 
 /// Decide an arrival. Disablement follows the address, not the subject:
 /// a leaver who comes back through a new account at the provider stays out.
+/// An address someone else holds is held, also when a known account now
+/// says it is theirs (its address changed at the provider).
 pub fn arrival(by_subject: Option<&Person>, by_email: &[Person], bootstrap_admin: bool) -> Arrival {
     if by_subject.is_some_and(|p| p.disabled) || by_email.iter().any(|p| p.disabled) {
         return Arrival::Disabled;
+    }
+    let holder = by_email
+        .iter()
+        .find(|p| !p.disabled && by_subject.is_none_or(|me| me.id != p.id));
+    if let Some(holder) = holder {
+        return Arrival::Held {
+            holder: holder.id.clone(),
+        };
     }
     if let Some(p) = by_subject {
         return Arrival::Known(p.id.clone());
@@ -127,6 +137,17 @@ mod tests {
         // Another subject for an address someone enabled holds: held.
         assert_eq!(
             arrival(None, std::slice::from_ref(&sam), false),
+            Arrival::Held {
+                holder: "p-sam".into()
+            }
+        );
+        // A known account whose address changed, at the provider, to one
+        // someone else holds: held, not handed that person's access.
+        let mut ann = person(Some("Ann"));
+        ann.id = "p-ann".into();
+        ann.subject = "ann".into();
+        assert_eq!(
+            arrival(Some(&ann), std::slice::from_ref(&sam), false),
             Arrival::Held {
                 holder: "p-sam".into()
             }

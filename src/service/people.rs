@@ -311,6 +311,12 @@ pub async fn decide_held(
                 h.email
             ))
         })?;
+    if let Some(other) = store::people::find_by_subject_in(&mut tx, &h.issuer, &h.subject).await? {
+        return Err(ManageError::Refused(format!(
+            "That account already belongs to {} here (its address changed at the provider): disable one of them, or refuse this.",
+            other.email
+        )));
+    }
     store::people::set_identity(&mut tx, &holder.id, &h.issuer, &h.subject).await?;
     let event = by
         .did(now, kind::IDENTITY_CONFIRMED)

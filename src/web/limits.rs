@@ -33,6 +33,9 @@ pub struct Limiter {
     /// in the audit log at most this often per client, and overall.
     failures_per_client: Mutex<Buckets>,
     failures_overall: Mutex<Buckets>,
+    /// When a flood of them was last noted (Unix seconds): at most one
+    /// note a minute, however the flood ebbs and flows.
+    flood_noted_at: std::sync::atomic::AtomicI64,
 }
 
 /// Unauthenticated sign-in failures recorded per client address...
@@ -74,21 +77,42 @@ impl Limiter {
             launch_client: buckets(s.launch_client),
             failures_per_client: fixed(FAILURES_PER_CLIENT),
             failures_overall: fixed(FAILURES_OVERALL),
+            flood_noted_at: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
 
     /// May a sign-in failure nobody authenticated caused be written to the
-    /// audit log? Allowed below both limits; `Limited { first: true }` once
-    /// per flood (record that one, saying the rest are only counted).
+    /// audit log? Allowed below both limits; `Limited { first: true }` at
+    /// most once a minute while they flood (record that one, saying the
+    /// rest are only counted).
     pub fn record_failure(&self, client: &str, now: i64) -> Verdict {
+        use std::sync::atomic::Ordering;
         let lock = |m: &Mutex<Buckets>, key: &str| {
             m.lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .check(key, now.saturating_mul(1000))
         };
-        match lock(&self.failures_per_client, client) {
+        let verdict = match lock(&self.failures_per_client, client) {
             Verdict::Allowed => lock(&self.failures_overall, "all"),
             limited => limited,
+        };
+        match verdict {
+            Verdict::Limited {
+                retry_after_secs,
+                first: true,
+            } => {
+                let last = self.flood_noted_at.load(Ordering::Relaxed);
+                let note = now.saturating_sub(last) >= 60
+                    && self
+                        .flood_noted_at
+                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok();
+                Verdict::Limited {
+                    retry_after_secs,
+                    first: note,
+                }
+            }
+            v => v,
         }
     }
 

@@ -154,6 +154,24 @@ async fn access_follows_the_person_not_the_address(backend: Backend) {
         .await
         .unwrap();
     assert!(!chief[0].is_admin, "re-promoted by the bootstrap list");
+
+    // Ann's account now says it is chief@ (her address changed at the
+    // provider to one someone else holds): held, and she is not handed it.
+    let (status, page) = arrive(&app, "chief@agency.test", "ann-2").await;
+    assert_eq!(status, 403);
+    assert!(page.contains("identity_held"), "{page}");
+    assert_eq!(
+        store::people::find_by_email(&app.state.db, "chief@agency.test")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let ann_now = store::people::find(&app.state.db, &ann.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ann_now.email, "ann@agency.test");
 }
 
 /// The sessions table keys rows by a hash of the cookie's value and keeps
