@@ -259,6 +259,16 @@ pub enum UsersCommand {
     /// A person's offboarding checklist, per site, as CSV: what each
     /// connector site reported, what is pending, what must be done by hand.
     Offboarding { email: String },
+    /// Sign-ins held for an admin: an address someone here holds, arriving
+    /// from another account at the identity provider.
+    Held,
+    /// Confirm that the held account is the person who holds the address
+    /// (they move to it; the old account can no longer sign in), or refuse it.
+    DecideHeld {
+        email: String,
+        #[arg(long, value_parser = ["confirm", "refuse"])]
+        decision: String,
+    },
 }
 
 pub async fn run() -> ExitCode {
@@ -355,6 +365,43 @@ async fn users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
             };
             let rows = crate::service::messages::checklist(&db, &p).await?;
             print!("{}", crate::service::messages::checklist_csv(&rows));
+        }
+        UsersCommand::Held => {
+            for h in crate::service::people::held(&db, "").await? {
+                println!(
+                    "{}  account {} at {}  {} attempt(s), last {}",
+                    h.email,
+                    h.subject,
+                    h.issuer,
+                    h.attempts,
+                    when(Some(h.last_seen_at))
+                );
+            }
+        }
+        UsersCommand::DecideHeld { email, decision } => {
+            let held = crate::service::people::held(&db, &email).await?;
+            let [h] = held.as_slice() else {
+                anyhow::bail!(
+                    "{} sign-in(s) held for {}: decide in the console (People) when there are several",
+                    held.len(),
+                    email.trim()
+                );
+            };
+            let confirm = decision == "confirm";
+            let email = crate::service::people::decide_held(
+                &db,
+                &h.issuer,
+                &h.subject,
+                confirm,
+                &Actor::command_line(),
+                now(),
+            )
+            .await?;
+            if confirm {
+                println!("{email} now signs in with account {}", h.subject);
+            } else {
+                println!("the new account for {email} is refused");
+            }
         }
     }
     Ok(())

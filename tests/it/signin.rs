@@ -115,23 +115,26 @@ async fn access_follows_the_person_not_the_address(backend: Backend) {
     );
     // The old account is now the stranger.
     assert_eq!(arrive(&app, "ann@agency.test", "ann-1").await.0, 403);
-    // A refused one is forgotten (and held again if it comes back).
-    let decide = [
-        ("issuer", issuer.as_str()),
-        ("subject", "ann-1"),
-        ("decision", "refuse"),
-    ];
-    assert_eq!(
-        server_fn(&app, &boss, "admin_decide_held", &decide).await.0,
-        200
-    );
+    // A refused one is forgotten (and held again if it comes back); the
+    // command line lists and decides them too.
+    let held = run_ok(app.command().args(["users", "held"]));
+    assert!(held.contains("ann@agency.test  account ann-1"), "{held}");
+    let out = run_ok(app.command().args([
+        "users",
+        "decide-held",
+        "ann@agency.test",
+        "--decision",
+        "refuse",
+    ]));
+    assert!(out.contains("refused"), "{out}");
+    assert_eq!(run_ok(app.command().args(["users", "held"])), "");
     let records = crate::support::audit_texts(&app.database_url).await;
     assert!(records
         .iter()
         .any(|(_, t)| t.starts_with("identity_confirmed|boss@agency.test|ann@agency.test")));
     assert!(records
         .iter()
-        .any(|(_, t)| t.starts_with("identity_refused|boss@agency.test|ann@agency.test")));
+        .any(|(_, t)| t.starts_with("identity_refused|command line|ann@agency.test")));
 
     // SSO_ADMIN_EMAILS makes an admin at the first sign-in, not at every one.
     let chief = app.browser();
