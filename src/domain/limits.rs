@@ -221,12 +221,22 @@ pub enum ProxyHeader {
 }
 
 impl ProxyHeader {
-    pub fn parse(s: &str) -> Option<ProxyHeader> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "" | "x-forwarded-for" => Some(ProxyHeader::XForwardedFor),
-            "forwarded" => Some(ProxyHeader::Forwarded),
-            _ => None,
+    /// The header's name, lower-case.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxyHeader::XForwardedFor => "x-forwarded-for",
+            ProxyHeader::Forwarded => "forwarded",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<ProxyHeader> {
+        let s = s.trim().to_ascii_lowercase();
+        if s.is_empty() {
+            return Some(ProxyHeader::XForwardedFor);
+        }
+        [ProxyHeader::XForwardedFor, ProxyHeader::Forwarded]
+            .into_iter()
+            .find(|h| h.name() == s)
     }
 }
 

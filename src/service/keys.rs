@@ -481,9 +481,7 @@ impl KeyRing {
             by.did(now, kind::KEY_REWRAPPED)
                 .detail(json!({ "resealed": n, "master_key": master }))
         };
-        let resealed = std::sync::atomic::AtomicU64::new(0);
-        let count = |r: &std::sync::atomic::AtomicU64| r.load(std::sync::atomic::Ordering::Relaxed);
-        store::reseal(
+        let n = store::reseal(
             &self.db,
             |row| {
                 let kid = &row.record.kid;
@@ -507,7 +505,6 @@ impl KeyRing {
                                     kid: kid.to_string(),
                                     error,
                                 })?;
-                        resealed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         Some(masters.seal(&plain, &aad(kid), &mut rand::rngs::OsRng))
                     }
                     other => other.map(str::to_string),
@@ -518,10 +515,9 @@ impl KeyRing {
                 }
                 Ok::<_, KeyRingError>(Some((sealed, mac)))
             },
-            |_| record(count(&resealed)),
+            record,
         )
         .await?;
-        let n = count(&resealed);
         self.reload(now).await?;
         tracing::info!(
             count = n,

@@ -281,8 +281,9 @@ async fn update(
 
 /// Reseal every trusted row under the current master key, under the ring
 /// lock: `reseal` gives a row's new sealed private half and MAC, or `None`
-/// to leave it. Returns how many changed. `record` makes the audit record
-/// of how many were resealed.
+/// to leave it. Returns how many private halves were resealed (rows whose
+/// MAC alone changed are not counted); `record` makes the audit record of
+/// that number.
 pub async fn reseal<E>(
     db: &Db,
     mut reseal: impl FnMut(&StoredKey) -> Result<Option<(Option<String>, String)>, E>,
@@ -297,13 +298,15 @@ where
     let mut n = 0;
     for row in rows {
         if let Some((sealed, mac)) = reseal(&row)? {
+            if sealed != row.sealed {
+                n += 1;
+            }
             sqlx::query("UPDATE signing_keys SET private_key = $2, mac = $3 WHERE kid = $1")
                 .bind(&row.record.kid)
                 .bind(sealed)
                 .bind(mac)
                 .execute(&mut *tx)
                 .await?;
-            n += 1;
         }
     }
     audit::append(&mut tx, &record(n)).await?;

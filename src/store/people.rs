@@ -89,12 +89,8 @@ pub async fn find(db: &Db, id: &str) -> Result<Option<Person>, sqlx::Error> {
 }
 
 pub async fn find_by_email(db: &Db, email: &str) -> Result<Vec<Person>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM people WHERE email = $1 ORDER BY created_at");
-    let rows: Vec<PersonRow> = sqlx::query_as(&sql)
-        .bind(email.trim().to_ascii_lowercase())
-        .fetch_all(&db.pool)
-        .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    let mut conn = db.pool.acquire().await?;
+    all_by_email_in(&mut conn, email).await
 }
 
 /// The person with this e-mail address, read inside a transaction: the

@@ -173,9 +173,7 @@ async fn finish(
     pending: Option<PendingSignIn>,
     q: CallbackQuery,
 ) -> Response {
-    let st = st.clone();
-    let from = from.clone();
-    match finish_sign_in(&st, pending, q, &from).await {
+    match finish_sign_in(st, pending, q, from).await {
         Ok((person, return_to, fresh)) => {
             let signed_in = SignedIn {
                 person_id: person.id.clone(),
@@ -196,7 +194,7 @@ async fn finish(
                 tracing::error!(error = %e, "cannot store the session");
                 let _ = session.flush().await;
                 let failed = SignInError::Storage;
-                record_failure(&st, &failed, Some(&person.email), &from).await;
+                record_failure(st, &failed, Some(&person.email), from).await;
                 return failed.into_response();
             }
             tracing::info!(person = %person.id, email = %person.email, "signed in");
@@ -219,7 +217,7 @@ async fn finish(
         }
         Err(e) => {
             tracing::warn!(code = e.code(), detail = ?e.detail(), "sign-in refused");
-            record_failure(&st, &e, e.email(), &from).await;
+            record_failure(st, &e, e.email(), from).await;
             // Someone already signed in keeps their session (a forged link
             // must not sign them out); the attempt lived only in its cookie,
             // which the caller clears: nothing is read or written here.
@@ -231,9 +229,9 @@ async fn finish(
 /// Record a failed sign-in (best effort: the failure is shown either way).
 /// A failure anyone can cause without an account (no ID token the provider
 /// signed: a bogus callback, a forged state) is recorded at most a few
-/// times a minute per address and overall: the first of a flood says so,
-/// the rest are only counted in the metrics, so strangers cannot grow the
-/// audit log or hold its lock.
+/// times a minute per address and overall, with one record a minute saying
+/// a flood is on; the rest are only counted in the metrics, so strangers
+/// cannot grow the audit log or hold its lock.
 async fn record_failure(st: &AppState, e: &SignInError, email: Option<&str>, from: &Origin) {
     use crate::domain::limits::Verdict;
     st.metrics.sign_in_failed(e.code());

@@ -14,7 +14,7 @@ use super::pages::{error_page, ErrorPage};
 use super::AppState;
 use crate::config::LimitSettings;
 use crate::domain::audit::{kind, outcome, Event, Origin};
-use crate::domain::limits::{bucket_key, client_ip, forwarded_hops, Buckets, ProxyHeader, Verdict};
+use crate::domain::limits::{bucket_key, client_ip, forwarded_hops, Buckets, Verdict};
 
 /// The client's address, as worked out once per request.
 #[derive(Debug, Clone, Copy)]
@@ -144,13 +144,9 @@ pub async fn by_client(State(st): State<AppState>, mut req: Request, next: Next)
         .map(|c| c.0.ip());
     let ip = peer.map(|peer| {
         let header = st.config.proxy_header;
-        let name = match header {
-            ProxyHeader::XForwardedFor => "x-forwarded-for",
-            ProxyHeader::Forwarded => "forwarded",
-        };
         let lines: Vec<&str> = req
             .headers()
-            .get_all(name)
+            .get_all(header.name())
             .iter()
             .map(|v| v.to_str().unwrap_or("<unreadable>"))
             .collect();

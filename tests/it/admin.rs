@@ -487,17 +487,7 @@ async fn people_invited_promoted_disabled_and_the_last_admin_stays(backend: Back
         (status, &body["Invalid"][0]["field"]),
         (422, &Value::from("email"))
     );
-    let (_, page) = call(
-        &app,
-        &boss,
-        "admin_people",
-        &[
-            ("filter[q]", ""),
-            ("filter[standing]", ""),
-            ("filter[offset]", "0"),
-        ],
-    )
-    .await;
+    let (_, page) = crate::support::people_page(&app, &boss).await;
     assert_eq!(page["invitations"][0]["email"], "ivy@agency.test", "{page}");
     let ivy = app.signed_in("ivy@agency.test").await;
     let ivy_p = store::people::find_by_email(&app.state.db, "ivy@agency.test")

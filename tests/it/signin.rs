@@ -75,17 +75,7 @@ async fn access_follows_the_person_not_the_address(backend: Backend) {
     );
     assert_eq!(arrive(&app, "ann@agency.test", "ann-2").await.0, 403);
     // The admin sees it, with how often it was tried.
-    let (status, people) = server_fn(
-        &app,
-        &boss,
-        "admin_people",
-        &[
-            ("filter[q]", ""),
-            ("filter[standing]", ""),
-            ("filter[offset]", "0"),
-        ],
-    )
-    .await;
+    let (status, people) = crate::support::people_page(&app, &boss).await;
     assert_eq!(status, 200, "{people}");
     let held = &people["held"][0];
     assert_eq!(

@@ -648,6 +648,16 @@ pub async fn server_fn(
     (status, body)
 }
 
+/// The console's People page as `admin` reads it (no filter): its status and answer.
+pub async fn people_page(app: &TestApp, admin: &Browser) -> (u16, serde_json::Value) {
+    let filter = [
+        ("filter[q]", ""),
+        ("filter[standing]", ""),
+        ("filter[offset]", "0"),
+    ];
+    server_fn(app, admin, "admin_people", &filter).await
+}
+
 /// The console's import dry run by `admin`: its answer, and each row's
 /// action (create, update, unchanged or invalid).
 pub async fn import_preview(

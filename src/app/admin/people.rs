@@ -68,6 +68,30 @@ pub struct PeoplePage {
     pub held: Vec<HeldRow>,
 }
 
+/// The form deciding one held sign-in (`decision`: "confirm" or "refuse").
+fn held_decision(
+    decide: ServerAction<AdminDecideHeld>,
+    h: &HeldRow,
+    decision: &'static str,
+    text: &'static str,
+) -> impl IntoView {
+    let verb = if decision == "confirm" {
+        "Confirm"
+    } else {
+        "Refuse"
+    };
+    let label = format!("{verb} the new account of {}", h.email);
+    let (issuer, subject) = (h.issuer.clone(), h.subject.clone());
+    view! {
+        <ActionForm action=decide attr:class="inline-form">
+            <input type="hidden" name="issuer" value=issuer/>
+            <input type="hidden" name="subject" value=subject/>
+            <input type="hidden" name="decision" value=decision/>
+            <button type="submit" class="button small" aria-label=label>{text}</button>
+        </ActionForm>
+    }
+}
+
 /// `decision`: "confirm" (the new account at the provider is the person
 /// who holds the address) or "refuse".
 #[server(endpoint = "admin_decide_held")]
@@ -633,27 +657,15 @@ fn People() -> impl IntoView {
                             <p class="muted">"These addresses already belong to someone here, but arrived from another account at the identity provider: an account recreated, or an address given to someone new. Confirm only when it is the same person; they cannot sign in until you do."</p>
                             <ul class="plain held" data-testid="held-identities">
                                 {page.held.into_iter().map(|h| {
-                                    let confirm_label = format!("Confirm the new account of {}", h.email);
-                                    let refuse_label = format!("Refuse the new account of {}", h.email);
-                                    let (issuer, subject) = (h.issuer.clone(), h.subject.clone());
-                                    let (issuer2, subject2) = (h.issuer.clone(), h.subject.clone());
+                                    let confirm = held_decision(decide, &h, "confirm", "Confirm it is them");
+                                    let refuse = held_decision(decide, &h, "refuse", "Refuse");
                                     view! {
                                     <li data-testid="held-identity" data-email=h.email.clone()>
                                         <strong>{h.email.clone()}</strong>
                                         {(!h.name.is_empty()).then(|| view! { <span>{format!(" ({})", h.name)}</span> })}
                                         <span class="muted">{format!(" account {} at {}: {} attempt(s), first {}, last {}", h.subject, h.issuer, h.attempts, h.first_seen, h.last_seen)}</span>
-                                        <ActionForm action=decide attr:class="inline-form">
-                                            <input type="hidden" name="issuer" value=issuer/>
-                                            <input type="hidden" name="subject" value=subject/>
-                                            <input type="hidden" name="decision" value="confirm"/>
-                                            <button type="submit" class="button small" aria-label=confirm_label>"Confirm it is them"</button>
-                                        </ActionForm>
-                                        <ActionForm action=decide attr:class="inline-form">
-                                            <input type="hidden" name="issuer" value=issuer2/>
-                                            <input type="hidden" name="subject" value=subject2/>
-                                            <input type="hidden" name="decision" value="refuse"/>
-                                            <button type="submit" class="button small" aria-label=refuse_label>"Refuse"</button>
-                                        </ActionForm>
+                                        {confirm}
+                                        {refuse}
                                     </li>
                                 }}).collect_view()}
                             </ul>
