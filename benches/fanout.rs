@@ -4,7 +4,8 @@
 //! else's launches during the fan-out.
 //!
 //! Run it with `scripts/bench-fanout` (it builds the release binary). The
-//! release `agency-sso serve` runs as its own process on SQLite beside the
+//! release `agency-sso serve` runs as its own process, on SQLite and then
+//! on the local PostgreSQL server (a fresh database), beside the
 //! local identity provider; the 5,000 sites are stand-ins that check each
 //! message with the connector plugin's own code
 //! (tests/verifiers/back_channel_sites.php under PHP's built-in server,
@@ -25,7 +26,7 @@ use anyhow::{ensure, Context};
 mod support;
 use support::{
     dashboard_env, free_port, ms, openssl, post_launch, publish, release_binary, run_header, say,
-    sign_in, start_idp, wait_for, Dashboard, Proc,
+    sign_in, start_idp, wait_for, Dashboard, PgDatabase, Proc,
 };
 
 /// Connector sites the leaver holds.
@@ -44,21 +45,46 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let bin = release_binary(&root, "scripts/bench-fanout")?;
-    let tmp = tempfile::tempdir()?;
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data)?;
 
     say("ceiling: openssl speed -multi 2 rsa2048");
     let rsa = openssl(Some(2)).context("openssl speed")?;
 
+    let sqlite = measure(&root, &bin, rsa, None).await?;
+    let pg = PgDatabase::create().await?;
+    let postgres = measure(&root, &bin, rsa, Some(&pg.url)).await;
+    pg.drop_it().await;
+    let report = format!("{}\n{sqlite}\n{}", run_header(&root), postgres?);
+    publish(&root, "bench-fanout", &report)?;
+    Ok(())
+}
+
+/// One run on SQLite (`postgres`: `None`) or on that PostgreSQL database:
+/// its table.
+async fn measure(
+    root: &std::path::Path,
+    bin: &std::path::Path,
+    rsa: f64,
+    postgres: Option<&str>,
+) -> anyhow::Result<String> {
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    let (db_name, kind) = match postgres {
+        Some(_) => ("PostgreSQL", agency_sso::config::DbKind::Postgres),
+        None => ("SQLite", agency_sso::config::DbKind::Sqlite),
+    };
+    say(&format!("the fan-out on {db_name}"));
+
     // The dashboard, its identity provider and the stand-in sites.
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
-    let database_url = format!("sqlite://{}/fanout.db", data.display());
-    let idp = start_idp(&root, &url, &data.join("idp.log")).await?;
-    let env = dashboard_env(&root, &url, port, &database_url, &data, &idp);
-    let dash =
-        Dashboard::start("agency-sso", &bin, env, &data.join("agency-sso.log"), &url).await?;
+    let database_url = match postgres {
+        Some(u) => u.to_string(),
+        None => format!("sqlite://{}/fanout.db", data.display()),
+    };
+    let idp = start_idp(root, &url, &data.join("idp.log")).await?;
+    let env = dashboard_env(root, &url, port, &database_url, &data, &idp);
+    let dash = Dashboard::start("agency-sso", bin, env, &data.join("agency-sso.log"), &url).await?;
     let sites_port = free_port()?;
     let sites_dir = tmp.path().join("sites");
     std::fs::create_dir_all(&sites_dir)?;
@@ -91,8 +117,7 @@ async fn run() -> anyhow::Result<()> {
     say("seeding 5,000 connector sites");
     let sam = sign_in(&url, "sam-staff").await?;
     sign_in(&url, "zoe-odegard").await?;
-    let db =
-        agency_sso::store::Db::connect(&database_url, agency_sso::config::DbKind::Sqlite).await?;
+    let db = agency_sso::store::Db::connect(&database_url, kind).await?;
     let masters = agency_sso::domain::secrets::MasterKeys::new(
         agency_sso::domain::secrets::MasterKey::new([0; 32]),
         Vec::new(),
@@ -252,8 +277,7 @@ async fn run() -> anyhow::Result<()> {
     let (dur50, dur95) = (pct(&mut during, 0.5), pct(&mut during, 0.95));
     let rate = SITES as f64 / confirmed;
     let report = format!(
-        "{}\n\
-         | offboarding fan-out ({SITES} connector sites, SQLite) | figure | ceiling, same run | ratio |\n\
+        "| offboarding fan-out ({SITES} connector sites, {db_name}) | figure | ceiling, same run | ratio |\n\
          |---|---|---|---|\n\
          | messages written with the change (`users disable`, whole command) | {} | | |\n\
          | all {SITES} confirmed by the sites | {confirmed:.1} s ({rate:.0}/s) | stand-in sites, refused request: {floor:.0}/s | {:.2} |\n\
@@ -261,7 +285,6 @@ async fn run() -> anyhow::Result<()> {
          | launch latency for someone else, p50 | {} during, {} at rest | | {:.2} |\n\
          | launch latency for someone else, p95 | {} during, {} at rest | | {:.2} |\n\
          | dashboard memory (RSS) | {} MiB peak during, {} MiB before | | {:.2} |\n",
-        run_header(&root),
         format_args!("{written:.1} s"),
         rate / floor,
         rate / rsa,
@@ -275,7 +298,7 @@ async fn run() -> anyhow::Result<()> {
         rss_before / 1024,
         peak_rss as f64 / rss_before as f64,
     );
-    publish(&root, "bench-fanout", &report)?;
     drop(dash);
-    Ok(())
+    db.pool.close().await;
+    Ok(report)
 }

@@ -5,7 +5,7 @@
 import { test, expect, type Browser, type Page } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { createHmac, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -413,6 +413,82 @@ test('the back-channel route refuses what the dashboard did not send: a launch t
   expect(await post('')).toEqual([400, 'malformed_token']);
   // Sam's account is as it was: not locked, same role, same sessions.
   expect(wpUser('sam@agency.test')).toEqual(before);
+});
+
+/** What a site received from the dashboard's worker (end2end/wordpress/serve.sh's test mu-plugin): each token, in order. */
+function inbox(siteDir: string): string[] {
+  try {
+    return readFileSync(`${siteDir}.inbox`, 'utf8').split('\n').filter((l) => l !== '');
+  } catch {
+    return [];
+  }
+}
+
+/** Make a site answer the dashboard 503 without reading its messages (down), or answer again. */
+function holdMessages(siteDir: string, hold: boolean) {
+  if (hold) writeFileSync(`${siteDir}.hold`, '');
+  else rmSync(`${siteDir}.hold`, { force: true });
+}
+
+test("the dashboard's own messages, sent again, sent to the wrong site or too late, are refused by WordPress and change nothing; a site that was down gets its message, each attempt in the checklist", async ({ browser, request }) => {
+  const blogDir = join(wpDir, 'blog');
+  const sam = await personPage(browser, /Sign in as Sam Staff/);
+  for (const name of ['Client Site', 'Client Blog']) {
+    await open(sam, name);
+    await expect(sam.locator('#wp-admin-bar-my-account')).toBeVisible();
+    await sam.goto('/');
+    await pickerLive(sam);
+  }
+  expect(wpUser('sam@agency.test', true)?.sessions).toBeGreaterThan(0);
+  const seen = inbox(wpDir).length;
+  const seenOnBlog = inbox(blogDir).length;
+  holdMessages(blogDir, true);
+
+  // An admin ends Sam's WordPress sessions from his page in the console.
+  const admin = await otherPerson(browser, /Sign in as Ada Admin/);
+  const id = cli('users', 'list').split('\n').find((l) => l.includes('sam@agency.test'))!.split(/\s+/)[0];
+  await admin.goto(`/admin/people/${id}`);
+  await consoleLive(admin);
+  await admin.getByRole('button', { name: 'End all WordPress sessions' }).click();
+  await expect(admin.getByText(/connector site\(s\) asked to end sam@agency\.test's WordPress sessions/)).toBeVisible();
+  await expect.poll(() => wpUser('sam@agency.test')?.sessions, { timeout: 15_000 }).toBe(0);
+  await expect.poll(() => inbox(blogDir).length, { timeout: 15_000 }).toBeGreaterThan(seenOnBlog);
+  // The site's message, carried out; the blog's, held unread: both signed by the dashboard's key.
+  const carriedOut = inbox(wpDir)[seen];
+  const heldForBlog = inbox(blogDir)[seenOnBlog];
+  const blogBefore = wpUser('sam@agency.test', true);
+  expect(blogBefore?.sessions).toBeGreaterThan(0);
+
+  const post = async (url: string, token: string) => {
+    const res = await request.post(`${url}/?rest_route=/agency-sso/v1/back-channel`, { form: { logout_token: token } });
+    return [res.status(), (await res.json()).error];
+  };
+  // Sent again: refused, the site's jti store has it.
+  expect(await post(wpURL, carriedOut)).toEqual([409, 'token_replayed']);
+  // The blog's message at the other site: not for it.
+  expect(await post(wpURL, heldForBlog)).toEqual([401, 'wrong_audience']);
+  // The blog's message once its two minutes are over (the blog's clock ten minutes on).
+  moveSiteClock(600);
+  expect(await post(wpBlogURL, heldForBlog)).toEqual([401, 'token_expired']);
+  moveSiteClock(0);
+  // Nothing changed on the blog.
+  expect(wpUser('sam@agency.test', true)).toEqual(blogBefore);
+
+  // The blog is back; the dashboard's next attempt (a new token) gets through.
+  holdMessages(blogDir, false);
+  moveClock(30);
+  await expect.poll(() => wpUser('sam@agency.test', true)?.sessions, { timeout: 20_000 }).toBe(0);
+  moveClock(0);
+  const blogStep = admin.locator(`[data-testid="offboarding-step"][data-url="${wpBlogURL}"]`).filter({ hasText: 'End all sessions' }).first();
+  await expect(blogStep).toHaveAttribute('data-state', 'done', { timeout: 15_000 });
+  const history = blogStep.getByTestId('attempt-history');
+  await history.locator('summary').click();
+  // One attempt or more while it was down (a retry may have come meanwhile), then the one that got through.
+  const attempts = history.locator('li');
+  await expect(attempts.first()).toHaveText(/^Attempt 1, .*did not get through, tried again later: HTTP 503: site_down$/);
+  await expect(attempts.last()).toHaveText(/^Attempt \d, .*delivered: the site carried it out$/);
+  await expect(history.locator('summary')).toHaveText(`${await attempts.count()} attempt(s)`);
+  expect(await attempts.count()).toBeGreaterThanOrEqual(2);
 });
 
 test('refused: a good token opened from another site than the dashboard (Referer)', async ({ browser }) => {

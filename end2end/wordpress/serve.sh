@@ -24,7 +24,7 @@ cleanup() {
   # PHP's server leaves its workers behind when only it is stopped.
   if [ -n "$PHP_PID" ]; then pkill -P "$PHP_PID" 2>/dev/null; kill "$PHP_PID" 2>/dev/null; fi
   sql "DROP DATABASE IF EXISTS \`$DB\`" || true
-  rm -rf "$WP_DIR" "$WP_DIR.clock"
+  rm -rf "$WP_DIR" "$WP_DIR.clock" "$WP_DIR.inbox" "$WP_DIR.hold"
 }
 trap cleanup EXIT
 trap 'exit 0' TERM INT
@@ -80,7 +80,33 @@ add_filter( 'agency_sso_now', function ( \$now ) {
 PHP
 }
 
-rm -rf "$WP_DIR" "$WP_DIR.clock"
+# The tests read the messages a site received from the dashboard (each
+# token, one per line, in <site dir>.inbox) to post them again themselves;
+# while <site dir>.hold exists the site answers the dashboard's own requests
+# 503, as a site that is down, without reading them.
+test_inbox() {
+  mkdir -p "$1/wp-content/mu-plugins"
+  cat > "$1/wp-content/mu-plugins/agency-sso-test-inbox.php" <<PHP
+<?php
+// End-to-end tests only: keep what the dashboard sent, or hold it.
+add_filter( 'rest_pre_dispatch', function ( \$result, \$server, \$request ) {
+	if ( '/agency-sso/v1/back-channel' !== \$request->get_route() ) {
+		return \$result;
+	}
+	\$from_dashboard = 0 === strpos( (string) \$request->get_header( 'user_agent' ), 'agency-sso/' );
+	if ( ! \$from_dashboard ) {
+		return \$result;
+	}
+	file_put_contents( '$1.inbox', \$request->get_param( 'logout_token' ) . "\\n", FILE_APPEND | LOCK_EX );
+	if ( file_exists( '$1.hold' ) ) {
+		return new WP_REST_Response( array( 'error' => 'site_down' ), 503 );
+	}
+	return \$result;
+}, 10, 3 );
+PHP
+}
+
+rm -rf "$WP_DIR" "$WP_DIR.clock" "$WP_DIR.inbox" "$WP_DIR.hold"
 mkdir -p "$(dirname "$WP_DIR")"
 sql "CREATE DATABASE \`$DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
 
@@ -88,6 +114,7 @@ site "$WP_DIR" "$URL" wpa_
 ln -s "$PLUGIN" "$WP_DIR/wp-content/plugins/agency-sso-connector"
 php "$HERE/install.php" "$WP_DIR" "$URL" "Client Site" plugin
 test_clock "$WP_DIR"
+test_inbox "$WP_DIR"
 
 site "$WP_DIR/blog" "$URL/blog" wpb_
 mkdir -p "$WP_DIR/blog/wp-content/mu-plugins"
@@ -99,6 +126,7 @@ require __DIR__ . '/agency-sso-connector/agency-sso-connector.php';
 PHP
 php "$HERE/install.php" "$WP_DIR/blog" "$URL/blog" "Client Blog" mu-plugin
 test_clock "$WP_DIR/blog"
+test_inbox "$WP_DIR/blog"
 # The blog narrows the roles a token may give, as a site can with the filter.
 cat > "$WP_DIR/blog/wp-content/mu-plugins/client-blog-roles.php" <<'PHP'
 <?php

@@ -20,7 +20,7 @@ use crate::domain::people::Person;
 use crate::domain::sites::split_roles;
 use crate::domain::tokens::new_jti;
 use crate::service::Context;
-use crate::store::messages::{self as store, Message, NewMessage, Outcome, Target};
+use crate::store::messages::{self as store, Attempt, Message, NewMessage, Outcome, Target};
 use crate::store::{self as db_store, audit, Db};
 
 /// How long one attempt may take, connection and answer included.
@@ -392,7 +392,8 @@ fn root_cause(e: &dyn std::error::Error) -> String {
 enum Settled {
     Done(String),
     Retry(String, i64),
-    Failed(String),
+    /// Why; whether it was given up (rather than refused).
+    Failed(String, bool),
 }
 
 impl Settled {
@@ -400,7 +401,10 @@ impl Settled {
         match self {
             Settled::Done(result) => Outcome::Done { result },
             Settled::Retry(error, at) => Outcome::Retry { error, at: *at },
-            Settled::Failed(error) => Outcome::Failed { error },
+            Settled::Failed(error, given_up) => Outcome::Failed {
+                error,
+                given_up: *given_up,
+            },
         }
     }
 }
@@ -428,13 +432,13 @@ fn settle(m: &Message, delivery: Delivery, now: i64) -> (Settled, Option<Event>)
         }
         e
     };
-    let failed = |why: String| {
+    let failed = |why: String, given_up: bool| {
         let e = event(
             kind::SITE_MESSAGE_FAILED,
             outcome::FAILURE,
             json!({ "error": why }),
         );
-        (Settled::Failed(why), Some(e))
+        (Settled::Failed(why, given_up), Some(e))
     };
     match delivery {
         Delivery::Done(answer) => {
@@ -445,10 +449,13 @@ fn settle(m: &Message, delivery: Delivery, now: i64) -> (Settled, Option<Event>)
             );
             (Settled::Done(answer.to_string()), Some(e))
         }
-        Delivery::Refused(why) => failed(why),
+        Delivery::Refused(why) => failed(why, false),
         Delivery::Retry(why) => match next_attempt(m.attempts, m.created_at, now) {
             Some(at) => (Settled::Retry(why, at), None),
-            None => failed(format!("given up after {} attempts: {why}", m.attempts)),
+            None => failed(
+                format!("given up after {} attempts: {why}", m.attempts),
+                true,
+            ),
         },
     }
 }
@@ -461,12 +468,14 @@ async fn record_all(
     owner: &str,
     attempts: Vec<(Message, Delivery)>,
 ) -> Result<(), sqlx::Error> {
+    let _turn = ctx.db.write_turn().await;
     let now = ctx.now();
     let mut tx = audit::begin(&ctx.db).await?;
     let mut events = Vec::new();
     for (m, delivery) in attempts {
         let (settled, event) = settle(&m, delivery, now);
-        if store::finish(&mut tx, &m.id, owner, &settled.as_outcome(), now).await? {
+        let outcome = settled.as_outcome();
+        if store::finish(&mut tx, &m.id, m.attempts, owner, &outcome, now).await? {
             events.extend(event);
         }
     }
@@ -486,12 +495,18 @@ pub struct ChecklistRow {
     pub profile: String,
     /// The message, when one was sent (`None`: a site on another profile).
     pub message: Option<Message>,
+    /// Each attempt to deliver it, first first.
+    pub attempts: Vec<Attempt>,
 }
 
 /// A person's offboarding checklist: every message about them (the newest
 /// word per site and action first), and the sites on other profiles they
 /// entered or hold grants on, where the sessions must be ended by hand.
 pub async fn checklist(db: &Db, person: &Person) -> Result<Vec<ChecklistRow>, sqlx::Error> {
+    let mut attempts: std::collections::HashMap<String, Vec<Attempt>> = Default::default();
+    for a in store::attempts_for_person(db, &person.id).await? {
+        attempts.entry(a.message_id.clone()).or_default().push(a);
+    }
     let mut rows: Vec<ChecklistRow> = store::for_person(db, &person.id)
         .await?
         .into_iter()
@@ -502,6 +517,7 @@ pub async fn checklist(db: &Db, person: &Person) -> Result<Vec<ChecklistRow>, sq
             site_url: m.site_url.clone(),
             client: m.client.clone(),
             profile: "connector".into(),
+            attempts: attempts.remove(&m.id).unwrap_or_default(),
             message: Some(m),
         })
         .collect();
@@ -512,6 +528,7 @@ pub async fn checklist(db: &Db, person: &Person) -> Result<Vec<ChecklistRow>, sq
             client,
             profile,
             message: None,
+            attempts: Vec::new(),
         });
     }
     Ok(rows)
@@ -537,7 +554,21 @@ pub use crate::store::messages::{counts, Message as SiteMessage};
 /// The checklist's columns, in order.
 pub const CHECKLIST_HEADER: &str = "site_url,client,profile,action,role,cause,state,attempts,\
 requested_utc,last_attempt_utc,finished_utc,user_found,sessions_ended,\
-application_passwords_revoked,role_before,role_after,locked,error";
+application_passwords_revoked,role_before,role_after,locked,error,attempt_history";
+
+/// What came of one attempt, in words (for the checklist and its export).
+pub fn attempt_words(a: &Attempt) -> String {
+    match a.outcome.as_str() {
+        "delivered" => "delivered: the site carried it out".into(),
+        "retry" => format!("did not get through, tried again later: {}", a.detail),
+        "refused" => format!("refused, not tried again: {}", a.detail),
+        "given-up" => a.detail.clone(),
+        "interrupted" => "no outcome recorded: the dashboard stopped during this attempt \
+                          (the site may have carried it out; the next attempt asks again)"
+            .into(),
+        _ => "sending now".into(),
+    }
+}
 
 /// What the site reported, read from its stored answer.
 pub fn site_answer(m: &Message) -> serde_json::Value {
@@ -581,6 +612,13 @@ pub fn checklist_csv(rows: &[ChecklistRow]) -> String {
                     text("role_after"),
                     text("locked"),
                     m.last_error.clone().unwrap_or_default(),
+                    r.attempts
+                        .iter()
+                        .map(|a| {
+                            format!("#{} {} {}", a.attempt, utc(a.started_at), attempt_words(a))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" | "),
                 ]
             }
             None => {
@@ -598,6 +636,7 @@ pub fn checklist_csv(rows: &[ChecklistRow]) -> String {
                     "the {} plugin takes no messages: end the sessions on the site by hand",
                     r.profile
                 ));
+                cells.push(String::new());
                 cells
             }
         };

@@ -151,6 +151,7 @@ pub async fn record_launch(
 pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sqlx::Error> {
     match db.kind {
         DbKind::Sqlite => {
+            let _turn = db.write_turn().await;
             let mut conn = db.pool.acquire().await?;
             let recorded = record_on_sqlite(&mut conn, batch).await;
             if recorded.is_err() {

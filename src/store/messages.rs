@@ -97,7 +97,9 @@ pub async fn enqueue(
 
 /// Claim up to `limit` due messages for `owner` until `lease_until`: no
 /// other instance claims them meanwhile (PostgreSQL skips rows another
-/// transaction holds; SQLite has one writer at a time). Counts the attempt.
+/// transaction holds; SQLite has one writer at a time). Counts the attempt
+/// and starts its record; an earlier attempt still `sending` (its instance
+/// stopped before writing the outcome) is marked `interrupted`.
 pub async fn claim_due(
     db: &Db,
     owner: &str,
@@ -109,7 +111,9 @@ pub async fn claim_due(
         DbKind::Postgres => " FOR UPDATE SKIP LOCKED",
         DbKind::Sqlite => "",
     };
-    sqlx::query_as(&format!(
+    let _turn = db.write_turn().await;
+    let mut tx = db.pool.begin().await?;
+    let claimed: Vec<Message> = sqlx::query_as(&format!(
         "UPDATE site_messages SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, \
          last_attempt_at = $3 \
          WHERE id IN (SELECT id FROM site_messages WHERE state = 'pending' \
@@ -121,9 +125,40 @@ pub async fn claim_due(
     .bind(lease_until)
     .bind(now)
     .bind(limit)
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    for chunk in claimed.chunks(ATTEMPTS_PER_STATEMENT) {
+        let ids: Vec<String> = (0..chunk.len()).map(|i| format!("${}", 2 + i)).collect();
+        let ids = ids.join(", ");
+        let sql = format!(
+            "UPDATE site_message_attempts SET outcome = 'interrupted', finished_at = $1 \
+             WHERE outcome = 'sending' AND message_id IN ({ids})"
+        );
+        let mut interrupted = sqlx::query(&sql).bind(now);
+        for m in chunk {
+            interrupted = interrupted.bind(&m.id);
+        }
+        interrupted.execute(&mut *tx).await?;
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, $1, 'sending')", 2 + 2 * i, 3 + 2 * i))
+            .collect();
+        let sql = format!(
+            "INSERT INTO site_message_attempts (message_id, attempt, started_at, outcome) \
+             VALUES {} ON CONFLICT (message_id, attempt) DO NOTHING",
+            rows.join(", ")
+        );
+        let mut started = sqlx::query(&sql).bind(now);
+        for m in chunk {
+            started = started.bind(&m.id).bind(m.attempts);
+        }
+        started.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(claimed)
 }
+
+/// Attempt records written per statement when a batch is claimed.
+const ATTEMPTS_PER_STATEMENT: usize = 100;
 
 /// When the next message falls due (for the worker's sleep), if any waits.
 pub async fn next_due(db: &Db) -> Result<Option<i64>, sqlx::Error> {
@@ -137,21 +172,59 @@ pub async fn next_due(db: &Db) -> Result<Option<i64>, sqlx::Error> {
 
 /// What became of a claimed attempt.
 pub enum Outcome<'a> {
-    Done { result: &'a str },
-    Retry { error: &'a str, at: i64 },
-    Failed { error: &'a str },
+    Done {
+        result: &'a str,
+    },
+    Retry {
+        error: &'a str,
+        at: i64,
+    },
+    /// Refused by the site, or `given_up` after days of retries.
+    Failed {
+        error: &'a str,
+        given_up: bool,
+    },
 }
 
-/// Record an attempt's outcome, inside the caller's transaction, if `owner`
-/// still holds the message (a lease that ran out may have passed it on).
-/// True when it was recorded.
+impl Outcome<'_> {
+    /// The attempt's outcome and detail, as its record keeps them.
+    fn attempt_record(&self) -> (&'static str, &str) {
+        match self {
+            Outcome::Done { result } => ("delivered", *result),
+            Outcome::Retry { error, .. } => ("retry", *error),
+            Outcome::Failed {
+                error,
+                given_up: true,
+            } => ("given-up", *error),
+            Outcome::Failed { error, .. } => ("refused", *error),
+        }
+    }
+}
+
+/// Record attempt number `attempt`'s outcome, inside the caller's
+/// transaction: always on the attempt's own record (the site may have
+/// acted on it), and on the message if `owner` still holds it (a lease
+/// that ran out may have passed it on). True when the message took it.
 pub async fn finish(
     conn: &mut AnyConnection,
     id: &str,
+    attempt: i64,
     owner: &str,
     outcome: &Outcome<'_>,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
+    let (what, detail) = outcome.attempt_record();
+    sqlx::query(
+        "UPDATE site_message_attempts SET outcome = $3, detail = $4, finished_at = $5 \
+         WHERE message_id = $1 AND attempt = $2 AND outcome IN ('sending', 'interrupted')",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(what)
+    .bind(detail)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     let q = match outcome {
         Outcome::Done { result } => sqlx::query(
             "UPDATE site_messages SET state = 'done', result = $3, last_error = NULL, \
@@ -171,7 +244,7 @@ pub async fn finish(
         .bind(owner)
         .bind(*error)
         .bind(*at),
-        Outcome::Failed { error } => sqlx::query(
+        Outcome::Failed { error, .. } => sqlx::query(
             "UPDATE site_messages SET state = 'failed', last_error = $3, done_at = $4, \
              lease_owner = NULL, lease_until = NULL \
              WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
@@ -182,6 +255,30 @@ pub async fn finish(
         .bind(now),
     };
     Ok(q.execute(&mut *conn).await?.rows_affected() == 1)
+}
+
+/// One attempt to deliver a message.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Attempt {
+    pub message_id: String,
+    pub attempt: i64,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    /// sending, delivered, retry, refused, given-up or interrupted.
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// Every attempt at the messages about a person, by message and number.
+pub async fn attempts_for_person(db: &Db, person_id: &str) -> Result<Vec<Attempt>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT a.message_id, a.attempt, a.started_at, a.finished_at, a.outcome, a.detail \
+         FROM site_message_attempts a JOIN site_messages m ON m.id = a.message_id \
+         WHERE m.person_id = $1 ORDER BY a.message_id, a.attempt",
+    )
+    .bind(person_id)
+    .fetch_all(&db.pool)
+    .await
 }
 
 /// Every message about a person, oldest first.

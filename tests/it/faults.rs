@@ -256,3 +256,109 @@ async fn sign_in_admin_edits_and_rotation_fail_closed_during_an_outage() {
     let verified = run_ok(app.command().args(["audit", "verify"]));
     assert!(verified.contains("verified"), "{verified}");
 }
+
+/// The database goes away while messages to sites are being sent (every
+/// connection dropped, new ones refused, as when it restarts): the sites
+/// carry them out, but their answers cannot be written, so the messages
+/// stay claimed and pending, and the worker's next round fails without
+/// losing anything. Once it is back, the claims run out, every message is
+/// sent again (the site does the same thing again) and ends done, with one
+/// audit record each, the first attempt noted as interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_sites_outlive_the_database_going_away_mid_send() {
+    use agency_sso::domain::sites::SiteInput;
+    use agency_sso::service::messages::{deliver_due, http_client};
+    use agency_sso::store::messages;
+    const SAM: &str = "sam@agency.test";
+    let proxy = Cuttable::start().await;
+    let mut opts = Options::new(Backend::Postgres);
+    opts.pg_port = Some(proxy.port);
+    let app = TestApp::start_with(opts).await;
+    let sites = crate::support::StandInSites::start(&app).await;
+    let names = ["s1", "s2", "s3", "s4"];
+    for name in names {
+        let input = SiteInput {
+            name: name.into(),
+            client: "Acme".into(),
+            url: sites.url(name),
+            profile: "connector".into(),
+            ..SiteInput::default()
+        };
+        let id = crate::support::add_site(&app, input).await;
+        crate::support::grant(&app, SAM, &id, "editor").await;
+        sites.set_slow(name, 2);
+    }
+    app.signed_in(SAM).await;
+    let person = agency_sso::store::people::find_by_email(&app.state.db, SAM)
+        .await
+        .unwrap()
+        .remove(0);
+    // Disabled by an admin (on the test's clock, as the worker here runs).
+    let admin = app.signed_in_fresh("boss@agency.test").await;
+    let (status, body) = server_fn(
+        &app,
+        &admin,
+        "admin_set_standing",
+        &[("id", person.id.as_str()), ("change", "disable")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let ctx = app.state.core.clone();
+    let sending = tokio::spawn(async move { deliver_due(&ctx, &http_client(), "w1").await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    proxy.cut();
+    assert_eq!(sending.await.unwrap().unwrap(), 4, "all four were sent");
+    for name in names {
+        assert_eq!(sites.received(name).len(), 1, "{name} carried it out");
+    }
+    // Gone: the next round cannot claim anything, and says so.
+    let ctx = &app.state.core;
+    assert!(deliver_due(ctx, &http_client(), "w1").await.is_err());
+
+    proxy.restore();
+    wait_ready(&app).await;
+    let pending = messages::for_person(&app.state.db, &person.id)
+        .await
+        .unwrap();
+    assert!(
+        pending.iter().all(|m| m.state == "pending"),
+        "the answers written nowhere are not taken as delivered: {pending:?}"
+    );
+    // The claims hold until they run out; then everything goes again.
+    assert_eq!(deliver_due(ctx, &http_client(), "w2").await.unwrap(), 0);
+    for name in names {
+        sites.set_slow(name, 0);
+    }
+    app.clock.advance(61);
+    sites.follow_clock(&app);
+    assert_eq!(deliver_due(ctx, &http_client(), "w2").await.unwrap(), 4);
+    let done = messages::for_person(&app.state.db, &person.id)
+        .await
+        .unwrap();
+    assert!(done.iter().all(|m| m.state == "done"), "{done:?}");
+    for name in names {
+        let got = sites.received(name);
+        assert_eq!(got.len(), 2, "{name}: {got:?}");
+        assert!(got.iter().all(|m| m["action"] == "lock"));
+    }
+    let delivered: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE kind = 'site_message_delivered'")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(delivered, 4);
+    let attempts = messages::attempts_for_person(&app.state.db, &person.id)
+        .await
+        .unwrap();
+    for m in &done {
+        let outcomes: Vec<&str> = attempts
+            .iter()
+            .filter(|a| a.message_id == m.id)
+            .map(|a| a.outcome.as_str())
+            .collect();
+        assert_eq!(outcomes, ["interrupted", "delivered"], "{}", m.site_url);
+    }
+    let verified = run_ok(app.command().args(["audit", "verify"]));
+    assert!(verified.contains("verified"), "{verified}");
+}

@@ -2,7 +2,8 @@
 //! behind a load balancer: one service to the people using it. And the
 //! process killed (`SIGKILL`) or stopped (`SIGTERM`) in the middle of a
 //! burst of launches: every token that left has its record, and the audit
-//! chain verifies afterwards.
+//! chain verifies afterwards; a message to a site that was being sent is
+//! sent again after the restart.
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use url::Url;
 use agency_sso::domain::audit::Actor;
 
 use crate::idp::{Signing, CLIENT_ID, CLIENT_SECRET};
-use crate::support::{blog_with_editors, run_ok, Backend, Browser, TestApp};
+use crate::support::{blog_with_editors, grant, run_ok, Backend, Browser, StandInSites, TestApp};
 
 /// One `agency-sso serve` process; killed when dropped.
 struct Instance {
@@ -415,7 +416,7 @@ async fn killed_or_stopped_mid_burst(backend: Backend, signal: &str) {
     assert_eq!(r.status(), 303, "the session survived the restart");
 }
 
-crate::on_both_databases!(killed_mid_burst, stopped_mid_burst);
+crate::on_both_databases!(killed_mid_burst, stopped_mid_burst, killed_mid_send);
 
 async fn killed_mid_burst(backend: Backend) {
     killed_or_stopped_mid_burst(backend, "-KILL").await;
@@ -423,6 +424,130 @@ async fn killed_mid_burst(backend: Backend) {
 
 async fn stopped_mid_burst(backend: Backend) {
     killed_or_stopped_mid_burst(backend, "-TERM").await;
+}
+
+/// Wait until `done` holds, or fail saying `what` after `secs` seconds.
+async fn wait_for(secs: u64, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The dashboard killed (SIGKILL) while a site is still working on its
+/// message: the site carries it out, but no one records its answer. After
+/// a restart nothing is sent while the dead process's claim holds; once it
+/// has run out (the clock moved past it) the message goes again, the site
+/// does the same thing again (a lock is a lock), every message ends done
+/// with one audit record, and the evidence says the first attempt was
+/// interrupted.
+async fn killed_mid_send(backend: Backend) {
+    use agency_sso::domain::sites::SiteInput;
+    use agency_sso::store::messages;
+    const SAM: &str = "sam@agency.test";
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let mut ids = Vec::new();
+    for name in ["slow", "quick"] {
+        let input = SiteInput {
+            name: name.into(),
+            client: "Acme".into(),
+            url: sites.url(name),
+            profile: "connector".into(),
+            ..SiteInput::default()
+        };
+        let id = crate::support::add_site(&app, input).await;
+        grant(&app, SAM, &id, "editor").await;
+        ids.push(id);
+    }
+    let (slow, quick) = (ids[0].clone(), ids[1].clone());
+    app.signed_in(SAM).await;
+    let clock_file = app.data_dir.join("clock-offset");
+    std::fs::write(&clock_file, "0").unwrap();
+    sites.set_clock_offset(0);
+    let clock = clock_file.display().to_string();
+    let port = free_port();
+    let mut first = serve_on(&app, port, &[("SSO_TEST_CLOCK_FILE", &clock)]).await;
+    sites.set_slow("slow", 4);
+
+    run_ok(app.command().args(["users", "disable", SAM]));
+    wait_for(15, "the quick site was told", async || {
+        sites.received("quick").len() == 1
+    })
+    .await;
+    wait_for(5, "the slow site got its message", async || {
+        sites.arrivals("slow") == 1
+    })
+    .await;
+    // The slow site is working on its message.
+    assert!(sites.received("slow").is_empty());
+    kill_after(&app, &mut first.child, Duration::ZERO).await;
+    wait_for(10, "the slow site carried out the message", async || {
+        sites.received("slow").len() == 1
+    })
+    .await;
+    let person = agency_sso::store::people::find_by_email(&app.state.db, SAM)
+        .await
+        .unwrap()
+        .remove(0);
+    let state_of = async |site: &str| {
+        messages::for_person(&app.state.db, &person.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.site_id == site)
+            .map(|m| m.state)
+            .unwrap()
+    };
+    assert_eq!(state_of(&slow).await, "pending", "its answer was lost");
+    assert_eq!(state_of(&quick).await, "done");
+
+    // Restarted: the dead process's claim holds the message for a while ...
+    let _again = serve_on(&app, port, &[("SSO_TEST_CLOCK_FILE", &clock)]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sites.received("slow").len(), 1);
+    // ... and once it has run out, the message goes again.
+    std::fs::write(&clock_file, "61").unwrap();
+    sites.set_clock_offset(61);
+    wait_for(20, "the message was sent again", async || {
+        state_of(&slow).await == "done"
+    })
+    .await;
+    let got = sites.received("slow");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got
+        .iter()
+        .all(|m| m["action"] == "lock" && m["email"] == SAM));
+    assert_ne!(
+        got[0]["jti"], got[1]["jti"],
+        "each attempt is its own token"
+    );
+    assert_eq!(sites.received("quick").len(), 1);
+    let delivered = count(
+        &app,
+        "SELECT COUNT(*) FROM audit_log WHERE kind = 'site_message_delivered'",
+    )
+    .await;
+    assert_eq!(delivered, 2, "one record per message");
+    let attempts = messages::attempts_for_person(&app.state.db, &person.id)
+        .await
+        .unwrap();
+    let messages = messages::for_person(&app.state.db, &person.id)
+        .await
+        .unwrap();
+    let outcomes = |site: &str| -> Vec<String> {
+        let m = messages.iter().find(|m| m.site_id == site).unwrap();
+        attempts
+            .iter()
+            .filter(|a| a.message_id == m.id)
+            .map(|a| a.outcome.clone())
+            .collect()
+    };
+    assert_eq!(outcomes(&slow), ["interrupted", "delivered"]);
+    assert_eq!(outcomes(&quick), ["delivered"]);
+    let verified = run_ok(app.command().args(["audit", "verify"]));
+    assert!(verified.contains("verified"), "{verified}");
 }
 
 /// SIGKILL `child` once `after` has passed; true if it had already exited. Returns

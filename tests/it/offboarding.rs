@@ -53,6 +53,26 @@ async fn records(app: &TestApp, k: &str) -> Vec<agency_sso::domain::audit::Event
         .collect()
 }
 
+/// Each message's attempts, as (outcome, detail) in order, by site id.
+async fn attempts_by_site(
+    app: &TestApp,
+    email: &str,
+) -> std::collections::HashMap<String, Vec<(String, String)>> {
+    let messages = messages_of(app, email).await;
+    let id = person_id(app, email).await;
+    let mut out: std::collections::HashMap<String, Vec<(String, String)>> = Default::default();
+    for a in store::messages::attempts_for_person(&app.state.db, &id)
+        .await
+        .unwrap()
+    {
+        let m = messages.iter().find(|m| m.id == a.message_id).unwrap();
+        out.entry(m.site_id.clone())
+            .or_default()
+            .push((a.outcome, a.detail));
+    }
+    out
+}
+
 async fn person_id(app: &TestApp, email: &str) -> String {
     store::people::find_by_email(&app.state.db, email)
         .await
@@ -182,6 +202,15 @@ async fn disabling_a_person_locks_them_out_of_every_connector_site(backend: Back
     assert!(csv
         .lines()
         .any(|l| l.starts_with(r#""https://old.acme.example""#) && l.contains("by hand")));
+    assert!(
+        line.ends_with("delivered: the site carried it out\""),
+        "{line}"
+    );
+    // Got through at the first attempt: the page does not unfold a history.
+    assert!(steps.iter().all(|s| s["history"] == serde_json::json!([])));
+    let attempts = attempts_by_site(&app, SAM).await;
+    assert_eq!(attempts[&granted].len(), 1);
+    assert_eq!(attempts[&granted][0].0, "delivered");
     // Staff get neither the checklist nor its export.
     let (status, _) = server_fn(&app, &sam, "admin_offboarding", &[("id", &id)]).await;
     assert!(status == 401 || status == 403, "{status}");
@@ -234,6 +263,32 @@ async fn a_site_that_is_down_gets_the_message_when_it_is_back(backend: Backend) 
         .find(|m| m.site_id == flaky)
         .unwrap();
     assert_eq!((flaky_msg.state.as_str(), flaky_msg.attempts), ("done", 3));
+    // Each attempt is kept, with what came of it.
+    let outcomes = |v: &Vec<(String, String)>| v.iter().map(|a| a.0.clone()).collect::<Vec<_>>();
+    let attempts = attempts_by_site(&app, SAM).await;
+    assert_eq!(outcomes(&attempts[&flaky]), ["retry", "retry", "delivered"]);
+    assert!(attempts[&flaky][0].1.contains("site_down"), "{attempts:?}");
+    let (_, list) = server_fn(&app, &admin, "admin_offboarding", &[("id", &id)]).await;
+    let step = list["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site_url"] == sites.url("flaky"))
+        .unwrap()
+        .clone();
+    let history: Vec<&str> = step["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert!(
+        history[0].starts_with("Attempt 1, ")
+            && history[0].contains("did not get through, tried again later: HTTP 503: site_down"),
+        "{history:?}"
+    );
+    assert!(history[2].ends_with("delivered: the site carried it out"));
 
     // Three days on, the one still down is given up, and the chain says so.
     app.clock.advance(3 * 86_400);
@@ -254,6 +309,31 @@ async fn a_site_that_is_down_gets_the_message_when_it_is_back(backend: Backend) 
         failed[0].detail
     );
     assert!(sites.received("gone").is_empty());
+    let attempts = attempts_by_site(&app, SAM).await;
+    assert_eq!(
+        outcomes(&attempts[&gone]),
+        ["retry", "retry", "retry", "given-up"]
+    );
+    // Days later the admin signs in again for the evidence.
+    let admin = app.signed_in(ADMIN).await;
+    let csv = admin
+        .get(app.at(&format!("/admin/people/offboarding.csv?id={id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = csv
+        .lines()
+        .find(|l| l.starts_with(&format!("\"{}\",", sites.url("gone"))))
+        .unwrap();
+    assert!(
+        line.contains("#1 ")
+            && line.contains(" | #4 ")
+            && line.contains("given up after 4 attempts"),
+        "{line}"
+    );
 }
 
 /// An instance killed mid-send: its claim runs out and another instance
@@ -304,6 +384,11 @@ async fn a_message_claimed_by_a_killed_instance_is_sent_by_another(backend: Back
     }
     // One final record per message, whoever sent it.
     assert_eq!(records(&app, kind::SITE_MESSAGE_DELIVERED).await.len(), 2);
+    // Each message's first attempt has no outcome: it says so.
+    for (site, attempts) in attempts_by_site(&app, SAM).await {
+        let outcomes: Vec<&str> = attempts.iter().map(|a| a.0.as_str()).collect();
+        assert_eq!(outcomes, ["interrupted", "delivered"], "{site}");
+    }
 }
 
 /// Roles follow grants without a launch: lowered, then taken away (the

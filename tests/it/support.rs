@@ -788,8 +788,14 @@ impl StandInSites {
 
     /// The sites' clock is the dashboard's test clock.
     pub fn follow_clock(&self, app: &TestApp) {
-        let offset = app.clock.now_for_tests() - time::OffsetDateTime::now_utc().unix_timestamp();
-        std::fs::write(self.dir.path().join("clock"), offset.to_string()).unwrap();
+        self.set_clock_offset(
+            app.clock.now_for_tests() - time::OffsetDateTime::now_utc().unix_timestamp(),
+        );
+    }
+
+    /// The sites' clock: this machine's, `secs` ahead.
+    pub fn set_clock_offset(&self, secs: i64) {
+        std::fs::write(self.dir.path().join("clock"), secs.to_string()).unwrap();
     }
 
     /// Take a site down (503) or bring it back.
@@ -810,6 +816,15 @@ impl StandInSites {
         } else {
             let _ = std::fs::remove_file(f);
         }
+    }
+
+    /// How many messages reached a site, carried out or not (a slow site
+    /// counts one as soon as it arrives).
+    pub fn arrivals(&self, name: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.arrived")))
+            .unwrap_or_default()
+            .lines()
+            .count()
     }
 
     /// What a site carried out, in order: action, role, email, jti.

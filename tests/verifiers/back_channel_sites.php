@@ -10,7 +10,8 @@
  * and answered as the plugin answers, with the same status codes.
  *
  * Environment: AGENCY_SSO_ISSUER, AGENCY_SSO_JWKS_URI, STAND_IN_DIR.
- * In STAND_IN_DIR: `{name}.down` makes the site answer 503; `{name}.slow`
+ * In STAND_IN_DIR: each message that arrives adds a line to `{name}.arrived`
+ * (before anything else is done with it); `{name}.down` makes the site answer 503; `{name}.slow`
  * (holding seconds) makes it wait that long first; each message carried
  * out is appended to `{name}.log` as a JSON line (action, role, email, jti);
  * `clock` holds seconds added to this machine's time (the dashboard's test
@@ -42,6 +43,7 @@ if ( 1 !== preg_match( '/\A[a-z0-9-]+\z/', $name ) || 'POST' !== $_SERVER['REQUE
 	|| ( $_GET['rest_route'] ?? '' ) !== '/agency-sso/v1/back-channel' ) {
 	answer( 404, array( 'code' => 'rest_no_route' ) );
 }
+file_put_contents( "$dir/$name.arrived", time() . "\n", FILE_APPEND | LOCK_EX );
 if ( file_exists( "$dir/$name.down" ) ) {
 	answer( 503, array( 'error' => 'site_down' ) );
 }

@@ -282,6 +282,9 @@ pub struct SiteStep {
     pub report: String,
     pub requested: String,
     pub finished: String,
+    /// Each attempt to deliver the message, when and what came of it;
+    /// empty when the first attempt got through.
+    pub history: Vec<String>,
 }
 
 /// A person's offboarding checklist: how many sites are in each state,
@@ -349,6 +352,7 @@ fn site_step(r: crate::service::messages::ChecklistRow) -> SiteStep {
             client: r.client,
             requested: String::new(),
             finished: String::new(),
+            history: Vec::new(),
         };
     };
     let answer = crate::service::messages::site_answer(&m);
@@ -405,6 +409,21 @@ fn site_step(r: crate::service::messages::ChecklistRow) -> SiteStep {
         report,
         requested: when(Some(m.created_at)),
         finished: when(m.done_at),
+        history: if r.attempts.len() > 1 || r.attempts.iter().any(|a| a.outcome != "delivered") {
+            r.attempts
+                .iter()
+                .map(|a| {
+                    format!(
+                        "Attempt {}, {}: {}",
+                        a.attempt,
+                        crate::domain::audit::utc(a.started_at),
+                        crate::service::messages::attempt_words(a)
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -423,6 +442,20 @@ pub async fn admin_end_wordpress_sessions(person: String) -> Result<String, Admi
         Err(crate::service::messages::MessageError::Db(e)) => a.answer(e),
         Err(e) => Err(AdminError::Refused(e.to_string())),
     }
+}
+
+/// Each attempt at a site (when there was more than one that got
+/// through), folded away.
+fn attempt_history(history: Vec<String>) -> impl IntoView {
+    (!history.is_empty()).then(|| {
+        let n = history.len();
+        view! {
+            <details class="attempts" data-testid="attempt-history">
+                <summary>{format!("{n} attempt(s)")}</summary>
+                <ol>{history.into_iter().map(|h| view! { <li>{h}</li> }).collect_view()}</ol>
+            </details>
+        }
+    })
 }
 
 /// The offboarding checklist of a person: every site, what was asked and
@@ -493,7 +526,7 @@ fn OffboardingPanel(id: String) -> impl IntoView {
                                                     "failed" => "Failed",
                                                     _ => "By hand",
                                                 }}</span></td>
-                                                <td>{s.report.clone()}</td>
+                                                <td><span>{s.report.clone()}</span>{attempt_history(s.history.clone())}</td>
                                                 <td>{s.requested.clone()}</td>
                                                 <td>{s.finished.clone()}</td>
                                             </tr>
