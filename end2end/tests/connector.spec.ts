@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseURL, wpAdminPassword, wpBlogURL, wpDir, wpURL } from '../playwright.config';
-import { cli, consoleLive, moveClock, otherPerson, pickerLive } from './helpers';
+import { cli, consoleLive, moveClock, otherPerson, pickerLive, watchConsole } from './helpers';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -446,6 +446,7 @@ test("the dashboard's own messages, sent again, sent to the wrong site or too la
 
   // An admin ends Sam's WordPress sessions from his page in the console.
   const admin = await otherPerson(browser, /Sign in as Ada Admin/);
+  const errors = watchConsole(admin);
   const id = cli('users', 'list').split('\n').find((l) => l.includes('sam@agency.test'))!.split(/\s+/)[0];
   await admin.goto(`/admin/people/${id}`);
   await consoleLive(admin);
@@ -489,6 +490,8 @@ test("the dashboard's own messages, sent again, sent to the wrong site or too la
   await expect(attempts.last()).toHaveText(/^Attempt \d, .*delivered: the site carried it out$/);
   await expect(history.locator('summary')).toHaveText(`${await attempts.count()} attempt(s)`);
   expect(await attempts.count()).toBeGreaterThanOrEqual(2);
+  // The page hydrated and updated itself without an error.
+  expect(errors).toEqual([]);
 });
 
 test('refused: a good token opened from another site than the dashboard (Referer)', async ({ browser }) => {

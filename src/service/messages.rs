@@ -27,8 +27,10 @@ use crate::store::{self as db_store, audit, Db};
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many sites are sent to at once, per instance.
 pub const CONCURRENCY: usize = 32;
-/// How many due messages an instance claims at a time.
-const BATCH: i64 = 200;
+/// How many due messages an instance claims at a time. The claim is one
+/// write (each message and its attempt record): small enough that a launch
+/// waiting behind it on SQLite waits little (BENCHMARKS.md, session 18).
+const BATCH: i64 = 64;
 /// How long a claim holds a message against other instances, seconds
 /// (well past the send timeout: an instance killed mid-send releases it
 /// when this runs out).
@@ -337,8 +339,9 @@ pub async fn deliver_due(
     Ok(n)
 }
 
-/// The most outcomes written in one transaction.
-const OUTCOMES_PER_WRITE: usize = 64;
+/// The most outcomes written in one transaction: fewer writes than one
+/// per outcome, each short enough not to hold up launches on SQLite.
+const OUTCOMES_PER_WRITE: usize = 16;
 
 /// One attempt: a fresh token (its own `jti`, signed by the current key),
 /// posted to the site's back-channel route.

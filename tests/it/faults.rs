@@ -266,7 +266,6 @@ async fn sign_in_admin_edits_and_rotation_fail_closed_during_an_outage() {
 /// audit record each, the first attempt noted as interrupted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_to_sites_outlive_the_database_going_away_mid_send() {
-    use agency_sso::domain::sites::SiteInput;
     use agency_sso::service::messages::{deliver_due, http_client};
     use agency_sso::store::messages;
     const SAM: &str = "sam@agency.test";
@@ -277,15 +276,7 @@ async fn messages_to_sites_outlive_the_database_going_away_mid_send() {
     let sites = crate::support::StandInSites::start(&app).await;
     let names = ["s1", "s2", "s3", "s4"];
     for name in names {
-        let input = SiteInput {
-            name: name.into(),
-            client: "Acme".into(),
-            url: sites.url(name),
-            profile: "connector".into(),
-            ..SiteInput::default()
-        };
-        let id = crate::support::add_site(&app, input).await;
-        crate::support::grant(&app, SAM, &id, "editor").await;
+        sites.granted_site(&app, name, SAM, "editor").await;
         sites.set_slow(name, 2);
     }
     app.signed_in(SAM).await;

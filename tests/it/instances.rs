@@ -14,7 +14,7 @@ use url::Url;
 use agency_sso::domain::audit::Actor;
 
 use crate::idp::{Signing, CLIENT_ID, CLIENT_SECRET};
-use crate::support::{blog_with_editors, grant, run_ok, Backend, Browser, StandInSites, TestApp};
+use crate::support::{blog_with_editors, run_ok, Backend, Browser, StandInSites, TestApp};
 
 /// One `agency-sso serve` process; killed when dropped.
 struct Instance {
@@ -443,25 +443,12 @@ async fn wait_for(secs: u64, what: &str, mut done: impl AsyncFnMut() -> bool) {
 /// with one audit record, and the evidence says the first attempt was
 /// interrupted.
 async fn killed_mid_send(backend: Backend) {
-    use agency_sso::domain::sites::SiteInput;
     use agency_sso::store::messages;
     const SAM: &str = "sam@agency.test";
     let app = TestApp::start(backend).await;
     let sites = StandInSites::start(&app).await;
-    let mut ids = Vec::new();
-    for name in ["slow", "quick"] {
-        let input = SiteInput {
-            name: name.into(),
-            client: "Acme".into(),
-            url: sites.url(name),
-            profile: "connector".into(),
-            ..SiteInput::default()
-        };
-        let id = crate::support::add_site(&app, input).await;
-        grant(&app, SAM, &id, "editor").await;
-        ids.push(id);
-    }
-    let (slow, quick) = (ids[0].clone(), ids[1].clone());
+    let slow = sites.granted_site(&app, "slow", SAM, "editor").await;
+    let quick = sites.granted_site(&app, "quick", SAM, "editor").await;
     app.signed_in(SAM).await;
     let clock_file = app.data_dir.join("clock-offset");
     std::fs::write(&clock_file, "0").unwrap();
@@ -548,6 +535,51 @@ async fn killed_mid_send(backend: Backend) {
     assert_eq!(outcomes(&quick), ["delivered"]);
     let verified = run_ok(app.command().args(["audit", "verify"]));
     assert!(verified.contains("verified"), "{verified}");
+}
+
+/// Two `serve` processes on one PostgreSQL database, each with its worker:
+/// a leaver's 60 sites are each told once, whichever process sends, and
+/// each message has one attempt and one audit record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_send_each_message_once() {
+    const SAM: &str = "sam@agency.test";
+    let app = TestApp::start(Backend::Postgres).await;
+    let sites = StandInSites::start(&app).await;
+    sites.set_clock_offset(0);
+    for i in 0..60 {
+        sites
+            .granted_site(&app, &format!("s{i}"), SAM, "editor")
+            .await;
+    }
+    app.signed_in(SAM).await;
+    let _a = serve(&app, &[]).await;
+    let _b = serve(&app, &[]).await;
+    run_ok(app.command().args(["users", "disable", SAM]));
+    wait_for(60, "every site was told", async || {
+        count(
+            &app,
+            "SELECT COUNT(*) FROM site_messages WHERE state = 'done'",
+        )
+        .await
+            == 60
+    })
+    .await;
+    for i in 0..60 {
+        let got = sites.received(&format!("s{i}"));
+        assert_eq!(got.len(), 1, "s{i}: {got:?}");
+    }
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM site_message_attempts").await,
+        60
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'site_message_delivered'"
+        )
+        .await,
+        60
+    );
 }
 
 /// SIGKILL `child` once `after` has passed; true if it had already exited. Returns

@@ -818,6 +818,21 @@ impl StandInSites {
         }
     }
 
+    /// A connector site served here as `name`, on which `email` holds
+    /// `role`: its id.
+    pub async fn granted_site(&self, app: &TestApp, name: &str, email: &str, role: &str) -> String {
+        let input = agency_sso::domain::sites::SiteInput {
+            name: name.into(),
+            client: "Acme".into(),
+            url: self.url(name),
+            profile: "connector".into(),
+            ..Default::default()
+        };
+        let id = add_site(app, input).await;
+        grant(app, email, &id, role).await;
+        id
+    }
+
     /// How many messages reached a site, carried out or not (a slow site
     /// counts one as soon as it arrives).
     pub fn arrivals(&self, name: &str) -> usize {
