@@ -858,13 +858,8 @@ async fn an_import_previews_every_row_then_applies_in_one_go(backend: Backend) {
     assert_eq!(d["skipped"][0]["line"], 4);
     // The export neutralises the formula a cell held and never carries secrets.
     let csv_out = boss
-        .get(app.at("/admin/sites/export?client=Acme%20Ltd"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text(app.at("/admin/sites/export?client=Acme%20Ltd"))
+        .await;
     assert_eq!(csv_out.lines().count(), 4, "{csv_out}");
     assert!(csv_out.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{csv_out}");
     let sam = app.signed_in("sam@agency.test").await;

@@ -737,14 +737,7 @@ async fn staff_see_what_admins_did_but_not_where_from(backend: Backend) {
     assert!(!page.contains(&grant_request), "{page}");
     // Sam's own records still say where from.
     assert!(page.contains(&launch_request), "{page}");
-    let mine = sam
-        .get(app.at("/audit/export?mine=1&format=jsonl"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let mine = sam.text(app.at("/audit/export?mine=1&format=jsonl")).await;
     let records: Vec<Value> = mine
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

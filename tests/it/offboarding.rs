@@ -317,13 +317,8 @@ async fn a_site_that_is_down_gets_the_message_when_it_is_back(backend: Backend) 
     // Days later the admin signs in again for the evidence.
     let admin = app.signed_in(ADMIN).await;
     let csv = admin
-        .get(app.at(&format!("/admin/people/offboarding.csv?id={id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text(app.at(&format!("/admin/people/offboarding.csv?id={id}")))
+        .await;
     let line = csv
         .lines()
         .find(|l| l.starts_with(&format!("\"{}\",", sites.url("gone"))))

@@ -474,6 +474,11 @@ impl std::ops::Deref for Browser {
 }
 
 impl Browser {
+    /// GET `url` and read the body as text, whatever the status.
+    pub async fn text(&self, url: String) -> String {
+        self.get(url).send().await.unwrap().text().await.unwrap()
+    }
+
     /// The `Cookie` header this browser sends to the dashboard.
     pub fn cookie_header(&self) -> String {
         use reqwest::cookie::CookieStore;
