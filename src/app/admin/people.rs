@@ -444,8 +444,8 @@ pub async fn admin_end_wordpress_sessions(person: String) -> Result<String, Admi
     }
 }
 
-/// Each attempt at a site (when there was more than one that got
-/// through), folded away.
+/// Each attempt at a site, folded away (`history` is empty, and nothing is
+/// shown, when the first attempt got through).
 fn attempt_history(history: Vec<String>) -> impl IntoView {
     (!history.is_empty()).then(|| {
         let n = history.len();
