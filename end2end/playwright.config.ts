@@ -17,6 +17,9 @@ export const shopSecret = 'e2e-demo-shop-secret-0123456789abcdef';
 const wpPort = Number(process.env.E2E_WP_PORT ?? 3103);
 export const wpURL = `http://127.0.0.1:${wpPort}`;
 export const wpBlogURL = `${wpURL}/blog`;
+/** The same WordPress through a proxy that ends TLS (end2end/wordpress/tls-proxy.mjs): a site whose address is https. */
+const wpTlsPort = Number(process.env.E2E_WP_TLS_PORT ?? 3104);
+export const wpEdgeURL = `https://127.0.0.1:${wpTlsPort}/edge`;
 export const wpAdminPassword = 'e2e-wordpress-admin-password-4f1c';
 /** Filler sites on top of the demo site and shop: Sam Staff may enter 5,000 sites. */
 export const staffSites = 5000;
@@ -101,7 +104,7 @@ export default defineConfig({
       command: 'bash wordpress/serve.sh',
       url: `${wpURL}/wp-login.php`,
       timeout: 120_000,
-      env: { WP_PORT: String(wpPort), WP_DIR: wpDir, WP_ISSUER: baseURL, WP_TEST_ADMIN_PASSWORD: wpAdminPassword },
+      env: { WP_PORT: String(wpPort), WP_TLS_PORT: String(wpTlsPort), WP_DIR: wpDir, WP_ISSUER: baseURL, WP_TEST_ADMIN_PASSWORD: wpAdminPassword },
       reuseExistingServer: false,
       stdout: 'ignore',
       stderr: 'pipe',

@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { baseURL, wpAdminPassword, wpBlogURL, wpDir, wpURL } from '../playwright.config';
-import { cli, consoleLive, moveClock, otherPerson, pickerLive, watchConsole } from './helpers';
+import { baseURL, wpAdminPassword, wpBlogURL, wpDir, wpEdgeURL, wpURL } from '../playwright.config';
+import { cli, consoleLive, moveClock, otherPerson, pickerLive, signInAs, watchConsole } from './helpers';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -30,6 +30,28 @@ function wpUserIn(dir: string, email: string, site?: string): WpUser {
 function wpState(...args: string[]): unknown {
   const script = fileURLToPath(new URL('../wordpress/state.php', import.meta.url));
   return JSON.parse(execFileSync('php', [script, wpDir, ...args]).toString());
+}
+
+/** Set one of a WordPress site's options (the network's, `site`, on the multisite network), as its admin would. */
+function wpOption(dir: string, name: string, value: string, network = false) {
+  const host = `$_SERVER['HTTP_HOST']='${new URL(wpURL).host}'; $_SERVER['REQUEST_URI']='/${network ? 'net/' : ''}';`;
+  execFileSync('php', ['-r', `${host} require '${dir}/wp-load.php'; ${network ? 'update_site_option' : 'update_option'}('${name}', '${value}');`]);
+}
+
+/** The dashboard's stable id of a person (the connector's `sub`): the first column of `agency-sso users list`. */
+function personId(email: string): string {
+  return cli('users', 'list').split('\n').find((l) => l.includes(email))!.split(/\s+/)[0];
+}
+
+/** A WordPress account signed in with its password at a site's wp-login.php, in a browser of its own. */
+async function wpPasswordLogin(browser: Browser, site: string, login: string, options: { ignoreHTTPSErrors?: boolean } = {}): Promise<Page> {
+  const wp = await (await browser.newContext(options)).newPage();
+  await wp.goto(`${site}/wp-login.php`);
+  await wp.getByLabel('Username or Email Address').fill(login);
+  await wp.getByLabel('Password', { exact: true }).fill(wpAdminPassword);
+  await wp.getByRole('button', { name: 'Log In' }).click();
+  await expect(wp.locator('#wp-admin-bar-my-account')).toBeVisible();
+  return wp;
 }
 
 /** Move WordPress' clock, as the connector sees it (end2end/wordpress/serve.sh's test mu-plugin). */
@@ -103,14 +125,22 @@ test.beforeAll(() => {
   cli('grants', 'add', 'sam@agency.test', wpBlogURL, '--role', 'author');
   cli('sites', 'add', '--name', 'Client Team Site', '--client', 'Client', '--url', `${wpURL}/net/team`, '--profile', 'connector');
   cli('grants', 'add', 'sam@agency.test', `${wpURL}/net/team`, '--role', 'author');
+  cli('sites', 'add', '--name', 'Client Shop Site', '--client', 'Client', '--url', `${wpURL}/net/shop`, '--profile', 'connector');
 });
 // The other specs count Sam's and Nina's sites: leave them as they were.
 test.afterAll(() => {
   moveClock(0);
   moveSiteClock(0);
-  try { cli('users', 'enable', 'zoe@agency.test'); } catch { /* never signed in: a test stopped early */ }
+  for (const email of ['zoe@agency.test', 'quinn@agency.test']) {
+    try { cli('users', 'enable', email); } catch { /* never signed in: a test stopped early */ }
+  }
+  for (const dir of [wpDir, join(wpDir, 'blog'), join(wpDir, 'net')]) {
+    rmSync(`${dir}.offline`, { force: true });
+    rmSync(`${dir}.hold`, { force: true });
+  }
   for (const [email, site] of [['sam@agency.test', wpURL], ['sam@agency.test', wpBlogURL], ['sam@agency.test', `${wpURL}/fresh`], ['sam@agency.test', `${wpURL}/net/team`],
-    ['nina@agency.test', wpURL], ['admin@agency.test', wpURL], ['zoe@agency.test', wpURL]]) {
+    ['nina@agency.test', wpURL], ['admin@agency.test', wpURL], ['zoe@agency.test', wpURL], ['sam@agency.test', `${wpURL}/net/shop`],
+    ['sam@agency.test', wpEdgeURL], ['quinn@agency.test', wpURL], ['quinn@agency.test', `${wpURL}/net/team`]]) {
     try { cli('grants', 'revoke', email, site); } catch { /* never granted: a test stopped early */ }
   }
 });
@@ -131,7 +161,9 @@ test('Sam opens a connector site and lands in the real wp-admin as himself, as e
   expect(doors[0].referrerPolicy).toBe('no-referrer');
 
   const sam = wpUser('sam@agency.test')!;
-  expect(sam).toMatchObject({ login: 'sam@agency.test', display_name: 'Sam Staff', roles: ['editor'], subject: `${baseURL} sam@agency.test`, sessions: 1 });
+  // Bound to Sam's stable id in the dashboard, not to his e-mail address (it may change).
+  expect(sam).toMatchObject({ login: 'sam@agency.test', display_name: 'Sam Staff', roles: ['editor'], subject: `${baseURL} ${personId('sam@agency.test')}`, sessions: 1 });
+  expect(sam.subject).not.toContain('@');
   // An editor: no Plugins menu.
   await expect(page.locator('#menu-plugins')).toHaveCount(0);
 
@@ -248,6 +280,119 @@ test('a multisite network: a sub-site, the plugin activated for the whole networ
   expect(wpUserIn(join(wpDir, 'net'), 'sam@agency.test', `${wpURL}/net`)).toMatchObject({ roles: [] });
 });
 
+const netDir = join(wpDir, 'net');
+const teamURL = `${wpURL}/net/team`;
+const shopURL = `${wpURL}/net/shop`;
+
+test("a network: a sub-site's administrator can neither link the super admin's account nor point the network at another dashboard", async ({ browser }) => {
+  // teamadmin administers /net/team only: WordPress' manage_options there, nothing of the network's.
+  const wp = await wpPasswordLogin(browser, teamURL, 'teamadmin');
+  await wp.goto(`${teamURL}/wp-admin/options-general.php?page=agency-sso-connector`);
+  await expect(wp.locator('#agency-sso-network-note')).toContainText("these settings are the network's");
+  await expect(wp.locator('#agency-sso-issuer')).toHaveText(baseURL);
+  await expect(wp.locator('input[name="issuer"]')).toHaveCount(0);
+  await expect(wp.getByRole('button', { name: 'Save' })).toHaveCount(0);
+  await expect(wp.locator('#agency-sso-audience')).toHaveText(teamURL);
+  // No form to link an account: the accounts are the network's.
+  await expect(wp.locator('#agency-sso-link-user')).toHaveCount(0);
+  await expect(wp.locator('#agency-sso-link-note')).toBeVisible();
+
+  // The attack as written: link the super admin (user 1) to an address the
+  // sub-site admin controls, and point the network at a dashboard they run,
+  // posted with a nonce this page handed out.
+  const nonce = await wp.locator('input[name="_wpnonce"]').first().inputValue();
+  for (const form of [
+    { action: 'agency_sso_link', user_id: '1', email: 'attacker@client.test' },
+    { action: 'agency_sso_save', issuer: 'http://127.0.0.1:9/evil', block_passwords: '1' },
+  ]) {
+    for (const scope of ['site', 'network']) {
+      const res = await wp.request.post(`${teamURL}/wp-admin/admin-post.php`, { form: { ...form, scope, _wpnonce: nonce }, maxRedirects: 0 });
+      expect(res.status()).toBe(403);
+      expect(await res.text()).toContain('You are not allowed to change these settings.');
+    }
+  }
+  expect(wpUserIn(netDir, 'admin@agency.test', `${wpURL}/net`)).toMatchObject({ login: 'admin', subject: '' });
+  await wp.reload();
+  await expect(wp.locator('#agency-sso-issuer')).toHaveText(baseURL);
+
+  // The network's administrator sees the network's page, and on a sub-site's
+  // page may link that site's own members, never a super admin.
+  const network = await wpPasswordLogin(browser, `${wpURL}/net`, 'admin');
+  await network.goto(`${wpURL}/net/wp-admin/network/settings.php?page=agency-sso-connector`);
+  await expect(network.getByRole('heading', { name: 'Agency SSO for the network' })).toBeVisible();
+  await expect(network.locator('#agency-sso-issuer')).toHaveValue(baseURL);
+  await network.getByRole('button', { name: 'Save' }).click();
+  await expect(network.locator('#agency-sso-notice')).toHaveText('Settings saved.');
+  await expect(network.locator('#agency-sso-issuer')).toHaveValue(baseURL);
+  await network.goto(`${teamURL}/wp-admin/options-general.php?page=agency-sso-connector`);
+  const choices = await network.locator('#agency-sso-link-user option').allTextContents();
+  expect(choices.some((c) => c.includes('teamadmin'))).toBe(true);
+  expect(choices.some((c) => c.includes('(admin)'))).toBe(false);
+  expect(choices.some((c) => c.includes('quinn-shop'))).toBe(false);
+});
+
+test("a network: an administrator of another sub-site is never bound by e-mail, and a message about that address leaves the account alone", async ({ browser }) => {
+  // quinn-shop administers /net/shop only and has Quinn's address; Quinn is granted /net/team.
+  cli('grants', 'add', 'quinn@agency.test', teamURL, '--role', 'author');
+  const quinn = await personPage(browser, /Sign in as Quinn/);
+  await open(quinn, 'Client Team Site');
+  await expectRefused(quinn, 'account_link_required', /administrator account with your e-mail address/);
+  expect(wpUserIn(netDir, 'quinn@agency.test', shopURL)).toMatchObject({ login: 'quinn-shop', roles: ['administrator'], subject: '' });
+  expect(wpUserIn(netDir, 'quinn@agency.test', teamURL)).toMatchObject({ roles: [] });
+
+  // Quinn disabled in the dashboard: the lock sent to /net/team finds no account of Quinn's there.
+  const seen = inbox(netDir).length;
+  cli('users', 'disable', 'quinn@agency.test');
+  try {
+    await expect.poll(() => inbox(netDir).length, { timeout: 15_000 }).toBeGreaterThan(seen);
+    const answer = await waitForOutcome(browser, 'quinn@agency.test', teamURL, 'Lock the account');
+    await expect(answer).toContainText('no account for them there');
+    // The shop's administrator keeps the password, the role and the account.
+    process.env.AGENCY_SSO_SITE = shopURL;
+    try {
+      expect(JSON.parse(execFileSync('php', [fileURLToPath(new URL('../wordpress/state.php', import.meta.url)), netDir, 'check-password', 'quinn@agency.test', wpAdminPassword]).toString())).toBe(true);
+    } finally {
+      delete process.env.AGENCY_SSO_SITE;
+    }
+    expect(wpUserIn(netDir, 'quinn@agency.test', shopURL)).toMatchObject({ login: 'quinn-shop', roles: ['administrator'], locked: false });
+  } finally {
+    cli('users', 'enable', 'quinn@agency.test');
+    cli('grants', 'revoke', 'quinn@agency.test', teamURL);
+  }
+});
+
+test('a network: a grant revoked on one sub-site takes the role there away, and a launch into another sub-site does not open it again', async ({ browser }) => {
+  cli('grants', 'add', 'sam@agency.test', shopURL, '--role', 'author');
+  const sam = await personPage(browser, /Sign in as Sam Staff/);
+  for (const [name, url] of [['Client Team Site', teamURL], ['Client Shop Site', shopURL]]) {
+    await open(sam, name);
+    await expect(sam).toHaveURL(`${url}/wp-admin/`);
+  }
+  expect(wpUserIn(netDir, 'sam@agency.test', teamURL)).toMatchObject({ roles: ['author'] });
+  try {
+    cli('grants', 'revoke', 'sam@agency.test', teamURL);
+    await expect.poll(() => wpUserIn(netDir, 'sam@agency.test', teamURL)?.roles, { timeout: 15_000 }).toEqual([]);
+    expect(wpUserIn(netDir, 'sam@agency.test', teamURL)?.locked).toBe(true);
+
+    // Sam opens the shop, where his grant stands: the lock there only is lifted.
+    await open(sam, 'Client Shop Site');
+    await expect(sam).toHaveURL(`${shopURL}/wp-admin/`);
+    expect(wpUserIn(netDir, 'sam@agency.test', shopURL)).toMatchObject({ roles: ['author'], locked: false });
+    expect(wpUserIn(netDir, 'sam@agency.test', teamURL)).toMatchObject({ roles: [], locked: true });
+    // The network's cookie that launch made does not open the revoked site's wp-admin.
+    await sam.goto(`${teamURL}/wp-admin/`);
+    await expect(sam).toHaveURL(/\/net\/team\/wp-login\.php/);
+    await expect(sam.locator('#wpadminbar')).toHaveCount(0);
+  } finally {
+    cli('grants', 'add', 'sam@agency.test', teamURL, '--role', 'author');
+    cli('grants', 'revoke', 'sam@agency.test', shopURL);
+  }
+  // Granted again, his next launch opens the team site with the role.
+  await open(sam, 'Client Team Site');
+  await expect(sam).toHaveURL(`${teamURL}/wp-admin/`);
+  expect(wpUserIn(netDir, 'sam@agency.test', teamURL)).toMatchObject({ roles: ['author'], locked: false });
+});
+
 test('key rotation: a key published ahead takes over, an emergency switch and a revoke of the active key, all without touching WordPress', async ({ browser, request }) => {
   test.setTimeout(120_000);
   const kids = async () => (await (await request.get(`${baseURL}/.well-known/jwks.json`)).json()).keys.map((k: { kid: string }) => k.kid);
@@ -318,7 +463,7 @@ test('a deep link opens that page of the WordPress site', async ({ browser }) =>
   await expect(page.getByRole('heading', { name: 'Pages', level: 1 })).toBeVisible();
 });
 
-test("the key cache in WordPress: max-age, refetch on an unknown key at most once a minute, the last good set kept", () => {
+test("the key cache in WordPress: max-age, refetch on an unknown key at most once a minute, the last good set kept for 7 days at most, 64 KiB at most; token ids kept across clock skew", () => {
   const script = fileURLToPath(new URL('../wordpress/key-cache-check.php', import.meta.url));
   const out = execFileSync('php', [script, join(wpDir, 'blog')]).toString();
   for (const check of [
@@ -329,6 +474,10 @@ test("the key cache in WordPress: max-age, refetch on an unknown key at most onc
     'the invalid set is not cached',
     'the dashboard down: the last good set serves',
     'discovery naming another issuer is refused',
+    'six days without the dashboard: the last good set still serves',
+    'over seven days without the dashboard: the last good set is refused (key_set_stale)',
+    'a key set of over 64 KiB is refused (bad_key_set)',
+    'after a server a minute ahead cleared old ids, the token is still refused as a replay',
     'key cache: all checks passed',
   ]) expect(out).toContain(check);
 });
@@ -424,6 +573,15 @@ function inbox(siteDir: string): string[] {
   }
 }
 
+/** An admin's view of one site's step in a person's offboarding checklist, once that step is done. */
+async function waitForOutcome(browser: Browser, email: string, site: string, asked: string) {
+  const admin = await otherPerson(browser, /Sign in as Ada Admin/);
+  await admin.goto(`/admin/people/${personId(email)}`);
+  const step = admin.locator(`[data-testid="offboarding-step"][data-url="${site}"]`).filter({ hasText: asked }).first();
+  await expect(step).toHaveAttribute('data-state', 'done', { timeout: 20_000 });
+  return step;
+}
+
 /** Make a site answer the dashboard 503 without reading its messages (down), or answer again. */
 function holdMessages(siteDir: string, hold: boolean) {
   if (hold) writeFileSync(`${siteDir}.hold`, '');
@@ -494,6 +652,104 @@ test("the dashboard's own messages, sent again, sent to the wrong site or too la
   expect(errors).toEqual([]);
 });
 
+test('a late set-role never undoes a newer one: WordPress answers it superseded and keeps the newer role', async ({ request }) => {
+  expect(wpUser('sam@agency.test')?.roles).toEqual(['editor']);
+  const seen = inbox(wpDir).length;
+  // The site is down while Sam is lowered to subscriber: that message waits, its token in hand.
+  holdMessages(wpDir, true);
+  try {
+    cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'subscriber');
+    await expect.poll(() => inbox(wpDir).length, { timeout: 15_000 }).toBeGreaterThan(seen);
+  } finally {
+    holdMessages(wpDir, false);
+  }
+  const older = inbox(wpDir)[seen];
+  expect(JSON.parse(Buffer.from(older.split('.')[1], 'base64url').toString())).toMatchObject({ action: 'set-role', wp_role: 'subscriber' });
+  // Then raised to author; that message gets through.
+  cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'author');
+  await expect.poll(() => wpUser('sam@agency.test')?.roles, { timeout: 20_000 }).toEqual(['author']);
+  // The older one arrives late (an attempt still on its way): nothing changes.
+  const res = await request.post(`${wpURL}/?rest_route=/agency-sso/v1/back-channel`, { form: { logout_token: older } });
+  expect(res.status()).toBe(200);
+  expect(await res.json()).toMatchObject({ action: 'set-role', superseded: true, user_found: true, role_before: 'author', role_after: 'author' });
+  expect(wpUser('sam@agency.test')?.roles).toEqual(['author']);
+  cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor');
+  await expect.poll(() => wpUser('sam@agency.test')?.roles, { timeout: 20_000 }).toEqual(['editor']);
+});
+
+test("an account whose role carries an administrator's capability under another name is never taken over by e-mail", async ({ browser }) => {
+  // A role editor's custom role that may promote users: an administrator in all but name.
+  wpState('add-user', 'quinn@agency.test', 'steward', 'site_steward', 'promote_users', 'list_users');
+  cli('grants', 'add', 'quinn@agency.test', wpURL, '--role', 'editor');
+  try {
+    const quinn = await personPage(browser, /Sign in as Quinn/);
+    await open(quinn, 'Client Site');
+    await expectRefused(quinn, 'account_link_required', /administrator account with your e-mail address/);
+    expect(wpUser('quinn@agency.test')).toMatchObject({ login: 'steward', roles: ['site_steward'], subject: '', sessions: 0 });
+  } finally {
+    cli('grants', 'revoke', 'quinn@agency.test', wpURL);
+  }
+});
+
+test('refused: a launch without a Referer, unless the site accepts those', async ({ browser }) => {
+  const page = await personPage(browser, /Sign in as Sam Staff/);
+  const token = await launchToken(page, 'Client Site');
+  // Opened from nowhere (a link pasted into the address bar, or sent to a colleague): no Referer.
+  const bare = await (await browser.newContext()).newPage();
+  await bare.goto(`${wpURL}/wp-login.php?action=agency_sso&token=${token}`);
+  await expectRefused(bare, 'missing_referer', /did not say which page it was opened from/);
+  wpOption(wpDir, 'agency_sso_allow_missing_referer', '1');
+  try {
+    const again = await launchToken(page, 'Client Site');
+    const allowed = await (await browser.newContext()).newPage();
+    await allowed.goto(`${wpURL}/wp-login.php?action=agency_sso&token=${again}`);
+    await expect(allowed.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+  } finally {
+    wpOption(wpDir, 'agency_sso_allow_missing_referer', '0');
+  }
+});
+
+test('behind a proxy that ends TLS, the site is its https address: the settings page says so and Sam lands there', async ({ browser }) => {
+  cli('sites', 'add', '--name', 'Client Edge Site', '--client', 'Client', '--url', wpEdgeURL, '--profile', 'connector');
+  cli('grants', 'add', 'sam@agency.test', wpEdgeURL, '--role', 'editor');
+  const wp = await wpPasswordLogin(browser, wpEdgeURL, 'admin', { ignoreHTTPSErrors: true });
+  await wp.goto(`${wpEdgeURL}/wp-admin/options-general.php?page=agency-sso-connector`);
+  await expect(wp.locator('#agency-sso-audience')).toHaveText(wpEdgeURL);
+
+  const sam = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+  await signInAs(sam, /Sign in as Sam Staff/);
+  await pickerLive(sam);
+  await open(sam, 'Client Edge Site');
+  await expect(sam).toHaveURL(`${wpEdgeURL}/wp-admin/`);
+  await expect(sam.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+  expect(wpUserIn(join(wpDir, 'edge'), 'sam@agency.test', wpEdgeURL)).toMatchObject({ roles: ['editor'] });
+});
+
+test('a site that has not reached the dashboard for over 7 days stops trusting its last key set, and says so', async ({ browser }) => {
+  const blogDir = join(wpDir, 'blog');
+  const sam = await personPage(browser, /Sign in as Sam Staff/);
+  await open(sam, 'Client Blog');
+  await expect(sam).toHaveURL(`${wpBlogURL}/wp-admin/`);
+  // The blog is cut off from the dashboard, and eight days pass on its clock.
+  writeFileSync(`${blogDir}.offline`, '');
+  moveSiteClock(8 * 86_400);
+  try {
+    const again = await personPage(browser, /Sign in as Sam Staff/);
+    await open(again, 'Client Blog');
+    await expectRefused(again, 'key_set_stale', /no longer trusts the keys it last fetched/);
+    const wp = await wpPasswordLogin(browser, wpBlogURL, 'admin');
+    await wp.goto(`${wpBlogURL}/wp-admin/options-general.php?page=agency-sso-connector`);
+    await expect(wp.locator('#agency-sso-keys-stale')).toContainText('sign-ins from the dashboard are refused until this site can fetch its keys again');
+  } finally {
+    moveSiteClock(0);
+    rmSync(`${blogDir}.offline`, { force: true });
+  }
+  // Back in touch: the next launch fetches the keys and gets in.
+  const back = await personPage(browser, /Sign in as Sam Staff/);
+  await open(back, 'Client Blog');
+  await expect(back).toHaveURL(`${wpBlogURL}/wp-admin/`);
+});
+
 test('refused: a good token opened from another site than the dashboard (Referer)', async ({ browser }) => {
   const page = await personPage(browser, /Sign in as Sam Staff/);
   const token = await launchToken(page, 'Client Site');
@@ -534,11 +790,13 @@ test('an administrator account made by hand is never taken over: refused until a
   await expect(wp.locator('#agency-sso-notice')).toHaveText('admin is now linked to admin@agency.test in the dashboard.');
   await expect(wp.locator('#agency-sso-linked')).toContainText(`${baseURL} admin@agency.test`);
 
-  // Now Ada lands in her own account.
+  // Now Ada lands in her own account, and the link moves from her e-mail
+  // address to her stable id in the dashboard (as an account bound by an
+  // earlier version does at its person's next launch).
   await open(ada, 'Client Site');
   await expect(ada).toHaveURL(`${wpURL}/wp-admin/`);
   await expect(ada.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Ada Admin');
-  expect(wpUser('admin@agency.test')).toMatchObject({ login: 'admin', roles: ['administrator'] });
+  expect(wpUser('admin@agency.test')).toMatchObject({ login: 'admin', roles: ['administrator'], subject: `${baseURL} ${personId('admin@agency.test')}` });
 
   // Linked to the dashboard, the account no longer signs in with its password.
   const again = await (await browser.newContext()).newPage();
@@ -563,6 +821,27 @@ test('the settings page fetches the key set on demand and shows it', async ({ br
   const jwks = await (await request.get(`${baseURL}/.well-known/jwks.json`)).json();
   await expect(wp.locator('#agency-sso-notice')).toHaveText(`Connected: the dashboard publishes ${jwks.keys.length} key${jwks.keys.length === 1 ? '' : 's'}.`);
   await expect(wp.locator('.agency-sso-kid')).toHaveText(jwks.keys.map((k: { kid: string }) => k.kid));
+});
+
+test('accounts linked to the dashboard get no application passwords either (break-glass logins excepted)', async ({ request }) => {
+  const me = async (app: { login: string; password: string }) => request.get(`${wpURL}/?rest_route=/wp/v2/users/me`, {
+    headers: { Authorization: `Basic ${Buffer.from(`${app.login}:${app.password}`).toString('base64')}` },
+  });
+  // Sam is linked (he launched); an application password made for him does not sign in over REST.
+  const sam = wpState('app-password', 'sam@agency.test') as { login: string; password: string };
+  const refused = await me(sam);
+  expect(refused.status()).toBe(401);
+  expect((await refused.json()).code).toBe('application_passwords_disabled_for_user');
+  // The site admin's account is linked too, but named for break-glass: it keeps them.
+  wpOption(wpDir, 'agency_sso_break_glass', 'admin');
+  try {
+    const admin = wpState('app-password', 'admin@agency.test') as { login: string; password: string };
+    const ok = await me(admin);
+    expect(ok.status()).toBe(200);
+    expect((await ok.json()).slug).toBe('admin');
+  } finally {
+    wpOption(wpDir, 'agency_sso_break_glass', '');
+  }
 });
 
 test("a connector site's page in the console offers the plugin and the site's wp-config.php line", async ({ browser }) => {

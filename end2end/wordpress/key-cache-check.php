@@ -4,7 +4,10 @@
  * dashboard over real HTTP (jwks-server.php under PHP's own server) whose
  * answers this script changes: cached for the dashboard's max-age, an
  * unknown key id fetched again at most once a minute, the last good set
- * kept when a fetch fails, an invalid set never cached, discovery checked.
+ * kept when a fetch fails but not trusted beyond 7 days, an invalid or
+ * oversized set never cached, discovery checked; and the single-use table
+ * keeps a token's id for as long as a server with a slower clock could
+ * still accept the token.
  * Run by the Playwright suite (connector.spec.ts) with a test site's
  * folder; prints one line per check and exits 1 at the first that fails.
  *
@@ -139,4 +142,57 @@ $publish( array( $jwk1 ), 'public, max-age=31536000' );
 agency_sso_check( 86400 === Agency_SSO_Keys::fetch( $issuer )['max_age'], 'a year of max-age is held a day at most' );
 $publish( array( $jwk1 ), 'no-store' );
 agency_sso_check( 60 === Agency_SSO_Keys::fetch( $issuer )['max_age'], 'no-store is held a minute' );
+// The dashboard out of reach for days (its clock moved by this script).
+$agency_sso_offset = 0;
+add_filter(
+	'agency_sso_now',
+	function ( $now ) use ( &$agency_sso_offset ) {
+		return $now + $agency_sso_offset;
+	},
+	20
+);
+$publish( array( $jwk1 ) );
+delete_transient( Agency_SSO_Keys::CACHE );
+delete_transient( Agency_SSO_Keys::THROTTLE );
+agency_sso_check( $pem1 === Agency_SSO_Keys::key_for_kid( 'key-one', $issuer ), 'a fresh set is fetched' );
+$publish( array( $jwk1 ), 'public, max-age=120', 503 );
+$agency_sso_offset = 6 * 86400;
+delete_transient( Agency_SSO_Keys::THROTTLE );
+agency_sso_check( $pem1 === Agency_SSO_Keys::key_for_kid( 'key-one', $issuer ), 'six days without the dashboard: the last good set still serves' );
+$agency_sso_offset = 7 * 86400 + 60;
+delete_transient( Agency_SSO_Keys::THROTTLE );
+try {
+	Agency_SSO_Keys::key_for_kid( 'key-one', $issuer );
+	agency_sso_check( false, 'over seven days without the dashboard: the last good set is refused' );
+} catch ( Agency_SSO_Error $e ) {
+	agency_sso_check( 'key_set_stale' === $e->get_error_code(), 'over seven days without the dashboard: the last good set is refused (key_set_stale)' );
+}
+$publish( array( $jwk1 ) );
+delete_transient( Agency_SSO_Keys::THROTTLE );
+agency_sso_check( $pem1 === Agency_SSO_Keys::key_for_kid( 'key-one', $issuer ), 'the dashboard back: a fresh fetch serves again' );
+$agency_sso_offset = 0;
+
+// A key set of more than 64 KiB is not read whole, and not used.
+$padding = array();
+for ( $i = 0; $i < 200; $i++ ) {
+	$padding[] = array_merge( $jwk2, array( 'kid' => "padding-$i" ) );
+}
+$publish( array_merge( array( $jwk1 ), $padding ) );
+agency_sso_check( strlen( (string) file_get_contents( "$dir/jwks.json" ) ) > 65536, 'the dashboard serves a key set of over 64 KiB' );
+try {
+	Agency_SSO_Keys::fetch( $issuer );
+	agency_sso_check( false, 'a key set of over 64 KiB is refused' );
+} catch ( Agency_SSO_Error $e ) {
+	agency_sso_check( 'bad_key_set' === $e->get_error_code() && str_contains( $e->getMessage(), '64 KiB' ), 'a key set of over 64 KiB is refused (bad_key_set)' );
+}
+
+// Single use across web servers whose clocks differ by the leeway: one a
+// minute ahead clears old ids; one a minute behind still accepts the token.
+$jti = 'key-cache-check-' . wp_generate_password( 12, false );
+$exp = time() + 60;
+agency_sso_check( Agency_SSO_Replay::claim( $jti, Agency_SSO_Replay::keep_until( $exp, Agency_SSO_Login::LEEWAY ) ), 'a token id is claimed' );
+$agency_sso_offset = 60 + Agency_SSO_Login::LEEWAY + 1;
+Agency_SSO_Replay::claim( 'key-cache-check-other-' . wp_generate_password( 12, false ), time() + 3600 );
+$agency_sso_offset = 0;
+agency_sso_check( ! Agency_SSO_Replay::claim( $jti, Agency_SSO_Replay::keep_until( $exp, Agency_SSO_Login::LEEWAY ) ), 'after a server a minute ahead cleared old ids, the token is still refused as a replay' );
 echo "key cache: all checks passed\n";

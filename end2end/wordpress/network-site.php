@@ -1,9 +1,10 @@
 <?php
 /**
- * Adds a sub-site to the test network (serve.sh's /net) and activates the
- * connector for the whole network, as a network admin would.
+ * Adds a sub-site to the test network (serve.sh's /net), activates the
+ * connector for the whole network and sets the network's issuer, as a
+ * network admin would.
  *
- * Usage: php network-site.php <network's folder> <host:port> <slug> <title>
+ * Usage: php network-site.php <network's folder> <host:port> <slug> <title> <issuer>
  *
  * @package Agency_SSO_Connector
  */
@@ -11,7 +12,7 @@
 if ( 'cli' !== PHP_SAPI ) {
 	exit( 1 );
 }
-[ , $agency_sso_root, $agency_sso_host, $agency_sso_slug, $agency_sso_title ] = $argv;
+[ , $agency_sso_root, $agency_sso_host, $agency_sso_slug, $agency_sso_title, $agency_sso_issuer ] = $argv;
 $_SERVER['HTTP_HOST']   = $agency_sso_host;
 $_SERVER['REQUEST_URI'] = '/net/';
 $_SERVER['REMOTE_ADDR'] = '127.0.0.1';
@@ -35,4 +36,5 @@ if ( is_wp_error( $agency_sso_activated ) ) {
 	fwrite( STDERR, 'activating the plugin for the network: ' . $agency_sso_activated->get_error_message() . "\n" );
 	exit( 1 );
 }
+update_site_option( 'agency_sso_issuer', $agency_sso_issuer );
 echo 'added ' . esc_url_raw( get_site_url( $agency_sso_blog ) ) . "\n";

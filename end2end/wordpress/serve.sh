@@ -6,12 +6,18 @@
 #          repository's folder) and activated;
 #   /blog  a sub-directory install with the plugin as a must-use plugin;
 #   /fresh a sub-directory install without the plugin (a test uploads it);
-#   /net   a sub-directory multisite network, its sub-site /net/team with
-#          the plugin network-activated (router.php plays Apache's rewrites);
-# all with AGENCY_SSO_ISSUER naming the test dashboard ($WP_ISSUER).
+#   /net   a sub-directory multisite network, its sub-sites /net/team and
+#          /net/shop with the plugin network-activated and the issuer a
+#          network setting (router.php plays Apache's rewrites), `teamadmin`
+#          administering /net/team only and `quinn-shop` (quinn@agency.test)
+#          /net/shop only;
+#   /edge  a site whose address is https://127.0.0.1:$WP_TLS_PORT/edge,
+#          reached through a proxy that ends TLS and forwards plain http
+#          with X-Forwarded-Proto (tls-proxy.mjs), as hosting does;
+# all but /net with AGENCY_SSO_ISSUER naming the test dashboard ($WP_ISSUER).
 # Everything is removed when the server stops.
 set -euo pipefail
-: "${WP_PORT:?}" "${WP_DIR:?}" "${WP_ISSUER:?}" "${WP_TEST_ADMIN_PASSWORD:?}"
+: "${WP_PORT:?}" "${WP_TLS_PORT:?}" "${WP_DIR:?}" "${WP_ISSUER:?}" "${WP_TEST_ADMIN_PASSWORD:?}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PLUGIN="$(cd "$HERE/../../wordpress/agency-sso-connector" && pwd)"
 DB="agency_sso_wp_$(date +%s)_$$"
@@ -20,11 +26,13 @@ URL="http://127.0.0.1:$WP_PORT"
 sql() { php -r '$m = new mysqli("127.0.0.1", "root", "", "", 3306); $m->query($argv[1]) or exit(1);' "$1"; }
 
 PHP_PID=""
+PROXY_PID=""
 cleanup() {
   # PHP's server leaves its workers behind when only it is stopped.
   if [ -n "$PHP_PID" ]; then pkill -P "$PHP_PID" 2>/dev/null; kill "$PHP_PID" 2>/dev/null; fi
+  if [ -n "$PROXY_PID" ]; then kill "$PROXY_PID" 2>/dev/null; fi
   sql "DROP DATABASE IF EXISTS \`$DB\`" || true
-  rm -rf "$WP_DIR" "$WP_DIR.clock" "$WP_DIR.inbox" "$WP_DIR.hold"
+  rm -rf "$WP_DIR" "$WP_DIR".*
 }
 trap cleanup EXIT
 trap 'exit 0' TERM INT
@@ -67,7 +75,8 @@ PHP
 }
 
 # The tests move the site's clock (as the plugin sees it) by writing seconds
-# to $WP_DIR.clock, as they move the dashboard's.
+# to $WP_DIR.clock, as they move the dashboard's; while <site dir>.offline
+# exists the site cannot reach the dashboard (its key set fetches fail).
 test_clock() {
   mkdir -p "$1/wp-content/mu-plugins"
   cat > "$1/wp-content/mu-plugins/agency-sso-test-clock.php" <<PHP
@@ -76,6 +85,9 @@ test_clock() {
 add_filter( 'agency_sso_now', function ( \$now ) {
 	\$offset = @file_get_contents( '$WP_DIR.clock' );
 	return \$now + (int) \$offset;
+} );
+add_filter( 'pre_http_request', function ( \$pre ) {
+	return file_exists( '$1.offline' ) ? new WP_Error( 'http_request_failed', 'the test network is cut' ) : \$pre;
 } );
 PHP
 }
@@ -106,7 +118,7 @@ add_filter( 'rest_pre_dispatch', function ( \$result, \$server, \$request ) {
 PHP
 }
 
-rm -rf "$WP_DIR" "$WP_DIR.clock" "$WP_DIR.inbox" "$WP_DIR.hold"
+rm -rf "$WP_DIR" "$WP_DIR".*
 mkdir -p "$(dirname "$WP_DIR")"
 sql "CREATE DATABASE \`$DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
 
@@ -142,21 +154,44 @@ site "$WP_DIR/fresh" "$URL/fresh" wpc_
 php "$HERE/install.php" "$WP_DIR/fresh" "$URL/fresh" "Fresh Client Site" none
 test_clock "$WP_DIR/fresh"
 
-# /net: a sub-directory multisite network; its sub-site /net/team gets the
-# connector activated for the whole network. Installed as one site, made a
-# network, then wp-config.php says so (in place of WP_HOME and WP_SITEURL,
-# which would pin every sub-site to the network's address).
+# /net: a sub-directory multisite network; its sub-sites /net/team and
+# /net/shop get the connector activated for the whole network. Installed as
+# one site, made a network, then wp-config.php says so (in place of WP_HOME
+# and WP_SITEURL, which would pin every sub-site to the network's address).
+# Its issuer is the network's setting (as a network admin sets it in
+# Network Admin → Settings → Agency SSO), not the constant.
 site "$WP_DIR/net" "$URL/net" wpn_
 ln -s "$PLUGIN" "$WP_DIR/net/wp-content/plugins/agency-sso-connector"
 php "$HERE/install.php" "$WP_DIR/net" "$URL/net" "Client Network" network
-sed -i -e "/^define( 'WP_HOME'/d" -e "s|^define( 'WP_SITEURL'.*|define( 'MULTISITE', true );\n\
+sed -i -e "/^define( 'WP_HOME'/d" -e "/^define( 'AGENCY_SSO_ISSUER'/d" -e "s|^define( 'WP_SITEURL'.*|define( 'MULTISITE', true );\n\
 define( 'SUBDOMAIN_INSTALL', false );\n\
 define( 'DOMAIN_CURRENT_SITE', '127.0.0.1:$WP_PORT' );\n\
 define( 'PATH_CURRENT_SITE', '/net/' );\n\
 define( 'SITE_ID_CURRENT_SITE', 1 );\n\
 define( 'BLOG_ID_CURRENT_SITE', 1 );|" "$WP_DIR/net/wp-config.php"
-php "$HERE/network-site.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" team "Client Team Site"
+php "$HERE/network-site.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" team "Client Team Site" "$WP_ISSUER"
+php "$HERE/network-site.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" shop "Client Shop Site" "$WP_ISSUER"
+# A client's own administrators, each of one sub-site only.
+php "$HERE/network-user.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" team teamadmin team-admin@client.test "$WP_TEST_ADMIN_PASSWORD"
+php "$HERE/network-user.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" shop quinn-shop quinn@agency.test "$WP_TEST_ADMIN_PASSWORD"
 test_clock "$WP_DIR/net"
+test_inbox "$WP_DIR/net"
+
+# /edge: its address is https (WP_HOME and WP_SITEURL say so), but PHP sees
+# plain http from the proxy in front, which says X-Forwarded-Proto: https
+# (WordPress does not read it, so is_ssl() is false there). The proxy, not
+# WordPress, keeps visitors on https: FORCE_SSL_ADMIN off, or wp-login.php
+# would redirect to itself for ever.
+site "$WP_DIR/edge" "https://127.0.0.1:$WP_TLS_PORT/edge" wpe_
+sed -i "s|^define( 'WP_SITEURL'.*|&\ndefine( 'FORCE_SSL_ADMIN', false );|" "$WP_DIR/edge/wp-config.php"
+ln -s "$PLUGIN" "$WP_DIR/edge/wp-content/plugins/agency-sso-connector"
+php "$HERE/install.php" "$WP_DIR/edge" "https://127.0.0.1:$WP_TLS_PORT/edge" "Client Edge Site" plugin
+test_clock "$WP_DIR/edge"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$WP_DIR.tls-key.pem" -out "$WP_DIR.tls-cert.pem" 2>/dev/null
+TLS_PORT=$WP_TLS_PORT BACKEND_PORT=$WP_PORT TLS_KEY="$WP_DIR.tls-key.pem" TLS_CERT="$WP_DIR.tls-cert.pem" \
+  node "$HERE/tls-proxy.mjs" >"$WP_DIR.proxy.log" 2>&1 &
+PROXY_PID=$!
 
 # Several workers, as a real site has: the single-use token check must hold across them.
 PHP_CLI_SERVER_WORKERS=4 php -S "127.0.0.1:$WP_PORT" -t "$WP_DIR" "$HERE/router.php" >"$WP_DIR.log" 2>&1 &

@@ -4,15 +4,18 @@
  * WordPress itself, as a site admin would see it).
  *
  * Usage: php state.php <wordpress folder> user <e-mail> [site URL]
- * (the site URL picks a sub-site of a multisite network)
+ * (the site URL picks a sub-site of a multisite network; for the other
+ * questions the AGENCY_SSO_SITE variable does)
  * Prints JSON: null when there is no such user, else its login, display
- * name, roles, the dashboard person it is linked to, its session count and
- * whether the dashboard locked it.
+ * name, roles on that site, the dashboard person it is linked to, its
+ * session count and whether the dashboard locked it on that site.
  *
  * Also, as a site's own people would: `post <e-mail> <title>` publishes a
  * post by that user; `posts <e-mail>` counts theirs; `app-password <e-mail>`
  * makes an application password ({"login", "password"}); `set-password
- * <e-mail> <password>`; `check-password <e-mail> <password>` (true/false).
+ * <e-mail> <password>`; `check-password <e-mail> <password>` (true/false);
+ * `add-user <e-mail> <login> <role> [capability...]` adds an account made by
+ * hand with that role (made with those capabilities when the site lacks it).
  *
  * @package Agency_SSO_Connector
  */
@@ -21,7 +24,8 @@ if ( 'cli' !== PHP_SAPI ) {
 	exit( 1 );
 }
 [ , $agency_sso_root, $agency_sso_what, $agency_sso_arg ] = $argv;
-$agency_sso_site        = parse_url( 'user' === $agency_sso_what && isset( $argv[4] ) ? $argv[4] : 'http://127.0.0.1/' );
+// The site of a network to ask: the user question's last argument, or AGENCY_SSO_SITE for the others.
+$agency_sso_site        = parse_url( 'user' === $agency_sso_what && isset( $argv[4] ) ? $argv[4] : ( getenv( 'AGENCY_SSO_SITE' ) ?: 'http://127.0.0.1/' ) );
 $_SERVER['HTTP_HOST']   = $agency_sso_site['host'] . ( isset( $agency_sso_site['port'] ) ? ':' . $agency_sso_site['port'] : '' );
 $_SERVER['REQUEST_URI'] = rtrim( $agency_sso_site['path'] ?? '', '/' ) . '/';
 require $agency_sso_root . '/wp-load.php';
@@ -41,7 +45,24 @@ if ( 'user' === $agency_sso_what ) {
 			'roles'        => array_values( $agency_sso_user->roles ),
 			'subject'      => get_user_meta( $agency_sso_user->ID, 'agency_sso_subject', true ),
 			'sessions'     => count( WP_Session_Tokens::get_instance( $agency_sso_user->ID )->get_all() ),
-			'locked'       => (bool) get_user_meta( $agency_sso_user->ID, 'agency_sso_locked_at', true ),
+			'locked'       => (bool) get_user_option( 'agency_sso_locked_at', $agency_sso_user->ID ),
+		)
+	) . "\n";
+	exit( 0 );
+}
+if ( 'add-user' === $agency_sso_what ) {
+	[ , , , , $agency_sso_login, $agency_sso_role ] = $argv;
+	if ( null === get_role( $agency_sso_role ) ) {
+		add_role( $agency_sso_role, ucwords( str_replace( '_', ' ', $agency_sso_role ) ), array_fill_keys( array_merge( array( 'read' ), array_slice( $argv, 6 ) ), true ) );
+	}
+	echo wp_json_encode(
+		wp_insert_user(
+			array(
+				'user_login' => $agency_sso_login,
+				'user_email' => $agency_sso_arg,
+				'user_pass'  => wp_generate_password( 24 ),
+				'role'       => $agency_sso_role,
+			)
 		)
 	) . "\n";
 	exit( 0 );

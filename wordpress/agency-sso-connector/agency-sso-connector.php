@@ -1,8 +1,8 @@
 <?php
 /**
  * Plugin Name:       agency-sso connector
- * Description:       Lets your agency's staff open this site already signed in from the agency-sso dashboard. One line in wp-config.php: define( 'AGENCY_SSO_ISSUER', 'https://sso.agency.example' );
- * Version:           0.1.0
+ * Description:       Lets your agency's staff open this site already signed in from the agency-sso dashboard. Set the dashboard's address under Settings → Agency SSO (Network Admin → Settings on a network), or in wp-config.php: define( 'AGENCY_SSO_ISSUER', 'https://sso.agency.example' );
+ * Version:           0.2.0
  * Requires at least: 6.1
  * Requires PHP:      8.1
  * Author:            agency-sso
@@ -18,7 +18,7 @@ defined( 'ABSPATH' ) || exit;
 if ( defined( 'AGENCY_SSO_CONNECTOR_VERSION' ) ) {
 	return;
 }
-define( 'AGENCY_SSO_CONNECTOR_VERSION', '0.1.0' );
+define( 'AGENCY_SSO_CONNECTOR_VERSION', '0.2.0' );
 define( 'AGENCY_SSO_CONNECTOR_FILE', __FILE__ );
 
 require_once __DIR__ . '/includes/class-agency-sso-error.php';

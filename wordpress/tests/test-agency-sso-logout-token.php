@@ -1,8 +1,8 @@
 <?php
 /**
  * The back-channel message check: a logout token is accepted only with
- * its own `typ`, the logout event, no nonce, and an action the plugin
- * knows; a launch token is never one.
+ * its own `typ`, the logout event, no nonce, an action the plugin knows
+ * and its place in the order of changes; a launch token is never one.
  *
  * @package Agency_SSO_Connector
  */
@@ -22,13 +22,14 @@ final class Test_Agency_SSO_Logout_Token extends Agency_SSO_Test_Case {
 		$claims = array(
 			'iss'    => self::ISSUER,
 			'aud'    => self::AUDIENCE,
-			'sub'    => 'sam@agency.example',
+			'sub'    => 'p-7f3a9c2e41b84d6f9a0c5e1b2d3f4a5b',
 			'email'  => 'sam@agency.example',
 			'iat'    => self::NOW,
 			'exp'    => self::NOW + 120,
 			'jti'    => 'Xo3v9Lk2mWc9tRgq8Zx3vN',
 			'events' => array( Agency_SSO_Logout_Token::EVENT => new stdClass() ),
 			'action' => 'lock',
+			'seq'    => 41,
 		);
 		foreach ( $claim_changes as $name => $value ) {
 			if ( null === $value ) {
@@ -96,6 +97,15 @@ final class Test_Agency_SSO_Logout_Token extends Agency_SSO_Test_Case {
 		$this->assert_message_refused( 'missing_claim', self::message( array( 'action' => 'set-role', 'wp_role' => 3 ) ) );
 	}
 
+	public function test_a_message_says_its_place_in_the_order_of_changes(): void {
+		$this->assertSame( 41, self::check( self::message() )['seq'] );
+		$this->assert_message_refused( 'missing_claim', self::message( array( 'seq' => null ) ) );
+		$this->assert_message_refused( 'missing_claim', self::message( array( 'seq' => '41' ) ) );
+		$this->assert_message_refused( 'missing_claim', self::message( array( 'seq' => 0 ) ) );
+		$this->assert_message_refused( 'missing_claim', self::message( array( 'seq' => -3 ) ) );
+		$this->assert_message_refused( 'missing_claim', self::message( array( 'seq' => 4.5 ) ) );
+	}
+
 	public function test_the_launch_checks_still_hold(): void {
 		$this->assert_message_refused( 'wrong_audience', self::message( array( 'aud' => 'https://other.example' ) ) );
 		$this->assert_message_refused( 'wrong_issuer', self::message( array( 'iss' => 'https://evil.example' ) ) );
@@ -111,6 +121,7 @@ final class Test_Agency_SSO_Logout_Token extends Agency_SSO_Test_Case {
 		$this->assertSame( 400, Agency_SSO_Logout_Token::status( 'not_a_logout_token' ) );
 		$this->assertSame( 422, Agency_SSO_Logout_Token::status( 'role_not_allowed' ) );
 		$this->assertSame( 503, Agency_SSO_Logout_Token::status( 'dashboard_unreachable' ) );
+		$this->assertSame( 503, Agency_SSO_Logout_Token::status( 'key_set_stale' ) );
 		$this->assertSame( 401, Agency_SSO_Logout_Token::status( 'bad_signature' ) );
 	}
 }

@@ -2,8 +2,15 @@
 /**
  * Settings → Agency SSO: the issuer (read-only when wp-config.php sets it),
  * this site's URL for the dashboard, the key set last fetched, a "test the
- * connection" button, the password rule, break-glass logins, and linking an
- * existing account to a dashboard person.
+ * connection" button, the password rule, break-glass logins, launches
+ * without a Referer, and linking an existing account to a dashboard person.
+ *
+ * On a multisite network the settings are the network's and are changed
+ * in Network Admin → Settings → Agency SSO by those who may manage the
+ * network's options; a sub-site's page shows them read-only. Accounts are
+ * the network's too: linking needs manage_network_users, a sub-site's page
+ * links only members of that site who are not super admins, and only the
+ * network's page can link a super admin.
  *
  * @package Agency_SSO_Connector
  */
@@ -11,7 +18,7 @@
 defined( 'ABSPATH' ) || exit;
 
 /**
- * The settings page and its actions (each behind a nonce and manage_options).
+ * The settings page and its actions (each behind a nonce and the capability it needs).
  */
 final class Agency_SSO_Admin {
 
@@ -22,11 +29,13 @@ final class Agency_SSO_Admin {
 	 */
 	public static function register(): void {
 		add_action( 'admin_menu', array( self::class, 'menu' ) );
+		add_action( 'network_admin_menu', array( self::class, 'network_menu' ) );
 		add_action( 'admin_post_agency_sso_save', array( self::class, 'save' ) );
 		add_action( 'admin_post_agency_sso_test', array( self::class, 'test_connection' ) );
 		add_action( 'admin_post_agency_sso_link', array( self::class, 'link' ) );
 		add_action( 'admin_post_agency_sso_unlink', array( self::class, 'unlink' ) );
 		add_action( 'admin_notices', array( self::class, 'not_configured_notice' ) );
+		add_action( 'network_admin_notices', array( self::class, 'not_configured_notice' ) );
 		add_filter( 'plugin_action_links_' . plugin_basename( AGENCY_SSO_CONNECTOR_FILE ), array( self::class, 'action_links' ) );
 	}
 
@@ -35,6 +44,13 @@ final class Agency_SSO_Admin {
 	 */
 	public static function menu(): void {
 		add_options_page( __( 'Agency SSO', 'agency-sso-connector' ), __( 'Agency SSO', 'agency-sso-connector' ), 'manage_options', self::PAGE, array( self::class, 'render' ) );
+	}
+
+	/**
+	 * The network's entry (Network Admin → Settings), where a network's settings are changed.
+	 */
+	public static function network_menu(): void {
+		add_submenu_page( 'settings.php', __( 'Agency SSO', 'agency-sso-connector' ), __( 'Agency SSO', 'agency-sso-connector' ), 'manage_network_options', self::PAGE, array( self::class, 'render' ) );
 	}
 
 	/**
@@ -49,36 +65,69 @@ final class Agency_SSO_Admin {
 	}
 
 	/**
-	 * The settings page's URL, with optional query arguments.
+	 * The settings page's URL (the network's page when $network), with optional query arguments.
 	 *
-	 * @param array $args Query arguments.
+	 * @param array $args    Query arguments.
+	 * @param bool  $network The network's page.
 	 */
-	private static function url( array $args = array() ): string {
-		return add_query_arg( array_merge( array( 'page' => self::PAGE ), $args ), admin_url( 'options-general.php' ) );
+	private static function url( array $args = array(), bool $network = false ): string {
+		$base = $network ? network_admin_url( 'settings.php' ) : admin_url( 'options-general.php' );
+		return add_query_arg( array_merge( array( 'page' => self::PAGE ), $args ), $base );
+	}
+
+	/**
+	 * Whether the request's form came from the network's page (its scope
+	 * field, which is part of the nonce's action, so it cannot be changed
+	 * without a new nonce).
+	 */
+	private static function from_network_page(): bool {
+		// phpcs:ignore WordPress.Security.NonceVerification.Missing -- the nonce is checked against this very value in guard().
+		return is_multisite() && isset( $_POST['scope'] ) && 'network' === $_POST['scope'];
+	}
+
+	/**
+	 * The scope a form on the current page is for: the network, or this site.
+	 */
+	private static function scope(): string {
+		return is_network_admin() ? 'network' : 'site-' . get_current_blog_id();
 	}
 
 	/**
 	 * Until an issuer is set, say so to administrators.
 	 */
 	public static function not_configured_notice(): void {
-		if ( ! current_user_can( 'manage_options' ) || '' !== Agency_SSO_Config::issuer() ) {
+		$network = is_network_admin();
+		if ( ! current_user_can( $network ? 'manage_network_options' : 'manage_options' ) || '' !== Agency_SSO_Config::issuer() ) {
 			return;
 		}
 		echo '<div class="notice notice-warning"><p>' . esc_html__( 'agency-sso connector does nothing until it knows your dashboard. Add this line to wp-config.php:', 'agency-sso-connector' )
 			. ' <code>define( \'AGENCY_SSO_ISSUER\', \'https://sso.agency.example\' );</code> '
-			. '<a href="' . esc_url( self::url() ) . '">' . esc_html__( 'Settings', 'agency-sso-connector' ) . '</a></p></div>';
+			. '<a href="' . esc_url( self::url( array(), is_multisite() ) ) . '">' . esc_html__( 'Settings', 'agency-sso-connector' ) . '</a></p></div>';
 	}
 
 	/**
-	 * Stop unless the request comes from an administrator with a valid nonce.
+	 * Stop unless the request comes from someone who holds the capability,
+	 * with a valid nonce for this action and scope.
 	 *
-	 * @param string $action The nonce action.
+	 * @param string $action     The nonce action.
+	 * @param string $capability What the action needs.
 	 */
-	private static function guard( string $action ): void {
-		if ( ! current_user_can( 'manage_options' ) ) {
+	private static function guard( string $action, string $capability ): void {
+		if ( ! current_user_can( $capability ) ) {
 			wp_die( esc_html__( 'You are not allowed to change these settings.', 'agency-sso-connector' ), '', array( 'response' => 403 ) );
 		}
-		check_admin_referer( $action );
+		check_admin_referer( $action . '_' . ( self::from_network_page() ? 'network' : 'site-' . get_current_blog_id() ) );
+	}
+
+	/**
+	 * A form's hidden fields: the action, its scope and the nonce for both.
+	 *
+	 * @param string $action The admin-post action (also the nonce's).
+	 */
+	private static function form_fields( string $action ): void {
+		echo '<input type="hidden" name="action" value="' . esc_attr( $action ) . '">';
+		echo '<input type="hidden" name="scope" value="' . esc_attr( 'network' === self::scope() ? 'network' : 'site' ) . '">';
+		wp_nonce_field( $action . '_' . self::scope() );
 	}
 
 	/**
@@ -89,15 +138,29 @@ final class Agency_SSO_Admin {
 	 */
 	private static function back( string $kind, string $message ): void {
 		set_transient( 'agency_sso_notice_' . get_current_user_id(), array( $kind, $message ), 60 );
-		wp_safe_redirect( self::url() );
+		wp_safe_redirect( self::url( array(), self::from_network_page() ) );
 		exit;
 	}
 
 	/**
-	 * Save the issuer (unless wp-config.php sets it), the password rule and break-glass logins.
+	 * Stop with a 403 page.
+	 *
+	 * @param string $message Why.
+	 */
+	private static function forbid( string $message ): void {
+		wp_die( esc_html( $message ), '', array( 'response' => 403 ) );
+	}
+
+	/**
+	 * Save the issuer (unless wp-config.php sets it), the password rule,
+	 * break-glass logins and launches without a Referer: the network's on
+	 * a network, from its own page only.
 	 */
 	public static function save(): void {
-		self::guard( 'agency_sso_save' );
+		self::guard( 'agency_sso_save', Agency_SSO_Config::settings_capability() );
+		if ( is_multisite() && ! self::from_network_page() ) {
+			self::forbid( __( 'On a network these settings are the network\'s: change them in Network Admin → Settings → Agency SSO.', 'agency-sso-connector' ) );
+		}
 		// phpcs:disable WordPress.Security.NonceVerification.Missing -- checked in guard().
 		if ( ! Agency_SSO_Config::issuer_is_constant() ) {
 			$issuer  = isset( $_POST['issuer'] ) ? rtrim( trim( sanitize_text_field( wp_unslash( $_POST['issuer'] ) ) ), '/' ) : '';
@@ -105,12 +168,13 @@ final class Agency_SSO_Admin {
 			if ( null !== $problem ) {
 				self::back( 'error', $problem );
 			}
-			update_option( Agency_SSO_Config::OPTION_ISSUER, $issuer );
+			Agency_SSO_Config::set( Agency_SSO_Config::OPTION_ISSUER, $issuer );
 		}
-		update_option( Agency_SSO_Config::OPTION_BLOCK_PASSWORDS, empty( $_POST['block_passwords'] ) ? '0' : '1' );
+		Agency_SSO_Config::set( Agency_SSO_Config::OPTION_BLOCK_PASSWORDS, empty( $_POST['block_passwords'] ) ? '0' : '1' );
+		Agency_SSO_Config::set( Agency_SSO_Config::OPTION_ALLOW_NO_REFERER, empty( $_POST['allow_missing_referer'] ) ? '0' : '1' );
 		if ( ! Agency_SSO_Config::break_glass_is_constant() ) {
 			$logins = isset( $_POST['break_glass'] ) ? sanitize_textarea_field( wp_unslash( $_POST['break_glass'] ) ) : '';
-			update_option( Agency_SSO_Config::OPTION_BREAK_GLASS, $logins );
+			Agency_SSO_Config::set( Agency_SSO_Config::OPTION_BREAK_GLASS, $logins );
 		}
 		// phpcs:enable
 		self::back( 'updated', __( 'Settings saved.', 'agency-sso-connector' ) );
@@ -120,7 +184,7 @@ final class Agency_SSO_Admin {
 	 * Fetch discovery and the key set now and say what happened.
 	 */
 	public static function test_connection(): void {
-		self::guard( 'agency_sso_test' );
+		self::guard( 'agency_sso_test', 'manage_options' );
 		$issuer = Agency_SSO_Config::issuer();
 		if ( '' === $issuer ) {
 			self::back( 'error', __( 'Set the dashboard\'s address first.', 'agency-sso-connector' ) );
@@ -139,14 +203,14 @@ final class Agency_SSO_Admin {
 	 * Link an existing account (an administrator, say) to a dashboard person by e-mail.
 	 */
 	public static function link(): void {
-		self::guard( 'agency_sso_link' );
+		self::guard( 'agency_sso_link', Agency_SSO_Config::users_capability() );
 		$issuer = Agency_SSO_Config::issuer();
 		// phpcs:disable WordPress.Security.NonceVerification.Missing -- checked in guard().
 		$user_id = isset( $_POST['user_id'] ) ? absint( $_POST['user_id'] ) : 0;
 		$email   = isset( $_POST['email'] ) ? strtolower( sanitize_email( wp_unslash( $_POST['email'] ) ) ) : '';
 		// phpcs:enable
-		$user = get_user_by( 'id', $user_id );
-		if ( '' === $issuer || ! $user instanceof WP_User || ! is_email( $email ) ) {
+		$user = self::linkable( $user_id );
+		if ( '' === $issuer || null === $user || ! is_email( $email ) ) {
 			self::back( 'error', __( 'Choose an account and give the person\'s e-mail address in the dashboard (and set the dashboard\'s address first).', 'agency-sso-connector' ) );
 		}
 		$subject = Agency_SSO_Users::subject( $issuer, $email );
@@ -164,43 +228,75 @@ final class Agency_SSO_Admin {
 	 * Undo a link.
 	 */
 	public static function unlink(): void {
-		self::guard( 'agency_sso_unlink' );
+		self::guard( 'agency_sso_unlink', Agency_SSO_Config::users_capability() );
 		$user_id = isset( $_POST['user_id'] ) ? absint( $_POST['user_id'] ) : 0; // phpcs:ignore WordPress.Security.NonceVerification.Missing -- checked in guard().
-		delete_user_meta( $user_id, Agency_SSO_Users::META_SUBJECT );
+		$user    = self::linkable( $user_id );
+		if ( null === $user ) {
+			self::back( 'error', __( 'That account cannot be changed from this page.', 'agency-sso-connector' ) );
+		}
+		delete_user_meta( $user->ID, Agency_SSO_Users::META_SUBJECT );
 		self::back( 'updated', __( 'The account is no longer linked to the dashboard.', 'agency-sso-connector' ) );
 	}
 
 	/**
-	 * The page.
+	 * The account a link form may change, or null: on a network's own page
+	 * any account of the network; on a sub-site's page only a member of
+	 * that site who is not a super admin (whose account opens every site).
+	 *
+	 * @param int $user_id The account's id.
+	 */
+	private static function linkable( int $user_id ): ?WP_User {
+		$user = get_user_by( 'id', $user_id );
+		if ( ! $user instanceof WP_User ) {
+			return null;
+		}
+		if ( ! is_multisite() || self::from_network_page() ) {
+			return $user;
+		}
+		if ( is_super_admin( $user->ID ) || ! is_user_member_of_blog( $user->ID, get_current_blog_id() ) ) {
+			return null;
+		}
+		return $user;
+	}
+
+	/**
+	 * The page: a site's (Settings → Agency SSO) or, on a network, the
+	 * network's (Network Admin → Settings → Agency SSO).
 	 */
 	public static function render(): void {
-		if ( ! current_user_can( 'manage_options' ) ) {
+		$network = is_network_admin();
+		if ( ! current_user_can( $network ? 'manage_network_options' : 'manage_options' ) ) {
 			return;
 		}
 		$notice = get_transient( 'agency_sso_notice_' . get_current_user_id() );
 		delete_transient( 'agency_sso_notice_' . get_current_user_id() );
-		$issuer  = Agency_SSO_Config::issuer();
-		$written = Agency_SSO_Config::issuer_as_written();
-		$set     = '' === $issuer ? null : ( Agency_SSO_Keys::cached( $issuer ) ?? Agency_SSO_Keys::last_good( $issuer ) );
-		$result  = get_option( Agency_SSO_Keys::LAST_RESULT );
+		$issuer   = Agency_SSO_Config::issuer();
+		$written  = Agency_SSO_Config::issuer_as_written();
+		$set      = '' === $issuer ? null : ( Agency_SSO_Keys::cached( $issuer ) ?? Agency_SSO_Keys::last_good( $issuer ) );
+		$result   = get_option( Agency_SSO_Keys::LAST_RESULT );
+		$editable = ! is_multisite() || $network;
 		?>
 		<div class="wrap" id="agency-sso-settings">
-			<h1><?php esc_html_e( 'Agency SSO', 'agency-sso-connector' ); ?></h1>
+			<h1><?php $network ? esc_html_e( 'Agency SSO for the network', 'agency-sso-connector' ) : esc_html_e( 'Agency SSO', 'agency-sso-connector' ); ?></h1>
 			<?php if ( is_array( $notice ) ) : ?>
 				<div class="notice notice-<?php echo 'error' === $notice[0] ? 'error' : 'success'; ?>" id="agency-sso-notice"><p><?php echo esc_html( $notice[1] ); ?></p></div>
 			<?php endif; ?>
 
 			<h2><?php esc_html_e( 'The dashboard', 'agency-sso-connector' ); ?></h2>
+			<?php if ( ! $editable ) : ?>
+				<p id="agency-sso-network-note"><?php esc_html_e( 'This site is part of a network: these settings are the network\'s, and only its administrators change them (Network Admin → Settings → Agency SSO).', 'agency-sso-connector' ); ?></p>
+			<?php endif; ?>
 			<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>">
-				<input type="hidden" name="action" value="agency_sso_save">
-				<?php wp_nonce_field( 'agency_sso_save' ); ?>
+				<?php self::form_fields( 'agency_sso_save' ); ?>
 				<table class="form-table" role="presentation">
 					<tr>
 						<th scope="row"><label for="agency-sso-issuer"><?php esc_html_e( 'Dashboard address (issuer)', 'agency-sso-connector' ); ?></label></th>
 						<td>
-							<?php if ( Agency_SSO_Config::issuer_is_constant() ) : ?>
+							<?php if ( Agency_SSO_Config::issuer_is_constant() || ! $editable ) : ?>
 								<code id="agency-sso-issuer"><?php echo esc_html( $written ); ?></code>
-								<p class="description"><?php esc_html_e( 'Set by AGENCY_SSO_ISSUER in wp-config.php.', 'agency-sso-connector' ); ?></p>
+								<?php if ( Agency_SSO_Config::issuer_is_constant() ) : ?>
+									<p class="description"><?php esc_html_e( 'Set by AGENCY_SSO_ISSUER in wp-config.php.', 'agency-sso-connector' ); ?></p>
+								<?php endif; ?>
 							<?php else : ?>
 								<input type="url" class="regular-text" id="agency-sso-issuer" name="issuer" value="<?php echo esc_attr( $written ); ?>" placeholder="https://sso.agency.example">
 								<p class="description"><?php esc_html_e( 'Or in wp-config.php:', 'agency-sso-connector' ); ?> <code>define( 'AGENCY_SSO_ISSUER', 'https://sso.agency.example' );</code></p>
@@ -210,22 +306,32 @@ final class Agency_SSO_Admin {
 							<?php endif; ?>
 						</td>
 					</tr>
+					<?php if ( ! $network ) : ?>
 					<tr>
 						<th scope="row"><?php esc_html_e( 'This site\'s URL', 'agency-sso-connector' ); ?></th>
 						<td><code id="agency-sso-audience"><?php echo esc_html( Agency_SSO_Config::audience() ); ?></code>
 							<p class="description"><?php esc_html_e( 'Add the site in the dashboard with exactly this URL and the profile "connector".', 'agency-sso-connector' ); ?></p></td>
 					</tr>
+					<?php endif; ?>
 					<tr>
 						<th scope="row"><?php esc_html_e( 'Password sign-in', 'agency-sso-connector' ); ?></th>
-						<td><label><input type="checkbox" name="block_passwords" value="1" <?php checked( Agency_SSO_Config::block_passwords() ); ?>>
-							<?php esc_html_e( 'Accounts linked to the dashboard sign in only through it', 'agency-sso-connector' ); ?></label></td>
+						<td><label><input type="checkbox" name="block_passwords" value="1" <?php checked( Agency_SSO_Config::block_passwords() ); ?> <?php disabled( ! $editable ); ?>>
+							<?php esc_html_e( 'Accounts linked to the dashboard sign in only through it (no password, no application password)', 'agency-sso-connector' ); ?></label></td>
+					</tr>
+					<tr>
+						<th scope="row"><?php esc_html_e( 'Launches without a Referer', 'agency-sso-connector' ); ?></th>
+						<td><label><input type="checkbox" id="agency-sso-allow-missing-referer" name="allow_missing_referer" value="1" <?php checked( Agency_SSO_Config::allow_missing_referer() ); ?> <?php disabled( ! $editable ); ?>>
+							<?php esc_html_e( 'Accept a launch whose browser does not say it comes from the dashboard', 'agency-sso-connector' ); ?></label>
+							<p class="description"><?php esc_html_e( 'Off by default: a launch link opened from anywhere else could sign a colleague into someone else\'s account. Turn it on only if your staff use a browser extension that removes the Referer header.', 'agency-sso-connector' ); ?></p></td>
 					</tr>
 					<tr>
 						<th scope="row"><label for="agency-sso-break-glass"><?php esc_html_e( 'Break-glass logins', 'agency-sso-connector' ); ?></label></th>
 						<td>
-							<?php if ( Agency_SSO_Config::break_glass_is_constant() ) : ?>
-								<code><?php echo esc_html( implode( ', ', Agency_SSO_Config::break_glass_logins() ) ); ?></code>
-								<p class="description"><?php esc_html_e( 'Set by AGENCY_SSO_BREAK_GLASS in wp-config.php.', 'agency-sso-connector' ); ?></p>
+							<?php if ( Agency_SSO_Config::break_glass_is_constant() || ! $editable ) : ?>
+								<code id="agency-sso-break-glass"><?php echo esc_html( implode( ', ', Agency_SSO_Config::break_glass_logins() ) ); ?></code>
+								<?php if ( Agency_SSO_Config::break_glass_is_constant() ) : ?>
+									<p class="description"><?php esc_html_e( 'Set by AGENCY_SSO_BREAK_GLASS in wp-config.php.', 'agency-sso-connector' ); ?></p>
+								<?php endif; ?>
 							<?php else : ?>
 								<textarea id="agency-sso-break-glass" name="break_glass" rows="2" class="regular-text"><?php echo esc_textarea( implode( ', ', Agency_SSO_Config::break_glass_logins() ) ); ?></textarea>
 							<?php endif; ?>
@@ -233,11 +339,16 @@ final class Agency_SSO_Admin {
 						</td>
 					</tr>
 				</table>
-				<?php submit_button( __( 'Save', 'agency-sso-connector' ) ); ?>
+				<?php
+				if ( $editable ) {
+					submit_button( __( 'Save', 'agency-sso-connector' ) );
+				}
+				?>
 			</form>
 
+			<?php if ( ! $network ) : ?>
 			<h2><?php esc_html_e( 'Key set', 'agency-sso-connector' ); ?></h2>
-			<?php if ( null === $set ) : ?>
+				<?php if ( null === $set ) : ?>
 				<p id="agency-sso-keys"><?php esc_html_e( 'Not fetched yet.', 'agency-sso-connector' ); ?></p>
 			<?php else : ?>
 				<p id="agency-sso-keys">
@@ -251,8 +362,16 @@ final class Agency_SSO_Admin {
 						<li><code class="agency-sso-kid"><?php echo esc_html( (string) $kid ); ?></code></li>
 					<?php endforeach; ?>
 				</ul>
+					<?php if ( Agency_SSO_Keys::is_stale( $set ) ) : ?>
+					<p class="notice notice-error inline" id="agency-sso-keys-stale">
+						<?php
+						/* translators: %d: a number of days */
+						echo esc_html( sprintf( _n( 'This key set was fetched more than %d day ago and the dashboard has not been reachable since: sign-ins from the dashboard are refused until this site can fetch its keys again.', 'This key set was fetched more than %d days ago and the dashboard has not been reachable since: sign-ins from the dashboard are refused until this site can fetch its keys again.', (int) ( Agency_SSO_Config::max_key_staleness() / 86400 ), 'agency-sso-connector' ), (int) ( Agency_SSO_Config::max_key_staleness() / 86400 ) ) );
+						?>
+					</p>
+				<?php endif; ?>
 			<?php endif; ?>
-			<?php if ( is_array( $result ) && empty( $result['ok'] ) ) : ?>
+				<?php if ( is_array( $result ) && empty( $result['ok'] ) ) : ?>
 				<p class="notice notice-error inline">
 					<?php
 					/* translators: 1: date and time, 2: message, 3: code */
@@ -261,28 +380,35 @@ final class Agency_SSO_Admin {
 				</p>
 			<?php endif; ?>
 			<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>">
-				<input type="hidden" name="action" value="agency_sso_test">
-				<?php wp_nonce_field( 'agency_sso_test' ); ?>
+				<?php self::form_fields( 'agency_sso_test' ); ?>
 				<?php submit_button( __( 'Test the connection', 'agency-sso-connector' ), 'secondary', 'submit', false ); ?>
 			</form>
+			<?php endif; ?>
 
 			<h2><?php esc_html_e( 'Accounts linked to the dashboard', 'agency-sso-connector' ); ?></h2>
-			<?php self::render_links( $issuer ); ?>
+			<?php self::render_links( $issuer, $network ); ?>
 		</div>
 		<?php
 	}
 
 	/**
-	 * The linked accounts, and the form that links an existing one.
+	 * The linked accounts (of this site, or of the whole network on its
+	 * page), and the form that links an existing one for those who may.
 	 *
-	 * @param string $issuer The configured issuer.
+	 * @param string $issuer  The configured issuer.
+	 * @param bool   $network The network's page.
 	 */
-	private static function render_links( string $issuer ): void {
-		$linked = get_users(
-			array(
-				'meta_key'     => Agency_SSO_Users::META_SUBJECT, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_key -- an admin page.
-				'meta_compare' => 'EXISTS',
-				'number'       => 200,
+	private static function render_links( string $issuer, bool $network ): void {
+		$may_link = current_user_can( Agency_SSO_Config::users_capability() );
+		$scope    = $network ? array( 'blog_id' => 0 ) : array();
+		$linked   = get_users(
+			array_merge(
+				$scope,
+				array(
+					'meta_key'     => Agency_SSO_Users::META_SUBJECT, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_key -- an admin page.
+					'meta_compare' => 'EXISTS',
+					'number'       => 200,
+				)
 			)
 		);
 		?>
@@ -294,28 +420,35 @@ final class Agency_SSO_Admin {
 					<td><?php echo esc_html( $user->user_login ); ?></td>
 					<td><code><?php echo esc_html( (string) get_user_meta( $user->ID, Agency_SSO_Users::META_SUBJECT, true ) ); ?></code></td>
 					<td>
+						<?php if ( $may_link && ( $network || ! is_super_admin( $user->ID ) ) ) : ?>
 						<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>">
-							<input type="hidden" name="action" value="agency_sso_unlink">
+							<?php self::form_fields( 'agency_sso_unlink' ); ?>
 							<input type="hidden" name="user_id" value="<?php echo esc_attr( (string) $user->ID ); ?>">
-							<?php wp_nonce_field( 'agency_sso_unlink' ); ?>
 							<?php submit_button( __( 'Unlink', 'agency-sso-connector' ), 'small', 'submit', false ); ?>
 						</form>
+						<?php endif; ?>
 					</td>
 				</tr>
 			<?php endforeach; ?>
 			</tbody>
 		</table>
-		<?php if ( '' !== $issuer ) : ?>
+		<?php if ( '' !== $issuer && ! $may_link ) : ?>
+			<p id="agency-sso-link-note"><?php esc_html_e( 'On a network, accounts are the network\'s: a network administrator links an existing account to a dashboard person.', 'agency-sso-connector' ); ?></p>
+		<?php elseif ( '' !== $issuer ) : ?>
 			<h3><?php esc_html_e( 'Link an existing account', 'agency-sso-connector' ); ?></h3>
 			<p><?php esc_html_e( 'An account that already exists here (an administrator, say) is never taken over by a sign-in from the dashboard. Link it to the dashboard person it belongs to:', 'agency-sso-connector' ); ?></p>
 			<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>">
-				<input type="hidden" name="action" value="agency_sso_link">
-				<?php wp_nonce_field( 'agency_sso_link' ); ?>
+				<?php self::form_fields( 'agency_sso_link' ); ?>
 				<?php
 				wp_dropdown_users(
-					array(
-						'name' => 'user_id',
-						'id'   => 'agency-sso-link-user',
+					array_merge(
+						$scope,
+						array(
+							'name'    => 'user_id',
+							'id'      => 'agency-sso-link-user',
+							// A super admin's account opens every site: linked only from the network's page.
+							'exclude' => $network || ! is_multisite() ? array() : self::super_admin_ids(),
+						)
 					)
 				);
 				?>
@@ -324,5 +457,21 @@ final class Agency_SSO_Admin {
 			</form>
 		<?php endif; ?>
 		<?php
+	}
+
+	/**
+	 * The ids of the network's super admins.
+	 *
+	 * @return int[]
+	 */
+	private static function super_admin_ids(): array {
+		$ids = array();
+		foreach ( get_super_admins() as $login ) {
+			$user = get_user_by( 'login', $login );
+			if ( $user instanceof WP_User ) {
+				$ids[] = $user->ID;
+			}
+		}
+		return $ids;
 	}
 }

@@ -5,7 +5,10 @@
  * person's sessions, lock their account or set their role on this site,
  * POSTed to the REST route agency-sso/v1/back-channel. Also the lock
  * itself: a locked account signs in neither with its password, nor with an
- * application password, nor with a launch token issued before the lock.
+ * application password, nor with a launch token issued before the lock,
+ * and a session it already holds is not honoured. A lock and the order of
+ * messages are kept per site: on a network, a launch into one site lifts
+ * nothing on another.
  *
  * @package Agency_SSO_Connector
  */
@@ -20,8 +23,14 @@ final class Agency_SSO_Back_Channel {
 	const REST_NAMESPACE = 'agency-sso/v1';
 	const REST_ROUTE     = '/back-channel';
 
-	/** User meta: the dashboard's time (its token's `iat`) when the account was locked. */
+	/** User option (per site): the dashboard's time (its token's `iat`) when the account was locked here; 0 when lifted. */
 	const META_LOCKED_AT = 'agency_sso_locked_at';
+
+	/** User option (per site): the `seq` of the last lock or set-role carried out here. */
+	const META_LAST_SEQ = 'agency_sso_last_seq';
+
+	/** The actions that set a state, and so keep their order. */
+	const ORDERED_ACTIONS = array( 'lock', 'set-role' );
 
 	/**
 	 * Hook into WordPress.
@@ -30,6 +39,8 @@ final class Agency_SSO_Back_Channel {
 		add_action( 'rest_api_init', array( self::class, 'routes' ) );
 		add_filter( 'authenticate', array( self::class, 'refuse_locked' ), 40, 1 );
 		add_filter( 'wp_is_application_passwords_available_for_user', array( self::class, 'application_passwords_available' ), 10, 2 );
+		// After WordPress has read the cookie (priority 10) and application passwords (20).
+		add_filter( 'determine_current_user', array( self::class, 'not_while_locked' ), 99 );
 	}
 
 	/**
@@ -82,8 +93,11 @@ final class Agency_SSO_Back_Channel {
 	 * Verify a message and carry it out.
 	 *
 	 * @param string $token The logout token.
-	 * @return array What was done: `action`, `user_found`, `sessions_ended`,
-	 *               `application_passwords_revoked`, `role_before`, `role_after`, `locked`.
+	 * @return array What was done, always in this shape: `jti` (the message's),
+	 *               `action`, `superseded` (an older lock or set-role than the last
+	 *               carried out here: nothing done), `user_found`, `sessions_ended`,
+	 *               `application_passwords_revoked`, `role_before`, `role_after`
+	 *               (null without a user, '' for no role here), `locked`.
 	 * @throws Agency_SSO_Error On any refusal, before anything is changed.
 	 */
 	public static function handle( string $token ): array {
@@ -103,13 +117,15 @@ final class Agency_SSO_Back_Channel {
 		if ( '' !== $role && ! in_array( $role, Agency_SSO_Users::allowed_roles( $claims ), true ) ) {
 			throw Agency_SSO_Login::refusal( 'role_not_allowed' );
 		}
-		if ( ! Agency_SSO_Replay::claim( (string) $claims['jti'], (int) $claims['exp'] + 60 ) ) {
+		if ( ! Agency_SSO_Replay::claim( (string) $claims['jti'], Agency_SSO_Replay::keep_until( (int) $claims['exp'], Agency_SSO_Logout_Token::LEEWAY ) ) ) {
 			throw Agency_SSO_Login::refusal( 'token_replayed' );
 		}
 
 		$user   = Agency_SSO_Users::for_person( $issuer, (string) $claims['sub'], strtolower( (string) $claims['email'] ) );
 		$result = array(
+			'jti'                           => (string) $claims['jti'],
 			'action'                        => $action,
+			'superseded'                    => false,
 			'user_found'                    => null !== $user,
 			'sessions_ended'                => 0,
 			'application_passwords_revoked' => 0,
@@ -121,11 +137,27 @@ final class Agency_SSO_Back_Channel {
 			return $result;
 		}
 		$result['role_before'] = self::role_here( $user );
+		$seq                   = (int) $claims['seq'];
+		if ( in_array( $action, self::ORDERED_ACTIONS, true ) && $seq <= (int) get_user_option( self::META_LAST_SEQ, $user->ID ) ) {
+			// A late message (an attempt still on its way when a newer change
+			// was carried out): the newer state stands.
+			$result['superseded'] = true;
+			$result['role_after'] = $result['role_before'];
+			$result['locked']     = self::is_locked( $user );
+			return $result;
+		}
+		if ( in_array( $action, self::ORDERED_ACTIONS, true ) ) {
+			update_user_option( $user->ID, self::META_LAST_SEQ, $seq );
+		}
 		if ( 'set-role' === $action && '' !== $role ) {
-			Agency_SSO_Users::lower_or_raise_role( $user, $role );
+			Agency_SSO_Users::apply_role( $user, $role );
 		} elseif ( 'lock' === $action || 'set-role' === $action ) {
-			update_user_meta( $user->ID, self::META_LOCKED_AT, (int) $claims['iat'] );
-			// A password nobody knows, so the account stays shut even without this plugin.
+			// Locked here, every role here taken away (content kept), and a
+			// password nobody knows, so the account stays shut even without this plugin.
+			update_user_option( $user->ID, self::META_LOCKED_AT, (int) $claims['iat'] );
+			if ( 'set-role' === $action ) {
+				Agency_SSO_Users::apply_role( $user, '' );
+			}
 			wp_set_password( wp_generate_password( 64, true, true ), $user->ID );
 			$result = array_merge( $result, self::end_sessions( $user ) );
 		} else {
@@ -188,12 +220,14 @@ final class Agency_SSO_Back_Channel {
 	}
 
 	/**
-	 * When (the dashboard's time) the account was locked; 0 when it is not.
+	 * When (the dashboard's time) the account was locked on this site; 0
+	 * when it is not. (A lock kept by version 0.1, one for the whole
+	 * network, still counts until a launch lifts it site by site.)
 	 *
 	 * @param WP_User $user The user.
 	 */
 	public static function locked_at( WP_User $user ): int {
-		return (int) get_user_meta( $user->ID, self::META_LOCKED_AT, true );
+		return (int) get_user_option( self::META_LOCKED_AT, $user->ID );
 	}
 
 	/**
@@ -214,7 +248,8 @@ final class Agency_SSO_Back_Channel {
 		if ( (int) $claims['iat'] <= $locked_at ) {
 			throw Agency_SSO_Login::refusal( 'account_locked' );
 		}
-		delete_user_meta( $user->ID, self::META_LOCKED_AT );
+		// 0 on this site, not a deletion: it also outranks a lock of version 0.1.
+		update_user_option( $user->ID, self::META_LOCKED_AT, 0 );
 	}
 
 	/**
@@ -235,12 +270,34 @@ final class Agency_SSO_Back_Channel {
 	}
 
 	/**
-	 * No application passwords for a locked account.
+	 * No application passwords for a locked account, nor for an account
+	 * linked to the dashboard while linked accounts may not use passwords
+	 * (WordPress checks application passwords without `authenticate`);
+	 * break-glass logins excepted.
 	 *
 	 * @param bool    $available Whether WordPress would allow them.
 	 * @param WP_User $user      The user.
 	 */
 	public static function application_passwords_available( $available, $user ): bool {
-		return (bool) $available && ! ( $user instanceof WP_User && self::is_locked( $user ) );
+		if ( ! $available || ! $user instanceof WP_User ) {
+			return (bool) $available;
+		}
+		return ! self::is_locked( $user ) && ! Agency_SSO_Login::password_blocked( $user );
+	}
+
+	/**
+	 * A session (or application password) of an account locked on this
+	 * site is not honoured here: on a network the account's cookie was
+	 * made on another site, whose launch lifted nothing here.
+	 *
+	 * @param int|false $user_id The user WordPress found so far.
+	 * @return int|false
+	 */
+	public static function not_while_locked( $user_id ) {
+		if ( ! $user_id ) {
+			return $user_id;
+		}
+		$user = get_userdata( (int) $user_id );
+		return $user instanceof WP_User && self::is_locked( $user ) ? false : $user_id;
 	}
 }

@@ -1,8 +1,12 @@
 <?php
 /**
  * The plugin's settings: the dashboard's issuer URL (a constant in
- * wp-config.php, or the settings page), break-glass logins and the
- * password rule for users linked to the dashboard.
+ * wp-config.php, or the settings page), break-glass logins, the password
+ * rule for users linked to the dashboard and whether a launch without a
+ * Referer is accepted. On a multisite network they are the network's
+ * (Network Admin → Settings → Agency SSO, super admins only): a sub-site
+ * administrator is not a network administrator, and a session the plugin
+ * starts is valid on every site of the network.
  *
  * @package Agency_SSO_Connector
  */
@@ -18,14 +22,59 @@ final class Agency_SSO_Config {
 	const OPTION_ISSUER          = 'agency_sso_issuer';
 	const OPTION_BREAK_GLASS     = 'agency_sso_break_glass';
 	const OPTION_BLOCK_PASSWORDS = 'agency_sso_block_passwords';
+	const OPTION_ALLOW_NO_REFERER = 'agency_sso_allow_missing_referer';
+
+	/** How long the last good key set may serve when the dashboard cannot be reached, seconds. */
+	const MAX_KEY_STALENESS = 7 * 86400;
+
+	/**
+	 * A setting: the network's on a multisite network, the site's otherwise.
+	 *
+	 * @param string $name    The option's name.
+	 * @param mixed  $default When it is not set.
+	 * @return mixed
+	 */
+	public static function get( string $name, $default = '' ) {
+		return is_multisite() ? get_site_option( $name, $default ) : get_option( $name, $default );
+	}
+
+	/**
+	 * Store a setting where {@see self::get()} reads it.
+	 *
+	 * @param string $name  The option's name.
+	 * @param mixed  $value The value.
+	 */
+	public static function set( string $name, $value ): void {
+		if ( is_multisite() ) {
+			update_site_option( $name, $value );
+		} else {
+			update_option( $name, $value );
+		}
+	}
+
+	/**
+	 * The capability that changes the settings: the network's on a network
+	 * (a sub-site administrator must not point the network's accounts at a
+	 * dashboard they run), manage_options on a single site.
+	 */
+	public static function settings_capability(): string {
+		return is_multisite() ? 'manage_network_options' : 'manage_options';
+	}
+
+	/**
+	 * The capability that links or unlinks accounts: on a network, users
+	 * are the network's, so managing them is a network administrator's job.
+	 */
+	public static function users_capability(): string {
+		return is_multisite() ? 'manage_network_users' : 'manage_options';
+	}
 
 	/**
 	 * The issuer exactly as configured (no trailing slash), or '' when none
 	 * is set or the one set is not an acceptable URL.
 	 */
 	public static function issuer(): string {
-		$raw = self::issuer_is_constant() ? (string) AGENCY_SSO_ISSUER : (string) get_option( self::OPTION_ISSUER, '' );
-		$raw = rtrim( trim( $raw ), '/' );
+		$raw = rtrim( trim( self::issuer_as_written() ), '/' );
 		return null === self::issuer_problem( $raw ) ? $raw : '';
 	}
 
@@ -33,7 +82,7 @@ final class Agency_SSO_Config {
 	 * The value as written, even when it is not acceptable (for the settings page).
 	 */
 	public static function issuer_as_written(): string {
-		return self::issuer_is_constant() ? (string) AGENCY_SSO_ISSUER : (string) get_option( self::OPTION_ISSUER, '' );
+		return self::issuer_is_constant() ? (string) AGENCY_SSO_ISSUER : (string) self::get( self::OPTION_ISSUER, '' );
 	}
 
 	/**
@@ -103,12 +152,38 @@ final class Agency_SSO_Config {
 	}
 
 	/**
-	 * This site's URL as WordPress reports it, without a trailing slash: the
+	 * This site's URL as WordPress stores it, without a trailing slash: the
 	 * audience every token for this site must carry, and the URL to give the
-	 * dashboard.
+	 * dashboard. The scheme is the stored one, not the request's: behind a
+	 * proxy that ends TLS and forwards plain http (with X-Forwarded-Proto,
+	 * which WordPress does not read), get_site_url() alone would say http.
 	 */
 	public static function audience(): string {
-		return untrailingslashit( get_site_url() );
+		return untrailingslashit( get_site_url( null, '', self::stored_scheme() ) );
+	}
+
+	/**
+	 * The scheme of the site URL as stored (siteurl, or WP_SITEURL).
+	 */
+	public static function stored_scheme(): string {
+		$scheme = strtolower( (string) wp_parse_url( (string) get_option( 'siteurl' ), PHP_URL_SCHEME ) );
+		return 'https' === $scheme ? 'https' : 'http';
+	}
+
+	/**
+	 * Whether a launch that carries no Referer is accepted (off by default:
+	 * see Agency_SSO_Login::check_referer()).
+	 */
+	public static function allow_missing_referer(): bool {
+		return '1' === (string) self::get( self::OPTION_ALLOW_NO_REFERER, '0' );
+	}
+
+	/**
+	 * How long the last good key set serves while the dashboard cannot be
+	 * reached (the `agency_sso_max_key_staleness` filter, at least an hour).
+	 */
+	public static function max_key_staleness(): int {
+		return max( 3600, (int) apply_filters( 'agency_sso_max_key_staleness', self::MAX_KEY_STALENESS ) );
 	}
 
 	/**
@@ -116,7 +191,7 @@ final class Agency_SSO_Config {
 	 * (default on; break-glass logins excepted).
 	 */
 	public static function block_passwords(): bool {
-		return '0' !== (string) get_option( self::OPTION_BLOCK_PASSWORDS, '1' );
+		return '0' !== (string) self::get( self::OPTION_BLOCK_PASSWORDS, '1' );
 	}
 
 	/**
@@ -134,7 +209,7 @@ final class Agency_SSO_Config {
 	 * @return string[]
 	 */
 	public static function break_glass_logins(): array {
-		$raw = self::break_glass_is_constant() ? (string) AGENCY_SSO_BREAK_GLASS : (string) get_option( self::OPTION_BREAK_GLASS, '' );
+		$raw = self::break_glass_is_constant() ? (string) AGENCY_SSO_BREAK_GLASS : (string) self::get( self::OPTION_BREAK_GLASS, '' );
 		$out = array();
 		foreach ( preg_split( '/[\s,]+/', $raw ) as $login ) {
 			$login = sanitize_user( $login, true );

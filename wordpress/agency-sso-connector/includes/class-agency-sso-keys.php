@@ -2,7 +2,10 @@
 /**
  * The dashboard's key set: found through the issuer's discovery document,
  * cached for the max-age the dashboard sends, refetched on an unknown key
- * id at most once a minute, the last good set kept when a refetch fails.
+ * id at most once a minute, the last good set kept when a refetch fails,
+ * but never trusted longer than Agency_SSO_Config::max_key_staleness()
+ * after it was fetched (a key the dashboard withdrew must stop working on
+ * a site that cannot reach it).
  *
  * @package Agency_SSO_Connector
  */
@@ -28,6 +31,8 @@ final class Agency_SSO_Keys {
 	const MAX_AGE     = 86400;
 	const DEFAULT_AGE = 300;
 	const REFETCH_GAP = 60;
+	/** The most read of the discovery document or the key set, bytes. */
+	const MAX_BYTES = 65536;
 
 	/**
 	 * The PEM public key for a key id, or null when the dashboard does not
@@ -37,6 +42,7 @@ final class Agency_SSO_Keys {
 	 *
 	 * @param string      $kid    The token header's key id.
 	 * @param string|null $issuer The issuer (default: the configured one).
+	 * @throws Agency_SSO_Error When the only set at hand is too old to trust (key_set_stale).
 	 */
 	public static function key_for_kid( string $kid, ?string $issuer = null ): ?string {
 		$issuer = $issuer ?? Agency_SSO_Config::issuer();
@@ -53,6 +59,7 @@ final class Agency_SSO_Keys {
 				$set = self::last_good( $issuer );
 			}
 		}
+		self::refuse_stale( $set );
 		if ( null !== $set && isset( $set['keys'][ $kid ] ) ) {
 			return $set['keys'][ $kid ];
 		}
@@ -62,11 +69,34 @@ final class Agency_SSO_Keys {
 		if ( ! $fetched && ! self::throttled() ) {
 			self::throttle();
 			$set = self::refresh( $issuer );
+			self::refuse_stale( $set );
 			if ( null !== $set && isset( $set['keys'][ $kid ] ) ) {
 				return $set['keys'][ $kid ];
 			}
 		}
 		return null;
+	}
+
+	/**
+	 * Whether a set was fetched longer ago than a site may trust it.
+	 *
+	 * @param array $set A key set as cached.
+	 */
+	public static function is_stale( array $set ): bool {
+		return Agency_SSO_Config::now() - (int) $set['fetched_at'] > Agency_SSO_Config::max_key_staleness();
+	}
+
+	/**
+	 * Refuse to use a set that is too old (the last good one, kept while
+	 * the dashboard cannot be reached).
+	 *
+	 * @param array|null $set The set at hand.
+	 * @throws Agency_SSO_Error When it is too old.
+	 */
+	private static function refuse_stale( ?array $set ): void {
+		if ( null !== $set && self::is_stale( $set ) ) {
+			throw Agency_SSO_Login::refusal( 'key_set_stale' );
+		}
 	}
 
 	/**
@@ -197,10 +227,11 @@ final class Agency_SSO_Keys {
 		$response = wp_remote_get(
 			$url,
 			array(
-				'timeout'     => 5,
-				'redirection' => 0,
-				'headers'     => array( 'Accept' => 'application/json' ),
-				'user-agent'  => 'agency-sso-connector/' . AGENCY_SSO_CONNECTOR_VERSION . '; ' . get_site_url(),
+				'timeout'             => 5,
+				'redirection'         => 0,
+				'limit_response_size' => self::MAX_BYTES,
+				'headers'             => array( 'Accept' => 'application/json' ),
+				'user-agent'          => 'agency-sso-connector/' . AGENCY_SSO_CONNECTOR_VERSION . '; ' . Agency_SSO_Config::audience(),
 			)
 		);
 		if ( is_wp_error( $response ) ) {
@@ -212,8 +243,13 @@ final class Agency_SSO_Keys {
 			/* translators: 1: a URL, 2: an HTTP status code */
 			throw new Agency_SSO_Error( 'dashboard_unreachable', sprintf( __( '%1$s answered with HTTP status %2$d.', 'agency-sso-connector' ), $url, $status ) );
 		}
+		$body = (string) wp_remote_retrieve_body( $response );
+		if ( strlen( $body ) >= self::MAX_BYTES ) {
+			/* translators: 1: a URL, 2: a number of KiB */
+			throw new Agency_SSO_Error( 'bad_key_set', sprintf( __( '%1$s answered with more than %2$d KiB: not a key set.', 'agency-sso-connector' ), $url, self::MAX_BYTES / 1024 ) );
+		}
 		return array(
-			'body'          => (string) wp_remote_retrieve_body( $response ),
+			'body'          => $body,
 			'cache_control' => (string) wp_remote_retrieve_header( $response, 'cache-control' ),
 		);
 	}

@@ -16,6 +16,9 @@ final class Agency_SSO_Login {
 
 	const ACTION = 'agency_sso';
 
+	/** Seconds of clock skew allowed between the dashboard and this site. */
+	const LEEWAY = 60;
+
 	/**
 	 * Hook into WordPress.
 	 */
@@ -61,24 +64,21 @@ final class Agency_SSO_Login {
 		if ( '' === $token ) {
 			throw self::refusal( 'malformed_token' );
 		}
-		$referer = isset( $_SERVER['HTTP_REFERER'] ) ? esc_url_raw( wp_unslash( $_SERVER['HTTP_REFERER'] ) ) : '';
-		if ( '' !== $referer && Agency_SSO_Config::origin( $referer ) !== Agency_SSO_Config::origin( $issuer ) ) {
-			throw self::refusal( 'wrong_referer' );
-		}
+		self::check_referer( $issuer );
 		$claims = Agency_SSO_JWT::verify(
 			$token,
 			array(
 				'issuer'       => $issuer,
 				'audience'     => Agency_SSO_Config::audience(),
 				'typ'          => 'JWT',
-				'leeway'       => 60,
+				'leeway'       => self::LEEWAY,
 				'max_lifetime' => 300,
 				'require'      => array( 'wp_role' ),
 			),
 			array( Agency_SSO_Keys::class, 'key_for_kid' ),
 			Agency_SSO_Config::now()
 		);
-		if ( ! Agency_SSO_Replay::claim( (string) $claims['jti'], (int) $claims['exp'] + 60 ) ) {
+		if ( ! Agency_SSO_Replay::claim( (string) $claims['jti'], Agency_SSO_Replay::keep_until( (int) $claims['exp'], self::LEEWAY ) ) ) {
 			throw self::refusal( 'token_replayed' );
 		}
 		$user = Agency_SSO_Users::sign_in_user( $claims, $issuer );
@@ -93,18 +93,42 @@ final class Agency_SSO_Login {
 	}
 
 	/**
+	 * The launch must come from a dashboard page: its Referer's origin is the
+	 * dashboard's (CONTRACT.md). A launch without a Referer is refused too,
+	 * unless the site allows it (some privacy extensions strip the header):
+	 * otherwise anyone holding a captured token could sign a colleague into
+	 * the token's account by a link (login CSRF).
+	 *
+	 * @param string $issuer The dashboard's issuer.
+	 * @throws Agency_SSO_Error When the Referer is missing or another origin's.
+	 */
+	private static function check_referer( string $issuer ): void {
+		$referer = isset( $_SERVER['HTTP_REFERER'] ) ? esc_url_raw( wp_unslash( $_SERVER['HTTP_REFERER'] ) ) : '';
+		if ( '' === $referer ) {
+			if ( ! Agency_SSO_Config::allow_missing_referer() ) {
+				throw self::refusal( 'missing_referer' );
+			}
+			return;
+		}
+		if ( Agency_SSO_Config::origin( $referer ) !== Agency_SSO_Config::origin( $issuer ) ) {
+			throw self::refusal( 'wrong_referer' );
+		}
+	}
+
+	/**
 	 * Where to go after signing in: `redirect_to` when it is a page of this
 	 * site (a path, or a URL on this site's origin, as the dashboard sends
 	 * deep links), otherwise wp-admin. Never a URL with the token in it.
 	 */
 	private static function landing(): string {
-		$admin = admin_url();
+		$site  = Agency_SSO_Config::audience();
+		$admin = $site . '/wp-admin/';
 		// phpcs:ignore WordPress.Security.NonceVerification.Recommended -- only a page of this site is followed.
 		$to = isset( $_GET['redirect_to'] ) && is_string( $_GET['redirect_to'] ) ? wp_unslash( $_GET['redirect_to'] ) : ''; // phpcs:ignore WordPress.Security.ValidatedSanitizedInput.InputNotSanitized -- checked below.
 		if ( 1 === preg_match( '#^https?://#i', $to ) ) {
 			$parts = wp_parse_url( $to );
 			if ( ! is_array( $parts ) || isset( $parts['user'] ) || isset( $parts['pass'] )
-				|| Agency_SSO_Config::origin( $to ) !== Agency_SSO_Config::origin( get_site_url() ) ) {
+				|| Agency_SSO_Config::origin( $to ) !== Agency_SSO_Config::origin( $site ) ) {
 				return $admin;
 			}
 			$to = ( $parts['path'] ?? '/' ) . ( isset( $parts['query'] ) ? '?' . $parts['query'] : '' );
@@ -112,7 +136,7 @@ final class Agency_SSO_Login {
 		if ( '' === $to || '/' !== $to[0] || str_starts_with( $to, '//' ) || str_contains( $to, '\\' ) || preg_match( '/[\x00-\x1f\x7f]/', $to ) ) {
 			return $admin;
 		}
-		$site_path = (string) wp_parse_url( get_site_url(), PHP_URL_PATH );
+		$site_path = (string) wp_parse_url( $site, PHP_URL_PATH );
 		$home_path = (string) wp_parse_url( home_url(), PHP_URL_PATH );
 		$base      = untrailingslashit( $site_path ) . '/';
 		$home_base = untrailingslashit( $home_path ) . '/';
@@ -122,8 +146,7 @@ final class Agency_SSO_Login {
 		if ( preg_match( '/[?&]token=/', $to ) ) {
 			return $admin;
 		}
-		$origin = Agency_SSO_Config::origin( get_site_url() );
-		return wp_validate_redirect( $origin . $to, $admin );
+		return wp_validate_redirect( Agency_SSO_Config::origin( $site ) . $to, $admin );
 	}
 
 	/**
@@ -165,7 +188,7 @@ final class Agency_SSO_Login {
 			wp_kses_post( $html ),
 			esc_html__( 'Sign-in refused', 'agency-sso-connector' ),
 			array(
-				'response'  => in_array( $code, array( 'dashboard_unreachable', 'replay_check_unavailable' ), true ) ? 503 : 403,
+				'response'  => in_array( $code, array( 'dashboard_unreachable', 'key_set_stale', 'replay_check_unavailable' ), true ) ? 503 : 403,
 				'back_link' => false,
 			)
 		);
@@ -205,6 +228,7 @@ final class Agency_SSO_Login {
 			'lifetime_too_long'        => __( 'The sign-in token is valid for longer than this site allows.', 'agency-sso-connector' ),
 			'missing_claim'            => __( 'The sign-in token lacks information this site requires.', 'agency-sso-connector' ),
 			'wrong_referer'            => __( 'This sign-in link was not opened from your agency dashboard.', 'agency-sso-connector' ),
+			'missing_referer'          => __( 'This sign-in link did not say which page it was opened from, so this site cannot tell that it came from your agency dashboard. A browser extension that hides the page you come from (the Referer) does this: allow it for the dashboard, or ask the site\'s administrator to accept launches without it.', 'agency-sso-connector' ),
 			'token_replayed'           => __( 'This sign-in link has already been used. Open the site again from your agency dashboard.', 'agency-sso-connector' ),
 			'replay_check_unavailable' => __( 'This site could not record the sign-in link as used, so it was not accepted. Try again in a moment.', 'agency-sso-connector' ),
 			'role_not_allowed'         => __( 'The role the dashboard gives you here does not exist on this site or is not allowed here. Ask an agency admin to check your role for this site.', 'agency-sso-connector' ),
@@ -214,6 +238,7 @@ final class Agency_SSO_Login {
 			'discovery_failed'         => __( 'This site could not read the dashboard\'s discovery document.', 'agency-sso-connector' ),
 			'dashboard_unreachable'    => __( 'This site could not reach the dashboard to fetch its keys.', 'agency-sso-connector' ),
 			'bad_key_set'              => __( 'The dashboard\'s key set could not be used.', 'agency-sso-connector' ),
+			'key_set_stale'            => __( 'This site has not been able to reach the dashboard for too long, so it no longer trusts the keys it last fetched (a key withdrawn in an emergency must stop working everywhere).', 'agency-sso-connector' ),
 			'account_locked'           => __( 'Your account on this site was locked when the agency dashboard ended your access. If you should have access again, ask an agency admin, then open the site from the dashboard.', 'agency-sso-connector' ),
 		);
 	}
@@ -229,6 +254,8 @@ final class Agency_SSO_Login {
 			case 'token_replayed':
 			case 'token_not_yet_valid':
 				return __( 'This link has expired or was already used: open the site again from the dashboard. If it keeps happening, this site\'s clock may be wrong.', 'agency-sso-connector' );
+			case 'missing_referer':
+				return __( 'Open the site again from the dashboard, in a browser that sends the dashboard\'s address as the Referer.', 'agency-sso-connector' );
 			case 'role_not_allowed':
 			case 'account_locked':
 			case 'account_link_required':
@@ -238,6 +265,7 @@ final class Agency_SSO_Login {
 			case 'discovery_failed':
 			case 'dashboard_unreachable':
 			case 'bad_key_set':
+			case 'key_set_stale':
 			case 'unknown_key':
 				return __( 'This site cannot check the dashboard\'s keys right now. Try again in a minute; if it keeps happening, tell an agency admin.', 'agency-sso-connector' );
 			default:
@@ -254,15 +282,24 @@ final class Agency_SSO_Login {
 	 * @return WP_User|WP_Error|null
 	 */
 	public static function refuse_password( $user ) {
-		if ( ! $user instanceof WP_User || '' === Agency_SSO_Config::issuer() || ! Agency_SSO_Config::block_passwords() ) {
-			return $user;
-		}
-		if ( ! Agency_SSO_Users::is_bound( $user ) || in_array( $user->user_login, Agency_SSO_Config::break_glass_logins(), true ) ) {
+		if ( ! $user instanceof WP_User || ! self::password_blocked( $user ) ) {
 			return $user;
 		}
 		return new WP_Error(
 			'agency_sso_password_disabled',
 			esc_html__( 'This account signs in through your agency dashboard: open the site from there. (Password sign-in is switched off for accounts linked to the dashboard.)', 'agency-sso-connector' )
 		);
+	}
+
+	/**
+	 * Whether this user may not use a password (nor an application
+	 * password): linked to the dashboard, the rule on, not break-glass.
+	 *
+	 * @param WP_User $user The user.
+	 */
+	public static function password_blocked( WP_User $user ): bool {
+		return '' !== Agency_SSO_Config::issuer() && Agency_SSO_Config::block_passwords()
+			&& Agency_SSO_Users::is_bound( $user )
+			&& ! in_array( $user->user_login, Agency_SSO_Config::break_glass_logins(), true );
 	}
 }

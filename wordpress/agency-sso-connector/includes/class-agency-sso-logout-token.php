@@ -21,6 +21,9 @@ final class Agency_SSO_Logout_Token {
 	/** The event a logout token must carry (section 2.4). */
 	const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
+	/** Seconds of clock skew allowed between the dashboard and this site. */
+	const LEEWAY = 60;
+
 	/** What the dashboard may ask. */
 	const ACTIONS = array( 'end-sessions', 'lock', 'set-role' );
 
@@ -40,6 +43,7 @@ final class Agency_SSO_Logout_Token {
 		'dashboard_unreachable'    => 503,
 		'discovery_failed'         => 503,
 		'bad_key_set'              => 503,
+		'key_set_stale'            => 503,
 	);
 
 	/**
@@ -54,8 +58,10 @@ final class Agency_SSO_Logout_Token {
 	/**
 	 * Verifies a logout token and returns its claims: signature, issuer,
 	 * audience, times and `typ` as Agency_SSO_JWT checks them, then the
-	 * logout event, no `nonce`, a known `action`, and `wp_role` (a string,
-	 * empty for "none") on a set-role. Replay is the caller's job.
+	 * logout event, no `nonce`, a known `action`, its order `seq` (a
+	 * positive integer, larger for a newer change about the same person and
+	 * site), and `wp_role` (a string, empty for "none") on a set-role.
+	 * Replay and order are the caller's job.
 	 *
 	 * @param string   $token       The compact JWS.
 	 * @param string   $issuer      The dashboard's issuer.
@@ -75,9 +81,9 @@ final class Agency_SSO_Logout_Token {
 				'issuer'       => $issuer,
 				'audience'     => $audience,
 				'typ'          => self::TYP,
-				'leeway'       => 60,
+				'leeway'       => self::LEEWAY,
 				'max_lifetime' => 300,
-				'require'      => array( 'action' ),
+				'require'      => array( 'action', 'seq' ),
 			),
 			$key_for_kid,
 			$now
@@ -89,6 +95,9 @@ final class Agency_SSO_Logout_Token {
 		}
 		if ( ! is_string( $claims['action'] ) || ! in_array( $claims['action'], self::ACTIONS, true ) ) {
 			throw new Agency_SSO_Error( 'unknown_action', 'The message asks for an action this site does not know.' );
+		}
+		if ( ! is_int( $claims['seq'] ) || $claims['seq'] < 1 ) {
+			throw new Agency_SSO_Error( 'missing_claim', 'The message does not say its place in the order of changes (seq).' );
 		}
 		if ( 'set-role' === $claims['action'] && ! is_string( $claims['wp_role'] ?? null ) ) {
 			throw new Agency_SSO_Error( 'missing_claim', 'The message sets a role but does not name it.' );

@@ -45,11 +45,24 @@ final class Agency_SSO_Replay {
 	}
 
 	/**
+	 * Until when a token's id is kept: its `exp` plus twice the leeway.
+	 * Every web server of the site deletes old rows by its own clock; one
+	 * that runs up to a leeway ahead must not delete an id that one running
+	 * a leeway behind would still accept the token for.
+	 *
+	 * @param int $exp    The token's expiry.
+	 * @param int $leeway The clock skew the verifier allows.
+	 */
+	public static function keep_until( int $exp, int $leeway ): int {
+		return $exp + 2 * $leeway;
+	}
+
+	/**
 	 * Record a token id as used. True the first time; false when it was
 	 * used before (a replay).
 	 *
 	 * @param string $jti        The token's id.
-	 * @param int    $expires_at Until when it must be remembered (its exp plus the leeway).
+	 * @param int    $expires_at Until when it must be remembered ({@see self::keep_until()}).
 	 * @throws Agency_SSO_Error When the table cannot be written: fail closed.
 	 */
 	public static function claim( string $jti, int $expires_at ): bool {

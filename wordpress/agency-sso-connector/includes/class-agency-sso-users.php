@@ -1,8 +1,10 @@
 <?php
 /**
  * WordPress users for the dashboard's people: bound by issuer and subject
- * on first sign-in, matched by e-mail only when not yet bound to anyone,
- * created when missing, their role set from the token at every sign-in.
+ * (the person's stable id) on first sign-in, matched by e-mail only when
+ * not yet bound to anyone and administering nothing anywhere on the
+ * network, created when missing, their role set from the token at every
+ * sign-in.
  *
  * @package Agency_SSO_Connector
  */
@@ -67,18 +69,66 @@ final class Agency_SSO_Users {
 	}
 
 	/**
-	 * Whether a user can administer this site (or the network).
+	 * Capabilities that make an account an administrator's, whatever its
+	 * role is called (a shop manager, a role editor's custom role).
+	 */
+	const ADMIN_CAPABILITIES = array( 'manage_options', 'edit_users', 'promote_users', 'create_users', 'delete_users', 'install_plugins', 'activate_plugins', 'edit_plugins', 'switch_themes' );
+
+	/**
+	 * Whether a user administers anything: a super admin, or an account
+	 * that holds an administrator's capability on this site or, on a
+	 * network, on any of its sites. Such an account is never bound by
+	 * e-mail (a site admin links it), and no message acts on it unless it
+	 * is bound to that person: on a network, one sign-in cookie opens
+	 * every site the account belongs to.
 	 *
 	 * @param WP_User $user The user.
 	 */
-	public static function is_administrator( WP_User $user ): bool {
-		return in_array( 'administrator', (array) $user->roles, true ) || is_super_admin( $user->ID );
+	public static function is_privileged( WP_User $user ): bool {
+		if ( is_super_admin( $user->ID ) ) {
+			return true;
+		}
+		$capabilities = (array) apply_filters( 'agency_sso_admin_capabilities', self::ADMIN_CAPABILITIES );
+		$sites        = is_multisite() ? array_keys( get_blogs_of_user( $user->ID, true ) ) : array( get_current_blog_id() );
+		foreach ( $sites as $site_id ) {
+			$there = new WP_User( $user->ID, '', (int) $site_id );
+			foreach ( $capabilities as $capability ) {
+				// The role's own capabilities (allcaps), not only what map_meta_cap
+				// lets a sub-site admin do: holding one is enough.
+				if ( ! empty( $there->allcaps[ $capability ] ) || user_can( $there, $capability ) ) {
+					return true;
+				}
+			}
+		}
+		return false;
+	}
+
+	/**
+	 * The user bound to a person: to their stable subject, else (bound by
+	 * an earlier version of the dashboard or the link form, to their e-mail
+	 * subject) moved over to the stable one now. Null when none is.
+	 *
+	 * @param string $issuer The dashboard's issuer.
+	 * @param string $sub    The token's subject (the person's stable id).
+	 * @param string $email  The lower-cased e-mail address.
+	 */
+	public static function bound_person( string $issuer, string $sub, string $email ): ?WP_User {
+		$subject = self::subject( $issuer, $sub );
+		$user    = self::bound_to( $subject );
+		if ( null !== $user || $sub === $email || '' === $email ) {
+			return $user;
+		}
+		$user = self::bound_to( self::subject( $issuer, $email ) );
+		if ( null !== $user ) {
+			update_user_meta( $user->ID, self::META_SUBJECT, $subject );
+		}
+		return $user;
 	}
 
 	/**
 	 * The user a back-channel message names: the one bound to the person,
 	 * else the one with their e-mail address when it is bound to nobody and
-	 * is not an administrator (the accounts a launch would bind). Null when
+	 * administers nothing (the accounts a launch would bind). Null when
 	 * there is none: the person never had an account here.
 	 *
 	 * @param string $issuer The dashboard's issuer.
@@ -86,29 +136,51 @@ final class Agency_SSO_Users {
 	 * @param string $email  The lower-cased e-mail address.
 	 */
 	public static function for_person( string $issuer, string $sub, string $email ): ?WP_User {
-		$user = self::bound_to( self::subject( $issuer, $sub ) );
+		$user = self::bound_person( $issuer, $sub, $email );
 		if ( null !== $user ) {
 			return $user;
 		}
 		$by_email = get_user_by( 'email', $email );
-		if ( $by_email instanceof WP_User && ! self::is_bound( $by_email ) && ! self::is_administrator( $by_email ) ) {
+		if ( $by_email instanceof WP_User && ! self::is_bound( $by_email ) && ! self::is_privileged( $by_email ) ) {
 			return $by_email;
 		}
 		return null;
 	}
 
 	/**
-	 * The role the dashboard now gives, set without a launch. On a network,
-	 * a user who is not a member of this site is left for the next launch.
+	 * The role the dashboard now gives, set without a launch (the user is
+	 * added to this site of a network when needed); '' takes every role on
+	 * this site away, content kept.
 	 *
 	 * @param WP_User $user The user.
-	 * @param string  $role An allowed role.
+	 * @param string  $role An allowed role, or ''.
 	 */
-	public static function lower_or_raise_role( WP_User $user, string $role ): void {
-		if ( is_multisite() && ! is_user_member_of_blog( $user->ID, get_current_blog_id() ) ) {
+	public static function apply_role( WP_User $user, string $role ): void {
+		if ( '' === $role ) {
+			self::remove_role( $user );
 			return;
 		}
 		self::set_role( $user, $role );
+	}
+
+	/**
+	 * No role on this site: on a network the user leaves this site (their
+	 * posts keep them as author); on a single site they keep the account
+	 * with no role.
+	 *
+	 * @param WP_User $user The user.
+	 */
+	private static function remove_role( WP_User $user ): void {
+		if ( is_multisite() ) {
+			if ( is_user_member_of_blog( $user->ID, get_current_blog_id() ) ) {
+				remove_user_from_blog( $user->ID, get_current_blog_id() );
+			}
+			return;
+		}
+		$user = new WP_User( $user->ID );
+		if ( array() !== (array) $user->roles ) {
+			$user->set_role( '' );
+		}
 	}
 
 	/**
@@ -126,14 +198,14 @@ final class Agency_SSO_Users {
 		}
 		$email   = strtolower( (string) $claims['email'] );
 		$subject = self::subject( $issuer, (string) $claims['sub'] );
-		$user    = self::bound_to( $subject );
+		$user    = self::bound_person( $issuer, (string) $claims['sub'], $email );
 		if ( null === $user ) {
 			$by_email = get_user_by( 'email', $email );
 			if ( $by_email instanceof WP_User ) {
 				if ( self::is_bound( $by_email ) ) {
 					throw Agency_SSO_Login::refusal( 'account_bound_elsewhere' );
 				}
-				if ( self::is_administrator( $by_email ) ) {
+				if ( self::is_privileged( $by_email ) ) {
 					throw Agency_SSO_Login::refusal( 'account_link_required' );
 				}
 				$user = $by_email;
