@@ -228,7 +228,7 @@ test('disabling a person mid-session signs them out at once, from the People pag
   }
 });
 
-test('an admin invites someone, and cannot demote the last admin', async ({ page }) => {
+test('an admin invites someone, cannot take away their own admin role, and the last admin cannot be disabled from the command line either', async ({ page }) => {
   await asAdmin(page, '/admin/people');
   await page.getByLabel('E-mail', { exact: true }).fill('olly@elsewhere.test');
   await page.getByRole('button', { name: 'Invite' }).click();
@@ -242,6 +242,18 @@ test('an admin invites someone, and cannot demote the last admin', async ({ page
   await consoleLive(page);
   await page.getByRole('button', { name: 'Make staff' }).click();
   await expect(page.getByTestId('problem')).toContainText('You cannot disable yourself or take away your own admin role.');
+  // Ada is the only admin: the command line (acting as nobody in particular) may not disable her.
+  let refusal = '';
+  try {
+    cli('users', 'disable', 'admin@agency.test');
+  } catch (e) {
+    refusal = String((e as { stderr?: Buffer }).stderr ?? e);
+  }
+  expect(refusal).toContain('admin@agency.test is the last admin who can act');
+  await page.reload();
+  await consoleLive(page);
+  await expect(page.getByRole('button', { name: 'Make staff' })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Disable', exact: true })).toBeVisible();
 });
 
 test('keys: every key action asks for a fresh sign-in at the provider; rotate safely, and revoke only with a reason and the key id typed', async ({ page }) => {
@@ -310,21 +322,33 @@ test('a sensitive action after a plain sign-in sends the admin through the provi
   void demoURL;
 });
 
-test('the console works from the keyboard alone: Tab reaches each field in order, Enter submits', async ({ page }) => {
+test('the console works from the keyboard alone: Tab reaches each field in page order, Enter submits', async ({ page }) => {
   await asAdmin(page, '/admin/people');
-  /** Press Tab until the element with this id has focus (in page order). */
-  async function tabTo(id: string) {
+  /** Press Tab until the element with this id has focus; the ids of the fields focused on the way. */
+  async function tabTo(id: string): Promise<string[]> {
+    const passed: string[] = [];
     for (let i = 0; i < 40; i++) {
       await page.keyboard.press('Tab');
-      if (await page.evaluate((want) => document.activeElement?.id === want, id)) return;
+      const focused = await page.evaluate(() => document.activeElement?.id ?? '');
+      if (focused === id) return passed;
+      if (focused) passed.push(focused);
     }
     throw new Error(`Tab never reached #${id}`);
   }
-  await tabTo('invite-email');
+  // The order Tab follows is the order of the fields on the page.
+  const inPageOrder = await page.evaluate(() => Array.from(document.querySelectorAll('main input[id], main select[id], main button[id], main textarea[id]')).map((e) => e.id));
+  expect(inPageOrder.indexOf('invite-email')).toBeGreaterThanOrEqual(0);
+  expect(inPageOrder.indexOf('p-q')).toBeGreaterThan(inPageOrder.indexOf('invite-email'));
+  const before = await tabTo('invite-email');
+  for (const id of before) expect(inPageOrder.indexOf(id)).toBeLessThan(inPageOrder.indexOf('invite-email'));
   await page.keyboard.type('keys.only@agency.test');
   await page.keyboard.press('Enter');
   await expect(page.getByText('keys.only@agency.test is invited. They get access when they first sign in.')).toBeVisible();
-  await tabTo('p-q');
+  const between = await tabTo('p-q');
+  for (const id of between) {
+    expect(inPageOrder.indexOf(id)).toBeGreaterThan(inPageOrder.indexOf('invite-email'));
+    expect(inPageOrder.indexOf(id)).toBeLessThan(inPageOrder.indexOf('p-q'));
+  }
   await page.keyboard.type('ada');
   await page.keyboard.press('Enter');
   await expect(page).toHaveURL(/\/admin\/people\?q=ada/);
