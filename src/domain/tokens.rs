@@ -118,6 +118,9 @@ pub struct LaunchFacts<'a> {
     pub issuer: &'a str,
     /// The site URL (normalised).
     pub audience: &'a str,
+    /// The person's stable, opaque id (`people.id`): the `sub` of a
+    /// connector token. Never the e-mail address.
+    pub subject: &'a str,
     pub email: &'a str,
     pub name: Option<&'a str>,
     pub given_name: Option<&'a str>,
@@ -130,7 +133,9 @@ pub struct LaunchFacts<'a> {
 
 /// The claims of a launch token for a site's profile (CONTRACT.md):
 /// `iss`, `aud`, `sub` and `email` (the e-mail, lower-cased), `exp`, `nbf`,
-/// `iat`, `jti`, `wp_role`, the names when known. For miniOrange: no `nbf`
+/// `iat`, `jti`, `wp_role`, the names when known. For the connector, `sub`
+/// is the person's stable subject instead: one person keeps one WordPress
+/// account across a change of address. For miniOrange: no `nbf`
 /// (its free edition refuses every token that carries one, whatever the
 /// value) and the e-mail again under the site's username claim, the only
 /// claim that plugin reads besides `exp`.
@@ -145,7 +150,11 @@ pub fn launch_claims(
     let mut c = serde_json::Map::new();
     c.insert("iss".into(), Value::from(f.issuer));
     c.insert("aud".into(), Value::from(f.audience));
-    c.insert("sub".into(), Value::from(email.clone()));
+    let sub = match profile {
+        Profile::Connector => f.subject.to_string(),
+        Profile::TwlSso | Profile::MiniOrange => email.clone(),
+    };
+    c.insert("sub".into(), Value::from(sub));
     c.insert("email".into(), Value::from(email.clone()));
     c.insert("exp".into(), Value::from(f.now + lifetime));
     if profile != Profile::MiniOrange {
@@ -297,6 +306,7 @@ mod tests {
         LaunchFacts {
             issuer: "https://sso.agency.example",
             audience: "https://client.example/blog",
+            subject: "0b9e8f2c-5d41-4a7e-9c3b-2f6d8e1a7c55",
             email: "Sam@Agency.Test",
             name: Some("Sam Staff"),
             given_name: Some("Sam"),
@@ -329,6 +339,13 @@ mod tests {
             "name": "Sam Staff", "given_name": "Sam", "login": "sam@agency.test"
         });
         assert_eq!(serde_json::Value::Object(m), want);
+        // The connector: the twl-sso claims with the person's stable
+        // subject, not the e-mail address, in `sub`.
+        let c = launch_claims(Profile::Connector, "username", &facts("j1"));
+        let mut want = launch_claims(Profile::TwlSso, "username", &facts("j1"));
+        want.insert("sub".into(), "0b9e8f2c-5d41-4a7e-9c3b-2f6d8e1a7c55".into());
+        assert_eq!(c, want);
+        assert!(!c["sub"].as_str().unwrap().contains('@'));
         // A lifetime beyond the contract's ceiling is cut to it.
         let mut long = facts("j3");
         long.lifetime = 86_400;
@@ -453,6 +470,7 @@ mod tests {
             let f = LaunchFacts {
                 issuer: "https://sso.agency.example",
                 audience: &site,
+                subject: "p",
                 email: &email,
                 name: Some(name.as_str()),
                 given_name: given.as_deref(),

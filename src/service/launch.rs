@@ -140,6 +140,7 @@ pub async fn launch_site(
         let facts = LaunchFacts {
             issuer: &st.config.public_url,
             audience: &site.url,
+            subject: &person.id,
             email: &person.email,
             name: person.name.as_deref(),
             given_name: person.given_name.as_deref(),

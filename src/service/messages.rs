@@ -14,7 +14,8 @@ use serde_json::json;
 use crate::domain::access::{decide, SiteStanding};
 use crate::domain::audit::{kind, outcome, Actor, Event, Origin, SYSTEM};
 use crate::domain::messages::{
-    judge, logout_claims, next_attempt, Delivery, SiteAction, ROUTE, TYP,
+    judge, logout_claims, next_attempt, Addressed, Delivery, Sent, SiteAction, SiteAnswer,
+    MAX_ANSWER_BYTES, ROUTE, TYP,
 };
 use crate::domain::people::Person;
 use crate::domain::sites::split_roles;
@@ -343,8 +344,10 @@ pub async fn deliver_due(
 /// per outcome, each short enough not to hold up launches on SQLite.
 const OUTCOMES_PER_WRITE: usize = 16;
 
-/// One attempt: a fresh token (its own `jti`, signed by the current key),
-/// posted to the site's back-channel route.
+/// One attempt: a fresh token (its own `jti`, signed by the current key,
+/// naming the person by their stable subject and current address, with the
+/// message's `seq`), posted to the site's back-channel route; at most
+/// [`MAX_ANSWER_BYTES`] of the answer are read.
 async fn attempt(ctx: &Context, client: &reqwest::Client, m: &Message) -> Delivery {
     let Some(action) = SiteAction::parse(&m.action, &m.role) else {
         return Delivery::Refused(format!("unknown action {}", m.action));
@@ -354,33 +357,63 @@ async fn attempt(ctx: &Context, client: &reqwest::Client, m: &Message) -> Delive
     };
     let now = ctx.now();
     let jti = new_jti(&mut rand::rngs::OsRng);
-    let claims = logout_claims(
-        &ctx.config.public_url,
-        &m.site_url,
-        &m.email,
-        &action,
-        now,
-        &jti,
-    );
+    let to = Addressed {
+        issuer: &ctx.config.public_url,
+        audience: &m.site_url,
+        subject: &m.person_id,
+        email: &m.current_email,
+        seq: m.seq,
+    };
+    let claims = logout_claims(&to, &action, now, &jti);
     let token = match signer.sign_typed(TYP, &claims) {
         Ok(t) => t,
         Err(e) => return Delivery::Retry(format!("cannot sign: {e}")),
     };
     let url = format!("{}{ROUTE}", m.site_url);
+    let sent = Sent {
+        jti: &jti,
+        action: &action,
+    };
     match client
         .post(&url)
         .form(&[("logout_token", token)])
         .send()
         .await
     {
-        Ok(res) => {
+        Ok(mut res) => {
             let status = res.status().as_u16();
-            let body = res.text().await.unwrap_or_default();
-            judge(status, &body)
+            match read_capped(&mut res, MAX_ANSWER_BYTES).await {
+                Ok((body, cut)) => judge(&sent, status, &body, cut),
+                Err(e) if e.is_timeout() => {
+                    Delivery::Retry("the site did not finish its answer in time".into())
+                }
+                Err(e) => {
+                    Delivery::Retry(format!("the site's answer broke off: {}", root_cause(&e)))
+                }
+            }
         }
         Err(e) if e.is_timeout() => Delivery::Retry("the site did not answer in time".into()),
         Err(e) => Delivery::Retry(format!("the site cannot be reached: {}", root_cause(&e))),
     }
+}
+
+/// At most `max` bytes of a response's body, and whether there was more
+/// (then the rest is not read: the connection is dropped).
+async fn read_capped(
+    res: &mut reqwest::Response,
+    max: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    if res.content_length().is_some_and(|n| n > max as u64) {
+        return Ok((Vec::new(), true));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Ok((Vec::new(), true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
 }
 
 fn root_cause(e: &dyn std::error::Error) -> String {
@@ -395,6 +428,7 @@ fn root_cause(e: &dyn std::error::Error) -> String {
 enum Settled {
     Done(String),
     Retry(String, i64),
+    Unexpected(String, i64),
     /// Why; whether it was given up (rather than refused).
     Failed(String, bool),
 }
@@ -404,6 +438,7 @@ impl Settled {
         match self {
             Settled::Done(result) => Outcome::Done { result },
             Settled::Retry(error, at) => Outcome::Retry { error, at: *at },
+            Settled::Unexpected(error, at) => Outcome::Unexpected { error, at: *at },
             Settled::Failed(error, given_up) => Outcome::Failed {
                 error,
                 given_up: *given_up,
@@ -445,14 +480,26 @@ fn settle(m: &Message, delivery: Delivery, now: i64) -> (Settled, Option<Event>)
     };
     match delivery {
         Delivery::Done(answer) => {
+            // The answer's fields only, as the domain parsed them.
             let e = event(
                 kind::SITE_MESSAGE_DELIVERED,
                 outcome::SUCCESS,
                 json!({ "site_answer": answer }),
             );
-            (Settled::Done(answer.to_string()), Some(e))
+            let stored = serde_json::to_string(&answer).unwrap_or_default();
+            (Settled::Done(stored), Some(e))
         }
         Delivery::Refused(why) => failed(why, false),
+        Delivery::Unexpected(why) => {
+            let why = format!("unexpected answer: {why}");
+            match next_attempt(m.attempts, m.created_at, now) {
+                Some(at) => (Settled::Unexpected(why, at), None),
+                None => failed(
+                    format!("given up after {} attempts: {why}", m.attempts),
+                    true,
+                ),
+            }
+        }
         Delivery::Retry(why) => match next_attempt(m.attempts, m.created_at, now) {
             Some(at) => (Settled::Retry(why, at), None),
             None => failed(
@@ -555,8 +602,8 @@ pub async fn checklist_of(
 pub use crate::store::messages::{counts, Message as SiteMessage};
 
 /// The checklist's columns, in order.
-pub const CHECKLIST_HEADER: &str = "site_url,client,profile,action,role,cause,state,attempts,\
-requested_utc,last_attempt_utc,finished_utc,user_found,sessions_ended,\
+pub const CHECKLIST_HEADER: &str = "site_url,client,profile,action,role,cause,state,outcome,\
+attempts,requested_utc,last_attempt_utc,finished_utc,user_found,sessions_ended,\
 application_passwords_revoked,role_before,role_after,locked,error,attempt_history";
 
 /// What came of one attempt, in words (for the checklist and its export).
@@ -564,8 +611,12 @@ pub fn attempt_words(a: &Attempt) -> String {
     match a.outcome.as_str() {
         "delivered" => "delivered: the site carried it out".into(),
         "retry" => format!("did not get through, tried again later: {}", a.detail),
+        "unexpected" => format!(
+            "the site's answer did not confirm it (not counted as done, tried again later): {}",
+            a.detail
+        ),
         "refused" => format!("refused, not tried again: {}", a.detail),
-        "given-up" => a.detail.clone(),
+        "given-up" | "cancelled" => a.detail.clone(),
         "interrupted" => "no outcome recorded: the dashboard stopped during this attempt \
                           (the site may have carried it out; the next attempt asks again)"
             .into(),
@@ -573,12 +624,53 @@ pub fn attempt_words(a: &Attempt) -> String {
     }
 }
 
-/// What the site reported, read from its stored answer.
-pub fn site_answer(m: &Message) -> serde_json::Value {
+/// What the site reported, read from its stored answer (`None` before it
+/// answered, or for an answer stored before answers were checked).
+pub fn site_answer(m: &Message) -> Option<SiteAnswer> {
     m.result
         .as_deref()
         .and_then(|r| serde_json::from_str(r).ok())
-        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Where a checklist row stands: `done`, `pending`, `attention` (pending,
+/// and the site's last answer did not confirm it), `failed`, `cancelled`,
+/// or `by-hand` (a site on another profile).
+pub fn row_state(r: &ChecklistRow) -> &'static str {
+    let Some(m) = &r.message else {
+        return "by-hand";
+    };
+    match m.state.as_str() {
+        "done" => "done",
+        "failed" => "failed",
+        "cancelled" => "cancelled",
+        _ if r.attempts.last().is_some_and(|a| a.outcome == "unexpected") => "attention",
+        _ => "pending",
+    }
+}
+
+/// What a row came to, in words (the checklist's outcome column).
+pub fn row_outcome(r: &ChecklistRow) -> String {
+    let Some(m) = &r.message else {
+        return format!(
+            "the {} plugin takes no messages: end the sessions on the site by hand",
+            r.profile
+        );
+    };
+    match (row_state(r), site_answer(m)) {
+        ("done", Some(a)) if a.superseded => {
+            "superseded by a newer change: the site had already applied a newer message \
+             (or this one, at an earlier attempt), so it did nothing"
+                .into()
+        }
+        ("done", Some(a)) if !a.user_found => "no account for them there: nothing to do".into(),
+        ("done", _) => "carried out".into(),
+        ("attention", _) => {
+            "needs attention: the site's answer did not confirm it (tried again)".into()
+        }
+        ("pending", _) => "waiting to get through".into(),
+        ("cancelled", _) => format!("cancelled: {}", m.last_error.clone().unwrap_or_default()),
+        _ => "failed".into(),
+    }
 }
 
 /// The checklist as CSV, the evidence an agency hands a client (cells are
@@ -591,11 +683,8 @@ pub fn checklist_csv(rows: &[ChecklistRow]) -> String {
         let cells: Vec<String> = match &r.message {
             Some(m) => {
                 let a = site_answer(m);
-                let text = |k: &str| match &a[k] {
-                    serde_json::Value::Null => String::new(),
-                    serde_json::Value::String(s) => s.clone(),
-                    v => v.to_string(),
-                };
+                let a = a.as_ref();
+                let role = |r: Option<&Option<String>>| r.cloned().flatten().unwrap_or_default();
                 vec![
                     r.site_url.clone(),
                     r.client.clone(),
@@ -604,16 +693,18 @@ pub fn checklist_csv(rows: &[ChecklistRow]) -> String {
                     m.role.clone(),
                     m.cause.clone(),
                     m.state.clone(),
+                    row_outcome(r),
                     m.attempts.to_string(),
                     time(Some(m.created_at)),
                     time(m.last_attempt_at),
                     time(m.done_at),
-                    text("user_found"),
-                    text("sessions_ended"),
-                    text("application_passwords_revoked"),
-                    text("role_before"),
-                    text("role_after"),
-                    text("locked"),
+                    a.map(|a| a.user_found.to_string()).unwrap_or_default(),
+                    a.map(|a| a.sessions_ended.to_string()).unwrap_or_default(),
+                    a.map(|a| a.application_passwords_revoked.to_string())
+                        .unwrap_or_default(),
+                    role(a.map(|a| &a.role_before)),
+                    role(a.map(|a| &a.role_after)),
+                    a.map(|a| a.locked.to_string()).unwrap_or_default(),
                     m.last_error.clone().unwrap_or_default(),
                     r.attempts
                         .iter()
@@ -633,13 +724,9 @@ pub fn checklist_csv(rows: &[ChecklistRow]) -> String {
                     String::new(),
                     String::new(),
                     "by hand".into(),
+                    row_outcome(r),
                 ];
-                cells.resize(17, String::new());
-                cells.push(format!(
-                    "the {} plugin takes no messages: end the sessions on the site by hand",
-                    r.profile
-                ));
-                cells.push(String::new());
+                cells.resize(20, String::new());
                 cells
             }
         };

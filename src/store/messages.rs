@@ -42,22 +42,41 @@ pub struct Message {
     pub last_error: Option<String>,
     pub result: Option<String>,
     pub done_at: Option<i64>,
+    /// Its place among the messages about this person and site (newer:
+    /// greater), sent with it.
+    pub seq: i64,
+    /// The person's address now (`email` is the one it was written with).
+    pub current_email: String,
 }
 
 const COLUMNS: &str = "id, person_id, email, site_id, site_url, client, action, role, cause, \
                        created_at, created_by, state, attempts, next_attempt_at, \
-                       last_attempt_at, last_error, result, done_at";
+                       last_attempt_at, last_error, result, done_at, seq, \
+                       COALESCE((SELECT p.email FROM people p WHERE p.id = site_messages.person_id), \
+                                site_messages.email) AS current_email";
 
 /// Write messages (inside the caller's transaction), due at once. A message
 /// still waiting for the same person and site that this one makes moot
 /// (an older set-role; anything but a lock when this is a lock) is
-/// superseded: the site gets the newest word only.
+/// superseded: the site gets the newest word only. Each takes the next
+/// `seq`: on PostgreSQL from a sequence (a message written after another
+/// committed gets a greater one), on SQLite one more than the greatest
+/// (its one writer at a time holds the database meanwhile).
 pub async fn enqueue(
     conn: &mut AnyConnection,
     messages: &[NewMessage<'_>],
     by: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
+    let next_seq = match super::kind_of(conn) {
+        DbKind::Postgres => "nextval('site_messages_seq')",
+        DbKind::Sqlite => "(SELECT COALESCE(MAX(seq), 0) + 1 FROM site_messages)",
+    };
+    let insert = format!(
+        "INSERT INTO site_messages (id, person_id, email, site_id, site_url, client, action, \
+         role, cause, created_at, created_by, state, attempts, next_attempt_at, seq) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', 0, $10, {next_seq})"
+    );
     for m in messages {
         let moot = match m.action {
             "lock" => "'lock', 'set-role', 'end-sessions'",
@@ -73,24 +92,20 @@ pub async fn enqueue(
         .bind(m.site_id)
         .execute(&mut *conn)
         .await?;
-        sqlx::query(
-            "INSERT INTO site_messages (id, person_id, email, site_id, site_url, client, action, \
-             role, cause, created_at, created_by, state, attempts, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', 0, $10)",
-        )
-        .bind(&m.id)
-        .bind(m.person_id)
-        .bind(m.email)
-        .bind(m.site_id)
-        .bind(m.site_url)
-        .bind(m.client)
-        .bind(m.action)
-        .bind(m.role)
-        .bind(m.cause)
-        .bind(now)
-        .bind(by)
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(&insert)
+            .bind(&m.id)
+            .bind(m.person_id)
+            .bind(m.email)
+            .bind(m.site_id)
+            .bind(m.site_url)
+            .bind(m.client)
+            .bind(m.action)
+            .bind(m.role)
+            .bind(m.cause)
+            .bind(now)
+            .bind(by)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -179,6 +194,12 @@ pub enum Outcome<'a> {
         error: &'a str,
         at: i64,
     },
+    /// An answer that was not the plugin's answer to this message saying
+    /// it was done: tried again at `at` like a failure.
+    Unexpected {
+        error: &'a str,
+        at: i64,
+    },
     /// Refused by the site, or `given_up` after days of retries.
     Failed {
         error: &'a str,
@@ -192,6 +213,7 @@ impl Outcome<'_> {
         match self {
             Outcome::Done { result } => ("delivered", *result),
             Outcome::Retry { error, .. } => ("retry", *error),
+            Outcome::Unexpected { error, .. } => ("unexpected", *error),
             Outcome::Failed {
                 error,
                 given_up: true,
@@ -235,7 +257,7 @@ pub async fn finish(
         .bind(owner)
         .bind(*result)
         .bind(now),
-        Outcome::Retry { error, at } => sqlx::query(
+        Outcome::Retry { error, at } | Outcome::Unexpected { error, at } => sqlx::query(
             "UPDATE site_messages SET last_error = $3, next_attempt_at = $4, \
              lease_owner = NULL, lease_until = NULL \
              WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
@@ -264,7 +286,8 @@ pub struct Attempt {
     pub attempt: i64,
     pub started_at: i64,
     pub finished_at: Option<i64>,
-    /// sending, delivered, retry, refused, given-up or interrupted.
+    /// sending, delivered, retry, unexpected, refused, given-up,
+    /// interrupted or cancelled.
     pub outcome: String,
     pub detail: String,
 }

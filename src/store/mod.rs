@@ -222,6 +222,16 @@ fn prepare_sqlite(url: &str) -> anyhow::Result<String> {
     Ok(format!("sqlite://{path}?{query}{sep}{mode}"))
 }
 
+/// The dialect a connection speaks, for the few statements that differ
+/// and run inside a caller's transaction (where no `Db` is at hand).
+pub(crate) fn kind_of(conn: &sqlx::AnyConnection) -> DbKind {
+    if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+        DbKind::Postgres
+    } else {
+        DbKind::Sqlite
+    }
+}
+
 /// Booleans are stored as 0/1 integers so that one decoding serves both dialects.
 pub(crate) fn flag(b: bool) -> i64 {
     i64::from(b)

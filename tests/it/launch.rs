@@ -260,6 +260,11 @@ async fn a_connector_site_gets_the_twl_token_at_its_own_action(backend: Backend)
     grant(&app, "sam@agency.test", &id, "author").await;
     let sam = app.browser();
     app.sign_in(&sam, "sam@agency.test").await;
+    let sam_id = store::people::find_by_email(&app.state.db, "sam@agency.test")
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
 
     let mut tokens = Vec::new();
     for _ in 0..5 {
@@ -274,7 +279,8 @@ async fn a_connector_site_gets_the_twl_token_at_its_own_action(backend: Backend)
                 && v == "https://client-three.example/wp/wp-admin/edit.php"));
         tokens.push(token);
     }
-    // The plugin's own checks take every one, with the twl-sso claims.
+    // The plugin's own checks take every one, with the twl-sso claims but
+    // for `sub`: the person's stable subject, not the address.
     for got in connector_reads(&app, SITE, "JWT", &tokens) {
         assert_eq!(got["ok"], true, "{got}");
         let c = &got["claims"];
@@ -284,7 +290,7 @@ async fn a_connector_site_gets_the_twl_token_at_its_own_action(backend: Backend)
         );
         assert_eq!(
             (c["sub"].as_str(), c["email"].as_str()),
-            (Some("sam@agency.test"), Some("sam@agency.test"))
+            (Some(sam_id.as_str()), Some("sam@agency.test"))
         );
         assert_eq!(c["wp_role"], "author");
         assert_eq!(c["nbf"], c["iat"]);
@@ -302,6 +308,60 @@ async fn a_connector_site_gets_the_twl_token_at_its_own_action(backend: Backend)
     for got in verify(&app, SITE, None, &t) {
         assert_eq!(got["ok"], true, "{got}");
     }
+}
+
+/// The claims of a launch's token, as PyJWT reads them.
+async fn claims_at(app: &TestApp, browser: &Browser, site: &str, audience: &str) -> Value {
+    let (token, _) = token_in(&launch(app, browser, site, "").await, "token");
+    let got = verify(app, audience, None, &[&token]).remove(0);
+    assert_eq!(got["ok"], true, "{got}");
+    got["claims"].clone()
+}
+
+/// One person, one subject: a connector token's `sub` is the person's
+/// stable, opaque id, the same after their address changes at the
+/// provider (then `email` is the new one); a twl-sso site still gets the
+/// address in `sub`, as its plugin reads it.
+async fn a_connector_subject_stays_when_the_address_changes(backend: Backend) {
+    const SITE: &str = "https://client-three.example/wp";
+    const TWL: &str = "https://client-four.example";
+    let app = TestApp::start(backend).await;
+    let mut input = site("Client Three", SITE);
+    input.profile = "connector".into();
+    let connector = add_site(&app, input).await;
+    let twl = add_site(&app, site("Client Four", TWL)).await;
+    for email in ["sam@agency.test", "sam.new@agency.test"] {
+        grant(&app, email, &connector, "author").await;
+        grant(&app, email, &twl, "author").await;
+    }
+    let sam = app.browser();
+    app.sign_in_as(&sam, "sam@agency.test", "sam-at-the-provider")
+        .await;
+    let id = store::people::find_by_email(&app.state.db, "sam@agency.test")
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
+    let before = claims_at(&app, &sam, &connector, SITE).await;
+    assert_eq!(
+        (before["sub"].as_str(), before["email"].as_str()),
+        (Some(id.as_str()), Some("sam@agency.test"))
+    );
+    assert!(!id.contains('@') && !id.contains("sam"), "{id}");
+    let old_twl = claims_at(&app, &sam, &twl, TWL).await;
+    assert_eq!(old_twl["sub"], "sam@agency.test");
+
+    // The same account at the provider, a new address.
+    let renamed = app.browser();
+    app.sign_in_as(&renamed, "Sam.New@agency.test", "sam-at-the-provider")
+        .await;
+    let after = claims_at(&app, &renamed, &connector, SITE).await;
+    assert_eq!(
+        (after["sub"].as_str(), after["email"].as_str()),
+        (Some(id.as_str()), Some("sam.new@agency.test"))
+    );
+    let new_twl = claims_at(&app, &renamed, &twl, TWL).await;
+    assert_eq!(new_twl["sub"], "sam.new@agency.test");
 }
 
 async fn the_miniorange_plugin_takes_every_launch(backend: Backend) {
@@ -1003,6 +1063,7 @@ on_both_databases!(
     a_miniorange_site_gets_hs256_with_its_own_secret,
     the_miniorange_plugin_takes_every_launch,
     a_connector_site_gets_the_twl_token_at_its_own_action,
+    a_connector_subject_stays_when_the_address_changes,
     the_home_page_lists_exactly_the_sites_one_may_enter,
     every_refusal_is_named_shown_and_recorded,
     no_token_leaves_without_its_record,

@@ -124,11 +124,17 @@ async fn disabling_a_person_locks_them_out_of_every_connector_site(backend: Back
     assert_eq!(detail["sites_to_lock"], 2);
 
     assert_eq!(deliver(&app, "w1").await, 2);
-    for name in ["entered", "granted"] {
+    let sam_id = person_id(&app, SAM).await;
+    for (name, id) in [("entered", &entered), ("granted", &granted)] {
         let got = sites.received(name);
         assert_eq!(got.len(), 1, "{name}: {got:?}");
         assert_eq!(got[0]["action"], "lock");
         assert_eq!(got[0]["email"], SAM);
+        // The person by their stable subject, as in a connector launch
+        // token, and the message's place in the order.
+        assert_eq!(got[0]["sub"], sam_id.as_str());
+        let m = waiting.iter().find(|m| &m.site_id == id).unwrap();
+        assert_eq!(got[0]["seq"], m.seq);
     }
     assert!(sites.received("unrelated").is_empty());
     assert!(messages_of(&app, SAM)
@@ -263,6 +269,8 @@ async fn a_site_that_is_down_gets_the_message_when_it_is_back(backend: Backend) 
         .find(|m| m.site_id == flaky)
         .unwrap();
     assert_eq!((flaky_msg.state.as_str(), flaky_msg.attempts), ("done", 3));
+    // A message tried again keeps its place in the order.
+    assert_eq!(sites.received("flaky")[0]["seq"], flaky_msg.seq);
     // Each attempt is kept, with what came of it.
     let outcomes = |v: &Vec<(String, String)>| v.iter().map(|a| a.0.clone()).collect::<Vec<_>>();
     let attempts = attempts_by_site(&app, SAM).await;
@@ -329,6 +337,148 @@ async fn a_site_that_is_down_gets_the_message_when_it_is_back(backend: Backend) 
             && line.contains("given up after 4 attempts"),
         "{line}"
     );
+}
+
+/// A site's answer is read up to 16 KiB and must be the plugin's fixed
+/// shape, answer this very message (its jti and action) and say it was
+/// done: anything else is not a delivery. It is kept as an unexpected
+/// answer (none of the site's own text stored beyond the shape's fields),
+/// tried again like a failure, and shown on the checklist as needing
+/// attention until an answer confirms it.
+async fn an_answer_that_does_not_confirm_the_message_is_not_a_delivery(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let names = [
+        "honest",
+        "padded",
+        "any-action",
+        "other-jti",
+        "not-locked",
+        "huge",
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for name in names {
+        ids.insert(name, sites.granted_site(&app, name, SAM, "editor").await);
+    }
+    app.signed_in(SAM).await;
+    let admin = app.signed_in_fresh(ADMIN).await;
+    let answer = |jti: &str, locked: bool, extra: &str| {
+        format!(
+            r#"{{"jti":"{jti}","action":"lock","superseded":false,"user_found":true,"sessions_ended":3,"application_passwords_revoked":0,"role_before":"editor","role_after":"editor","locked":{locked}{extra}}}"#
+        )
+    };
+    // Under 16 KiB, with a field of the site's own: done, the field not kept.
+    let note = format!(r#","note":"{}""#, "n".repeat(10_000));
+    sites.set_answer("padded", Some(&answer("{jti}", true, &note)));
+    // What the worker once took as done: any 2xx JSON with an action.
+    sites.set_answer("any-action", Some(r#"{"action":"x"}"#));
+    sites.set_answer(
+        "other-jti",
+        Some(&answer("AAAAAAAAAAAAAAAAAAAAAA", true, "")),
+    );
+    sites.set_answer("not-locked", Some(&answer("{jti}", false, "")));
+    let pad = format!(r#","pad":"{}""#, "x".repeat(20_000));
+    sites.set_answer("huge", Some(&answer("{jti}", true, &pad)));
+
+    disable(&app, &admin, SAM).await;
+    assert_eq!(deliver(&app, "w").await, 6);
+    let messages = messages_of(&app, SAM).await;
+    let of = |name: &str| messages.iter().find(|m| m.site_id == ids[name]).unwrap();
+    assert_eq!(of("honest").state, "done");
+    let padded = of("padded");
+    assert_eq!(padded.state, "done");
+    let stored: Value = serde_json::from_str(padded.result.as_deref().unwrap()).unwrap();
+    let mut keys: Vec<&str> = stored
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "action",
+            "application_passwords_revoked",
+            "jti",
+            "locked",
+            "role_after",
+            "role_before",
+            "sessions_ended",
+            "superseded",
+            "user_found"
+        ]
+    );
+    assert_eq!(stored["sessions_ended"], 3);
+    for name in ["any-action", "other-jti", "not-locked", "huge"] {
+        let m = of(name);
+        assert_eq!((m.state.as_str(), m.attempts), ("pending", 1), "{name}");
+        let error = m.last_error.as_deref().unwrap();
+        assert!(error.starts_with("unexpected answer: "), "{name}: {error}");
+    }
+    assert!(of("other-jti")
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("another message"));
+    assert!(of("not-locked")
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("not locked"));
+    assert!(of("huge").last_error.as_deref().unwrap().contains("16 KiB"));
+    let attempts = attempts_by_site(&app, SAM).await;
+    assert_eq!(attempts[&ids["huge"]][0].0, "unexpected");
+    // Nothing of the sites' own text was kept: not in the messages, their
+    // attempts, nor the audit chain.
+    let chain = store::audit::chunk(&app.state.db, 0, 100_000)
+        .await
+        .unwrap();
+    let kept = format!("{messages:?} {attempts:?} {chain:?}");
+    assert!(!kept.contains("nnnnnnnnnn") && !kept.contains("xxxxxxxxxx"));
+
+    // The checklist: those four need attention, first, and say why.
+    let id = person_id(&app, SAM).await;
+    let (_, list) = server_fn(&app, &admin, "admin_offboarding", &[("id", &id)]).await;
+    assert_eq!(
+        (list["attention"].as_u64(), list["done"].as_u64()),
+        (Some(4), Some(2)),
+        "{list}"
+    );
+    let steps = list["steps"].as_array().unwrap();
+    for s in &steps[..4] {
+        assert_eq!(s["state"], "attention", "{s}");
+        assert!(
+            s["report"].as_str().unwrap().starts_with("Needs attention"),
+            "{s}"
+        );
+    }
+    let csv = admin
+        .text(app.at(&format!("/admin/people/offboarding.csv?id={id}")))
+        .await;
+    let line = csv
+        .lines()
+        .find(|l| l.starts_with(&format!("\"{}\",", sites.url("not-locked"))))
+        .unwrap();
+    assert!(line.contains("needs attention"), "{line}");
+
+    // The sites answer as the plugin does again: the next attempt is done.
+    for name in names {
+        sites.set_answer(name, None);
+    }
+    app.clock.advance(20);
+    sites.follow_clock(&app);
+    assert_eq!(deliver(&app, "w").await, 4);
+    assert!(messages_of(&app, SAM)
+        .await
+        .iter()
+        .all(|m| m.state == "done"));
+    let attempts = attempts_by_site(&app, SAM).await;
+    let outcomes: Vec<&str> = attempts[&ids["any-action"]]
+        .iter()
+        .map(|a| a.0.as_str())
+        .collect();
+    assert_eq!(outcomes, ["unexpected", "delivered"]);
 }
 
 /// An instance killed mid-send: its claim runs out and another instance
@@ -516,6 +666,12 @@ async fn grant_changes_set_the_role_on_the_sites_entered(backend: Backend) {
     let got = sites.received("blog");
     assert_eq!(got.len(), before + 1);
     assert_eq!(got[before]["role"], "subscriber");
+    // Each newer message to the blog came with a greater seq, the person
+    // named by the same stable subject.
+    let seqs: Vec<i64> = got.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let id = person_id(&app, SAM).await;
+    assert!(got.iter().all(|m| m["sub"] == id.as_str()), "{got:?}");
 }
 
 /// "End all WordPress sessions", from the console and the command line.
@@ -589,6 +745,7 @@ async fn ending_wordpress_sessions_asks_every_connector_site(backend: Backend) {
 on_both_databases!(
     disabling_a_person_locks_them_out_of_every_connector_site,
     a_site_that_is_down_gets_the_message_when_it_is_back,
+    an_answer_that_does_not_confirm_the_message_is_not_a_delivery,
     a_message_claimed_by_a_killed_instance_is_sent_by_another,
     grant_changes_set_the_role_on_the_sites_entered,
     ending_wordpress_sessions_asks_every_connector_site,
@@ -643,14 +800,23 @@ async fn two_instances_send_each_message_once() {
 /// expired, one without the logout event, and one signed by another key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sites_refuse_messages_that_are_not_the_dashboards_for_them() {
-    use agency_sso::domain::messages::{logout_claims, SiteAction, TYP};
+    use agency_sso::domain::messages::{logout_claims, Addressed, SiteAction, TYP};
     let app = TestApp::start(Backend::Sqlite).await;
     let sites = StandInSites::start(&app).await;
     let signer = app.state.keys.signer().unwrap();
     let now = app.clock.now_for_tests();
     let iss = app.state.config.public_url.clone();
+    fn to<'a>(issuer: &'a str, audience: &'a str) -> Addressed<'a> {
+        Addressed {
+            issuer,
+            audience,
+            subject: "a-person",
+            email: SAM,
+            seq: 1,
+        }
+    }
     let claims =
-        |aud: &str, jti: &str, at: i64| logout_claims(&iss, aud, SAM, &SiteAction::Lock, at, jti);
+        |aud: &str, jti: &str, at: i64| logout_claims(&to(&iss, aud), &SiteAction::Lock, at, jti);
     let post = |token: String| {
         let url = format!(
             "{}/?rest_route=/agency-sso/v1/back-channel",
@@ -721,9 +887,7 @@ async fn sites_refuse_messages_that_are_not_the_dashboards_for_them() {
         .unwrap();
     assert_eq!(post(forged).await, (401, "unknown_key".into()));
     let unknown_role = logout_claims(
-        &iss,
-        &sites.url("site"),
-        SAM,
+        &to(&iss, &sites.url("site")),
         &SiteAction::SetRole("shop_manager".into()),
         now,
         "jti-000000000000000008",

@@ -314,6 +314,20 @@ impl TestApp {
         assert_eq!(res.status(), 303, "sign-in of {email} should succeed");
     }
 
+    /// A full, successful sign-in as `email` under the provider's subject
+    /// `sub` (the same person at the provider with another address, say).
+    pub async fn sign_in_as(&self, browser: &Browser, email: &str, sub: &str) {
+        let attempt = self.begin(browser).await;
+        let mut claims = self.idp.claims(email, &attempt.nonce);
+        claims["sub"] = serde_json::json!(sub);
+        let res = self.finish(browser, &attempt, claims, Signing::Rs256).await;
+        assert_eq!(
+            res.status(),
+            303,
+            "sign-in of {email} as {sub} should succeed"
+        );
+    }
+
     /// A fresh sign-in, as sensitive actions ask for: the dashboard asks the
     /// provider to authenticate again, and the ID token says it just did.
     pub async fn sign_in_fresh(&self, browser: &Browser, email: &str) {
@@ -823,6 +837,19 @@ impl StandInSites {
         }
     }
 
+    /// Make a site answer every message it takes with `body` (HTTP 200,
+    /// `{jti}` replaced by the message's), as a compromised or broken site
+    /// might; `None`: answer as the plugin does.
+    pub fn set_answer(&self, name: &str, body: Option<&str>) {
+        let f = self.dir.path().join(format!("{name}.answer"));
+        match body {
+            Some(b) => std::fs::write(f, b).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
+
     /// A connector site served here as `name`, on which `email` holds
     /// `role`: its id.
     pub async fn granted_site(&self, app: &TestApp, name: &str, email: &str, role: &str) -> String {
@@ -847,7 +874,7 @@ impl StandInSites {
             .count()
     }
 
-    /// What a site carried out, in order: action, role, email, jti.
+    /// What a site carried out, in order: action, role, email, sub, seq, jti.
     pub fn received(&self, name: &str) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
             .unwrap_or_default()

@@ -13,7 +13,9 @@
  * In STAND_IN_DIR: each message that arrives adds a line to `{name}.arrived`
  * (before anything else is done with it); `{name}.down` makes the site answer 503; `{name}.slow`
  * (holding seconds) makes it wait that long first; each message carried
- * out is appended to `{name}.log` as a JSON line (action, role, email, jti);
+ * out is appended to `{name}.log` as a JSON line (action, role, email, sub,
+ * seq, jti); `{name}.answer`, when present, is the site's answer to every
+ * message it takes (HTTP 200, `{jti}` replaced by the message's);
  * `clock` holds seconds added to this machine's time (the dashboard's test
  * clock moves, and the sites' must follow it).
  */
@@ -117,21 +119,33 @@ file_put_contents(
 			'action' => $claims['action'],
 			'role'   => $role,
 			'email'  => $claims['email'],
+			'sub'    => $claims['sub'],
+			'seq'    => $claims['seq'] ?? null,
 			'jti'    => $claims['jti'],
 		)
 	) . "\n",
 	FILE_APPEND | LOCK_EX
 );
+// A site that answers what it likes (a compromised or broken one), the
+// message's jti put in for `{jti}`.
+if ( file_exists( "$dir/$name.answer" ) ) {
+	http_response_code( 200 );
+	header( 'Content-Type: application/json' );
+	echo str_replace( '{jti}', $claims['jti'], file_get_contents( "$dir/$name.answer" ) );
+	exit;
+}
 $locks = 'lock' === $claims['action'] || ( 'set-role' === $claims['action'] && '' === $role );
 answer(
 	200,
 	array(
+		'jti'                           => $claims['jti'],
 		'action'                        => $claims['action'],
+		'superseded'                    => false,
 		'user_found'                    => true,
 		'sessions_ended'                => 'set-role' === $claims['action'] && ! $locks ? 0 : 1,
 		'application_passwords_revoked' => 0,
 		'role_before'                   => 'editor',
-		'role_after'                    => '' === $role ? 'editor' : $role,
+		'role_after'                    => 'set-role' === $claims['action'] ? $role : 'editor',
 		'locked'                        => $locks,
 	)
 );

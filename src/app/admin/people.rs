@@ -276,7 +276,8 @@ pub struct SiteStep {
     pub client: String,
     /// What was asked: "Lock the account", "Set the role to author"...
     pub asked: String,
-    /// done, pending, failed, or by-hand.
+    /// done, pending, attention (the site's answer did not confirm it),
+    /// failed, cancelled, or by-hand.
     pub state: String,
     /// What the site reported, or why it is waiting or failed.
     pub report: String,
@@ -295,7 +296,11 @@ pub struct Offboarding {
     pub total: usize,
     pub done: usize,
     pub pending: usize,
+    /// Pending, and the site's last answer did not confirm it.
+    pub attention: usize,
     pub failed: usize,
+    /// Their site was deleted or left the connector profile first.
+    pub cancelled: usize,
     pub by_hand: usize,
 }
 
@@ -312,19 +317,23 @@ pub async fn admin_offboarding(id: String) -> Result<Offboarding, AdminError> {
     };
     let mut steps: Vec<SiteStep> = rows.into_iter().map(site_step).collect();
     let count = |state: &str| steps.iter().filter(|s| s.state == state).count();
-    let (total, done, pending, failed, by_hand) = (
+    let (total, done, pending, attention, failed, cancelled, by_hand) = (
         steps.len(),
         count("done"),
         count("pending"),
+        count("attention"),
         count("failed"),
+        count("cancelled"),
         count("by-hand"),
     );
-    // What needs attention first: failed, pending, then done, then by hand.
+    // What needs attention first: failed or unconfirmed, pending, then
+    // done, cancelled, then by hand.
     let rank = |s: &SiteStep| match s.state.as_str() {
-        "failed" => 0,
+        "failed" | "attention" => 0,
         "pending" => 1,
         "done" => 2,
-        _ => 3,
+        "cancelled" => 3,
+        _ => 4,
     };
     steps.sort_by_key(rank);
     steps.truncate(STEPS_SHOWN);
@@ -333,13 +342,16 @@ pub async fn admin_offboarding(id: String) -> Result<Offboarding, AdminError> {
         total,
         done,
         pending,
+        attention,
         failed,
+        cancelled,
         by_hand,
     })
 }
 
 #[cfg(feature = "ssr")]
 fn site_step(r: crate::service::messages::ChecklistRow) -> SiteStep {
+    let state = crate::service::messages::row_state(&r);
     let Some(m) = r.message else {
         return SiteStep {
             asked: "Nothing can be sent".into(),
@@ -361,51 +373,62 @@ fn site_step(r: crate::service::messages::ChecklistRow) -> SiteStep {
         ("set-role", role) => format!("Set the role to {role}"),
         _ => "End all sessions".to_string(),
     };
-    let report = match m.state.as_str() {
-        "done" if answer["user_found"] == false => {
+    let report = match (state, answer) {
+        ("done", Some(a)) if a.superseded => {
+            "Superseded by a newer change: the site had already applied a newer message (or this one, at an earlier attempt), so it did nothing.".to_string()
+        }
+        ("done", Some(a)) if !a.user_found => {
             "No account for them there: nothing to do.".to_string()
         }
-        "done" => {
+        ("done", Some(a)) => {
             let mut said = Vec::new();
-            if let Some(n) = answer["sessions_ended"].as_i64() {
-                said.push(format!("{n} session(s) ended"));
-            }
-            if let Some(n) = answer["application_passwords_revoked"]
-                .as_i64()
-                .filter(|n| *n > 0)
-            {
-                said.push(format!("{n} application password(s) revoked"));
-            }
-            let (before, after) = (
-                answer["role_before"].as_str(),
-                answer["role_after"].as_str(),
-            );
-            if before != after {
+            said.push(format!("{} session(s) ended", a.sessions_ended));
+            if a.application_passwords_revoked > 0 {
                 said.push(format!(
-                    "role {} → {}",
-                    before.unwrap_or("none"),
-                    after.filter(|r| !r.is_empty()).unwrap_or("none")
+                    "{} application password(s) revoked",
+                    a.application_passwords_revoked
                 ));
             }
-            if answer["locked"] == true {
+            if a.role_before != a.role_after {
+                let named = |r: &Option<String>| {
+                    r.as_deref()
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or("none")
+                        .to_string()
+                };
+                said.push(format!(
+                    "role {} → {}",
+                    named(&a.role_before),
+                    named(&a.role_after)
+                ));
+            }
+            if a.locked {
                 said.push("account locked".into());
             }
             said.join(", ")
         }
-        "pending" if m.attempts == 0 => "Waiting to be sent.".to_string(),
-        "pending" => format!(
+        ("done", None) => "Delivered.".to_string(),
+        ("attention", _) => format!(
+            "Needs attention: the site's answer did not confirm it was done ({}). Tried {} time(s), next at {}.",
+            m.last_error.clone().unwrap_or_default(),
+            m.attempts,
+            when(Some(m.next_attempt_at)),
+        ),
+        ("pending", _) if m.attempts == 0 => "Waiting to be sent.".to_string(),
+        ("pending", _) => format!(
             "Tried {} time(s), next at {}: {}",
             m.attempts,
             when(Some(m.next_attempt_at)),
             m.last_error.clone().unwrap_or_default()
         ),
+        ("cancelled", _) => format!("Cancelled: {}", m.last_error.clone().unwrap_or_default()),
         _ => m.last_error.clone().unwrap_or_default(),
     };
     SiteStep {
         site_url: r.site_url,
         client: r.client,
         asked,
-        state: m.state.clone(),
+        state: state.to_string(),
         report,
         requested: when(Some(m.created_at)),
         finished: when(m.done_at),
@@ -503,11 +526,11 @@ fn OffboardingPanel(id: String) -> impl IntoView {
                             view! { <p class="empty">"No site has been asked anything about them."</p> }.into_any()
                         }
                         Ok(o) => {
-                            pending.set(o.pending > 0);
+                            pending.set(o.pending + o.attention > 0);
                             view! {
                                 <p data-testid="offboarding-counts">{format!(
-                                    "{} site(s): {} done, {} pending, {} failed, {} by hand.",
-                                    super::thousands(o.total as i64), o.done, o.pending, o.failed, o.by_hand)}</p>
+                                    "{} site(s): {} done, {} pending, {} need attention, {} failed, {} cancelled, {} by hand.",
+                                    super::thousands(o.total as i64), o.done, o.pending, o.attention, o.failed, o.cancelled, o.by_hand)}</p>
                                 {(o.total > o.steps.len()).then(|| view! {
                                     <p class="muted">{format!("The first {STEPS_SHOWN} are listed, those that need attention first; the CSV export has every site.")}</p>
                                 })}
@@ -523,7 +546,9 @@ fn OffboardingPanel(id: String) -> impl IntoView {
                                                 <td><span class=format!("state {}", s.state)>{match s.state.as_str() {
                                                     "done" => "Done",
                                                     "pending" => "Pending",
+                                                    "attention" => "Needs attention",
                                                     "failed" => "Failed",
+                                                    "cancelled" => "Cancelled",
                                                     _ => "By hand",
                                                 }}</span></td>
                                                 <td><span>{s.report.clone()}</span>{attempt_history(s.history.clone())}</td>
