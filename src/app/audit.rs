@@ -296,6 +296,7 @@ pub fn event_kinds() -> Vec<&'static str> {
         "site_sessions_end_requested",
         "site_message_delivered",
         "site_message_failed",
+        "site_message_cancelled",
         "key_rows_bound",
         "key_rejected",
         "identity_confirmed",

@@ -52,13 +52,14 @@ pub mod kind {
     pub const SITE_SESSIONS_END_REQUESTED: &str = "site_sessions_end_requested";
     pub const SITE_MESSAGE_DELIVERED: &str = "site_message_delivered";
     pub const SITE_MESSAGE_FAILED: &str = "site_message_failed";
+    pub const SITE_MESSAGE_CANCELLED: &str = "site_message_cancelled";
     pub const KEY_ROWS_BOUND: &str = "key_rows_bound";
     pub const KEY_REJECTED: &str = "key_rejected";
     pub const IDENTITY_CONFIRMED: &str = "identity_confirmed";
     pub const IDENTITY_REFUSED: &str = "identity_refused";
 
     /// Every kind, for the filter's choices.
-    pub const ALL: [&str; 40] = [
+    pub const ALL: [&str; 41] = [
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,
@@ -95,6 +96,7 @@ pub mod kind {
         SITE_SESSIONS_END_REQUESTED,
         SITE_MESSAGE_DELIVERED,
         SITE_MESSAGE_FAILED,
+        SITE_MESSAGE_CANCELLED,
         KEY_ROWS_BOUND,
         KEY_REJECTED,
         IDENTITY_CONFIRMED,

@@ -18,7 +18,7 @@ use crate::domain::messages::{
     MAX_ANSWER_BYTES, ROUTE, TYP,
 };
 use crate::domain::people::Person;
-use crate::domain::sites::split_roles;
+use crate::domain::sites::{split_roles, Profile, Site};
 use crate::domain::tokens::new_jti;
 use crate::service::Context;
 use crate::store::messages::{self as store, Attempt, Message, NewMessage, Outcome, Target};
@@ -75,6 +75,73 @@ async fn enqueue_all(
         .collect();
     store::enqueue(conn, &messages, &by.who, now).await?;
     Ok(messages.len())
+}
+
+/// What a site's change did to its messages that had not got through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Followed {
+    /// Pointed at the site's new URL (or client).
+    pub retargeted: u64,
+    /// Cancelled: the site was deleted or left the connector profile.
+    pub cancelled: usize,
+}
+
+/// After a change to a site, inside its transaction: the site's messages
+/// that have not got through follow it. A new URL is their audience from
+/// the next attempt on (the old address, perhaps someone else's now, is
+/// told nothing); a site deleted (`after` is `None`) or no longer on the
+/// connector profile takes no message, so they are cancelled, each with
+/// an audit record, and the checklist says so.
+pub async fn follow_site(
+    conn: &mut sqlx::AnyConnection,
+    before: &Site,
+    after: Option<&Site>,
+    by: &Actor,
+    now: i64,
+) -> Result<Followed, sqlx::Error> {
+    let why = match after {
+        None => "the site was deleted before it got through".to_string(),
+        Some(a) if a.profile != Profile::Connector => format!(
+            "the site no longer uses the connector profile (now {}) and takes no messages",
+            a.profile.as_str()
+        ),
+        Some(a) => {
+            let retargeted = store::retarget(conn, &a.id, &a.url, &a.client).await?;
+            return Ok(Followed {
+                retargeted,
+                cancelled: 0,
+            });
+        }
+    };
+    let cancelled = store::cancel_for_site(conn, &before.id, &why, now).await?;
+    let events: Vec<Event> = cancelled
+        .iter()
+        .map(|m| {
+            let mut e = by
+                .did(now, kind::SITE_MESSAGE_CANCELLED)
+                .subject(&m.email)
+                .site(&m.site_id, &m.site_url, &m.client)
+                .detail(json!({
+                    "message_id": m.id,
+                    "action": m.action,
+                    "role": m.role,
+                    "cause": m.cause,
+                    "attempts": m.attempts,
+                    "reason": why,
+                }));
+            if !m.role.is_empty() {
+                e = e.role(&m.role);
+            }
+            e
+        })
+        .collect();
+    if !events.is_empty() {
+        audit::append_all(conn, &events).await?;
+    }
+    Ok(Followed {
+        retargeted: 0,
+        cancelled: cancelled.len(),
+    })
 }
 
 /// "End all WordPress sessions" for one person: an end-sessions message to

@@ -8,6 +8,7 @@ use crate::domain::import;
 use crate::domain::secrets::MasterKeys;
 use crate::domain::sites::{check_role, normalise_url, FieldError, Site, SiteInput, ValidSite};
 use crate::service::launch::secret_aad;
+use crate::service::messages;
 use crate::store::{self, audit, Db};
 
 // Reads with no rule of their own are the store's queries, named here so
@@ -364,10 +365,12 @@ pub async fn update_site(
     let after = store::sites::find_in(&mut *tx, id)
         .await?
         .ok_or_else(gone)?;
+    let followed = messages::follow_site(&mut tx, &before, Some(&after), by, now).await?;
     let mut detail = json!({ "before": site_summary(&before), "after": site_summary(&after) });
     if site.secret.is_some() {
         detail["secret_replaced"] = json!(true);
     }
+    note_messages(&mut detail, followed);
     let event = by
         .did(now, kind::SITE_CHANGED)
         .site(&after.id, &after.url, &after.client)
@@ -376,6 +379,16 @@ pub async fn update_site(
     refuse_shared_secret(&mut tx, masters, &site, id).await?;
     tx.commit().await?;
     Ok(after)
+}
+
+/// What a site's change did to its waiting messages, in its record.
+fn note_messages(detail: &mut serde_json::Value, followed: messages::Followed) {
+    if followed.retargeted > 0 {
+        detail["messages_retargeted"] = json!(followed.retargeted);
+    }
+    if followed.cancelled > 0 {
+        detail["messages_cancelled"] = json!(followed.cancelled);
+    }
 }
 
 /// Delete a site: only when the admin typed its URL to confirm. Its grants
@@ -399,10 +412,13 @@ pub async fn delete_site(
     }
     let grants = store::grants::count_on_site(&mut tx, id).await?;
     store::sites::delete(&mut *tx, id).await?;
+    let followed = messages::follow_site(&mut tx, &site, None, by, now).await?;
+    let mut detail = json!({ "before": site_summary(&site), "grants_removed": grants });
+    note_messages(&mut detail, followed);
     let event = by
         .did(now, kind::SITE_DELETED)
         .site(&site.id, &site.url, &site.client)
-        .detail(json!({ "before": site_summary(&site), "grants_removed": grants }));
+        .detail(detail);
     audit::append(&mut tx, &event).await?;
     tx.commit().await?;
     Ok(site)
@@ -499,15 +515,19 @@ pub async fn apply_import(
                 let after = store::sites::find_in(&mut *tx, id)
                     .await?
                     .ok_or_else(|| ManageError::UnknownSite(id.clone()))?;
+                let followed =
+                    messages::follow_site(&mut tx, before, Some(&after), by, now).await?;
+                let mut detail = json!({
+                    "before": site_summary(before),
+                    "after": site_summary(&after),
+                    "fields": fields,
+                    "import_line": p.line,
+                });
+                note_messages(&mut detail, followed);
                 let event = by
                     .did(now, kind::SITE_CHANGED)
                     .site(&after.id, &after.url, &after.client)
-                    .detail(json!({
-                        "before": site_summary(before),
-                        "after": site_summary(&after),
-                        "fields": fields,
-                        "import_line": p.line,
-                    }));
+                    .detail(detail);
                 audit::append(&mut tx, &event).await?;
             }
             import::Change::Unchanged => {}

@@ -110,6 +110,61 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// Point a site's messages that have not got through at its URL and client
+/// now (inside the caller's transaction): the next attempt goes there, and
+/// each message keeps its `seq`. Returns how many.
+pub async fn retarget(
+    conn: &mut AnyConnection,
+    site_id: &str,
+    url: &str,
+    client: &str,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE site_messages SET site_url = $2, client = $3 \
+         WHERE site_id = $1 AND state = 'pending' AND (site_url <> $2 OR client <> $3)",
+    )
+    .bind(site_id)
+    .bind(url)
+    .bind(client)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
+}
+
+/// Cancel a site's messages that have not got through, saying `why`
+/// (inside the caller's transaction); an attempt of theirs still marked
+/// sending is marked interrupted (one in flight still records its outcome
+/// on its attempt). Returns the messages cancelled.
+pub async fn cancel_for_site(
+    conn: &mut AnyConnection,
+    site_id: &str,
+    why: &str,
+    now: i64,
+) -> Result<Vec<Message>, sqlx::Error> {
+    let cancelled: Vec<Message> = sqlx::query_as(&format!(
+        "UPDATE site_messages SET state = 'cancelled', last_error = $2, done_at = $3, \
+         lease_owner = NULL, lease_until = NULL \
+         WHERE site_id = $1 AND state = 'pending' RETURNING {COLUMNS}"
+    ))
+    .bind(site_id)
+    .bind(why)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    if !cancelled.is_empty() {
+        sqlx::query(
+            "UPDATE site_message_attempts SET outcome = 'interrupted', finished_at = $2 \
+             WHERE outcome = 'sending' AND message_id IN \
+               (SELECT id FROM site_messages WHERE site_id = $1 AND state = 'cancelled')",
+        )
+        .bind(site_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(cancelled)
+}
+
 /// Claim up to `limit` due messages for `owner` until `lease_until`: no
 /// other instance claims them meanwhile (PostgreSQL skips rows another
 /// transaction holds; SQLite has one writer at a time). Counts the attempt

@@ -481,6 +481,153 @@ async fn an_answer_that_does_not_confirm_the_message_is_not_a_delivery(backend: 
     assert_eq!(outcomes, ["unexpected", "delivered"]);
 }
 
+/// A site's messages that have not got through follow it. When its URL
+/// changes, the next attempt goes to the new address (the token's audience
+/// is the site's URL when it is sent; the old address hears nothing more)
+/// and keeps its seq; when it is deleted or leaves the connector profile,
+/// they are cancelled, each with an audit record, and the checklist says so.
+async fn waiting_messages_follow_their_site(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let moved = sites.granted_site(&app, "old-home", SAM, "editor").await;
+    let deleted = sites.granted_site(&app, "deleted", SAM, "editor").await;
+    let leaving = sites.granted_site(&app, "leaving", SAM, "editor").await;
+    app.signed_in(SAM).await;
+    let admin = app.signed_in_fresh(ADMIN).await;
+    for name in ["old-home", "deleted", "leaving"] {
+        sites.set_down(name, true);
+    }
+    disable(&app, &admin, SAM).await;
+    assert_eq!(deliver(&app, "w").await, 3);
+    let written = messages_of(&app, SAM).await;
+    assert!(written.iter().all(|m| m.state == "pending"));
+
+    let save = |id: &str, url: &str, profile: &str| {
+        let (app, admin) = (&app, &admin);
+        let (id, url, profile) = (id.to_string(), url.to_string(), profile.to_string());
+        async move {
+            let site = agency_sso::service::sites::find_site(&app.state.db, &id)
+                .await
+                .unwrap();
+            let version = site.version.to_string();
+            let form = [
+                ("id", id.as_str()),
+                ("version", version.as_str()),
+                ("name", site.name.as_str()),
+                ("client", site.client.as_str()),
+                ("url", url.as_str()),
+                ("profile", profile.as_str()),
+                ("login_template", ""),
+                ("username_claim", ""),
+                ("signing", ""),
+                ("secret", ""),
+                ("roles", ""),
+                ("token_lifetime", ""),
+                ("enabled", "on"),
+                ("notes", ""),
+            ];
+            let (status, body) = server_fn(app, admin, "admin_save_site", &form).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    // The site moves; another is deleted; a third goes back to TWL SSO.
+    save(&moved, &sites.url("new-home"), "connector").await;
+    let (status, body) = server_fn(
+        &app,
+        &admin,
+        "admin_delete_site",
+        &[("id", &deleted), ("confirm", &sites.url("deleted"))],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    save(&leaving, &sites.url("leaving"), "twl-sso").await;
+
+    let after = messages_of(&app, SAM).await;
+    let of = |id: &str| after.iter().find(|m| m.site_id == id).unwrap().clone();
+    let was = |id: &str| written.iter().find(|m| m.site_id == id).unwrap().clone();
+    let retargeted = of(&moved);
+    assert_eq!(
+        (retargeted.state.as_str(), retargeted.site_url.as_str()),
+        ("pending", sites.url("new-home").as_str())
+    );
+    assert_eq!(retargeted.seq, was(&moved).seq);
+    for (id, why) in [
+        (&deleted, "the site was deleted"),
+        (
+            &leaving,
+            "no longer uses the connector profile (now twl-sso)",
+        ),
+    ] {
+        let m = of(id);
+        assert_eq!(m.state, "cancelled", "{m:?}");
+        assert!(m.last_error.as_deref().unwrap().contains(why), "{m:?}");
+    }
+    let cancelled = records(&app, kind::SITE_MESSAGE_CANCELLED).await;
+    assert_eq!(cancelled.len(), 2);
+    assert!(cancelled
+        .iter()
+        .all(|e| e.subject == SAM && e.actor == ADMIN));
+    let mut urls: Vec<&str> = cancelled.iter().map(|e| e.site_url.as_str()).collect();
+    urls.sort();
+    assert_eq!(urls, [sites.url("deleted"), sites.url("leaving")]);
+    let changed = records(&app, kind::SITE_CHANGED).await;
+    let detail: Value = serde_json::from_str(&changed[changed.len() - 2].detail).unwrap();
+    assert_eq!(detail["messages_retargeted"], 1, "{detail}");
+
+    // Every site answers again: only the moved one is tried, at its new
+    // address, with the audience it has now.
+    for name in ["old-home", "deleted", "leaving"] {
+        sites.set_down(name, false);
+    }
+    app.clock.advance(20);
+    sites.follow_clock(&app);
+    assert_eq!(deliver(&app, "w").await, 1);
+    let got = sites.received("new-home");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["seq"], retargeted.seq);
+    for name in ["old-home", "deleted", "leaving"] {
+        assert_eq!(
+            sites.arrivals(name),
+            1,
+            "{name} heard only the first attempt"
+        );
+    }
+
+    // The checklist says what became of each.
+    let id = person_id(&app, SAM).await;
+    let (_, list) = server_fn(&app, &admin, "admin_offboarding", &[("id", &id)]).await;
+    assert_eq!(
+        (list["cancelled"].as_u64(), list["done"].as_u64()),
+        (Some(2), Some(1)),
+        "{list}"
+    );
+    let steps = list["steps"].as_array().unwrap();
+    let step = |url: &str, state: &str| {
+        steps
+            .iter()
+            .find(|s| s["site_url"] == url && s["state"] == state)
+            .unwrap_or_else(|| panic!("no {state} step for {url}: {list}"))
+            .clone()
+    };
+    assert!(step(&sites.url("deleted"), "cancelled")["report"]
+        .as_str()
+        .unwrap()
+        .starts_with("Cancelled: the site was deleted"));
+    step(&sites.url("leaving"), "cancelled");
+    // Now on TWL SSO, where sessions are ended by hand.
+    step(&sites.url("leaving"), "by-hand");
+    step(&sites.url("new-home"), "done");
+    let csv = admin
+        .text(app.at(&format!("/admin/people/offboarding.csv?id={id}")))
+        .await;
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with(&format!("\"{}\",", sites.url("deleted")))
+                && l.contains("cancelled: the site was deleted")),
+        "{csv}"
+    );
+}
+
 /// An instance killed mid-send: its claim runs out and another instance
 /// sends the message; the site, which may have got the first attempt, gets
 /// a second one with its own jti, and the action is the same.
@@ -746,6 +893,7 @@ on_both_databases!(
     disabling_a_person_locks_them_out_of_every_connector_site,
     a_site_that_is_down_gets_the_message_when_it_is_back,
     an_answer_that_does_not_confirm_the_message_is_not_a_delivery,
+    waiting_messages_follow_their_site,
     a_message_claimed_by_a_killed_instance_is_sent_by_another,
     grant_changes_set_the_role_on_the_sites_entered,
     ending_wordpress_sessions_asks_every_connector_site,
