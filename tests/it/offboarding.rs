@@ -95,9 +95,11 @@ async fn disable(app: &TestApp, admin: &Browser, email: &str) {
 
 /// Sam entered one connector site and holds a grant on another; an admin
 /// disables him: both are told to lock his account (a connector site he
-/// has nothing to do with is not), each answer is recorded in the audit
-/// chain, and his checklist shows them beside the site on another plugin
-/// that must be handled by hand.
+/// has nothing to do with is not). The one he entered locks the account it
+/// made at his launch and ends its session; the other has no account for
+/// him. Each answer is recorded in the audit chain, and his checklist
+/// shows them beside the site on another plugin that must be handled by
+/// hand.
 async fn disabling_a_person_locks_them_out_of_every_connector_site(backend: Backend) {
     let app = TestApp::start(backend).await;
     let sites = StandInSites::start(&app).await;
@@ -109,7 +111,9 @@ async fn disabling_a_person_locks_them_out_of_every_connector_site(backend: Back
         grant(&app, SAM, s, "editor").await;
     }
     let sam = app.signed_in(SAM).await;
-    assert_eq!(app.launch(&sam, &entered).await.status(), 303);
+    let landed = sites.enter(&app, &sam, &entered).await;
+    assert_eq!(landed["user"]["role"], "editor", "{landed}");
+    assert_eq!(landed["user"]["sessions"], 1, "{landed}");
     let admin = app.signed_in_fresh(ADMIN).await;
 
     disable(&app, &admin, SAM).await;
@@ -141,6 +145,19 @@ async fn disabling_a_person_locks_them_out_of_every_connector_site(backend: Back
         .await
         .iter()
         .all(|m| m.state == "done"));
+    // The account the launch made is locked, its session ended; the site
+    // he never entered has no account for him.
+    let there = sites.user("entered", SAM).unwrap();
+    assert!(there["locked_at"].as_i64().unwrap() > 0, "{there}");
+    assert_eq!(
+        (there["sessions"].as_i64(), there["role"].as_str()),
+        (Some(0), Some("editor"))
+    );
+    assert_eq!(
+        there["subject"],
+        format!("{} {sam_id}", app.state.config.public_url)
+    );
+    assert!(sites.users("granted").is_empty());
 
     // The audit chain names each site and what it reported.
     let delivered = records(&app, kind::SITE_MESSAGE_DELIVERED).await;
@@ -153,8 +170,30 @@ async fn disabling_a_person_locks_them_out_of_every_connector_site(backend: Back
         let d: Value = serde_json::from_str(&e.detail).unwrap();
         assert_eq!(d["action"], "lock");
         assert_eq!(d["cause"], "person_disabled");
-        assert_eq!(d["site_answer"]["locked"], true);
-        assert_eq!(d["site_answer"]["sessions_ended"], 1);
+        let a = &d["site_answer"];
+        if e.site_url == sites.url("entered") {
+            assert_eq!(
+                (
+                    &a["user_found"],
+                    &a["locked"],
+                    &a["sessions_ended"],
+                    &a["role_before"]
+                ),
+                (
+                    &Value::Bool(true),
+                    &Value::Bool(true),
+                    &Value::from(1),
+                    &Value::from("editor")
+                ),
+                "{a}"
+            );
+        } else {
+            assert_eq!(
+                (&a["user_found"], &a["locked"], &a["role_before"]),
+                (&Value::Bool(false), &Value::Bool(false), &Value::Null),
+                "{a}"
+            );
+        }
     }
 
     // The checklist, in the console and as the CSV an agency hands a client.
@@ -181,6 +220,12 @@ async fn disabling_a_person_locks_them_out_of_every_connector_site(backend: Back
         report.contains("1 session(s) ended") && report.contains("account locked"),
         "{report}"
     );
+    // The branch for a site where they never had an account.
+    let (state, report) = state_of(&sites.url("granted"));
+    assert_eq!(
+        (state.as_str(), report.as_str()),
+        ("done", "No account for them there: nothing to do.")
+    );
     let (state, report) = state_of("https://old.acme.example");
     assert_eq!(state, "by-hand");
     assert!(
@@ -197,12 +242,21 @@ async fn disabling_a_person_locks_them_out_of_every_connector_site(backend: Back
     assert!(csv.starts_with("site_url,client,profile,action"), "{csv}");
     let line = csv
         .lines()
-        .find(|l| l.starts_with(&format!("\"{}\",", sites.url("granted"))))
+        .find(|l| l.starts_with(&format!("\"{}\",", sites.url("entered"))))
         .unwrap();
     assert!(
         line.contains(r#","lock","#)
-            && line.contains(r#","done","#)
-            && line.contains(r#","true","#),
+            && line.contains(r#","done","carried out","#)
+            && line.contains(r#","true","1","0","editor","editor","true","#),
+        "{line}"
+    );
+    let line = csv
+        .lines()
+        .find(|l| l.starts_with(&format!("\"{}\",", sites.url("granted"))))
+        .unwrap();
+    assert!(
+        line.contains(r#","done","no account for them there: nothing to do","#)
+            && line.contains(r#","false","0","0","","","false","#),
         "{line}"
     );
     assert!(csv
@@ -628,6 +682,326 @@ async fn waiting_messages_follow_their_site(backend: Backend) {
     );
 }
 
+/// The sites find the person as the plugin does: by the stable subject;
+/// an account bound by an older dashboard to the e-mail subject is moved
+/// over to it (at a message or a launch, the same account either way); an
+/// unbound account with the address is matched, but one bound to someone
+/// else, or one that administers the site, is not the person's ("no
+/// account for them there"), is left alone, and a launch into it is refused.
+async fn sites_find_the_person_by_the_stable_subject(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let iss = app.state.config.public_url.clone();
+    let mut ids = std::collections::HashMap::new();
+    for name in ["legacy", "plain", "taken", "admin"] {
+        ids.insert(name, sites.granted_site(&app, name, SAM, "editor").await);
+    }
+    let legacy = format!("{iss} {SAM}");
+    sites.add_user(
+        "legacy",
+        "sam",
+        serde_json::json!({ "email": SAM, "subject": legacy, "role": "editor", "sessions": 2 }),
+    );
+    sites.add_user(
+        "plain",
+        "sam",
+        serde_json::json!({ "email": SAM, "role": "author", "sessions": 1 }),
+    );
+    let someone = format!("{iss} 00000000-0000-4000-8000-000000000000");
+    sites.add_user(
+        "taken",
+        "sam2",
+        serde_json::json!({ "email": SAM, "subject": someone, "role": "author", "sessions": 1 }),
+    );
+    sites.add_user(
+        "admin",
+        "owner",
+        serde_json::json!({ "email": SAM, "role": "administrator", "sessions": 1 }),
+    );
+    app.signed_in(SAM).await;
+    let admin = app.signed_in_fresh(ADMIN).await;
+    let stable = format!("{iss} {}", person_id(&app, SAM).await);
+
+    disable(&app, &admin, SAM).await;
+    assert_eq!(deliver(&app, "w").await, 4);
+    let found = |name: &str| sites.received(name)[0]["user_found"].clone();
+    // The legacy binding, moved to the stable subject and locked.
+    assert_eq!(found("legacy"), true);
+    let there = sites.user("legacy", SAM).unwrap();
+    assert_eq!(there["subject"], stable.as_str());
+    assert!(there["locked_at"].as_i64().unwrap() > 0 && there["sessions"] == 0);
+    // An unbound account with the address: locked, not bound by a message.
+    assert_eq!(found("plain"), true);
+    let there = sites.user("plain", SAM).unwrap();
+    assert!(there["locked_at"].as_i64().unwrap() > 0 && there["subject"] == "");
+    // Someone else's account, and an administrator's: not touched.
+    for (name, subject) in [("taken", someone.as_str()), ("admin", "")] {
+        assert_eq!(found(name), false, "{name}");
+        let there = sites.user(name, SAM).unwrap();
+        assert_eq!(
+            (
+                there["locked_at"].as_i64(),
+                there["sessions"].as_i64(),
+                there["subject"].as_str()
+            ),
+            (Some(0), Some(1), Some(subject)),
+            "{name}: {there}"
+        );
+    }
+    let id = person_id(&app, SAM).await;
+    let (_, list) = server_fn(&app, &admin, "admin_offboarding", &[("id", &id)]).await;
+    let report = |name: &str| {
+        list["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["site_url"] == sites.url(name).as_str())
+            .unwrap()["report"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(report("legacy"), "2 session(s) ended, account locked");
+    for name in ["taken", "admin"] {
+        assert_eq!(report(name), "No account for them there: nothing to do.");
+    }
+
+    // Let back in, Sam launches: the same accounts (the lock lifted by a
+    // token issued after it), now all bound to his stable subject; the
+    // accounts that are not his are refused.
+    let (status, body) = server_fn(
+        &app,
+        &admin,
+        "admin_set_standing",
+        &[("id", &id), ("change", "enable")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    app.clock.advance(1);
+    sites.follow_clock(&app);
+    let sam = app.signed_in(SAM).await;
+    for (name, login) in [("legacy", "sam"), ("plain", "sam")] {
+        let landed = sites.enter(&app, &sam, &ids[name]).await;
+        assert_eq!(landed["user"]["login"], login, "{name}: {landed}");
+        assert_eq!(landed["user"]["subject"], stable.as_str());
+        assert_eq!(landed["user"]["locked_at"], 0);
+        assert_eq!(sites.users(name).len(), 1, "{name}: one account");
+    }
+    assert_eq!(
+        sites.enter(&app, &sam, &ids["taken"]).await["error"],
+        "account_bound_elsewhere"
+    );
+    assert_eq!(
+        sites.enter(&app, &sam, &ids["admin"]).await["error"],
+        "account_link_required"
+    );
+}
+
+/// A lock still on its way (the site was down) arrives after a newer
+/// change the site has applied: the site answers it as superseded and does
+/// nothing, the dashboard counts it as delivered, and the checklist says a
+/// newer change had been applied.
+async fn an_older_message_than_the_site_applied_is_superseded(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = sites.granted_site(&app, "blog", SAM, "editor").await;
+    let sam = app.signed_in(SAM).await;
+    sites.enter(&app, &sam, &blog).await;
+    let admin = app.signed_in_fresh(ADMIN).await;
+    let id = person_id(&app, SAM).await;
+
+    // Disabled while the blog is down: the lock waits for its next try.
+    sites.set_down("blog", true);
+    disable(&app, &admin, SAM).await;
+    assert_eq!(deliver(&app, "w").await, 1);
+    // Let back in, and given a lower role: the newer change, due at once.
+    let (status, body) = server_fn(
+        &app,
+        &admin,
+        "admin_set_standing",
+        &[("id", &id), ("change", "enable")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    grant(&app, SAM, &blog, "author").await;
+    let waiting = messages_of(&app, SAM).await;
+    let of = |action: &str| waiting.iter().find(|m| m.action == action).unwrap();
+    assert_eq!(waiting.len(), 2);
+    assert!(of("lock").seq < of("set-role").seq);
+    sites.set_down("blog", false);
+    assert_eq!(deliver(&app, "w").await, 1);
+    assert_eq!(sites.user("blog", SAM).unwrap()["role"], "author");
+
+    // The lock's next try: older than what the blog applied.
+    app.clock.advance(20);
+    sites.follow_clock(&app);
+    assert_eq!(deliver(&app, "w").await, 1);
+    let got = sites.received("blog");
+    assert_eq!(got.last().unwrap()["superseded"], true, "{got:?}");
+    let there = sites.user("blog", SAM).unwrap();
+    assert_eq!(
+        (
+            there["role"].as_str(),
+            there["locked_at"].as_i64(),
+            there["sessions"].as_i64()
+        ),
+        (Some("author"), Some(0), Some(1)),
+        "nothing done: {there}"
+    );
+    let done = messages_of(&app, SAM).await;
+    assert!(done.iter().all(|m| m.state == "done"), "{done:?}");
+    let delivered = records(&app, kind::SITE_MESSAGE_DELIVERED).await;
+    let d: Value = serde_json::from_str(&delivered.last().unwrap().detail).unwrap();
+    assert_eq!(
+        (&d["action"], &d["site_answer"]["superseded"]),
+        (&Value::from("lock"), &Value::Bool(true))
+    );
+    let (_, list) = server_fn(&app, &admin, "admin_offboarding", &[("id", &id)]).await;
+    let step = list["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["asked"] == "Lock the account")
+        .unwrap()
+        .clone();
+    assert_eq!(step["state"], "done");
+    assert!(
+        step["report"]
+            .as_str()
+            .unwrap()
+            .starts_with("Superseded by a newer change"),
+        "{step}"
+    );
+    let csv = admin
+        .text(app.at(&format!("/admin/people/offboarding.csv?id={id}")))
+        .await;
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(r#","lock","#) && l.contains("superseded by a newer change")),
+        "{csv}"
+    );
+}
+
+/// A message signed right after an emergency rotation reaches a site that
+/// cached the key set before it: the site fetches the set again for the
+/// unknown kid, as the plugin does. A second rotation within the minute
+/// finds the site holding off (one refetch a minute): the message is
+/// refused as signed by an unknown key, tried again, and delivered once
+/// the minute is over. And the cache lasts the max-age the dashboard sends.
+async fn a_message_right_after_an_emergency_rotation_gets_through(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = sites.granted_site(&app, "blog", SAM, "editor").await;
+    let sam = app.signed_in(SAM).await;
+    sites.enter(&app, &sam, &blog).await;
+    assert_eq!(sites.key_fetches("blog"), 1);
+    let admin = app.signed_in_fresh(ADMIN).await;
+    let id = person_id(&app, SAM).await;
+    let revoke = |why: &'static str| {
+        let app = &app;
+        async move {
+            let kid = app.state.keys.signer().unwrap().kid().to_string();
+            app.state
+                .keys
+                .revoke(
+                    &kid,
+                    why,
+                    &agency_sso::domain::audit::Actor::command_line(),
+                    app.clock.now_for_tests(),
+                )
+                .await
+                .unwrap();
+            let now = app.state.keys.signer().unwrap().kid().to_string();
+            assert_ne!(now, kid);
+            now
+        }
+    };
+    let end_sessions = || {
+        let (app, admin, id) = (&app, &admin, &id);
+        async move {
+            let (status, body) = server_fn(
+                app,
+                admin,
+                "admin_end_wordpress_sessions",
+                &[("person", id)],
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    let ending = || {
+        let app = &app;
+        async move {
+            messages_of(app, SAM)
+                .await
+                .into_iter()
+                .rfind(|m| m.action == "end-sessions")
+                .unwrap()
+        }
+    };
+    // Emergency: the key the site cached is revoked, a new one signs.
+    revoke("test: suspected leak").await;
+    disable(&app, &admin, SAM).await;
+    assert_eq!(deliver(&app, "w").await, 1);
+    assert_eq!(messages_of(&app, SAM).await[0].state, "done");
+    assert!(
+        sites.user("blog", SAM).unwrap()["locked_at"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(
+        sites.key_fetches("blog"),
+        2,
+        "fetched again for the new kid"
+    );
+
+    // Again within the minute: the site does not fetch again yet.
+    revoke("test: the new one leaked too").await;
+    end_sessions().await;
+    assert_eq!(deliver(&app, "w").await, 1);
+    let m = ending().await;
+    assert_eq!(m.state, "pending");
+    assert_eq!(m.last_error.as_deref(), Some("HTTP 401: unknown_key"));
+    assert_eq!(sites.key_fetches("blog"), 2);
+    // Its next tries (15 s, then 30 s on) still fall within the minute.
+    for wait in [20, 30] {
+        app.clock.advance(wait);
+        sites.follow_clock(&app);
+        assert_eq!(deliver(&app, "w").await, 1);
+        assert_eq!(sites.key_fetches("blog"), 2);
+    }
+    app.clock.advance(60);
+    sites.follow_clock(&app);
+    assert_eq!(deliver(&app, "w").await, 1);
+    assert_eq!(sites.key_fetches("blog"), 3);
+    let got: Vec<String> = store::messages::attempts_for_person(&app.state.db, &id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.message_id == m.id)
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(got, ["retry", "retry", "retry", "delivered"]);
+
+    // Known keys are served from the cache for its max-age (300 s here),
+    // then fetched again.
+    app.clock.advance(200);
+    sites.follow_clock(&app);
+    end_sessions().await;
+    assert_eq!(deliver(&app, "w").await, 1);
+    assert_eq!(sites.key_fetches("blog"), 3);
+    app.clock.advance(120);
+    sites.follow_clock(&app);
+    end_sessions().await;
+    assert_eq!(deliver(&app, "w").await, 1);
+    assert_eq!(sites.key_fetches("blog"), 4);
+    assert!(messages_of(&app, SAM)
+        .await
+        .iter()
+        .all(|m| m.state == "done"));
+}
+
 /// An instance killed mid-send: its claim runs out and another instance
 /// sends the message; the site, which may have got the first attempt, gets
 /// a second one with its own jti, and the action is the same.
@@ -695,8 +1069,12 @@ async fn grant_changes_set_the_role_on_the_sites_entered(backend: Backend) {
     grant(&app, SAM, &blog, "editor").await;
     grant(&app, SAM, &never, "editor").await;
     let sam = app.signed_in(SAM).await;
-    assert_eq!(app.launch(&sam, &blog).await.status(), 303);
+    assert_eq!(
+        sites.enter(&app, &sam, &blog).await["user"]["role"],
+        "editor"
+    );
     let admin = app.signed_in_fresh(ADMIN).await;
+    let on = |name: &str| sites.user(name, SAM).unwrap();
     let form = |site: &str, role: &str, minutes: &str| {
         vec![
             ("site", site.to_string()),
@@ -726,6 +1104,11 @@ async fn grant_changes_set_the_role_on_the_sites_entered(backend: Backend) {
     assert_eq!(sites.received("blog")[0]["action"], "set-role");
     assert_eq!(sites.received("blog")[0]["role"], "author");
     assert!(sites.received("never").is_empty());
+    // The blog's account has that role now, its session kept.
+    assert_eq!(
+        (on("blog")["role"].as_str(), on("blog")["sessions"].as_i64()),
+        (Some("author"), Some(1))
+    );
     // The same role again: nothing to say.
     call("admin_grant", form(&blog, "author", "")).await;
     assert_eq!(deliver(&app, "w").await, 0);
@@ -742,6 +1125,14 @@ async fn grant_changes_set_the_role_on_the_sites_entered(backend: Backend) {
         (got[1]["action"].as_str(), got[1]["role"].as_str()),
         (Some("set-role"), Some(""))
     );
+    // No role there any more, the account locked and its session ended.
+    let there = on("blog");
+    assert_eq!(
+        (there["role"].as_str(), there["sessions"].as_i64()),
+        (Some(""), Some(0)),
+        "{there}"
+    );
+    assert!(there["locked_at"].as_i64().unwrap() > 0, "{there}");
 
     // Through a team: the shop, entered as a team's contributor, then the
     // membership ends.
@@ -763,7 +1154,10 @@ async fn grant_changes_set_the_role_on_the_sites_entered(backend: Backend) {
         ],
     )
     .await;
-    assert_eq!(app.launch(&sam, &shop).await.status(), 303);
+    assert_eq!(
+        sites.enter(&app, &sam, &shop).await["user"]["role"],
+        "contributor"
+    );
     assert_eq!(
         deliver(&app, "w").await,
         0,
@@ -780,6 +1174,7 @@ async fn grant_changes_set_the_role_on_the_sites_entered(backend: Backend) {
         (got[0]["action"].as_str(), got[0]["role"].as_str()),
         (Some("set-role"), Some(""))
     );
+    assert_eq!(on("shop")["role"], "");
 
     // A time-limited grant ends: the job notices, records it, and the site
     // is told the role Sam holds there now (the lasting one).
@@ -819,6 +1214,12 @@ async fn grant_changes_set_the_role_on_the_sites_entered(backend: Backend) {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     let id = person_id(&app, SAM).await;
     assert!(got.iter().all(|m| m["sub"] == id.as_str()), "{got:?}");
+    // The blog holds the last of them: subscriber, still locked since the
+    // revoke (a launch after it would lift the lock).
+    let there = on("blog");
+    assert_eq!(there["role"], "subscriber");
+    assert_eq!(there["last_seq"], *seqs.last().unwrap());
+    assert!(there["locked_at"].as_i64().unwrap() > 0);
 }
 
 /// "End all WordPress sessions", from the console and the command line.
@@ -830,6 +1231,14 @@ async fn ending_wordpress_sessions_asks_every_connector_site(backend: Backend) {
     site(&app, "Old", "https://old.acme.example", "twl-sso").await;
     grant(&app, SAM, &one, "editor").await;
     grant(&app, SAM, &two, "author").await;
+    // Sam has an account on the first, made by hand before the plugin (not
+    // bound yet: matched by e-mail), signed in twice, with an application
+    // password; none on the second.
+    sites.add_user(
+        "one",
+        "sam",
+        serde_json::json!({ "email": SAM, "role": "editor", "sessions": 2, "app_passwords": 1 }),
+    );
     app.signed_in(SAM).await;
     let admin = app.signed_in_fresh(ADMIN).await;
     let id = person_id(&app, SAM).await;
@@ -851,6 +1260,36 @@ async fn ending_wordpress_sessions_asks_every_connector_site(backend: Backend) {
     for name in ["one", "two"] {
         assert_eq!(sites.received(name)[0]["action"], "end-sessions");
     }
+    let there = sites.user("one", SAM).unwrap();
+    assert_eq!(
+        (
+            there["sessions"].as_i64(),
+            there["app_passwords"].as_i64(),
+            there["locked_at"].as_i64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{there}"
+    );
+    let (_, list) = server_fn(&app, &admin, "admin_offboarding", &[("id", &id)]).await;
+    let report = |url: String| {
+        list["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["site_url"] == url.as_str())
+            .unwrap()["report"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        report(sites.url("one")),
+        "2 session(s) ended, 1 application password(s) revoked"
+    );
+    assert_eq!(
+        report(sites.url("two")),
+        "No account for them there: nothing to do."
+    );
     let asked = records(&app, kind::SITE_SESSIONS_END_REQUESTED).await;
     assert_eq!(asked[0].actor, ADMIN);
 
@@ -894,6 +1333,9 @@ on_both_databases!(
     a_site_that_is_down_gets_the_message_when_it_is_back,
     an_answer_that_does_not_confirm_the_message_is_not_a_delivery,
     waiting_messages_follow_their_site,
+    sites_find_the_person_by_the_stable_subject,
+    an_older_message_than_the_site_applied_is_superseded,
+    a_message_right_after_an_emergency_rotation_gets_through,
     a_message_claimed_by_a_killed_instance_is_sent_by_another,
     grant_changes_set_the_role_on_the_sites_entered,
     ending_wordpress_sessions_asks_every_connector_site,

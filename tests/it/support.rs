@@ -865,6 +865,62 @@ impl StandInSites {
         id
     }
 
+    /// Launch `site_id` from the dashboard as `browser`, and follow the
+    /// redirect to the stand-in site `name`, which signs the person in as
+    /// the plugin does: the user it bound or created (`{"user": ...}`), or
+    /// the refusal's code (`{"error": ...}`).
+    pub async fn enter(
+        &self,
+        app: &TestApp,
+        browser: &Browser,
+        site_id: &str,
+    ) -> serde_json::Value {
+        let res = app.launch(browser, site_id).await;
+        assert_eq!(res.status(), 303, "the launch answers 303");
+        let location = res.headers()[reqwest::header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(location.starts_with(&self.base), "{location}");
+        reqwest::get(location).await.unwrap().json().await.unwrap()
+    }
+
+    /// A user of the site `name`, as a site admin made it: `login` with
+    /// the fields given (`email`, `subject` ("{issuer} {sub}", or "" for
+    /// none), `role`, `admin`, `locked_at`, `sessions`, `app_passwords`,
+    /// `last_seq`; the rest as for a new account).
+    pub fn add_user(&self, name: &str, login: &str, fields: serde_json::Value) {
+        let file = self.dir.path().join(format!("{name}.users.json"));
+        let mut users = self.users(name);
+        users.insert(login.to_string(), fields);
+        std::fs::write(file, serde_json::Value::Object(users).to_string()).unwrap();
+    }
+
+    /// The users of the site `name`, by login, as it keeps them.
+    pub fn users(&self, name: &str) -> serde_json::Map<String, serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.users.json")))
+            .unwrap_or_default();
+        match serde_json::from_str(&text) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => Default::default(),
+        }
+    }
+
+    /// The user of the site `name` with this address, if any.
+    pub fn user(&self, name: &str, email: &str) -> Option<serde_json::Value> {
+        self.users(name)
+            .into_values()
+            .find(|u| u["email"].as_str() == Some(email))
+    }
+
+    /// How many times the site `name` fetched the dashboard's key set.
+    pub fn key_fetches(&self, name: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.key-fetches")))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
     /// How many messages reached a site, carried out or not (a slow site
     /// counts one as soon as it arrives).
     pub fn arrivals(&self, name: &str) -> usize {
@@ -874,7 +930,9 @@ impl StandInSites {
             .count()
     }
 
-    /// What a site carried out, in order: action, role, email, sub, seq, jti.
+    /// The messages a site took (verified, not replays), in order: action,
+    /// role, email, sub, seq, jti, and whether it found the user and
+    /// whether the message was superseded.
     pub fn received(&self, name: &str) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
             .unwrap_or_default()

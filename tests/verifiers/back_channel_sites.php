@@ -3,30 +3,70 @@
  * Stand-in connector sites for the dashboard's tests, served by PHP's
  * built-in server (`php -S host:port back_channel_sites.php`): every path
  * `/{name}` is a site whose URL (the audience) is `http://{host}/{name}`.
- * A message POSTed to `/{name}/?rest_route=/agency-sso/v1/back-channel` is
- * checked by the connector plugin's own code (Agency_SSO_Logout_Token over
- * Agency_SSO_JWT, keys from the dashboard's JWKS, cached and fetched again
- * on an unknown kid), its jti kept single-use,
- * and answered as the plugin answers, with the same status codes.
+ * Each keeps real state (its users, their sessions, its key cache) and
+ * follows the connector plugin's rules, with the plugin's own code where
+ * that code runs outside WordPress:
+ *
+ * - POST `/{name}/?rest_route=/agency-sso/v1/back-channel`: a message,
+ *   checked by Agency_SSO_Logout_Token over Agency_SSO_JWT, its jti kept
+ *   single-use, carried out on the site's users as
+ *   Agency_SSO_Back_Channel::handle does (the user bound to the stable
+ *   subject, else to the legacy e-mail subject, moved over, else an unbound
+ *   account with the address that administers nothing; a lock or set-role
+ *   no newer than the last one carried out for that user answered as
+ *   superseded, nothing done), and answered in the plugin's shape with the
+ *   plugin's status codes.
+ * - GET `/{name}/wp-login.php?action=agency_sso&token=JWT`: a launch,
+ *   checked as the plugin checks one (the Referer aside), the user bound,
+ *   created or refused as Agency_SSO_Users::sign_in_user does, given the
+ *   token's role and a session. The answer is JSON: the user, or the
+ *   refusal's code (HTTP 403).
+ *
+ * Each site keeps the dashboard's key set as Agency_SSO_Keys does: cached
+ * for the max-age of the JWKS response's Cache-Control (60 s to a day;
+ * 300 s without one), fetched again on an unknown kid at most once a
+ * minute (a failed fetch holds off the next for a minute too), the last
+ * good set used while fetches fail, none trusted 7 days after it was
+ * fetched.
  *
  * Environment: AGENCY_SSO_ISSUER, AGENCY_SSO_JWKS_URI, STAND_IN_DIR.
- * In STAND_IN_DIR: each message that arrives adds a line to `{name}.arrived`
- * (before anything else is done with it); `{name}.down` makes the site answer 503; `{name}.slow`
- * (holding seconds) makes it wait that long first; each message carried
- * out is appended to `{name}.log` as a JSON line (action, role, email, sub,
- * seq, jti); `{name}.answer`, when present, is the site's answer to every
- * message it takes (HTTP 200, `{jti}` replaced by the message's);
- * `clock` holds seconds added to this machine's time (the dashboard's test
- * clock moves, and the sites' must follow it).
+ * In STAND_IN_DIR, for a site `{name}`:
+ * - `{name}.users.json`: its users by login, each with `email`, `subject`
+ *   (the binding, "{issuer} {sub}", or ""), `role` ("" for none), `admin`
+ *   (administers the site: never bound by e-mail, as is an administrator),
+ *   `locked_at`, `sessions`, `app_passwords` and `last_seq`; tests write
+ *   users there and read them back;
+ * - `{name}.arrived`: a line per message that arrives, before anything is
+ *   done with it; `{name}.down` makes the site answer 503; `{name}.slow`
+ *   (seconds) makes it wait that long first;
+ * - `{name}.log`: a JSON line per message taken (verified and not a
+ *   replay): action, role, email, sub, seq, jti, user_found, superseded;
+ * - `{name}.answer`: when present, the answer to every message taken
+ *   (HTTP 200, `{jti}` replaced by the message's), as a compromised or
+ *   broken site might answer;
+ * - `{name}.keys.json`, `{name}.keys-good.json`, `{name}.keys-throttle`:
+ *   the key cache; `{name}.key-fetches`: a line per fetch of the key set.
+ * And `clock`: seconds added to this machine's time (the dashboard's test
+ * clock moves, and the sites' follow it).
  */
 
 require __DIR__ . '/../../wordpress/agency-sso-connector/includes/class-agency-sso-error.php';
 require __DIR__ . '/../../wordpress/agency-sso-connector/includes/class-agency-sso-jwt.php';
 require __DIR__ . '/../../wordpress/agency-sso-connector/includes/class-agency-sso-logout-token.php';
 
-$dir  = getenv( 'STAND_IN_DIR' );
-$path = parse_url( $_SERVER['REQUEST_URI'], PHP_URL_PATH );
-$name = trim( (string) $path, '/' );
+const MIN_AGE       = 60;
+const MAX_AGE       = 86400;
+const DEFAULT_AGE   = 300;
+const REFETCH_GAP   = 60;
+const MAX_STALENESS = 7 * 86400;
+const ROLES         = array( 'administrator', 'editor', 'author', 'contributor', 'subscriber' );
+
+$dir    = getenv( 'STAND_IN_DIR' );
+$issuer = (string) getenv( 'AGENCY_SSO_ISSUER' );
+$parts  = explode( '/', trim( (string) parse_url( $_SERVER['REQUEST_URI'], PHP_URL_PATH ), '/' ), 2 );
+$name   = $parts[0];
+$route  = $parts[1] ?? '';
+$now    = time() + (int) @file_get_contents( "$dir/clock" );
 
 /**
  * Send a JSON answer and stop.
@@ -41,66 +81,376 @@ function answer( int $status, array $body ): void {
 	exit;
 }
 
-if ( 1 !== preg_match( '/\A[a-z0-9-]+\z/', $name ) || 'POST' !== $_SERVER['REQUEST_METHOD']
-	|| ( $_GET['rest_route'] ?? '' ) !== '/agency-sso/v1/back-channel' ) {
-	answer( 404, array( 'code' => 'rest_no_route' ) );
-}
-file_put_contents( "$dir/$name.arrived", time() . "\n", FILE_APPEND | LOCK_EX );
-if ( file_exists( "$dir/$name.down" ) ) {
-	answer( 503, array( 'error' => 'site_down' ) );
-}
-if ( file_exists( "$dir/$name.slow" ) ) {
-	sleep( (int) file_get_contents( "$dir/$name.slow" ) );
+/**
+ * A file of this site's in STAND_IN_DIR.
+ *
+ * @param string $what The file's suffix.
+ */
+function site_file( string $what ): string {
+	global $dir, $name;
+	return "$dir/$name.$what";
 }
 
 /**
- * The dashboard's keys as the plugin keeps them: cached (shared by every
- * site here), fetched again when a token names a key not in the cache.
+ * A JSON file's content, or null.
  *
- * @param string $dir     Where the cache lives.
- * @param bool   $refresh Fetch even when cached.
+ * @param string $file The file.
  */
-function key_set( string $dir, bool $refresh ): array {
-	$cached = @file_get_contents( "$dir/jwks.json" );
-	if ( $refresh || false === $cached ) {
-		$cached = @file_get_contents( getenv( 'AGENCY_SSO_JWKS_URI' ) );
-		if ( false === $cached ) {
-			throw new Agency_SSO_Error( 'dashboard_unreachable', 'The dashboard cannot be reached.' );
-		}
-		// Written aside, then renamed: another worker never reads half a file.
-		$part = "$dir/jwks.json." . getmypid();
-		file_put_contents( $part, $cached );
-		rename( $part, "$dir/jwks.json" );
+function read_json( string $file ): ?array {
+	$text = @file_get_contents( $file );
+	$v    = false === $text ? null : json_decode( $text, true );
+	return is_array( $v ) ? $v : null;
+}
+
+/**
+ * Write a JSON file aside, then rename it: no worker reads half a file.
+ *
+ * @param string $file  The file.
+ * @param mixed  $value The content.
+ */
+function write_json( string $file, $value ): void {
+	$part = "$file." . getmypid();
+	file_put_contents( $part, json_encode( $value, JSON_PRETTY_PRINT | JSON_UNESCAPED_SLASHES ) );
+	rename( $part, $file );
+}
+
+$is_message = '' === $route && 'POST' === $_SERVER['REQUEST_METHOD']
+	&& ( $_GET['rest_route'] ?? '' ) === '/agency-sso/v1/back-channel';
+$is_launch  = 'wp-login.php' === $route && 'GET' === $_SERVER['REQUEST_METHOD']
+	&& ( $_GET['action'] ?? '' ) === 'agency_sso';
+if ( 1 !== preg_match( '/\A[a-z0-9-]+\z/', $name ) || ! ( $is_message || $is_launch ) ) {
+	answer( 404, array( 'code' => 'rest_no_route' ) );
+}
+if ( $is_message ) {
+	file_put_contents( site_file( 'arrived' ), time() . "\n", FILE_APPEND | LOCK_EX );
+	if ( file_exists( site_file( 'down' ) ) ) {
+		answer( 503, array( 'error' => 'site_down' ) );
 	}
-	return Agency_SSO_JWT::parse_key_set( $cached );
+	if ( file_exists( site_file( 'slow' ) ) ) {
+		sleep( (int) file_get_contents( site_file( 'slow' ) ) );
+	}
+}
+
+// The key set, as Agency_SSO_Keys keeps it.
+
+/**
+ * Fetch the key set now, or null when it cannot be had.
+ */
+function fetch_keys(): ?array {
+	global $now;
+	file_put_contents( site_file( 'key-fetches' ), "$now\n", FILE_APPEND | LOCK_EX );
+	$body    = @file_get_contents( getenv( 'AGENCY_SSO_JWKS_URI' ) );
+	$headers = $http_response_header ?? array();
+	if ( false === $body || ! preg_match( '#\AHTTP/\S+ 200#', $headers[0] ?? '' ) ) {
+		return null;
+	}
+	$cache_control = '';
+	foreach ( $headers as $h ) {
+		if ( 0 === stripos( $h, 'cache-control:' ) ) {
+			$cache_control = trim( substr( $h, strlen( 'cache-control:' ) ) );
+		}
+	}
+	try {
+		$keys = Agency_SSO_JWT::parse_key_set( $body );
+	} catch ( Agency_SSO_Error $e ) {
+		return null;
+	}
+	$age = Agency_SSO_JWT::max_age( $cache_control );
+	return array(
+		'keys'       => $keys,
+		'fetched_at' => $now,
+		'max_age'    => null === $age ? DEFAULT_AGE : max( MIN_AGE, min( MAX_AGE, $age ) ),
+	);
+}
+
+/**
+ * Whether a refetch for an unknown kid, or a failed fetch, was within the last minute.
+ */
+function throttled(): bool {
+	global $now;
+	$at = @file_get_contents( site_file( 'keys-throttle' ) );
+	return false !== $at && $now - (int) $at < REFETCH_GAP;
+}
+
+/**
+ * No other refetch for a minute.
+ */
+function throttle(): void {
+	global $now;
+	file_put_contents( site_file( 'keys-throttle' ), (string) $now );
+}
+
+/**
+ * Fetch now: cached and kept as the last good set, or (failing) the last good set.
+ */
+function refresh_keys(): ?array {
+	$set = fetch_keys();
+	if ( null === $set ) {
+		throttle();
+		return read_json( site_file( 'keys-good.json' ) );
+	}
+	write_json( site_file( 'keys.json' ), $set );
+	write_json( site_file( 'keys-good.json' ), $set );
+	return $set;
+}
+
+/**
+ * Refuse a set fetched too long ago.
+ *
+ * @param array|null $set The set at hand.
+ * @throws Agency_SSO_Error When it is too old.
+ */
+function refuse_stale( ?array $set ): void {
+	global $now;
+	if ( null !== $set && $now - (int) $set['fetched_at'] > MAX_STALENESS ) {
+		throw new Agency_SSO_Error( 'key_set_stale', 'The key set is too old to trust.' );
+	}
+}
+
+/**
+ * The public key for a kid, as Agency_SSO_Keys::key_for_kid finds it.
+ *
+ * @param string $kid The token's kid.
+ */
+function key_for_kid( string $kid ): ?string {
+	global $now;
+	$set = read_json( site_file( 'keys.json' ) );
+	if ( null !== $set && (int) $set['fetched_at'] + (int) $set['max_age'] <= $now ) {
+		$set = null;
+	}
+	$fetched = false;
+	if ( null === $set ) {
+		if ( ! throttled() ) {
+			$set     = refresh_keys();
+			$fetched = true;
+		} else {
+			$set = read_json( site_file( 'keys-good.json' ) );
+		}
+	}
+	refuse_stale( $set );
+	if ( null !== $set && isset( $set['keys'][ $kid ] ) ) {
+		return $set['keys'][ $kid ];
+	}
+	if ( ! $fetched && ! throttled() ) {
+		throttle();
+		$set = refresh_keys();
+		refuse_stale( $set );
+		if ( null !== $set && isset( $set['keys'][ $kid ] ) ) {
+			return $set['keys'][ $kid ];
+		}
+	}
+	return null;
+}
+
+// The site's users, as Agency_SSO_Users finds, binds and changes them.
+
+/**
+ * Change the site's users under its lock; nothing is written when `$change` throws.
+ *
+ * @param callable $change Takes the users (by reference) and returns the result.
+ * @return mixed What `$change` returned.
+ */
+function with_users( callable $change ) {
+	$lock = fopen( site_file( 'users.lock' ), 'c' );
+	flock( $lock, LOCK_EX );
+	try {
+		$users = array();
+		foreach ( read_json( site_file( 'users.json' ) ) ?? array() as $login => $u ) {
+			$users[ $login ] = array_merge(
+				array(
+					'email'         => '',
+					'subject'       => '',
+					'role'          => '',
+					'admin'         => false,
+					'locked_at'     => 0,
+					'sessions'      => 0,
+					'app_passwords' => 0,
+					'last_seq'      => 0,
+				),
+				$u
+			);
+		}
+		$out = $change( $users );
+		write_json( site_file( 'users.json' ), (object) $users );
+		return $out;
+	} finally {
+		flock( $lock, LOCK_UN );
+		fclose( $lock );
+	}
+}
+
+/**
+ * Whether an account administers the site (never bound by e-mail).
+ *
+ * @param array $u The user.
+ */
+function privileged( array $u ): bool {
+	return $u['admin'] || 'administrator' === $u['role'];
+}
+
+/**
+ * The login of the one user bound to a subject, or null.
+ *
+ * @param array  $users   The users.
+ * @param string $subject The binding.
+ */
+function bound_to( array $users, string $subject ): ?string {
+	$found = array_keys( array_filter( $users, fn( $u ) => $u['subject'] === $subject ) );
+	return 1 === count( $found ) ? (string) $found[0] : null;
+}
+
+/**
+ * The user bound to the person: to the stable subject, else to the legacy
+ * e-mail subject, then moved over to the stable one.
+ *
+ * @param array  $users The users (a legacy binding is moved).
+ * @param string $sub   The token's subject.
+ * @param string $email The lower-cased address.
+ */
+function bound_person( array &$users, string $sub, string $email ): ?string {
+	global $issuer;
+	$login = bound_to( $users, "$issuer $sub" );
+	if ( null !== $login || $sub === $email || '' === $email ) {
+		return $login;
+	}
+	$login = bound_to( $users, "$issuer $email" );
+	if ( null !== $login ) {
+		$users[ $login ]['subject'] = "$issuer $sub";
+	}
+	return $login;
+}
+
+/**
+ * The login of the user with this address, or null.
+ *
+ * @param array  $users The users.
+ * @param string $email The lower-cased address.
+ */
+function by_email( array $users, string $email ): ?string {
+	foreach ( $users as $login => $u ) {
+		if ( strtolower( $u['email'] ) === $email ) {
+			return (string) $login;
+		}
+	}
+	return null;
+}
+
+/**
+ * The user a message names (Agency_SSO_Users::for_person).
+ *
+ * @param array  $users The users.
+ * @param string $sub   The message's subject.
+ * @param string $email The lower-cased address.
+ */
+function for_person( array &$users, string $sub, string $email ): ?string {
+	$login = bound_person( $users, $sub, $email );
+	if ( null !== $login ) {
+		return $login;
+	}
+	$login = by_email( $users, $email );
+	if ( null !== $login && '' === $users[ $login ]['subject'] && ! privileged( $users[ $login ] ) ) {
+		return $login;
+	}
+	return null;
+}
+
+/**
+ * A replay check shared by launches and messages, as the plugin's table is.
+ *
+ * @param string $jti The token's id.
+ * @throws Agency_SSO_Error When it was used before.
+ */
+function claim_jti( string $jti ): void {
+	global $dir;
+	@mkdir( "$dir/jti" );
+	$used = @fopen( "$dir/jti/" . hash( 'sha256', $jti ), 'x' );
+	if ( false === $used ) {
+		throw new Agency_SSO_Error( 'token_replayed', 'This token was already used.' );
+	}
+	fclose( $used );
+}
+
+if ( $is_launch ) {
+	try {
+		$claims = Agency_SSO_JWT::verify(
+			(string) ( $_GET['token'] ?? '' ),
+			array(
+				'issuer'       => $issuer,
+				'audience'     => 'http://' . $_SERVER['HTTP_HOST'] . '/' . $name,
+				'typ'          => 'JWT',
+				'leeway'       => 60,
+				'max_lifetime' => 300,
+				'require'      => array( 'wp_role' ),
+			),
+			'key_for_kid',
+			$now
+		);
+		$role = is_string( $claims['wp_role'] ) ? $claims['wp_role'] : '';
+		if ( ! in_array( $role, ROLES, true ) ) {
+			throw new Agency_SSO_Error( 'role_not_allowed', 'The role does not exist on this site.' );
+		}
+		claim_jti( (string) $claims['jti'] );
+		$user = with_users(
+			function ( array &$users ) use ( $claims, $role, $issuer ) {
+				$email = strtolower( (string) $claims['email'] );
+				$login = bound_person( $users, (string) $claims['sub'], $email );
+				if ( null === $login ) {
+					$login = by_email( $users, $email );
+					if ( null !== $login && '' !== $users[ $login ]['subject'] ) {
+						throw new Agency_SSO_Error( 'account_bound_elsewhere', 'The account is bound to someone else.' );
+					}
+					if ( null !== $login && privileged( $users[ $login ] ) ) {
+						throw new Agency_SSO_Error( 'account_link_required', 'An administrator must link this account.' );
+					}
+				}
+				if ( null === $login ) {
+					$base  = preg_replace( '/[^a-z0-9@._-]/', '', $email );
+					$login = $base;
+					for ( $i = 2; isset( $users[ $login ] ); $i++ ) {
+						$login = "$base-$i";
+					}
+					$users[ $login ] = array(
+						'email'         => $email,
+						'subject'       => '',
+						'role'          => '',
+						'admin'         => false,
+						'locked_at'     => 0,
+						'sessions'      => 0,
+						'app_passwords' => 0,
+						'last_seq'      => 0,
+					);
+				} elseif ( $users[ $login ]['locked_at'] > 0 ) {
+					// A token issued before the lock is refused; one issued after lifts it.
+					if ( (int) $claims['iat'] <= $users[ $login ]['locked_at'] ) {
+						throw new Agency_SSO_Error( 'account_locked', 'The account was locked by the dashboard.' );
+					}
+					$users[ $login ]['locked_at'] = 0;
+				}
+				$users[ $login ]['subject']   = $issuer . ' ' . $claims['sub'];
+				$users[ $login ]['role']      = $role;
+				$users[ $login ]['sessions'] += 1;
+				return array( 'login' => $login ) + $users[ $login ];
+			}
+		);
+	} catch ( Agency_SSO_Error $e ) {
+		answer( 403, array( 'error' => $e->get_error_code() ) );
+	}
+	answer( 200, array( 'user' => $user ) );
 }
 
 try {
 	$claims = Agency_SSO_Logout_Token::verify(
 		(string) ( $_POST['logout_token'] ?? '' ),
-		getenv( 'AGENCY_SSO_ISSUER' ),
+		$issuer,
 		'http://' . $_SERVER['HTTP_HOST'] . '/' . $name,
-		function ( string $kid ) use ( $dir ) {
-			$keys = key_set( $dir, false );
-			if ( ! isset( $keys[ $kid ] ) ) {
-				$keys = key_set( $dir, true );
-			}
-			return $keys[ $kid ] ?? null;
-		},
-		time() + (int) @file_get_contents( "$dir/clock" )
+		'key_for_kid',
+		$now
 	);
-	// The plugin refuses a role the site does not have; these sites have
-	// WordPress' five core roles.
-	$roles = array( 'administrator', 'editor', 'author', 'contributor', 'subscriber' );
-	if ( 'set-role' === $claims['action'] && '' !== $claims['wp_role'] && ! in_array( $claims['wp_role'], $roles, true ) ) {
+	// These sites have WordPress' five core roles.
+	if ( 'set-role' === $claims['action'] && '' !== $claims['wp_role'] && ! in_array( $claims['wp_role'], ROLES, true ) ) {
 		throw new Agency_SSO_Error( 'role_not_allowed', 'The role does not exist on this site.' );
 	}
-	@mkdir( "$dir/jti" );
-	$used = @fopen( "$dir/jti/" . hash( 'sha256', $claims['jti'] ), 'x' );
-	if ( false === $used ) {
-		throw new Agency_SSO_Error( 'token_replayed', 'This message was already received.' );
-	}
-	fclose( $used );
+	claim_jti( (string) $claims['jti'] );
 } catch ( Agency_SSO_Error $e ) {
 	answer(
 		Agency_SSO_Logout_Token::status( $e->get_error_code() ),
@@ -111,41 +461,78 @@ try {
 	);
 }
 
-$role = 'set-role' === $claims['action'] ? $claims['wp_role'] : '';
+$action = $claims['action'];
+$role   = 'set-role' === $action ? $claims['wp_role'] : '';
+$result = with_users(
+	function ( array &$users ) use ( $claims, $action, $role ) {
+		$login  = for_person( $users, (string) $claims['sub'], strtolower( (string) $claims['email'] ) );
+		$result = array(
+			'jti'                           => (string) $claims['jti'],
+			'action'                        => $action,
+			'superseded'                    => false,
+			'user_found'                    => null !== $login,
+			'sessions_ended'                => 0,
+			'application_passwords_revoked' => 0,
+			'role_before'                   => null,
+			'role_after'                    => null,
+			'locked'                        => false,
+		);
+		if ( null === $login ) {
+			return $result;
+		}
+		$u                     = &$users[ $login ];
+		$result['role_before'] = $u['role'];
+		$ordered               = 'lock' === $action || 'set-role' === $action;
+		if ( $ordered && (int) $claims['seq'] <= $u['last_seq'] ) {
+			// A late message: the newer state stands.
+			$result['superseded'] = true;
+			$result['role_after'] = $u['role'];
+			$result['locked']     = $u['locked_at'] > 0;
+			return $result;
+		}
+		if ( $ordered ) {
+			$u['last_seq'] = (int) $claims['seq'];
+		}
+		if ( 'set-role' === $action && '' !== $role ) {
+			$u['role'] = $role;
+		} else {
+			if ( 'end-sessions' !== $action ) {
+				$u['locked_at'] = (int) $claims['iat'];
+				if ( 'set-role' === $action ) {
+					$u['role'] = '';
+				}
+			}
+			$result['sessions_ended']                = $u['sessions'];
+			$result['application_passwords_revoked'] = $u['app_passwords'];
+			$u['sessions']                           = 0;
+			$u['app_passwords']                      = 0;
+		}
+		$result['role_after'] = $u['role'];
+		$result['locked']     = $u['locked_at'] > 0;
+		return $result;
+	}
+);
+
 file_put_contents(
-	"$dir/$name.log",
+	site_file( 'log' ),
 	json_encode(
 		array(
-			'action' => $claims['action'],
-			'role'   => $role,
-			'email'  => $claims['email'],
-			'sub'    => $claims['sub'],
-			'seq'    => $claims['seq'] ?? null,
-			'jti'    => $claims['jti'],
+			'action'     => $action,
+			'role'       => $role,
+			'email'      => $claims['email'],
+			'sub'        => $claims['sub'],
+			'seq'        => $claims['seq'],
+			'jti'        => $claims['jti'],
+			'user_found' => $result['user_found'],
+			'superseded' => $result['superseded'],
 		)
 	) . "\n",
 	FILE_APPEND | LOCK_EX
 );
-// A site that answers what it likes (a compromised or broken one), the
-// message's jti put in for `{jti}`.
-if ( file_exists( "$dir/$name.answer" ) ) {
+if ( file_exists( site_file( 'answer' ) ) ) {
 	http_response_code( 200 );
 	header( 'Content-Type: application/json' );
-	echo str_replace( '{jti}', $claims['jti'], file_get_contents( "$dir/$name.answer" ) );
+	echo str_replace( '{jti}', $claims['jti'], file_get_contents( site_file( 'answer' ) ) );
 	exit;
 }
-$locks = 'lock' === $claims['action'] || ( 'set-role' === $claims['action'] && '' === $role );
-answer(
-	200,
-	array(
-		'jti'                           => $claims['jti'],
-		'action'                        => $claims['action'],
-		'superseded'                    => false,
-		'user_found'                    => true,
-		'sessions_ended'                => 'set-role' === $claims['action'] && ! $locks ? 0 : 1,
-		'application_passwords_revoked' => 0,
-		'role_before'                   => 'editor',
-		'role_after'                    => 'set-role' === $claims['action'] ? $role : 'editor',
-		'locked'                        => $locks,
-	)
-);
+answer( 200, $result );
