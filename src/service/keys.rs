@@ -334,6 +334,8 @@ impl KeyRing {
     /// A fresh key, generated off the async runtime, and its sealed private half.
     async fn fresh_key(&self) -> Result<(NewKey, SealedKey), KeyRingError> {
         let bits = self.settings.bits;
+        // The first step of a rotation (the tests that kill one wait for it).
+        tracing::debug!(bits, "generating a signing key");
         let key = tokio::task::spawn_blocking(move || keys::generate(bits, &mut rand::rngs::OsRng))
             .await
             .map_err(|e| KeyRingError::Generate(e.to_string()))?

@@ -463,6 +463,8 @@ pub async fn apply_import(
 ) -> Result<import::Tally, ManageError> {
     let rows = import::parse(csv_text).map_err(|e| ManageError::Refused(e.to_string()))?;
     let mut tx = audit::begin(db).await?;
+    // Inside the transaction (the tests that kill an import wait for it).
+    tracing::debug!(rows = rows.len(), "applying an import");
     let existing = store::sites::all_by_url(&mut tx).await?;
     let mut planned = import::plan(&rows, &existing);
     refuse_shared_secrets_in_plan(&mut tx, masters, &mut planned).await?;

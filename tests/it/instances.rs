@@ -631,39 +631,89 @@ async fn keys_and_their_records(app: &TestApp) -> (i64, i64, i64) {
 
 crate::on_both_databases!(killed_mid_rotation, killed_mid_import);
 
-/// `keys rotate --now` killed at moments spread over its run (key
-/// generation, the transaction, after it): each time the ring is whole (one
-/// active key, every key with its record), the chain verifies, and a
-/// restarted service signs with the ring's active key.
+/// Watch a process's standard error for `marker`: the receiver gets one
+/// message when the line appears (the rest is read and dropped, so that the
+/// process never blocks on a full pipe).
+fn watch_for(
+    stderr: std::process::ChildStderr,
+    marker: &'static str,
+) -> std::sync::mpsc::Receiver<()> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(marker) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx
+}
+
+/// Wait (at most a minute) for a marker `watch_for` saw; false if none came.
+async fn seen(marks: std::sync::mpsc::Receiver<()>) -> bool {
+    tokio::task::spawn_blocking(move || marks.recv_timeout(Duration::from_secs(60)).is_ok())
+        .await
+        .unwrap()
+}
+
+/// `keys rotate --now`, its debug log watched for its first step.
+fn rotation(app: &TestApp) -> (Child, std::sync::mpsc::Receiver<()>) {
+    let mut child = app
+        .command()
+        .env("RUST_LOG", "agency_sso=debug")
+        .args(["keys", "rotate", "--now"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let marks = watch_for(child.stderr.take().unwrap(), "generating a signing key");
+    (child, marks)
+}
+
+/// `keys rotate --now` killed at moments spread over its run, counted from
+/// its first step (the key's generation, which it logs), through its
+/// transaction, to after it: each time the ring is whole (one active key,
+/// every key with its record), the chain verifies, and a restarted service
+/// signs with the ring's active key. At least one kill lands after the
+/// rotation began and before it committed (no new key): the test says so
+/// rather than assume it.
 async fn killed_mid_rotation(backend: Backend) {
     let app = TestApp::start(backend).await;
     let blog = blog_for_sam(&app).await;
-    // How long one rotation takes here, to spread the kills over it.
+    // How long one rotation takes here from its first step, to spread the kills over it.
+    let (mut child, marks) = rotation(&app);
+    assert!(seen(marks).await, "the rotation should begin");
     let started = Instant::now();
-    run_ok(app.command().args(["keys", "rotate", "--now"]));
+    assert!(tokio::task::block_in_place(|| child.wait())
+        .unwrap()
+        .success());
     let took = started.elapsed();
-    let mut completed = 0;
+    let (mut completed, mut cut) = (0, 0);
     for i in 0..8u32 {
-        let mut child = app
-            .command()
-            .args(["keys", "rotate", "--now"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        if kill_after(&app, &mut child, took * i / 6).await {
-            completed += 1;
-        }
+        let (keys_before, _, _) = keys_and_their_records(&app).await;
+        let (mut child, marks) = rotation(&app);
+        assert!(seen(marks).await, "round {i}: the rotation should begin");
+        let finished = kill_after(&app, &mut child, took * i / 6).await;
         let (keys, created, active) = keys_and_their_records(&app).await;
         assert_eq!(active, 1, "round {i}: exactly one key signs");
         assert_eq!(
             keys, created,
             "round {i}: every key has its record, no record without key"
         );
+        if finished {
+            completed += 1;
+        } else if keys == keys_before {
+            // Begun (it logged its first step), not committed.
+            cut += 1;
+        }
     }
     assert!(
-        completed < 8,
-        "some rotations were killed before they finished"
+        cut > 0,
+        "no rotation was killed between its start and its commit ({completed} of 8 finished)"
     );
     let verified = run_ok(app.command().args(["audit", "verify"]));
     assert!(verified.contains("verified"), "{verified}");
@@ -681,8 +731,11 @@ async fn killed_mid_rotation(backend: Backend) {
 }
 
 /// An admin's import of 3,000 sites, with the process killed at moments
-/// spread over the apply: all of it or none of it each time, with its one
-/// record or none, and the chain verifies.
+/// spread over the apply, counted from the moment the import is inside its
+/// transaction (which it logs): all of it or none of it each time, with
+/// its one record or none, and the chain verifies. At least one kill lands
+/// inside the transaction before its commit (nothing kept, no answer); a
+/// last round, not killed, keeps the whole import with its record.
 async fn killed_mid_import(backend: Backend) {
     let app = TestApp::start(backend).await;
     let port = free_port();
@@ -694,8 +747,23 @@ async fn killed_mid_import(backend: Backend) {
         ));
     }
     let mut outcomes = Vec::new();
-    for delay_ms in [30u64, 100, 250, 500, 1000, 2000] {
-        let server = serve_on(&app, port, &[("SSO_ADMIN_EMAILS", "boss@agency.test")]).await;
+    // The last round is not killed: the same import, whole.
+    for delay in [0u64, 30, 100, 250, 500, 1000, 2000]
+        .map(Some)
+        .into_iter()
+        .chain([None])
+    {
+        let mut server = serve_with(
+            &app,
+            port,
+            &[
+                ("SSO_ADMIN_EMAILS", "boss@agency.test"),
+                ("RUST_LOG", "warn,agency_sso::service::sites=debug"),
+            ],
+            Stdio::piped(),
+        )
+        .await;
+        let marks = watch_for(server.child.stderr.take().unwrap(), "applying an import");
         let boss = app.browser();
         sign_in_at(&app, &boss, &server.url, "boss@agency.test").await;
         let call = |name: &str, form: Vec<(&'static str, String)>| {
@@ -719,11 +787,18 @@ async fn killed_mid_import(backend: Backend) {
             "admin_import_apply",
             vec![("csv", csv.clone()), ("digest", digest)],
         );
-        let mut server = server;
-        let (answer, _) = tokio::join!(
-            apply,
-            kill_after(&app, &mut server.child, Duration::from_millis(delay_ms))
-        );
+        let child = &mut server.child;
+        let kill = async {
+            // Only once the import is inside its transaction.
+            let begun = seen(marks).await;
+            if let Some(ms) = delay {
+                kill_after(&app, child, Duration::from_millis(ms)).await;
+            }
+            begun
+        };
+        let (answer, begun) = tokio::join!(apply, kill);
+        let delay_ms = delay.map_or("no kill".into(), |ms| format!("{ms} ms"));
+        assert!(begun, "{delay_ms}: the import should have begun");
         let answered = matches!(&answer, Ok(r) if r.status() == 200);
         let sites = count(&app, "SELECT COUNT(*) FROM sites").await;
         let records = count(
@@ -733,9 +808,10 @@ async fn killed_mid_import(backend: Backend) {
         .await;
         assert!(
             (sites == 0 && records == 0) || (sites == 3000 && records == 1),
-            "after a kill at {delay_ms} ms: {sites} sites, {records} import records"
+            "after a kill at {delay_ms}: {sites} sites, {records} import records"
         );
-        if answered {
+        if answered || delay.is_none() {
+            assert!(answered, "{delay_ms}: {answer:?}");
             assert_eq!(sites, 3000, "an import that answered is kept");
         }
         outcomes.push((delay_ms, answered, sites));
@@ -747,7 +823,7 @@ async fn killed_mid_import(backend: Backend) {
         outcomes
             .iter()
             .any(|(_, answered, sites)| !answered && *sites == 0),
-        "at least one apply was killed before it finished: {outcomes:?}"
+        "at least one apply was killed inside its transaction, before its commit: {outcomes:?}"
     );
     let verified = run_ok(app.command().args(["audit", "verify"]));
     assert!(verified.contains("verified"), "{verified}");
