@@ -493,11 +493,24 @@ fn OffboardingPanel(id: String) -> impl IntoView {
         move || (tick.get(), end.version().get()),
         move |_| admin_offboarding(person.clone()),
     );
+    // Just asked: the next few rounds ask again whatever the list said (a
+    // fetch begun before the request and answering after it must not leave
+    // the old list on the page).
+    let fresh_rounds = RwSignal::new(0u8);
+    Effect::new(move |_| {
+        if end.version().get() > 0 {
+            fresh_rounds.set(3);
+        }
+    });
     // Live while anything waits: the page asks again every few seconds.
     Effect::new(move |_| {
         let _ = set_interval_with_handle(
             move || {
-                if pending.get_untracked() {
+                let fresh = fresh_rounds.get_untracked();
+                if fresh > 0 {
+                    fresh_rounds.set(fresh - 1);
+                }
+                if pending.get_untracked() || fresh > 0 {
                     tick.update(|t| *t += 1);
                 }
             },
