@@ -19,9 +19,9 @@ defined( 'ABSPATH' ) || exit;
  */
 final class Agency_SSO_Config {
 
-	const OPTION_ISSUER          = 'agency_sso_issuer';
-	const OPTION_BREAK_GLASS     = 'agency_sso_break_glass';
-	const OPTION_BLOCK_PASSWORDS = 'agency_sso_block_passwords';
+	const OPTION_ISSUER           = 'agency_sso_issuer';
+	const OPTION_BREAK_GLASS      = 'agency_sso_break_glass';
+	const OPTION_BLOCK_PASSWORDS  = 'agency_sso_block_passwords';
 	const OPTION_ALLOW_NO_REFERER = 'agency_sso_allow_missing_referer';
 
 	/** How long the last good key set may serve when the dashboard cannot be reached, seconds. */
