@@ -137,16 +137,16 @@ final class Agency_SSO_Back_Channel {
 			return $result;
 		}
 		$result['role_before'] = self::role_here( $user );
-		$seq                   = (int) $claims['seq'];
-		if ( in_array( $action, self::ORDERED_ACTIONS, true ) && $seq <= (int) get_user_option( self::META_LAST_SEQ, $user->ID ) ) {
-			// A late message (an attempt still on its way when a newer change
-			// was carried out): the newer state stands.
-			$result['superseded'] = true;
-			$result['role_after'] = $result['role_before'];
-			$result['locked']     = self::is_locked( $user );
-			return $result;
-		}
 		if ( in_array( $action, self::ORDERED_ACTIONS, true ) ) {
+			$seq = (int) $claims['seq'];
+			if ( $seq <= (int) get_user_option( self::META_LAST_SEQ, $user->ID ) ) {
+				// A late message (an attempt still on its way when a newer change
+				// was carried out): the newer state stands.
+				$result['superseded'] = true;
+				$result['role_after'] = $result['role_before'];
+				$result['locked']     = self::is_locked( $user );
+				return $result;
+			}
 			update_user_option( $user->ID, self::META_LAST_SEQ, $seq );
 		}
 		if ( 'set-role' === $action && '' !== $role ) {
