@@ -69,6 +69,25 @@ $route  = $parts[1] ?? '';
 $now    = time() + (int) @file_get_contents( "$dir/clock" );
 
 /**
+ * A user of a stand-in site as the plugin would make one: this address,
+ * bound to nobody, no role, not locked, no sessions.
+ *
+ * @param string $email The user's e-mail address.
+ */
+function new_user( string $email ): array {
+	return array(
+		'email'         => $email,
+		'subject'       => '',
+		'role'          => '',
+		'admin'         => false,
+		'locked_at'     => 0,
+		'sessions'      => 0,
+		'app_passwords' => 0,
+		'last_seq'      => 0,
+	);
+}
+
+/**
  * Send a JSON answer and stop.
  *
  * @param int   $status HTTP status.
@@ -257,16 +276,7 @@ function with_users( callable $change ) {
 		$users = array();
 		foreach ( read_json( site_file( 'users.json' ) ) ?? array() as $login => $u ) {
 			$users[ $login ] = array_merge(
-				array(
-					'email'         => '',
-					'subject'       => '',
-					'role'          => '',
-					'admin'         => false,
-					'locked_at'     => 0,
-					'sessions'      => 0,
-					'app_passwords' => 0,
-					'last_seq'      => 0,
-				),
+				new_user( '' ),
 				$u
 			);
 		}
@@ -409,16 +419,7 @@ if ( $is_launch ) {
 					for ( $i = 2; isset( $users[ $login ] ); $i++ ) {
 						$login = "$base-$i";
 					}
-					$users[ $login ] = array(
-						'email'         => $email,
-						'subject'       => '',
-						'role'          => '',
-						'admin'         => false,
-						'locked_at'     => 0,
-						'sessions'      => 0,
-						'app_passwords' => 0,
-						'last_seq'      => 0,
-					);
+					$users[ $login ] = new_user( $email );
 				} elseif ( $users[ $login ]['locked_at'] > 0 ) {
 					// A token issued before the lock is refused; one issued after lifts it.
 					if ( (int) $claims['iat'] <= $users[ $login ]['locked_at'] ) {
