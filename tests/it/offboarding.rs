@@ -10,7 +10,9 @@ use agency_sso::store;
 use serde_json::Value;
 
 use crate::on_both_databases;
-use crate::support::{grant, server_fn, Backend, Browser, StandInSites, TestApp};
+use crate::support::{
+    grant, import_apply, import_preview, server_fn, Backend, Browser, StandInSites, TestApp,
+};
 
 const ADMIN: &str = "boss@agency.test";
 const SAM: &str = "sam@agency.test";
@@ -1328,11 +1330,62 @@ async fn ending_wordpress_sessions_asks_every_connector_site(backend: Backend) {
     );
 }
 
+/// An import that moves a connector site to another profile cancels the
+/// messages still waiting for it, as the console's edit does: recorded,
+/// shown as cancelled, and never sent when the site answers again.
+async fn an_import_that_moves_a_site_off_the_connector_cancels_its_messages(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let leaving = sites.granted_site(&app, "leaving", SAM, "editor").await;
+    app.signed_in(SAM).await;
+    let admin = app.signed_in_fresh(ADMIN).await;
+    sites.set_down("leaving", true);
+    disable(&app, &admin, SAM).await;
+    assert_eq!(deliver(&app, "w").await, 1);
+
+    let csv = format!(
+        "name,client,url,profile\nleaving,Acme,{},twl-sso\n",
+        sites.url("leaving")
+    );
+    let (preview, actions) = import_preview(&app, &admin, &csv).await;
+    assert_eq!(actions, ["update"], "{preview}");
+    let (status, body) = import_apply(&app, &admin, &csv, &preview).await;
+    assert_eq!(status, 200, "{body}");
+
+    let m = messages_of(&app, SAM)
+        .await
+        .into_iter()
+        .find(|m| m.site_id == leaving)
+        .unwrap();
+    assert_eq!(m.state, "cancelled", "{m:?}");
+    assert!(
+        m.last_error
+            .as_deref()
+            .unwrap()
+            .contains("no longer uses the connector profile (now twl-sso)"),
+        "{m:?}"
+    );
+    let cancelled = records(&app, kind::SITE_MESSAGE_CANCELLED).await;
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(
+        (cancelled[0].subject.as_str(), cancelled[0].actor.as_str()),
+        (SAM, ADMIN)
+    );
+
+    // The site answers again: nothing more goes to it.
+    sites.set_down("leaving", false);
+    app.clock.advance(20);
+    sites.follow_clock(&app);
+    assert_eq!(deliver(&app, "w").await, 0);
+    assert_eq!(sites.arrivals("leaving"), 1);
+}
+
 on_both_databases!(
     disabling_a_person_locks_them_out_of_every_connector_site,
     a_site_that_is_down_gets_the_message_when_it_is_back,
     an_answer_that_does_not_confirm_the_message_is_not_a_delivery,
     waiting_messages_follow_their_site,
+    an_import_that_moves_a_site_off_the_connector_cancels_its_messages,
     sites_find_the_person_by_the_stable_subject,
     an_older_message_than_the_site_applied_is_superseded,
     a_message_right_after_an_emergency_rotation_gets_through,
