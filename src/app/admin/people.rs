@@ -489,28 +489,19 @@ fn OffboardingPanel(id: String) -> impl IntoView {
     let tick = RwSignal::new(0u32);
     let pending = RwSignal::new(false);
     let person = id.clone();
-    let data = Resource::new(
-        move || (tick.get(), end.version().get()),
-        move |_| admin_offboarding(person.clone()),
-    );
-    // Just asked: the next few rounds ask again whatever the list said (a
-    // fetch begun before the request and answering after it must not leave
-    // the old list on the page).
-    let fresh_rounds = RwSignal::new(0u8);
-    Effect::new(move |_| {
-        if end.version().get() > 0 {
-            fresh_rounds.set(3);
-        }
+    // Fetched by the browser only: the list changes while messages go out,
+    // so a list rendered on the server could differ from the one the page
+    // hydrates with (a mismatch Leptos cannot recover from).
+    let data = LocalResource::new(move || {
+        tick.track();
+        end.version().track();
+        admin_offboarding(person.clone())
     });
     // Live while anything waits: the page asks again every few seconds.
     Effect::new(move |_| {
         let _ = set_interval_with_handle(
             move || {
-                let fresh = fresh_rounds.get_untracked();
-                if fresh > 0 {
-                    fresh_rounds.set(fresh - 1);
-                }
-                if pending.get_untracked() || fresh > 0 {
+                if pending.get_untracked() {
                     tick.update(|t| *t += 1);
                 }
             },
