@@ -14,7 +14,7 @@ import { cli, consoleLive, moveClock, otherPerson, pickerLive, signInAs, watchCo
 
 test.describe.configure({ mode: 'serial' });
 
-type WpUser = { login: string; display_name: string; roles: string[]; subject: string; sessions: number; locked: boolean } | null;
+type WpUser = { login: string; display_name: string; roles: string[]; subject: string; sessions: number; app_passwords: number; locked: boolean } | null;
 
 /** A WordPress user as WordPress itself reports it (end2end/wordpress/state.php). */
 function wpUser(email: string, blog = false): WpUser {
@@ -28,8 +28,12 @@ function wpUserIn(dir: string, email: string, site?: string): WpUser {
 
 /** Ask WordPress itself (end2end/wordpress/state.php): a post, a count, an application password... */
 function wpState(...args: string[]): unknown {
+  return wpStateIn(wpDir, ...args);
+}
+
+function wpStateIn(dir: string, ...args: string[]): unknown {
   const script = fileURLToPath(new URL('../wordpress/state.php', import.meta.url));
-  return JSON.parse(execFileSync('php', [script, wpDir, ...args]).toString());
+  return JSON.parse(execFileSync('php', [script, dir, ...args]).toString());
 }
 
 /** Set one of a WordPress site's options (the network's, `site`, on the multisite network), as its admin would. */
@@ -680,8 +684,39 @@ test('a late set-role never undoes a newer one: WordPress answers it superseded 
   expect(res.status()).toBe(200);
   expect(await res.json()).toMatchObject({ action: 'set-role', superseded: true, user_found: true, role_before: 'author', role_after: 'author' });
   expect(wpUser('sam@agency.test')?.roles).toEqual(['author']);
+  // The rule itself, in this WordPress: the same seq again acts (a retry whose answer was lost), an older one does not.
+  const script = fileURLToPath(new URL('../wordpress/message-order-check.php', import.meta.url));
+  const out = execFileSync('php', [script, wpDir]).toString();
+  for (const check of ['the same message again (its answer was lost) acts again', 'an older one (seq 5) does not act', 'message order: all checks passed']) {
+    expect(out).toContain(check);
+  }
   cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor');
   await expect.poll(() => wpUser('sam@agency.test')?.roles, { timeout: 20_000 }).toEqual(['editor']);
+});
+
+test("an account made before the dashboard vouched for the address keeps nothing its maker held: sessions, application passwords and password end when it is bound", async ({ browser, request }) => {
+  const blogDir = join(wpDir, 'blog');
+  // Someone signed up on the blog with Nina's address (no e-mail check), chose a password, stays signed in.
+  wpStateIn(blogDir, 'add-user', 'nina@agency.test', 'nina-signup', 'subscriber');
+  wpStateIn(blogDir, 'set-password', 'nina@agency.test', 'Chosen-By-Whoever-7');
+  expect(wpStateIn(blogDir, 'session', 'nina@agency.test')).toBe(1);
+  const app = wpStateIn(blogDir, 'app-password', 'nina@agency.test') as { login: string; password: string };
+  cli('grants', 'add', 'nina@agency.test', wpBlogURL, '--role', 'author');
+  try {
+    const nina = await personPage(browser, /Sign in as Nina Newhire/);
+    await open(nina, 'Client Blog');
+    await expect(nina).toHaveURL(`${wpBlogURL}/wp-admin/`);
+    await expect(nina.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Nina Newhire');
+    // The account is hers now, with only the session this launch made.
+    expect(wpUserIn(blogDir, 'nina@agency.test')).toMatchObject({ login: 'nina-signup', roles: ['author'], subject: `${baseURL} ${personId('nina@agency.test')}`, sessions: 1, app_passwords: 0 });
+    expect(wpStateIn(blogDir, 'check-password', 'nina@agency.test', 'Chosen-By-Whoever-7')).toBe(false);
+    const res = await request.get(`${wpBlogURL}/?rest_route=/wp/v2/users/me`, {
+      headers: { Authorization: `Basic ${Buffer.from(`${app.login}:${app.password}`).toString('base64')}` },
+    });
+    expect(res.status()).toBe(401);
+  } finally {
+    cli('grants', 'revoke', 'nina@agency.test', wpBlogURL);
+  }
 });
 
 test("an account whose role carries an administrator's capability under another name is never taken over by e-mail", async ({ browser }) => {

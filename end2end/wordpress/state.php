@@ -8,12 +8,14 @@
  * questions the AGENCY_SSO_SITE variable does)
  * Prints JSON: null when there is no such user, else its login, display
  * name, roles on that site, the dashboard person it is linked to, its
- * session count and whether the dashboard locked it on that site.
+ * session and application password counts and whether the dashboard
+ * locked it on that site.
  *
  * Also, as a site's own people would: `post <e-mail> <title>` publishes a
  * post by that user; `posts <e-mail>` counts theirs; `app-password <e-mail>`
  * makes an application password ({"login", "password"}); `set-password
  * <e-mail> <password>`; `check-password <e-mail> <password>` (true/false);
+ * `session <e-mail>` starts a session for the user, as a sign-in would;
  * `add-user <e-mail> <login> <role> [capability...]` adds an account made by
  * hand with that role (made with those capabilities when the site lacks it).
  *
@@ -38,14 +40,15 @@ if ( 'user' === $agency_sso_what ) {
 	}
 	echo wp_json_encode(
 		array(
-			'login'        => $agency_sso_user->user_login,
-			'display_name' => $agency_sso_user->display_name,
-			'first_name'   => $agency_sso_user->first_name,
-			'last_name'    => $agency_sso_user->last_name,
-			'roles'        => array_values( $agency_sso_user->roles ),
-			'subject'      => get_user_meta( $agency_sso_user->ID, 'agency_sso_subject', true ),
-			'sessions'     => count( WP_Session_Tokens::get_instance( $agency_sso_user->ID )->get_all() ),
-			'locked'       => (bool) get_user_option( 'agency_sso_locked_at', $agency_sso_user->ID ),
+			'login'         => $agency_sso_user->user_login,
+			'display_name'  => $agency_sso_user->display_name,
+			'first_name'    => $agency_sso_user->first_name,
+			'last_name'     => $agency_sso_user->last_name,
+			'roles'         => array_values( $agency_sso_user->roles ),
+			'subject'       => get_user_meta( $agency_sso_user->ID, 'agency_sso_subject', true ),
+			'sessions'      => count( WP_Session_Tokens::get_instance( $agency_sso_user->ID )->get_all() ),
+			'app_passwords' => count( WP_Application_Passwords::get_user_application_passwords( $agency_sso_user->ID ) ),
+			'locked'        => (bool) get_user_option( 'agency_sso_locked_at', $agency_sso_user->ID ),
 		)
 	) . "\n";
 	exit( 0 );
@@ -92,6 +95,11 @@ if ( 'app-password' === $agency_sso_what ) {
 			'password' => $agency_sso_password,
 		)
 	) . "\n";
+	exit( 0 );
+}
+if ( 'session' === $agency_sso_what ) {
+	WP_Session_Tokens::get_instance( $agency_sso_person->ID )->create( time() + 3600 );
+	echo wp_json_encode( count( WP_Session_Tokens::get_instance( $agency_sso_person->ID )->get_all() ) ) . "\n";
 	exit( 0 );
 }
 if ( 'set-password' === $agency_sso_what ) {

@@ -137,17 +137,13 @@ final class Agency_SSO_Back_Channel {
 			return $result;
 		}
 		$result['role_before'] = self::role_here( $user );
-		if ( in_array( $action, self::ORDERED_ACTIONS, true ) ) {
-			$seq = (int) $claims['seq'];
-			if ( $seq <= (int) get_user_option( self::META_LAST_SEQ, $user->ID ) ) {
-				// A late message (an attempt still on its way when a newer change
-				// was carried out): the newer state stands.
-				$result['superseded'] = true;
-				$result['role_after'] = $result['role_before'];
-				$result['locked']     = self::is_locked( $user );
-				return $result;
-			}
-			update_user_option( $user->ID, self::META_LAST_SEQ, $seq );
+		if ( in_array( $action, self::ORDERED_ACTIONS, true ) && ! self::take_turn( $user, (int) $claims['seq'] ) ) {
+			// A late message (an attempt still on its way when a newer change
+			// was carried out): the newer state stands.
+			$result['superseded'] = true;
+			$result['role_after'] = $result['role_before'];
+			$result['locked']     = self::is_locked( $user );
+			return $result;
 		}
 		if ( 'set-role' === $action && '' !== $role ) {
 			Agency_SSO_Users::apply_role( $user, $role );
@@ -159,7 +155,12 @@ final class Agency_SSO_Back_Channel {
 				Agency_SSO_Users::apply_role( $user, '' );
 			}
 			wp_set_password( wp_generate_password( 64, true, true ), $user->ID );
-			$result = array_merge( $result, self::end_sessions( $user ) );
+			// Sessions are the network's: a grant revoked on one sub-site leaves
+			// the person's work on the others alone (the lock closes this one);
+			// a lock (the person let go) and a single site end them all.
+			if ( 'lock' === $action || ! is_multisite() ) {
+				$result = array_merge( $result, self::end_sessions( $user ) );
+			}
 		} else {
 			$result = array_merge( $result, self::end_sessions( $user ) );
 		}
@@ -177,12 +178,37 @@ final class Agency_SSO_Back_Channel {
 	}
 
 	/**
+	 * Whether a lock or set-role with this order may act on this site: its
+	 * seq is the last one applied here (the same message again, whose answer
+	 * was lost: carried out again, to the same end) or newer, in which case
+	 * it becomes the last one in a single compare-and-set, so that of two
+	 * attempts running at once the older cannot act after the newer.
+	 *
+	 * @param WP_User $user The user.
+	 * @param int     $seq  The message's order.
+	 */
+	public static function take_turn( WP_User $user, int $seq ): bool {
+		global $wpdb;
+		$key = $wpdb->get_blog_prefix() . self::META_LAST_SEQ;
+		add_user_meta( $user->ID, $key, '0', true );
+		// phpcs:disable WordPress.DB.DirectDatabaseQuery -- a compare-and-set; the meta cache is cleared below.
+		$last = (int) $wpdb->get_var( $wpdb->prepare( "SELECT meta_value FROM {$wpdb->usermeta} WHERE user_id = %d AND meta_key = %s", $user->ID, $key ) );
+		if ( $seq === $last ) {
+			return true;
+		}
+		$moved = $wpdb->query( $wpdb->prepare( "UPDATE {$wpdb->usermeta} SET meta_value = %s WHERE user_id = %d AND meta_key = %s AND CAST(meta_value AS UNSIGNED) < %d", (string) $seq, $user->ID, $key, $seq ) );
+		// phpcs:enable
+		wp_cache_delete( $user->ID, 'user_meta' );
+		return 1 === (int) $moved;
+	}
+
+	/**
 	 * End every session of a user and revoke their application passwords.
 	 *
 	 * @param WP_User $user The user.
 	 * @return array `sessions_ended` and `application_passwords_revoked`.
 	 */
-	private static function end_sessions( WP_User $user ): array {
+	public static function end_sessions( WP_User $user ): array {
 		$sessions = WP_Session_Tokens::get_instance( $user->ID );
 		$ended    = count( $sessions->get_all() );
 		$sessions->destroy_all();

@@ -180,10 +180,11 @@ final class Agency_SSO_Config {
 
 	/**
 	 * How long the last good key set serves while the dashboard cannot be
-	 * reached (the `agency_sso_max_key_staleness` filter, at least an hour).
+	 * reached (the `agency_sso_max_key_staleness` filter, at least a day: the
+	 * longest a set is cached, so a cached set is never too old to use).
 	 */
 	public static function max_key_staleness(): int {
-		return max( 3600, (int) apply_filters( 'agency_sso_max_key_staleness', self::MAX_KEY_STALENESS ) );
+		return max( Agency_SSO_Keys::MAX_AGE, (int) apply_filters( 'agency_sso_max_key_staleness', self::MAX_KEY_STALENESS ) );
 	}
 
 	/**

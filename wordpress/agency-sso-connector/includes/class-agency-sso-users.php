@@ -177,10 +177,8 @@ final class Agency_SSO_Users {
 			}
 			return;
 		}
-		$user = new WP_User( $user->ID );
-		if ( array() !== (array) $user->roles ) {
-			$user->set_role( '' );
-		}
+		// Every role and every capability given to the user directly.
+		( new WP_User( $user->ID ) )->remove_all_caps();
 	}
 
 	/**
@@ -199,6 +197,7 @@ final class Agency_SSO_Users {
 		$email   = strtolower( (string) $claims['email'] );
 		$subject = self::subject( $issuer, (string) $claims['sub'] );
 		$user    = self::bound_person( $issuer, (string) $claims['sub'], $email );
+		$claimed = false;
 		if ( null === $user ) {
 			$by_email = get_user_by( 'email', $email );
 			if ( $by_email instanceof WP_User ) {
@@ -208,13 +207,21 @@ final class Agency_SSO_Users {
 				if ( self::is_privileged( $by_email ) ) {
 					throw Agency_SSO_Login::refusal( 'account_link_required' );
 				}
-				$user = $by_email;
+				$user    = $by_email;
+				$claimed = true;
 			}
 		}
 		if ( null === $user ) {
 			$user = self::create( $claims, $email, $role );
 		} else {
 			Agency_SSO_Back_Channel::check_launch( $user, $claims );
+		}
+		if ( $claimed ) {
+			// An account made before the dashboard vouched for the address (by
+			// a sign-up form that checks no e-mail, say) keeps nothing its maker
+			// may hold: its sessions, application passwords and password end.
+			Agency_SSO_Back_Channel::end_sessions( $user );
+			wp_set_password( wp_generate_password( 64, true, true ), $user->ID );
 		}
 		update_user_meta( $user->ID, self::META_SUBJECT, $subject );
 		self::update_profile( $user, $claims );
