@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::on_both_databases;
 use crate::support::{
-    grant, import_apply, import_preview, server_fn, Backend, Browser, StandInSites, TestApp,
+    grant, import_apply, import_preview, server_fn, site_form, Backend, Browser, StandInSites,
+    TestApp,
 };
 
 const ADMIN: &str = "boss@agency.test";
@@ -566,22 +567,15 @@ async fn waiting_messages_follow_their_site(backend: Backend) {
                 .await
                 .unwrap();
             let version = site.version.to_string();
-            let form = [
+            let form = site_form(&[
                 ("id", id.as_str()),
                 ("version", version.as_str()),
                 ("name", site.name.as_str()),
                 ("client", site.client.as_str()),
                 ("url", url.as_str()),
                 ("profile", profile.as_str()),
-                ("login_template", ""),
-                ("username_claim", ""),
-                ("signing", ""),
-                ("secret", ""),
-                ("roles", ""),
-                ("token_lifetime", ""),
                 ("enabled", "on"),
-                ("notes", ""),
-            ];
+            ]);
             let (status, body) = server_fn(app, admin, "admin_save_site", &form).await;
             assert_eq!(status, 200, "{body}");
         }
