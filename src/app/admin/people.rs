@@ -489,14 +489,10 @@ fn OffboardingPanel(id: String) -> impl IntoView {
     let tick = RwSignal::new(0u32);
     let pending = RwSignal::new(false);
     let person = id.clone();
-    // Fetched by the browser only: the list changes while messages go out,
-    // so a list rendered on the server could differ from the one the page
-    // hydrates with (a mismatch Leptos cannot recover from).
-    let data = LocalResource::new(move || {
-        tick.track();
-        end.version().track();
-        admin_offboarding(person.clone())
-    });
+    let data = Resource::new(
+        move || (tick.get(), end.version().get()),
+        move |_| admin_offboarding(person.clone()),
+    );
     // Live while anything waits: the page asks again every few seconds.
     Effect::new(move |_| {
         let _ = set_interval_with_handle(
