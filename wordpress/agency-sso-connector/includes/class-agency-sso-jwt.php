@@ -263,7 +263,9 @@ final class Agency_SSO_JWT {
 	 * @param array    $expect     `issuer` (string, exact), `audience` (string, exact), `typ`
 	 *                             (e.g. `JWT` or `logout+jwt`), `leeway` (seconds, default and
 	 *                             maximum 60), `max_lifetime` (seconds, default and maximum 300),
-	 *                             `require` (further claim names that must be present, default []).
+	 *                             `require` (further claim names that must be present, default []),
+	 *                             `person` (whether the token names a person, so that `sub` and
+	 *                             `email` are required; default true, false for a site message).
 	 * @param callable $key_for_kid Given the kid (string), returns the PEM public key (or an
 	 *                             OpenSSL key) to verify with, or null when the kid is unknown.
 	 * @param int      $now        The current Unix time.
@@ -280,6 +282,7 @@ final class Agency_SSO_JWT {
 		$leeway       = min( self::MAX_LEEWAY, max( 0, isset( $expect['leeway'] ) ? (int) $expect['leeway'] : self::MAX_LEEWAY ) );
 		$max_lifetime = min( self::MAX_LIFETIME, max( 0, isset( $expect['max_lifetime'] ) ? (int) $expect['max_lifetime'] : self::MAX_LIFETIME ) );
 		$required     = isset( $expect['require'] ) && is_array( $expect['require'] ) ? $expect['require'] : array();
+		$person       = ! array_key_exists( 'person', $expect ) || false !== $expect['person'];
 
 		// Structure.
 		if ( strlen( $token ) > self::MAX_TOKEN_BYTES ) {
@@ -369,10 +372,10 @@ final class Agency_SSO_JWT {
 		if ( ! isset( $claims['jti'] ) || ! is_string( $claims['jti'] ) || strlen( $claims['jti'] ) < self::MIN_JTI_LENGTH ) {
 			throw new Agency_SSO_Error( 'missing_claim', 'The sign-in token lacks a unique token id.' );
 		}
-		if ( ! isset( $claims['email'] ) || ! is_string( $claims['email'] ) || false === filter_var( $claims['email'], FILTER_VALIDATE_EMAIL ) ) {
+		if ( $person && ( ! isset( $claims['email'] ) || ! is_string( $claims['email'] ) || false === filter_var( $claims['email'], FILTER_VALIDATE_EMAIL ) ) ) {
 			throw new Agency_SSO_Error( 'missing_claim', 'The sign-in token lacks a valid e-mail address.' );
 		}
-		if ( ! isset( $claims['sub'] ) || ! is_string( $claims['sub'] ) || '' === $claims['sub'] ) {
+		if ( $person && ( ! isset( $claims['sub'] ) || ! is_string( $claims['sub'] ) || '' === $claims['sub'] ) ) {
 			throw new Agency_SSO_Error( 'missing_claim', 'The sign-in token does not say who is signing in.' );
 		}
 		foreach ( $required as $name ) {
