@@ -7,15 +7,29 @@
  * follows the connector plugin's rules, with the plugin's own code where
  * that code runs outside WordPress:
  *
- * - POST `/{name}/?rest_route=/agency-sso/v1/back-channel`: a message,
- *   checked by Agency_SSO_Logout_Token over Agency_SSO_JWT, its jti kept
- *   single-use, carried out on the site's users as
- *   Agency_SSO_Back_Channel::handle does (the user bound to the stable
- *   subject, else to the legacy e-mail subject, moved over, else an unbound
- *   account with the address that administers nothing; a lock or set-role
- *   no newer than the last one carried out for that user answered as
- *   superseded, nothing done), and answered in the plugin's shape with the
- *   plugin's status codes.
+ * - POST `/{name}/?rest_route=/agency-sso/v1/back-channel`: a message
+ *   carrying exactly one of `logout_token` and `site_token` (both, or
+ *   neither: 400 `malformed_token`).
+ *   A `logout_token` is checked by Agency_SSO_Logout_Token over
+ *   Agency_SSO_JWT, its jti kept single-use, carried out on the site's
+ *   users as Agency_SSO_Back_Channel::handle does (the user bound to the
+ *   stable subject, else to the legacy e-mail subject, moved over, else an
+ *   unbound account with the address that administers nothing; a lock or
+ *   set-role no newer than the last one carried out for that user answered
+ *   as superseded, nothing done), and answered in the plugin's shape with
+ *   the plugin's status codes.
+ *   A `site_token` is checked by Agency_SSO_Site_Message, its jti kept
+ *   single-use, and answered as Agency_SSO_Back_Channel::handle_site_message
+ *   does: a `connect` against the site's pending attempt (`{name}.pending.json`,
+ *   below: its issuer signs, its attempt must be the message's, no older
+ *   than 15 minutes; none: 409 `no_pending_connection`, another attempt:
+ *   401 `attempt_mismatch`) with `{jti, action, site_url, plugin_version,
+ *   wp_version, php_version, multisite}`; a `status` or `refresh-keys`
+ *   (the latter fetches the key set first, whatever the once-a-minute
+ *   limit says) from AGENCY_SSO_ISSUER with those and `connected`, `keys`
+ *   (the kids of the set the site holds: cached, else the last good one),
+ *   `keys_fetched_at`, `refusals` and `refusals_since`. These sites answer
+ *   as WordPress 6.1.1, plugin 0.3.0, not a network.
  * - GET `/{name}/wp-login.php?action=agency_sso&token=JWT`: a launch,
  *   checked as the plugin checks one (the Referer aside), the user bound,
  *   created or refused as Agency_SSO_Users::sign_in_user does, given the
@@ -41,9 +55,23 @@
  *   (seconds) makes it wait that long first;
  * - `{name}.log`: a JSON line per message taken (verified and not a
  *   replay): action, role, email, sub, seq, jti, user_found, superseded;
+ *   for a site message only action and jti;
  * - `{name}.answer`: when present, the answer to every message taken
  *   (HTTP 200, `{jti}` replaced by the message's), as a compromised or
  *   broken site might answer;
+ * - `{name}.pending.json`: the site's pending connection attempt,
+ *   `{"issuer", "attempt", "started_at"}`, as a test writes it (the plugin
+ *   makes one when its admin starts to connect). A `connect` confirmed for
+ *   it is answered and written to `{name}.connection.json` (`{"issuer",
+ *   "attempt", "connected_at"}`), as the plugin writes its record once the
+ *   dashboard accepts the code; the pending file stays (a test removes
+ *   it). `connected` in a status is whether `{name}.connection.json`
+ *   names AGENCY_SSO_ISSUER (a test may write it too). The keys of a
+ *   pending issuer other than AGENCY_SSO_ISSUER are fetched, uncached,
+ *   from its `/.well-known/jwks.json`;
+ * - `{name}.refusals.json`: when present, `{"refusals": {code: count},
+ *   "refusals_since": int}` as a status reports it (a test writes it;
+ *   absent: `{}` and null);
  * - `{name}.keys.json`, `{name}.keys-good.json`, `{name}.keys-throttle`:
  *   the key cache; `{name}.key-fetches`: a line per fetch of the key set.
  * And `clock`: seconds added to this machine's time (the dashboard's test
@@ -53,6 +81,7 @@
 require __DIR__ . '/../../wordpress/agency-sso-connector/includes/class-agency-sso-error.php';
 require __DIR__ . '/../../wordpress/agency-sso-connector/includes/class-agency-sso-jwt.php';
 require __DIR__ . '/../../wordpress/agency-sso-connector/includes/class-agency-sso-logout-token.php';
+require __DIR__ . '/../../wordpress/agency-sso-connector/includes/class-agency-sso-site-message.php';
 
 const MIN_AGE       = 60;
 const MAX_AGE       = 86400;
@@ -60,6 +89,7 @@ const DEFAULT_AGE   = 300;
 const REFETCH_GAP   = 60;
 const MAX_STALENESS = 7 * 86400;
 const ROLES         = array( 'administrator', 'editor', 'author', 'contributor', 'subscriber' );
+const PENDING_TTL   = 900;
 
 $dir    = getenv( 'STAND_IN_DIR' );
 $issuer = (string) getenv( 'AGENCY_SSO_ISSUER' );
@@ -439,11 +469,171 @@ if ( $is_launch ) {
 	answer( 200, array( 'user' => $user ) );
 }
 
+// A site message, answered as Agency_SSO_Back_Channel::handle_site_message does.
+
+/**
+ * The public key for a kid of a dashboard other than AGENCY_SSO_ISSUER
+ * (a pending attempt's): its key set, fetched now, not cached.
+ *
+ * @param string $from The dashboard's issuer.
+ * @param string $kid  The token's kid.
+ */
+function other_issuer_key( string $from, string $kid ): ?string {
+	$body = @file_get_contents( "$from/.well-known/jwks.json" );
+	if ( false === $body ) {
+		return null;
+	}
+	try {
+		$keys = Agency_SSO_JWT::parse_key_set( $body );
+	} catch ( Agency_SSO_Error $e ) {
+		return null;
+	}
+	return $keys[ $kid ] ?? null;
+}
+
+/**
+ * The set the site holds now: cached while its max-age lasts, else the last good one.
+ */
+function held_keys(): ?array {
+	global $now;
+	$set = read_json( site_file( 'keys.json' ) );
+	if ( null === $set || (int) $set['fetched_at'] + (int) $set['max_age'] <= $now ) {
+		$set = read_json( site_file( 'keys-good.json' ) );
+	}
+	return $set;
+}
+
+/**
+ * What the site says about itself in every answer to a site message.
+ *
+ * @param string $audience The site's URL.
+ */
+function site_facts( string $audience ): array {
+	return array(
+		'site_url'       => $audience,
+		'plugin_version' => '0.3.0',
+		'wp_version'     => '6.1.1',
+		'php_version'    => PHP_VERSION,
+		'multisite'      => false,
+	);
+}
+
+/**
+ * The site's status (Agency_SSO_Connect::status_report()).
+ *
+ * @param string $audience The site's URL.
+ */
+function status_report( string $audience ): array {
+	global $issuer;
+	$set        = held_keys();
+	$connection = read_json( site_file( 'connection.json' ) );
+	$refusals   = read_json( site_file( 'refusals.json' ) );
+	return site_facts( $audience ) + array(
+		'connected'       => null !== $connection && ( $connection['issuer'] ?? null ) === $issuer,
+		'keys'            => null === $set ? array() : array_map( 'strval', array_keys( $set['keys'] ) ),
+		'keys_fetched_at' => null === $set ? null : (int) $set['fetched_at'],
+		'refusals'        => (object) ( $refusals['refusals'] ?? array() ),
+		'refusals_since'  => isset( $refusals['refusals_since'] ) ? (int) $refusals['refusals_since'] : null,
+	);
+}
+
+/**
+ * Verify a site message and answer it; never returns.
+ *
+ * @param string $token    The site token.
+ * @param string $audience The site's URL.
+ */
+function answer_site_message( string $token, string $audience ): void {
+	global $issuer, $now;
+	$action  = Agency_SSO_Site_Message::unverified_action( $token );
+	$pending = null;
+	try {
+		$from = $issuer;
+		$keys = 'key_for_kid';
+		if ( 'connect' === $action ) {
+			$pending = read_json( site_file( 'pending.json' ) );
+			if ( null === $pending || ! is_string( $pending['issuer'] ?? null ) || ! is_string( $pending['attempt'] ?? null )
+				|| $now - (int) ( $pending['started_at'] ?? 0 ) > PENDING_TTL ) {
+				throw new Agency_SSO_Error( 'no_pending_connection', 'This site is not waiting for a connection to be confirmed.' );
+			}
+			$from = $pending['issuer'];
+			if ( $from !== $issuer ) {
+				$keys = fn( string $kid ) => other_issuer_key( $from, $kid );
+			}
+		}
+		$claims = Agency_SSO_Site_Message::verify( $token, $from, $audience, $keys, $now );
+		if ( $claims['action'] !== $action ) {
+			throw new Agency_SSO_Error( 'malformed_token', 'The message could not be read.' );
+		}
+		if ( null !== $pending && ! hash_equals( $pending['attempt'], (string) $claims['attempt'] ) ) {
+			throw new Agency_SSO_Error( 'attempt_mismatch', 'The message confirms another connection attempt than the one this site started.' );
+		}
+		claim_jti( (string) $claims['jti'] );
+	} catch ( Agency_SSO_Error $e ) {
+		answer(
+			Agency_SSO_Site_Message::status( $e->get_error_code() ),
+			array(
+				'error'   => $e->get_error_code(),
+				'message' => $e->getMessage(),
+			)
+		);
+	}
+	if ( 'connect' === $action ) {
+		write_json(
+			site_file( 'connection.json' ),
+			array(
+				'issuer'       => $pending['issuer'],
+				'attempt'      => $pending['attempt'],
+				'connected_at' => $now,
+			)
+		);
+	} elseif ( 'refresh-keys' === $action ) {
+		refresh_keys();
+	}
+	file_put_contents(
+		site_file( 'log' ),
+		json_encode(
+			array(
+				'action' => $action,
+				'jti'    => $claims['jti'],
+			)
+		) . "\n",
+		FILE_APPEND | LOCK_EX
+	);
+	if ( file_exists( site_file( 'answer' ) ) ) {
+		http_response_code( 200 );
+		header( 'Content-Type: application/json' );
+		echo str_replace( '{jti}', $claims['jti'], file_get_contents( site_file( 'answer' ) ) );
+		exit;
+	}
+	answer(
+		200,
+		array(
+			'jti'    => (string) $claims['jti'],
+			'action' => $action,
+		) + ( 'connect' === $action ? site_facts( $audience ) : status_report( $audience ) )
+	);
+}
+
+$audience = 'http://' . $_SERVER['HTTP_HOST'] . '/' . $name;
+if ( isset( $_POST['logout_token'] ) === isset( $_POST['site_token'] ) ) {
+	answer(
+		400,
+		array(
+			'error'   => 'malformed_token',
+			'message' => 'A message carries exactly one token: a logout token or a site token.',
+		)
+	);
+}
+if ( isset( $_POST['site_token'] ) ) {
+	answer_site_message( (string) $_POST['site_token'], $audience );
+}
+
 try {
 	$claims = Agency_SSO_Logout_Token::verify(
 		(string) ( $_POST['logout_token'] ?? '' ),
 		$issuer,
-		'http://' . $_SERVER['HTTP_HOST'] . '/' . $name,
+		$audience,
 		'key_for_kid',
 		$now
 	);
