@@ -1,8 +1,9 @@
 <?php
 /**
  * Removing the plugin removes its settings (the site's, and the network's
- * on a network), cached keys, used-token table, account links, locks and
- * message order, on every site of a network. Content and accounts stay.
+ * on a network), its connection to the dashboard, cached keys, refusal
+ * counts, used-token table, account links, locks and message order, on
+ * every site of a network. Content and accounts stay.
  *
  * @package Agency_SSO_Connector
  */
@@ -10,12 +11,13 @@
 defined( 'WP_UNINSTALL_PLUGIN' ) || exit;
 
 /**
- * What the plugin keeps on the current site: its options, transients,
- * used-token table and the per-site user options (locks, message order).
+ * What the plugin keeps on the current site: its options (the connection
+ * and the refusal counts among them), transients, used-token table and
+ * the per-site user options (locks, message order).
  */
 function agency_sso_uninstall_site(): void {
 	global $wpdb;
-	foreach ( array( 'agency_sso_issuer', 'agency_sso_break_glass', 'agency_sso_block_passwords', 'agency_sso_allow_missing_referer', 'agency_sso_jwks_last_good', 'agency_sso_jwks_last_result', 'agency_sso_db_version' ) as $agency_sso_option ) {
+	foreach ( array( 'agency_sso_issuer', 'agency_sso_break_glass', 'agency_sso_block_passwords', 'agency_sso_allow_missing_referer', 'agency_sso_jwks_last_good', 'agency_sso_jwks_last_result', 'agency_sso_db_version', 'agency_sso_connect_pending', 'agency_sso_connection', 'agency_sso_refusals' ) as $agency_sso_option ) {
 		delete_option( $agency_sso_option );
 	}
 	delete_transient( 'agency_sso_jwks' );

@@ -1,9 +1,12 @@
 <?php
 /**
  * The dashboard's back-channel: signed messages (OpenID Connect
- * Back-Channel Logout 1.0 logout tokens, `typ` logout+jwt) that end a
- * person's sessions, lock their account or set their role on this site,
- * POSTed to the REST route agency-sso/v1/back-channel. Also the lock
+ * Back-Channel Logout 1.0 logout tokens, `typ` logout+jwt, in the form
+ * field `logout_token`) that end a person's sessions, lock their account
+ * or set their role on this site, and site messages (`typ`
+ * agency-sso-site+jwt, in `site_token`) that confirm a connection, ask for
+ * the site's status or have it fetch the key set now, POSTed to the REST
+ * route agency-sso/v1/back-channel. Also the lock
  * itself: a locked account signs in neither with its password, nor with an
  * application password, nor with a launch token issued before the lock,
  * and a session it already holds is not honoured. A lock and the order of
@@ -55,10 +58,13 @@ final class Agency_SSO_Back_Channel {
 				'methods'             => 'POST',
 				'callback'            => array( self::class, 'receive' ),
 				'permission_callback' => '__return_true',
+				// One of the two, checked in receive() (WordPress cannot say "exactly one").
 				'args'                => array(
 					'logout_token' => array(
-						'type'     => 'string',
-						'required' => true,
+						'type' => 'string',
+					),
+					'site_token'   => array(
+						'type' => 'string',
 					),
 				),
 			)
@@ -72,21 +78,91 @@ final class Agency_SSO_Back_Channel {
 	 */
 	public static function receive( WP_REST_Request $request ): WP_REST_Response {
 		nocache_headers();
+		$logout_token = $request->get_param( 'logout_token' );
+		$site_token   = $request->get_param( 'site_token' );
+		$is_site      = null !== $site_token;
 		try {
-			$done = self::handle( (string) $request->get_param( 'logout_token' ) );
+			if ( ( null === $logout_token ) === ( null === $site_token ) ) {
+				throw new Agency_SSO_Error( 'malformed_token', __( 'A message carries exactly one token: a logout token or a site token.', 'agency-sso-connector' ) );
+			}
+			$done = $is_site ? self::handle_site_message( (string) $site_token ) : self::handle( (string) $logout_token );
 		} catch ( Agency_SSO_Error $e ) {
 			$code = $e->get_error_code();
+			Agency_SSO_Refusals::record( $code );
 			// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- a refused message is worth a line in the site's log; the token is not in it.
-			error_log( 'agency-sso-connector: back-channel message refused: ' . $code );
+			error_log( 'agency-sso-connector: back-channel ' . ( $is_site ? 'site ' : '' ) . 'message refused: ' . $code );
 			return new WP_REST_Response(
 				array(
 					'error'   => $code,
 					'message' => $e->getMessage(),
 				),
-				Agency_SSO_Logout_Token::status( $code )
+				$is_site ? Agency_SSO_Site_Message::status( $code ) : Agency_SSO_Logout_Token::status( $code )
 			);
 		}
 		return new WP_REST_Response( $done, 200 );
+	}
+
+	/**
+	 * Verify a site message and answer it. A `connect` answers this site's
+	 * pending connection attempt: it is verified against that attempt's
+	 * dashboard (whose keys are fetched for it), and its `attempt` must be
+	 * the pending one. A `status` or `refresh-keys` comes from the
+	 * configured dashboard, as a logout token does.
+	 *
+	 * @param string $token The site message.
+	 * @return array The answer: `jti`, `action` and the site's facts
+	 *               (Agency_SSO_Connect::site_facts()); for `status` and
+	 *               `refresh-keys` its status (Agency_SSO_Connect::status_report()).
+	 * @throws Agency_SSO_Error On any refusal, before anything is changed.
+	 */
+	public static function handle_site_message( string $token ): array {
+		// Read unchecked only to choose the dashboard that must have signed it.
+		$action  = Agency_SSO_Site_Message::unverified_action( $token );
+		$pending = null;
+		if ( 'connect' === $action ) {
+			$pending = Agency_SSO_Connect::pending();
+			if ( null === $pending ) {
+				throw new Agency_SSO_Error( 'no_pending_connection', __( 'This site is not waiting for a connection to be confirmed (none was started, or it was started more than 15 minutes ago).', 'agency-sso-connector' ) );
+			}
+			$issuer      = $pending['issuer'];
+			$key_for_kid = static function ( string $kid ) use ( $issuer ): ?string {
+				return Agency_SSO_Keys::key_for_kid( $kid, $issuer );
+			};
+		} else {
+			$issuer = Agency_SSO_Config::issuer();
+			if ( '' === $issuer ) {
+				throw Agency_SSO_Login::refusal( 'not_configured' );
+			}
+			$key_for_kid = array( Agency_SSO_Keys::class, 'key_for_kid' );
+		}
+		$claims = Agency_SSO_Site_Message::verify( $token, $issuer, Agency_SSO_Config::audience(), $key_for_kid, Agency_SSO_Config::now() );
+		if ( $claims['action'] !== $action ) {
+			throw new Agency_SSO_Error( 'malformed_token', __( 'The message could not be read.', 'agency-sso-connector' ) );
+		}
+		if ( null !== $pending && ! hash_equals( $pending['attempt'], (string) $claims['attempt'] ) ) {
+			throw new Agency_SSO_Error( 'attempt_mismatch', __( 'The message confirms another connection attempt than the one this site started.', 'agency-sso-connector' ) );
+		}
+		if ( ! Agency_SSO_Replay::claim( (string) $claims['jti'], Agency_SSO_Replay::keep_until( (int) $claims['exp'], Agency_SSO_Site_Message::LEEWAY ) ) ) {
+			throw Agency_SSO_Login::refusal( 'token_replayed' );
+		}
+		if ( 'refresh-keys' === $action ) {
+			// Now, whatever the once-a-minute limit on refetches says: the dashboard asks.
+			Agency_SSO_Keys::refresh( $issuer );
+		}
+		$answer = array_merge(
+			array(
+				'jti'    => (string) $claims['jti'],
+				'action' => $action,
+			),
+			'connect' === $action ? Agency_SSO_Connect::site_facts() : Agency_SSO_Connect::status_report()
+		);
+		/**
+		 * A site message was answered.
+		 *
+		 * @param array $answer The answer.
+		 */
+		do_action( 'agency_sso_site_message_done', $answer );
+		return $answer;
 	}
 
 	/**

@@ -150,7 +150,7 @@ final class Agency_SSO_Login {
 	}
 
 	/**
-	 * A refusal: recorded (the code only: never the token), then the
+	 * A refusal: recorded and counted (the code only: never the token), then the
 	 * browser is sent to a page without the token in its address, so the
 	 * token is not left in the address bar or the history.
 	 *
@@ -158,6 +158,7 @@ final class Agency_SSO_Login {
 	 */
 	private static function refuse( Agency_SSO_Error $e ): void {
 		$code = $e->get_error_code();
+		Agency_SSO_Refusals::record( $code );
 		do_action( 'agency_sso_login_refused', $code );
 		// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- a refusal is worth a line in the site's log; the token is not in it.
 		error_log( 'agency-sso-connector: sign-in refused: ' . $code . ( 'user_not_created' === $code ? ' (' . $e->getMessage() . ')' : '' ) );
