@@ -1,16 +1,19 @@
 <?php
 /**
- * Settings → Agency SSO: the issuer (read-only when wp-config.php sets it),
- * this site's URL for the dashboard, the key set last fetched, a "test the
- * connection" button, the password rule, break-glass logins, launches
- * without a Referer, and linking an existing account to a dashboard person.
+ * Settings → Agency SSO: the connection to the dashboard (connect by the
+ * dashboard's approval or with a code, or disconnect), the issuer
+ * (read-only when wp-config.php sets it), this site's URL for the
+ * dashboard, the key set last fetched, a "test the connection" button, the
+ * password rule, break-glass logins, launches without a Referer, and
+ * linking an existing account to a dashboard person.
  *
  * On a multisite network the settings are the network's and are changed
  * in Network Admin → Settings → Agency SSO by those who may manage the
  * network's options; a sub-site's page shows them read-only. Accounts are
  * the network's too: linking needs manage_network_users, a sub-site's page
  * links only members of that site who are not super admins, and only the
- * network's page can link a super admin.
+ * network's page can link a super admin. Each site of a network connects
+ * on its own page, by a network administrator; the network's page lists them.
  *
  * @package Agency_SSO_Connector
  */
@@ -34,6 +37,10 @@ final class Agency_SSO_Admin {
 		add_action( 'admin_post_agency_sso_test', array( self::class, 'test_connection' ) );
 		add_action( 'admin_post_agency_sso_link', array( self::class, 'link' ) );
 		add_action( 'admin_post_agency_sso_unlink', array( self::class, 'unlink' ) );
+		add_action( 'admin_post_agency_sso_connect_start', array( self::class, 'connect_start' ) );
+		add_action( 'admin_post_agency_sso_connect_back', array( self::class, 'connect_back' ) );
+		add_action( 'admin_post_agency_sso_connect_code', array( self::class, 'connect_code' ) );
+		add_action( 'admin_post_agency_sso_disconnect', array( self::class, 'disconnect' ) );
 		add_action( 'admin_notices', array( self::class, 'not_configured_notice' ) );
 		add_action( 'network_admin_notices', array( self::class, 'not_configured_notice' ) );
 		add_filter( 'plugin_action_links_' . plugin_basename( AGENCY_SSO_CONNECTOR_FILE ), array( self::class, 'action_links' ) );
@@ -100,7 +107,7 @@ final class Agency_SSO_Admin {
 		if ( ! current_user_can( $network ? 'manage_network_options' : 'manage_options' ) || '' !== Agency_SSO_Config::issuer() ) {
 			return;
 		}
-		echo '<div class="notice notice-warning"><p>' . esc_html__( 'agency-sso connector does nothing until it knows your dashboard. Add this line to wp-config.php:', 'agency-sso-connector' )
+		echo '<div class="notice notice-warning"><p>' . esc_html__( 'agency-sso connector does nothing until it knows your dashboard. Connect this site on its settings page, or add this line to wp-config.php:', 'agency-sso-connector' )
 			. ' <code>define( \'AGENCY_SSO_ISSUER\', \'https://sso.agency.example\' );</code> '
 			. '<a href="' . esc_url( self::url( array(), is_multisite() ) ) . '">' . esc_html__( 'Settings', 'agency-sso-connector' ) . '</a></p></div>';
 	}
@@ -135,11 +142,122 @@ final class Agency_SSO_Admin {
 	 *
 	 * @param string $kind    updated or error.
 	 * @param string $message The message.
+	 * @param string $code    A stable code shown beside it ('' for none).
 	 */
-	private static function back( string $kind, string $message ): void {
-		set_transient( 'agency_sso_notice_' . get_current_user_id(), array( $kind, $message ), 60 );
+	private static function back( string $kind, string $message, string $code = '' ): void {
+		set_transient( 'agency_sso_notice_' . get_current_user_id(), array( $kind, $message, $code ), 60 );
 		wp_safe_redirect( self::url( array(), self::from_network_page() ) );
 		exit;
+	}
+
+	/**
+	 * Back to the page with a refusal's message and code.
+	 *
+	 * @param WP_Error $error The refusal.
+	 */
+	private static function back_with_error( WP_Error $error ): void {
+		self::back( 'error', $error->get_error_message(), (string) $error->get_error_code() );
+	}
+
+	/**
+	 * Connecting and disconnecting are a site's, done on its own page (on a
+	 * network, each sub-site's page), never on the network's.
+	 */
+	private static function site_page_only(): void {
+		if ( self::from_network_page() ) {
+			self::forbid( __( 'Each site of a network connects to the dashboard on its own settings page.', 'agency-sso-connector' ) );
+		}
+	}
+
+	/**
+	 * Connect: begin an approval in the browser and send it to the dashboard.
+	 */
+	public static function connect_start(): void {
+		self::guard( 'agency_sso_connect_start', Agency_SSO_Config::settings_capability() );
+		self::site_page_only();
+		$dashboard = isset( $_POST['dashboard'] ) ? sanitize_text_field( wp_unslash( $_POST['dashboard'] ) ) : ''; // phpcs:ignore WordPress.Security.NonceVerification.Missing -- checked in guard().
+		$to        = Agency_SSO_Connect::start_approval( $dashboard );
+		if ( is_wp_error( $to ) ) {
+			self::back_with_error( $to );
+		}
+		// phpcs:ignore WordPress.Security.SafeRedirect.wp_redirect_wp_redirect -- the dashboard's approval page, at the address just checked.
+		wp_redirect( $to, 303 );
+		exit;
+	}
+
+	/**
+	 * The dashboard sent the browser back: approved (a code and the state)
+	 * or cancelled (`error=cancelled`). Behind the capability and the nonce
+	 * the way there carried; the state must be the pending attempt's.
+	 */
+	public static function connect_back(): void {
+		if ( ! current_user_can( Agency_SSO_Config::settings_capability() ) ) {
+			self::forbid( __( 'You are not allowed to change these settings.', 'agency-sso-connector' ) );
+		}
+		check_admin_referer( Agency_SSO_Connect::return_nonce_action() );
+		// phpcs:disable WordPress.Security.NonceVerification.Recommended -- checked just above.
+		$state = isset( $_GET['state'] ) ? sanitize_text_field( wp_unslash( $_GET['state'] ) ) : '';
+		if ( isset( $_GET['error'] ) ) {
+			$error = sanitize_key( wp_unslash( $_GET['error'] ) );
+			Agency_SSO_Connect::forget_attempt( $state );
+			if ( 'cancelled' === $error ) {
+				self::back( 'error', __( 'The connection was cancelled in the dashboard: nothing was changed.', 'agency-sso-connector' ), 'cancelled' );
+			}
+			self::back( 'error', __( 'The dashboard did not approve the connection: nothing was changed.', 'agency-sso-connector' ), '' === $error ? 'not_approved' : $error );
+		}
+		$code = isset( $_GET['code'] ) ? sanitize_text_field( wp_unslash( $_GET['code'] ) ) : '';
+		// phpcs:enable
+		self::connected( Agency_SSO_Connect::finish_approval( $code, $state ) );
+	}
+
+	/**
+	 * Connect with a code pasted on the page.
+	 */
+	public static function connect_code(): void {
+		self::guard( 'agency_sso_connect_code', Agency_SSO_Config::settings_capability() );
+		self::site_page_only();
+		$code = isset( $_POST['code'] ) ? sanitize_text_field( wp_unslash( $_POST['code'] ) ) : ''; // phpcs:ignore WordPress.Security.NonceVerification.Missing -- checked in guard().
+		self::connected( Agency_SSO_Connect::with_code( $code ) );
+	}
+
+	/**
+	 * Back to the page with the outcome of a connection.
+	 *
+	 * @param array|WP_Error $result What Agency_SSO_Connect answered.
+	 */
+	private static function connected( $result ): void {
+		if ( is_wp_error( $result ) ) {
+			self::back_with_error( $result );
+		}
+		self::back(
+			'updated',
+			$result['created']
+				/* translators: %s: the dashboard's address */
+				? sprintf( __( 'Connected to %s: the dashboard added this site.', 'agency-sso-connector' ), $result['issuer'] )
+				/* translators: %s: the dashboard's address */
+				: sprintf( __( 'Connected to %s: the dashboard already knew this site.', 'agency-sso-connector' ), $result['issuer'] ),
+			'connected'
+		);
+	}
+
+	/**
+	 * Disconnect this site from its dashboard.
+	 */
+	public static function disconnect(): void {
+		self::guard( 'agency_sso_disconnect', Agency_SSO_Config::settings_capability() );
+		self::site_page_only();
+		$result = Agency_SSO_Connect::disconnect();
+		if ( is_wp_error( $result ) ) {
+			self::back_with_error( $result );
+		}
+		/* translators: %s: the dashboard's address */
+		$message = sprintf( __( 'Disconnected from %s.', 'agency-sso-connector' ), $result['issuer'] );
+		if ( $result['issuer_kept'] ) {
+			$message .= ' ' . ( Agency_SSO_Config::issuer_is_constant()
+				? __( 'Launches from it are still accepted: AGENCY_SSO_ISSUER in wp-config.php names it.', 'agency-sso-connector' )
+				: __( 'Launches from it are still accepted: the network names it (Network Admin → Settings → Agency SSO).', 'agency-sso-connector' ) );
+		}
+		self::back( 'updated', $message, 'disconnected' );
 	}
 
 	/**
@@ -279,8 +397,20 @@ final class Agency_SSO_Admin {
 		<div class="wrap" id="agency-sso-settings">
 			<h1><?php $network ? esc_html_e( 'Agency SSO for the network', 'agency-sso-connector' ) : esc_html_e( 'Agency SSO', 'agency-sso-connector' ); ?></h1>
 			<?php if ( is_array( $notice ) ) : ?>
-				<div class="notice notice-<?php echo 'error' === $notice[0] ? 'error' : 'success'; ?>" id="agency-sso-notice"><p><?php echo esc_html( $notice[1] ); ?></p></div>
+				<div class="notice notice-<?php echo 'error' === $notice[0] ? 'error' : 'success'; ?>" id="agency-sso-notice"><p><?php echo esc_html( $notice[1] ); ?></p>
+				<?php if ( ! empty( $notice[2] ) ) : ?>
+					<p><?php esc_html_e( 'Code:', 'agency-sso-connector' ); ?> <code id="agency-sso-notice-code"><?php echo esc_html( $notice[2] ); ?></code></p>
+				<?php endif; ?>
+				</div>
 			<?php endif; ?>
+
+			<?php
+			if ( $network ) {
+				self::render_network_sites();
+			} else {
+				self::render_connection();
+			}
+			?>
 
 			<h2><?php esc_html_e( 'The dashboard', 'agency-sso-connector' ); ?></h2>
 			<?php if ( ! $editable ) : ?>
@@ -388,6 +518,94 @@ final class Agency_SSO_Admin {
 			<h2><?php esc_html_e( 'Accounts linked to the dashboard', 'agency-sso-connector' ); ?></h2>
 			<?php self::render_links( $issuer, $network ); ?>
 		</div>
+		<?php
+	}
+
+	/**
+	 * This site's connection: to whom and since when, with Disconnect; or,
+	 * not connected, the two ways to connect (for those who may).
+	 */
+	private static function render_connection(): void {
+		$may    = current_user_can( Agency_SSO_Config::settings_capability() );
+		$record = Agency_SSO_Connect::connection();
+		// The address a sub-site of a network, or a site whose wp-config.php names one, can connect to.
+		$fixed = Agency_SSO_Config::issuer_is_constant() || ( is_multisite() && '' !== Agency_SSO_Config::issuer_as_written() );
+		?>
+		<h2><?php esc_html_e( 'Connection to the agency dashboard', 'agency-sso-connector' ); ?></h2>
+		<?php if ( null !== $record ) : ?>
+			<p id="agency-sso-connection">
+				<?php
+				/* translators: 1: the dashboard's address, 2: date and time */
+				echo esc_html( sprintf( __( 'Connected to %1$s since %2$s.', 'agency-sso-connector' ), $record['issuer'], wp_date( 'Y-m-d H:i:s', $record['connected_at'] ) ) );
+				?>
+			</p>
+			<?php if ( $may ) : ?>
+			<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>">
+				<?php self::form_fields( 'agency_sso_disconnect' ); ?>
+				<?php submit_button( __( 'Disconnect', 'agency-sso-connector' ), 'secondary', 'submit', false, array( 'id' => 'agency-sso-disconnect' ) ); ?>
+			</form>
+			<?php endif; ?>
+		<?php else : ?>
+			<p id="agency-sso-connection"><?php esc_html_e( 'This site is not connected to an agency dashboard.', 'agency-sso-connector' ); ?></p>
+			<?php if ( ! $may ) : ?>
+				<p id="agency-sso-connect-note"><?php esc_html_e( 'On a network, a network administrator connects each site, on the site\'s own settings page.', 'agency-sso-connector' ); ?></p>
+			<?php else : ?>
+			<h3><?php esc_html_e( 'Connect to the agency dashboard', 'agency-sso-connector' ); ?></h3>
+			<p><?php esc_html_e( 'The dashboard asks one of its administrators to approve this site, then sends you back here.', 'agency-sso-connector' ); ?></p>
+			<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>">
+				<?php self::form_fields( 'agency_sso_connect_start' ); ?>
+				<label for="agency-sso-connect-dashboard"><?php esc_html_e( 'Dashboard address', 'agency-sso-connector' ); ?></label>
+				<input type="url" class="regular-text" id="agency-sso-connect-dashboard" name="dashboard" value="<?php echo esc_attr( Agency_SSO_Config::issuer_as_written() ); ?>" placeholder="https://sso.agency.example" required <?php echo $fixed ? 'readonly' : ''; ?>>
+				<?php submit_button( __( 'Connect', 'agency-sso-connector' ), 'primary', 'submit', false, array( 'id' => 'agency-sso-connect' ) ); ?>
+			</form>
+			<h3><?php esc_html_e( 'Connect with a code', 'agency-sso-connector' ); ?></h3>
+			<p><?php esc_html_e( 'Or paste a connection code the dashboard made for this site\'s URL.', 'agency-sso-connector' ); ?></p>
+			<form method="post" action="<?php echo esc_url( admin_url( 'admin-post.php' ) ); ?>">
+				<?php self::form_fields( 'agency_sso_connect_code' ); ?>
+				<label for="agency-sso-connect-code"><?php esc_html_e( 'Connection code', 'agency-sso-connector' ); ?></label>
+				<input type="text" class="regular-text code" id="agency-sso-connect-code" name="code" autocomplete="off" spellcheck="false" placeholder="asso1..." required>
+				<?php submit_button( __( 'Connect with the code', 'agency-sso-connector' ), 'secondary', 'submit', false, array( 'id' => 'agency-sso-connect-with-code' ) ); ?>
+			</form>
+			<?php endif; ?>
+		<?php endif; ?>
+		<?php
+	}
+
+	/**
+	 * The network's page: each site's connection (each connects on its own page).
+	 */
+	private static function render_network_sites(): void {
+		$sites = get_sites( array( 'number' => 100 ) );
+		?>
+		<h2><?php esc_html_e( 'Sites and their connection', 'agency-sso-connector' ); ?></h2>
+		<p><?php esc_html_e( 'Each site of the network connects to the dashboard on its own settings page, to the dashboard named below.', 'agency-sso-connector' ); ?></p>
+		<table class="widefat striped" id="agency-sso-network-sites">
+			<thead><tr><th><?php esc_html_e( 'Site', 'agency-sso-connector' ); ?></th><th><?php esc_html_e( 'Connection', 'agency-sso-connector' ); ?></th></tr></thead>
+			<tbody>
+			<?php foreach ( $sites as $site ) : ?>
+				<?php
+				switch_to_blog( (int) $site->blog_id );
+				$record = Agency_SSO_Connect::connection();
+				$url    = Agency_SSO_Config::audience();
+				$page   = self::url();
+				restore_current_blog();
+				?>
+				<tr>
+					<td><a href="<?php echo esc_url( $page ); ?>"><?php echo esc_html( $url ); ?></a></td>
+					<td>
+						<?php
+						echo esc_html(
+							null === $record
+								? __( 'Not connected', 'agency-sso-connector' )
+								/* translators: 1: the dashboard's address, 2: date and time */
+								: sprintf( __( 'Connected to %1$s since %2$s', 'agency-sso-connector' ), $record['issuer'], wp_date( 'Y-m-d H:i:s', $record['connected_at'] ) )
+						);
+						?>
+					</td>
+				</tr>
+			<?php endforeach; ?>
+			</tbody>
+		</table>
 		<?php
 	}
 
