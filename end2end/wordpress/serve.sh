@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # A real WordPress for the end-to-end tests (Debian's package, 6.1): a fresh
-# copy and a fresh MariaDB database each run, two sites served by PHP's own
+# copy and a fresh MariaDB database each run, sites served by PHP's own
 # server on 127.0.0.1:$WP_PORT —
 #   /      the connector plugin installed as a plugin (a link to the
 #          repository's folder) and activated;
 #   /blog  a sub-directory install with the plugin as a must-use plugin;
 #   /fresh a sub-directory install without the plugin (a test uploads it);
-#   /net   a sub-directory multisite network, its sub-sites /net/team and
-#          /net/shop with the plugin network-activated and the issuer a
-#          network setting (router.php plays Apache's rewrites), `teamadmin`
-#          administering /net/team only and `quinn-shop` (quinn@agency.test)
-#          /net/shop only;
+#   /bare  the plugin installed and activated, no dashboard named at all
+#          (no AGENCY_SSO_ISSUER): a site to connect in one step, from its
+#          settings page or with connect.php (as `wp agency-sso connect`);
+#   /net   a sub-directory multisite network, its sub-sites /net/team,
+#          /net/shop and /net/labs with the plugin network-activated and the
+#          issuer a network setting (router.php plays Apache's rewrites),
+#          `teamadmin` administering /net/team only and `quinn-shop`
+#          (quinn@agency.test) /net/shop only; /net/labs is added to the
+#          dashboard by nobody (a test connects it);
 #   /edge  a site whose address is https://127.0.0.1:$WP_TLS_PORT/edge,
 #          reached through a proxy that ends TLS and forwards plain http
 #          with X-Forwarded-Proto (tls-proxy.mjs), as hosting does;
-# all but /net with AGENCY_SSO_ISSUER naming the test dashboard ($WP_ISSUER).
-# Everything is removed when the server stops.
+# all but /net and /bare with AGENCY_SSO_ISSUER naming the test dashboard
+# ($WP_ISSUER). Everything is removed when the server stops.
 set -euo pipefail
 : "${WP_PORT:?}" "${WP_TLS_PORT:?}" "${WP_DIR:?}" "${WP_ISSUER:?}" "${WP_TEST_ADMIN_PASSWORD:?}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -93,9 +97,10 @@ PHP
 }
 
 # The tests read the messages a site received from the dashboard (each
-# token, one per line, in <site dir>.inbox) to post them again themselves;
-# while <site dir>.hold exists the site answers the dashboard's own requests
-# 503, as a site that is down, without reading them.
+# token, logout token or site token, one per line, in <site dir>.inbox) to
+# post them again themselves; while <site dir>.hold exists the site answers
+# the dashboard's own requests 503, as a site that is down, without reading
+# them.
 test_inbox() {
   mkdir -p "$1/wp-content/mu-plugins"
   cat > "$1/wp-content/mu-plugins/agency-sso-test-inbox.php" <<PHP
@@ -109,7 +114,11 @@ add_filter( 'rest_pre_dispatch', function ( \$result, \$server, \$request ) {
 	if ( ! \$from_dashboard ) {
 		return \$result;
 	}
-	file_put_contents( '$1.inbox', \$request->get_param( 'logout_token' ) . "\\n", FILE_APPEND | LOCK_EX );
+	foreach ( array( 'logout_token', 'site_token' ) as \$field ) {
+		if ( null !== \$request->get_param( \$field ) ) {
+			file_put_contents( '$1.inbox', \$request->get_param( \$field ) . "\\n", FILE_APPEND | LOCK_EX );
+		}
+	}
 	if ( file_exists( '$1.hold' ) ) {
 		return new WP_REST_Response( array( 'error' => 'site_down' ), 503 );
 	}
@@ -154,6 +163,15 @@ site "$WP_DIR/fresh" "$URL/fresh" wpc_
 php "$HERE/install.php" "$WP_DIR/fresh" "$URL/fresh" "Fresh Client Site" none
 test_clock "$WP_DIR/fresh"
 
+# /bare: the plugin active and no dashboard named (no AGENCY_SSO_ISSUER line):
+# connecting in one step names it.
+site "$WP_DIR/bare" "$URL/bare" wpr_
+sed -i -e "/^\/\/ The one line a site needs\./d" -e "/^define( 'AGENCY_SSO_ISSUER'/d" "$WP_DIR/bare/wp-config.php"
+ln -s "$PLUGIN" "$WP_DIR/bare/wp-content/plugins/agency-sso-connector"
+php "$HERE/install.php" "$WP_DIR/bare" "$URL/bare" "Client Bare Site" plugin
+test_clock "$WP_DIR/bare"
+test_inbox "$WP_DIR/bare"
+
 # /net: a sub-directory multisite network; its sub-sites /net/team and
 # /net/shop get the connector activated for the whole network. Installed as
 # one site, made a network, then wp-config.php says so (in place of WP_HOME
@@ -171,6 +189,7 @@ define( 'SITE_ID_CURRENT_SITE', 1 );\n\
 define( 'BLOG_ID_CURRENT_SITE', 1 );|" "$WP_DIR/net/wp-config.php"
 php "$HERE/network-site.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" team "Client Team Site" "$WP_ISSUER"
 php "$HERE/network-site.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" shop "Client Shop Site" "$WP_ISSUER"
+php "$HERE/network-site.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" labs "Client Labs Site" "$WP_ISSUER"
 # A client's own administrators, each of one sub-site only.
 php "$HERE/network-user.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" team teamadmin team-admin@client.test "$WP_TEST_ADMIN_PASSWORD"
 php "$HERE/network-user.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" shop quinn-shop quinn@agency.test "$WP_TEST_ADMIN_PASSWORD"
