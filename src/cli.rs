@@ -113,6 +113,23 @@ pub enum SitesCommand {
         #[arg(value_delimiter = ',')]
         roles: Vec<String>,
     },
+    /// Make connection codes, one per site URL: single use, bound to that
+    /// URL, expiring. Prints CSV (url,code,expires_utc) for a script that
+    /// runs `wp agency-sso connect CODE` on each site. The codes are shown
+    /// this once only.
+    ConnectCode {
+        /// The sites' URLs.
+        urls: Vec<String>,
+        /// Also every site URL of this CSV (the sites import's format).
+        #[arg(long)]
+        from_csv: Option<std::path::PathBuf>,
+        /// The client a new site is filed under (default: the site's host).
+        #[arg(long, default_value = "")]
+        client: String,
+        /// How long the codes last, in hours (default 24, at most 720).
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -634,6 +651,50 @@ async fn sites(config: Config, command: SitesCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("{} now allows {}", s.url, s.roles.join(", "));
+        }
+        SitesCommand::ConnectCode {
+            mut urls,
+            from_csv,
+            client,
+            hours,
+        } => {
+            if let Some(file) = from_csv {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+                let rows = crate::domain::import::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                urls.extend(rows.iter().map(|r| r.url().to_string()));
+            }
+            let made = crate::service::connect::make_codes(
+                &db,
+                &config.public_url,
+                &urls,
+                &client,
+                hours.saturating_mul(3600),
+                &Actor::command_line(),
+                now(),
+            )
+            .await?;
+            println!("url,code,expires_utc");
+            for m in &made {
+                // A URL is quoted only when it must be (a comma in its path).
+                let url = if m.url.contains([',', '"']) {
+                    crate::domain::audit::csv_cell(&m.url)
+                } else {
+                    m.url.clone()
+                };
+                println!(
+                    "{},{},{}",
+                    url,
+                    m.code,
+                    crate::domain::audit::utc(m.expires_at)
+                );
+            }
+            eprintln!(
+                "{} connection code(s), each for one site, used once, shown only now. On each site: \
+                 wp agency-sso connect CODE, or paste the code in Settings → Agency SSO.",
+                made.len()
+            );
         }
     }
     Ok(())

@@ -301,6 +301,9 @@ pub fn event_kinds() -> Vec<&'static str> {
         "key_rejected",
         "identity_confirmed",
         "identity_refused",
+        "connect_code_created",
+        "site_connected",
+        "site_connect_refused",
     ]
 }
 

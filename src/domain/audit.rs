@@ -57,9 +57,12 @@ pub mod kind {
     pub const KEY_REJECTED: &str = "key_rejected";
     pub const IDENTITY_CONFIRMED: &str = "identity_confirmed";
     pub const IDENTITY_REFUSED: &str = "identity_refused";
+    pub const CONNECT_CODE_CREATED: &str = "connect_code_created";
+    pub const SITE_CONNECTED: &str = "site_connected";
+    pub const SITE_CONNECT_REFUSED: &str = "site_connect_refused";
 
     /// Every kind, for the filter's choices.
-    pub const ALL: [&str; 41] = [
+    pub const ALL: [&str; 44] = [
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,
@@ -101,6 +104,9 @@ pub mod kind {
         KEY_REJECTED,
         IDENTITY_CONFIRMED,
         IDENTITY_REFUSED,
+        CONNECT_CODE_CREATED,
+        SITE_CONNECTED,
+        SITE_CONNECT_REFUSED,
     ];
 }
 

@@ -40,6 +40,11 @@ impl Row {
     fn cell(&self, column: &str) -> &str {
         self.cells.get(column).map(|s| s.trim()).unwrap_or("")
     }
+
+    /// The row's site URL, as written.
+    pub fn url(&self) -> &str {
+        self.cell("url")
+    }
 }
 
 /// A problem with the whole file: nothing in it is imported.

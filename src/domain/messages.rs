@@ -265,7 +265,7 @@ fn check_answer(sent: &Sent<'_>, a: &SiteAnswer) -> Result<(), String> {
 
 /// A site's text as words of the dashboard's may quote it: at most `max`
 /// characters, control characters dropped.
-fn shown(text: &str, max: usize) -> String {
+pub fn shown(text: &str, max: usize) -> String {
     let mut s: String = text.chars().filter(|c| !c.is_control()).take(max).collect();
     if text.chars().count() > max {
         s.push('…');

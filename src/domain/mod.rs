@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod connect;
 pub mod identity;
 pub mod import;
 pub mod keys;

@@ -132,7 +132,7 @@ pub fn safe_return_path(candidate: Option<&str>) -> String {
                 && !p.starts_with("//")
                 && !p.contains('\\')
                 && p.bytes().all(|b| b.is_ascii_graphic())
-                && p.len() <= 512 =>
+                && p.len() <= 2048 =>
         {
             p.to_string()
         }

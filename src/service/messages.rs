@@ -466,7 +466,7 @@ async fn attempt(ctx: &Context, client: &reqwest::Client, m: &Message) -> Delive
 
 /// At most `max` bytes of a response's body, and whether there was more
 /// (then the rest is not read: the connection is dropped).
-async fn read_capped(
+pub(crate) async fn read_capped(
     res: &mut reqwest::Response,
     max: usize,
 ) -> Result<(Vec<u8>, bool), reqwest::Error> {
@@ -483,7 +483,7 @@ async fn read_capped(
     Ok((body, false))
 }
 
-fn root_cause(e: &dyn std::error::Error) -> String {
+pub(crate) fn root_cause(e: &dyn std::error::Error) -> String {
     let mut cause = e;
     while let Some(next) = cause.source() {
         cause = next;

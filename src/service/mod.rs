@@ -9,6 +9,7 @@
 pub mod access;
 pub mod audit;
 pub mod backup;
+pub mod connect;
 pub mod context;
 pub mod keys;
 pub mod launch;

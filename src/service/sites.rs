@@ -13,7 +13,7 @@ use crate::store::{self, audit, Db};
 
 // Reads with no rule of their own are the store's queries, named here so
 // that the pages, handlers and command line never reach the store.
-pub use crate::store::sites::{clients, find, list, search, ListedSite, SiteQuery};
+pub use crate::store::sites::{clients, find, find_by_url, list, search, ListedSite, SiteQuery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {

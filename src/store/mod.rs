@@ -3,6 +3,7 @@
 //! a migration folder per dialect.
 
 pub mod audit;
+pub mod connect;
 pub mod grants;
 pub mod keys;
 pub mod launches;

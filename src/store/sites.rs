@@ -134,12 +134,7 @@ pub(crate) fn from_joined_row(row: &sqlx::any::AnyRow) -> Result<Option<Site>, s
 }
 
 pub async fn find_by_url(db: &Db, url: &str) -> Result<Option<Site>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM sites WHERE url = $1");
-    let row: Option<SiteRow> = sqlx::query_as(&sql)
-        .bind(url)
-        .fetch_optional(&db.pool)
-        .await?;
-    row.map(TryInto::try_into).transpose()
+    find_by_url_in(&db.pool, url).await
 }
 
 /// Every site, by client and name.
@@ -388,4 +383,14 @@ pub async fn delete<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
         .await?
         .rows_affected();
     Ok(n == 1)
+}
+
+/// `find_by_url` inside a transaction.
+pub async fn find_by_url_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    url: &str,
+) -> Result<Option<Site>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM sites WHERE url = $1");
+    let row: Option<SiteRow> = sqlx::query_as(&sql).bind(url).fetch_optional(ex).await?;
+    row.map(TryInto::try_into).transpose()
 }

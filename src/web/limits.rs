@@ -33,6 +33,8 @@ pub struct Limiter {
     /// in the audit log at most this often per client, and overall.
     failures_per_client: Mutex<Buckets>,
     failures_overall: Mutex<Buckets>,
+    /// Redemptions of connection codes, per client address.
+    connect_per_client: Mutex<Buckets>,
     /// When a flood of them was last noted (Unix seconds): at most one
     /// note a minute, however the flood ebbs and flows.
     flood_noted_at: std::sync::atomic::AtomicI64,
@@ -42,6 +44,9 @@ pub struct Limiter {
 const FAILURES_PER_CLIENT: &str = "10/min";
 /// ... and from everyone together, per process.
 const FAILURES_OVERALL: &str = "120/min";
+/// Redemptions of connection codes per client address: a fleet's script
+/// connecting its sites one after another stays well below.
+const CONNECT_PER_CLIENT: &str = "120/min";
 
 /// Which limit a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +82,7 @@ impl Limiter {
             launch_client: buckets(s.launch_client),
             failures_per_client: fixed(FAILURES_PER_CLIENT),
             failures_overall: fixed(FAILURES_OVERALL),
+            connect_per_client: fixed(CONNECT_PER_CLIENT),
             flood_noted_at: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
@@ -114,6 +120,14 @@ impl Limiter {
             }
             v => v,
         }
+    }
+
+    /// Count one redemption of a connection code from `client`.
+    pub fn connect_attempt(&self, client: &str, now: i64) -> Verdict {
+        self.connect_per_client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(client, now.saturating_mul(1000))
     }
 
     /// Count one request of `key` against `scope` at `now` (Unix seconds).

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod connect;
 pub mod jwks;
 pub mod launch;
 pub mod limits;
@@ -95,6 +96,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/callback", get(auth::callback))
         .route("/auth/logout", post(auth::logout))
         .route("/launch", post(launch::launch))
+        .route("/connect", get(connect::ask).post(connect::decide))
         .route("/audit/export", get(audit::export))
         .route("/admin/sites/export", get(admin::export_sites))
         .route(
@@ -109,6 +111,7 @@ pub fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks::jwks))
         .route("/.well-known/openid-configuration", get(jwks::discovery))
+        .route("/connector/connect", post(connect::redeem))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))

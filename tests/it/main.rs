@@ -6,6 +6,7 @@ mod architecture;
 mod audit;
 mod callback;
 mod cli;
+mod connect;
 mod faults;
 mod idp;
 mod inert;

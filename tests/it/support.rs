@@ -850,6 +850,27 @@ impl StandInSites {
         }
     }
 
+    /// The site `name` asks to connect to the dashboard `issuer` (its
+    /// pending attempt, as the plugin keeps it), or no longer does (`None`).
+    pub fn set_pending(&self, name: &str, issuer: &str, attempt: Option<&str>) {
+        let f = self.dir.path().join(format!("{name}.pending.json"));
+        match attempt {
+            Some(a) => std::fs::write(
+                f,
+                serde_json::json!({
+                    "issuer": issuer,
+                    "attempt": a,
+                    "started_at": time::OffsetDateTime::now_utc().unix_timestamp(),
+                })
+                .to_string(),
+            )
+            .unwrap(),
+            None => {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
+
     /// A connector site served here as `name`, on which `email` holds
     /// `role`: its id.
     pub async fn granted_site(&self, app: &TestApp, name: &str, email: &str, role: &str) -> String {

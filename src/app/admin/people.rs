@@ -481,29 +481,47 @@ fn attempt_history(history: Vec<String>) -> impl IntoView {
     })
 }
 
+/// The checklist's action, resource and refresh, made in the page's own
+/// body: a resource made inside a `Suspend` gets another hydration id on the
+/// server (which runs a suspended closure more than once while it streams)
+/// than in the browser, whose page then hydrates against the wrong data and
+/// dies (the intermittent "expected a marker node" panic).
+#[derive(Clone, Copy)]
+struct OffboardingData {
+    end: ServerAction<AdminEndWordpressSessions>,
+    pending: RwSignal<bool>,
+    data: Resource<Result<Offboarding, AdminError>>,
+}
+
+impl OffboardingData {
+    fn new(id: Memo<String>) -> OffboardingData {
+        let end = ServerAction::<AdminEndWordpressSessions>::new();
+        let tick = RwSignal::new(0u32);
+        let pending = RwSignal::new(false);
+        let data = Resource::new(
+            move || (id.get(), tick.get(), end.version().get()),
+            |(id, _, _)| admin_offboarding(id),
+        );
+        // Live while anything waits: the page asks again every few seconds.
+        Effect::new(move |_| {
+            let _ = set_interval_with_handle(
+                move || {
+                    if pending.get_untracked() {
+                        tick.update(|t| *t += 1);
+                    }
+                },
+                std::time::Duration::from_secs(2),
+            );
+        });
+        OffboardingData { end, pending, data }
+    }
+}
+
 /// The offboarding checklist of a person: every site, what was asked and
 /// what it reported, kept current while anything is pending.
 #[component]
-fn OffboardingPanel(id: String) -> impl IntoView {
-    let end = ServerAction::<AdminEndWordpressSessions>::new();
-    let tick = RwSignal::new(0u32);
-    let pending = RwSignal::new(false);
-    let person = id.clone();
-    let data = Resource::new(
-        move || (tick.get(), end.version().get()),
-        move |_| admin_offboarding(person.clone()),
-    );
-    // Live while anything waits: the page asks again every few seconds.
-    Effect::new(move |_| {
-        let _ = set_interval_with_handle(
-            move || {
-                if pending.get_untracked() {
-                    tick.update(|t| *t += 1);
-                }
-            },
-            std::time::Duration::from_secs(2),
-        );
-    });
+fn OffboardingPanel(id: String, o: OffboardingData) -> impl IntoView {
+    let OffboardingData { end, pending, data } = o;
     let csv = format!("/admin/people/offboarding.csv?id={}", encode(&id));
     view! {
         <section class="panel" aria-labelledby="offboarding-heading" data-testid="offboarding">
@@ -799,6 +817,7 @@ pub fn PersonPage() -> impl IntoView {
         move || (id.get(), change.version().get(), end.version().get()),
         |(id, _, _)| admin_person(id),
     );
+    let offboarding = OffboardingData::new(id);
     view! {
         <AdminFrame title="Person" section="people">
             <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -876,7 +895,7 @@ pub fn PersonPage() -> impl IntoView {
                                         }.into_any()
                                     }}
                                 </section>
-                                <OffboardingPanel id=person_id.clone()/>
+                                <OffboardingPanel id=person_id.clone() o=offboarding/>
                                 <section class="panel" aria-labelledby="activity-heading">
                                     <h2 id="activity-heading">"Last activity"</h2>
                                     <ul class="plain activity" data-testid="person-activity">
