@@ -11,4 +11,5 @@ require_once dirname( __DIR__ ) . '/agency-sso-connector/includes/class-agency-s
 require_once dirname( __DIR__ ) . '/agency-sso-connector/includes/class-agency-sso-jwt.php';
 require_once dirname( __DIR__ ) . '/agency-sso-connector/includes/class-agency-sso-logout-token.php';
 require_once dirname( __DIR__ ) . '/agency-sso-connector/includes/class-agency-sso-site-message.php';
+require_once dirname( __DIR__ ) . '/agency-sso-connector/includes/class-agency-sso-update-info.php';
 require_once __DIR__ . '/class-agency-sso-test-case.php';
