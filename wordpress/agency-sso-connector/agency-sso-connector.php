@@ -5,6 +5,7 @@
  * Version:           0.3.0
  * Requires at least: 6.1
  * Requires PHP:      8.1
+ * Update URI:        https://agency-sso.invalid/agency-sso-connector
  * Author:            agency-sso
  * License:           MIT
  * Text Domain:       agency-sso-connector
@@ -34,12 +35,16 @@ require_once __DIR__ . '/includes/class-agency-sso-login.php';
 require_once __DIR__ . '/includes/class-agency-sso-back-channel.php';
 require_once __DIR__ . '/includes/class-agency-sso-connect.php';
 require_once __DIR__ . '/includes/class-agency-sso-admin.php';
+require_once __DIR__ . '/includes/class-agency-sso-update-info.php';
+require_once __DIR__ . '/includes/class-agency-sso-updates.php';
 
 register_activation_hook( __FILE__, array( 'Agency_SSO_Replay', 'install' ) );
 
 Agency_SSO_Login::register();
 Agency_SSO_Back_Channel::register();
 Agency_SSO_Admin::register();
+// Updates come from the dashboard this site is connected to (see the class).
+Agency_SSO_Updates::register();
 
 if ( defined( 'WP_CLI' ) && WP_CLI ) {
 	require_once __DIR__ . '/includes/class-agency-sso-cli.php';

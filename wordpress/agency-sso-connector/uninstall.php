@@ -3,7 +3,8 @@
  * Removing the plugin removes its settings (the site's, and the network's
  * on a network), its connection to the dashboard, cached keys, refusal
  * counts, used-token table, account links, locks and message order, on
- * every site of a network. Content and accounts stay.
+ * every site of a network, and the cached update information. Content and
+ * accounts stay.
  *
  * @package Agency_SSO_Connector
  */
@@ -45,6 +46,8 @@ if ( is_multisite() ) {
 } else {
 	agency_sso_uninstall_site();
 }
+// The dashboard's update information, cached for the whole network.
+delete_site_transient( 'agency_sso_update_info' );
 // Account links, and the locks of version 0.1 (one for the whole network), are the users'.
 delete_metadata( 'user', 0, 'agency_sso_subject', '', true );
 delete_metadata( 'user', 0, 'agency_sso_locked_at', '', true );
