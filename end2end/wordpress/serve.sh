@@ -18,6 +18,14 @@
 #   /edge  a site whose address is https://127.0.0.1:$WP_TLS_PORT/edge,
 #          reached through a proxy that ends TLS and forwards plain http
 #          with X-Forwarded-Proto (tls-proxy.mjs), as hosting does;
+#   /old   an older connector to update from the dashboard: a copy of the
+#          plugin's folder (not a link: updating replaces the folder) that
+#          says it is 0.2.9, activated; api.wordpress.org's plugin update
+#          check answers "nothing for you" while <site dir>.wporg-up exists
+#          and cannot be reached otherwise, and while <site dir>.tamper
+#          exists a package downloaded there gets a byte more (its digest
+#          then differs from the published one). update-check.php runs
+#          WordPress' update check there, update-plugin.php its upgrader;
 # all but /net and /bare with AGENCY_SSO_ISSUER naming the test dashboard
 # ($WP_ISSUER). Everything is removed when the server stops.
 set -euo pipefail
@@ -127,6 +135,41 @@ add_filter( 'rest_pre_dispatch', function ( \$result, \$server, \$request ) {
 PHP
 }
 
+# A site that updates the connector from the dashboard: WordPress.org's
+# plugin update check answers "nothing for you" (200, no plugins) while
+# <site dir>.wporg-up exists, and cannot be reached otherwise (WordPress
+# then never asks the Update URI filter: the connector must offer its
+# update all the same); while <site dir>.tamper exists, a package
+# downloaded to a file gets one byte more once it arrived.
+test_updates() {
+  mkdir -p "$1/wp-content/mu-plugins"
+  cat > "$1/wp-content/mu-plugins/agency-sso-test-updates.php" <<PHP
+<?php
+// End-to-end tests only: WordPress.org up or down, a package tampered with.
+add_filter( 'pre_http_request', function ( \$pre, \$args, \$url ) {
+	if ( false !== \$pre || ! preg_match( '#^https?://api\.wordpress\.org/plugins/update-check/#', \$url ) ) {
+		return \$pre;
+	}
+	if ( ! file_exists( '$1.wporg-up' ) ) {
+		return new WP_Error( 'http_request_failed', 'WordPress.org cannot be reached from the test network' );
+	}
+	return array(
+		'headers'  => array( 'content-type' => 'application/json' ),
+		'body'     => wp_json_encode( array( 'plugins' => array(), 'translations' => array(), 'no_update' => array() ) ),
+		'response' => array( 'code' => 200, 'message' => 'OK' ),
+		'cookies'  => array(),
+		'filename' => null,
+	);
+}, 10, 3 );
+add_filter( 'http_response', function ( \$response, \$args, \$url ) {
+	if ( file_exists( '$1.tamper' ) && ! empty( \$args['stream'] ) && ! empty( \$args['filename'] ) && is_file( \$args['filename'] ) ) {
+		file_put_contents( \$args['filename'], "\\0", FILE_APPEND );
+	}
+	return \$response;
+}, 10, 3 );
+PHP
+}
+
 rm -rf "$WP_DIR" "$WP_DIR".*
 mkdir -p "$(dirname "$WP_DIR")"
 sql "CREATE DATABASE \`$DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
@@ -195,6 +238,20 @@ php "$HERE/network-user.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" team teamadmin t
 php "$HERE/network-user.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" shop quinn-shop quinn@agency.test "$WP_TEST_ADMIN_PASSWORD"
 test_clock "$WP_DIR/net"
 test_inbox "$WP_DIR/net"
+
+# /old: the connector one version behind, as a copy the upgrader may replace
+# (AGENCY_SSO_CONNECTOR_VERSION and the Version header both say 0.2.9).
+site "$WP_DIR/old" "$URL/old" wpo_
+cp -r "$PLUGIN" "$WP_DIR/old/wp-content/plugins/agency-sso-connector"
+sed -i -e "s/^\( \* Version: *\).*/\10.2.9/" \
+  -e "s/^define( 'AGENCY_SSO_CONNECTOR_VERSION', '[^']*' );/define( 'AGENCY_SSO_CONNECTOR_VERSION', '0.2.9' );/" \
+  "$WP_DIR/old/wp-content/plugins/agency-sso-connector/agency-sso-connector.php"
+[ "$(grep -c -e '^ \* Version: *0\.2\.9$' -e "^define( 'AGENCY_SSO_CONNECTOR_VERSION', '0.2.9' );" \
+  "$WP_DIR/old/wp-content/plugins/agency-sso-connector/agency-sso-connector.php")" = 2 ] \
+  || { echo "serve.sh: could not make the connector 0.2.9 for /old" >&2; exit 1; }
+php "$HERE/install.php" "$WP_DIR/old" "$URL/old" "Client Old Site" plugin
+test_clock "$WP_DIR/old"
+test_updates "$WP_DIR/old"
 
 # /edge: its address is https (WP_HOME and WP_SITEURL say so), but PHP sees
 # plain http from the proxy in front, which says X-Forwarded-Proto: https
