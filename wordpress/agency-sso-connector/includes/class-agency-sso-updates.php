@@ -49,7 +49,7 @@ final class Agency_SSO_Updates {
 	/** The dashboard's metadata, relative to the issuer. */
 	const INFO_PATH = '/connector/update.json';
 
-	/** Site transient: `{issuer, checked_at, info|null, code, message}`. */
+	/** Site transient: `{issuer, checked_at, info|null, code, message}`; its age by the plugin's clock, as the key cache's. */
 	const CACHE = 'agency_sso_update_info';
 
 	/** How long an answer is kept, seconds. */
