@@ -113,6 +113,20 @@ pub enum SitesCommand {
         #[arg(value_delimiter = ',')]
         roles: Vec<String>,
     },
+    /// Every connector site and how it stands (plugin, WordPress and PHP
+    /// versions, keys held, refusals, last contact), worst first.
+    Status {
+        /// Ask every connector site now and wait for the answers first.
+        #[arg(long)]
+        check: bool,
+        /// Print CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+        /// Only sites that stand so: unreachable, outdated, missing-key,
+        /// refusing, unchecked or ok.
+        #[arg(long)]
+        state: Option<String>,
+    },
     /// Make connection codes, one per site URL: single use, bound to that
     /// URL, expiring. Prints CSV (url,code,expires_utc) for a script that
     /// runs `wp agency-sso connect CODE` on each site. The codes are shown
@@ -651,6 +665,46 @@ async fn sites(config: Config, command: SitesCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("{} now allows {}", s.url, s.roles.join(", "));
+        }
+        SitesCommand::Status { check, csv, state } => {
+            let wanted = match state.as_deref() {
+                None => None,
+                Some(s) => Some(crate::domain::fleet::Standing::parse(s).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown state {s:?}: use unreachable, outdated, missing-key, refusing, unchecked or ok"
+                    )
+                })?),
+            };
+            let clock = crate::service::clock_for(&config);
+            let ctx = crate::service::Context::open(config, clock).await?;
+            if check {
+                crate::service::fleet::check_all_now(&ctx).await?;
+            }
+            let mut entries = crate::service::fleet::fleet(&ctx).await?;
+            entries.retain(|e| wanted.is_none_or(|w| e.standing == w));
+            if csv {
+                print!("{}", crate::service::fleet::fleet_csv(&entries));
+            } else {
+                println!(
+                    "{:<40}  {:<11}  {:<7}  {:<7}  {:<6}  {:<16}  {:<20}  ATTENTION",
+                    "URL", "STANDING", "PLUGIN", "WP", "PHP", "LAST CONTACT", "KEYS"
+                );
+                for e in &entries {
+                    println!(
+                        "{:<40}  {:<11}  {:<7}  {:<7}  {:<6}  {:<16}  {:<20}  {}",
+                        e.url,
+                        e.standing.as_str(),
+                        e.plugin_version,
+                        e.wp_version,
+                        e.php_version,
+                        e.answered_at
+                            .map(|t| crate::domain::audit::utc(t).chars().take(16).collect())
+                            .unwrap_or_else(|| "never".to_string()),
+                        e.keys.join(" "),
+                        e.attention
+                    );
+                }
+            }
         }
         SitesCommand::ConnectCode {
             mut urls,

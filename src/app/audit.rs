@@ -304,6 +304,7 @@ pub fn event_kinds() -> Vec<&'static str> {
         "connect_code_created",
         "site_connected",
         "site_connect_refused",
+        "key_activation_held",
     ]
 }
 

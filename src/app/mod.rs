@@ -87,6 +87,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("activity") view=audit::ActivityPage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("admin") view=admin::sites::SitesPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("sites")) view=admin::sites::SitesPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("fleet")) view=admin::fleet::FleetPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("sites"), StaticSegment("new")) view=admin::sites::NewSitePage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("sites"), StaticSegment("import")) view=admin::sites::ImportPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("sites"), ParamSegment("id")) view=admin::sites::SitePage ssr=SsrMode::Async/>

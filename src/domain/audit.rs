@@ -60,9 +60,10 @@ pub mod kind {
     pub const CONNECT_CODE_CREATED: &str = "connect_code_created";
     pub const SITE_CONNECTED: &str = "site_connected";
     pub const SITE_CONNECT_REFUSED: &str = "site_connect_refused";
+    pub const KEY_ACTIVATION_HELD: &str = "key_activation_held";
 
     /// Every kind, for the filter's choices.
-    pub const ALL: [&str; 44] = [
+    pub const ALL: [&str; 45] = [
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,
@@ -107,6 +108,7 @@ pub mod kind {
         CONNECT_CODE_CREATED,
         SITE_CONNECTED,
         SITE_CONNECT_REFUSED,
+        KEY_ACTIVATION_HELD,
     ];
 }
 

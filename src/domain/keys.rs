@@ -404,7 +404,19 @@ impl Ring {
         &mut self,
         now: i64,
         policy: &RotationPolicy,
+        fresh: Option<NewKey>,
+    ) -> Vec<KeyEvent> {
+        self.advance_holding(now, policy, fresh, false)
+    }
+
+    /// [`Ring::advance`], but with `hold_next` a due next key waits (while
+    /// sites that should hold it do not yet); everything else goes on.
+    pub fn advance_holding(
+        &mut self,
+        now: i64,
+        policy: &RotationPolicy,
         mut fresh: Option<NewKey>,
+        hold_next: bool,
     ) -> Vec<KeyEvent> {
         let mut events = Vec::new();
         for k in &mut self.keys {
@@ -417,7 +429,8 @@ impl Ring {
         // At most two passes: activate a due next key, then schedule its successor.
         for _ in 0..2 {
             let due_next = self.next().and_then(|n| {
-                let due = self.active().is_none() || n.activates_at.is_none_or(|t| t <= now);
+                let due = self.active().is_none()
+                    || (!hold_next && n.activates_at.is_none_or(|t| t <= now));
                 due.then(|| n.kid.clone())
             });
             if let Some(kid) = due_next {

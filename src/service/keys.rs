@@ -131,6 +131,9 @@ pub struct KeyRing {
     masters: MasterKeys,
     settings: KeySettings,
     current: RwLock<Arc<Snapshot>>,
+    /// The held rotation last recorded (the next key, and whether it was
+    /// waiting or went on): recorded once each.
+    held_noted: std::sync::Mutex<Option<(String, bool)>>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -168,6 +171,7 @@ impl KeyRing {
             masters,
             settings,
             current: RwLock::new(empty),
+            held_noted: std::sync::Mutex::new(None),
         };
         ring.bind_legacy_rows(now).await?;
         ring.reload(now).await?;
@@ -411,9 +415,10 @@ impl KeyRing {
         if snap.untrusted.iter().any(|u| !u.forged) {
             return Ok(Vec::new());
         }
+        let hold = self.hold_rotation(&snap.ring, now).await;
         let mut trial = snap.ring.clone();
         let need = trial.needs(now, &policy);
-        let due = !trial.advance(now, &policy, None).is_empty();
+        let due = !trial.advance_holding(now, &policy, None, hold).is_empty();
         if !due && need == keys::Need::Nothing {
             return Ok(Vec::new());
         }
@@ -425,9 +430,74 @@ impl KeyRing {
             None
         };
         self.apply(fresh, &Actor::system(), now, |ring, key| {
-            Ok(ring.advance(now, &policy, key))
+            Ok(ring.advance_holding(now, &policy, key, hold))
         })
         .await
+    }
+
+    /// Whether a due rotation waits: connector sites that answered recently
+    /// and do not hold the next key yet hold it back, for up to
+    /// [`fleet::ROTATION_WAIT_MAX`] past its time. Recorded when it starts
+    /// to wait and when it goes on without them (once per key and
+    /// instance). A fleet that cannot be read holds nothing back.
+    async fn hold_rotation(&self, ring: &keys::Ring, now: i64) -> bool {
+        use crate::domain::fleet::{self, Rotation};
+        let (Some(_), Some(next)) = (ring.active(), ring.next()) else {
+            return false;
+        };
+        let Some(at) = next.activates_at.filter(|t| *t <= now) else {
+            return false;
+        };
+        let rows = match crate::store::fleet::rows(&self.db).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the fleet before a rotation");
+                return false;
+            }
+        };
+        let lacking: Vec<String> = rows
+            .into_iter()
+            .filter(|r| r.answered_at.is_some_and(|t| now - t <= fleet::RECENT))
+            .filter(|r| {
+                !r.keys
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .any(|k| k == next.kid)
+            })
+            .map(|r| r.url)
+            .collect();
+        let decision = fleet::rotation(now, at, lacking.len());
+        if decision != Rotation::Go {
+            let waiting = decision == Rotation::Wait;
+            let note = (next.kid.clone(), waiting);
+            let first = {
+                let mut noted = self.held_noted.lock().unwrap_or_else(|p| p.into_inner());
+                let first = noted.as_ref() != Some(&note);
+                *noted = Some(note);
+                first
+            };
+            if first {
+                let event = Actor::system()
+                    .did(now, kind::KEY_ACTIVATION_HELD)
+                    .detail(json!({
+                        "kid": next.kid,
+                        "due_at": at,
+                        "waiting": waiting,
+                        "sites_lacking": lacking.len(),
+                        "sites": lacking.iter().take(20).collect::<Vec<_>>(),
+                    }));
+                if let Err(e) = crate::store::audit::record(&self.db, &[event]).await {
+                    tracing::warn!(error = %e, "cannot record a held rotation");
+                }
+                if waiting {
+                    tracing::warn!(kid = %next.kid, sites = lacking.len(), "the rotation waits for sites to fetch the next key");
+                } else {
+                    tracing::warn!(kid = %next.kid, sites = lacking.len(), "the rotation goes on although sites lack the next key");
+                }
+            }
+        }
+        decision == Rotation::Wait
     }
 
     /// Rotate ahead of schedule, safely: returns when the new key will sign.

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod connect;
+pub mod fleet;
 pub mod grants;
 pub mod keys;
 pub mod launches;

@@ -197,3 +197,49 @@ pub async fn export_offboarding(
         }
     }
 }
+
+#[derive(serde::Deserialize, Default)]
+pub struct FleetQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    state: String,
+}
+
+/// GET /admin/fleet.csv: the fleet as the page filters it, every row.
+pub async fn export_fleet(
+    State(st): State<AppState>,
+    session: Session,
+    super::RequestOrigin(from): super::RequestOrigin,
+    axum::extract::Query(q): axum::extract::Query<FleetQuery>,
+) -> Response {
+    if let Err(answer) = signed_in_admin(
+        &st,
+        &session,
+        from,
+        "export_fleet",
+        "Only admins can export the fleet.",
+    )
+    .await
+    {
+        return answer;
+    }
+    let entries = match crate::service::fleet::fleet(&st.core).await {
+        Ok(e) => crate::service::fleet::matching(e, &q.q, &q.state),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot export the fleet");
+            return unavailable();
+        }
+    };
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"fleet.csv\"",
+            ),
+        ],
+        crate::service::fleet::fleet_csv(&entries),
+    )
+        .into_response()
+}

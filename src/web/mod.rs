@@ -12,6 +12,7 @@ pub mod oidc;
 pub mod pages;
 pub mod security;
 pub mod state;
+pub mod update;
 
 pub use state::{AppState, Services};
 
@@ -99,6 +100,7 @@ pub fn routes() -> Router<AppState> {
         .route("/connect", get(connect::ask).post(connect::decide))
         .route("/audit/export", get(audit::export))
         .route("/admin/sites/export", get(admin::export_sites))
+        .route("/admin/fleet.csv", get(admin::export_fleet))
         .route(
             "/admin/people/offboarding.csv",
             get(admin::export_offboarding),
@@ -112,6 +114,7 @@ pub fn public_routes() -> Router<AppState> {
         .route("/.well-known/jwks.json", get(jwks::jwks))
         .route("/.well-known/openid-configuration", get(jwks::discovery))
         .route("/connector/connect", post(connect::redeem))
+        .route("/connector/update.json", get(update::metadata))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))

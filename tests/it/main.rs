@@ -8,6 +8,7 @@ mod callback;
 mod cli;
 mod connect;
 mod faults;
+mod fleet;
 mod idp;
 mod inert;
 mod instances;

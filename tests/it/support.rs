@@ -805,6 +805,11 @@ impl StandInSites {
         format!("{}/{name}", self.base)
     }
 
+    /// The folder the sites keep their state in.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// The sites' clock is the dashboard's test clock.
     pub fn follow_clock(&self, app: &TestApp) {
         self.set_clock_offset(

@@ -150,6 +150,54 @@ pub async fn admin_revoke_key(
     }
 }
 
+/// Who holds the next key, before it starts to sign.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyReadiness {
+    pub kid: String,
+    pub activates: String,
+    pub holding: usize,
+    pub answered: usize,
+    /// URLs of the sites that lack it (the first 50), and how many in all.
+    pub lacking: Vec<String>,
+    pub lacking_total: usize,
+    pub silent: usize,
+}
+
+#[server(endpoint = "admin_key_readiness")]
+pub async fn admin_key_readiness() -> Result<Option<KeyReadiness>, AdminError> {
+    let a = super::admin("admin_key_readiness").await?;
+    match crate::service::fleet::readiness(&a.st).await {
+        Ok(r) => Ok(r.map(|r| KeyReadiness {
+            activates: super::when(r.activates_at),
+            lacking_total: r.lacking.len(),
+            lacking: r.lacking.into_iter().take(50).map(|(_, url)| url).collect(),
+            kid: r.kid,
+            holding: r.holding,
+            answered: r.answered,
+            silent: r.silent,
+        })),
+        Err(e) => a.answer(crate::service::sites::ManageError::Db(e)),
+    }
+}
+
+/// Ask the sites that lack the next key to fetch the key set now.
+#[server(endpoint = "admin_refetch_next_key")]
+pub async fn admin_refetch_next_key() -> Result<String, AdminError> {
+    let a = super::admin("admin_refetch_next_key").await?;
+    let lacking = match crate::service::fleet::readiness(&a.st).await {
+        Ok(Some(r)) => r.lacking,
+        Ok(None) => return Ok("No next key is published: nothing to fetch.".into()),
+        Err(e) => return a.answer(crate::service::sites::ManageError::Db(e)),
+    };
+    let ids: Vec<String> = lacking.into_iter().map(|(id, _)| id).collect();
+    match crate::service::fleet::check_soon(&a.st, Some(&ids), true).await {
+        Ok(n) => Ok(format!(
+            "{n} site(s) will be asked within seconds to fetch the key set: reload to see who holds the key."
+        )),
+        Err(e) => a.answer(crate::service::sites::ManageError::Db(e)),
+    }
+}
+
 /// `/admin/keys`
 #[component]
 pub fn KeysPage() -> impl IntoView {
@@ -158,6 +206,17 @@ pub fn KeysPage() -> impl IntoView {
     let data = Resource::new(
         move || (rotate.version().get(), revoke.version().get()),
         |_| admin_keys(),
+    );
+    let refetch = ServerAction::<AdminRefetchNextKey>::new();
+    let ready = Resource::new(
+        move || {
+            (
+                rotate.version().get(),
+                revoke.version().get(),
+                refetch.version().get(),
+            )
+        },
+        |_| admin_key_readiness(),
     );
     view! {
         <AdminFrame title="Signing keys" section="keys">
@@ -173,6 +232,32 @@ pub fn KeysPage() -> impl IntoView {
                 </ActionForm>
             </div>
             <Outcome value=rotate.value().into() done=|m: &String| m.clone()/>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match ready.await {
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Ok(None) => view! { <p class="muted" data-testid="key-readiness">"No next key is published yet."</p> }.into_any(),
+                        Ok(Some(r)) => view! {
+                            <section class="panel" aria-labelledby="readiness-heading">
+                                <h2 id="readiness-heading">"Who holds the next key"</h2>
+                                <p data-testid="key-readiness">{format!(
+                                    "{} of {} sites have the next key {} (it signs from {}).",
+                                    r.holding, r.answered, r.kid, r.activates)}</p>
+                                <p class="muted">{format!(
+                                    "Counted: connector sites that answered in the last 12 hours ({} others did not). The rotation waits, up to 3 days, while any of them lacks the key.",
+                                    r.silent)}</p>
+                                <ul data-testid="key-lacking">
+                                    {r.lacking.iter().map(|u| view! { <li>{u.clone()}</li> }).collect_view()}
+                                </ul>
+                                <ActionForm action=refetch attr:class="inline-form">
+                                    <button type="submit" class="button" disabled=r.lacking_total == 0>"Ask them to fetch the key set"</button>
+                                </ActionForm>
+                                <Outcome value=refetch.value().into() done=|m: &String| m.clone()/>
+                            </section>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
             <Suspense fallback=|| view! { <p class="loading">"Loading keys…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {

@@ -6,6 +6,7 @@
 //! checks again through [`admin`]. Mutations validate their input and
 //! answer field by field; sensitive ones ask for a recent sign-in.
 
+pub mod fleet;
 pub mod keys;
 pub mod people;
 pub mod sessions;
@@ -308,6 +309,7 @@ pub fn AdminFrame(
 fn AdminNav(section: &'static str) -> impl IntoView {
     let links = [
         ("sites", "/admin/sites", "Sites"),
+        ("fleet", "/admin/fleet", "Fleet"),
         ("people", "/admin/people", "People"),
         ("teams", "/admin/teams", "Teams"),
         ("keys", "/admin/keys", "Keys"),

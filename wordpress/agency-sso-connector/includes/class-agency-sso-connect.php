@@ -75,6 +75,18 @@ final class Agency_SSO_Connect {
 		if ( null !== $refusal ) {
 			return $refusal;
 		}
+		// The browser is sent there only when a dashboard answers there: its
+		// discovery document and key set (a typo or a dashboard that is down
+		// is said here, not by a browser error page elsewhere).
+		try {
+			Agency_SSO_Keys::fetch( $issuer );
+		} catch ( Agency_SSO_Error $e ) {
+			return self::error(
+				$e->get_error_code(),
+				/* translators: 1: the dashboard's address, 2: why */
+				sprintf( __( 'No agency dashboard answers at %1$s (%2$s). Nothing was changed.', 'agency-sso-connector' ), $issuer, $e->getMessage() )
+			);
+		}
 		$pending = self::begin( $issuer );
 		return $issuer . '/connect?' . http_build_query(
 			array(

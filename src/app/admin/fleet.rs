@@ -1,0 +1,248 @@
+//! The fleet in the console: every connector site and how it stands (its
+//! plugin, WordPress and PHP versions, the keys it holds, its refusals,
+//! its last contact), worst first, filtered from the URL, in pages; "Check
+//! now" asks every site at once.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use super::when;
+use super::{encode, thousands, AdminError, AdminFrame, Outcome, Pager};
+
+/// Rows per page.
+pub const PAGE: i64 = 50;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetFilter {
+    pub q: String,
+    /// A standing (`unreachable`, `outdated`, ...), or '' for all.
+    pub state: String,
+    pub offset: i64,
+}
+
+impl FleetFilter {
+    fn to_query(&self) -> String {
+        [("q", &self.q), ("state", &self.state)]
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetRow {
+    pub site_id: String,
+    pub url: String,
+    pub name: String,
+    pub client: String,
+    pub standing: String,
+    pub attention: String,
+    pub connected_by: String,
+    pub plugin_version: String,
+    pub outdated: bool,
+    pub wp_version: String,
+    pub php_version: String,
+    pub keys: String,
+    pub last_contact: String,
+    pub refusals: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetPage {
+    pub rows: Vec<FleetRow>,
+    /// Rows matching the filter.
+    pub total: i64,
+    /// Sites per standing (all sites), in the standings' order.
+    pub counts: Vec<(String, i64)>,
+    pub all: i64,
+    pub shipped: String,
+}
+
+#[server(endpoint = "admin_fleet")]
+pub async fn admin_fleet(filter: FleetFilter) -> Result<FleetPage, AdminError> {
+    use crate::domain::fleet::Standing;
+    let a = super::admin("admin_fleet").await?;
+    let entries = match crate::service::fleet::fleet(&a.st).await {
+        Ok(e) => e,
+        Err(e) => return a.answer(crate::service::sites::ManageError::Db(e)),
+    };
+    let counts = Standing::ALL
+        .iter()
+        .map(|s| {
+            let n = entries.iter().filter(|e| e.standing == *s).count() as i64;
+            (s.as_str().to_string(), n)
+        })
+        .collect();
+    let all = entries.len() as i64;
+    let matching = crate::service::fleet::matching(entries, &filter.q, &filter.state);
+    let total = matching.len() as i64;
+    let rows = matching
+        .into_iter()
+        .skip(filter.offset.max(0) as usize)
+        .take(PAGE as usize)
+        .map(|e| FleetRow {
+            refusals: e
+                .refusals
+                .iter()
+                .map(|(c, n)| format!("{c} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            last_contact: if e.answered_at.is_some() {
+                when(e.answered_at)
+            } else {
+                "never".into()
+            },
+            keys: e.keys.join(" "),
+            standing: e.standing.as_str().to_string(),
+            site_id: e.site_id,
+            url: e.url,
+            name: e.name,
+            client: e.client,
+            attention: e.attention,
+            connected_by: e.connected_by.to_string(),
+            plugin_version: e.plugin_version,
+            outdated: e.outdated,
+            wp_version: e.wp_version,
+            php_version: e.php_version,
+        })
+        .collect();
+    Ok(FleetPage {
+        rows,
+        total,
+        counts,
+        all,
+        shipped: crate::domain::fleet::shipped_version().to_string(),
+    })
+}
+
+/// "Check now": every connector site asked within seconds; with
+/// `refresh`, asked to refetch the dashboard's key set first.
+#[server(endpoint = "admin_check_fleet")]
+pub async fn admin_check_fleet(refresh: bool) -> Result<String, AdminError> {
+    let a = super::admin("admin_check_fleet").await?;
+    match crate::service::fleet::check_soon(&a.st, None, refresh).await {
+        Ok(n) => {
+            Ok(format!(
+            "{n} site(s) will be asked within seconds{}: reload this page to see their answers.",
+            if refresh { " to refetch the key set" } else { "" }
+        ))
+        }
+        Err(e) => a.answer(crate::service::sites::ManageError::Db(e)),
+    }
+}
+
+fn filter_from_url() -> Memo<FleetFilter> {
+    let map = use_query_map();
+    Memo::new(move |_| {
+        map.with(|m| {
+            let get = |k: &str| m.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+            FleetFilter {
+                q: get("q"),
+                state: get("state"),
+                offset: get("offset").parse().unwrap_or(0),
+            }
+        })
+    })
+}
+
+/// The standings' names as people read them.
+fn label(state: &str) -> &'static str {
+    match state {
+        "unreachable" => "Unreachable",
+        "outdated" => "Outdated plugin",
+        "missing-key" => "Missing a key",
+        "refusing" => "Refusing launches",
+        "unchecked" => "Not checked yet",
+        "ok" => "OK",
+        _ => "All",
+    }
+}
+
+/// `/admin/fleet`
+#[component]
+pub fn FleetPage() -> impl IntoView {
+    let filter = filter_from_url();
+    let check = ServerAction::<AdminCheckFleet>::new();
+    // Made here, in the page's own body (not inside the frame's Suspend),
+    // so that its hydration id is the same on the server and in the browser.
+    let data = Resource::new(
+        move || (filter.get(), check.version().get()),
+        |(f, _)| admin_fleet(f),
+    );
+    view! {
+        <AdminFrame title="Fleet" section="fleet">
+            <p class="muted">"Every site on the connector plugin, asked how it stands every few hours: its plugin, WordPress and PHP versions, the dashboard's keys it holds, the launches it refused. What needs attention comes first."</p>
+            <div class="toolbar">
+                <ActionForm action=check attr:class="inline-form">
+                    <input type="hidden" name="refresh" value="false"/>
+                    <button type="submit" class="button primary">"Check now"</button>
+                </ActionForm>
+                <ActionForm action=check attr:class="inline-form">
+                    <input type="hidden" name="refresh" value="true"/>
+                    <button type="submit" class="button">"Ask every site to refetch the keys"</button>
+                </ActionForm>
+                <a class="button" rel="external" download data-testid="fleet-export"
+                    href=move || format!("/admin/fleet.csv?{}", filter.get().to_query())>"Export CSV"</a>
+            </div>
+            <Outcome value=check.value().into() done=|m: &String| m.clone()/>
+            <Suspense fallback=|| view! { <p class="loading">"Loading the fleet…"</p> }>
+                {move || Suspend::new(async move {
+                    let f = filter.get_untracked();
+                    match data.await {
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Ok(page) => view! {
+                            <nav class="filters" aria-label="Filter by standing" data-testid="fleet-filters">
+                                {std::iter::once(("".to_string(), page.all)).chain(page.counts.clone()).map(|(state, n)| {
+                                    let q = FleetFilter { state: state.clone(), q: f.q.clone(), offset: 0 }.to_query();
+                                    let href = if q.is_empty() { "/admin/fleet".to_string() } else { format!("/admin/fleet?{q}") };
+                                    let current = (state == f.state).then_some("page");
+                                    view! { <a href=href aria-current=current class="pill">{format!("{} ({})", label(&state), thousands(n))}</a> }
+                                }).collect_view()}
+                            </nav>
+                            <form method="get" action="/admin/fleet" class="form inline" role="search">
+                                <input type="hidden" name="state" value=f.state.clone()/>
+                                <label for="fleet-q">"Find a site"</label>
+                                <input id="fleet-q" name="q" type="search" value=f.q.clone()/>
+                                <button type="submit" class="button">"Find"</button>
+                            </form>
+                            <p class="muted">{format!("This dashboard ships connector {}.", page.shipped)}</p>
+                            <Pager path="/admin/fleet".into() query=f.to_query() offset=f.offset
+                                shown=page.rows.len() total=page.total page=PAGE/>
+                            <div class="table-wrap">
+                            <table class="list" data-testid="fleet-table">
+                                <caption class="sr-only">"Connector sites"</caption>
+                                <thead><tr>
+                                    <th scope="col">"Site"</th><th scope="col">"Standing"</th>
+                                    <th scope="col">"Plugin"</th><th scope="col">"WordPress / PHP"</th>
+                                    <th scope="col">"Keys held"</th><th scope="col">"Refusals"</th>
+                                    <th scope="col">"Last contact"</th><th scope="col">"Connected"</th>
+                                </tr></thead>
+                                <tbody>
+                                    {page.rows.into_iter().map(|r| view! {
+                                        <tr data-testid="fleet-row" data-url=r.url.clone() data-standing=r.standing.clone()>
+                                            <td><a href=format!("/admin/sites/{}", r.site_id) class="strong">{r.url.clone()}</a>
+                                                <br/><span class="muted">{format!("{} · {}", r.name, r.client)}</span></td>
+                                            <td><span class=format!("state {}", r.standing)>{label(&r.standing)}</span>
+                                                <br/><span class="muted" data-testid="fleet-attention">{r.attention.clone()}</span></td>
+                                            <td>{if r.outdated { format!("{} (outdated)", r.plugin_version) } else { r.plugin_version.clone() }}</td>
+                                            <td>{format!("{} / {}", r.wp_version, r.php_version)}</td>
+                                            <td><code>{r.keys.clone()}</code></td>
+                                            <td>{r.refusals.clone()}</td>
+                                            <td>{r.last_contact.clone()}</td>
+                                            <td>{if r.connected_by == "code" { "Connected" } else { "By hand" }}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                            </div>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </AdminFrame>
+    }
+}
