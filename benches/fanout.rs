@@ -1,7 +1,8 @@
 //! Offboarding at scale: one person who holds 5,000 connector sites is
 //! disabled; how long until every site has confirmed the lock, how much
 //! memory the dashboard takes meanwhile, and what happens to everyone
-//! else's launches during the fan-out.
+//! else's launches during the fan-out. Then the fleet: every one of those
+//! sites asked how it stands (`sites status --check`), and launches meanwhile.
 //!
 //! Run it with `scripts/bench-fanout` (it builds the release binary). The
 //! release `agency-sso serve` runs as its own process, on SQLite and then
@@ -273,8 +274,58 @@ async fn measure(
         v.sort_by(|a, b| a.total_cmp(b));
         v[((v.len() as f64 - 1.0) * p).round() as usize]
     };
+    let rest99 = pct(&mut rest, 0.99);
     let (rest50, rest95) = (pct(&mut rest, 0.5), pct(&mut rest, 0.95));
     let (dur50, dur95) = (pct(&mut during, 0.5), pct(&mut during, 0.95));
+
+    // The fleet: every connector site asked how it stands, from the command
+    // line (`sites status --check`, which waits for every answer), while
+    // Sam keeps launching.
+    say("asking 5,000 connector sites how they stand");
+    let status_started = Instant::now();
+    let checker = {
+        let dash_bin = bin.to_path_buf();
+        let env = dash.env.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(dash_bin)
+                .args(["sites", "status", "--check", "--csv"])
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .output()
+        })
+    };
+    let mut checking = Vec::new();
+    while !checker.is_finished() {
+        checking.push(launch(client.clone()).await?);
+    }
+    let out = checker.await??;
+    let gathered = status_started.elapsed().as_secs_f64();
+    ensure!(
+        out.status.success(),
+        "sites status --check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8_lossy(&out.stdout);
+    // The fourth cell is the standing: every site answered with its report.
+    let answered = csv
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let standing = l.split("\",\"").nth(3).unwrap_or("");
+            standing != "unreachable" && standing != "unchecked"
+        })
+        .count();
+    ensure!(
+        csv.lines().count() == SITES + 1,
+        "the status lists {} rows",
+        csv.lines().count() - 1
+    );
+    ensure!(answered == SITES, "{answered} of {SITES} sites reported");
+    ensure!(
+        !checking.is_empty(),
+        "no launch was measured while the sites were asked"
+    );
+    let (chk50, chk99) = (pct(&mut checking, 0.5), pct(&mut checking, 0.99));
+    let status_rate = SITES as f64 / gathered;
     let rate = SITES as f64 / confirmed;
     let report = format!(
         "| offboarding fan-out ({SITES} connector sites, {db_name}) | figure | ceiling, same run | ratio |\n\
@@ -284,7 +335,12 @@ async fn measure(
          | signing, per message | | openssl rsa2048 sign, 2 cores: {rsa:.0}/s | {:.2} |\n\
          | launch latency for someone else, p50 | {} during, {} at rest | | {:.2} |\n\
          | launch latency for someone else, p95 | {} during, {} at rest | | {:.2} |\n\
-         | dashboard memory (RSS) | {} MiB peak during, {} MiB before | | {:.2} |\n",
+         | dashboard memory (RSS) | {} MiB peak during, {} MiB before | | {:.2} |\n\n\
+         | fleet status (`sites status --check`, {SITES} connector sites, {db_name}) | figure | ceiling, same run | ratio |\n\
+         |---|---|---|---|\n\
+         | every site's report gathered | {gathered:.1} s ({status_rate:.0}/s) | stand-in sites, refused request: {floor:.0}/s | {:.2} |\n\
+         | launch latency for someone else, p50 ({} launches) | {} during, {} at rest | | {:.2} |\n\
+         | launch latency for someone else, p99 | {} during, {} at rest | | {:.2} |\n",
         format_args!("{written:.1} s"),
         rate / floor,
         rate / rsa,
@@ -297,6 +353,14 @@ async fn measure(
         peak_rss / 1024,
         rss_before / 1024,
         peak_rss as f64 / rss_before as f64,
+        status_rate / floor,
+        checking.len(),
+        ms(chk50),
+        ms(rest50),
+        chk50 / rest50,
+        ms(chk99),
+        ms(rest99),
+        chk99 / rest99,
     );
     drop(dash);
     db.pool.close().await;

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseURL, wpAdminPassword, wpDir, wpURL } from '../playwright.config';
-import { cli, moveClock, otherPerson, pickerLive } from './helpers';
+import { cli, consoleLive, moveClock, otherPerson, pickerLive, signInAgain } from './helpers';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -155,8 +155,20 @@ test('one dashboard per site: a connected site refuses a code of another dashboa
   await expect(wp.locator('#agency-sso-connection')).toContainText(`Connected to ${baseURL} since`);
 });
 
-test('by a code through the function WP-CLI calls: a sub-site of a network is its own site in the dashboard; the code works once', async ({ browser }) => {
-  const code = codeFor(labs);
+test('by a code made in the console, through the function WP-CLI calls: a sub-site of a network is its own site in the dashboard; the code works once', async ({ browser }) => {
+  // An admin makes the code on the Fleet page (a fresh sign-in, as for every action that lets a site in).
+  const ada = await (await browser.newContext()).newPage();
+  await signInAgain(ada, /Sign in as Ada Admin/, '/admin/fleet');
+  await consoleLive(ada);
+  await ada.getByLabel('Site URLs (one per line)').fill(`${labs}/\n`);
+  await ada.getByRole('button', { name: 'Make codes' }).click();
+  await expect(ada.getByText('1 code(s) made: copy them now, they are not shown again.')).toBeVisible();
+  const code = (await ada.locator(`[data-testid="connect-codes"] tr[data-url="${labs}"] code`).textContent())!.trim();
+  expect(code).toMatch(/^asso1\./);
+  // Shown once: not on the page again.
+  await ada.reload();
+  await consoleLive(ada);
+  await expect(ada.getByTestId('connect-codes')).toHaveCount(0);
   const done = connectWithCode(join(wpDir, 'net'), '/net/labs', code);
   expect(done).toMatchObject({ ok: true, site_url: labs, created: true });
   const [row] = dashboardSites(labs);

@@ -105,8 +105,8 @@ PHP
 }
 
 # The tests read the messages a site received from the dashboard (each
-# token, logout token or site token, one per line, in <site dir>.inbox) to
-# post them again themselves; while <site dir>.hold exists the site answers
+# logout token, one per line, in <site dir>.inbox; each site message's
+# token in <site dir>.site-inbox) to post them again themselves; while <site dir>.hold exists the site answers
 # the dashboard's own requests 503, as a site that is down, without reading
 # them.
 test_inbox() {
@@ -122,9 +122,10 @@ add_filter( 'rest_pre_dispatch', function ( \$result, \$server, \$request ) {
 	if ( ! \$from_dashboard ) {
 		return \$result;
 	}
-	foreach ( array( 'logout_token', 'site_token' ) as \$field ) {
+	// Messages about a person in .inbox, site messages (connect, status) in .site-inbox.
+	foreach ( array( 'logout_token' => 'inbox', 'site_token' => 'site-inbox' ) as \$field => \$file ) {
 		if ( null !== \$request->get_param( \$field ) ) {
-			file_put_contents( '$1.inbox', \$request->get_param( \$field ) . "\\n", FILE_APPEND | LOCK_EX );
+			file_put_contents( "$1.\$file", \$request->get_param( \$field ) . "\\n", FILE_APPEND | LOCK_EX );
 		}
 	}
 	if ( file_exists( '$1.hold' ) ) {

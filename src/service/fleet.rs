@@ -102,7 +102,7 @@ async fn check(ctx: &Context, client: &reqwest::Client, d: &Due) -> Checked {
     let status = res.status().as_u16();
     match read_capped(&mut res, MAX_ANSWER_BYTES).await {
         Ok((body, cut)) => match judge_status(&jti, request.action(), status, &body, cut) {
-            Ok(report) => Checked::Report(report),
+            Ok(report) => Checked::Report(Box::new(report)),
             Err(why) => Checked::Problem(why),
         },
         Err(e) if e.is_timeout() => Checked::Problem("it did not finish its answer in time".into()),
@@ -334,7 +334,7 @@ pub async fn readiness(ctx: &Context) -> Result<Option<Readiness>, sqlx::Error> 
     });
     let lacking: Vec<(String, String)> = recent
         .iter()
-        .filter(|e| !e.keys.iter().any(|k| *k == next.kid))
+        .filter(|e| !e.keys.contains(&next.kid))
         .map(|e| (e.site_id.clone(), e.url.clone()))
         .collect();
     Ok(Some(Readiness {

@@ -110,7 +110,7 @@ pub async fn claim_due(
 /// What one check came to.
 #[derive(Debug, Clone)]
 pub enum Checked {
-    Report(StatusReport),
+    Report(Box<StatusReport>),
     Problem(String),
 }
 

@@ -93,7 +93,7 @@ async fn a_code_connects_its_site_once_and_staff_get_in(backend: Backend) {
     assert_eq!(answer["site_url"], url.as_str());
     assert_eq!(answer["created"], true);
     // The site was asked to confirm, and it did so for this attempt.
-    let got = sites.received("alpha");
+    let got = sites.site_received("alpha");
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["action"], "connect");
 

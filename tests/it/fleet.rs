@@ -101,10 +101,10 @@ async fn every_connector_site_says_how_it_stands(backend: Backend) {
     sorted.sort();
     assert_eq!(order, sorted);
     // Each site was asked once, and not again until it is due.
-    assert_eq!(sites.received("alpha").len(), 1);
-    assert_eq!(sites.received("alpha")[0]["action"], "refresh-keys");
+    assert_eq!(sites.site_received("alpha").len(), 1);
+    assert_eq!(sites.site_received("alpha")[0]["action"], "refresh-keys");
     ask_due(&app).await;
-    assert_eq!(sites.received("alpha").len(), 1);
+    assert_eq!(sites.site_received("alpha").len(), 1);
 
     // gamma comes back: asked again after the retry delay (still to
     // refetch the keys, as asked), it reports and holds the key.
@@ -116,7 +116,7 @@ async fn every_connector_site_says_how_it_stands(backend: Backend) {
     let gamma = entry(&entries, &sites.url("gamma"));
     assert_eq!(gamma.standing, Standing::Ok, "{gamma:?}");
     assert_eq!(
-        sites.received("gamma").last().unwrap()["action"],
+        sites.site_received("gamma").last().unwrap()["action"],
         "refresh-keys"
     );
 
@@ -134,8 +134,8 @@ async fn every_connector_site_says_how_it_stands(backend: Backend) {
         )),
         "{out}"
     );
-    assert_eq!(sites.received("alpha").len(), 2);
-    assert_eq!(sites.received("alpha")[1]["action"], "status");
+    assert_eq!(sites.site_received("alpha").len(), 2);
+    assert_eq!(sites.site_received("alpha")[1]["action"], "status");
     let only = crate::support::run_ok(
         app.command()
             .args(["sites", "status", "--state", "refusing"]),

@@ -956,6 +956,16 @@ impl StandInSites {
             .count()
     }
 
+    /// The site messages (connect, status, refresh-keys) a site took, in
+    /// order: action and jti.
+    pub fn site_received(&self, name: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.site-log")))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     /// The messages a site took (verified, not replays), in order: action,
     /// role, email, sub, seq, jti, and whether it found the user and
     /// whether the message was superseded.

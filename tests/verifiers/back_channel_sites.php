@@ -50,12 +50,14 @@
  *   (administers the site: never bound by e-mail, as is an administrator),
  *   `locked_at`, `sessions`, `app_passwords` and `last_seq`; tests write
  *   users there and read them back;
- * - `{name}.arrived`: a line per message that arrives, before anything is
- *   done with it; `{name}.down` makes the site answer 503; `{name}.slow`
+ * - `{name}.arrived`: a line per message about a person that arrives,
+ *   before anything is done with it (`{name}.site-arrived` for site
+ *   messages); `{name}.down` makes the site answer 503; `{name}.slow`
  *   (seconds) makes it wait that long first;
- * - `{name}.log`: a JSON line per message taken (verified and not a
- *   replay): action, role, email, sub, seq, jti, user_found, superseded;
- *   for a site message only action and jti;
+ * - `{name}.log`: a JSON line per message about a person taken (verified
+ *   and not a replay): action, role, email, sub, seq, jti, user_found,
+ *   superseded; `{name}.site-log`: one per site message taken (connect,
+ *   status, refresh-keys): action and jti;
  * - `{name}.answer`: when present, the answer to every message taken
  *   (HTTP 200, `{jti}` replaced by the message's), as a compromised or
  *   broken site might answer;
@@ -171,7 +173,9 @@ if ( 1 !== preg_match( '/\A[a-z0-9-]+\z/', $name ) || ! ( $is_message || $is_lau
 	answer( 404, array( 'code' => 'rest_no_route' ) );
 }
 if ( $is_message ) {
-	file_put_contents( site_file( 'arrived' ), time() . "\n", FILE_APPEND | LOCK_EX );
+	// Person messages and site messages (connect, status) are counted apart.
+	$arrived = isset( $_POST['site_token'] ) ? 'site-arrived' : 'arrived';
+	file_put_contents( site_file( $arrived ), time() . "\n", FILE_APPEND | LOCK_EX );
 	if ( file_exists( site_file( 'down' ) ) ) {
 		answer( 503, array( 'error' => 'site_down' ) );
 	}
@@ -591,7 +595,7 @@ function answer_site_message( string $token, string $audience ): void {
 		refresh_keys();
 	}
 	file_put_contents(
-		site_file( 'log' ),
+		site_file( 'site-log' ),
 		json_encode(
 			array(
 				'action' => $action,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
 use super::when;
-use super::{encode, thousands, AdminError, AdminFrame, Outcome, Pager};
+use super::{encode, problem, thousands, AdminError, AdminFrame, Field, Outcome, Pager};
 
 /// Rows per page.
 pub const PAGE: i64 = 50;
@@ -135,6 +135,56 @@ pub async fn admin_check_fleet(refresh: bool) -> Result<String, AdminError> {
     }
 }
 
+/// A connection code just made, shown this once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeView {
+    pub url: String,
+    pub code: String,
+    pub expires: String,
+}
+
+/// Connection codes for these sites (one URL per line or comma): a fresh
+/// sign-in, as for every action that lets a site in.
+#[server(endpoint = "admin_connect_codes")]
+pub async fn admin_connect_codes(
+    urls: String,
+    client: String,
+    hours: String,
+) -> Result<Vec<CodeView>, AdminError> {
+    let a = super::admin("admin_connect_codes").await?;
+    a.recent_sign_in()?;
+    let hours: i64 = match hours.trim() {
+        "" => 24,
+        h => h.parse().unwrap_or(-1),
+    };
+    let urls: Vec<String> = urls
+        .split(['\n', ','])
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    match crate::service::connect::make_codes(
+        &a.st.db,
+        &a.st.config.public_url,
+        &urls,
+        &client,
+        hours.saturating_mul(3600),
+        &a.by,
+        a.now,
+    )
+    .await
+    {
+        Ok(made) => Ok(made
+            .into_iter()
+            .map(|m| CodeView {
+                expires: when(Some(m.expires_at)),
+                url: m.url,
+                code: m.code,
+            })
+            .collect()),
+        Err(e) => a.answer(e),
+    }
+}
+
 fn filter_from_url() -> Memo<FleetFilter> {
     let map = use_query_map();
     Memo::new(move |_| {
@@ -189,6 +239,7 @@ pub fn FleetPage() -> impl IntoView {
                     href=move || format!("/admin/fleet.csv?{}", filter.get().to_query())>"Export CSV"</a>
             </div>
             <Outcome value=check.value().into() done=|m: &String| m.clone()/>
+            <ConnectCodes/>
             <Suspense fallback=|| view! { <p class="loading">"Loading the fleet…"</p> }>
                 {move || Suspend::new(async move {
                     let f = filter.get_untracked();
@@ -244,5 +295,55 @@ pub fn FleetPage() -> impl IntoView {
                 })}
             </Suspense>
         </AdminFrame>
+    }
+}
+
+/// What making codes did (the form's outcome).
+#[allow(clippy::ptr_arg)] // Outcome takes the answer's own type.
+fn codes_made(v: &Vec<CodeView>) -> String {
+    format!(
+        "{} code(s) made: copy them now, they are not shown again.",
+        v.len()
+    )
+}
+
+/// Connection codes for many sites at once: each is shown once, here, to
+/// hand to the site (`wp agency-sso connect CODE`, or Settings → Agency SSO).
+#[component]
+fn ConnectCodes() -> impl IntoView {
+    let make = ServerAction::<AdminConnectCodes>::new();
+    let made = move || make.value().get().and_then(Result::ok).unwrap_or_default();
+    view! {
+        <section class="panel" aria-labelledby="codes-heading">
+            <h2 id="codes-heading">"Connect sites with codes"</h2>
+            <p class="muted">"A code connects one site, once, within its hours: on the site, run wp agency-sso connect CODE, or paste it in Settings → Agency SSO. Codes are shown only here, now."</p>
+            <ActionForm action=make attr:class="form" attr:aria-label="Make connection codes">
+                <div class="field">
+                    <label for="codes-urls">"Site URLs (one per line)"</label>
+                    <textarea id="codes-urls" name="urls" rows="4" class="mono" required></textarea>
+                    {move || problem(make, "url").get().map(|p| view! { <p class="field-error" role="alert">{p}</p> })}
+                </div>
+                <Field id="codes-client" name="client" label="Client for new sites" hint="Empty: the site's host." error=problem(make, "client")/>
+                <Field id="codes-hours" name="hours" label="Valid for (hours)" hint="24 by default, at most 720." error=problem(make, "ttl")/>
+                <div class="actions"><button type="submit" class="button primary">"Make codes"</button></div>
+            </ActionForm>
+            <Outcome value=make.value().into() done=codes_made/>
+            {move || {
+                let rows = made();
+                (!rows.is_empty()).then(|| view! {
+                    <div class="table-wrap">
+                    <table class="list" data-testid="connect-codes">
+                        <caption class="sr-only">"The codes just made"</caption>
+                        <thead><tr><th scope="col">"Site"</th><th scope="col">"Code"</th><th scope="col">"Expires"</th></tr></thead>
+                        <tbody>
+                            {rows.into_iter().map(|c| view! {
+                                <tr data-url=c.url.clone()><td>{c.url.clone()}</td><td><code class="mono">{c.code.clone()}</code></td><td>{c.expires.clone()}</td></tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                    </div>
+                })
+            }}
+        </section>
     }
 }
