@@ -140,6 +140,8 @@ test('by the button: a bare WordPress is connected by its admin and the dashboar
   await sam.getByRole('button', { name: 'Open Client Bare Site', exact: true }).click();
   await expect(sam).toHaveURL(`${bare}/wp-admin/`);
   await expect(sam.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+  // Sam's list stays as the other specs expect it.
+  cli('grants', 'revoke', 'sam@agency.test', bare);
 });
 
 test('one dashboard per site: a connected site refuses a code of another dashboard until its admin disconnects it', async ({ browser }) => {
@@ -191,6 +193,7 @@ test('by a code made in the console, through the function WP-CLI calls: a sub-si
   await sam.getByRole('button', { name: 'Open Client Labs Site', exact: true }).click();
   await expect(sam).toHaveURL(`${labs}/wp-admin/`);
   await expect(sam.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+  cli('grants', 'revoke', 'sam@agency.test', labs);
 });
 
 test("on a network, a sub-site's own administrator cannot connect it: that is the network admin's", async ({ browser }) => {
