@@ -27,6 +27,10 @@ pub const RETRY: i64 = 15 * 60;
 const FIRST_SPREAD: i64 = 600;
 /// Checks claimed at a time, and outcomes written per transaction.
 const BATCH: i64 = 64;
+/// The most checks per second an instance makes: background work that
+/// must leave launches their speed (5,000 sites still take under 30 s;
+/// BENCHMARKS.md).
+const MAX_RATE: f64 = 200.0;
 const OUTCOMES_PER_WRITE: usize = 16;
 /// How long a claim holds against other instances, seconds.
 const LEASE_SECS: i64 = 60;
@@ -55,6 +59,7 @@ pub async fn check_due(
     owner: &str,
 ) -> Result<usize, sqlx::Error> {
     let now = ctx.now();
+    let started = std::time::Instant::now();
     add_missing(ctx, now).await?;
     let due = store::claim_due(&ctx.db, owner, now, now + LEASE_SECS, BATCH).await?;
     let n = due.len();
@@ -70,6 +75,11 @@ pub async fn check_due(
         if let Err(e) = store::finish(&ctx.db, owner, ctx.now(), &done).await {
             tracing::warn!(error = %e, "cannot record the fleet's checks");
         }
+    }
+    // Paced: a batch takes at least its share of a second at MAX_RATE.
+    let floor = Duration::from_secs_f64(n as f64 / MAX_RATE);
+    if let Some(rest) = floor.checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
     }
     Ok(n)
 }

@@ -66,6 +66,7 @@ on_both_databases!(
     a_code_connects_its_site_once_and_staff_get_in,
     refused_codes_leave_nothing_half_made,
     two_redemptions_of_one_code_connect_once,
+    two_approvals_of_one_site_at_once_make_one_site,
     an_existing_site_is_switched_to_the_connector,
 );
 
@@ -271,6 +272,40 @@ async fn two_redemptions_of_one_code_connect_once(backend: Backend) {
     assert_eq!(records(&app, kind::SITE_CONNECTED).await.len(), 1);
 }
 
+async fn two_approvals_of_one_site_at_once_make_one_site(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let issuer = app.state.config.public_url.to_string();
+    let url = sites.url("alpha");
+    // Two admins approve the same site's request; both codes come back at once.
+    let (ada, other) = (
+        Actor::person(ADMIN, Default::default()),
+        Actor::person("other-admin@agency.test", Default::default()),
+    );
+    let now = app.clock.now_for_tests();
+    let approve =
+        |who| agency_sso::service::connect::approve(&app.state.db, &issuer, &url, who, now);
+    let (one, two) = tokio::join!(approve(&ada), approve(&other));
+    let (one, two) = (one.unwrap().code, two.unwrap().code);
+    sites.set_pending("alpha", &issuer, Some("a1"));
+    let (a, b) = tokio::join!(
+        redeem(&app, &one, &url, "a1"),
+        redeem(&app, &two, &url, "a1")
+    );
+    // Whichever wins, there is one site, a connector site, and neither
+    // redemption left anything half-made.
+    assert!(a.0 == 200 || b.0 == 200, "{a:?} {b:?}");
+    assert_eq!(site_count(&app).await, 1);
+    let site = agency_sso::service::sites::find_site(&app.state.db, &url)
+        .await
+        .unwrap();
+    assert_eq!(site.profile, Profile::Connector);
+    let connected = records(&app, kind::SITE_CONNECTED).await;
+    let refused = records(&app, kind::SITE_CONNECT_REFUSED).await;
+    assert_eq!(connected.len() + refused.len(), 2);
+    assert!(connected.iter().all(|e| e.site_id == site.id));
+}
+
 async fn an_existing_site_is_switched_to_the_connector(backend: Backend) {
     let app = TestApp::start(backend).await;
     let sites = StandInSites::start(&app).await;
@@ -441,6 +476,39 @@ async fn an_admin_approves_a_site_in_the_browser() {
     let code_made = records(&app, kind::CONNECT_CODE_CREATED).await;
     let made: Value = serde_json::from_str(&code_made[0].detail).unwrap();
     assert_eq!(made["expires_at"].as_i64().unwrap() - code_made[0].at, 600);
+}
+
+/// The console makes codes too (a fresh sign-in first), shown once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_makes_codes_after_a_fresh_sign_in() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let form = [
+        ("urls", "https://one.example\nhttps://two.example/shop/"),
+        ("client", "Acme"),
+        ("hours", "2"),
+    ];
+    let stale = app.signed_in(ADMIN).await;
+    let (status, body) =
+        crate::support::server_fn(&app, &stale, "admin_connect_codes", &form).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.to_string().contains("reauth=1"), "{body}");
+    let admin = app.signed_in_fresh(ADMIN).await;
+    let (status, body) =
+        crate::support::server_fn(&app, &admin, "admin_connect_codes", &form).await;
+    assert_eq!(status, 200, "{body}");
+    let made = body.as_array().unwrap();
+    assert_eq!(made.len(), 2);
+    assert_eq!(made[1]["url"], "https://two.example/shop");
+    assert!(made[0]["code"].as_str().unwrap().starts_with("asso1."));
+    let bad = [
+        ("urls", "http://plain.example"),
+        ("client", ""),
+        ("hours", ""),
+    ];
+    let (status, body) = crate::support::server_fn(&app, &admin, "admin_connect_codes", &bad).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("http://plain.example"), "{body}");
+    assert_eq!(records(&app, kind::CONNECT_CODE_CREATED).await.len(), 2);
 }
 
 /// `agency-sso sites connect-code`: one code per URL given or in an import

@@ -209,6 +209,22 @@ async fn a_rotation_waits_for_the_sites_that_lack_the_next_key(backend: Backend)
         .count();
     assert_eq!(held, 1);
 
+    // The keys page says so, and staff cannot ask.
+    let admin = app.signed_in("boss@agency.test").await;
+    let (status, body) = crate::support::server_fn(&app, &admin, "admin_key_readiness", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["kid"].as_str(),
+            body["holding"].as_u64(),
+            body["answered"].as_u64()
+        ),
+        (Some(next.as_str()), Some(0), Some(2))
+    );
+    let staff = app.signed_in(SAM).await;
+    let (status, _) = crate::support::server_fn(&app, &staff, "admin_refetch_next_key", &[]).await;
+    assert_eq!(status, 403);
+
     // One site is asked to refetch: one of two hold it, still waiting.
     check_soon(&app.state.core, Some(std::slice::from_ref(&a)), true)
         .await
@@ -230,8 +246,16 @@ async fn a_rotation_waits_for_the_sites_that_lack_the_next_key(backend: Backend)
         .await
         .unwrap();
     assert_eq!(app.state.keys.signer().unwrap().kid(), old);
-    // Then all of them: the rotation goes on at the next turn.
-    check_soon(&app.state.core, None, true).await.unwrap();
+    // Then the rest, from the keys page: the rotation goes on at the next turn.
+    let (status, body) =
+        crate::support::server_fn(&app, &admin, "admin_refetch_next_key", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.as_str()
+            .unwrap()
+            .starts_with("1 site(s) will be asked"),
+        "{body}"
+    );
     ask_due(&app).await;
     app.state
         .keys

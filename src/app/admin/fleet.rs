@@ -4,12 +4,11 @@
 //! now" asks every site at once.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
 use super::when;
-use super::{encode, problem, thousands, AdminError, AdminFrame, Field, Outcome, Pager};
+use super::{problem, thousands, AdminError, AdminFrame, Field, ListFilter, Outcome, Pager};
 
 /// Rows per page.
 pub const PAGE: i64 = 50;
@@ -22,14 +21,17 @@ pub struct FleetFilter {
     pub offset: i64,
 }
 
-impl FleetFilter {
-    fn to_query(&self) -> String {
-        [("q", &self.q), ("state", &self.state)]
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| format!("{k}={}", encode(v)))
-            .collect::<Vec<_>>()
-            .join("&")
+impl super::ListFilter for FleetFilter {
+    fn fields(&self) -> Vec<(&'static str, &str)> {
+        vec![("q", &self.q), ("state", &self.state)]
+    }
+
+    fn read(get: &dyn Fn(&str) -> String, offset: i64) -> Self {
+        FleetFilter {
+            q: get("q"),
+            state: get("state"),
+            offset,
+        }
     }
 }
 
@@ -185,20 +187,6 @@ pub async fn admin_connect_codes(
     }
 }
 
-fn filter_from_url() -> Memo<FleetFilter> {
-    let map = use_query_map();
-    Memo::new(move |_| {
-        map.with(|m| {
-            let get = |k: &str| m.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
-            FleetFilter {
-                q: get("q"),
-                state: get("state"),
-                offset: get("offset").parse().unwrap_or(0),
-            }
-        })
-    })
-}
-
 /// The standings' names as people read them.
 fn label(state: &str) -> &'static str {
     match state {
@@ -215,7 +203,7 @@ fn label(state: &str) -> &'static str {
 /// `/admin/fleet`
 #[component]
 pub fn FleetPage() -> impl IntoView {
-    let filter = filter_from_url();
+    let filter = super::filter_from_url::<FleetFilter>();
     let check = ServerAction::<AdminCheckFleet>::new();
     // Made here, in the page's own body (not inside the frame's Suspend),
     // so that its hydration id is the same on the server and in the browser.

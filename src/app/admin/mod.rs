@@ -256,6 +256,38 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// A list page's filter (Sites, People, Fleet): read from the page's URL,
+/// so that a filtered page can be linked, reloaded and paged, and written
+/// back into its links, its export and its pager.
+pub trait ListFilter: Clone + PartialEq + Send + Sync + 'static {
+    /// The filter's fields as the URL names them (the page's offset aside).
+    fn fields(&self) -> Vec<(&'static str, &str)>;
+    /// The filter from the URL's values (trimmed; `""` when absent) and
+    /// the page's offset.
+    fn read(get: &dyn Fn(&str) -> String, offset: i64) -> Self;
+
+    /// The query string of the fields that are set.
+    fn to_query(&self) -> String {
+        self.fields()
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// The page's filter, from its URL, kept current as the URL changes.
+pub fn filter_from_url<F: ListFilter>() -> Memo<F> {
+    let map = leptos_router::hooks::use_query_map();
+    Memo::new(move |_| {
+        map.with(|m| {
+            let get = |k: &str| m.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+            F::read(&get, get("offset").parse().unwrap_or(0))
+        })
+    })
+}
+
 /// The page frame every console page shares: who is signed in, the
 /// console's sections, and the page itself once the viewer is known to be an admin.
 #[component]

@@ -2,12 +2,11 @@
 //! standing (admin, disabled), their access and their last activity.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
 use super::when;
-use super::{encode, problem, AdminError, AdminFrame, Field, Outcome, Pager};
+use super::{encode, problem, AdminError, AdminFrame, Field, ListFilter, Outcome, Pager};
 
 pub const PAGE: i64 = 50;
 
@@ -18,14 +17,17 @@ pub struct PeopleFilter {
     pub offset: i64,
 }
 
-impl PeopleFilter {
-    fn to_query(&self) -> String {
-        [("q", &self.q), ("standing", &self.standing)]
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| format!("{k}={}", encode(v)))
-            .collect::<Vec<_>>()
-            .join("&")
+impl super::ListFilter for PeopleFilter {
+    fn fields(&self) -> Vec<(&'static str, &str)> {
+        vec![("q", &self.q), ("standing", &self.standing)]
+    }
+
+    fn read(get: &dyn Fn(&str) -> String, offset: i64) -> Self {
+        PeopleFilter {
+            q: get("q"),
+            standing: get("standing"),
+            offset,
+        }
     }
 }
 
@@ -649,20 +651,6 @@ pub async fn admin_person(id: String) -> Result<PersonDetail, AdminError> {
     })
 }
 
-fn filter_from_url() -> Memo<PeopleFilter> {
-    let map = use_query_map();
-    Memo::new(move |_| {
-        map.with(|m| {
-            let get = |k: &str| m.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
-            PeopleFilter {
-                q: get("q"),
-                standing: get("standing"),
-                offset: get("offset").parse().unwrap_or(0),
-            }
-        })
-    })
-}
-
 /// `/admin/people`
 #[component]
 pub fn PeoplePage() -> impl IntoView {
@@ -675,7 +663,7 @@ pub fn PeoplePage() -> impl IntoView {
 
 #[component]
 fn People() -> impl IntoView {
-    let filter = filter_from_url();
+    let filter = super::filter_from_url::<PeopleFilter>();
     let invite = ServerAction::<AdminInvite>::new();
     let withdraw = ServerAction::<AdminWithdrawInvitation>::new();
     let decide = ServerAction::<AdminDecideHeld>::new();

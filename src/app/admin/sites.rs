@@ -3,12 +3,12 @@
 //! and export.
 
 use leptos::prelude::*;
-use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::hooks::use_navigate;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
 use super::when;
-use super::{encode, problem, thousands, AdminError, AdminFrame, Field, Outcome, Pager};
+use super::{problem, thousands, AdminError, AdminFrame, Field, ListFilter, Outcome, Pager};
 
 /// Rows per page of the list.
 pub const PAGE: i64 = 50;
@@ -22,19 +22,24 @@ pub struct SiteFilter {
     pub offset: i64,
 }
 
-impl SiteFilter {
-    fn to_query(&self) -> String {
-        [
+impl super::ListFilter for SiteFilter {
+    fn fields(&self) -> Vec<(&'static str, &str)> {
+        vec![
             ("q", &self.q),
             ("client", &self.client),
             ("profile", &self.profile),
             ("enabled", &self.enabled),
         ]
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    }
+
+    fn read(get: &dyn Fn(&str) -> String, offset: i64) -> Self {
+        SiteFilter {
+            q: get("q"),
+            client: get("client"),
+            profile: get("profile"),
+            enabled: get("enabled"),
+            offset,
+        }
     }
 }
 
@@ -161,22 +166,6 @@ pub async fn admin_bulk_revoke(sites: String, emails: String) -> Result<String, 
     }
 }
 
-fn filter_from_url() -> Memo<SiteFilter> {
-    let map = use_query_map();
-    Memo::new(move |_| {
-        map.with(|m| {
-            let get = |k: &str| m.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
-            SiteFilter {
-                q: get("q"),
-                client: get("client"),
-                profile: get("profile"),
-                enabled: get("enabled"),
-                offset: get("offset").parse().unwrap_or(0),
-            }
-        })
-    })
-}
-
 /// `/admin/sites`
 #[component]
 pub fn SitesPage() -> impl IntoView {
@@ -189,7 +178,7 @@ pub fn SitesPage() -> impl IntoView {
 
 #[component]
 fn SitesList() -> impl IntoView {
-    let filter = filter_from_url();
+    let filter = super::filter_from_url::<SiteFilter>();
     let toggle = ServerAction::<AdminSetSiteEnabled>::new();
     let bulk = ServerAction::<AdminBulkGrant>::new();
     let unbulk = ServerAction::<AdminBulkRevoke>::new();

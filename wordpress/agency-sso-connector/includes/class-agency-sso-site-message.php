@@ -29,22 +29,12 @@ final class Agency_SSO_Site_Message {
 	const ACTIONS = array( 'connect', 'status', 'refresh-keys' );
 
 	/**
-	 * HTTP status of each refusal of a message; any other code is 401 (the
-	 * message is not the dashboard's, or not for this site).
+	 * HTTP status of the refusals only a site message has; the others are
+	 * answered as for a logout token (Agency_SSO_Logout_Token::STATUS).
 	 */
 	const STATUS = array(
-		'malformed_token'          => 400,
-		'missing_claim'            => 400,
-		'not_a_site_message'       => 400,
-		'unknown_action'           => 400,
-		'token_replayed'           => 409,
-		'no_pending_connection'    => 409,
-		'not_configured'           => 503,
-		'replay_check_unavailable' => 503,
-		'dashboard_unreachable'    => 503,
-		'discovery_failed'         => 503,
-		'bad_key_set'              => 503,
-		'key_set_stale'            => 503,
+		'not_a_site_message'    => 400,
+		'no_pending_connection' => 409,
 	);
 
 	/**
@@ -53,7 +43,7 @@ final class Agency_SSO_Site_Message {
 	 * @param string $code The refusal's code.
 	 */
 	public static function status( string $code ): int {
-		return self::STATUS[ $code ] ?? 401;
+		return self::STATUS[ $code ] ?? Agency_SSO_Logout_Token::status( $code );
 	}
 
 	/**
