@@ -144,7 +144,7 @@ test('by the button: a bare WordPress is connected by its admin and the dashboar
   cli('grants', 'revoke', 'sam@agency.test', bare);
 });
 
-test('one dashboard per site: a connected site refuses a code of another dashboard until its admin disconnects it', async ({ browser }) => {
+test('one dashboard per site: a connected site refuses a code of another dashboard until its admin disconnects it, and connects again', async ({ browser }) => {
   const wp = await wpAdmin(browser, bare);
   // A code naming another dashboard (the site refuses it before asking anyone).
   const other = `asso1.${Buffer.from('https://other-agency.example').toString('base64url')}.${'A'.repeat(43)}`;
@@ -155,6 +155,15 @@ test('one dashboard per site: a connected site refuses a code of another dashboa
   expect(refused.message).toContain(baseURL);
   await settings(wp, bare);
   await expect(wp.locator('#agency-sso-connection')).toContainText(`Connected to ${baseURL} since`);
+
+  // Its admin disconnects it: the other dashboard's code is then tried (its
+  // dashboard cannot be reached from this closed network), no longer refused.
+  await wp.locator('#agency-sso-disconnect').click();
+  await expect(wp.locator('#agency-sso-notice')).toContainText(`Disconnected from ${baseURL}.`);
+  await expect(wp.locator('#agency-sso-connection')).toHaveText('This site is not connected to an agency dashboard.');
+  expect(connectWithCode(join(wpDir, 'bare'), '/bare', other)).toMatchObject({ ok: false, code: 'dashboard_unreachable' });
+  // And connected again with a new code.
+  expect(connectWithCode(join(wpDir, 'bare'), '/bare', codeFor(bare))).toMatchObject({ ok: true, created: false });
 });
 
 test('by a code made in the console, through the function WP-CLI calls: a sub-site of a network is its own site in the dashboard; the code works once', async ({ browser }) => {
