@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
 use super::when;
-use super::{problem, thousands, AdminError, AdminFrame, Field, ListFilter, Outcome, Pager};
+use super::{
+    problem, thousands, AdminError, AdminFrame, Field, ListFilter, ListPage, Listed, Outcome,
+};
 
 /// Rows per page.
 pub const PAGE: i64 = 50;
@@ -24,6 +26,10 @@ pub struct FleetFilter {
 impl super::ListFilter for FleetFilter {
     fn fields(&self) -> Vec<(&'static str, &str)> {
         vec![("q", &self.q), ("state", &self.state)]
+    }
+
+    fn offset(&self) -> i64 {
+        self.offset
     }
 
     fn read(get: &dyn Fn(&str) -> String, offset: i64) -> Self {
@@ -145,6 +151,15 @@ pub struct CodeView {
     pub expires: String,
 }
 
+impl Listed for FleetPage {
+    fn shown(&self) -> usize {
+        self.rows.len()
+    }
+    fn total(&self) -> i64 {
+        self.total
+    }
+}
+
 /// Connection codes for these sites (one URL per line or comma): a fresh
 /// sign-in, as for every action that lets a site in.
 #[server(endpoint = "admin_connect_codes")]
@@ -228,61 +243,50 @@ pub fn FleetPage() -> impl IntoView {
             </div>
             <Outcome value=check.value().into() done=|m: &String| m.clone()/>
             <ConnectCodes/>
-            <Suspense fallback=|| view! { <p class="loading">"Loading the fleet…"</p> }>
-                {move || Suspend::new(async move {
-                    let f = filter.get_untracked();
-                    match data.await {
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                        Ok(page) => view! {
-                            <nav class="filters" aria-label="Filter by standing" data-testid="fleet-filters">
-                                {std::iter::once(("".to_string(), page.all)).chain(page.counts.clone()).map(|(state, n)| {
-                                    let q = FleetFilter { state: state.clone(), q: f.q.clone(), offset: 0 }.to_query();
-                                    let href = if q.is_empty() { "/admin/fleet".to_string() } else { format!("/admin/fleet?{q}") };
-                                    let current = (state == f.state).then_some("page");
-                                    view! { <a href=href aria-current=current class="pill">{format!("{} ({})", label(&state), thousands(n))}</a> }
-                                }).collect_view()}
-                            </nav>
-                            <form method="get" action="/admin/fleet" class="form inline" role="search">
-                                <input type="hidden" name="state" value=f.state.clone()/>
-                                <label for="fleet-q">"Find a site"</label>
-                                <input id="fleet-q" name="q" type="search" value=f.q.clone()/>
-                                <button type="submit" class="button">"Find"</button>
-                            </form>
-                            <p class="muted">{format!("This dashboard ships connector {}.", page.shipped)}</p>
-                            <Pager path="/admin/fleet".into() query=f.to_query() offset=f.offset
-                                shown=page.rows.len() total=page.total page=PAGE/>
-                            <div class="table-wrap">
-                            <table class="list" data-testid="fleet-table">
-                                <caption class="sr-only">"Connector sites"</caption>
-                                <thead><tr>
-                                    <th scope="col">"Site"</th><th scope="col">"Standing"</th>
-                                    <th scope="col">"Plugin"</th><th scope="col">"WordPress / PHP"</th>
-                                    <th scope="col">"Keys held"</th><th scope="col">"Refusals"</th>
-                                    <th scope="col">"Last contact"</th><th scope="col">"Connected"</th>
-                                </tr></thead>
-                                <tbody>
-                                    {page.rows.into_iter().map(|r| view! {
-                                        <tr data-testid="fleet-row" data-url=r.url.clone() data-standing=r.standing.clone()>
-                                            <td><a href=format!("/admin/sites/{}", r.site_id) class="strong">{r.url.clone()}</a>
-                                                <br/><span class="muted">{format!("{} · {}", r.name, r.client)}</span></td>
-                                            <td><span class=format!("state {}", r.standing)>{label(&r.standing)}</span>
-                                                <br/><span class="muted" data-testid="fleet-attention">{r.attention.clone()}</span></td>
-                                            <td>{if r.outdated { format!("{} (outdated)", r.plugin_version) } else { r.plugin_version.clone() }}</td>
-                                            <td>{format!("{} / {}", r.wp_version, r.php_version)}</td>
-                                            <td><code>{r.keys.clone()}</code></td>
-                                            <td>{r.refusals.clone()}</td>
-                                            <td>{r.last_contact.clone()}</td>
-                                            <td>{if r.connected_by == "code" { "Connected" } else { "By hand" }}</td>
-                                        </tr>
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                            </div>
-                        }.into_any(),
-                    }
-                })}
-            </Suspense>
+            <ListPage filter data path="/admin/fleet" page=PAGE noun="the fleet"
+                caption="Connector sites" testid="fleet-table" above=fleet_filters
+                head=|_: &FleetPage| view! {
+                    <th scope="col">"Site"</th><th scope="col">"Standing"</th>
+                    <th scope="col">"Plugin"</th><th scope="col">"WordPress / PHP"</th>
+                    <th scope="col">"Keys held"</th><th scope="col">"Refusals"</th>
+                    <th scope="col">"Last contact"</th><th scope="col">"Connected"</th>
+                }
+                rows=|page: FleetPage| page.rows.into_iter().map(|r| view! {
+                    <tr data-testid="fleet-row" data-url=r.url.clone() data-standing=r.standing.clone()>
+                        <td><a href=format!("/admin/sites/{}", r.site_id) class="strong">{r.url.clone()}</a>
+                            <br/><span class="muted">{format!("{} · {}", r.name, r.client)}</span></td>
+                        <td><span class=format!("state {}", r.standing)>{label(&r.standing)}</span>
+                            <br/><span class="muted" data-testid="fleet-attention">{r.attention.clone()}</span></td>
+                        <td>{if r.outdated { format!("{} (outdated)", r.plugin_version) } else { r.plugin_version.clone() }}</td>
+                        <td>{format!("{} / {}", r.wp_version, r.php_version)}</td>
+                        <td><code>{r.keys.clone()}</code></td>
+                        <td>{r.refusals.clone()}</td>
+                        <td>{r.last_contact.clone()}</td>
+                        <td>{if r.connected_by == "code" { "Connected" } else { "By hand" }}</td>
+                    </tr>
+                }).collect_view()/>
         </AdminFrame>
+    }
+}
+
+/// The fleet's filters: a link per standing with its count, and the search.
+fn fleet_filters(f: &FleetFilter, page: &FleetPage) -> impl IntoView {
+    view! {
+        <nav class="filters" aria-label="Filter by standing" data-testid="fleet-filters">
+            {std::iter::once(("".to_string(), page.all)).chain(page.counts.clone()).map(|(state, n)| {
+                let q = FleetFilter { state: state.clone(), q: f.q.clone(), offset: 0 }.to_query();
+                let href = if q.is_empty() { "/admin/fleet".to_string() } else { format!("/admin/fleet?{q}") };
+                let current = (state == f.state).then_some("page");
+                view! { <a href=href aria-current=current class="pill">{format!("{} ({})", label(&state), thousands(n))}</a> }
+            }).collect_view()}
+        </nav>
+        <form method="get" action="/admin/fleet" class="form inline" role="search">
+            <input type="hidden" name="state" value=f.state.clone()/>
+            <label for="fleet-q">"Find a site"</label>
+            <input id="fleet-q" name="q" type="search" value=f.q.clone()/>
+            <button type="submit" class="button">"Find"</button>
+        </form>
+        <p class="muted">{format!("This dashboard ships connector {}.", page.shipped)}</p>
     }
 }
 

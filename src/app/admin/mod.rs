@@ -265,6 +265,8 @@ pub trait ListFilter: Clone + PartialEq + Send + Sync + 'static {
     /// The filter from the URL's values (trimmed; `""` when absent) and
     /// the page's offset.
     fn read(get: &dyn Fn(&str) -> String, offset: i64) -> Self;
+    /// Rows skipped: the page's first row.
+    fn offset(&self) -> i64;
 
     /// The query string of the fields that are set.
     fn to_query(&self) -> String {
@@ -443,6 +445,76 @@ where
             .and_then(|r| r.err())
             .and_then(|e| e.field(field))
     })
+}
+
+/// What a list page's server function answers: one page of rows and how
+/// many rows match the filter.
+pub trait Listed {
+    /// Rows on this page.
+    fn shown(&self) -> usize;
+    /// Rows matching the filter, on every page.
+    fn total(&self) -> i64;
+}
+
+/// The list pages' one skeleton (Sites, People, Fleet): the page's data
+/// while it loads, its error, or what goes above the table (`above`: the
+/// filters), the pager, and the table with its `head` cells and `rows`.
+/// The page keeps its own filter (from the URL) and resource, made in its
+/// own body so that hydration finds them.
+#[component]
+pub fn ListPage<F, P, A, H, R, VA, VH, VR>(
+    filter: Memo<F>,
+    data: Resource<Result<P, AdminError>>,
+    /// The page's path, for the pager's links.
+    path: &'static str,
+    /// Rows per page.
+    page: i64,
+    /// What the list holds ("sites"), for the loading line.
+    noun: &'static str,
+    /// The table's caption (for screen readers).
+    caption: &'static str,
+    /// The table's `data-testid`.
+    testid: &'static str,
+    above: A,
+    head: H,
+    rows: R,
+) -> impl IntoView
+where
+    F: ListFilter,
+    P: Listed + Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    A: Fn(&F, &P) -> VA + Clone + Send + Sync + 'static,
+    H: Fn(&P) -> VH + Clone + Send + Sync + 'static,
+    R: Fn(P) -> VR + Clone + Send + Sync + 'static,
+    VA: IntoView + 'static,
+    VH: IntoView + 'static,
+    VR: IntoView + 'static,
+{
+    let loading = format!("Loading {noun}…");
+    view! {
+        <Suspense fallback=move || view! { <p class="loading">{loading.clone()}</p> }>
+            {move || {
+                let (above, head, rows) = (above.clone(), head.clone(), rows.clone());
+                Suspend::new(async move {
+                    let f = filter.get_untracked();
+                    match data.await {
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Ok(p) => view! {
+                            {above(&f, &p)}
+                            <Pager path=path.into() query=f.to_query() offset=f.offset()
+                                shown=p.shown() total=p.total() page/>
+                            <div class="table-wrap">
+                            <table class="list" data-testid=testid>
+                                <caption class="sr-only">{caption}</caption>
+                                <thead><tr>{head(&p)}</tr></thead>
+                                <tbody>{rows(p)}</tbody>
+                            </table>
+                            </div>
+                        }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
 }
 
 /// "Showing 1–50 of 5,000" and the previous/next links of a list page.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
 use super::when;
-use super::{encode, problem, AdminError, AdminFrame, Field, ListFilter, Outcome, Pager};
+use super::{encode, problem, AdminError, AdminFrame, Field, ListPage, Listed, Outcome};
 
 pub const PAGE: i64 = 50;
 
@@ -20,6 +20,10 @@ pub struct PeopleFilter {
 impl super::ListFilter for PeopleFilter {
     fn fields(&self) -> Vec<(&'static str, &str)> {
         vec![("q", &self.q), ("standing", &self.standing)]
+    }
+
+    fn offset(&self) -> i64 {
+        self.offset
     }
 
     fn read(get: &dyn Fn(&str) -> String, offset: i64) -> Self {
@@ -118,6 +122,15 @@ pub async fn admin_decide_held(
             "Refused: the new account for {email} cannot sign in."
         )),
         Err(e) => a.answer(e),
+    }
+}
+
+impl Listed for PeoplePage {
+    fn shown(&self) -> usize {
+        self.rows.len()
+    }
+    fn total(&self) -> i64 {
+        self.total
     }
 }
 
@@ -691,12 +704,10 @@ fn People() -> impl IntoView {
             </ActionForm>
             <Outcome value=invite.value().into() done=|m: &String| m.clone()/>
         </section>
-        <Suspense fallback=|| view! { <p class="loading">"Loading people…"</p> }>
-            {move || Suspend::new(async move {
-                let f = filter.get_untracked();
-                match data.await {
-                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    Ok(page) => view! {
+        <ListPage filter data path="/admin/people" page=PAGE noun="people" caption="People" testid="people-table"
+            above=move |f: &PeopleFilter, page: &PeoplePage| {
+                let page = page.clone();
+                view! {
                         <form method="get" action="/admin/people" class="filters" role="search" aria-label="Find people">
                             <div class="field grow">
                                 <label for="p-q">"Search"</label>
@@ -755,32 +766,21 @@ fn People() -> impl IntoView {
                             </ul>
                         })}
                         <Outcome value=withdraw.value().into() done=|m: &String| m.clone()/>
-                        <Pager path="/admin/people".into() query=f.to_query() offset=f.offset
-                            shown=page.rows.len() total=page.total page=PAGE/>
-                        <div class="table-wrap">
-                        <table class="list" data-testid="people-table">
-                            <caption class="sr-only">"People"</caption>
-                            <thead><tr>
-                                <th scope="col">"Person"</th><th scope="col">"Standing"</th>
-                                <th scope="col">"Last sign-in"</th><th scope="col">"Sessions"</th><th scope="col">"Grants"</th>
-                            </tr></thead>
-                            <tbody>
-                                {page.rows.into_iter().map(|p| view! {
-                                    <tr data-testid="person-row" data-email=p.email.clone()>
-                                        <td><a class="strong" href=format!("/admin/people/{}", p.id)>{p.name.clone()}</a><br/><span class="muted">{p.email.clone()}</span></td>
-                                        <td><Standing admin=p.admin disabled=p.disabled/></td>
-                                        <td>{p.last_sign_in.clone()}</td>
-                                        <td>{p.sessions}</td>
-                                        <td>{p.grants}</td>
-                                    </tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                        </div>
-                    }.into_any(),
                 }
-            })}
-        </Suspense>
+            }
+            head=|_: &PeoplePage| view! {
+                <th scope="col">"Person"</th><th scope="col">"Standing"</th>
+                <th scope="col">"Last sign-in"</th><th scope="col">"Sessions"</th><th scope="col">"Grants"</th>
+            }
+            rows=|page: PeoplePage| page.rows.into_iter().map(|p| view! {
+                <tr data-testid="person-row" data-email=p.email.clone()>
+                    <td><a class="strong" href=format!("/admin/people/{}", p.id)>{p.name.clone()}</a><br/><span class="muted">{p.email.clone()}</span></td>
+                    <td><Standing admin=p.admin disabled=p.disabled/></td>
+                    <td>{p.last_sign_in.clone()}</td>
+                    <td>{p.sessions}</td>
+                    <td>{p.grants}</td>
+                </tr>
+            }).collect_view()/>
     }
 }
 

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
 use super::when;
-use super::{problem, thousands, AdminError, AdminFrame, Field, ListFilter, Outcome, Pager};
+use super::{
+    problem, thousands, AdminError, AdminFrame, Field, ListFilter, ListPage, Listed, Outcome,
+};
 
 /// Rows per page of the list.
 pub const PAGE: i64 = 50;
@@ -30,6 +32,10 @@ impl super::ListFilter for SiteFilter {
             ("profile", &self.profile),
             ("enabled", &self.enabled),
         ]
+    }
+
+    fn offset(&self) -> i64 {
+        self.offset
     }
 
     fn read(get: &dyn Fn(&str) -> String, offset: i64) -> Self {
@@ -60,6 +66,15 @@ pub struct SitesPage {
     pub rows: Vec<SiteRow>,
     pub total: i64,
     pub clients: Vec<String>,
+}
+
+impl Listed for SitesPage {
+    fn shown(&self) -> usize {
+        self.rows.len()
+    }
+    fn total(&self) -> i64 {
+        self.total
+    }
 }
 
 #[server(endpoint = "admin_sites")]
@@ -203,64 +218,46 @@ fn SitesList() -> impl IntoView {
                 href=move || format!("/admin/sites/export?{}", filter.get().to_query())>"Export CSV"</a>
         </div>
         <Outcome value=toggle.value().into() done=|m: &String| m.clone()/>
-        <Suspense fallback=|| view! { <p class="loading">"Loading sites…"</p> }>
-            {move || Suspend::new(async move {
-                let f = filter.get_untracked();
-                match data.await {
-                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    Ok(page) => view! {
-                        <SiteFilters filter=f.clone() clients=page.clients.clone()/>
-                        <Pager path="/admin/sites".into() query=f.to_query() offset=f.offset
-                            shown=page.rows.len() total=page.total page=PAGE/>
-                        <div class="table-wrap">
-                        <table class="list" data-testid="sites-table">
-                            <caption class="sr-only">"Sites"</caption>
-                            <thead><tr>
-                                <th scope="col"><SelectAll ids=page.rows.iter().map(|r| r.id.clone()).collect() selected/></th>
-                                <th scope="col">"Site"</th><th scope="col">"Client"</th>
-                                <th scope="col">"Profile"</th><th scope="col">"People"</th>
-                                <th scope="col">"Status"</th><th scope="col"><span class="sr-only">"Actions"</span></th>
-                            </tr></thead>
-                            <tbody>
-                                {page.rows.into_iter().map(|s| {
-                                    let href = format!("/admin/sites/{}", s.id);
-                                    let label = if s.enabled { "Disable" } else { "Enable" };
-                                    let aria = format!("{label} {}", s.name);
-                                    let (id, id2) = (s.id.clone(), s.id.clone());
-                                    view! {
-                                        <tr data-testid="site-row" data-url=s.url.clone()>
-                                            <td><input type="checkbox" aria-label=format!("Select {}", s.name)
-                                                prop:checked=move || selected.with(|set| set.contains(&id))
-                                                on:change=move |ev| {
-                                                    let on = event_target_checked(&ev);
-                                                    selected.update(|set| { if on { set.insert(id2.clone()); } else { set.remove(&id2); } });
-                                                }/></td>
-                                            <td><a href=href class="strong">{s.name.clone()}</a><br/><span class="muted">{s.url.clone()}</span></td>
-                                            <td>{s.client.clone()}</td>
-                                            <td>{s.profile.clone()}</td>
-                                            <td>{s.grants}</td>
-                                            <td>{if s.enabled {
-                                                view! { <span class="pill ok">"Enabled"</span> }.into_any()
-                                            } else {
-                                                view! { <span class="pill off">"Disabled"</span> }.into_any()
-                                            }}</td>
-                                            <td>
-                                                <ActionForm action=toggle>
-                                                    <input type="hidden" name="id" value=s.id.clone()/>
-                                                    <input type="hidden" name="enabled" value=(!s.enabled).to_string()/>
-                                                    <button type="submit" class="button small" aria-label=aria>{label}</button>
-                                                </ActionForm>
-                                            </td>
-                                        </tr>
-                                    }
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                        </div>
-                    }.into_any(),
+        <ListPage filter data path="/admin/sites" page=PAGE noun="sites" caption="Sites" testid="sites-table"
+            above=|f: &SiteFilter, page: &SitesPage| view! { <SiteFilters filter=f.clone() clients=page.clients.clone()/> }
+            head=move |page: &SitesPage| view! {
+                <th scope="col"><SelectAll ids=page.rows.iter().map(|r| r.id.clone()).collect() selected/></th>
+                <th scope="col">"Site"</th><th scope="col">"Client"</th>
+                <th scope="col">"Profile"</th><th scope="col">"People"</th>
+                <th scope="col">"Status"</th><th scope="col"><span class="sr-only">"Actions"</span></th>
+            }
+            rows=move |page: SitesPage| page.rows.into_iter().map(|s| {
+                let href = format!("/admin/sites/{}", s.id);
+                let label = if s.enabled { "Disable" } else { "Enable" };
+                let aria = format!("{label} {}", s.name);
+                let (id, id2) = (s.id.clone(), s.id.clone());
+                view! {
+                    <tr data-testid="site-row" data-url=s.url.clone()>
+                        <td><input type="checkbox" aria-label=format!("Select {}", s.name)
+                            prop:checked=move || selected.with(|set| set.contains(&id))
+                            on:change=move |ev| {
+                                let on = event_target_checked(&ev);
+                                selected.update(|set| { if on { set.insert(id2.clone()); } else { set.remove(&id2); } });
+                            }/></td>
+                        <td><a href=href class="strong">{s.name.clone()}</a><br/><span class="muted">{s.url.clone()}</span></td>
+                        <td>{s.client.clone()}</td>
+                        <td>{s.profile.clone()}</td>
+                        <td>{s.grants}</td>
+                        <td>{if s.enabled {
+                            view! { <span class="pill ok">"Enabled"</span> }.into_any()
+                        } else {
+                            view! { <span class="pill off">"Disabled"</span> }.into_any()
+                        }}</td>
+                        <td>
+                            <ActionForm action=toggle>
+                                <input type="hidden" name="id" value=s.id.clone()/>
+                                <input type="hidden" name="enabled" value=(!s.enabled).to_string()/>
+                                <button type="submit" class="button small" aria-label=aria>{label}</button>
+                            </ActionForm>
+                        </td>
+                    </tr>
                 }
-            })}
-        </Suspense>
+            }).collect_view()/>
         <BulkAccess selected bulk unbulk/>
     }
 }
