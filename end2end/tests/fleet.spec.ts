@@ -5,10 +5,11 @@
 // installs it on the Plugins screen, through WordPress' own upgrader,
 // which refuses a package whose digest is not the one the dashboard
 // published; launches work after. The Fleet page shows each connector
-// site as it reported itself.
+// site as it reported itself. /auto takes the update by itself from
+// WP-Cron once its admin turns auto-updates on for the connector.
 import { test, expect, type Page } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseURL, wpAdminPassword, wpDir, wpURL } from '../playwright.config';
@@ -127,4 +128,44 @@ test('the Fleet page shows the older site as outdated, and after the update from
   // The CSV export has the same row.
   const csv = await (await ada.request.get(`/admin/fleet.csv?q=${encodeURIComponent(old)}`)).text();
   expect(csv.split('\n')[1]).toContain(`"${old}","Client Old Site","Old Client"`);
+});
+
+test('with auto-updates on, an older connector takes the update by itself when WP-Cron runs, WordPress.org out of reach', async ({ browser }) => {
+  test.setTimeout(90_000);
+  const version = shipped();
+  const auto = `${wpURL}/auto`;
+  const plugin = join(wpDir, 'auto', 'wp-content/plugins/agency-sso-connector/agency-sso-connector.php');
+  const onDisk = () => /^ \* Version: *(\S+)$/m.exec(readFileSync(plugin, 'utf8'))?.[1];
+  // WP-Cron, as a system cron runs it on hosting that sets DISABLE_WP_CRON.
+  const cron = async () => {
+    const r = await fetch(`${auto}/wp-cron.php`);
+    expect(r.status).toBe(200);
+  };
+
+  const wp = await (await browser.newContext()).newPage();
+  await wp.goto(`${auto}/wp-login.php`);
+  await wp.getByLabel('Username or Email Address').fill('admin');
+  await wp.getByLabel('Password', { exact: true }).fill(wpAdminPassword);
+  await wp.getByRole('button', { name: 'Log In' }).click();
+  await wp.goto(`${auto}/wp-admin/plugins.php`);
+  const row = wp.locator('tr[data-slug="agency-sso-connector"]:not(.plugin-update-tr)');
+  await expect(row).toContainText('Version 0.2.9');
+  await expect(wp.locator('#agency-sso-connector-update')).toContainText('There is a new version of agency-sso connector available.');
+
+  // Auto-updates off (WordPress' default): cron leaves the plugin as it is.
+  await cron();
+  expect(onDisk()).toBe('0.2.9');
+
+  // Its admin turns them on for the connector; the next cron run updates it.
+  // (WordPress' script turns the link into a button and toggles it over Ajax.)
+  const toggle = row.locator('a.toggle-auto-update');
+  await expect(toggle).toHaveText('Enable auto-updates');
+  await toggle.click();
+  await expect(toggle).toHaveText('Disable auto-updates');
+  await cron();
+  expect(onDisk()).toBe(version);
+  await wp.goto(`${auto}/wp-admin/plugins.php`);
+  await expect(row).toContainText(`Version ${version}`);
+  await expect(row.getByRole('link', { name: /Deactivate/ })).toBeVisible();
+  await expect(wp.locator('#agency-sso-connector-update')).toHaveCount(0);
 });

@@ -26,6 +26,9 @@
 #          exists a package downloaded there gets a byte more (its digest
 #          then differs from the published one). update-check.php runs
 #          WordPress' update check there, update-plugin.php its upgrader;
+#   /auto  as /old, where WordPress' automatic updates may run (a test turns
+#          them on for the connector and requests wp-cron.php, as a system
+#          cron does), WordPress.org out of reach;
 # all but /net and /bare with AGENCY_SSO_ISSUER naming the test dashboard
 # ($WP_ISSUER). Everything is removed when the server stops.
 set -euo pipefail
@@ -240,19 +243,34 @@ php "$HERE/network-user.php" "$WP_DIR/net" "127.0.0.1:$WP_PORT" shop quinn-shop 
 test_clock "$WP_DIR/net"
 test_inbox "$WP_DIR/net"
 
-# /old: the connector one version behind, as a copy the upgrader may replace
+# The connector one version behind, as a copy the upgrader may replace
 # (AGENCY_SSO_CONNECTOR_VERSION and the Version header both say 0.2.9).
+old_connector() {
+  local main="$1/wp-content/plugins/agency-sso-connector/agency-sso-connector.php"
+  cp -r "$PLUGIN" "$1/wp-content/plugins/agency-sso-connector"
+  sed -i -e "s/^\( \* Version: *\).*/\10.2.9/" \
+    -e "s/^define( 'AGENCY_SSO_CONNECTOR_VERSION', '[^']*' );/define( 'AGENCY_SSO_CONNECTOR_VERSION', '0.2.9' );/" "$main"
+  [ "$(grep -c -e '^ \* Version: *0\.2\.9$' -e "^define( 'AGENCY_SSO_CONNECTOR_VERSION', '0.2.9' );" "$main")" = 2 ] \
+    || { echo "serve.sh: could not make the connector 0.2.9 in $1" >&2; exit 1; }
+}
+
+# /old: the connector one version behind.
 site "$WP_DIR/old" "$URL/old" wpo_
-cp -r "$PLUGIN" "$WP_DIR/old/wp-content/plugins/agency-sso-connector"
-sed -i -e "s/^\( \* Version: *\).*/\10.2.9/" \
-  -e "s/^define( 'AGENCY_SSO_CONNECTOR_VERSION', '[^']*' );/define( 'AGENCY_SSO_CONNECTOR_VERSION', '0.2.9' );/" \
-  "$WP_DIR/old/wp-content/plugins/agency-sso-connector/agency-sso-connector.php"
-[ "$(grep -c -e '^ \* Version: *0\.2\.9$' -e "^define( 'AGENCY_SSO_CONNECTOR_VERSION', '0.2.9' );" \
-  "$WP_DIR/old/wp-content/plugins/agency-sso-connector/agency-sso-connector.php")" = 2 ] \
-  || { echo "serve.sh: could not make the connector 0.2.9 for /old" >&2; exit 1; }
+old_connector "$WP_DIR/old"
 php "$HERE/install.php" "$WP_DIR/old" "$URL/old" "Client Old Site" plugin
 test_clock "$WP_DIR/old"
 test_updates "$WP_DIR/old"
+
+# /auto: the connector one version behind on a site where WordPress'
+# automatic updates may run (no AUTOMATIC_UPDATER_DISABLED) and WordPress.org
+# cannot be reached; WP-Cron runs when a test requests wp-cron.php, as a
+# system cron does on hosting that sets DISABLE_WP_CRON.
+site "$WP_DIR/auto" "$URL/auto" wpu_
+sed -i -e "/^define( 'AUTOMATIC_UPDATER_DISABLED'/d" "$WP_DIR/auto/wp-config.php"
+old_connector "$WP_DIR/auto"
+php "$HERE/install.php" "$WP_DIR/auto" "$URL/auto" "Client Auto Site" plugin
+test_clock "$WP_DIR/auto"
+test_updates "$WP_DIR/auto"
 
 # /edge: its address is https (WP_HOME and WP_SITEURL say so), but PHP sees
 # plain http from the proxy in front, which says X-Forwarded-Proto: https

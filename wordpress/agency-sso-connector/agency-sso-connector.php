@@ -39,6 +39,7 @@ require_once __DIR__ . '/includes/class-agency-sso-update-info.php';
 require_once __DIR__ . '/includes/class-agency-sso-updates.php';
 
 register_activation_hook( __FILE__, array( 'Agency_SSO_Replay', 'install' ) );
+register_deactivation_hook( __FILE__, array( 'Agency_SSO_Updates', 'unschedule' ) );
 
 Agency_SSO_Login::register();
 Agency_SSO_Back_Channel::register();

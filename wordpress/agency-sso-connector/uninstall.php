@@ -46,8 +46,9 @@ if ( is_multisite() ) {
 } else {
 	agency_sso_uninstall_site();
 }
-// The dashboard's update information, cached for the whole network.
+// The dashboard's update information, cached for the whole network, and the automatic update's event.
 delete_site_transient( 'agency_sso_update_info' );
+wp_clear_scheduled_hook( 'agency_sso_auto_update' );
 // Account links, and the locks of version 0.1 (one for the whole network), are the users'.
 delete_metadata( 'user', 0, 'agency_sso_subject', '', true );
 delete_metadata( 'user', 0, 'agency_sso_locked_at', '', true );

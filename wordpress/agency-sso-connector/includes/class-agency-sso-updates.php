@@ -33,6 +33,19 @@
  * super admin's on a network, whose update transient and issuer are the
  * network's: nothing here depends on the sub-site.
  *
+ * Automatic updates: WordPress starts them (`wp_maybe_auto_update`) only
+ * from its core version check, and only when api.wordpress.org answered,
+ * so a site that cannot reach WordPress.org would never take the
+ * connector's update by itself. The plugin therefore runs its own check
+ * twice a day from WP-Cron (the main site's, on a network), and at cron's
+ * next run once auto-updates are turned on for it: when the
+ * dashboard offers a newer connector and the site's administrators turned
+ * auto-updates on for it (Plugins → Enable auto-updates), it is installed
+ * through WordPress' own automatic updater, which keeps every rule an
+ * administrator set (the `auto_update_plugin` filter, AUTOMATIC_UPDATER_DISABLED,
+ * file ownership, version control checkouts, the PHP version required) and
+ * its lock, so it never runs beside WordPress' own run.
+ *
  * @package Agency_SSO_Connector
  */
 
@@ -70,6 +83,9 @@ final class Agency_SSO_Updates {
 	/** How long the package may take, seconds. */
 	const PACKAGE_TIMEOUT = 60;
 
+	/** The WP-Cron event of the plugin's own automatic update. */
+	const AUTO_UPDATE_HOOK = 'agency_sso_auto_update';
+
 	/**
 	 * Whether this request already had the metadata (a check an
 	 * administrator forced asks the dashboard once, not at every use).
@@ -87,6 +103,96 @@ final class Agency_SSO_Updates {
 		add_filter( 'pre_set_site_transient_update_plugins', array( __CLASS__, 'filter_transient' ) );
 		add_filter( 'plugins_api', array( __CLASS__, 'filter_plugins_api' ), 10, 3 );
 		add_filter( 'upgrader_pre_download', array( __CLASS__, 'filter_pre_download' ), 10, 4 );
+		add_action( self::AUTO_UPDATE_HOOK, array( __CLASS__, 'auto_update' ) );
+		add_action( 'init', array( __CLASS__, 'schedule' ) );
+		add_action( 'add_site_option_auto_update_plugins', array( __CLASS__, 'auto_updates_added' ), 10, 2 );
+		add_action( 'update_site_option_auto_update_plugins', array( __CLASS__, 'auto_updates_changed' ), 10, 3 );
+	}
+
+	/**
+	 * Auto-updates turned on for the first plugin of the site.
+	 *
+	 * @param string $option The option's name.
+	 * @param mixed  $value  The plugins with auto-updates on.
+	 */
+	public static function auto_updates_added( $option, $value ): void {
+		self::auto_updates_changed( $option, $value, array() );
+	}
+
+	/**
+	 * Auto-updates turned on for the connector: the automatic update runs
+	 * at WP-Cron's next run, not up to twelve hours later.
+	 *
+	 * @param string $option    The option's name.
+	 * @param mixed  $value     The plugins with auto-updates on.
+	 * @param mixed  $old_value Those before.
+	 */
+	public static function auto_updates_changed( $option, $value, $old_value ): void {
+		$file = plugin_basename( AGENCY_SSO_CONNECTOR_FILE );
+		if ( ! is_main_site() || ! in_array( $file, (array) $value, true ) || in_array( $file, (array) $old_value, true ) ) {
+			return;
+		}
+		wp_schedule_single_event( time(), self::AUTO_UPDATE_HOOK );
+	}
+
+	/**
+	 * The automatic update's event, twice a day, on the main site (plugin
+	 * updates are the network's): scheduled when missing, first at once.
+	 */
+	public static function schedule(): void {
+		if ( wp_installing() || ! is_main_site() || wp_next_scheduled( self::AUTO_UPDATE_HOOK ) ) {
+			return;
+		}
+		wp_schedule_event( time(), 'twicedaily', self::AUTO_UPDATE_HOOK );
+	}
+
+	/**
+	 * The event removed (the plugin deactivated).
+	 */
+	public static function unschedule(): void {
+		wp_clear_scheduled_hook( self::AUTO_UPDATE_HOOK );
+	}
+
+	/**
+	 * The connector updated from the dashboard, unattended, when the
+	 * dashboard offers a newer version and auto-updates are on for it:
+	 * the same upgrade as WordPress' own automatic updates (its automatic
+	 * updater, under its `auto_updater` lock), whether or not WordPress.org
+	 * can be reached. Runs from WP-Cron only (there WordPress keeps the
+	 * plugin active while it is replaced).
+	 *
+	 * @return bool|WP_Error|null The upgrader's result; null when nothing was tried.
+	 */
+	public static function auto_update() {
+		if ( ! wp_doing_cron() || ! is_main_site() ) {
+			return null;
+		}
+		$file = self::plugin_file();
+		if ( '' === $file || ! in_array( $file, (array) get_site_option( 'auto_update_plugins', array() ), true ) ) {
+			return null;
+		}
+		require_once ABSPATH . 'wp-admin/includes/admin.php';
+		require_once ABSPATH . 'wp-admin/includes/class-wp-upgrader.php';
+		$updater = new WP_Automatic_Updater();
+		if ( $updater->is_disabled() ) {
+			return null;
+		}
+		// WordPress' own check first (it stores the offer, see filter_transient()).
+		wp_update_plugins();
+		$info = self::info();
+		if ( null === $info || ! Agency_SSO_Update_Info::is_newer( $info['version'], self::installed_version( $file ) ) ) {
+			return null;
+		}
+		if ( ! WP_Upgrader::create_lock( 'auto_updater' ) ) {
+			return null;
+		}
+		try {
+			$result = $updater->update( 'plugin', self::entry( $info, $file ) );
+		} finally {
+			WP_Upgrader::release_lock( 'auto_updater' );
+			wp_clean_plugins_cache();
+		}
+		return $result;
 	}
 
 	/**
