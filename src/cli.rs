@@ -11,7 +11,7 @@ use crate::service::Db;
 #[derive(Parser, Debug)]
 #[command(
     name = "agency-sso",
-    version,
+    version = crate::VERSION,
     about = "Single sign-on dashboard for an agency's WordPress sites"
 )]
 pub struct Cli {
@@ -58,6 +58,24 @@ pub enum Command {
     /// Copy the SQLite database to FILE while the dashboard runs: a
     /// consistent snapshot without sessions, checked. (PostgreSQL: pg_dump.)
     Backup { file: std::path::PathBuf },
+    /// Bring the database's schema up to date (what `serve` does when it
+    /// starts); with --check, only say which migrations would be applied
+    /// (exit 0: up to date, 1: some would be, 2: the database is newer).
+    Migrate {
+        #[arg(long)]
+        check: bool,
+    },
+    /// Read the configuration and the database and say what is wrong
+    /// before a start: settings, the master key, the schema, stored signing
+    /// keys this instance cannot trust, the identity provider's discovery.
+    /// Changes nothing; exit 1 when something would stop the dashboard.
+    Check,
+    /// For a container's health check: exit 0 when this dashboard's
+    /// `/healthz` answers (on SSO_BIND, or --url).
+    Healthcheck {
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Demo data for trying the dashboard locally.
     Demo {
         #[command(subcommand)]
@@ -322,6 +340,9 @@ pub async fn run() -> ExitCode {
         Command::Audit { command } => return audit(config, command).await,
         Command::Demo { command } => demo(config, command).await,
         Command::Backup { file } => backup(config, &file).await,
+        Command::Migrate { check } => return migrate(config, check).await,
+        Command::Check => return check(config).await,
+        Command::Healthcheck { url } => return healthcheck(&config, url).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -858,6 +879,212 @@ async fn backup(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
         config.data_dir.join("master.key").display()
     );
     Ok(())
+}
+
+/// `migrate [--check]`.
+async fn migrate(config: Config, check: bool) -> ExitCode {
+    match migrate_inner(config, check).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("agency-sso: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn migrate_inner(config: Config, check: bool) -> anyhow::Result<ExitCode> {
+    let (url, kind) = (config.database_url.expose(), config.db_kind);
+    if check {
+        let Some(db) = Db::inspect(url, kind).await? else {
+            println!("no database yet: the first start creates it and applies every migration");
+            return Ok(ExitCode::from(1));
+        };
+        let schema = db.schema().await?;
+        if let Some(problem) = schema.newer() {
+            anyhow::bail!(problem);
+        }
+        for (v, name) in &schema.pending {
+            println!("would apply {v:04} {name}");
+        }
+        return Ok(if schema.pending.is_empty() {
+            println!("up to date (migration {})", schema.known_max);
+            ExitCode::SUCCESS
+        } else {
+            println!(
+                "{} migration(s) would be applied: run `agency-sso migrate`, or start the new version",
+                schema.pending.len()
+            );
+            ExitCode::from(1)
+        });
+    }
+    let db = Db::connect_unmigrated(url, kind).await?;
+    let pending = db.schema().await?.pending;
+    db.migrate().await?;
+    for (v, name) in &pending {
+        println!("applied {v:04} {name}");
+    }
+    println!("up to date ({} migration(s) applied now)", pending.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `check`: each finding on a line, `ok`, `note` or `problem`.
+async fn check(config: Config) -> ExitCode {
+    let mut problems = 0;
+    let mut say = |level: &str, what: String| {
+        if level == "problem" {
+            problems += 1;
+        }
+        println!("{level:<8} {what}");
+    };
+    say(
+        "ok",
+        format!(
+            "settings read ({}, public URL {}, provider {})",
+            crate::VERSION,
+            config.public_url,
+            config.oidc.issuer
+        ),
+    );
+
+    // The master key, without making one.
+    let masters = if config.master_key.is_some() {
+        say("ok", "master key set".into());
+        crate::service::context::master_keys(&config).ok()
+    } else {
+        let path = config.data_dir.join("master.key");
+        match std::fs::read_to_string(&path) {
+            Ok(raw) => match crate::config::decode_master_key(&raw) {
+                Ok(_) => {
+                    say("note", format!("master key from {} (development only: set SSO_MASTER_KEY or SSO_MASTER_KEY_FILE in production)", path.display()));
+                    crate::service::context::master_keys(&config).ok()
+                }
+                Err(m) => {
+                    say("problem", format!("{}: {m}", path.display()));
+                    None
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                say(
+                    "note",
+                    format!(
+                        "no master key: the first start generates one in {} (development only)",
+                        path.display()
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                say(
+                    "problem",
+                    format!("cannot read the master key {}: {e}", path.display()),
+                );
+                None
+            }
+        }
+    };
+
+    // The database and its schema, read only.
+    match Db::inspect(config.database_url.expose(), config.db_kind).await {
+        Ok(None) => say("note", "no database yet: the first start creates it".into()),
+        Err(e) => say("problem", format!("{e:#}")),
+        Ok(Some(db)) => match db.schema().await {
+            Err(e) => say("problem", format!("{e:#}")),
+            Ok(schema) => {
+                if let Some(p) = schema.newer() {
+                    say("problem", p);
+                } else if schema.pending.is_empty() {
+                    say(
+                        "ok",
+                        format!(
+                            "database schema up to date (migration {})",
+                            schema.known_max
+                        ),
+                    );
+                } else {
+                    say("note", format!("{} migration(s) will be applied at the next start (agency-sso migrate --check lists them)", schema.pending.len()));
+                }
+                // Stored signing keys this instance could not trust.
+                // (Read as this version stores them: once its migrations are applied.)
+                if let (Some(masters), true) = (&masters, schema.pending.is_empty()) {
+                    match crate::service::keys::load(&db, masters).await {
+                        Err(e) => say("problem", format!("cannot read the signing keys: {e}")),
+                        Ok(checked) => {
+                            for u in &checked.untrusted {
+                                say(
+                                    "problem",
+                                    format!(
+                                        "signing key {} ({}) is not trusted here: {}",
+                                        u.kid, u.state, u.why
+                                    ),
+                                );
+                            }
+                            match checked.ring.active() {
+                                Some(k) => say("ok", format!("signing key {} active", k.kid)),
+                                None => say(
+                                    "note",
+                                    "no active signing key: the next start makes one".into(),
+                                ),
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    }
+
+    // The identity provider answers discovery.
+    match crate::web::oidc::OidcProvider::new(&config) {
+        Err(e) => say("problem", format!("identity provider: {e:#}")),
+        Ok(provider) => match provider.client().await {
+            Ok(_) => say(
+                "ok",
+                format!("identity provider {} answers discovery", config.oidc.issuer),
+            ),
+            Err(e) => say(
+                "problem",
+                format!("identity provider {}: {e}", config.oidc.issuer),
+            ),
+        },
+    }
+
+    if problems > 0 {
+        println!("{problems} problem(s): the dashboard would not start or not work as configured");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `healthcheck`: GET /healthz on this dashboard, over loopback.
+async fn healthcheck(config: &Config, url: Option<String>) -> ExitCode {
+    let url = url.unwrap_or_else(|| {
+        let mut addr = crate::server::bind_addr(config);
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}/healthz")
+    });
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("agency-sso: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match client.get(&url).send().await {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("agency-sso: {url} answered {}", r.status());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("agency-sso: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The demo: the stand-in WordPress site (twl-sso) and its shop

@@ -74,6 +74,10 @@ pub struct ConfigArgs {
     /// 32 bytes, base64: encrypts private keys and site secrets at rest.
     #[arg(long, env = "SSO_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<Secret>,
+    /// A file holding the master key (instead of SSO_MASTER_KEY): the
+    /// Debian package's, or a systemd credential (`$CREDENTIALS_DIRECTORY/...`).
+    #[arg(long, env = "SSO_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
     /// Earlier master keys, comma-separated: they only open values sealed
     /// before the current key was introduced (see `agency-sso keys rewrap`).
     #[arg(long, env = "SSO_MASTER_KEYS_OLD", hide_env_values = true)]
@@ -364,14 +368,35 @@ impl ConfigArgs {
             }
         }
 
-        let master_key = self.master_key.filter(|k| !k.expose().trim().is_empty());
+        let mut master_key = self.master_key.filter(|k| !k.expose().trim().is_empty());
+        let file = self.master_key_file.filter(|f| !f.as_os_str().is_empty());
+        match (&master_key, file) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "SSO_MASTER_KEY_FILE",
+                    "set either SSO_MASTER_KEY or SSO_MASTER_KEY_FILE, not both",
+                ))
+            }
+            (None, Some(f)) => {
+                let raw = std::fs::read_to_string(&f).map_err(|e| {
+                    err(
+                        "SSO_MASTER_KEY_FILE",
+                        format!("cannot read {}: {e}", f.display()),
+                    )
+                })?;
+                decode_master_key(&raw)
+                    .map_err(|m| err("SSO_MASTER_KEY_FILE", format!("{}: {m}", f.display())))?;
+                master_key = Some(Secret::new(raw.trim()));
+            }
+            _ => {}
+        }
         match &master_key {
             Some(k) => {
                 decode_master_key(k.expose()).map_err(|m| err("SSO_MASTER_KEY", m))?;
             }
             None if https => return Err(err(
                 "SSO_MASTER_KEY",
-                "required when SSO_PUBLIC_URL is https; create one with `openssl rand -base64 32`",
+                "required when SSO_PUBLIC_URL is https (or SSO_MASTER_KEY_FILE); create one with `openssl rand -base64 32`",
             )),
             None => {}
         }
@@ -652,6 +677,41 @@ mod tests {
         );
         assert_eq!(c.oidc.provider_name, "Google");
         assert_eq!(c.redirect_url(), "http://127.0.0.1:3000/auth/callback");
+    }
+
+    #[test]
+    fn the_master_key_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("master.key");
+        let key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+        std::fs::write(&file, format!("{key}\n")).unwrap();
+        let https = ["--public-url", "https://sso.agency.example"];
+        let path = file.to_str().unwrap();
+        let c = args(&[https[0], https[1], "--master-key-file", path])
+            .validate()
+            .unwrap();
+        assert_eq!(c.master_key.unwrap().expose(), key);
+        // Unreadable, not a key, or both ways at once: named, never shown.
+        let e = args(&["--master-key-file", "/nonexistent/master.key"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.key, "SSO_MASTER_KEY_FILE");
+        assert!(
+            e.message.contains("cannot read /nonexistent/master.key"),
+            "{}",
+            e.message
+        );
+        std::fs::write(&file, "c2hvcnQ=").unwrap();
+        let e = args(&["--master-key-file", path]).validate().unwrap_err();
+        assert!(
+            e.message.contains("must decode to 32 bytes"),
+            "{}",
+            e.message
+        );
+        let e = args(&["--master-key-file", path, "--master-key", &key])
+            .validate()
+            .unwrap_err();
+        assert!(e.message.contains("not both"), "{}", e.message);
     }
 
     #[test]

@@ -27,6 +27,14 @@ pub mod store;
 #[cfg(feature = "ssr")]
 pub mod web;
 
+/// The version and the commit it was built from (`agency-sso --version`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AGENCY_SSO_COMMIT"),
+    ")"
+);
+
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {

@@ -130,7 +130,26 @@ pub fn router(state: AppState) -> Router {
             },
             move || shell(leptos.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback({
+            // The site's other files (favicon, the connector's zip): the
+            // release binary's own, else the site folder's; else the
+            // app's "not found" page.
+            let files = leptos_axum::file_and_error_handler::<AppState, _>(shell);
+            move |uri: axum::http::Uri,
+                  state: axum::extract::State<AppState>,
+                  req: Request<Body>| {
+                let embedded = web::site_files::embedded()
+                    .then(|| web::site_files::answer(req.method(), uri.path(), req.headers()))
+                    .flatten();
+                let files = files.clone();
+                async move {
+                    match embedded {
+                        Some(answer) => answer,
+                        None => files(uri, state, req).await,
+                    }
+                }
+            }
+        })
         .layer(middleware::from_fn_with_state(
             state.clone(),
             web::admin::admin_guard,

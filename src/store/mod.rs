@@ -37,7 +37,14 @@ impl Db {
     /// Open the pool (creating a SQLite file and its folder on first run)
     /// and bring the schema up to date.
     pub async fn connect(url: &str, kind: DbKind) -> anyhow::Result<Db> {
-        install_default_drivers();
+        let db = Db::connect_unmigrated(url, kind).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Open the pool (creating a SQLite file and its folder on first run),
+    /// leaving the schema as it is (`agency-sso migrate`).
+    pub async fn connect_unmigrated(url: &str, kind: DbKind) -> anyhow::Result<Db> {
         let url = match kind {
             DbKind::Sqlite => prepare_sqlite(url)?,
             DbKind::Postgres => url.to_string(),
@@ -46,23 +53,120 @@ impl Db {
             DbKind::Sqlite => 8,
             DbKind::Postgres => 16,
         };
-        let pool = pool_options(kind, max)
+        Db::open(url.as_str(), kind, max).await
+    }
+
+    /// The database as it is, to look at (`migrate --check`, `check`):
+    /// None when a SQLite file does not exist yet (none is created).
+    pub async fn inspect(url: &str, kind: DbKind) -> anyhow::Result<Option<Db>> {
+        install_default_drivers();
+        let url = match kind {
+            DbKind::Postgres => url.to_string(),
+            DbKind::Sqlite => {
+                let prepared = prepare_sqlite_path(url)?;
+                if !std::path::Path::new(&prepared).exists() {
+                    return Ok(None);
+                }
+                format!("sqlite://{prepared}?mode=ro")
+            }
+        };
+        // Read only, and without the writers' settings (WAL would change an
+        // empty file).
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
             .connect(&url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-        let migrator = match kind {
-            DbKind::Sqlite => &SQLITE_MIGRATIONS,
-            DbKind::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator
-            .run(&pool)
+        Ok(Some(Db {
+            pool,
+            kind,
+            turns: Default::default(),
+        }))
+    }
+
+    /// Open the pool of `max` connections without touching the schema
+    /// (`migrate --check`, `check`).
+    pub async fn open(url: &str, kind: DbKind, max: u32) -> anyhow::Result<Db> {
+        install_default_drivers();
+        let pool = pool_options(kind, max)
+            .connect(url)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot apply database migrations: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
         Ok(Db {
             pool,
             kind,
             turns: Default::default(),
         })
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.kind {
+            DbKind::Sqlite => &SQLITE_MIGRATIONS,
+            DbKind::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Where the schema stands against this binary's migrations.
+    pub async fn schema(&self) -> anyhow::Result<Schema> {
+        let exists = match self.kind {
+            DbKind::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            DbKind::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()"
+            }
+        };
+        let (n,): (i64,) = sqlx::query_as(exists)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the database: {e}"))?;
+        let applied: Vec<i64> = if n == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_as::<_, (i64,)>(
+                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the database's migrations: {e}"))?
+            .into_iter()
+            .map(|(v,)| v)
+            .collect()
+        };
+        let known: Vec<(i64, String)> = self
+            .migrator()
+            .iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .collect();
+        Ok(Schema {
+            pending: known
+                .iter()
+                .filter(|(v, _)| !applied.contains(v))
+                .cloned()
+                .collect(),
+            unknown: applied
+                .iter()
+                .filter(|v| !known.iter().any(|(k, _)| k == *v))
+                .copied()
+                .collect(),
+            known_max: known.iter().map(|(v, _)| *v).max().unwrap_or(0),
+            applied,
+        })
+    }
+
+    /// Bring the schema up to date; refused, in one line, on a database
+    /// that a newer agency-sso has migrated.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let schema = self.schema().await?;
+        if let Some(problem) = schema.newer() {
+            anyhow::bail!(problem);
+        }
+        self.migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot apply database migrations: {e}"))
     }
 
     /// A pool of its own, of one connection to the same database, opened
@@ -99,6 +203,33 @@ impl Db {
             .execute(&self.pool)
             .await
             .map(|_| ())
+    }
+}
+
+/// The database's schema against this binary's migrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schema {
+    /// Migrations applied (their versions).
+    pub applied: Vec<i64>,
+    /// This binary's migrations not applied yet: version and name.
+    pub pending: Vec<(i64, String)>,
+    /// Applied migrations this binary does not know (a newer one's).
+    pub unknown: Vec<i64>,
+    /// This binary's last migration.
+    pub known_max: i64,
+}
+
+impl Schema {
+    /// Why this binary must not run on the database: a newer one migrated it.
+    pub fn newer(&self) -> Option<String> {
+        let newest = *self.unknown.iter().max()?;
+        Some(format!(
+            "the database was migrated by a newer agency-sso (its schema is at migration {newest}; \
+             this agency-sso {} knows migrations up to {}): run that newer version, or restore the \
+             backup taken before the upgrade",
+            crate::VERSION,
+            self.known_max
+        ))
     }
 }
 
@@ -193,15 +324,23 @@ fn check_writable(file: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// Make sure the SQLite file's folder exists and that the file is created on first use.
-fn prepare_sqlite(url: &str) -> anyhow::Result<String> {
+/// The SQLite file a URL names.
+fn prepare_sqlite_path(url: &str) -> anyhow::Result<String> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
     if path.is_empty() || path == ":memory:" {
         anyhow::bail!("SSO_DATABASE_URL: name a SQLite file, e.g. sqlite://data/agency-sso.db");
     }
+    Ok(path.to_string())
+}
+
+fn prepare_sqlite(url: &str) -> anyhow::Result<String> {
+    let path = prepare_sqlite_path(url)?;
+    let path = path.as_str();
+    let query = url.split_once('?').map_or("", |(_, q)| q);
     if let Some(dir) = std::path::Path::new(path).parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod pages;
 pub mod security;
+pub mod site_files;
 pub mod state;
 pub mod update;
 
@@ -120,15 +121,26 @@ pub fn public_routes() -> Router<AppState> {
         .route("/metrics", get(metrics::metrics))
 }
 
-/// The hydrate bundle and the styles (`/pkg`): read from files, sent
-/// brotli- or gzip-encoded when a precompressed copy lies beside the file
-/// (`scripts/bench` and release builds make them) and the browser accepts
-/// it. The names carry no content hash, so browsers revalidate on each use.
+/// The hydrate bundle and the styles (`/pkg`): the release binary's own
+/// ([`site_files`]) or read from files, sent brotli- or gzip-encoded when a
+/// precompressed copy lies beside the file (`scripts/bench` and release
+/// builds make them) and the browser accepts it. The names carry no
+/// content hash, so browsers revalidate on each use.
 pub fn assets(leptos: &leptos::prelude::LeptosOptions) -> (String, Router) {
     use axum::http::{header, HeaderValue};
     use tower_http::services::ServeDir;
     use tower_http::set_header::SetResponseHeaderLayer;
     let pkg = leptos.site_pkg_dir.to_string();
+    if site_files::embedded() {
+        let prefix = format!("/{pkg}");
+        let files = Router::new().fallback(move |req: axum::extract::Request| {
+            // Nested: the path arrives without the prefix.
+            let path = format!("{prefix}{}", req.uri().path());
+            let answer = site_files::answer(req.method(), &path, req.headers());
+            async move { answer.unwrap_or_else(|| StatusCode::NOT_FOUND.into_response()) }
+        });
+        return (format!("/{pkg}"), files);
+    }
     let dir = std::path::Path::new(&*leptos.site_root).join(&pkg);
     let files = tower::ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(

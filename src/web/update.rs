@@ -21,11 +21,10 @@ pub const PACKAGE: &str = "agency-sso-connector.zip";
 
 /// `GET /connector/update.json`
 pub async fn metadata(State(st): State<AppState>) -> Response {
-    let path = std::path::Path::new(&*st.leptos.site_root).join(PACKAGE);
-    let bytes = match tokio::fs::read(&path).await {
+    let bytes = match super::site_files::read(&st.leptos.site_root, PACKAGE).await {
         Ok(b) => b,
         Err(e) => {
-            tracing::error!(file = %path.display(), error = %e, "the connector package is missing");
+            tracing::error!(file = PACKAGE, site_root = %st.leptos.site_root, error = %e, "the connector package is missing");
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],

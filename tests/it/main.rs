@@ -17,6 +17,7 @@ mod launch;
 mod limits;
 mod metrics;
 mod offboarding;
+mod release;
 mod signin;
 mod storage;
 mod store;
