@@ -58,7 +58,16 @@ export const dashboardEnv: Record<string, string> = {
   LEPTOS_SITE_PKG_DIR: 'pkg',
 };
 // E2E_PROFILE=release runs the suite against `leptos_build --release`'s output.
-export const dashboardBin = join(root, 'target', process.env.E2E_PROFILE ?? 'debug', 'agency-sso');
+// E2E_DASHBOARD_BIN runs another binary (scripts/release-check: the release's
+// own, whose site is embedded, so no site folder is named; or the installed
+// package's, run as its unit runs it, with the master key it generated).
+export const dashboardBin = process.env.E2E_DASHBOARD_BIN
+  ?? join(root, 'target', process.env.E2E_PROFILE ?? 'debug', 'agency-sso');
+if (process.env.E2E_DASHBOARD_BIN) {
+  delete dashboardEnv.LEPTOS_SITE_ROOT;
+  delete dashboardEnv.LEPTOS_SITE_PKG_DIR;
+  if (process.env.E2E_PACKAGED) delete dashboardEnv.SSO_MASTER_KEY;
+}
 
 export default defineConfig({
   testDir: './tests',

@@ -78,7 +78,7 @@ ensure_wasm_bindgen() {
   if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" = "$want" ]; then return 0; fi
   say "installing wasm-bindgen-cli $want (the version in Cargo.lock), beside the build"
   mkdir -p "$ROOT/target"
-  "$CARGO" install wasm-bindgen-cli --version "$want" --force >"$ROOT/target/wasm-bindgen-install.log" 2>&1 &
+  $BEHIND "$CARGO" install wasm-bindgen-cli --version "$want" --force >"$ROOT/target/wasm-bindgen-install.log" 2>&1 &
   WASM_BINDGEN_PID=$!
 }
 
@@ -209,8 +209,27 @@ wasm_build_start() {
     --target-dir "$ROOT/target/front")
   [ -n "$WASM_RELEASE" ] && args+=(--profile wasm-release)
   say "building the WebAssembly bundle (in the background)"
-  "$CARGO" build "${args[@]}" "${WASM_BUILD_ARGS[@]}" &
+  $BEHIND "$CARGO" build "${args[@]}" "${WASM_BUILD_ARGS[@]}" &
   WASM_BUILD_PID=$!
+}
+
+# What runs behind the server's build: nothing by default; scripts/dev sets
+# `nice -n 19`, so that on a fresh machine the server (which answers without
+# the bundle) gets the cores first and the bundle and wasm-bindgen-cli take
+# what is left.
+BEHIND="${BEHIND:-}"
+
+# The site's files that need no WebAssembly: the stylesheet, public/, the
+# connector's zip.
+site_static_files() {
+  local site="$ROOT/target/site" pkg="$ROOT/target/site/pkg"
+  mkdir -p "$pkg"
+  # Dated as their sources (a release binary embeds them: unchanged files
+  # leave it unbuilt).
+  cp -fp "$ROOT/style/main.css" "$pkg/$LEPTOS_OUTPUT_NAME.css"
+  cp -rfp "$ROOT/public/." "$site/"
+  # The WordPress plugin, as admins download it from a connector site's page.
+  "$ROOT/scripts/connector-zip" "$site/agency-sso-connector.zip"
 }
 
 wasm_build_finish() {
@@ -227,7 +246,7 @@ wasm_build_finish() {
     fi
     WASM_BINDGEN_PID=""
   fi
-  local site="$ROOT/target/site" pkg="$ROOT/target/site/pkg" name="$LEPTOS_OUTPUT_NAME" wasm f
+  local pkg="$ROOT/target/site/pkg" name="$LEPTOS_OUTPUT_NAME" wasm f
   wasm="$ROOT/target/front/wasm32-unknown-unknown/$([ -n "$WASM_RELEASE" ] && echo wasm-release || echo debug)/agency_sso.wasm"
   mkdir -p "$pkg"
   # wasm-bindgen and wasm-opt take seconds: only for a library that changed.
@@ -241,10 +260,7 @@ wasm_build_finish() {
     fi
     echo "$wasm" > "$pkg/.built-from"
   fi
-  cp -f "$ROOT/style/main.css" "$pkg/$name.css"
-  cp -rf "$ROOT/public/." "$site/"
-  # The WordPress plugin, as admins download it from a connector site's page.
-  "$ROOT/scripts/connector-zip" "$site/agency-sso-connector.zip"
+  site_static_files
   rm -f "$pkg"/*.br "$pkg"/*.gz
   if [ -n "$WASM_RELEASE" ]; then
     ensure_apt brotli
@@ -253,6 +269,7 @@ wasm_build_finish() {
       [ -f "$f" ] || continue
       brotli -f -k -q 11 "$f"
       gzip -f -k -9 "$f"
+      touch -r "$f" "$f.br" "$f.gz"
     done
   fi
 }
