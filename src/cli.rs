@@ -1033,18 +1033,15 @@ async fn check(config: Config) -> ExitCode {
     }
 
     // The identity provider answers discovery.
-    match crate::web::oidc::OidcProvider::new(&config) {
-        Err(e) => say("problem", format!("identity provider: {e:#}")),
-        Ok(provider) => match provider.client().await {
-            Ok(_) => say(
-                "ok",
-                format!("identity provider {} answers discovery", config.oidc.issuer),
-            ),
-            Err(e) => say(
-                "problem",
-                format!("identity provider {}: {e}", config.oidc.issuer),
-            ),
-        },
+    match crate::server::discover_provider(&config).await {
+        Ok(()) => say(
+            "ok",
+            format!("identity provider {} answers discovery", config.oidc.issuer),
+        ),
+        Err(e) => say(
+            "problem",
+            format!("identity provider {}: {e}", config.oidc.issuer),
+        ),
     }
 
     if problems > 0 {

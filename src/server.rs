@@ -46,6 +46,17 @@ pub fn bind_addr(config: &Config) -> SocketAddr {
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)))
 }
 
+/// Whether the configured identity provider answers OpenID Connect
+/// discovery (`agency-sso check`).
+pub async fn discover_provider(config: &Config) -> Result<(), String> {
+    let provider = OidcProvider::new(config).map_err(|e| format!("{e:#}"))?;
+    provider
+        .client()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Open the services and assemble the web side's state around them.
 pub async fn build_state(
     config: Config,
