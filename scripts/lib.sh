@@ -28,22 +28,28 @@ ensure_apt() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# The WebAssembly half. The release build uses the wasm-opt on PATH;
-# Debian 12's binaryen 108 mis-optimises wasm that uses reference types,
-# which rustup's prebuilt wasm32 std does. With such a wasm-opt (or no
-# rustup wasm32 target) std is rebuilt for wasm with Debian's rustc-web and
-# those features off (see shared/TOOLCHAIN.md); with a recent wasm-opt and
-# rustup's target, a plain build works.
+# The WebAssembly half: ensure_wasm_toolchain [release]. Where rustup can
+# add the wasm32 target, its prebuilt std is used (building std for wasm
+# costs minutes on a first run). Debian 12's binaryen 108 mis-optimises
+# wasm that uses reference types, which that std does: a release bundle
+# with such a wasm-opt, or a machine where rustup cannot add the target,
+# rebuilds std for wasm with Debian's rustc-web and those features off (see
+# shared/TOOLCHAIN.md).
 ensure_wasm_toolchain() {
   CARGO=cargo
   WASM_BUILD_ARGS=()
   WASM_CPU_FLAGS=()
   ensure_apt binaryen
-  local opt_version
+  local opt_version prebuilt=""
   opt_version=$(wasm-opt --version 2>/dev/null | grep -o 'version [0-9]*' | awk '{print $2}')
-  if [ "${opt_version:-0}" -lt 116 ] \
-    || ! { rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
-           || timeout 300 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; }; then
+  if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
+    || timeout 300 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+    prebuilt=1
+  fi
+  # rustup's prebuilt std for wasm where rustup has it, except for a release
+  # bundle with a wasm-opt older than 116 (it mis-optimises the reference
+  # types that std is built with). Debug bundles never meet wasm-opt.
+  if [ -z "$prebuilt" ] || { [ "${1:-}" = release ] && [ "${opt_version:-0}" -lt 116 ]; }; then
     ensure_apt rustc-web cargo-web rust-web-src lld
     CARGO=/usr/bin/cargo
     export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
@@ -134,11 +140,12 @@ ensure_postgres() {
   return 1
 }
 
+# ensure_tools [release]: `release` where the bundle will be a release one.
 ensure_tools() {
   # lld links the server and the tests (scripts/link-gcc); binaryen's wasm-opt
   # shrinks the release bundle.
   ensure_apt build-essential pkg-config curl lld binaryen python3
-  ensure_wasm_toolchain
+  ensure_wasm_toolchain "${1:-}"
   ensure_wasm_bindgen
   ensure_node_packages
 }

@@ -30,6 +30,19 @@ pub fn textarea_text(text: String) -> String {
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     set_page_policy();
+    #[cfg(feature = "ssr")]
+    let bundle_ready = crate::web::site_files::bundle_ready(
+        &options.site_root,
+        &options.site_pkg_dir,
+        &options.output_name,
+    );
+    #[cfg(not(feature = "ssr"))]
+    let bundle_ready = true;
+    let scripts = if bundle_ready {
+        view! { <HydrationScripts options=options.clone()/> }.into_any()
+    } else {
+        view! { <AwaitBundle options=options.clone()/> }.into_any()
+    };
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -38,7 +51,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                {scripts}
                 <MetaTags/>
             </head>
             <body>
@@ -46,6 +59,30 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// The hydration script of a page served before its bundle was built (a
+/// first `scripts/dev` answers as soon as the server is built): the page
+/// works as plain links and forms meanwhile, asks every two seconds whether
+/// the bundle has landed, and hydrates itself when it has, as
+/// `HydrationScripts` would have. wasm-bindgen writes the JavaScript before
+/// the `.wasm` is moved into place, so the `.wasm` answering means both are
+/// there.
+#[component]
+fn AwaitBundle(options: LeptosOptions) -> impl IntoView {
+    let nonce = leptos::nonce::use_nonce();
+    let pkg = format!("/{}/{}", options.site_pkg_dir, options.output_name);
+    let script = format!(
+        "(function (js, wasm) {{\n\
+         const hydrate = () => import(js).then(m => m.default({{module_or_path: wasm}}).then(() => m.hydrate()));\n\
+         const poll = () => fetch(wasm, {{method: 'HEAD', cache: 'no-store'}})\n\
+           .then(r => r.ok ? hydrate() : setTimeout(poll, 2000), () => setTimeout(poll, 2000));\n\
+         poll();\n\
+         }})({js:?}, {wasm:?});",
+        js = format!("{pkg}.js"),
+        wasm = format!("{pkg}.wasm"),
+    );
+    view! { <script type="module" nonce=nonce>{script}</script> }
 }
 
 /// Page CSP: only this origin's scripts and those carrying this response's

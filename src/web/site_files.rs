@@ -95,6 +95,29 @@ pub async fn read(root: &str, name: &str) -> std::io::Result<Vec<u8>> {
     tokio::fs::read(std::path::Path::new(root).join(name)).await
 }
 
+/// Whether the hydrate bundle (`pkg/NAME.wasm`) can be sent: embedded, or
+/// in the site folder `root`. A development server answers while the bundle
+/// is still building (`scripts/dev`); its pages then wait for the bundle
+/// instead of asking for it. Once there it is taken to stay: the folder is
+/// looked at only until then.
+pub fn bundle_ready(root: &str, pkg_dir: &str, output_name: &str) -> bool {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static READY: AtomicBool = AtomicBool::new(false);
+    if READY.load(Ordering::Relaxed) {
+        return true;
+    }
+    let name = format!("{pkg_dir}/{output_name}.wasm");
+    let ready = if embedded() {
+        table().contains_key(name.as_str())
+    } else {
+        std::path::Path::new(root).join(&name).is_file()
+    };
+    if ready {
+        READY.store(true, Ordering::Relaxed);
+    }
+    ready
+}
+
 /// Whether the request accepts this content coding (and not with `q=0`).
 fn accepts(headers: &HeaderMap, coding: &str) -> bool {
     headers
