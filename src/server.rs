@@ -139,13 +139,13 @@ pub fn router(state: AppState) -> Router {
                 let core = state.core.clone();
                 move || provide_context(core.clone())
             },
-            move || shell(leptos.clone()),
+            move || page_shell(leptos.clone()),
         )
         .fallback({
             // The site's other files (favicon, the connector's zip): the
             // release binary's own, else the site folder's; else the
             // app's "not found" page.
-            let files = leptos_axum::file_and_error_handler::<AppState, _>(shell);
+            let files = leptos_axum::file_and_error_handler::<AppState, _>(page_shell);
             move |uri: axum::http::Uri,
                   state: axum::extract::State<AppState>,
                   req: Request<Body>| {
@@ -357,4 +357,15 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// The app's HTML shell, told whether the hydrate bundle is there yet (a
+/// development server answers while it is still building).
+fn page_shell(options: LeptosOptions) -> impl IntoView {
+    let ready = web::site_files::bundle_ready(
+        &options.site_root,
+        &options.site_pkg_dir,
+        &options.output_name,
+    );
+    shell(options, ready)
 }

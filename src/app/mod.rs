@@ -27,17 +27,12 @@ pub fn textarea_text(text: String) -> String {
     }
 }
 
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+/// The HTML around every page. `bundle_ready`: the hydrate bundle can be
+/// sent (the server's composition root looks); while it cannot, the page
+/// waits for it ([`AwaitBundle`]).
+pub fn shell(options: LeptosOptions, bundle_ready: bool) -> impl IntoView {
     #[cfg(feature = "ssr")]
     set_page_policy();
-    #[cfg(feature = "ssr")]
-    let bundle_ready = crate::web::site_files::bundle_ready(
-        &options.site_root,
-        &options.site_pkg_dir,
-        &options.output_name,
-    );
-    #[cfg(not(feature = "ssr"))]
-    let bundle_ready = true;
     let scripts = if bundle_ready {
         view! { <HydrationScripts options=options.clone()/> }.into_any()
     } else {
