@@ -45,6 +45,12 @@ pub enum Command {
         #[command(subcommand)]
         command: GrantsCommand,
     },
+    /// Just-in-time access: requests for a higher role, their decisions,
+    /// elevations in force (approvals here are the operator's).
+    Access {
+        #[command(subcommand)]
+        command: AccessCommand,
+    },
     /// The launch record.
     Launches {
         #[command(subcommand)]
@@ -166,12 +172,19 @@ pub enum SitesCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum GrantsCommand {
-    /// Give a person (by e-mail) a role on a site (by URL or id).
+    /// Give a person (by e-mail) a role on a site (by URL or id); with
+    /// --eligible, they may also ask for that higher role for up to
+    /// --max-hours at a time (just-in-time access).
     Add {
         email: String,
         site: String,
         #[arg(long)]
         role: String,
+        #[arg(long, requires = "max_hours")]
+        eligible: Option<String>,
+        /// Hours (fractions allowed: 0.5 is 30 minutes).
+        #[arg(long, requires = "eligible")]
+        max_hours: Option<f64>,
     },
     /// Every grant, or one person's (--email) or one site's (--site).
     List {
@@ -182,6 +195,65 @@ pub enum GrantsCommand {
     },
     /// Take a person's grant on a site away.
     Revoke { email: String, site: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccessCommand {
+    /// File a request on a person's behalf (recorded as the operator's);
+    /// prints its id last.
+    Request {
+        email: String,
+        site: String,
+        #[arg(long)]
+        role: String,
+        /// Hours (fractions allowed).
+        #[arg(long)]
+        hours: f64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Pending requests (the default), elevations in force (--active), or
+    /// everything lately (--all).
+    List {
+        #[arg(long, conflicts_with = "all")]
+        active: bool,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Approve a pending request (as the server's operator).
+    Approve {
+        id: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Deny a pending request, saying why.
+    Deny {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+    /// Withdraw a pending request.
+    Cancel { id: String },
+    /// End an elevation in force now.
+    End { id: String },
+    /// Break-glass: let people eligible on a site approve their own request
+    /// for up to --minutes (--off: never).
+    BreakGlass {
+        site: String,
+        #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+        minutes: Option<i64>,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Name someone who may decide requests for a site (--remove: no longer).
+    Approver {
+        email: String,
+        site: String,
+        #[arg(long)]
+        remove: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -336,6 +408,7 @@ pub async fn run() -> ExitCode {
         Command::Keys { command } => keys(config, command).await,
         Command::Sites { command } => sites(config, command).await,
         Command::Grants { command } => grants(config, command).await,
+        Command::Access { command } => access(config, command).await,
         Command::Launches { command } => launches(config, command).await,
         Command::Audit { command } => return audit(config, command).await,
         Command::Demo { command } => demo(config, command).await,
@@ -788,7 +861,13 @@ async fn set_site_enabled(db: &Db, site: &str, enabled: bool) -> anyhow::Result<
 async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
     let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
     match command {
-        GrantsCommand::Add { email, site, role } => {
+        GrantsCommand::Add {
+            email,
+            site,
+            role,
+            eligible: None,
+            ..
+        } => {
             let (role, s) = crate::service::access::grant(
                 &db,
                 &config.sign_in.allowed_domains,
@@ -805,18 +884,53 @@ async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
                 s.url
             );
         }
+        GrantsCommand::Add {
+            email,
+            site,
+            role,
+            eligible: Some(eligible),
+            max_hours,
+        } => {
+            let minutes = hours_to_minutes(max_hours.unwrap_or_default())?;
+            let (role, s) = crate::service::access::grant_eligible(
+                &db,
+                &config.sign_in.allowed_domains,
+                &email,
+                &site,
+                &role,
+                Some((&eligible, minutes)),
+                &Actor::command_line(),
+                now(),
+            )
+            .await?;
+            println!(
+                "{} may enter {} as {role}, and ask for {eligible} for up to {}",
+                email.trim().to_ascii_lowercase(),
+                s.url,
+                crate::domain::elevation::minutes_text(minutes)
+            );
+        }
         GrantsCommand::List { email, site } => {
             let site_id = match site {
                 Some(s) => Some(crate::service::sites::find_site(&db, &s).await?.id),
                 None => None,
             };
             let email = email.map(|e| e.trim().to_ascii_lowercase());
-            println!("{:<32}  {:<14}  {:<40}  SITE", "EMAIL", "ROLE", "URL");
+            println!(
+                "{:<32}  {:<14}  {:<28}  {:<40}  SITE",
+                "EMAIL", "ROLE", "ELIGIBLE", "URL"
+            );
             for g in crate::service::access::list(&db, email.as_deref(), site_id.as_deref()).await?
             {
+                let eligible = match (&g.eligible_role, g.eligible_minutes) {
+                    (Some(r), Some(m)) => {
+                        format!("{r} ({})", crate::domain::elevation::minutes_text(m))
+                    }
+                    _ => "-".to_string(),
+                };
                 println!(
-                    "{:<32}  {:<14}  {:<40}  {}",
-                    g.email, g.role, g.site_url, g.site_name
+                    "{:<32}  {:<14}  {:<28}  {:<40}  {}",
+                    g.email, g.role, eligible, g.site_url, g.site_name
                 );
             }
         }
@@ -826,6 +940,154 @@ async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
                     .await?;
             println!(
                 "{} may no longer enter {}",
+                email.trim().to_ascii_lowercase(),
+                s.url
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Hours as typed (fractions allowed) in whole minutes.
+fn hours_to_minutes(hours: f64) -> anyhow::Result<i64> {
+    if !hours.is_finite() || hours <= 0.0 || hours > 24.0 * 365.0 {
+        anyhow::bail!("give the hours as a positive number, such as 2 or 0.5");
+    }
+    Ok((hours * 60.0).round() as i64)
+}
+
+async fn access(config: Config, command: AccessCommand) -> anyhow::Result<()> {
+    use crate::service::elevation::{self as jit, Approver, Requester, Which};
+    let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
+    let by = Actor::command_line();
+    // The operator decides as the operator: never as the requester.
+    let operator = Approver {
+        actor: &by,
+        email: None,
+        is_admin: true,
+    };
+    match command {
+        AccessCommand::Request {
+            email,
+            site,
+            role,
+            hours,
+            reason,
+        } => {
+            let minutes = hours_to_minutes(hours)?;
+            let requester = Requester {
+                actor: &by,
+                on_behalf: true,
+            };
+            let e = jit::request(
+                &db,
+                &requester,
+                &email,
+                &site,
+                &role,
+                minutes,
+                &reason,
+                now(),
+            )
+            .await?;
+            println!(
+                "{} asks for {} on {} for {}: waiting for a decision",
+                e.email,
+                e.role,
+                e.site_url,
+                crate::domain::elevation::minutes_text(e.minutes)
+            );
+            println!("{}", e.id);
+        }
+        AccessCommand::List { active, all, email } => {
+            let which = match (active, all) {
+                (true, _) => Which::Active,
+                (_, true) => Which::All,
+                _ => Which::Pending,
+            };
+            let email = email.map(|e| e.trim().to_ascii_lowercase());
+            println!(
+                "{:<36}  {:<9}  {:<28}  {:<14}  {:<8}  {:<20}  REASON",
+                "ID", "STATE", "EMAIL", "ROLE", "FOR", "SITE"
+            );
+            for e in jit::list(&db, which, email.as_deref(), 500).await? {
+                let state = if e.self_approved != 0 && e.state == "active" {
+                    "active!".to_string()
+                } else {
+                    e.state.clone()
+                };
+                println!(
+                    "{:<36}  {:<9}  {:<28}  {:<14}  {:<8}  {:<20}  {}",
+                    e.id,
+                    state,
+                    e.email,
+                    e.role,
+                    crate::domain::elevation::minutes_text(e.minutes),
+                    e.site_url,
+                    e.reason
+                );
+            }
+        }
+        AccessCommand::Approve { id, comment } => {
+            let d = jit::decide(&db, &operator, &id, true, &comment, now()).await?;
+            let e = &d.elevation;
+            println!(
+                "approved: {} is {} on {} until {}",
+                e.email,
+                e.role,
+                e.site_url,
+                when(e.ends_at)
+            );
+        }
+        AccessCommand::Deny { id, comment } => {
+            let d = jit::decide(&db, &operator, &id, false, &comment, now()).await?;
+            println!("denied: {} on {}", d.elevation.email, d.elevation.site_url);
+        }
+        AccessCommand::Cancel { id } => {
+            let e = jit::cancel(&db, &by, true, &id, now()).await?;
+            println!("withdrawn: {} on {}", e.email, e.site_url);
+        }
+        AccessCommand::End { id } => {
+            let e = jit::end_early(&db, &by, true, &id, now()).await?;
+            println!(
+                "ended: {} is no longer {} on {}",
+                e.email, e.role, e.site_url
+            );
+        }
+        AccessCommand::BreakGlass { site, minutes, off } => {
+            let minutes = if off { None } else { minutes };
+            let s = jit::set_self_approval(&db, &site, minutes, &by, now()).await?;
+            match minutes {
+                Some(m) => println!(
+                    "{}: people eligible there may approve their own request for up to {}",
+                    s.url,
+                    crate::domain::elevation::minutes_text(m)
+                ),
+                None => println!("{}: no self-approval", s.url),
+            }
+        }
+        AccessCommand::Approver {
+            email,
+            site,
+            remove,
+        } => {
+            let s = jit::set_site_approver(
+                &db,
+                &config.sign_in.allowed_domains,
+                &email,
+                &site,
+                !remove,
+                &by,
+                now(),
+            )
+            .await?;
+            let verb = if remove {
+                "no longer decides"
+            } else {
+                "may decide"
+            };
+            println!(
+                "{} {verb} requests for {}",
                 email.trim().to_ascii_lowercase(),
                 s.url
             );

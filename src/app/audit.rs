@@ -305,6 +305,15 @@ pub fn event_kinds() -> Vec<&'static str> {
         "site_connected",
         "site_connect_refused",
         "key_activation_held",
+        "elevation_requested",
+        "elevation_cancelled",
+        "elevation_approved",
+        "elevation_self_approved",
+        "elevation_denied",
+        "elevation_started",
+        "elevation_expired",
+        "elevation_ended_early",
+        "elevation_ended",
     ]
 }
 

@@ -7,6 +7,8 @@
 pub enum GrantSource {
     Direct,
     Team(String),
+    /// An approved elevation (just-in-time access) in force.
+    Elevation,
 }
 
 /// One grant that applies to a person on a site.

@@ -61,9 +61,18 @@ pub mod kind {
     pub const SITE_CONNECTED: &str = "site_connected";
     pub const SITE_CONNECT_REFUSED: &str = "site_connect_refused";
     pub const KEY_ACTIVATION_HELD: &str = "key_activation_held";
+    pub const ELEVATION_REQUESTED: &str = "elevation_requested";
+    pub const ELEVATION_CANCELLED: &str = "elevation_cancelled";
+    pub const ELEVATION_APPROVED: &str = "elevation_approved";
+    pub const ELEVATION_SELF_APPROVED: &str = "elevation_self_approved";
+    pub const ELEVATION_DENIED: &str = "elevation_denied";
+    pub const ELEVATION_STARTED: &str = "elevation_started";
+    pub const ELEVATION_EXPIRED: &str = "elevation_expired";
+    pub const ELEVATION_ENDED_EARLY: &str = "elevation_ended_early";
+    pub const ELEVATION_ENDED: &str = "elevation_ended";
 
     /// Every kind, for the filter's choices.
-    pub const ALL: [&str; 45] = [
+    pub const ALL: [&str; 54] = [
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,
@@ -109,6 +118,15 @@ pub mod kind {
         SITE_CONNECTED,
         SITE_CONNECT_REFUSED,
         KEY_ACTIVATION_HELD,
+        ELEVATION_REQUESTED,
+        ELEVATION_CANCELLED,
+        ELEVATION_APPROVED,
+        ELEVATION_SELF_APPROVED,
+        ELEVATION_DENIED,
+        ELEVATION_STARTED,
+        ELEVATION_EXPIRED,
+        ELEVATION_ENDED_EARLY,
+        ELEVATION_ENDED,
     ];
 }
 

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod audit;
 pub mod connect;
+pub mod elevation;
 pub mod fleet;
 pub mod identity;
 pub mod import;

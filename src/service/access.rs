@@ -57,7 +57,42 @@ pub async fn grant_with(
     Ok((role, site))
 }
 
+/// Give a person a lasting role on a site that makes them eligible for a
+/// higher one (`eligible`: the role and the most minutes at a time; `None`
+/// takes the eligibility away), in one transaction and one record each.
+#[allow(clippy::too_many_arguments)]
+pub async fn grant_eligible(
+    db: &Db,
+    allowed_domains: &[String],
+    email: &str,
+    site: &str,
+    role: &str,
+    eligible: Option<(&str, i64)>,
+    by: &Actor,
+    now: i64,
+) -> Result<(String, Site), super::elevation::ElevationError> {
+    let email = check_email(email, allowed_domains)?;
+    let site = find_site(db, site).await?;
+    let role = allowed_role(&site, role)?;
+    let lasting = GrantTerms {
+        expires_at: None,
+        reason: String::new(),
+    };
+    let mut tx = audit::begin(db).await?;
+    let watch = RoleWatch::start(&mut tx, &[(email.clone(), site.id.clone())], now).await?;
+    let id = set_grant(&mut tx, &email, &site, &role, &lasting, by, now, false).await?;
+    super::elevation::set_grant_eligibility_in(
+        &mut tx, &email, &site, &id, &role, eligible, by, now,
+    )
+    .await?;
+    watch.send_changes(&mut tx, "grant_set", by, now).await?;
+    tx.commit().await?;
+    Ok((role, site))
+}
+
 /// Set one direct grant and record it, inside the caller's transaction.
+/// An eligibility it had for a role no longer above the new one is taken
+/// away, and what rested on it ends. Returns the grant's id.
 #[allow(clippy::too_many_arguments)]
 async fn set_grant(
     tx: &mut audit::Tx,
@@ -68,11 +103,11 @@ async fn set_grant(
     by: &Actor,
     now: i64,
     bulk: bool,
-) -> Result<(), sqlx::Error> {
+) -> Result<String, sqlx::Error> {
     let limited = terms.expires_at.is_some();
     let before = store::grants::get(&mut **tx, email, &site.id, limited).await?;
     let id = uuid::Uuid::new_v4().to_string();
-    store::grants::put(
+    let id = store::grants::put(
         &mut **tx,
         &id,
         email,
@@ -101,7 +136,14 @@ async fn set_grant(
         event = event.reason(&terms.reason);
     }
     audit::append(tx, &event).await?;
-    Ok(())
+    let rank = |r: &str| site.roles.iter().position(|x| x == r);
+    if let Some(eligible) = store::elevations::eligible_role_of(tx, &id).await? {
+        if rank(&eligible) >= rank(role) {
+            store::elevations::set_grant_eligibility(tx, &id, None).await?;
+        }
+    }
+    super::elevation::sweep(tx, Some(email), by, now).await?;
+    Ok(id)
 }
 
 /// Take a person's grant on a site away.
@@ -124,6 +166,7 @@ pub async fn revoke(
         )));
     }
     store::grants::revoke(&mut *tx, &email, &site.id).await?;
+    super::elevation::sweep(&mut tx, Some(&email), by, now).await?;
     for (role, expires_at) in before {
         let event = by
             .did(now, kind::GRANT_REVOKED)
@@ -346,6 +389,9 @@ pub async fn bulk_revoke(
                 n += 1;
             }
         }
+    }
+    for email in &emails {
+        super::elevation::sweep(&mut tx, Some(email), by, now).await?;
     }
     watch
         .send_changes(&mut tx, "grant_revoked", by, now)

@@ -209,17 +209,19 @@ pub struct RoleWatch {
     watched: Vec<Watched>,
 }
 
-struct Watched {
+/// One (person, connector site) pair a role change may reach.
+pub struct Watched {
     person: Person,
     site: Target,
     roles: Vec<String>,
-    before: Option<String>,
+    /// The role before the change.
+    pub before: Option<String>,
 }
 
 impl Watched {
     /// The pair, when a role change there is something to send: an enabled
     /// person and a connector site they have entered. `before` is unset.
-    async fn find(
+    pub async fn find(
         conn: &mut sqlx::AnyConnection,
         email: &str,
         site_id: &str,
@@ -241,6 +243,11 @@ impl Watched {
 }
 
 impl RoleWatch {
+    /// Watch pairs whose role before was set by the caller.
+    pub fn of(watched: Vec<Watched>) -> RoleWatch {
+        RoleWatch { watched }
+    }
+
     /// Watch these (e-mail, site id) pairs: the ones of enabled people on
     /// connector sites they have entered (nothing is sent elsewhere).
     pub async fn start(
@@ -347,8 +354,17 @@ pub fn spawn_worker(ctx: Context) {
         let owner = uuid::Uuid::new_v4().to_string();
         let client = http_client();
         let mut last_expiry_check: Option<i64> = None;
+        let mut last_elevation_check: Option<i64> = None;
         loop {
             let now = ctx.now();
+            // Elevations end on time (their rows' due times, read again
+            // after a restart), checked every few seconds.
+            if last_elevation_check.is_none_or(|t| now - t >= 5) {
+                last_elevation_check = Some(now);
+                if let Err(e) = super::elevation::end_due(&ctx.db, now).await {
+                    tracing::warn!(error = %e, "cannot end the elevations that are due");
+                }
+            }
             if last_expiry_check.is_none_or(|t| now - t >= 30) {
                 last_expiry_check = Some(now);
                 if let Err(e) = notice_expired_grants(&ctx.db, now).await {

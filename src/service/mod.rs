@@ -11,6 +11,7 @@ pub mod audit;
 pub mod backup;
 pub mod connect;
 pub mod context;
+pub mod elevation;
 pub mod fleet;
 pub mod keys;
 pub mod launch;

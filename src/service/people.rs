@@ -120,6 +120,9 @@ async fn change_standing(
     // A person disabled is locked out of every connector site they could
     // enter, by messages written with this change.
     let locking = if change == Standing::Disabled(true) && !p.disabled {
+        // Their requests are withdrawn and elevations end with them.
+        let open = store::elevations::open_of_person(&mut tx, &p.email).await?;
+        crate::service::elevation::end_resting_on(&mut tx, open, by, now).await?;
         crate::service::messages::lock_everywhere(&mut tx, &p, "person_disabled", by, now).await?
     } else {
         0

@@ -99,6 +99,7 @@ pub async fn delete_team(db: &Db, id: &str, by: &Actor, now: i64) -> Result<(), 
     }));
     audit::append(&mut tx, &event).await?;
     watch.send_changes(&mut tx, "team_deleted", by, now).await?;
+    crate::service::elevation::sweep(&mut tx, None, by, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -179,6 +180,7 @@ pub async fn remove_member(
     watch
         .send_changes(&mut tx, "team_member_removed", by, now)
         .await?;
+    crate::service::elevation::sweep(&mut tx, None, by, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -256,6 +258,7 @@ pub async fn grant_team(
     watch
         .send_changes(&mut tx, "team_grant_set", by, now)
         .await?;
+    crate::service::elevation::sweep(&mut tx, None, by, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -292,6 +295,7 @@ pub async fn revoke_team_grant(
     watch
         .send_changes(&mut tx, "team_grant_revoked", by, now)
         .await?;
+    crate::service::elevation::sweep(&mut tx, None, by, now).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -20,6 +20,10 @@ pub struct GrantListing {
     pub reason: String,
     pub created_at: i64,
     pub created_by: String,
+    /// Just-in-time access: the higher role it makes its holder eligible
+    /// for, and for how many minutes at a time.
+    pub eligible_role: Option<String>,
+    pub eligible_minutes: Option<i64>,
 }
 
 /// Give `email` `role` on a site, replacing their grant of the same kind
@@ -119,7 +123,7 @@ pub async fn list(
 ) -> Result<Vec<GrantListing>, sqlx::Error> {
     sqlx::query_as(
         "SELECT g.id, g.email, g.site_id, s.name AS site_name, s.url AS site_url, g.role, \
-                g.expires_at, g.reason, g.created_at, g.created_by \
+                g.expires_at, g.reason, g.created_at, g.created_by, g.eligible_role, g.eligible_minutes \
          FROM grants g JOIN sites s ON s.id = g.site_id \
          WHERE ($1 = '' OR g.email = $1) AND ($2 = '' OR g.site_id = $2) \
          ORDER BY g.email, s.client, s.name",
@@ -148,13 +152,16 @@ pub(crate) const TEAM_GRANTS_OF_PERSON: &str = "\
 pub(crate) fn grants_of_person() -> String {
     format!(
         "SELECT g.site_id AS site_id, g.id AS grant_id, g.role, g.expires_at, '' AS team \
-         FROM grants g WHERE g.email = $1 UNION ALL {TEAM_GRANTS_OF_PERSON}"
+         FROM grants g WHERE g.email = $1 UNION ALL {TEAM_GRANTS_OF_PERSON} UNION ALL {}",
+        super::elevations::ELEVATIONS_OF_PERSON
     )
 }
 
 pub(crate) fn source(team: String) -> GrantSource {
     if team.is_empty() {
         GrantSource::Direct
+    } else if team == super::elevations::ELEVATION_SOURCE {
+        GrantSource::Elevation
     } else {
         GrantSource::Team(team)
     }

@@ -203,7 +203,15 @@ fn check_sql(kind: DbKind) -> String {
                            JOIN team_members m ON m.team_id = tg.team_id AND m.email = b.email \
                            JOIN sites ts ON ts.id = b.site_id AND (tg.site_id = ts.id OR tg.client = ts.client) \
                            WHERE tg.id = b.grant_id AND tg.role = b.role \
-                             AND (tg.expires_at IS NULL OR tg.expires_at > b.at){lock})) \
+                             AND (tg.expires_at IS NULL OR tg.expires_at > b.at){lock}) \
+                OR EXISTS (SELECT 1 FROM elevations e \
+                           WHERE e.id = b.grant_id AND e.email = b.email AND e.site_id = b.site_id \
+                             AND e.role = b.role AND e.state = 'active' AND e.ends_at > b.at \
+                             AND (EXISTS (SELECT 1 FROM grants eg WHERE eg.id = e.grant_id \
+                                          AND eg.eligible_role = e.role{lock}) \
+                                  OR EXISTS (SELECT 1 FROM team_grants etg \
+                                             JOIN team_members em ON em.team_id = etg.team_id AND em.email = e.email \
+                                             WHERE etg.id = e.grant_id AND etg.eligible_role = e.role{lock})){lock})) \
            AND (b.kid = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = b.kid AND state = 'active'{lock}))"
     )
 }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod connect;
+pub mod elevations;
 pub mod fleet;
 pub mod grants;
 pub mod keys;

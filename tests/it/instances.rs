@@ -416,7 +416,126 @@ async fn killed_or_stopped_mid_burst(backend: Backend, signal: &str) {
     assert_eq!(r.status(), 303, "the session survived the restart");
 }
 
-crate::on_both_databases!(killed_mid_burst, stopped_mid_burst, killed_mid_send);
+crate::on_both_databases!(
+    killed_mid_burst,
+    stopped_mid_burst,
+    killed_mid_send,
+    an_elevation_ends_on_time_across_a_restart
+);
+
+/// Just-in-time access, from the command line: Sam made eligible for
+/// administrator, a request filed on his behalf and approved by the
+/// operator; the serving process raises him on the site, is killed, and the
+/// one started after the end has passed lowers him (the end is a row with
+/// a due time, not a timer in a process).
+async fn an_elevation_ends_on_time_across_a_restart(backend: Backend) {
+    const SAM: &str = "sam@agency.test";
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = sites.granted_site(&app, "blog", SAM, "editor").await;
+    let made = run_ok(app.command().args([
+        "grants",
+        "add",
+        SAM,
+        &blog,
+        "--role",
+        "editor",
+        "--eligible",
+        "administrator",
+        "--max-hours",
+        "1",
+    ]));
+    assert!(
+        made.contains("may enter") && made.contains("ask for administrator for up to 1 hour"),
+        "{made}"
+    );
+    let listed = run_ok(app.command().args(["grants", "list", "--email", SAM]));
+    assert!(listed.contains("administrator (1 hour)"), "{listed}");
+    let sam = app.signed_in(SAM).await;
+    assert_eq!(
+        sites.enter(&app, &sam, &blog).await["user"]["role"],
+        "editor"
+    );
+
+    let clock_file = app.data_dir.join("clock-offset");
+    std::fs::write(&clock_file, "0").unwrap();
+    sites.set_clock_offset(0);
+    let clock = clock_file.display().to_string();
+    let port = free_port();
+    let mut first = serve_on(&app, port, &[("SSO_TEST_CLOCK_FILE", &clock)]).await;
+
+    let filed = run_ok(app.command().args([
+        "access",
+        "request",
+        SAM,
+        &blog,
+        "--role",
+        "administrator",
+        "--hours",
+        "1",
+        "--reason",
+        "INC-4711: the checkout is broken",
+    ]));
+    let id = filed.lines().last().unwrap().trim().to_string();
+    let pending = run_ok(app.command().args(["access", "list"]));
+    assert!(
+        pending.contains(&id) && pending.contains("pending"),
+        "{pending}"
+    );
+    let approved = run_ok(
+        app.command()
+            .args(["access", "approve", &id, "--comment", "ok"]),
+    );
+    assert!(
+        approved.starts_with("approved: sam@agency.test is administrator"),
+        "{approved}"
+    );
+    wait_for(
+        20,
+        "the serving process raised Sam on the site",
+        async || {
+            sites
+                .user("blog", SAM)
+                .is_some_and(|u| u["role"] == "administrator")
+        },
+    )
+    .await;
+    let active = run_ok(app.command().args(["access", "list", "--active"]));
+    assert!(active.contains(&id), "{active}");
+
+    kill_after(&app, &mut first.child, Duration::ZERO).await;
+    // Past the end while nothing runs; then a new process starts.
+    std::fs::write(&clock_file, "3601").unwrap();
+    sites.set_clock_offset(3601);
+    let _again = serve_on(&app, port, &[("SSO_TEST_CLOCK_FILE", &clock)]).await;
+    wait_for(20, "the new process lowered Sam to editor", async || {
+        sites
+            .user("blog", SAM)
+            .is_some_and(|u| u["role"] == "editor")
+    })
+    .await;
+    let state: (String, String, String) =
+        sqlx::query_as("SELECT state, end_reason, requested_by FROM elevations WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        state,
+        ("ended".into(), "expired".into(), "command line".into()),
+        "filed on Sam's behalf, recorded as the operator's"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'elevation_expired'"
+        )
+        .await,
+        1
+    );
+    let verified = run_ok(app.command().args(["audit", "verify"]));
+    assert!(verified.contains("verified"), "{verified}");
+}
 
 async fn killed_mid_burst(backend: Backend) {
     killed_or_stopped_mid_burst(backend, "-KILL").await;

@@ -7,6 +7,7 @@ mod audit;
 mod callback;
 mod cli;
 mod connect;
+mod elevation;
 mod faults;
 mod fleet;
 mod idp;

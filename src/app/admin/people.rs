@@ -617,6 +617,7 @@ pub async fn admin_person(id: String) -> Result<PersonDetail, AdminError> {
         let from = match &gr.source {
             GrantSource::Direct => "direct".to_string(),
             GrantSource::Team(t) => format!("team {t}"),
+            GrantSource::Elevation => "elevated".to_string(),
         };
         match gr.expires_at {
             Some(t) if t <= a.now => format!("{} ({from}, expired {})", gr.role, when(Some(t))),

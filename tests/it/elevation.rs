@@ -1,0 +1,569 @@
+//! Just-in-time access through the services, as the console and the
+//! command line call them: eligible grants, requests, decisions, and
+//! elevations that raise the role on a connector site at once and lower it
+//! at their end (the stand-in sites run the plugin's own PHP), each step
+//! one audit record.
+
+use agency_sso::domain::audit::{kind, Actor, Origin};
+use agency_sso::service::elevation::{
+    self as jit, Approver, Decided, Elevation, ElevationError, Requester,
+};
+use agency_sso::service::messages::{deliver_due, http_client};
+use agency_sso::store;
+
+use crate::on_both_databases;
+use crate::support::{Backend, StandInSites, TestApp};
+
+const ADMIN: &str = "boss@agency.test";
+const SAM: &str = "sam@agency.test";
+const SASHA: &str = "sasha@agency.test";
+const REASON: &str = "INC-4711: the checkout is broken";
+
+fn person(email: &str) -> Actor {
+    Actor::person(email, Origin::default())
+}
+
+async fn deliver(app: &TestApp) -> usize {
+    deliver_due(&app.state.core, &http_client(), "w")
+        .await
+        .unwrap()
+}
+
+async fn kinds(app: &TestApp) -> Vec<String> {
+    store::audit::chunk(&app.state.db, 0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.kind)
+        .filter(|k| k.starts_with("elevation_"))
+        .collect()
+}
+
+async fn records(app: &TestApp, k: &str) -> Vec<agency_sso::domain::audit::Event> {
+    store::audit::chunk(&app.state.db, 0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .filter(|e| e.kind == k)
+        .collect()
+}
+
+/// Sam holds editor on a connector site and may ask for administrator for
+/// up to two hours; returns the site's id.
+async fn eligible_site(app: &TestApp, sites: &StandInSites, name: &str) -> String {
+    let id = sites.granted_site(app, name, SAM, "editor").await;
+    agency_sso::service::access::grant_eligible(
+        &app.state.db,
+        &[],
+        SAM,
+        &id,
+        "editor",
+        Some(("administrator", 120)),
+        &Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    id
+}
+
+async fn ask(
+    app: &TestApp,
+    email: &str,
+    site: &str,
+    role: &str,
+    minutes: i64,
+    reason: &str,
+) -> Result<Elevation, ElevationError> {
+    let me = person(email);
+    let by = Requester {
+        actor: &me,
+        on_behalf: false,
+    };
+    jit::request(
+        &app.state.db,
+        &by,
+        email,
+        site,
+        role,
+        minutes,
+        reason,
+        app.clock.now_for_tests(),
+    )
+    .await
+}
+
+async fn decide_as(
+    app: &TestApp,
+    email: &str,
+    is_admin: bool,
+    id: &str,
+    approve: bool,
+    comment: &str,
+) -> Result<Decided, ElevationError> {
+    let me = person(email);
+    let by = Approver {
+        actor: &me,
+        email: Some(email),
+        is_admin,
+    };
+    jit::decide(
+        &app.state.db,
+        &by,
+        id,
+        approve,
+        comment,
+        app.clock.now_for_tests(),
+    )
+    .await
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, ElevationError>) -> &'static str {
+    r.unwrap_err().code()
+}
+
+async fn elevation_rows(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM elevations")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+}
+
+/// Sam asks for administrator with a reason; the admin approves; the
+/// site is told at once (Sam never launches again for it); his next launch
+/// carries administrator; when the clock passes the end, the expiry job
+/// lowers him to editor on the site, and his launches carry editor again.
+/// Every step is one record.
+async fn an_approved_elevation_raises_the_role_at_once_and_ends_by_itself(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = eligible_site(&app, &sites, "blog").await;
+    let sam = app.signed_in(SAM).await;
+    assert_eq!(
+        sites.enter(&app, &sam, &blog).await["user"]["role"],
+        "editor"
+    );
+
+    let asked = ask(&app, SAM, &blog, "administrator", 60, REASON)
+        .await
+        .unwrap();
+    assert_eq!((asked.state.as_str(), asked.minutes), ("pending", 60));
+    assert_eq!(asked.reason, REASON);
+    // Pending: launches still carry editor.
+    assert_eq!(
+        sites.enter(&app, &sam, &blog).await["user"]["role"],
+        "editor"
+    );
+
+    let d = decide_as(&app, ADMIN, true, &asked.id, true, "go ahead")
+        .await
+        .unwrap();
+    assert!(!d.self_approved);
+    assert_eq!(d.messages, 1, "the role goes to the site with the approval");
+    let approved_at = app.clock.now_for_tests();
+    assert_eq!(d.elevation.state, "active");
+    assert_eq!(d.elevation.ends_at, Some(approved_at + 3600));
+    // Decided: a second decision is told so.
+    assert_eq!(
+        code(decide_as(&app, "lead@agency.test", true, &asked.id, false, "too late").await),
+        "not_pending"
+    );
+
+    assert_eq!(deliver(&app).await, 1);
+    let got = sites.received("blog");
+    assert_eq!(
+        (got[0]["action"].as_str(), got[0]["role"].as_str()),
+        (Some("set-role"), Some("administrator"))
+    );
+    assert_eq!(sites.user("blog", SAM).unwrap()["role"], "administrator");
+    assert_eq!(
+        sites.enter(&app, &sam, &blog).await["user"]["role"],
+        "administrator",
+        "the launch carries the elevated role"
+    );
+
+    // Ten seconds before the end nothing happens; after it, the job ends it.
+    app.clock.advance(3590);
+    sites.follow_clock(&app);
+    let now = app.clock.now_for_tests();
+    assert_eq!(jit::end_due(&app.state.db, now).await.unwrap(), 0);
+    app.clock.advance(10);
+    sites.follow_clock(&app);
+    let now = app.clock.now_for_tests();
+    assert_eq!(jit::end_due(&app.state.db, now).await.unwrap(), 1);
+    // Another instance looking finds nothing left to do.
+    assert_eq!(jit::end_due(&app.state.db, now).await.unwrap(), 0);
+    assert_eq!(deliver(&app).await, 1);
+    let got = sites.received("blog");
+    assert_eq!(
+        (got[1]["action"].as_str(), got[1]["role"].as_str()),
+        (Some("set-role"), Some("editor"))
+    );
+    assert_eq!(sites.user("blog", SAM).unwrap()["role"], "editor");
+    assert_eq!(
+        sites.enter(&app, &sam, &blog).await["user"]["role"],
+        "editor"
+    );
+
+    assert_eq!(
+        kinds(&app).await,
+        [
+            kind::ELEVATION_REQUESTED,
+            kind::ELEVATION_APPROVED,
+            kind::ELEVATION_STARTED,
+            kind::ELEVATION_EXPIRED,
+        ]
+    );
+    let approved = &records(&app, kind::ELEVATION_APPROVED).await[0];
+    assert_eq!(
+        (
+            approved.actor.as_str(),
+            approved.subject.as_str(),
+            approved.role.as_str()
+        ),
+        (ADMIN, SAM, "administrator")
+    );
+    assert_eq!(approved.reason, REASON);
+    assert!(approved.detail.contains("go ahead"), "{}", approved.detail);
+    let expired = &records(&app, kind::ELEVATION_EXPIRED).await[0];
+    assert_eq!(expired.actor, "system");
+    // The chain holds.
+    agency_sso::service::audit::verify(&app.state.db, &app.state.master_keys, &[])
+        .await
+        .unwrap();
+}
+
+/// What may be asked: the eligible role, within the limit, with a reason,
+/// one at a time, on a site one is eligible on. Each refusal has its code
+/// and writes nothing.
+async fn requests_outside_the_rules_are_refused_and_write_nothing(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = eligible_site(&app, &sites, "blog").await;
+    let shop = sites.granted_site(&app, "shop", SAM, "editor").await;
+    let before = kinds(&app).await.len();
+    let cases = [
+        (
+            blog.as_str(),
+            "administrator",
+            121,
+            REASON,
+            "duration_too_long",
+        ),
+        (
+            blog.as_str(),
+            "administrator",
+            2,
+            REASON,
+            "duration_too_short",
+        ),
+        (blog.as_str(), "author", 60, REASON, "role_not_eligible"),
+        (
+            blog.as_str(),
+            "shop_manager",
+            60,
+            REASON,
+            "role_not_on_site",
+        ),
+        (
+            blog.as_str(),
+            "administrator",
+            60,
+            "urgent",
+            "reason_too_short",
+        ),
+        (shop.as_str(), "administrator", 60, REASON, "not_eligible"),
+    ];
+    for (site, role, minutes, reason, want) in cases {
+        let got = ask(&app, SAM, site, role, minutes, reason).await;
+        assert_eq!(code(got), want, "{role} {minutes} {reason}");
+    }
+    assert_eq!(elevation_rows(&app).await, 0);
+    assert_eq!(kinds(&app).await.len(), before);
+    // A message a person reads.
+    let e = ask(&app, SAM, &blog, "administrator", 121, REASON)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "You may ask for up to 2 hours at a time on this site."
+    );
+
+    // One open at a time.
+    let first = ask(&app, SAM, &blog, "administrator", 30, REASON)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(ask(&app, SAM, &blog, "administrator", 30, REASON).await),
+        "request_open"
+    );
+    assert_eq!(elevation_rows(&app).await, 1);
+    // Withdrawn while pending, then asked again.
+    let me = person(SAM);
+    // Sasha cannot withdraw Sam's request.
+    assert_eq!(
+        code(jit::cancel(&app.state.db, &person(SASHA), false, &first.id, 0).await),
+        "unknown_request"
+    );
+    let gone = jit::cancel(
+        &app.state.db,
+        &me,
+        false,
+        &first.id,
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(gone.state, "cancelled");
+    assert_eq!(
+        code(decide_as(&app, ADMIN, true, &first.id, true, "").await),
+        "not_pending"
+    );
+    ask(&app, SAM, &blog, "administrator", 30, REASON)
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&app).await[before..],
+        [
+            kind::ELEVATION_REQUESTED,
+            kind::ELEVATION_CANCELLED,
+            kind::ELEVATION_REQUESTED
+        ]
+    );
+}
+
+/// Who decides: not the requester (not even an admin on their own), not a
+/// colleague; an admin, someone named for the site, or the operator. A
+/// denial says why. Two approvers at once: one decision wins.
+async fn only_approvers_decide_and_one_decision_wins(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = eligible_site(&app, &sites, "blog").await;
+    let asked = ask(&app, SAM, &blog, "administrator", 60, REASON)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(decide_as(&app, SAM, true, &asked.id, true, "").await),
+        "own_request"
+    );
+    assert_eq!(
+        code(decide_as(&app, SASHA, false, &asked.id, true, "").await),
+        "not_an_approver"
+    );
+    assert_eq!(
+        code(decide_as(&app, ADMIN, true, &asked.id, false, " ").await),
+        "comment_required"
+    );
+    // Named for the site: Sasha may decide now.
+    jit::set_site_approver(
+        &app.state.db,
+        &[],
+        SASHA,
+        &blog,
+        true,
+        &Actor::command_line(),
+        0,
+    )
+    .await
+    .unwrap();
+    let denied = decide_as(
+        &app,
+        SASHA,
+        false,
+        &asked.id,
+        false,
+        "not during the code freeze",
+    )
+    .await
+    .unwrap();
+    assert_eq!(denied.elevation.state, "denied");
+    assert_eq!(denied.elevation.comment, "not during the code freeze");
+    assert_eq!(denied.messages, 0);
+
+    // Two admins approve at the same moment: exactly one wins.
+    let asked = ask(&app, SAM, &blog, "administrator", 60, REASON)
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        decide_as(&app, ADMIN, true, &asked.id, true, ""),
+        decide_as(&app, "ada@agency.test", true, &asked.id, false, "no, wait"),
+    );
+    let outcomes = [a.is_ok(), b.is_ok()];
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{a:?} {b:?}");
+    let loser = if a.is_ok() { b } else { a };
+    assert_eq!(code(loser), "not_pending");
+    let decisions = records(&app, kind::ELEVATION_APPROVED).await.len()
+        + records(&app, kind::ELEVATION_DENIED).await.len();
+    assert_eq!(decisions, 2, "the denial before, and the one winner");
+}
+
+/// An elevation never outlives what it rests on: the eligibility taken
+/// away, the grant revoked, the person disabled each end it at once, with
+/// its record and the role sent to the site.
+async fn an_elevation_ends_with_the_eligibility_it_rests_on(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = eligible_site(&app, &sites, "blog").await;
+    let sam = app.signed_in(SAM).await;
+    sites.enter(&app, &sam, &blog).await;
+    let elevate = || async {
+        let asked = ask(&app, SAM, &blog, "administrator", 60, REASON)
+            .await
+            .unwrap();
+        decide_as(&app, ADMIN, true, &asked.id, true, "")
+            .await
+            .unwrap();
+        deliver(&app).await;
+        assert_eq!(sites.user("blog", SAM).unwrap()["role"], "administrator");
+        asked.id
+    };
+    let state = |id: String| {
+        let db = app.state.db.clone();
+        async move {
+            let mut conn = db.pool.acquire().await.unwrap();
+            let e = store::elevations::find(&mut conn, &id)
+                .await
+                .unwrap()
+                .unwrap();
+            (e.state, e.end_reason)
+        }
+    };
+    let by = Actor::command_line();
+
+    // The eligibility taken away: editor again at once.
+    let id = elevate().await;
+    jit::set_eligibility(
+        &app.state.db,
+        SAM,
+        &blog,
+        None,
+        &by,
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(state(id).await, ("ended".into(), "eligibility_lost".into()));
+    assert_eq!(deliver(&app).await, 1);
+    assert_eq!(sites.user("blog", SAM).unwrap()["role"], "editor");
+    assert_eq!(
+        sites.enter(&app, &sam, &blog).await["user"]["role"],
+        "editor"
+    );
+
+    // The grant revoked: no role left there.
+    jit::set_eligibility(
+        &app.state.db,
+        SAM,
+        &blog,
+        Some(("administrator", 60)),
+        &by,
+        0,
+    )
+    .await
+    .unwrap();
+    let id = elevate().await;
+    agency_sso::service::access::revoke(&app.state.db, SAM, &blog, &by, app.clock.now_for_tests())
+        .await
+        .unwrap();
+    assert_eq!(state(id).await, ("ended".into(), "eligibility_lost".into()));
+    assert_eq!(deliver(&app).await, 1);
+    assert_eq!(sites.user("blog", SAM).unwrap()["role"], "");
+
+    // The person disabled: the elevation ends with the lock.
+    agency_sso::service::access::grant_eligible(
+        &app.state.db,
+        &[],
+        SAM,
+        &blog,
+        "editor",
+        Some(("administrator", 60)),
+        &by,
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    sites.enter(&app, &sam, &blog).await;
+    let id = elevate().await;
+    agency_sso::service::people::set_disabled(
+        &app.state.db,
+        SAM,
+        true,
+        &by,
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(state(id).await, ("ended".into(), "eligibility_lost".into()));
+    assert_eq!(records(&app, kind::ELEVATION_ENDED).await.len(), 3);
+    // Nothing is left to expire later.
+    app.clock.advance(7200);
+    assert_eq!(
+        jit::end_due(&app.state.db, app.clock.now_for_tests())
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+/// Break-glass: where an admin allows it, an eligible person approves
+/// their own request within the site's short limit; the record says so.
+async fn break_glass_self_approval_is_allowed_where_set_and_flagged(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = eligible_site(&app, &sites, "blog").await;
+    let asked = ask(&app, SAM, &blog, "administrator", 45, REASON)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(decide_as(&app, SAM, false, &asked.id, true, "").await),
+        "own_request"
+    );
+    jit::set_self_approval(&app.state.db, &blog, Some(30), &Actor::command_line(), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(decide_as(&app, SAM, false, &asked.id, true, "").await),
+        "self_approval_too_long"
+    );
+    let me = person(SAM);
+    jit::cancel(&app.state.db, &me, false, &asked.id, 0)
+        .await
+        .unwrap();
+    let asked = ask(&app, SAM, &blog, "administrator", 30, REASON)
+        .await
+        .unwrap();
+    let d = decide_as(&app, SAM, false, &asked.id, true, "3 a.m., nobody answers")
+        .await
+        .unwrap();
+    assert!(d.self_approved);
+    assert_eq!(d.elevation.self_approved, 1);
+    let flagged = records(&app, kind::ELEVATION_SELF_APPROVED).await;
+    assert_eq!(flagged.len(), 1);
+    let detail: serde_json::Value = serde_json::from_str(&flagged[0].detail).unwrap();
+    assert_eq!(detail["break_glass"], true);
+    assert_eq!(flagged[0].actor, SAM);
+    // Sam ends it early himself.
+    let ended = jit::end_early(
+        &app.state.db,
+        &me,
+        false,
+        &asked.id,
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (ended.state.as_str(), ended.end_reason.as_str()),
+        ("ended", "ended_early")
+    );
+    assert_eq!(records(&app, kind::ELEVATION_ENDED_EARLY).await.len(), 1);
+}
+
+on_both_databases!(
+    an_approved_elevation_raises_the_role_at_once_and_ends_by_itself,
+    requests_outside_the_rules_are_refused_and_write_nothing,
+    only_approvers_decide_and_one_decision_wins,
+    an_elevation_ends_with_the_eligibility_it_rests_on,
+    break_glass_self_approval_is_allowed_where_set_and_flagged,
+);
