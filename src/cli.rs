@@ -865,50 +865,35 @@ async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
             email,
             site,
             role,
-            eligible: None,
-            ..
-        } => {
-            let (role, s) = crate::service::access::grant(
-                &db,
-                &config.sign_in.allowed_domains,
-                &email,
-                &site,
-                &role,
-                &Actor::command_line(),
-                now(),
-            )
-            .await?;
-            println!(
-                "{} may enter {} as {role}",
-                email.trim().to_ascii_lowercase(),
-                s.url
-            );
-        }
-        GrantsCommand::Add {
-            email,
-            site,
-            role,
-            eligible: Some(eligible),
+            eligible,
             max_hours,
         } => {
-            let minutes = hours_to_minutes(max_hours.unwrap_or_default())?;
+            // The grant is exactly what is given: without --eligible it
+            // makes its holder eligible for nothing.
+            let eligible = match &eligible {
+                Some(r) => Some((r.as_str(), hours_to_minutes(max_hours.unwrap_or_default())?)),
+                None => None,
+            };
             let (role, s) = crate::service::access::grant_eligible(
                 &db,
                 &config.sign_in.allowed_domains,
                 &email,
                 &site,
                 &role,
-                Some((&eligible, minutes)),
+                eligible,
                 &Actor::command_line(),
                 now(),
             )
             .await?;
-            println!(
-                "{} may enter {} as {role}, and ask for {eligible} for up to {}",
-                email.trim().to_ascii_lowercase(),
-                s.url,
-                crate::domain::elevation::minutes_text(minutes)
-            );
+            let email = email.trim().to_ascii_lowercase();
+            match eligible {
+                Some((r, minutes)) => println!(
+                    "{email} may enter {} as {role}, and ask for {r} for up to {}",
+                    s.url,
+                    crate::domain::elevation::minutes_text(minutes)
+                ),
+                None => println!("{email} may enter {} as {role}", s.url),
+            }
         }
         GrantsCommand::List { email, site } => {
             let site_id = match site {

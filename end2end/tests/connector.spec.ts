@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { baseURL, wpAdminPassword, wpBlogURL, wpDir, wpEdgeURL, wpURL } from '../playwright.config';
-import { cli, consoleLive, moveClock, otherPerson, pickerLive, signInAs, watchConsole } from './helpers';
+import { cli, consoleLive, moveClock, otherPerson, pickerLive, signInAgain, signInAs, watchConsole } from './helpers';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -959,4 +959,61 @@ test("the README's steps on a fresh WordPress: upload the zip, activate it, add 
   await expect(sam).toHaveURL(`${fresh}/wp-admin/`);
   await expect(sam.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
   expect(wpUserIn(join(wpDir, 'fresh'), 'sam@agency.test')).toMatchObject({ roles: ['editor'] });
+});
+
+test('just-in-time: Sam asks for administrator, Ada approves in her browser, WordPress makes him administrator at once and editor again when the time is up, without Sam launching', async ({ browser }) => {
+  cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor', '--eligible', 'administrator', '--max-hours', '2');
+  try {
+    const sam = await personPage(browser, /Sign in as Sam Staff/);
+    await open(sam, 'Client Site');
+    await expect(sam.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+    expect(wpUser('sam@agency.test')!.roles).toEqual(['editor']);
+
+    await sam.goto('/');
+    await pickerLive(sam);
+    const row = sam.getByRole('region', { name: 'Higher access' }).getByTestId('eligible-site').filter({ hasText: 'Client Site' });
+    await expect(row).toContainText('You are editor here; you may ask for administrator for up to 2 hours.');
+    // Too short a reason: refused in words, nothing asked.
+    await row.getByLabel('Why (the ticket or incident)').fill('urgent!!');
+    await row.getByLabel('Why (the ticket or incident)').evaluate((e: HTMLInputElement) => e.removeAttribute('minlength'));
+    await row.getByRole('button', { name: 'Request administrator' }).click();
+    await expect(sam.getByTestId('access-problem')).toContainText('reason_too_short');
+    await row.getByLabel('Why (the ticket or incident)').fill('INC-4711: the checkout is broken');
+    await row.getByLabel('For').selectOption({ label: '1 hour' });
+    await row.getByRole('button', { name: 'Request administrator' }).click();
+    await expect(row.getByTestId('access-state')).toHaveText('You asked for administrator for 1 hour: waiting for an approver.');
+
+    // Ada, in her own browser, signs in afresh (approving is sensitive) and decides.
+    const ada = await otherPerson(browser, /Sign in as Ada Admin/);
+    await signInAgain(ada, /Sign in as Ada Admin/, '/admin/access');
+    await consoleLive(ada);
+    await expect(ada.getByTestId('waiting-count')).toHaveText('1');
+    const request = ada.getByTestId('request').filter({ hasText: 'sam@agency.test asks for administrator on Client Site' });
+    await expect(request.getByTestId('request-reason')).toHaveText('INC-4711: the checkout is broken');
+    await expect(request.getByTestId('request-activity')).toContainText('last entered');
+    await request.getByRole('button', { name: 'Approve' }).click();
+    await expect(ada.getByTestId('done').first()).toContainText(`Approved: sam@agency.test is administrator on ${wpURL} until`);
+    await expect(ada.getByTestId('elevation').filter({ hasText: 'sam@agency.test is administrator on Client Site' })).toBeVisible();
+
+    // WordPress made Sam administrator, Sam doing nothing.
+    await expect.poll(() => wpUser('sam@agency.test')!.roles, { timeout: 20_000 }).toEqual(['administrator']);
+    // His next launch lands as administrator: the Plugins menu is there.
+    await open(sam, 'Client Site');
+    await expect(sam.locator('#menu-plugins')).toBeVisible();
+
+    // An hour and a minute later on both clocks: lowered by the dashboard's
+    // worker, without Sam launching.
+    moveClock(3660);
+    moveSiteClock(3660);
+    await expect.poll(() => wpUser('sam@agency.test')!.roles, { timeout: 30_000 }).toEqual(['editor']);
+    // Each step is one record of the audit chain.
+    for (const k of ['elevation_requested', 'elevation_approved', 'elevation_started', 'elevation_expired']) {
+      const rows = cli('audit', 'export', '--format', 'jsonl', '--event', k).trim().split('\n').map((l) => JSON.parse(l));
+      expect(rows.filter((r) => r.person === 'sam@agency.test' && r.site_url === wpURL), k).toHaveLength(1);
+    }
+  } finally {
+    moveClock(0);
+    moveSiteClock(0);
+    cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor');
+  }
 });

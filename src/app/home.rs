@@ -55,6 +55,7 @@ fn Dashboard(person: PersonView, sites: SitesResource) -> impl IntoView {
                 <h2 id="sites-heading">"Your sites"</h2>
                 <SiteList sites/>
             </section>
+            <super::access::AccessPanel/>
         </main>
     }
 }

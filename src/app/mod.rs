@@ -1,6 +1,7 @@
 //! The Leptos app: the HTML shell, routes and pages. Server functions stay
 //! thin and call the plain modules under `web` and `store`.
 
+pub mod access;
 pub mod admin;
 pub mod audit;
 mod home;
@@ -129,6 +130,7 @@ pub fn App() -> impl IntoView {
                 <Route path=(StaticSegment("admin"), StaticSegment("teams"), ParamSegment("id")) view=admin::teams::TeamPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("keys")) view=admin::keys::KeysPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("sessions")) view=admin::sessions::SessionsPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("access")) view=admin::access::AccessPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -529,6 +529,11 @@ pub async fn set_grant_eligibility_in(
         ),
         None => None,
     };
+    let before = store::elevations::eligibility_of(tx, grant_id).await?;
+    let after = checked.as_ref().map(|e| (e.role.clone(), e.max_minutes));
+    if before == after {
+        return Ok(());
+    }
     store::elevations::set_grant_eligibility(
         tx,
         grant_id,
@@ -613,4 +618,88 @@ pub async fn list(
 /// How many requests wait for a decision (the count in the navigation).
 pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
     store::elevations::pending_count(db).await
+}
+
+/// A site where a person may ask for a higher role, and what is open there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EligibleSite {
+    pub site_id: String,
+    pub site_name: String,
+    pub site_url: String,
+    pub client: String,
+    /// The role the grant itself gives.
+    pub role: String,
+    pub eligible: Eligibility,
+    /// A pending request or an elevation in force there.
+    pub open: Option<Elevation>,
+}
+
+/// The sites where a person may ask for a higher role now (the grant
+/// live), one per site (the highest role they may ask for, the longest
+/// limit), with what they have open there.
+pub async fn eligible_sites(
+    db: &Db,
+    email: &str,
+    now: i64,
+) -> Result<Vec<EligibleSite>, sqlx::Error> {
+    let rows = store::elevations::eligible_sites(db, email).await?;
+    let mut conn = db.pool.acquire().await?;
+    let open = store::elevations::open_of_person(&mut conn, email).await?;
+    drop(conn);
+    let mut out: Vec<EligibleSite> = Vec::new();
+    for r in rows
+        .into_iter()
+        .filter(|r| r.expires_at.is_none_or(|t| t > now))
+    {
+        let roles = crate::domain::sites::split_roles(&r.roles);
+        let rank = |role: &str| roles.iter().position(|x| x == role).unwrap_or(usize::MAX);
+        let eligible = Eligibility {
+            role: r.eligible_role,
+            max_minutes: r.eligible_minutes,
+        };
+        if let Some(seen) = out.iter_mut().find(|s| s.site_id == r.site_id) {
+            let better = (rank(&eligible.role), -eligible.max_minutes)
+                < (rank(&seen.eligible.role), -seen.eligible.max_minutes);
+            if better {
+                seen.eligible = eligible;
+                seen.role = r.role;
+            }
+            continue;
+        }
+        out.push(EligibleSite {
+            open: open.iter().find(|e| e.site_id == r.site_id).cloned(),
+            site_id: r.site_id,
+            site_name: r.site_name,
+            site_url: r.site_url,
+            client: r.client,
+            role: r.role,
+            eligible,
+        });
+    }
+    Ok(out)
+}
+
+/// A request waiting for a decision, with what an approver weighs: when
+/// the person last entered the site and how many times they were elevated
+/// there before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub elevation: Elevation,
+    pub last_launched_at: Option<i64>,
+    pub earlier: i64,
+}
+
+/// The pending requests, the longest waiting first, with their context.
+pub async fn waiting(db: &Db, limit: i64) -> Result<Vec<Waiting>, sqlx::Error> {
+    let mut out = Vec::new();
+    for e in store::elevations::list(db, Which::Pending, None, limit).await? {
+        let last_launched_at = store::elevations::last_launched(db, &e.email, &e.site_id).await?;
+        let earlier = store::elevations::earlier_on_site(db, &e.email, &e.site_id).await?;
+        out.push(Waiting {
+            elevation: e,
+            last_launched_at,
+            earlier,
+        });
+    }
+    Ok(out)
 }

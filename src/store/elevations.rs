@@ -496,11 +496,23 @@ pub async fn eligible_role_of(
     conn: &mut AnyConnection,
     grant_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT eligible_role FROM grants WHERE id = $1")
-        .bind(grant_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map(Option::flatten)
+    Ok(eligibility_of(conn, grant_id).await?.map(|(role, _)| role))
+}
+
+/// What a direct grant makes its holder eligible for: (role, minutes).
+pub async fn eligibility_of(
+    conn: &mut AnyConnection,
+    grant_id: &str,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    let row: Option<(Option<String>, Option<i64>)> =
+        sqlx::query_as("SELECT eligible_role, eligible_minutes FROM grants WHERE id = $1")
+            .bind(grant_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(match row {
+        Some((Some(role), Some(minutes))) => Some((role, minutes)),
+        _ => None,
+    })
 }
 
 /// Whether an active elevation's time is up.
@@ -512,4 +524,64 @@ pub async fn any_due(db: &Db, now: i64) -> Result<bool, sqlx::Error> {
     .fetch_optional(&db.pool)
     .await?;
     Ok(n.is_some())
+}
+
+/// One grant making a person eligible on a site, with the site.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct EligibleSite {
+    pub site_id: String,
+    pub site_name: String,
+    pub site_url: String,
+    pub client: String,
+    /// The site's roles, highest first (as stored: see `split_roles`).
+    pub roles: String,
+    pub role: String,
+    pub eligible_role: String,
+    pub eligible_minutes: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// Every eligible grant of a person, direct and through teams, on enabled
+/// sites, by client and name.
+pub async fn eligible_sites(db: &Db, email: &str) -> Result<Vec<EligibleSite>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.id AS site_id, s.name AS site_name, s.url AS site_url, s.client, s.roles, \
+                x.role, x.eligible_role, x.eligible_minutes, x.expires_at FROM ( \
+           SELECT g.site_id, g.role, g.eligible_role, g.eligible_minutes, g.expires_at \
+           FROM grants g WHERE g.email = $1 AND g.eligible_role IS NOT NULL \
+           UNION ALL \
+           SELECT ts.id AS site_id, tg.role, tg.eligible_role, tg.eligible_minutes, tg.expires_at \
+           FROM team_members m JOIN team_grants tg ON tg.team_id = m.team_id \
+           JOIN sites ts ON tg.site_id = ts.id OR tg.client = ts.client \
+           WHERE m.email = $1 AND tg.eligible_role IS NOT NULL) x \
+         JOIN sites s ON s.id = x.site_id WHERE s.enabled = 1 ORDER BY s.client, s.name, s.id",
+    )
+    .bind(email)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// When a person last launched a site, if ever.
+pub async fn last_launched(
+    db: &Db,
+    email: &str,
+    site_id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT last_launched_at FROM site_prefs WHERE email = $1 AND site_id = $2")
+        .bind(email)
+        .bind(site_id)
+        .fetch_optional(&db.pool)
+        .await
+        .map(Option::flatten)
+}
+
+/// How many elevations a person was granted on a site before.
+pub async fn earlier_on_site(db: &Db, email: &str, site_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM elevations WHERE email = $1 AND site_id = $2 AND starts_at IS NOT NULL",
+    )
+    .bind(email)
+    .bind(site_id)
+    .fetch_one(&db.pool)
+    .await
 }

@@ -17,11 +17,14 @@ use crate::support::{
 const ADMIN: &str = "boss@agency.test";
 
 /// Server functions staff may call (their own data); every other one must be an admin's.
-const STAFF_FUNCTIONS: [&str; 4] = [
+const STAFF_FUNCTIONS: [&str; 7] = [
     "/api/viewer",
     "/api/my_sites",
     "/api/set_favourite",
     "/api/audit_records",
+    "/api/my_access",
+    "/api/request_access",
+    "/api/close_access",
 ];
 
 async fn add_site(app: &TestApp, name: &str, client: &str, url: &str) -> String {

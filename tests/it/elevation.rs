@@ -560,7 +560,129 @@ async fn break_glass_self_approval_is_allowed_where_set_and_flagged(backend: Bac
     assert_eq!(records(&app, kind::ELEVATION_ENDED_EARLY).await.len(), 1);
 }
 
+/// The console's functions, over HTTP as the pages call them: Sam sees
+/// where he may ask and asks (a refusal carries its code); a request from
+/// another origin is refused before it runs; approving needs an admin's
+/// recent sign-in; Sam ends it himself.
+async fn the_console_asks_and_decides_by_the_same_rules(backend: Backend) {
+    use crate::support::server_fn;
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = eligible_site(&app, &sites, "blog").await;
+    let sam = app.signed_in(SAM).await;
+    let (status, cards) = server_fn(&app, &sam, "my_access", &[]).await;
+    assert_eq!(status, 200, "{cards}");
+    assert_eq!(cards.as_array().unwrap().len(), 1, "{cards}");
+    assert_eq!(cards[0]["eligible_role"], "administrator");
+    assert_eq!(cards[0]["limit"], "2 hours");
+    assert!(cards[0]["open"].is_null());
+
+    let ask = |reason: &'static str| {
+        let (app, sam, blog) = (&app, &sam, blog.clone());
+        async move {
+            server_fn(
+                app,
+                sam,
+                "request_access",
+                &[
+                    ("site", blog.as_str()),
+                    ("role", "administrator"),
+                    ("minutes", "60"),
+                    ("reason", reason),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body) = ask("urgent").await;
+    assert_ne!(status, 200);
+    assert!(body.to_string().contains("reason_too_short"), "{body}");
+    // From another site's page: refused at the edge, nothing written.
+    let res = sam
+        .post(app.at("/api/request_access"))
+        .header("origin", "https://evil.example")
+        .form(&[
+            ("site", blog.as_str()),
+            ("role", "administrator"),
+            ("minutes", "60"),
+            ("reason", REASON),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(elevation_rows(&app).await, 0);
+
+    let (status, body) = ask(REASON).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.as_str()
+            .unwrap()
+            .starts_with("Asked: administrator on blog for 1 hour"),
+        "{body}"
+    );
+    let id: String = sqlx::query_scalar("SELECT id FROM elevations")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+
+    // Sam cannot decide it through the console.
+    let (status, _) = server_fn(
+        &app,
+        &sam,
+        "admin_decide_access",
+        &[("id", &id), ("decision", "approve"), ("comment", "")],
+    )
+    .await;
+    assert_eq!(status, 403);
+    // An admin whose sign-in is not recent is sent to sign in again.
+    let stale = app.signed_in(ADMIN).await;
+    let (status, body) = server_fn(
+        &app,
+        &stale,
+        "admin_decide_access",
+        &[("id", &id), ("decision", "approve"), ("comment", "")],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, n) = server_fn(&app, &stale, "admin_access_waiting", &[]).await;
+    assert_eq!((status, n), (200, serde_json::json!(1)));
+    let fresh = app.signed_in_fresh(ADMIN).await;
+    let (status, body) = server_fn(
+        &app,
+        &fresh,
+        "admin_decide_access",
+        &[("id", &id), ("decision", "approve"), ("comment", "ok")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.as_str()
+            .unwrap()
+            .starts_with("Approved: sam@agency.test is administrator"),
+        "{body}"
+    );
+    let (_, view) = server_fn(&app, &fresh, "admin_access", &[]).await;
+    assert_eq!(view["pending"].as_array().unwrap().len(), 0, "{view}");
+    assert_eq!(view["active"][0]["email"], SAM, "{view}");
+
+    let (_, cards) = server_fn(&app, &sam, "my_access", &[]).await;
+    assert_eq!(cards[0]["open"][1], "active", "{cards}");
+    let (status, body) = server_fn(
+        &app,
+        &sam,
+        "close_access",
+        &[("id", &id), ("state", "active")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, cards) = server_fn(&app, &sam, "my_access", &[]).await;
+    assert!(cards[0]["open"].is_null(), "{cards}");
+    assert_eq!(records(&app, kind::ELEVATION_ENDED_EARLY).await.len(), 1);
+}
+
 on_both_databases!(
+    the_console_asks_and_decides_by_the_same_rules,
     an_approved_elevation_raises_the_role_at_once_and_ends_by_itself,
     requests_outside_the_rules_are_refused_and_write_nothing,
     only_approvers_decide_and_one_decision_wins,

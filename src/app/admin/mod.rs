@@ -6,6 +6,7 @@
 //! checks again through [`admin`]. Mutations validate their input and
 //! answer field by field; sensitive ones ask for a recent sign-in.
 
+pub mod access;
 pub mod fleet;
 pub mod keys;
 pub mod people;
@@ -299,6 +300,8 @@ pub fn AdminFrame(
     children: ChildrenFn,
 ) -> impl IntoView {
     let me = Resource::new(|| (), |_| get_viewer());
+    // Requests waiting for a decision, counted in the navigation.
+    let waiting = Resource::new(|| (), |_| access::admin_access_waiting());
     let children = StoredValue::new(children);
     // Set once the page is hydrated (effects run only in the browser): the
     // forms answer in place from then on, and tests wait for it.
@@ -326,7 +329,7 @@ pub fn AdminFrame(
                     Some(p) => view! {
                         <TopBar person=p/>
                         <div class="console" data-live=move || live.get().then_some("true")>
-                            <AdminNav section/>
+                            <AdminNav section waiting=waiting.await.unwrap_or(0)/>
                             <main class="dashboard wide" aria-labelledby="page-title">
                                 <h1 id="page-title">{title}</h1>
                                 {children.with_value(|c| c())}
@@ -340,12 +343,13 @@ pub fn AdminFrame(
 }
 
 #[component]
-fn AdminNav(section: &'static str) -> impl IntoView {
+fn AdminNav(section: &'static str, waiting: i64) -> impl IntoView {
     let links = [
         ("sites", "/admin/sites", "Sites"),
         ("fleet", "/admin/fleet", "Fleet"),
         ("people", "/admin/people", "People"),
         ("teams", "/admin/teams", "Teams"),
+        ("access", "/admin/access", "Access requests"),
         ("keys", "/admin/keys", "Keys"),
         ("sessions", "/admin/sessions", "Sessions"),
         ("audit", "/audit", "Audit log"),
@@ -354,7 +358,10 @@ fn AdminNav(section: &'static str) -> impl IntoView {
         <nav class="console-nav" aria-label="Admin">
             {links.into_iter().map(|(key, href, label)| {
                 let current = (key == section).then_some("page");
-                view! { <a href=href aria-current=current>{label}</a> }
+                let count = (key == "access" && waiting > 0).then(|| view! {
+                    " " <span class="count-badge" data-testid="waiting-count" aria-label=format!("{waiting} waiting")>{waiting}</span>
+                });
+                view! { <a href=href aria-current=current>{label}{count}</a> }
             }).collect_view()}
         </nav>
     }
