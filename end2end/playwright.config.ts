@@ -30,6 +30,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 // Evaluated again in each worker: keep one data folder per run.
 process.env.E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'agency-sso-e2e-'));
 
+/** The agency's webhook (end2end/webhook/server.mjs): what it received, one JSON line per POST. */
+const webhookPort = Number(process.env.E2E_WEBHOOK_PORT ?? 3105);
+export const webhookLog = join(process.env.E2E_DATA_DIR, 'webhook.jsonl');
+export const webhookSecret = 'e2e-webhook-secret-0123456789abcdef0123';
+
 /** The WordPress files of this run (removed when its server stops). */
 export const wpDir = join(process.env.E2E_DATA_DIR, 'wordpress');
 
@@ -53,6 +58,9 @@ export const dashboardEnv: Record<string, string> = {
   SSO_SIGN_IN_RATE: '1000/min',
   // Tests move the dashboard's clock by writing seconds here (loopback only).
   SSO_TEST_CLOCK_FILE: join(process.env.E2E_DATA_DIR, 'clock-offset'),
+  // Just-in-time access requests and decisions go to the suite's receiver.
+  SSO_NOTIFY_URL: `http://127.0.0.1:${webhookPort}/hook`,
+  SSO_NOTIFY_SECRET: webhookSecret,
   LEPTOS_SITE_ROOT: join(root, 'target/site'),
   LEPTOS_OUTPUT_NAME: 'agency-sso',
   LEPTOS_SITE_PKG_DIR: 'pkg',
@@ -97,6 +105,14 @@ export default defineConfig({
         IDP_CLIENT_SECRET: 'e2e-client-secret',
         IDP_REDIRECT_URIS: `${baseURL}/auth/callback`,
       },
+      reuseExistingServer: false,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+    {
+      command: 'node webhook/server.mjs',
+      url: `http://127.0.0.1:${webhookPort}/healthz`,
+      env: { WEBHOOK_PORT: String(webhookPort), WEBHOOK_LOG: webhookLog },
       reuseExistingServer: false,
       stdout: 'ignore',
       stderr: 'pipe',

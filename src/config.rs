@@ -147,6 +147,26 @@ pub struct ConfigArgs {
     /// Bearer token for `/metrics` (Prometheus); without it, `/metrics` is off.
     #[arg(long, env = "SSO_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<Secret>,
+    /// Where just-in-time access requests and decisions are posted (a
+    /// Slack or Teams incoming webhook, or your own receiver); unset: none.
+    #[arg(long, env = "SSO_NOTIFY_URL")]
+    pub notify_url: Option<String>,
+    /// The HMAC-SHA256 key of the notifications' signature header (32
+    /// characters or more); required with SSO_NOTIFY_URL.
+    #[arg(long, env = "SSO_NOTIFY_SECRET", hide_env_values = true)]
+    pub notify_secret: Option<Secret>,
+    /// The body as a JSON document whose strings may hold `{text}` (for
+    /// Teams, say); unset: `{"text": ...}` as Slack takes it.
+    #[arg(long, env = "SSO_NOTIFY_TEMPLATE")]
+    pub notify_template: Option<String>,
+}
+
+/// Where notifications go, and how they are signed and shaped.
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    pub url: String,
+    pub secret: Secret,
+    pub template: Option<serde_json::Value>,
 }
 
 /// Rate limits, each per process (`None`: off).
@@ -227,6 +247,8 @@ pub struct Config {
     pub trusted_proxies: Vec<crate::domain::limits::Cidr>,
     pub proxy_header: crate::domain::limits::ProxyHeader,
     pub metrics_token: Option<Secret>,
+    /// Just-in-time access notifications (`None`: off).
+    pub notify: Option<NotifySettings>,
 }
 
 /// One configuration problem: the key and what is wrong with it.
@@ -475,6 +497,46 @@ impl ConfigArgs {
             }
         }
 
+        let notify = match self
+            .notify_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            None => None,
+            Some(raw) => {
+                const KEY: &str = "SSO_NOTIFY_URL";
+                let url = Url::parse(raw).map_err(|e| err(KEY, format!("not a URL ({e})")))?;
+                match url.scheme() {
+                    "https" => {}
+                    "http" if is_loopback(&url) => {}
+                    _ => return Err(err(KEY, "must be https (plain http only on loopback)")),
+                }
+                let secret = self
+                    .notify_secret
+                    .filter(|s| !s.expose().trim().is_empty())
+                    .ok_or_else(|| err("SSO_NOTIFY_SECRET", "required with SSO_NOTIFY_URL"))?;
+                if secret.expose().len() < 32 {
+                    return Err(err(
+                        "SSO_NOTIFY_SECRET",
+                        "too short: use at least 32 characters, e.g. `openssl rand -hex 32`",
+                    ));
+                }
+                let template = match self.notify_template.as_deref().map(str::trim) {
+                    None | Some("") => None,
+                    Some(t) => Some(
+                        serde_json::from_str::<serde_json::Value>(t)
+                            .map_err(|e| err("SSO_NOTIFY_TEMPLATE", format!("not JSON ({e})")))?,
+                    ),
+                };
+                Some(NotifySettings {
+                    url: url.to_string(),
+                    secret,
+                    template,
+                })
+            }
+        };
+
         let log_format = match self.log_format.trim() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -537,6 +599,7 @@ impl ConfigArgs {
             trusted_proxies,
             proxy_header,
             metrics_token,
+            notify,
         })
     }
 }

@@ -227,6 +227,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     service::keys::spawn_maintenance(state.keys.clone(), state.clock.clone());
     service::messages::spawn_worker(state.core.clone());
     service::fleet::spawn_worker(state.core.clone());
+    service::notify::spawn_worker(state.core.clone());
     crate::service::audit::spawn_maintenance(
         state.db.clone(),
         state.keys.clone(),

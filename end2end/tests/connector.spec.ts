@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { baseURL, wpAdminPassword, wpBlogURL, wpDir, wpEdgeURL, wpURL } from '../playwright.config';
+import { baseURL, webhookLog, webhookSecret, wpAdminPassword, wpBlogURL, wpDir, wpEdgeURL, wpURL } from '../playwright.config';
 import { cli, consoleLive, moveClock, otherPerson, pickerLive, signInAgain, signInAs, watchConsole } from './helpers';
 
 test.describe.configure({ mode: 'serial' });
@@ -1016,4 +1016,52 @@ test('just-in-time: Sam asks for administrator, Ada approves in her browser, Wor
     moveSiteClock(0);
     cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor');
   }
+});
+
+/** What the agency's webhook received: each POST's signature header, idempotency key and body. */
+function webhookHits(): { signature: string; key: string; body: string }[] {
+  let text = '';
+  try { text = readFileSync(webhookLog, 'utf8'); } catch { /* nothing yet */ }
+  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+test('break-glass: where the site allows it, Sam approves his own request; the audit log flags it and the agency webhook is told, signed', async ({ browser }) => {
+  cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor', '--eligible', 'administrator', '--max-hours', '2');
+  cli('access', 'break-glass', wpURL, '--minutes', '30');
+  try {
+    const sam = await personPage(browser, /Sign in as Sam Staff/);
+    await open(sam, 'Client Site');
+    await expect(sam.locator('#wp-admin-bar-my-account > a .display-name')).toHaveText('Sam Staff');
+    // Approving, even one's own, needs a recent sign-in.
+    await signInAgain(sam, /Sign in as Sam Staff/, '/');
+    await pickerLive(sam);
+    const row = sam.getByRole('region', { name: 'Higher access' }).getByTestId('eligible-site').filter({ hasText: 'Client Site' });
+    await row.getByLabel('Why (the ticket or incident)').fill('INC-4712: the site is down at 3 a.m.');
+    await row.getByLabel('For').selectOption({ label: '30 minutes' });
+    await row.getByRole('button', { name: 'Request administrator' }).click();
+    await row.getByRole('button', { name: 'Approve it myself (break-glass)' }).click();
+    await expect(sam.getByTestId('access-done')).toContainText('Break-glass: you are administrator on Client Site until');
+    await expect(row.getByTestId('access-state')).toContainText('You are administrator here until');
+    await expect.poll(() => wpUser('sam@agency.test')!.roles, { timeout: 20_000 }).toEqual(['administrator']);
+
+    // The audit log flags it.
+    const ada = await otherPerson(browser, /Sign in as Ada Admin/);
+    await ada.goto('/audit?event=elevation_self_approved');
+    const record = ada.getByTestId('audit-record').filter({ hasText: 'sam@agency.test' }).first();
+    await expect(record.getByTestId('break-glass')).toHaveText('break-glass');
+
+    // The agency's webhook got it, signed with the shared secret.
+    let hit: { signature: string; key: string; body: string } | undefined;
+    await expect.poll(() => (hit = webhookHits().find((h) => JSON.parse(h.body).agency_sso.facts.event === 'elevation_self_approved')), { timeout: 15_000 }).toBeTruthy();
+    const body = JSON.parse(hit!.body);
+    expect(body.text).toBe(`BREAK-GLASS: sam@agency.test approved their own request for administrator on Client Site (${wpURL}) for 30 minutes: "INC-4712: the site is down at 3 a.m.".`);
+    const [, t, v1] = hit!.signature.match(/^t=(\d+),v1=([0-9a-f]{64})$/)!;
+    expect(v1).toBe(createHmac('sha256', webhookSecret).update(`${t}.${hit!.body}`).digest('hex'));
+    expect(hit!.key).toBe(body.agency_sso.id);
+  } finally {
+    cli('access', 'break-glass', wpURL, '--off');
+    // Eligible for nothing again: what rested on it ends, and WordPress is told.
+    cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor');
+  }
+  await expect.poll(() => wpUser('sam@agency.test')!.roles, { timeout: 20_000 }).toEqual(['editor']);
 });

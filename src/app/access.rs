@@ -19,6 +19,8 @@ pub struct EligibleCard {
     /// What is open there: its id, state ("pending" or "active"), and a
     /// sentence saying it.
     pub open: Option<(String, String, String)>,
+    /// Break-glass: the open request may be approved by its own requester.
+    pub self_approvable: bool,
 }
 
 #[server(endpoint = "my_access")]
@@ -32,6 +34,9 @@ pub async fn my_access() -> Result<Vec<EligibleCard>, ServerFnError> {
     Ok(sites
         .into_iter()
         .map(|s| EligibleCard {
+            self_approvable: s.open.as_ref().is_some_and(|e| {
+                e.state == "pending" && s.self_approval_minutes.is_some_and(|m| e.minutes <= m)
+            }),
             open: s.open.map(|e| {
                 let said = if e.state == "active" {
                     format!("You are {} here until {}.", e.role, when(e.ends_at))
@@ -129,6 +134,39 @@ pub async fn close_access(id: String, state: String) -> Result<String, ServerFnE
     }
 }
 
+/// Break-glass: approve one's own pending request where the site allows
+/// it (a recent sign-in needed, as for any approval); loudly recorded.
+#[server(endpoint = "self_approve_access")]
+pub async fn self_approve_access(id: String) -> Result<String, ServerFnError> {
+    use crate::service::elevation::{self as jit, Approver};
+    let (st, person) = super::sites::signed_in().await?;
+    let session: tower_sessions::Session = leptos_axum::extract().await?;
+    let now = st.clock.now();
+    let recent = crate::service::sessions::sign_in_of(&session)
+        .await
+        .is_some_and(|s| s.is_recent(now, st.config.reauth_secs));
+    if !recent {
+        return Err(ServerFnError::new(
+            "Approving needs a recent sign-in: sign in again, then approve (reauth_required)",
+        ));
+    }
+    let by = crate::domain::audit::Actor::person(&person.email, origin().await);
+    let approver = Approver {
+        actor: &by,
+        email: Some(&person.email),
+        is_admin: person.is_admin,
+    };
+    let d = jit::decide(&st.db, &approver, &id, true, "", now)
+        .await
+        .map_err(said)?;
+    Ok(format!(
+        "Break-glass: you are {} on {} until {}. This is recorded and the agency is told.",
+        d.elevation.role,
+        d.elevation.site_name,
+        super::admin::when(d.elevation.ends_at)
+    ))
+}
+
 /// Where the request came from, as the web edge noted it.
 #[cfg(feature = "ssr")]
 async fn origin() -> crate::domain::audit::Origin {
@@ -154,12 +192,24 @@ fn durations(max: i64) -> Vec<i64> {
 pub fn AccessPanel() -> impl IntoView {
     let ask = ServerAction::<RequestAccess>::new();
     let close = ServerAction::<CloseAccess>::new();
+    let glass = ServerAction::<SelfApproveAccess>::new();
     let data = Resource::new(
-        move || (ask.version().get(), close.version().get()),
+        move || {
+            (
+                ask.version().get(),
+                close.version().get(),
+                glass.version().get(),
+            )
+        },
         |_| my_access(),
     );
     let outcome = move || {
-        match close.value().get().or_else(|| ask.value().get()) {
+        match glass
+            .value()
+            .get()
+            .or_else(|| close.value().get())
+            .or_else(|| ask.value().get())
+        {
             Some(Ok(m)) => Some(view! { <p class="done" data-testid="access-done">{m}</p> }.into_any()),
             Some(Err(e)) => Some(
                 view! { <p class="error" role="alert" data-testid="access-problem">{e.to_string().trim_start_matches("error running server function: ").to_string()}</p> }
@@ -189,8 +239,15 @@ pub fn AccessPanel() -> impl IntoView {
                                     {match c.open.clone() {
                                         Some((id, state, said)) => {
                                             let button = if state == "active" { "End it now" } else { "Withdraw the request" };
+                                            let glass_id = id.clone();
                                             view! {
                                                 <p data-testid="access-state">{said}</p>
+                                                {c.self_approvable.then(|| view! {
+                                                    <ActionForm action=glass attr:class="inline-form">
+                                                        <input type="hidden" name="id" value=glass_id/>
+                                                        <button type="submit" class="button small danger">"Approve it myself (break-glass)"</button>
+                                                    </ActionForm>
+                                                })}
                                                 <ActionForm action=close attr:class="inline-form">
                                                     <input type="hidden" name="id" value=id/>
                                                     <input type="hidden" name="state" value=state/>

@@ -366,6 +366,9 @@ fn Records(data: AuditView, query: AuditQuery, mine: bool, path: &'static str) -
                             <summary>
                                 <span class="time">{r.time.clone()}</span>
                                 <span class="event">{r.event.replace('_', " ")}</span>
+                                {(r.event == "elevation_self_approved").then(|| view! {
+                                    <span class="badge danger" data-testid="break-glass">"break-glass"</span>
+                                })}
                                 <span class=outcome_class>{r.outcome.clone()}</span>
                                 <span class="who">{r.actor.clone()}</span>
                                 {(!r.person.is_empty() && r.person != r.actor).then(|| view! { <span class="for">"for " {r.person.clone()}</span> })}

@@ -13,6 +13,7 @@ pub mod import;
 pub mod keys;
 pub mod limits;
 pub mod messages;
+pub mod notify;
 pub mod people;
 pub mod secrets;
 pub mod session;

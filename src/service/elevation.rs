@@ -153,6 +153,7 @@ pub async fn request(
     let row = store::elevations::find(&mut tx, &id)
         .await?
         .expect("inserted in this transaction");
+    super::notify::enqueue(&mut tx, kind::ELEVATION_REQUESTED, &row, now).await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -290,6 +291,7 @@ pub async fn decide(
     let row = store::elevations::find(&mut tx, id)
         .await?
         .expect("decided in this transaction");
+    super::notify::enqueue(&mut tx, what, &row, now).await?;
     tx.commit().await?;
     Ok(Decided {
         elevation: row,
@@ -632,6 +634,8 @@ pub struct EligibleSite {
     pub eligible: Eligibility,
     /// A pending request or an elevation in force there.
     pub open: Option<Elevation>,
+    /// Break-glass: the longest the person may approve for themselves there.
+    pub self_approval_minutes: Option<i64>,
 }
 
 /// The sites where a person may ask for a higher role now (the grant
@@ -674,6 +678,7 @@ pub async fn eligible_sites(
             client: r.client,
             role: r.role,
             eligible,
+            self_approval_minutes: r.self_approval_minutes,
         });
     }
     Ok(out)

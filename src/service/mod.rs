@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod keys;
 pub mod launch;
 pub mod messages;
+pub mod notify;
 pub mod people;
 pub mod sessions;
 pub mod sites;

@@ -539,6 +539,8 @@ pub struct EligibleSite {
     pub eligible_role: String,
     pub eligible_minutes: i64,
     pub expires_at: Option<i64>,
+    /// The site's break-glass limit (`None`: no self-approval).
+    pub self_approval_minutes: Option<i64>,
 }
 
 /// Every eligible grant of a person, direct and through teams, on enabled
@@ -546,7 +548,7 @@ pub struct EligibleSite {
 pub async fn eligible_sites(db: &Db, email: &str) -> Result<Vec<EligibleSite>, sqlx::Error> {
     sqlx::query_as(
         "SELECT s.id AS site_id, s.name AS site_name, s.url AS site_url, s.client, s.roles, \
-                x.role, x.eligible_role, x.eligible_minutes, x.expires_at FROM ( \
+                x.role, x.eligible_role, x.eligible_minutes, x.expires_at, s.self_approval_minutes FROM ( \
            SELECT g.site_id, g.role, g.eligible_role, g.eligible_minutes, g.expires_at \
            FROM grants g WHERE g.email = $1 AND g.eligible_role IS NOT NULL \
            UNION ALL \

@@ -10,6 +10,7 @@ pub mod grants;
 pub mod keys;
 pub mod launches;
 pub mod messages;
+pub mod notifications;
 pub mod people;
 pub mod sessions;
 pub mod sites;

@@ -17,7 +17,7 @@ use crate::support::{
 const ADMIN: &str = "boss@agency.test";
 
 /// Server functions staff may call (their own data); every other one must be an admin's.
-const STAFF_FUNCTIONS: [&str; 7] = [
+const STAFF_FUNCTIONS: [&str; 8] = [
     "/api/viewer",
     "/api/my_sites",
     "/api/set_favourite",
@@ -25,6 +25,7 @@ const STAFF_FUNCTIONS: [&str; 7] = [
     "/api/my_access",
     "/api/request_access",
     "/api/close_access",
+    "/api/self_approve_access",
 ];
 
 async fn add_site(app: &TestApp, name: &str, client: &str, url: &str) -> String {

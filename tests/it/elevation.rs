@@ -689,3 +689,151 @@ on_both_databases!(
     an_elevation_ends_with_the_eligibility_it_rests_on,
     break_glass_self_approval_is_allowed_where_set_and_flagged,
 );
+
+/// A webhook receiver on loopback: it answers 503 while `down`, 200
+/// otherwise, and keeps every request it got (headers and body).
+struct Receiver {
+    url: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn receiver() -> Receiver {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>> = Arc::default();
+    let down = Arc::new(AtomicBool::new(false));
+    let (g, d) = (got.clone(), down.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let (g, d) = (g.clone(), d.clone());
+            async move {
+                g.lock().unwrap().push((headers, body));
+                if d.load(Ordering::SeqCst) {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Receiver { url, got, down }
+}
+
+const HOOK_SECRET: &str = "0123456789abcdef0123456789abcdef-hook";
+
+/// Requests and decisions reach the agency's webhook, signed, in the shape
+/// Slack takes; while the receiver is down they wait and are tried again
+/// (the same idempotency key each time) until it answers; without a
+/// webhook set they are skipped.
+async fn requests_and_decisions_reach_the_webhook_even_after_it_was_down(backend: Backend) {
+    use agency_sso::domain::notify;
+    use agency_sso::service::notify::deliver_due as notify_due;
+    use std::sync::atomic::Ordering;
+    let hook = receiver().await;
+    let app = TestApp::start_with(
+        crate::support::Options::new(backend)
+            .with("notify-url", hook.url.clone())
+            .with("notify-secret", HOOK_SECRET),
+    )
+    .await;
+    let sites = StandInSites::start(&app).await;
+    let blog = eligible_site(&app, &sites, "blog").await;
+    let client = http_client();
+    let send = || notify_due(&app.state.core, &client, "n1");
+
+    // The receiver is down: the request's notification waits.
+    hook.down.store(true, Ordering::SeqCst);
+    let asked = ask(&app, SAM, &blog, "administrator", 60, REASON)
+        .await
+        .unwrap();
+    assert_eq!(send().await.unwrap(), 1);
+    assert_eq!(hook.got.lock().unwrap().len(), 1);
+    // Not due again at once: backoff.
+    assert_eq!(send().await.unwrap(), 0);
+    let waiting = store::notifications::all(&app.state.db).await.unwrap();
+    assert_eq!(waiting[0].state, "pending");
+    assert!(waiting[0].last_error.contains("503"), "{waiting:?}");
+    // Down a while longer: tried again once due.
+    app.clock.advance(11);
+    assert_eq!(send().await.unwrap(), 1);
+    assert_eq!(hook.got.lock().unwrap().len(), 2);
+
+    // Back up: delivered, and the approval after it too, in order.
+    hook.down.store(false, Ordering::SeqCst);
+    decide_as(&app, ADMIN, true, &asked.id, true, "go ahead")
+        .await
+        .unwrap();
+    app.clock.advance(30);
+    assert_eq!(send().await.unwrap(), 2);
+    assert_eq!(send().await.unwrap(), 0);
+    let got = hook.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 4);
+    let now = app.clock.now_for_tests();
+    let bodies: Vec<serde_json::Value> = got
+        .iter()
+        .map(|(headers, body)| {
+            let sig = headers[notify::SIGNATURE_HEADER].to_str().unwrap();
+            assert!(
+                notify::verify(HOOK_SECRET.as_bytes(), sig, body, now, 600),
+                "signed with the shared secret: {sig}"
+            );
+            assert_eq!(headers["content-type"], "application/json");
+            serde_json::from_str(body).unwrap()
+        })
+        .collect();
+    let keys: Vec<&str> = got
+        .iter()
+        .map(|(h, _)| h[notify::IDEMPOTENCY_HEADER].to_str().unwrap())
+        .collect();
+    // The request was tried three times under one key; the approval has its own.
+    assert_eq!(keys[0], keys[1]);
+    assert_eq!(keys[1], keys[2]);
+    assert_ne!(keys[2], keys[3]);
+    assert_eq!(
+        bodies[0]["text"],
+        format!(
+            "sam@agency.test asks for administrator on blog ({}) for 1 hour: \"{REASON}\". Decide at {}/admin/access",
+            sites.url("blog"),
+            app.url
+        )
+    );
+    assert_eq!(
+        bodies[2]["agency_sso"]["facts"]["elevation_id"],
+        asked.id.as_str()
+    );
+    assert_eq!(
+        bodies[3]["text"],
+        "boss@agency.test approved sam@agency.test as administrator on blog for 1 hour (\"go ahead\")."
+    );
+    let all = store::notifications::all(&app.state.db).await.unwrap();
+    assert!(all.iter().all(|n| n.state == "done"), "{all:?}");
+}
+
+/// Without a webhook set, notifications are written and skipped, never sent.
+async fn without_a_webhook_notifications_are_skipped(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = eligible_site(&app, &sites, "blog").await;
+    ask(&app, SAM, &blog, "administrator", 60, REASON)
+        .await
+        .unwrap();
+    let client = http_client();
+    assert_eq!(
+        agency_sso::service::notify::deliver_due(&app.state.core, &client, "n")
+            .await
+            .unwrap(),
+        1
+    );
+    let all = store::notifications::all(&app.state.db).await.unwrap();
+    assert_eq!((all.len(), all[0].state.as_str()), (1, "skipped"));
+}
+
+on_both_databases!(
+    requests_and_decisions_reach_the_webhook_even_after_it_was_down,
+    without_a_webhook_notifications_are_skipped,
+);
