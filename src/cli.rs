@@ -874,12 +874,17 @@ async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
                 Some(r) => Some((r.as_str(), hours_to_minutes(max_hours.unwrap_or_default())?)),
                 None => None,
             };
+            let lasting = crate::domain::access::GrantTerms {
+                expires_at: None,
+                reason: String::new(),
+            };
             let (role, s) = crate::service::access::grant_eligible(
                 &db,
                 &config.sign_in.allowed_domains,
                 &email,
                 &site,
                 &role,
+                &lasting,
                 eligible,
                 &Actor::command_line(),
                 now(),

@@ -730,6 +730,69 @@ mod tests {
     }
 
     #[test]
+    fn notifications_need_an_https_url_a_long_secret_and_json_for_a_template() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let c = args(&[
+            "--notify-url",
+            "https://hooks.slack.com/services/T/B/X",
+            "--notify-secret",
+            secret,
+        ])
+        .validate()
+        .unwrap();
+        let n = c.notify.unwrap();
+        assert_eq!(n.url, "https://hooks.slack.com/services/T/B/X");
+        assert!(n.template.is_none());
+        assert!(args(&[]).validate().unwrap().notify.is_none());
+        let key = |a: &[&str]| args(a).validate().unwrap_err().key;
+        assert_eq!(
+            key(&["--notify-url", "https://hooks.example"]),
+            "SSO_NOTIFY_SECRET"
+        );
+        assert_eq!(
+            key(&[
+                "--notify-url",
+                "https://hooks.example",
+                "--notify-secret",
+                "short"
+            ]),
+            "SSO_NOTIFY_SECRET"
+        );
+        assert_eq!(
+            key(&[
+                "--notify-url",
+                "http://hooks.example",
+                "--notify-secret",
+                secret
+            ]),
+            "SSO_NOTIFY_URL"
+        );
+        assert_eq!(
+            key(&[
+                "--notify-url",
+                "https://hooks.example",
+                "--notify-secret",
+                secret,
+                "--notify-template",
+                "{text}"
+            ]),
+            "SSO_NOTIFY_TEMPLATE"
+        );
+        let teams = r#"{"type":"message","text":"{text}"}"#;
+        let c = args(&[
+            "--notify-url",
+            "http://127.0.0.1:9/hook",
+            "--notify-secret",
+            secret,
+            "--notify-template",
+            teams,
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(c.notify.unwrap().template.unwrap()["type"], "message");
+    }
+
+    #[test]
     fn defaults_are_valid_for_local_use() {
         let c = args(&[]).validate().unwrap();
         assert_eq!(c.public_url, "http://127.0.0.1:3000");

@@ -140,16 +140,8 @@ pub async fn close_access(id: String, state: String) -> Result<String, ServerFnE
 pub async fn self_approve_access(id: String) -> Result<String, ServerFnError> {
     use crate::service::elevation::{self as jit, Approver};
     let (st, person) = super::sites::signed_in().await?;
-    let session: tower_sessions::Session = leptos_axum::extract().await?;
     let now = st.clock.now();
-    let recent = crate::service::sessions::sign_in_of(&session)
-        .await
-        .is_some_and(|s| s.is_recent(now, st.config.reauth_secs));
-    if !recent {
-        return Err(ServerFnError::new(
-            "Approving needs a recent sign-in: sign in again, then approve (reauth_required)",
-        ));
-    }
+    recent_sign_in(&st, now).await?;
     let by = crate::domain::audit::Actor::person(&person.email, origin().await);
     let approver = Approver {
         actor: &by,
@@ -165,6 +157,155 @@ pub async fn self_approve_access(id: String) -> Result<String, ServerFnError> {
         d.elevation.site_name,
         super::admin::when(d.elevation.ends_at)
     ))
+}
+
+/// A request the signed-in person is named to decide.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionCard {
+    pub id: String,
+    pub label: String,
+    pub detail: String,
+    pub reason: String,
+    pub activity: String,
+}
+
+#[server(endpoint = "my_decisions")]
+pub async fn my_decisions() -> Result<Vec<DecisionCard>, ServerFnError> {
+    use super::admin::when;
+    use crate::domain::elevation::minutes_text;
+    let (st, person) = super::sites::signed_in().await?;
+    let waiting = crate::service::elevation::waiting(&st.db, Some(&person.email), 100)
+        .await
+        .map_err(|e| super::sites::unavailable(&e))?;
+    Ok(waiting
+        .into_iter()
+        .map(|w| {
+            let e = w.elevation;
+            let last = match w.last_launched_at {
+                Some(t) => format!("last entered {}", when(Some(t))),
+                None => "never entered".to_string(),
+            };
+            DecisionCard {
+                label: format!("{} asks for {} on {}", e.email, e.role, e.site_name),
+                detail: format!(
+                    "For {} · {} · asked {}",
+                    minutes_text(e.minutes),
+                    e.site_url,
+                    when(Some(e.requested_at))
+                ),
+                activity: format!("{last}; elevated there {} time(s) before", w.earlier),
+                reason: e.reason,
+                id: e.id,
+            }
+        })
+        .collect())
+}
+
+/// A named approver's decision: approve (a recent sign-in needed) or deny
+/// (saying why).
+#[server(endpoint = "decide_access")]
+pub async fn decide_access(
+    id: String,
+    decision: String,
+    comment: String,
+) -> Result<String, ServerFnError> {
+    use crate::service::elevation::{self as jit, Approver};
+    let (st, person) = super::sites::signed_in().await?;
+    let approve = decision == "approve";
+    let now = st.clock.now();
+    if approve {
+        recent_sign_in(&st, now).await?;
+    }
+    let by = crate::domain::audit::Actor::person(&person.email, origin().await);
+    let approver = Approver {
+        actor: &by,
+        email: Some(&person.email),
+        is_admin: person.is_admin,
+    };
+    let d = jit::decide(&st.db, &approver, &id, approve, &comment, now)
+        .await
+        .map_err(said)?;
+    Ok(if approve {
+        format!(
+            "Approved: {} is {} on {} until {}.",
+            d.elevation.email,
+            d.elevation.role,
+            d.elevation.site_name,
+            super::admin::when(d.elevation.ends_at)
+        )
+    } else {
+        format!(
+            "Denied: {} on {}.",
+            d.elevation.email, d.elevation.site_name
+        )
+    })
+}
+
+/// Approving needs a sign-in within the configured minutes.
+#[cfg(feature = "ssr")]
+async fn recent_sign_in(st: &crate::service::Context, now: i64) -> Result<(), ServerFnError> {
+    let session: tower_sessions::Session = leptos_axum::extract().await?;
+    let recent = crate::service::sessions::sign_in_of(&session)
+        .await
+        .is_some_and(|s| s.is_recent(now, st.config.reauth_secs));
+    if recent {
+        Ok(())
+    } else {
+        Err(ServerFnError::new(
+            "Approving needs a recent sign-in: sign in again, then approve (reauth_required)",
+        ))
+    }
+}
+
+/// Requests the signed-in person is named to decide: nothing when none.
+#[component]
+pub fn DecisionsPanel() -> impl IntoView {
+    let decide = ServerAction::<DecideAccess>::new();
+    let data = Resource::new(move || decide.version().get(), |_| my_decisions());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let cards = data.await.unwrap_or_default();
+                (!cards.is_empty() || decide.value().get().is_some()).then(|| view! {
+                    <section class="access-panel" aria-labelledby="decide-heading">
+                        <h2 id="decide-heading">"Requests you decide"</h2>
+                        <div aria-live="polite">{move || match decide.value().get() {
+                            Some(Ok(m)) => Some(view! { <p class="done" data-testid="decide-done">{m}</p> }.into_any()),
+                            Some(Err(e)) => Some(view! { <p class="error" role="alert" data-testid="decide-problem">{e.to_string().trim_start_matches("error running server function: ").to_string()}</p> }.into_any()),
+                            None => None,
+                        }}</div>
+                        <p><a href="/auth/login?reauth=1&return_to=/" rel="external">"Sign in again"</a>" before approving if it has been a while."</p>
+                        <ul class="requests">
+                            {cards.into_iter().map(|c| {
+                                let (id1, id2) = (c.id.clone(), c.id.clone());
+                                view! {
+                                <li class="request" data-testid="decision">
+                                    <p class="strong">{c.label}</p>
+                                    <p>{c.detail}</p>
+                                    <p>"Reason: " <q>{c.reason}</q></p>
+                                    <p class="muted">{c.activity}</p>
+                                    <div class="row-actions">
+                                        <ActionForm action=decide attr:class="inline-form">
+                                            <input type="hidden" name="id" value=id1/>
+                                            <input type="hidden" name="decision" value="approve"/>
+                                            <input type="hidden" name="comment" value=""/>
+                                            <button type="submit" class="button small primary">"Approve"</button>
+                                        </ActionForm>
+                                        <ActionForm action=decide attr:class="inline-form">
+                                            <input type="hidden" name="id" value=id2/>
+                                            <input type="hidden" name="decision" value="deny"/>
+                                            <label>"Why not " <input name="comment" type="text" maxlength="500"/></label>
+                                            <button type="submit" class="button small danger">"Deny"</button>
+                                        </ActionForm>
+                                    </div>
+                                </li>
+                            }}).collect_view()}
+                        </ul>
+                    </section>
+                })
+            })}
+        </Suspense>
+    }
 }
 
 /// Where the request came from, as the web edge noted it.

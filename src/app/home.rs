@@ -56,6 +56,7 @@ fn Dashboard(person: PersonView, sites: SitesResource) -> impl IntoView {
                 <SiteList sites/>
             </section>
             <super::access::AccessPanel/>
+            <super::access::DecisionsPanel/>
         </main>
     }
 }

@@ -57,9 +57,10 @@ pub async fn grant_with(
     Ok((role, site))
 }
 
-/// Give a person a lasting role on a site that makes them eligible for a
-/// higher one (`eligible`: the role and the most minutes at a time; `None`
-/// takes the eligibility away), in one transaction and one record each.
+/// Give a person a role on a site on these terms that makes them eligible
+/// for a higher one (`eligible`: the role and the most minutes at a time;
+/// `None` takes the eligibility away), in one transaction, one record for
+/// the grant and one for a change of eligibility.
 #[allow(clippy::too_many_arguments)]
 pub async fn grant_eligible(
     db: &Db,
@@ -67,6 +68,7 @@ pub async fn grant_eligible(
     email: &str,
     site: &str,
     role: &str,
+    terms: &GrantTerms,
     eligible: Option<(&str, i64)>,
     by: &Actor,
     now: i64,
@@ -74,13 +76,9 @@ pub async fn grant_eligible(
     let email = check_email(email, allowed_domains)?;
     let site = find_site(db, site).await?;
     let role = allowed_role(&site, role)?;
-    let lasting = GrantTerms {
-        expires_at: None,
-        reason: String::new(),
-    };
     let mut tx = audit::begin(db).await?;
     let watch = RoleWatch::start(&mut tx, &[(email.clone(), site.id.clone())], now).await?;
-    let id = set_grant(&mut tx, &email, &site, &role, &lasting, by, now, false).await?;
+    let id = set_grant(&mut tx, &email, &site, &role, terms, by, now, false).await?;
     super::elevation::set_grant_eligibility_in(
         &mut tx, &email, &site, &id, &role, eligible, by, now,
     )

@@ -694,10 +694,19 @@ pub struct Waiting {
     pub earlier: i64,
 }
 
-/// The pending requests, the longest waiting first, with their context.
-pub async fn waiting(db: &Db, limit: i64) -> Result<Vec<Waiting>, sqlx::Error> {
+/// The pending requests, the longest waiting first, with their context:
+/// all of them (`None`: for admins), or those a named approver decides.
+pub async fn waiting(
+    db: &Db,
+    approver: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Waiting>, sqlx::Error> {
+    let pending = match approver {
+        None => store::elevations::list(db, Which::Pending, None, limit).await?,
+        Some(email) => store::elevations::pending_for_approver(db, email, limit).await?,
+    };
     let mut out = Vec::new();
-    for e in store::elevations::list(db, Which::Pending, None, limit).await? {
+    for e in pending {
         let last_launched_at = store::elevations::last_launched(db, &e.email, &e.site_id).await?;
         let earlier = store::elevations::earlier_on_site(db, &e.email, &e.site_id).await?;
         out.push(Waiting {
@@ -707,4 +716,17 @@ pub async fn waiting(db: &Db, limit: i64) -> Result<Vec<Waiting>, sqlx::Error> {
         });
     }
     Ok(out)
+}
+
+/// A site's just-in-time settings: its break-glass limit and the people
+/// named to decide its requests (for it, or for a team whose grant covers it).
+pub async fn site_settings(
+    db: &Db,
+    site_id: &str,
+) -> Result<(Option<i64>, Vec<String>), sqlx::Error> {
+    let mut conn = db.pool.acquire().await?;
+    let limit = store::elevations::self_approval_minutes(&mut conn, site_id).await?;
+    drop(conn);
+    let approvers = store::elevations::approvers_for_site(db, site_id).await?;
+    Ok((limit, approvers))
 }

@@ -196,10 +196,28 @@ pub async fn grant_team(
     client: Option<&str>,
     role: &str,
     terms: &GrantTerms,
+    eligible: Option<(&str, i64)>,
     by: &Actor,
     now: i64,
 ) -> Result<(), ManageError> {
     let role = check_role(role).map_err(|e| invalid("role", e.to_string()))?;
+    // Just-in-time: a role above the grant's own, among the core roles (on
+    // a client's sites each site still only admits roles it allows).
+    let eligible = match eligible {
+        Some((r, m)) => {
+            let roles = match site.map(str::trim).filter(|s| !s.is_empty()) {
+                Some(s) => find_site(db, s).await?.roles,
+                None => crate::domain::sites::CORE_ROLES
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect(),
+            };
+            let e = crate::domain::elevation::check_eligibility(&role, r.trim(), m, &roles)
+                .map_err(|e| invalid(e.field, e.message))?;
+            Some((e.role, e.max_minutes))
+        }
+        None => None,
+    };
     let (target, site) = match (site.map(str::trim), client.map(str::trim)) {
         (Some(s), _) if !s.is_empty() => {
             let site = find_site(db, s).await?;
@@ -237,6 +255,12 @@ pub async fn grant_team(
         now,
     )
     .await?;
+    store::elevations::set_team_grant_eligibility(
+        &mut tx,
+        &id,
+        eligible.as_ref().map(|(r, m)| (r.as_str(), *m)),
+    )
+    .await?;
     let mut event = by.did(now, kind::TEAM_GRANT_SET).role(&role);
     event = match (&target, &site) {
         (Target::Site(_), Some(s)) => event.site(&s.id, &s.url, &s.client),
@@ -253,6 +277,7 @@ pub async fn grant_team(
         "on": match &target { Target::Site(_) => "site", Target::Client(_) => "client" },
         "before": before.map(|b| json!({ "role": b.role, "expires_at": b.expires_at })),
         "after": { "role": role, "expires_at": terms.expires_at },
+        "eligible": eligible.as_ref().map(|(r, m)| json!({ "role": r, "max_minutes": m })),
     }));
     audit::append(&mut tx, &event).await?;
     watch

@@ -587,3 +587,23 @@ pub async fn earlier_on_site(db: &Db, email: &str, site_id: &str) -> Result<i64,
     .fetch_one(&db.pool)
     .await
 }
+
+/// Pending requests that `email` is named to decide (for the site, or for
+/// the team whose grant a request rests on), not their own, oldest first.
+pub async fn pending_for_approver(
+    db: &Db,
+    email: &str,
+    limit: i64,
+) -> Result<Vec<Elevation>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM elevations e JOIN sites s ON s.id = e.site_id \
+         WHERE e.state = 'pending' AND e.email <> $1 AND EXISTS ( \
+           SELECT 1 FROM approvers a WHERE a.email = $1 AND (a.site_id = e.site_id \
+             OR a.team_id IN (SELECT team_id FROM team_grants WHERE id = e.grant_id))) \
+         ORDER BY e.requested_at, e.id LIMIT $2"
+    ))
+    .bind(email)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await
+}

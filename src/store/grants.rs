@@ -307,16 +307,22 @@ pub struct SiteAccess {
     pub reason: String,
     /// The team it comes through; empty for a direct grant.
     pub team: String,
+    /// Just-in-time: the role it makes its holder eligible for, and the
+    /// minutes at a time.
+    pub eligible_role: Option<String>,
+    pub eligible_minutes: Option<i64>,
 }
 
 /// Everyone with a grant on a site, direct and through teams, by e-mail.
 pub async fn site_access(db: &Db, site_id: &str) -> Result<Vec<SiteAccess>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT email, grant_id, role, expires_at, reason, team FROM ( \
-           SELECT g.email, g.id AS grant_id, g.role, g.expires_at, g.reason, '' AS team \
+        "SELECT email, grant_id, role, expires_at, reason, team, eligible_role, eligible_minutes FROM ( \
+           SELECT g.email, g.id AS grant_id, g.role, g.expires_at, g.reason, '' AS team, \
+                  g.eligible_role, g.eligible_minutes \
            FROM grants g WHERE g.site_id = $1 \
            UNION ALL \
-           SELECT m.email, tg.id AS grant_id, tg.role, tg.expires_at, tg.reason, t.name AS team \
+           SELECT m.email, tg.id AS grant_id, tg.role, tg.expires_at, tg.reason, t.name AS team, \
+                  tg.eligible_role, tg.eligible_minutes \
            FROM team_grants tg JOIN teams t ON t.id = tg.team_id \
            JOIN team_members m ON m.team_id = tg.team_id \
            JOIN sites s ON s.id = $1 \

@@ -29,6 +29,9 @@ pub struct TeamGrant {
     pub reason: String,
     pub created_at: i64,
     pub created_by: String,
+    /// Just-in-time: the role its members may ask for, minutes at a time.
+    pub eligible_role: Option<String>,
+    pub eligible_minutes: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -44,7 +47,7 @@ const TEAM_COLUMNS: &str = "t.id, t.name, t.description, t.created_at, \
      (SELECT COUNT(*) FROM team_grants g WHERE g.team_id = t.id) AS grants";
 
 const GRANT_COLUMNS: &str = "g.id, g.team_id, g.site_id, s.url AS site_url, g.client, g.role, \
-     g.expires_at, g.reason, g.created_at, g.created_by";
+     g.expires_at, g.reason, g.created_at, g.created_by, g.eligible_role, g.eligible_minutes";
 
 /// Create a team. `Ok(false)` when the name is taken.
 pub async fn create(

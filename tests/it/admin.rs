@@ -17,7 +17,7 @@ use crate::support::{
 const ADMIN: &str = "boss@agency.test";
 
 /// Server functions staff may call (their own data); every other one must be an admin's.
-const STAFF_FUNCTIONS: [&str; 8] = [
+const STAFF_FUNCTIONS: [&str; 10] = [
     "/api/viewer",
     "/api/my_sites",
     "/api/set_favourite",
@@ -26,6 +26,8 @@ const STAFF_FUNCTIONS: [&str; 8] = [
     "/api/request_access",
     "/api/close_access",
     "/api/self_approve_access",
+    "/api/my_decisions",
+    "/api/decide_access",
 ];
 
 async fn add_site(app: &TestApp, name: &str, client: &str, url: &str) -> String {

@@ -19,6 +19,13 @@ const SAM: &str = "sam@agency.test";
 const SASHA: &str = "sasha@agency.test";
 const REASON: &str = "INC-4711: the checkout is broken";
 
+fn lasting() -> agency_sso::domain::access::GrantTerms {
+    agency_sso::domain::access::GrantTerms {
+        expires_at: None,
+        reason: String::new(),
+    }
+}
+
 fn person(email: &str) -> Actor {
     Actor::person(email, Origin::default())
 }
@@ -59,6 +66,7 @@ async fn eligible_site(app: &TestApp, sites: &StandInSites, name: &str) -> Strin
         SAM,
         &id,
         "editor",
+        &lasting(),
         Some(("administrator", 120)),
         &Actor::command_line(),
         app.clock.now_for_tests(),
@@ -477,6 +485,7 @@ async fn an_elevation_ends_with_the_eligibility_it_rests_on(backend: Backend) {
         SAM,
         &blog,
         "editor",
+        &lasting(),
         Some(("administrator", 60)),
         &by,
         app.clock.now_for_tests(),
@@ -681,7 +690,226 @@ async fn the_console_asks_and_decides_by_the_same_rules(backend: Backend) {
     assert_eq!(records(&app, kind::ELEVATION_ENDED_EARLY).await.len(), 1);
 }
 
+/// The console's settings for a site: an admin makes a grant eligible in
+/// the grant form, sets break-glass (a recent sign-in needed) and names an
+/// approver; that approver, not an admin, sees Sam's request on their home
+/// page and decides it there.
+async fn a_named_approver_decides_from_their_home_page(backend: Backend) {
+    use crate::support::server_fn;
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = sites.granted_site(&app, "blog", SAM, "editor").await;
+    let boss = app.signed_in_fresh(ADMIN).await;
+    let grant = |eligible: &'static str| {
+        let (app, boss, blog) = (&app, &boss, blog.clone());
+        async move {
+            server_fn(
+                app,
+                boss,
+                "admin_grant",
+                &[
+                    ("site", blog.as_str()),
+                    ("email", SAM),
+                    ("role", "editor"),
+                    ("duration", ""),
+                    ("reason", ""),
+                    ("eligible", eligible),
+                    ("eligible_minutes", "60"),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body) = grant("administrator").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        "sam@agency.test can now enter blog as editor, and ask for administrator for up to 1 hour."
+    );
+    let (status, body) = grant("author").await;
+    assert_eq!(status, 422, "not above editor: {body}");
+    let (_, site) = server_fn(&app, &boss, "admin_site", &[("id", &blog)]).await;
+    let row = site["access"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["email"] == SAM)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        row["eligible"], "may ask for administrator, up to 1 hour at a time",
+        "{row}"
+    );
+
+    let stale = app.signed_in(ADMIN).await;
+    let (status, _) = server_fn(
+        &app,
+        &stale,
+        "admin_set_break_glass",
+        &[("site", &blog), ("minutes", "30")],
+    )
+    .await;
+    assert_eq!(status, 401, "break-glass needs a recent sign-in");
+    let (status, body) = server_fn(
+        &app,
+        &boss,
+        "admin_set_break_glass",
+        &[("site", &blog), ("minutes", "30")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server_fn(
+        &app,
+        &boss,
+        "admin_set_approver",
+        &[("site", &blog), ("email", SASHA), ("on", "true")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, site) = server_fn(&app, &boss, "admin_site", &[("id", &blog)]).await;
+    assert_eq!(
+        (
+            site["self_approval"].as_str(),
+            site["approvers"][0].as_str()
+        ),
+        (Some("30"), Some(SASHA))
+    );
+
+    ask(&app, SAM, &blog, "administrator", 60, REASON)
+        .await
+        .unwrap();
+    // Sasha, not an admin, sees it on her home page.
+    let sasha = app.signed_in(SASHA).await;
+    let (status, cards) = server_fn(&app, &sasha, "my_decisions", &[]).await;
+    assert_eq!(status, 200, "{cards}");
+    assert_eq!(
+        cards[0]["label"], "sam@agency.test asks for administrator on blog",
+        "{cards}"
+    );
+    // Sam sees none: his own request is not his to decide.
+    let sam = app.signed_in(SAM).await;
+    let (_, none) = server_fn(&app, &sam, "my_decisions", &[]).await;
+    assert_eq!(none, serde_json::json!([]));
+    let id = cards[0]["id"].as_str().unwrap().to_string();
+    let (status, body) = server_fn(
+        &app,
+        &sasha,
+        "decide_access",
+        &[("id", &id), ("decision", "approve"), ("comment", "")],
+    )
+    .await;
+    assert_ne!(status, 200);
+    assert!(body.to_string().contains("reauth_required"), "{body}");
+    let sasha = app.signed_in_fresh(SASHA).await;
+    let (status, body) = server_fn(
+        &app,
+        &sasha,
+        "decide_access",
+        &[("id", &id), ("decision", "approve"), ("comment", "")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.as_str()
+            .unwrap()
+            .starts_with("Approved: sam@agency.test is administrator on blog"),
+        "{body}"
+    );
+    let approved = &records(&app, kind::ELEVATION_APPROVED).await[0];
+    assert_eq!(approved.actor, SASHA);
+
+    // Taken off again from the grant form: eligible for nothing, the
+    // elevation ends with it.
+    let (status, body) = grant("none").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(records(&app, kind::ELEVATION_ENDED).await.len(), 1);
+}
+
+/// Through a team: the team's grant makes its members eligible; an
+/// elevation resting on it ends when the member leaves the team, and the
+/// team's named approver may decide its members' requests.
+async fn a_team_grant_makes_its_members_eligible_until_they_leave(backend: Backend) {
+    use agency_sso::service::teams;
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    // The site exists, Sam holds nothing there himself.
+    let blog = sites.granted_site(&app, "blog", SASHA, "author").await;
+    let by = Actor::command_line();
+    let now = app.clock.now_for_tests();
+    let ops = teams::create_team(&app.state.db, "Ops", "", &by, now)
+        .await
+        .unwrap();
+    teams::add_members(&app.state.db, &[], &ops, SAM, &by, now)
+        .await
+        .unwrap();
+    let terms = lasting();
+    // Not above the team's own role: refused.
+    let refused = teams::grant_team(
+        &app.state.db,
+        &ops,
+        Some(&blog),
+        None,
+        "editor",
+        &terms,
+        Some(("author", 60)),
+        &by,
+        now,
+    )
+    .await;
+    assert!(refused.unwrap_err().to_string().contains("not above"));
+    teams::grant_team(
+        &app.state.db,
+        &ops,
+        Some(&blog),
+        None,
+        "editor",
+        &terms,
+        Some(("administrator", 60)),
+        &by,
+        now,
+    )
+    .await
+    .unwrap();
+    let sam = app.signed_in(SAM).await;
+    assert_eq!(
+        sites.enter(&app, &sam, &blog).await["user"]["role"],
+        "editor"
+    );
+    let asked = ask(&app, SAM, &blog, "administrator", 60, REASON)
+        .await
+        .unwrap();
+    // Named for the team: the lead decides its members' requests.
+    let mut conn = app.state.db.pool.acquire().await.unwrap();
+    store::elevations::add_approver(&mut conn, "lead@agency.test", None, Some(&ops), "test", now)
+        .await
+        .unwrap();
+    drop(conn);
+    decide_as(&app, "lead@agency.test", false, &asked.id, true, "")
+        .await
+        .unwrap();
+    deliver(&app).await;
+    assert_eq!(sites.user("blog", SAM).unwrap()["role"], "administrator");
+    assert_eq!(
+        sites.enter(&app, &sam, &blog).await["user"]["role"],
+        "administrator"
+    );
+
+    teams::remove_member(&app.state.db, &ops, SAM, &by, app.clock.now_for_tests())
+        .await
+        .unwrap();
+    let ended = records(&app, kind::ELEVATION_ENDED).await;
+    assert_eq!(ended.len(), 1);
+    assert_eq!(deliver(&app).await, 1);
+    assert_eq!(
+        sites.user("blog", SAM).unwrap()["role"],
+        "",
+        "no grant left there: locked"
+    );
+}
+
 on_both_databases!(
+    a_team_grant_makes_its_members_eligible_until_they_leave,
+    a_named_approver_decides_from_their_home_page,
     the_console_asks_and_decides_by_the_same_rules,
     an_approved_elevation_raises_the_role_at_once_and_ends_by_itself,
     requests_outside_the_rules_are_refused_and_write_nothing,

@@ -67,7 +67,7 @@ pub async fn admin_access() -> Result<AccessView, AdminError> {
     use crate::service::elevation::{self as jit, Which};
     let a = super::admin("admin_access").await?;
     let load = async {
-        let pending = jit::waiting(&a.st.db, 200)
+        let pending = jit::waiting(&a.st.db, None, 200)
             .await?
             .into_iter()
             .map(|w| {
@@ -139,7 +139,7 @@ pub async fn admin_decide_access(
     let approve = match decision.as_str() {
         "approve" => true,
         "deny" => false,
-        _ => return Err(AdminError::Refused("Choose approve or deny.".into())),
+        _ => return super::fail(AdminError::Refused("Choose approve or deny.".into())),
     };
     if approve {
         a.recent_sign_in()?;
@@ -161,7 +161,7 @@ pub async fn admin_decide_access(
             "Denied: {} stays as they were on {}.",
             d.elevation.email, d.elevation.site_url
         )),
-        Err(e) => Err(refused(e)),
+        Err(e) => super::fail(refused(e)),
     }
 }
 
@@ -174,7 +174,7 @@ pub async fn admin_end_access(id: String) -> Result<String, AdminError> {
             "Ended: {} is no longer {} on {}.",
             e.email, e.role, e.site_url
         )),
-        Err(e) => Err(refused(e)),
+        Err(e) => super::fail(refused(e)),
     }
 }
 

@@ -416,6 +416,8 @@ pub struct AccessRow {
     pub reason: String,
     /// The grant that gives this person their role here (the highest the site allows).
     pub effective: bool,
+    /// Just-in-time: "may ask for administrator, up to 2 hours at a time".
+    pub eligible: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -424,6 +426,10 @@ pub struct SiteDetail {
     pub access: Vec<AccessRow>,
     /// The dashboard's issuer: the connector plugin's one line of wp-config.php names it.
     pub issuer: String,
+    /// Just-in-time: the break-glass limit in minutes ("" when off), and
+    /// the people besides admins who decide requests for this site.
+    pub self_approval: String,
+    pub approvers: Vec<String>,
 }
 
 #[cfg(feature = "ssr")]
@@ -470,16 +476,30 @@ pub async fn admin_site(id: String) -> Result<SiteDetail, AdminError> {
                 expires: r.expires_at.map(|t| when(Some(t))),
                 expired: r.expires_at.is_some_and(|t| t <= a.now),
                 effective: e.effective,
+                eligible: match (&r.eligible_role, r.eligible_minutes) {
+                    (Some(role), Some(m)) => Some(format!(
+                        "may ask for {role}, up to {} at a time",
+                        crate::domain::elevation::minutes_text(m)
+                    )),
+                    _ => None,
+                },
                 email: r.email,
                 role: r.role,
                 reason: r.reason,
             }
         })
         .collect();
+    let (self_approval, approvers) =
+        match crate::service::elevation::site_settings(&a.st.db, &id).await {
+            Ok((m, approvers)) => (m.map(|m| m.to_string()).unwrap_or_default(), approvers),
+            Err(e) => return a.answer(e),
+        };
     Ok(SiteDetail {
         site: settings(site),
         access,
         issuer: a.st.config.public_url.clone(),
+        self_approval,
+        approvers,
     })
 }
 
@@ -589,6 +609,17 @@ pub const DURATIONS: [(&str, &str); 7] = [
     ("43200", "30 days"),
 ];
 
+/// How long an eligible role may be held at a time, as the grant form offers.
+pub const ELIGIBLE_LIMITS: [(&str, &str); 6] = [
+    ("30", "30 minutes"),
+    ("60", "1 hour"),
+    ("120", "2 hours"),
+    ("240", "4 hours"),
+    ("480", "8 hours"),
+    ("1440", "1 day"),
+];
+
+#[allow(clippy::too_many_arguments)]
 #[server(endpoint = "admin_grant")]
 pub async fn admin_grant(
     site: String,
@@ -596,6 +627,11 @@ pub async fn admin_grant(
     role: String,
     duration: String,
     reason: String,
+    /// Just-in-time: a higher role the person may ask for ("none" for none),
+    /// and for how many minutes at a time; absent: the grant's
+    /// eligibility is kept as it is.
+    eligible: Option<String>,
+    eligible_minutes: Option<String>,
 ) -> Result<String, AdminError> {
     use crate::service::sites::ManageError;
     let a = super::admin("admin_grant").await?;
@@ -606,6 +642,18 @@ pub async fn admin_grant(
         }
     }
     let terms = a.grant_terms(&role, &duration, &reason)?;
+    if let Some(eligible) = eligible {
+        return grant_eligible(
+            &a,
+            &site,
+            &email,
+            &role,
+            &terms,
+            &eligible,
+            eligible_minutes,
+        )
+        .await;
+    }
     let domains = &a.st.config.sign_in.allowed_domains;
     match crate::service::access::grant_with(
         &a.st.db, domains, &email, &site, &role, &terms, &a.by, a.now,
@@ -639,6 +687,67 @@ pub async fn admin_grant(
     }
 }
 
+/// A grant with (or without) its eligibility for a higher role.
+#[cfg(feature = "ssr")]
+async fn grant_eligible(
+    a: &super::Admin,
+    site: &str,
+    email: &str,
+    role: &str,
+    terms: &crate::domain::access::GrantTerms,
+    eligible: &str,
+    minutes: Option<String>,
+) -> Result<String, AdminError> {
+    use crate::service::elevation::ElevationError;
+    // "none": eligible for nothing (an empty form value reads as absent).
+    let eligible = match eligible.trim() {
+        "none" => "",
+        e => e,
+    };
+    let field = |field: &str, message: String| {
+        super::fail(AdminError::Invalid(vec![super::FieldProblem {
+            field: field.into(),
+            message,
+        }]))
+    };
+    let minutes = match minutes.as_deref().map(str::trim) {
+        _ if eligible.is_empty() => 0,
+        Some(m) => match m.parse::<i64>() {
+            Ok(m) => m,
+            Err(_) => return field("eligible_minutes", "Choose for how long at a time.".into()),
+        },
+        None => return field("eligible_minutes", "Choose for how long at a time.".into()),
+    };
+    let domains = &a.st.config.sign_in.allowed_domains;
+    let wanted = (!eligible.is_empty()).then_some((eligible, minutes));
+    match crate::service::access::grant_eligible(
+        &a.st.db, domains, email, site, role, terms, wanted, &a.by, a.now,
+    )
+    .await
+    {
+        Ok((role, s)) => Ok(match wanted {
+            Some((r, m)) => format!(
+                "{} can now enter {} as {role}, and ask for {r} for up to {}.",
+                email.trim(),
+                s.name,
+                crate::domain::elevation::minutes_text(m)
+            ),
+            None => format!("{} can now enter {} as {role}.", email.trim(), s.name),
+        }),
+        Err(ElevationError::Invalid(m)) => {
+            let (name, m) = m.split_once(": ").unwrap_or(("eligible", m.as_str()));
+            let name = if name == "max_minutes" {
+                "eligible_minutes"
+            } else {
+                "eligible"
+            };
+            field(name, super::capitalise(m))
+        }
+        Err(ElevationError::Db(e)) => a.answer(e),
+        Err(e) => super::fail(AdminError::Refused(super::capitalise(&e.to_string()))),
+    }
+}
+
 #[server(endpoint = "admin_revoke_grant")]
 pub async fn admin_revoke_grant(site: String, email: String) -> Result<String, AdminError> {
     let a = super::admin("admin_revoke_grant").await?;
@@ -668,9 +777,19 @@ pub fn SitePage() -> impl IntoView {
     let id = super::id_param();
     let grant = ServerAction::<AdminGrant>::new();
     let revoke = ServerAction::<AdminRevokeGrant>::new();
+    let glass = ServerAction::<AdminSetBreakGlass>::new();
+    let approver = ServerAction::<AdminSetApprover>::new();
     let data = Resource::new(
-        move || (id.get(), grant.version().get(), revoke.version().get()),
-        |(id, _, _)| admin_site(id),
+        move || {
+            (
+                id.get(),
+                grant.version().get(),
+                revoke.version().get(),
+                glass.version().get(),
+                approver.version().get(),
+            )
+        },
+        |(id, ..)| admin_site(id),
     );
     view! {
         <AdminFrame title="Site" section="sites">
@@ -693,6 +812,7 @@ pub fn SitePage() -> impl IntoView {
                                     <Access site=d.site.clone() rows=d.access.clone() grant revoke/>
                                 </section>
                             </div>
+                            <JitSettings site=d.site.clone() self_approval=d.self_approval.clone() approvers=d.approvers.clone() glass approver/>
                             <DeleteSite site=d.site.clone()/>
                         }.into_any(),
                     }
@@ -849,6 +969,7 @@ fn Access(
                             <td>{r.role.clone()}
                                 {r.effective.then(|| view! { <span class="pill ok" title="The role this person enters with">"effective"</span> })}
                                 {r.expired.then(|| view! { <span class="pill off">"expired"</span> })}
+                                {r.eligible.clone().map(|e| view! { <br/><span class="muted" data-testid="eligible">{e}</span> })}
                             </td>
                             <td>{r.from.clone()}{(!r.reason.is_empty()).then(|| view! { <br/><span class="muted">{r.reason.clone()}</span> })}</td>
                             <td>{r.expires.clone().unwrap_or_else(|| "—".into())}</td>
@@ -885,9 +1006,145 @@ fn Access(
                 <p class="field-error" role="alert" data-testid="grant-duration-error">{move || p("duration").get()}</p>
             </div>
             <Field id="grant-reason" name="reason" label="Reason" hint="Required for a time-limited grant." error=p("reason")/>
+            <div class="field" class:invalid=move || p("eligible").get().is_some()>
+                <label for="grant-eligible">"May ask for"</label>
+                <select id="grant-eligible" name="eligible">
+                    <option value="none">"Nothing more"</option>
+                    {site.roles.iter().map(|r| view! { <option value=r.clone()>{r.clone()}</option> }).collect_view()}
+                </select>
+                <p class="hint">"Just-in-time: a higher role they may ask for; an approver decides, and it ends by itself."</p>
+                <p class="field-error" role="alert" data-testid="grant-eligible-error">{move || p("eligible").get()}</p>
+            </div>
+            <div class="field" class:invalid=move || p("eligible_minutes").get().is_some()>
+                <label for="grant-eligible-minutes">"Up to, at a time"</label>
+                <select id="grant-eligible-minutes" name="eligible_minutes">
+                    {ELIGIBLE_LIMITS.into_iter().map(|(v, l)| view! { <option value=v selected={v == "120"}>{l}</option> }).collect_view()}
+                </select>
+                <p class="field-error" role="alert" data-testid="grant-eligible-minutes-error">{move || p("eligible_minutes").get()}</p>
+            </div>
             <div class="actions"><button type="submit" class="button primary">"Grant"</button></div>
         </ActionForm>
         <Outcome value=grant.value().into() done=|m: &String| m.clone()/>
+    }
+}
+
+/// Break-glass limits an admin may set, in minutes ("" is off).
+pub const BREAK_GLASS: [(&str, &str); 5] = [
+    ("", "Off"),
+    ("15", "15 minutes"),
+    ("30", "30 minutes"),
+    ("60", "1 hour"),
+    ("120", "2 hours"),
+];
+
+/// Set a site's break-glass limit ("" for off). A recent sign-in needed.
+#[server(endpoint = "admin_set_break_glass")]
+pub async fn admin_set_break_glass(site: String, minutes: String) -> Result<String, AdminError> {
+    let a = super::admin("admin_set_break_glass").await?;
+    a.recent_sign_in()?;
+    let minutes = match minutes.trim() {
+        "" => None,
+        m => match m.parse::<i64>() {
+            Ok(m) => Some(m),
+            Err(_) => return super::fail(AdminError::Refused("Choose how long, or Off.".into())),
+        },
+    };
+    match crate::service::elevation::set_self_approval(&a.st.db, &site, minutes, &a.by, a.now).await {
+        Ok(s) => Ok(match minutes {
+            Some(m) => format!(
+                "People eligible on {} may now approve their own request for up to {}, loudly recorded.",
+                s.name,
+                crate::domain::elevation::minutes_text(m)
+            ),
+            None => format!("Nobody approves their own request on {}.", s.name),
+        }),
+        Err(crate::service::elevation::ElevationError::Db(e)) => a.answer(e),
+        Err(e) => super::fail(AdminError::Refused(super::capitalise(&e.to_string()))),
+    }
+}
+
+/// Name (`on` = "true") or remove someone who decides requests for a site.
+#[server(endpoint = "admin_set_approver")]
+pub async fn admin_set_approver(
+    site: String,
+    email: String,
+    on: String,
+) -> Result<String, AdminError> {
+    let a = super::admin("admin_set_approver").await?;
+    let on = on == "true";
+    let domains = &a.st.config.sign_in.allowed_domains;
+    match crate::service::elevation::set_site_approver(
+        &a.st.db, domains, &email, &site, on, &a.by, a.now,
+    )
+    .await
+    {
+        Ok(s) if on => Ok(format!(
+            "{} may now decide requests for {}.",
+            email.trim(),
+            s.name
+        )),
+        Ok(s) => Ok(format!(
+            "{} no longer decides requests for {}.",
+            email.trim(),
+            s.name
+        )),
+        Err(crate::service::elevation::ElevationError::Db(e)) => a.answer(e),
+        Err(e) => super::fail(AdminError::Refused(super::capitalise(&e.to_string()))),
+    }
+}
+
+/// The site's just-in-time settings: break-glass, and named approvers.
+#[component]
+fn JitSettings(
+    site: SiteSettings,
+    self_approval: String,
+    approvers: Vec<String>,
+    glass: ServerAction<AdminSetBreakGlass>,
+    approver: ServerAction<AdminSetApprover>,
+) -> impl IntoView {
+    let (site1, site2) = (site.id.clone(), site.id.clone());
+    view! {
+        <section class="panel" aria-labelledby="jit-heading">
+            <h2 id="jit-heading">"Just-in-time access"</h2>
+            <p class="hint">"Who decides requests for a higher role here besides admins, and whether people may approve their own in an emergency."</p>
+            <ActionForm action=glass attr:class="form inline" attr:aria-label="Break-glass">
+                <input type="hidden" name="site" value=site1/>
+                <div class="field">
+                    <label for="break-glass">"Break-glass self-approval"</label>
+                    <select id="break-glass" name="minutes">
+                        {BREAK_GLASS.into_iter().map(|(v, l)| view! { <option value=v selected={v == self_approval}>{l}</option> }).collect_view()}
+                    </select>
+                </div>
+                <div class="actions"><button type="submit" class="button">"Save"</button></div>
+            </ActionForm>
+            <Outcome value=glass.value().into() done=|m: &String| m.clone()/>
+            <h3>"Approvers"</h3>
+            <ul data-testid="approvers">
+                {approvers.into_iter().map(|email| {
+                    let label = format!("Remove {email} as an approver");
+                    let site2 = site2.clone();
+                    view! {
+                    <li>{email.clone()}
+                        <ActionForm action=approver attr:class="inline-form">
+                            <input type="hidden" name="site" value=site2/>
+                            <input type="hidden" name="email" value=email.clone()/>
+                            <input type="hidden" name="on" value="false"/>
+                            <button type="submit" class="button small" aria-label=label>"Remove"</button>
+                        </ActionForm>
+                    </li>
+                }}).collect_view()}
+            </ul>
+            <ActionForm action=approver attr:class="form inline" attr:aria-label="Name an approver">
+                <input type="hidden" name="site" value=site.id.clone()/>
+                <input type="hidden" name="on" value="true"/>
+                <div class="field">
+                    <label for="approver-email">"E-mail"</label>
+                    <input id="approver-email" name="email" type="email" required/>
+                </div>
+                <div class="actions"><button type="submit" class="button">"Name approver"</button></div>
+            </ActionForm>
+            <Outcome value=approver.value().into() done=|m: &String| m.clone()/>
+        </section>
     }
 }
 

@@ -70,6 +70,8 @@ pub struct TeamGrantRow {
     pub until: Option<String>,
     pub expired: bool,
     pub reason: String,
+    /// Just-in-time: "may ask for administrator, up to 2 hours at a time".
+    pub eligible: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +118,13 @@ pub async fn admin_team(id: String) -> Result<TeamDetail, AdminError> {
                 },
                 expired: g.expires_at.is_some_and(|t| t <= a.now),
                 until: g.expires_at.map(|t| when(Some(t))),
+                eligible: match (&g.eligible_role, g.eligible_minutes) {
+                    (Some(r), Some(m)) => Some(format!(
+                        "may ask for {r}, up to {} at a time",
+                        crate::domain::elevation::minutes_text(m)
+                    )),
+                    _ => None,
+                },
                 id: g.id,
                 role: g.role,
                 reason: g.reason,
@@ -156,6 +165,7 @@ pub async fn admin_remove_member(team: String, email: String) -> Result<String, 
 }
 
 /// `target`: "client:<name>" or "site:<id or URL>".
+#[allow(clippy::too_many_arguments)]
 #[server(endpoint = "admin_grant_team")]
 pub async fn admin_grant_team(
     team: String,
@@ -164,10 +174,36 @@ pub async fn admin_grant_team(
     role: String,
     duration: String,
     reason: String,
+    /// Just-in-time: a higher role the members may ask for ("none" or
+    /// absent: nothing more), and the minutes at a time.
+    eligible: Option<String>,
+    eligible_minutes: Option<String>,
 ) -> Result<String, AdminError> {
     use crate::service::sites::ManageError;
     let a = super::admin("admin_grant_team").await?;
     let terms = a.grant_terms(&role, &duration, &reason)?;
+    let eligible = eligible
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && *e != "none");
+    let eligible = match eligible {
+        None => None,
+        Some(r) => match eligible_minutes
+            .as_deref()
+            .map(str::trim)
+            .map(str::parse::<i64>)
+        {
+            Some(Ok(m)) => Some((r, m)),
+            _ => {
+                return a.answer(ManageError::Invalid(vec![
+                    crate::domain::sites::FieldError {
+                        field: "eligible_minutes",
+                        message: "choose for how long at a time".into(),
+                    },
+                ]))
+            }
+        },
+    };
     let (site, client) = match target.split_once(':') {
         Some(("client", c)) => (None, Some(c.to_string())),
         _ => (Some(site), None),
@@ -179,6 +215,7 @@ pub async fn admin_grant_team(
         client.as_deref(),
         &role,
         &terms,
+        eligible,
         &a.by,
         a.now,
     )
@@ -341,6 +378,7 @@ pub fn TeamPage() -> impl IntoView {
                                                     {g.until.clone().map(|u| view! { <span class="muted">{format!(" until {u}")}</span> })}
                                                     {g.expired.then(|| view! { <span class="pill off">"expired"</span> })}
                                                     {(!g.reason.is_empty()).then(|| view! { <span class="muted">{format!(" — {}", g.reason)}</span> })}
+                                                    {g.eligible.clone().map(|e| view! { <br/><span class="muted" data-testid="team-eligible">{e}</span> })}
                                                     <ActionForm action=revoke attr:class="inline-form">
                                                         <input type="hidden" name="id" value=g.id.clone()/>
                                                         <button type="submit" class="button small danger" aria-label=format!("Revoke the team's grant on {}", g.target)>"Revoke"</button>
@@ -365,7 +403,7 @@ pub fn TeamPage() -> impl IntoView {
                                             <div class="field" class:invalid=move || problem(grant, "role").get().is_some()>
                                                 <label for="tg-role">"Role"</label>
                                                 <select id="tg-role" name="role">
-                                                    {d.roles.into_iter().map(|r| view! { <option value=r.clone()>{r.clone()}</option> }).collect_view()}
+                                                    {d.roles.iter().map(|r| view! { <option value=r.clone()>{r.clone()}</option> }).collect_view()}
                                                 </select>
                                                 <p class="field-error" role="alert">{move || problem(grant, "role").get()}</p>
                                             </div>
@@ -377,6 +415,21 @@ pub fn TeamPage() -> impl IntoView {
                                                 <p class="field-error" role="alert">{move || problem(grant, "duration").get()}</p>
                                             </div>
                                             <Field id="tg-reason" name="reason" label="Reason" hint="Required for a time-limited grant." error=problem(grant, "reason")/>
+                                            <div class="field" class:invalid=move || problem(grant, "eligible_role").get().is_some()>
+                                                <label for="tg-eligible">"Members may ask for"</label>
+                                                <select id="tg-eligible" name="eligible">
+                                                    <option value="none">"Nothing more"</option>
+                                                    {d.roles.iter().map(|r| view! { <option value=r.clone()>{r.clone()}</option> }).collect_view()}
+                                                </select>
+                                                <p class="field-error" role="alert">{move || problem(grant, "eligible_role").get()}</p>
+                                            </div>
+                                            <div class="field" class:invalid=move || problem(grant, "max_minutes").get().is_some()>
+                                                <label for="tg-eligible-minutes">"Up to, at a time"</label>
+                                                <select id="tg-eligible-minutes" name="eligible_minutes">
+                                                    {super::sites::ELIGIBLE_LIMITS.into_iter().map(|(v, l)| view! { <option value=v selected={v == "120"}>{l}</option> }).collect_view()}
+                                                </select>
+                                                <p class="field-error" role="alert">{move || problem(grant, "max_minutes").get()}</p>
+                                            </div>
                                             <div class="actions"><button type="submit" class="button primary">"Grant"</button></div>
                                         </ActionForm>
                                         <Outcome value=grant.value().into() done=|m: &String| m.clone()/>
