@@ -247,10 +247,14 @@ pub enum AccessCommand {
         #[arg(long)]
         off: bool,
     },
-    /// Name someone who may decide requests for a site (--remove: no longer).
+    /// Name someone who may decide requests for a site, or (--team) for
+    /// the requests resting on a team's grants (--remove: no longer).
     Approver {
         email: String,
-        site: String,
+        #[arg(required_unless_present = "team")]
+        site: Option<String>,
+        #[arg(long, conflicts_with = "site")]
+        team: Option<String>,
         #[arg(long)]
         remove: bool,
     },
@@ -1059,27 +1063,32 @@ async fn access(config: Config, command: AccessCommand) -> anyhow::Result<()> {
         AccessCommand::Approver {
             email,
             site,
+            team,
             remove,
         } => {
-            let s = jit::set_site_approver(
-                &db,
-                &config.sign_in.allowed_domains,
-                &email,
-                &site,
-                !remove,
-                &by,
-                now(),
-            )
-            .await?;
+            let domains = &config.sign_in.allowed_domains;
+            let what = match (site, team) {
+                (_, Some(team)) => {
+                    let name =
+                        jit::set_team_approver(&db, domains, &email, &team, !remove, &by, now())
+                            .await?;
+                    format!("the team {name}'s members")
+                }
+                (Some(site), None) => {
+                    jit::set_site_approver(&db, domains, &email, &site, !remove, &by, now())
+                        .await?
+                        .url
+                }
+                (None, None) => anyhow::bail!("name a site, or a team with --team"),
+            };
             let verb = if remove {
                 "no longer decides"
             } else {
                 "may decide"
             };
             println!(
-                "{} {verb} requests for {}",
-                email.trim().to_ascii_lowercase(),
-                s.url
+                "{} {verb} requests for {what}",
+                email.trim().to_ascii_lowercase()
             );
         }
     }

@@ -962,6 +962,7 @@ test("the README's steps on a fresh WordPress: upload the zip, activate it, add 
 });
 
 test('just-in-time: Sam asks for administrator, Ada approves in her browser, WordPress makes him administrator at once and editor again when the time is up, without Sam launching', async ({ browser }) => {
+  test.setTimeout(60_000);
   cli('grants', 'add', 'sam@agency.test', wpURL, '--role', 'editor', '--eligible', 'administrator', '--max-hours', '2');
   try {
     const sam = await personPage(browser, /Sign in as Sam Staff/);

@@ -607,6 +607,45 @@ pub async fn set_site_approver(
     Ok(site)
 }
 
+/// Name (or remove) an approver for a team (by id or name): they decide
+/// the requests that rest on that team's grants. Recorded.
+pub async fn set_team_approver(
+    db: &Db,
+    allowed_domains: &[String],
+    email: &str,
+    team: &str,
+    on: bool,
+    by: &Actor,
+    now: i64,
+) -> Result<String, ElevationError> {
+    let email = super::sites::check_email(email, allowed_domains)?;
+    let teams = store::teams::list(db).await?;
+    let Some(t) = teams
+        .into_iter()
+        .find(|t| t.id == team.trim() || t.name == team.trim())
+    else {
+        return Err(ElevationError::Invalid(format!(
+            "there is no team {:?}",
+            team.trim()
+        )));
+    };
+    let mut tx = audit::begin(db).await?;
+    let changed = if on {
+        store::elevations::add_approver(&mut tx, &email, None, Some(&t.id), &by.who, now).await?
+    } else {
+        store::elevations::remove_approver(&mut tx, &email, None, Some(&t.id)).await?
+    };
+    if changed {
+        let event = by
+            .did(now, kind::TEAM_GRANT_SET)
+            .subject(&email)
+            .detail(json!({ "team_id": t.id, "team": t.name, "approver": on }));
+        audit::append(&mut tx, &event).await?;
+    }
+    tx.commit().await?;
+    Ok(t.name)
+}
+
 /// Requests and elevations for the console and the command line.
 pub async fn list(
     db: &Db,

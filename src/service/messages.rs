@@ -353,20 +353,26 @@ pub fn spawn_worker(ctx: Context) {
     tokio::spawn(async move {
         let owner = uuid::Uuid::new_v4().to_string();
         let client = http_client();
-        let mut last_expiry_check: Option<i64> = None;
-        let mut last_elevation_check: Option<i64> = None;
+        // How often the periodic jobs look, by the monotonic clock: the
+        // service's clock may be set back (a stepped system clock, a test
+        // clock file), which must not stall them.
+        let mut last_expiry_check: Option<std::time::Instant> = None;
+        let mut last_elevation_check: Option<std::time::Instant> = None;
+        let every = |last: Option<std::time::Instant>, secs: u64| {
+            last.is_none_or(|t| t.elapsed() >= Duration::from_secs(secs))
+        };
         loop {
             let now = ctx.now();
             // Elevations end on time (their rows' due times, read again
             // after a restart), checked every few seconds.
-            if last_elevation_check.is_none_or(|t| now - t >= 5) {
-                last_elevation_check = Some(now);
+            if every(last_elevation_check, 5) {
+                last_elevation_check = Some(std::time::Instant::now());
                 if let Err(e) = super::elevation::end_due(&ctx.db, now).await {
                     tracing::warn!(error = %e, "cannot end the elevations that are due");
                 }
             }
-            if last_expiry_check.is_none_or(|t| now - t >= 30) {
-                last_expiry_check = Some(now);
+            if every(last_expiry_check, 30) {
+                last_expiry_check = Some(std::time::Instant::now());
                 if let Err(e) = notice_expired_grants(&ctx.db, now).await {
                     tracing::warn!(error = %e, "cannot look for grants that ended");
                 }

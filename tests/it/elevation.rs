@@ -878,12 +878,18 @@ async fn a_team_grant_makes_its_members_eligible_until_they_leave(backend: Backe
     let asked = ask(&app, SAM, &blog, "administrator", 60, REASON)
         .await
         .unwrap();
-    // Named for the team: the lead decides its members' requests.
-    let mut conn = app.state.db.pool.acquire().await.unwrap();
-    store::elevations::add_approver(&mut conn, "lead@agency.test", None, Some(&ops), "test", now)
-        .await
-        .unwrap();
-    drop(conn);
+    // Named for the team from the command line: the lead decides its members' requests.
+    let named = crate::support::run_ok(app.command().args([
+        "access",
+        "approver",
+        "lead@agency.test",
+        "--team",
+        "Ops",
+    ]));
+    assert_eq!(
+        named.trim(),
+        "lead@agency.test may decide requests for the team Ops's members"
+    );
     decide_as(&app, "lead@agency.test", false, &asked.id, true, "")
         .await
         .unwrap();

@@ -725,15 +725,24 @@ async fn grant_eligible(
     )
     .await
     {
-        Ok((role, s)) => Ok(match wanted {
-            Some((r, m)) => format!(
-                "{} can now enter {} as {role}, and ask for {r} for up to {}.",
-                email.trim(),
-                s.name,
-                crate::domain::elevation::minutes_text(m)
-            ),
-            None => format!("{} can now enter {} as {role}.", email.trim(), s.name),
-        }),
+        Ok((role, s)) => {
+            let entry = match terms.expires_at {
+                None => format!("{} can now enter {} as {role}", email.trim(), s.name),
+                Some(t) => format!(
+                    "{} can enter {} as {role} until {}",
+                    email.trim(),
+                    s.name,
+                    when(Some(t))
+                ),
+            };
+            Ok(match wanted {
+                Some((r, m)) => format!(
+                    "{entry}, and ask for {r} for up to {}.",
+                    crate::domain::elevation::minutes_text(m)
+                ),
+                None => format!("{entry}."),
+            })
+        }
         Err(ElevationError::Invalid(m)) => {
             let (name, m) = m.split_once(": ").unwrap_or(("eligible", m.as_str()));
             let name = if name == "max_minutes" {
@@ -1138,7 +1147,7 @@ fn JitSettings(
                 <input type="hidden" name="site" value=site.id.clone()/>
                 <input type="hidden" name="on" value="true"/>
                 <div class="field">
-                    <label for="approver-email">"E-mail"</label>
+                    <label for="approver-email">"Approver's e-mail"</label>
                     <input id="approver-email" name="email" type="email" required/>
                 </div>
                 <div class="actions"><button type="submit" class="button">"Name approver"</button></div>
