@@ -589,22 +589,35 @@ pub async fn set_site_approver(
 ) -> Result<Site, ElevationError> {
     let email = super::sites::check_email(email, allowed_domains)?;
     let site = find_site(db, site).await?;
+    let event = by
+        .did(now, kind::SITE_CHANGED)
+        .subject(&email)
+        .site(&site.id, &site.url, &site.client)
+        .detail(json!({ "approver": on }));
+    name_approver(db, &email, (Some(&site.id), None), on, event).await?;
+    Ok(site)
+}
+
+/// Add (or remove) a named approver for a site or a team, and its record
+/// when that changed anything.
+async fn name_approver(
+    db: &Db,
+    email: &str,
+    (site_id, team_id): (Option<&str>, Option<&str>),
+    on: bool,
+    event: crate::domain::audit::Event,
+) -> Result<(), sqlx::Error> {
     let mut tx = audit::begin(db).await?;
     let changed = if on {
-        store::elevations::add_approver(&mut tx, &email, Some(&site.id), None, &by.who, now).await?
+        store::elevations::add_approver(&mut tx, email, site_id, team_id, &event.actor, event.at)
+            .await?
     } else {
-        store::elevations::remove_approver(&mut tx, &email, Some(&site.id), None).await?
+        store::elevations::remove_approver(&mut tx, email, site_id, team_id).await?
     };
     if changed {
-        let event = by
-            .did(now, kind::SITE_CHANGED)
-            .subject(&email)
-            .site(&site.id, &site.url, &site.client)
-            .detail(json!({ "approver": on }));
         audit::append(&mut tx, &event).await?;
     }
-    tx.commit().await?;
-    Ok(site)
+    tx.commit().await
 }
 
 /// Name (or remove) an approver for a team (by id or name): they decide
@@ -629,20 +642,11 @@ pub async fn set_team_approver(
             team.trim()
         )));
     };
-    let mut tx = audit::begin(db).await?;
-    let changed = if on {
-        store::elevations::add_approver(&mut tx, &email, None, Some(&t.id), &by.who, now).await?
-    } else {
-        store::elevations::remove_approver(&mut tx, &email, None, Some(&t.id)).await?
-    };
-    if changed {
-        let event = by
-            .did(now, kind::TEAM_GRANT_SET)
-            .subject(&email)
-            .detail(json!({ "team_id": t.id, "team": t.name, "approver": on }));
-        audit::append(&mut tx, &event).await?;
-    }
-    tx.commit().await?;
+    let event = by
+        .did(now, kind::TEAM_GRANT_SET)
+        .subject(&email)
+        .detail(json!({ "team_id": t.id, "team": t.name, "approver": on }));
+    name_approver(db, &email, (None, Some(&t.id)), on, event).await?;
     Ok(t.name)
 }
 

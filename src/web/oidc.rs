@@ -121,6 +121,12 @@ impl OidcProvider {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
+            // A provider closes idle keep-alive connections (Node's servers
+            // after 5 s); a code sent on one it is closing fails ("connection
+            // closed before message completed") and may not be sent again
+            // (a code is good once). Reused only within 2 s, none is caught
+            // closing.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()?;
         Ok(OidcProvider {
             http,
