@@ -300,6 +300,14 @@ pub async fn decide(
     })
 }
 
+/// The record of one step of `e`, by `by`: the person, the site, the role.
+fn about(e: &Elevation, by: &Actor, now: i64, what: &str) -> crate::domain::audit::Event {
+    by.did(now, what)
+        .subject(&e.email)
+        .site(&e.site_id, &e.site_url, &e.site_client)
+        .role(&e.role)
+}
+
 /// Withdraw a pending request: its requester, or the operator.
 pub async fn cancel(
     db: &Db,
@@ -319,12 +327,8 @@ pub async fn cancel(
         let state = State::parse(&e.state).unwrap_or(State::Ended);
         return Err(Refusal::NotPending(state).into());
     }
-    let event = by
-        .did(now, kind::ELEVATION_CANCELLED)
-        .subject(&e.email)
-        .site(&e.site_id, &e.site_url, &e.site_client)
-        .role(&e.role)
-        .detail(json!({ "elevation_id": e.id }));
+    let event =
+        about(&e, by, now, kind::ELEVATION_CANCELLED).detail(json!({ "elevation_id": e.id }));
     audit::append(&mut tx, &event).await?;
     let row = store::elevations::find(&mut tx, id)
         .await?
@@ -378,16 +382,11 @@ async fn end_in(
         EndReason::EndedEarly => kind::ELEVATION_ENDED_EARLY,
         EndReason::EligibilityLost => kind::ELEVATION_ENDED,
     };
-    let event = by
-        .did(now, what)
-        .subject(&e.email)
-        .site(&e.site_id, &e.site_url, &e.site_client)
-        .role(&e.role)
-        .detail(json!({
-            "elevation_id": e.id,
-            "end_reason": why.as_str(),
-            "ends_at": e.ends_at,
-        }));
+    let event = about(e, by, now, what).detail(json!({
+        "elevation_id": e.id,
+        "end_reason": why.as_str(),
+        "ends_at": e.ends_at,
+    }));
     audit::append(tx, &event).await?;
     // The role was the elevated one until now (the expiry job runs after
     // its due time, when the rule no longer counts it): what it is now goes
@@ -457,11 +456,7 @@ pub async fn end_resting_on(
             _ => continue,
         };
         if done {
-            let event = by
-                .did(now, what)
-                .subject(&e.email)
-                .site(&e.site_id, &e.site_url, &e.site_client)
-                .role(&e.role)
+            let event = about(&e, by, now, what)
                 .detail(json!({ "elevation_id": e.id, "end_reason": lost, "ends_at": e.ends_at }));
             audit::append(tx, &event).await?;
             n += 1;
