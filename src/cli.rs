@@ -195,6 +195,21 @@ pub enum GrantsCommand {
     },
     /// Take a person's grant on a site away.
     Revoke { email: String, site: String },
+    /// Every person's grant (or one site's) as CSV on standard output:
+    /// email,site,role,expires_utc,reason,eligible_role,eligible_max_minutes.
+    Export {
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Read grants from a CSV (the export's columns; email, site and role
+    /// required) and say what would change; --apply makes the changes, all
+    /// of them or none. An empty eligible_role keeps the grant's
+    /// eligibility, `none` takes it away. Grants the file does not name stay.
+    Import {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -927,6 +942,50 @@ async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
                     g.email, g.role, eligible, g.site_url, g.site_name
                 );
             }
+        }
+        GrantsCommand::Export { site } => {
+            print!(
+                "{}",
+                crate::service::access::export_grants(&db, site.as_deref()).await?
+            );
+        }
+        GrantsCommand::Import { file, apply } => {
+            use crate::domain::grant_import::Change;
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let domains = &config.sign_in.allowed_domains;
+            let plan =
+                crate::service::access::preview_grant_import(&db, domains, &text, now()).await?;
+            for p in &plan.rows {
+                let what = match &p.change {
+                    Change::Create(_) => "create".to_string(),
+                    Change::Update { fields, .. } => format!("update ({})", fields.join(", ")),
+                    Change::Unchanged => "unchanged".to_string(),
+                    Change::Invalid(e) => format!("invalid: {}", e.join("; ")),
+                };
+                println!("line {}: {} on {}: {what}", p.line, p.email, p.site_url);
+            }
+            let t = plan.tally;
+            if !apply {
+                println!(
+                    "Dry run: {} to add, {} to update, {} unchanged, {} invalid. Run again with --apply to make the changes.",
+                    t.create, t.update, t.unchanged, t.invalid
+                );
+                return Ok(());
+            }
+            let t = crate::service::access::apply_grant_import(
+                &db,
+                domains,
+                &text,
+                &plan.digest,
+                &Actor::command_line(),
+                now(),
+            )
+            .await?;
+            println!(
+                "Imported: {} grant(s) added, {} updated, {} unchanged, {} invalid row(s) skipped.",
+                t.create, t.update, t.unchanged, t.invalid
+            );
         }
         GrantsCommand::Revoke { email, site } => {
             let s =

@@ -972,7 +972,12 @@ test('just-in-time: Sam asks for administrator, Ada approves in her browser, Wor
 
     await sam.goto('/');
     await pickerLive(sam);
+    // The site's row in the picker offers the higher role; the link leads to
+    // the request form, its reason field ready to type in.
+    const siteRow = sam.getByTestId('site-row').filter({ hasText: 'Client Site' });
     const row = sam.getByRole('region', { name: 'Higher access' }).getByTestId('eligible-site').filter({ hasText: 'Client Site' });
+    await siteRow.getByRole('link', { name: 'Request administrator' }).click();
+    await expect(row.getByLabel('Why (the ticket or incident)')).toBeFocused();
     await expect(row).toContainText('You are editor here; you may ask for administrator for up to 2 hours.');
     // Too short a reason: refused in words, nothing asked.
     await row.getByLabel('Why (the ticket or incident)').fill('urgent!!');
@@ -983,6 +988,9 @@ test('just-in-time: Sam asks for administrator, Ada approves in her browser, Wor
     await row.getByLabel('For').selectOption({ label: '1 hour' });
     await row.getByRole('button', { name: 'Request administrator' }).click();
     await expect(row.getByTestId('access-state')).toHaveText('You asked for administrator for 1 hour: waiting for an approver.');
+    await sam.reload();
+    await pickerLive(sam);
+    await expect(siteRow.getByTestId('row-ask')).toHaveText('administrator requested');
 
     // Ada, in her own browser, signs in afresh (approving is sensitive) and decides.
     const ada = await otherPerson(browser, /Sign in as Ada Admin/);

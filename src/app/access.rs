@@ -371,10 +371,11 @@ pub fn AccessPanel() -> impl IntoView {
                         <ul class="requests">
                             {cards.into_iter().map(|c| {
                                 let form_id = format!("ask-{}", c.site_id);
+                                let li_id = format!("eligible-{}", c.site_id);
                                 let (reason_for, reason_id) = (format!("{form_id}-reason"), format!("{form_id}-reason"));
                                 let (minutes_for, minutes_id) = (format!("{form_id}-minutes"), format!("{form_id}-minutes"));
                                 view! {
-                                <li class="request" data-testid="eligible-site" data-site=c.site_url.clone()>
+                                <li class="request" data-testid="eligible-site" data-site=c.site_url.clone() id=li_id>
                                     <p class="strong">{c.site_name.clone()} " " <span class="muted">{c.site_url.clone()}</span></p>
                                     <p>{format!("You are {} here; you may ask for {} for up to {}.", c.role, c.eligible_role, c.limit)}</p>
                                     {match c.open.clone() {

@@ -281,6 +281,7 @@ pub fn event_kinds() -> Vec<&'static str> {
         "audit_pruned",
         "site_deleted",
         "sites_imported",
+        "grants_imported",
         "person_invited",
         "invitation_withdrawn",
         "team_created",

@@ -123,6 +123,7 @@ pub fn App() -> impl IntoView {
                 <Route path=(StaticSegment("admin"), StaticSegment("fleet")) view=admin::fleet::FleetPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("sites"), StaticSegment("new")) view=admin::sites::NewSitePage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("sites"), StaticSegment("import")) view=admin::sites::ImportPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("grants"), StaticSegment("import")) view=admin::sites::GrantsImportPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("sites"), ParamSegment("id")) view=admin::sites::SitePage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("people")) view=admin::people::PeoplePage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("people"), ParamSegment("id")) view=admin::people::PersonPage ssr=SsrMode::Async/>

@@ -25,6 +25,10 @@ pub struct SiteCard {
     pub favourite: bool,
     #[serde(rename = "l")]
     pub recent: bool,
+    /// Just-in-time access: what the row offers ("Request administrator",
+    /// or that a request waits), when the person may ask for more here.
+    #[serde(rename = "e", default, skip_serializing_if = "String::is_empty")]
+    pub ask: String,
 }
 
 /// Shared, not copied: the page's suspense hands the list out more than once
@@ -34,13 +38,27 @@ pub type Sites = std::sync::Arc<Vec<SiteCard>>;
 #[server(endpoint = "my_sites")]
 pub async fn my_sites() -> Result<Sites, ServerFnError> {
     let (st, person) = signed_in().await?;
-    let sites = crate::service::access::home_sites(&st.db, &person.email, st.clock.now())
+    let now = st.clock.now();
+    let sites = crate::service::access::home_sites(&st.db, &person.email, now)
         .await
         .map_err(|e| unavailable(&e))?;
+    // Few people are eligible anywhere: a small query, only their rows.
+    let asks: std::collections::HashMap<String, String> =
+        crate::service::elevation::eligible_sites(&st.db, &person.email, now)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .into_iter()
+            .filter_map(|e| match e.open.as_ref().map(|o| o.state.as_str()) {
+                None => Some((e.site_id, format!("Request {}", e.eligible.role))),
+                Some("pending") => Some((e.site_id, format!("{} requested", e.eligible.role))),
+                Some(_) => None,
+            })
+            .collect();
     Ok(Sites::new(
         sites
             .into_iter()
             .map(|s| SiteCard {
+                ask: asks.get(&s.id).cloned().unwrap_or_default(),
                 recent: s.recent,
                 id: s.id,
                 name: s.name,
@@ -245,6 +263,7 @@ fn SitePicker(list: Sites) -> impl IntoView {
         let id = shown(at, list, |s| s.id.clone());
         let name = shown(at, list, |s| s.name.clone());
         let recent = shown(at, list, |s| s.recent);
+        let ask = shown(at, list, |s| s.ask.clone());
         let is_fav = move || {
             let id = id();
             favourites.with(|f| f.contains(&id))
@@ -277,6 +296,11 @@ fn SitePicker(list: Sites) -> impl IntoView {
                 </div>
                 <span class="tag" hidden=move || !recent()>{move || if recent() { "recent" } else { "" }}</span>
                 <span class="badge role" title="Your WordPress role on this site">{shown(at, list, |s| s.role.clone())}</span>
+                // Just-in-time access: to the site's request form in the
+                // "Higher access" panel below, its reason field focused.
+                <a class="button small ask" hidden=move || ask().is_empty() data-testid="row-ask"
+                    href=move || format!("#eligible-{}", id())
+                    on:click=move |_| focus_request(&id())>{ask}</a>
                 <button type="submit" name="site" value=id class="button primary" id=move || at.get().map(|_| format!("launch-{}", id())) aria-label=move || format!("Open {}", name())>
                     "Open"
                 </button>
@@ -364,6 +388,17 @@ fn shown<T: Default>(
     }
 }
 
+/// Focus the reason field of a site's request form, if one is open.
+fn focus_request(id: &str) {
+    use leptos::wasm_bindgen::JsCast;
+    if let Some(input) = document()
+        .get_element_by_id(&format!("ask-{id}-reason"))
+        .and_then(|e| e.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+    {
+        let _ = input.focus();
+    }
+}
+
 /// Submit the launch form of a site, as a click on its Open button would.
 fn click_launch(id: &str) {
     use leptos::wasm_bindgen::JsCast;
@@ -389,6 +424,7 @@ mod tests {
             role: "editor".into(),
             favourite: false,
             recent: false,
+            ask: String::new(),
         };
         let hay: Vec<String> = [
             card("Acme Shop", "Acme", "https://shop.acme.example"),

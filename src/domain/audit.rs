@@ -37,6 +37,7 @@ pub mod kind {
     pub const AUDIT_PRUNED: &str = "audit_pruned";
     pub const SITE_DELETED: &str = "site_deleted";
     pub const SITES_IMPORTED: &str = "sites_imported";
+    pub const GRANTS_IMPORTED: &str = "grants_imported";
     pub const PERSON_INVITED: &str = "person_invited";
     pub const INVITATION_WITHDRAWN: &str = "invitation_withdrawn";
     pub const TEAM_CREATED: &str = "team_created";
@@ -72,7 +73,7 @@ pub mod kind {
     pub const ELEVATION_ENDED: &str = "elevation_ended";
 
     /// Every kind, for the filter's choices.
-    pub const ALL: [&str; 54] = [
+    pub const ALL: [&str; 55] = [
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,
@@ -94,6 +95,7 @@ pub mod kind {
         AUDIT_PRUNED,
         SITE_DELETED,
         SITES_IMPORTED,
+        GRANTS_IMPORTED,
         PERSON_INVITED,
         INVITATION_WITHDRAWN,
         TEAM_CREATED,

@@ -37,7 +37,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn cell(&self, column: &str) -> &str {
+    pub fn cell(&self, column: &str) -> &str {
         self.cells.get(column).map(|s| s.trim()).unwrap_or("")
     }
 
@@ -52,22 +52,30 @@ impl Row {
 pub enum FileError {
     #[error("the file is larger than {} MB", MAX_BYTES / 1024 / 1024)]
     TooLarge,
-    #[error("the file is empty: its first line must name the columns ({})", COLUMNS.join(","))]
-    Empty,
+    #[error("the file is empty: its first line must name the columns ({0})")]
+    Empty(String),
     #[error("the file has more than {MAX_ROWS} rows: split it")]
     TooManyRows,
     #[error("the first line must name the columns; it lacks {0}")]
     MissingColumns(String),
-    #[error("unknown column(s) {0}: the columns are {cols}", cols = COLUMNS.join(", "))]
-    UnknownColumns(String),
+    #[error("unknown column(s) {0}: the columns are {1}")]
+    UnknownColumns(String, String),
     #[error("column {0} appears twice")]
     DuplicateColumn(String),
     #[error("line {line}: {message}")]
     Unreadable { line: u64, message: String },
 }
 
-/// Read the CSV: a header naming the columns, then one site per row.
+/// Read the sites CSV: a header naming the columns, then one site per row.
 pub fn parse(text: &str) -> Result<Vec<Row>, FileError> {
+    let mut known = COLUMNS.to_vec();
+    known.push(SECRET_COLUMN);
+    parse_columns(text, &known, &["name", "client", "url"])
+}
+
+/// Read a CSV whose header names some of `known` (all of `required`) in any
+/// order, then one record per row; blank rows are skipped.
+pub fn parse_columns(text: &str, known: &[&str], required: &[&str]) -> Result<Vec<Row>, FileError> {
     if text.len() > MAX_BYTES {
         return Err(FileError::TooLarge);
     }
@@ -83,23 +91,27 @@ pub fn parse(text: &str) -> Result<Vec<Row>, FileError> {
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
     if headers.iter().all(|h| h.is_empty()) {
-        return Err(FileError::Empty);
+        return Err(FileError::Empty(known.join(",")));
     }
     let unknown: Vec<&str> = headers
         .iter()
-        .filter(|h| !COLUMNS.contains(&h.as_str()) && h.as_str() != SECRET_COLUMN)
+        .filter(|h| !known.contains(&h.as_str()))
         .map(|h| h.as_str())
         .collect();
     if !unknown.is_empty() {
-        return Err(FileError::UnknownColumns(unknown.join(", ")));
+        return Err(FileError::UnknownColumns(
+            unknown.join(", "),
+            known.join(", "),
+        ));
     }
     for (i, h) in headers.iter().enumerate() {
         if headers[..i].contains(h) {
             return Err(FileError::DuplicateColumn(h.clone()));
         }
     }
-    let missing: Vec<&str> = ["name", "client", "url"]
-        .into_iter()
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
         .filter(|c| !headers.iter().any(|h| h == c))
         .collect();
     if !missing.is_empty() {
@@ -301,16 +313,37 @@ pub struct Tally {
 }
 
 pub fn tally(plan: &[Planned]) -> Tally {
-    let mut t = Tally::default();
-    for p in plan {
-        match p.change {
-            Change::Create(..) => t.create += 1,
-            Change::Update { .. } => t.update += 1,
-            Change::Unchanged => t.unchanged += 1,
-            Change::Invalid(_) => t.invalid += 1,
+    Tally::of(plan.iter().map(|p| match p.change {
+        Change::Create(..) => Action::Create,
+        Change::Update { .. } => Action::Update,
+        Change::Unchanged => Action::Unchanged,
+        Change::Invalid(_) => Action::Invalid,
+    }))
+}
+
+/// What a row of an import does, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    Invalid,
+}
+
+impl Tally {
+    /// Count the rows' actions.
+    pub fn of(actions: impl Iterator<Item = Action>) -> Tally {
+        let mut t = Tally::default();
+        for a in actions {
+            match a {
+                Action::Create => t.create += 1,
+                Action::Update => t.update += 1,
+                Action::Unchanged => t.unchanged += 1,
+                Action::Invalid => t.invalid += 1,
+            }
         }
+        t
     }
-    t
 }
 
 /// A fingerprint of what a plan would write: applying checks that the plan
@@ -408,15 +441,15 @@ mod tests {
 
     #[test]
     fn header_problems_stop_the_whole_file() {
-        assert_eq!(parse(""), Err(FileError::Empty));
+        assert!(matches!(parse(""), Err(FileError::Empty(c)) if c.starts_with("name,client,url")));
         assert_eq!(
             parse("name,url\nA,https://a.example\n"),
             Err(FileError::MissingColumns("client".into()))
         );
-        assert_eq!(
+        assert!(matches!(
             parse("name,client,url,colour\n"),
-            Err(FileError::UnknownColumns("colour".into()))
-        );
+            Err(FileError::UnknownColumns(c, _)) if c == "colour"
+        ));
         assert_eq!(
             parse("name,client,url,url\n"),
             Err(FileError::DuplicateColumn("url".into()))

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod connect;
 pub mod elevation;
 pub mod fleet;
+pub mod grant_import;
 pub mod identity;
 pub mod import;
 pub mod keys;

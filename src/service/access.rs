@@ -7,6 +7,7 @@ use super::messages::RoleWatch;
 use super::sites::{allowed_role, check_email, find_site, ManageError};
 use crate::domain::access::{self, GrantTerms, SiteStanding};
 use crate::domain::audit::{kind, Actor};
+use crate::domain::grant_import;
 use crate::domain::sites::{check_role, Site};
 use crate::store::{self, audit, Db};
 
@@ -485,4 +486,194 @@ mod tests {
             .collect();
         assert_eq!(recent, ["e", "c"]);
     }
+}
+
+/// A grants CSV import, planned against the sites and grants as they are.
+#[derive(Debug, Clone)]
+pub struct GrantImportPlan {
+    pub rows: Vec<grant_import::Planned>,
+    pub tally: crate::domain::import::Tally,
+    pub digest: String,
+}
+
+async fn plan_grant_import(
+    conn: &mut sqlx::AnyConnection,
+    allowed_domains: &[String],
+    csv_text: &str,
+    now: i64,
+) -> Result<GrantImportPlan, ManageError> {
+    let rows = grant_import::parse(csv_text).map_err(|e| ManageError::Refused(e.to_string()))?;
+    let sites = store::sites::all_by_url(&mut *conn).await?;
+    let current = store::grants::list_in(&mut *conn, None, None)
+        .await?
+        .into_iter()
+        .map(|g| {
+            let key = (g.email, g.site_id, g.expires_at.is_some());
+            let eligible = g.eligible_role.zip(g.eligible_minutes);
+            let current = grant_import::Current {
+                id: g.id,
+                role: g.role,
+                expires_at: g.expires_at,
+                reason: g.reason,
+                eligible,
+            };
+            (key, current)
+        })
+        .collect();
+    let planned = grant_import::plan(
+        &rows,
+        &sites,
+        &current,
+        |e| check_email(e, allowed_domains).map_err(|e| e.to_string()),
+        now,
+    );
+    Ok(GrantImportPlan {
+        tally: grant_import::tally(&planned),
+        digest: grant_import::digest(&planned),
+        rows: planned,
+    })
+}
+
+/// Read and plan a grants import without writing anything (the dry run).
+pub async fn preview_grant_import(
+    db: &Db,
+    allowed_domains: &[String],
+    csv_text: &str,
+    now: i64,
+) -> Result<GrantImportPlan, ManageError> {
+    let mut conn = db.pool.acquire().await?;
+    plan_grant_import(&mut conn, allowed_domains, csv_text, now).await
+}
+
+/// Apply a grants import in one transaction: every valid row, recorded
+/// (one record per grant and per change of eligibility, and one for the
+/// import), or nothing. The plan is made again inside the transaction and
+/// must be the one previewed (`digest`); invalid rows are skipped and listed
+/// in the import's record. Grants the file does not name are left alone.
+pub async fn apply_grant_import(
+    db: &Db,
+    allowed_domains: &[String],
+    csv_text: &str,
+    digest: &str,
+    by: &Actor,
+    now: i64,
+) -> Result<crate::domain::import::Tally, ManageError> {
+    let mut tx = audit::begin(db).await?;
+    let plan = plan_grant_import(&mut tx, allowed_domains, csv_text, now).await?;
+    if plan.digest != digest {
+        return Err(ManageError::Refused(
+            "the grants or sites changed since this preview: preview the file again".into(),
+        ));
+    }
+    let sites: std::collections::HashMap<String, Site> = store::sites::all_by_url(&mut tx)
+        .await?
+        .into_values()
+        .map(|s| (s.id.clone(), s))
+        .collect();
+    let pairs: Vec<(String, String)> = plan
+        .rows
+        .iter()
+        .filter_map(|p| match &p.change {
+            grant_import::Change::Create(w) | grant_import::Change::Update { after: w, .. } => {
+                Some((w.email.clone(), w.site_id.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let watch = RoleWatch::start(&mut tx, &pairs, now).await?;
+    let mut skipped = Vec::new();
+    for p in &plan.rows {
+        let (wanted, grant_id) = match &p.change {
+            grant_import::Change::Create(w) => (w, None),
+            grant_import::Change::Update {
+                before,
+                after,
+                fields,
+            } => (
+                after,
+                (!fields.contains(&"grant")).then(|| before.id.clone()),
+            ),
+            grant_import::Change::Unchanged => continue,
+            grant_import::Change::Invalid(errors) => {
+                skipped.push(json!({ "line": p.line, "email": p.email, "site": p.site_url, "errors": errors }));
+                continue;
+            }
+        };
+        let site = &sites[&wanted.site_id];
+        let id = match grant_id {
+            Some(id) => id,
+            None => {
+                let terms = GrantTerms {
+                    expires_at: wanted.expires_at,
+                    reason: wanted.reason.clone(),
+                };
+                set_grant(
+                    &mut tx,
+                    &wanted.email,
+                    site,
+                    &wanted.role,
+                    &terms,
+                    by,
+                    now,
+                    true,
+                )
+                .await?
+            }
+        };
+        super::elevation::set_grant_eligibility_in(
+            &mut tx,
+            &wanted.email,
+            site,
+            &id,
+            &wanted.role,
+            wanted.eligible.as_ref().map(|(r, m)| (r.as_str(), *m)),
+            by,
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            super::elevation::ElevationError::Db(e) => ManageError::Db(e),
+            e => ManageError::Refused(format!("line {}: {e}", p.line)),
+        })?;
+    }
+    watch.send_changes(&mut tx, "grant_set", by, now).await?;
+    let t = plan.tally;
+    let event = by.did(now, kind::GRANTS_IMPORTED).detail(json!({
+        "created": t.create,
+        "updated": t.update,
+        "unchanged": t.unchanged,
+        "skipped": skipped,
+        "digest": digest,
+    }));
+    audit::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(t)
+}
+
+/// Every direct grant (a person's own, not a team's), or one site's, as
+/// the grants CSV (header first): an export imports back unchanged.
+pub async fn export_grants(db: &Db, site: Option<&str>) -> Result<String, ManageError> {
+    let site_id = match site {
+        Some(s) => Some(find_site(db, s).await?.id),
+        None => None,
+    };
+    let mut out = grant_import::COLUMNS.join(",");
+    out.push('\n');
+    for g in list(db, None, site_id.as_deref()).await? {
+        let cells = grant_import::export_cells(
+            &g.email,
+            &g.site_url,
+            &g.role,
+            g.expires_at,
+            &g.reason,
+            g.eligible_role.as_deref().zip(g.eligible_minutes),
+        );
+        let line: Vec<String> = cells
+            .iter()
+            .map(|c| crate::domain::audit::csv_cell(c))
+            .collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    Ok(out)
 }

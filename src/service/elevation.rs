@@ -756,6 +756,11 @@ pub async fn waiting(
     Ok(out)
 }
 
+/// The people named to decide the requests resting on a team's grants.
+pub async fn team_approvers(db: &Db, team_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    store::elevations::approvers_for_team(db, team_id).await
+}
+
 /// A site's just-in-time settings: its break-glass limit and the people
 /// named to decide its requests (for it, or for a team whose grant covers it).
 pub async fn site_settings(

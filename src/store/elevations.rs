@@ -414,6 +414,14 @@ pub async fn approvers_for_site(db: &Db, site_id: &str) -> Result<Vec<String>, s
     .await
 }
 
+/// The approvers named for a team.
+pub async fn approvers_for_team(db: &Db, team_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT email FROM approvers WHERE team_id = $1 ORDER BY email")
+        .bind(team_id)
+        .fetch_all(&db.pool)
+        .await
+}
+
 /// A site's break-glass limit in minutes (`None`: no self-approval).
 pub async fn self_approval_minutes(
     conn: &mut AnyConnection,

@@ -121,6 +121,15 @@ pub async fn list(
     email: Option<&str>,
     site_id: Option<&str>,
 ) -> Result<Vec<GrantListing>, sqlx::Error> {
+    list_in(&db.pool, email, site_id).await
+}
+
+/// [`list`], inside a transaction (an import plans against it).
+pub async fn list_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    email: Option<&str>,
+    site_id: Option<&str>,
+) -> Result<Vec<GrantListing>, sqlx::Error> {
     sqlx::query_as(
         "SELECT g.id, g.email, g.site_id, s.name AS site_name, s.url AS site_url, g.role, \
                 g.expires_at, g.reason, g.created_at, g.created_by, g.eligible_role, g.eligible_minutes \
@@ -130,7 +139,7 @@ pub async fn list(
     )
     .bind(email.unwrap_or(""))
     .bind(site_id.unwrap_or(""))
-    .fetch_all(&db.pool)
+    .fetch_all(ex)
     .await
 }
 

@@ -125,17 +125,7 @@ pub async fn export_sites(
         enabled: q.enabled,
     };
     match crate::service::sites::export_sites(&st.db, &query).await {
-        Ok(csv) => (
-            [
-                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    axum::http::header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"sites.csv\"",
-                ),
-            ],
-            csv,
-        )
-            .into_response(),
+        Ok(csv) => csv_download("sites.csv", csv),
         Err(e) => {
             tracing::error!(error = %e, "cannot export the sites");
             unavailable()
@@ -171,26 +161,16 @@ pub async fn export_offboarding(
     }
     match crate::service::messages::checklist_of(&st.db, &q.id).await {
         Ok(None) => (StatusCode::NOT_FOUND, "There is no such person.").into_response(),
-        Ok(Some((leaver, rows))) => (
-            [
-                (
-                    axum::http::header::CONTENT_TYPE,
-                    "text/csv; charset=utf-8".to_string(),
-                ),
-                (
-                    axum::http::header::CONTENT_DISPOSITION,
-                    format!(
-                        "attachment; filename=\"offboarding-{}.csv\"",
-                        leaver.email.replace(
-                            |c: char| !c.is_ascii_alphanumeric() && c != '@' && c != '.',
-                            "-"
-                        )
-                    ),
-                ),
-            ],
+        Ok(Some((leaver, rows))) => csv_download(
+            &format!(
+                "offboarding-{}.csv",
+                leaver.email.replace(
+                    |c: char| !c.is_ascii_alphanumeric() && c != '@' && c != '.',
+                    "-"
+                )
+            ),
             crate::service::messages::checklist_csv(&rows),
-        )
-            .into_response(),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "cannot export a checklist");
             unavailable()
@@ -231,15 +211,61 @@ pub async fn export_fleet(
             return unavailable();
         }
     };
+    csv_download("fleet.csv", crate::service::fleet::fleet_csv(&entries))
+}
+
+/// A CSV file to download under `name` (a name of plain characters).
+fn csv_download(name: &str, body: String) -> Response {
     (
         [
-            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_string(),
+            ),
             (
                 axum::http::header::CONTENT_DISPOSITION,
-                "attachment; filename=\"fleet.csv\"",
+                format!("attachment; filename=\"{name}\""),
             ),
         ],
-        crate::service::fleet::fleet_csv(&entries),
+        body,
     )
         .into_response()
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct GrantsQuery {
+    #[serde(default)]
+    site: String,
+}
+
+/// GET /admin/grants.csv[?site=ID]: every person's grant (or one site's)
+/// in the grants import's columns, for admins.
+pub async fn export_grants(
+    State(st): State<AppState>,
+    session: Session,
+    super::RequestOrigin(from): super::RequestOrigin,
+    axum::extract::Query(q): axum::extract::Query<GrantsQuery>,
+) -> Response {
+    if let Err(answer) = signed_in_admin(
+        &st,
+        &session,
+        from,
+        "export_grants",
+        "Only admins can export the grants.",
+    )
+    .await
+    {
+        return answer;
+    }
+    let site = (!q.site.is_empty()).then_some(q.site.as_str());
+    match crate::service::access::export_grants(&st.db, site).await {
+        Ok(csv) => csv_download("grants.csv", csv),
+        Err(crate::service::sites::ManageError::UnknownSite(_)) => {
+            (StatusCode::NOT_FOUND, "There is no such site.").into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot export the grants");
+            unavailable()
+        }
+    }
 }

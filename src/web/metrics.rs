@@ -45,7 +45,7 @@ fn route_of(path: &str) -> usize {
         p if p.starts_with("/pkg/") || p == "/favicon.svg" => 6,
         "/healthz" | "/readyz" => 7,
         "/metrics" => 8,
-        "/audit/export" | "/admin/sites/export" => 9,
+        "/audit/export" | "/admin/sites/export" | "/admin/grants.csv" => 9,
         _ => 0,
     }
 }

@@ -102,6 +102,7 @@ pub fn routes() -> Router<AppState> {
         .route("/audit/export", get(audit::export))
         .route("/admin/sites/export", get(admin::export_sites))
         .route("/admin/fleet.csv", get(admin::export_fleet))
+        .route("/admin/grants.csv", get(admin::export_grants))
         .route(
             "/admin/people/offboarding.csv",
             get(admin::export_offboarding),

@@ -1071,3 +1071,313 @@ on_both_databases!(
     requests_and_decisions_reach_the_webhook_even_after_it_was_down,
     without_a_webhook_notifications_are_skipped,
 );
+
+/// Eligibility travels in the grants CSV: the console's export writes it,
+/// an import previews each row (nothing written), applies with a fresh
+/// sign-in in one go (invalid rows skipped and named), and reads an export
+/// back unchanged; a preview gone stale is refused. The command line does
+/// the same (a dry run first, `none` takes an eligibility away).
+async fn eligibility_travels_in_the_grants_csv(backend: Backend) {
+    use crate::support::server_fn;
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = sites.granted_site(&app, "blog", SAM, "editor").await;
+    let url = sites.url("blog");
+    let boss = app.signed_in_fresh(ADMIN).await;
+    let export = || async {
+        let res = boss.get(app.at("/admin/grants.csv")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("grants.csv"));
+        res.text().await.unwrap()
+    };
+    let header = "email,site,role,expires_utc,reason,eligible_role,eligible_max_minutes";
+    assert_eq!(
+        export().await,
+        format!("{header}\n\"sam@agency.test\",\"{url}\",\"editor\",\"\",\"\",\"\",\"\"\n")
+    );
+    // Staff cannot export it.
+    let sam = app.signed_in(SAM).await;
+    let res = sam.get(app.at("/admin/grants.csv")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+
+    let csv = format!(
+        "{header}\n\
+         sam@agency.test,{url}/,editor,,,administrator,120\n\
+         sasha@agency.test,{url},author,,,,\n\
+         sasha@agency.test,{url},shop_manager,,,,\n\
+         eve@agency.test,https://nowhere.example,editor,,,,\n"
+    );
+    let preview = |csv: String| {
+        let (app, boss) = (&app, &boss);
+        async move {
+            let (status, p) = server_fn(
+                app,
+                boss,
+                "admin_import_preview",
+                &[("csv", csv.as_str()), ("kind", "grants")],
+            )
+            .await;
+            assert_eq!(status, 200, "{p}");
+            p
+        }
+    };
+    let p = preview(csv.clone()).await;
+    let actions: Vec<&str> = p["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["update", "create", "invalid", "invalid"], "{p}");
+    assert_eq!(
+        p["rows"][0]["notes"],
+        serde_json::json!(["may ask for administrator for up to 2 hours"])
+    );
+    assert!(
+        p["rows"][2]["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("role: \"shop_manager\" may not be granted on blog"),
+        "{p}"
+    );
+    assert!(
+        p["rows"][3]["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("site: no site has the URL"),
+        "{p}"
+    );
+    // The dry run wrote nothing.
+    let (_, cards) = server_fn(&app, &sam, "my_access", &[]).await;
+    assert_eq!(cards, serde_json::json!([]));
+    assert!(records(&app, kind::GRANTS_IMPORTED).await.is_empty());
+
+    // Applying needs a recent sign-in.
+    let stale = app.signed_in(ADMIN).await;
+    let digest = p["digest"].as_str().unwrap().to_string();
+    let apply = |who: &'static str, csv: String, digest: String| {
+        let (app, boss, stale) = (&app, &boss, &stale);
+        async move {
+            let b = if who == "stale" { stale } else { boss };
+            server_fn(
+                app,
+                b,
+                "admin_import_apply",
+                &[
+                    ("csv", csv.as_str()),
+                    ("digest", digest.as_str()),
+                    ("kind", "grants"),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, _) = apply("stale", csv.clone(), digest.clone()).await;
+    assert_eq!(status, 401);
+    let (status, body) = apply("fresh", csv.clone(), digest.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        "Imported: 1 grant(s) added, 1 updated, 0 unchanged, 2 invalid row(s) skipped."
+    );
+    let (_, cards) = server_fn(&app, &sam, "my_access", &[]).await;
+    assert_eq!(
+        (
+            cards[0]["eligible_role"].as_str(),
+            cards[0]["limit"].as_str()
+        ),
+        (Some("administrator"), Some("2 hours")),
+        "{cards}"
+    );
+    // The picker's row offers the request.
+    let (_, mine) = server_fn(&app, &sam, "my_sites", &[]).await;
+    assert_eq!(mine[0]["e"], "Request administrator", "{mine}");
+    let imported = records(&app, kind::GRANTS_IMPORTED).await;
+    assert_eq!(imported.len(), 1);
+    let detail: serde_json::Value = serde_json::from_str(&imported[0].detail).unwrap();
+    assert_eq!(detail["skipped"].as_array().unwrap().len(), 2, "{detail}");
+
+    // The export carries the eligibility, and imports back unchanged.
+    let again = export().await;
+    assert!(
+        again.contains(&format!(
+            "\"sam@agency.test\",\"{url}\",\"editor\",\"\",\"\",\"administrator\",\"120\""
+        )),
+        "{again}"
+    );
+    let p = preview(again.clone()).await;
+    assert_eq!(
+        (
+            p["unchanged"].as_u64(),
+            p["create"].as_u64(),
+            p["update"].as_u64()
+        ),
+        (Some(2), Some(0), Some(0)),
+        "{p}"
+    );
+
+    // Previewed, then the grants change: the preview is refused.
+    let csv = format!("{header}\nsasha@agency.test,{url},editor,,,,\n");
+    let p = preview(csv.clone()).await;
+    agency_sso::service::access::grant(
+        &app.state.db,
+        &[],
+        SASHA,
+        &blog,
+        "contributor",
+        &Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    let (status, body) = apply("fresh", csv, p["digest"].as_str().unwrap().into()).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.to_string().contains("preview the file again"),
+        "{body}"
+    );
+    assert_eq!(records(&app, kind::GRANTS_IMPORTED).await.len(), 1);
+
+    // The command line: a dry run, then --apply; `none` takes it away.
+    let file = sites.dir().join("grants.csv");
+    std::fs::write(
+        &file,
+        format!("email,site,role,eligible_role\nsam@agency.test,{url},editor,none\n"),
+    )
+    .unwrap();
+    let dry = crate::support::run_ok(app.command().args(["grants", "import"]).arg(&file));
+    assert!(
+        dry.contains(&format!(
+            "line 2: sam@agency.test on {url}: update (eligibility)"
+        )),
+        "{dry}"
+    );
+    assert!(dry.contains("Dry run: 0 to add, 1 to update"), "{dry}");
+    let (_, cards) = server_fn(&app, &sam, "my_access", &[]).await;
+    assert_eq!(
+        cards.as_array().unwrap().len(),
+        1,
+        "the dry run changed nothing"
+    );
+    let done = crate::support::run_ok(
+        app.command()
+            .args(["grants", "import", "--apply"])
+            .arg(&file),
+    );
+    assert!(
+        done.ends_with(
+            "Imported: 0 grant(s) added, 1 updated, 0 unchanged, 0 invalid row(s) skipped.\n"
+        ),
+        "{done}"
+    );
+    let (_, cards) = server_fn(&app, &sam, "my_access", &[]).await;
+    assert_eq!(cards, serde_json::json!([]));
+    let out = crate::support::run_ok(app.command().args(["grants", "export", "--site", &blog]));
+    assert!(
+        out.contains(&format!(
+            "\"sam@agency.test\",\"{url}\",\"editor\",\"\",\"\",\"\",\"\""
+        )),
+        "{out}"
+    );
+}
+
+/// A person's page lists their elevations in force (with End now) and
+/// their requests waiting; the offboarding checklist names the elevations
+/// in force, and after disabling them, none. A team's approvers are named
+/// and removed from the team's page.
+async fn the_console_shows_elevations_and_names_team_approvers(backend: Backend) {
+    use crate::support::server_fn;
+    let app = TestApp::start(backend).await;
+    let sites = StandInSites::start(&app).await;
+    let blog = eligible_site(&app, &sites, "blog").await;
+    let shop = eligible_site(&app, &sites, "shop").await;
+    let asked = ask(&app, SAM, &blog, "administrator", 60, REASON)
+        .await
+        .unwrap();
+    decide_as(&app, ADMIN, true, &asked.id, true, "")
+        .await
+        .unwrap();
+    ask(&app, SAM, &shop, "administrator", 30, REASON)
+        .await
+        .unwrap();
+    let boss = app.signed_in_fresh(ADMIN).await;
+    app.signed_in(SAM).await;
+    let sam_id = store::people::find_by_email(&app.state.db, SAM)
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
+    let (status, page) = server_fn(&app, &boss, "admin_person", &[("id", &sam_id)]).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["elevated"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["elevated"][0]["site_name"], "blog");
+    assert_eq!(page["elevated"][0]["role"], "administrator");
+    assert_eq!(page["asking"][0]["site_name"], "shop", "{page}");
+    assert_eq!(page["asking"][0]["duration"], "30 minutes", "{page}");
+    let (_, checklist) = server_fn(&app, &boss, "admin_offboarding", &[("id", &sam_id)]).await;
+    let line = checklist["elevated"][0].as_str().unwrap();
+    assert!(
+        line.starts_with(&format!("administrator on {} until ", sites.url("blog"))),
+        "{checklist}"
+    );
+    let (status, body) = server_fn(
+        &app,
+        &boss,
+        "admin_set_standing",
+        &[("id", &sam_id), ("change", "disable")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, checklist) = server_fn(&app, &boss, "admin_offboarding", &[("id", &sam_id)]).await;
+    assert_eq!(checklist["elevated"], serde_json::json!([]), "{checklist}");
+    let (_, page) = server_fn(&app, &boss, "admin_person", &[("id", &sam_id)]).await;
+    assert_eq!(page["elevated"], serde_json::json!([]), "{page}");
+
+    // A team's approvers, from its page.
+    let ops = crate::support::create_team(&app, &boss, "Ops", "").await;
+    let name = |on: &'static str| {
+        let (app, boss, ops) = (&app, &boss, ops.clone());
+        async move {
+            server_fn(
+                app,
+                boss,
+                "admin_set_approver",
+                &[
+                    ("team", ops.as_str()),
+                    ("email", "lead@agency.test"),
+                    ("on", on),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body) = name("true").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        "lead@agency.test may now decide requests for the team Ops."
+    );
+    let (_, team) = server_fn(&app, &boss, "admin_team", &[("id", &ops)]).await;
+    assert_eq!(team["approvers"], serde_json::json!(["lead@agency.test"]));
+    let (status, body) = name("false").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, team) = server_fn(&app, &boss, "admin_team", &[("id", &ops)]).await;
+    assert_eq!(team["approvers"], serde_json::json!([]));
+    // Neither a site nor a team: refused.
+    let (status, _) = server_fn(
+        &app,
+        &boss,
+        "admin_set_approver",
+        &[("email", "lead@agency.test"), ("on", "true")],
+    )
+    .await;
+    assert_eq!(status, 409);
+}
+
+on_both_databases!(
+    eligibility_travels_in_the_grants_csv,
+    the_console_shows_elevations_and_names_team_approvers,
+);

@@ -38,7 +38,7 @@ pub struct AccessView {
 }
 
 #[cfg(feature = "ssr")]
-fn row(e: crate::service::elevation::Elevation, activity: String) -> AccessRow {
+pub(crate) fn row(e: crate::service::elevation::Elevation, activity: String) -> AccessRow {
     use crate::domain::elevation::minutes_text;
     AccessRow {
         duration: minutes_text(e.minutes),
@@ -230,23 +230,7 @@ pub fn AccessPage() -> impl IntoView {
                             <section aria-labelledby="active-heading">
                                 <h2 id="active-heading">"In force"</h2>
                                 {v.active.is_empty().then(|| view! { <p class="empty">"No elevations are in force."</p> })}
-                                <ul class="requests" data-testid="active">
-                                    {v.active.into_iter().map(|r| {
-                                        let label = format!("{} is {} on {} until {}", r.email, r.role, r.site_name, r.until);
-                                        let end_label = format!("End {}'s elevation on {} now", r.email, r.site_name);
-                                        view! {
-                                        <li class="request" data-testid="elevation" data-email=r.email.clone()>
-                                            <p class="strong">{label}
-                                                {r.break_glass.then(|| view! { " " <span class="badge danger" data-testid="break-glass">"break-glass"</span> })}
-                                            </p>
-                                            <p>{format!("Approved by {} · reason: {}", r.decided_by, r.reason)}</p>
-                                            <ActionForm action=end attr:class="inline-form">
-                                                <input type="hidden" name="id" value=r.id.clone()/>
-                                                <button type="submit" class="button small" aria-label=end_label>"End now"</button>
-                                            </ActionForm>
-                                        </li>
-                                    }}).collect_view()}
-                                </ul>
+                                <ActiveList rows=v.active end/>
                             </section>
                             <section aria-labelledby="recent-heading">
                                 <h2 id="recent-heading">"Lately"</h2>
@@ -274,5 +258,30 @@ pub fn AccessPage() -> impl IntoView {
                 })}
             </Suspense>
         </AdminFrame>
+    }
+}
+
+/// Elevations in force, each with an End now button (the access page, a
+/// person's page).
+#[component]
+pub fn ActiveList(rows: Vec<AccessRow>, end: ServerAction<AdminEndAccess>) -> impl IntoView {
+    view! {
+        <ul class="requests" data-testid="active">
+            {rows.into_iter().map(|r| {
+                let label = format!("{} is {} on {} until {}", r.email, r.role, r.site_name, r.until);
+                let end_label = format!("End {}'s elevation on {} now", r.email, r.site_name);
+                view! {
+                <li class="request" data-testid="elevation" data-email=r.email.clone()>
+                    <p class="strong">{label}
+                        {r.break_glass.then(|| view! { " " <span class="badge danger" data-testid="break-glass">"break-glass"</span> })}
+                    </p>
+                    <p>{format!("Approved by {} · reason: {}", r.decided_by, r.reason)}</p>
+                    <ActionForm action=end attr:class="inline-form">
+                        <input type="hidden" name="id" value=r.id.clone()/>
+                        <button type="submit" class="button small" aria-label=end_label>"End now"</button>
+                    </ActionForm>
+                </li>
+            }}).collect_view()}
+        </ul>
     }
 }

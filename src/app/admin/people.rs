@@ -282,6 +282,10 @@ pub struct PersonDetail {
     pub teams: Vec<String>,
     pub access: Vec<PersonAccess>,
     pub activity: Vec<Activity>,
+    /// Just-in-time access: their elevations in force, and their requests
+    /// waiting for a decision.
+    pub elevated: Vec<super::access::AccessRow>,
+    pub asking: Vec<super::access::AccessRow>,
 }
 
 /// One site of a person's offboarding checklist, as the page shows it.
@@ -317,6 +321,9 @@ pub struct Offboarding {
     /// Their site was deleted or left the connector profile first.
     pub cancelled: usize,
     pub by_hand: usize,
+    /// Just-in-time elevations still in force ("administrator on Acme until
+    /// …"): disabling the person ends them, with their `set-role` messages.
+    pub elevated: Vec<String>,
 }
 
 /// Sites listed in the checklist on the page (the CSV has them all).
@@ -325,9 +332,17 @@ pub const STEPS_SHOWN: usize = 100;
 #[server(endpoint = "admin_offboarding")]
 pub async fn admin_offboarding(id: String) -> Result<Offboarding, AdminError> {
     let a = super::admin("admin_offboarding").await?;
-    let rows = match crate::service::messages::checklist_of(&a.st.db, &id).await {
-        Ok(Some((_, rows))) => rows,
+    use crate::service::elevation::{self as jit, Which};
+    let (leaver, rows) = match crate::service::messages::checklist_of(&a.st.db, &id).await {
+        Ok(Some(found)) => found,
         Ok(None) => return Err(AdminError::Refused("There is no such person.".into())),
+        Err(e) => return a.answer(e),
+    };
+    let elevated = match jit::list(&a.st.db, Which::Active, Some(&leaver.email), 100).await {
+        Ok(list) => list
+            .into_iter()
+            .map(|e| format!("{} on {} until {}", e.role, e.site_url, when(e.ends_at)))
+            .collect(),
         Err(e) => return a.answer(e),
     };
     let mut steps: Vec<SiteStep> = rows.into_iter().map(site_step).collect();
@@ -361,6 +376,7 @@ pub async fn admin_offboarding(id: String) -> Result<Offboarding, AdminError> {
         failed,
         cancelled,
         by_hand,
+        elevated,
     })
 }
 
@@ -556,7 +572,10 @@ fn OffboardingPanel(id: String, o: OffboardingData) -> impl IntoView {
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         Ok(o) if o.steps.is_empty() => {
                             pending.set(false);
-                            view! { <p class="empty">"No site has been asked anything about them."</p> }.into_any()
+                            view! {
+                                <p class="empty">"No site has been asked anything about them."</p>
+                                <Elevated list=o.elevated/>
+                            }.into_any()
                         }
                         Ok(o) => {
                             pending.set(o.pending + o.attention > 0);
@@ -564,6 +583,7 @@ fn OffboardingPanel(id: String, o: OffboardingData) -> impl IntoView {
                                 <p data-testid="offboarding-counts">{format!(
                                     "{} site(s): {} done, {} pending, {} need attention, {} failed, {} cancelled, {} by hand.",
                                     super::thousands(o.total as i64), o.done, o.pending, o.attention, o.failed, o.cancelled, o.by_hand)}</p>
+                                <Elevated list=o.elevated.clone()/>
                                 {(o.total > o.steps.len()).then(|| view! {
                                     <p class="muted">{format!("The first {STEPS_SHOWN} are listed, those that need attention first; the CSV export has every site.")}</p>
                                 })}
@@ -598,6 +618,20 @@ fn OffboardingPanel(id: String, o: OffboardingData) -> impl IntoView {
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// The offboarding checklist's line on just-in-time elevations.
+#[component]
+fn Elevated(list: Vec<String>) -> impl IntoView {
+    if list.is_empty() {
+        view! { <p data-testid="offboarding-elevations">"No elevation in force."</p> }.into_any()
+    } else {
+        view! {
+            <p data-testid="offboarding-elevations">{format!(
+                "{} elevation(s) still in force: {}. Disabling them ends each at once and lowers the role on the site.",
+                list.len(), list.join("; "))}</p>
+        }.into_any()
     }
 }
 
@@ -638,7 +672,23 @@ pub async fn admin_person(id: String) -> Result<PersonDetail, AdminError> {
         })
         .collect();
     let p = d.person;
+    let elevations = |which| crate::service::elevation::list(&a.st.db, which, Some(&p.email), 100);
+    use crate::service::elevation::Which;
+    let (elevated, asking) = match (
+        elevations(Which::Active).await,
+        elevations(Which::Pending).await,
+    ) {
+        (Ok(x), Ok(y)) => (x, y),
+        (Err(e), _) | (_, Err(e)) => return a.answer(e),
+    };
+    let rows = |list: Vec<crate::service::elevation::Elevation>| {
+        list.into_iter()
+            .map(|e| super::access::row(e, String::new()))
+            .collect()
+    };
     Ok(PersonDetail {
+        elevated: rows(elevated),
+        asking: rows(asking),
         sites_total: d.sites_total,
         person: PersonRow {
             name: p.display_name().to_string(),
@@ -802,9 +852,17 @@ pub fn PersonPage() -> impl IntoView {
     let id = super::id_param();
     let change = ServerAction::<AdminSetStanding>::new();
     let end = ServerAction::<super::sessions::AdminEndSessions>::new();
+    let end_access = ServerAction::<super::access::AdminEndAccess>::new();
     let data = Resource::new(
-        move || (id.get(), change.version().get(), end.version().get()),
-        |(id, _, _)| admin_person(id),
+        move || {
+            (
+                id.get(),
+                change.version().get(),
+                end.version().get(),
+                end_access.version().get(),
+            )
+        },
+        |(id, ..)| admin_person(id),
     );
     let offboarding = OffboardingData::new(id);
     view! {
@@ -883,6 +941,24 @@ pub fn PersonPage() -> impl IntoView {
                                             </div>
                                         }.into_any()
                                     }}
+                                </section>
+                                <section class="panel" aria-labelledby="person-jit-heading" data-testid="person-elevations">
+                                    <h2 id="person-jit-heading">"Higher access"</h2>
+                                    <Outcome value=end_access.value().into() done=|m: &String| m.clone()/>
+                                    {(d.elevated.is_empty() && d.asking.is_empty()).then(|| view! {
+                                        <p class="empty" data-testid="no-elevations">"No elevation in force and no request waiting."</p>
+                                    })}
+                                    {(!d.elevated.is_empty()).then(|| view! {
+                                        <p>{format!("{} elevation(s) in force: they end by themselves, or now:", d.elevated.len())}</p>
+                                    })}
+                                    <super::access::ActiveList rows=d.elevated end=end_access/>
+                                    {(!d.asking.is_empty()).then(|| view! {
+                                        <ul class="plain" data-testid="person-requests">
+                                            {d.asking.into_iter().map(|r| view! {
+                                                <li>{format!("Asks for {} on {} for {} (asked {}): ", r.role, r.site_name, r.duration, r.asked)}<q>{r.reason}</q>" "<a href="/admin/access">"decide"</a></li>
+                                            }).collect_view()}
+                                        </ul>
+                                    })}
                                 </section>
                                 <OffboardingPanel id=person_id.clone() o=offboarding/>
                                 <section class="panel" aria-labelledby="activity-heading">

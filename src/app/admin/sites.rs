@@ -216,6 +216,8 @@ fn SitesList() -> impl IntoView {
             <a class="button" href="/admin/sites/import">"Import CSV"</a>
             <a class="button" rel="external" download data-testid="sites-export"
                 href=move || format!("/admin/sites/export?{}", filter.get().to_query())>"Export CSV"</a>
+            <a class="button" href="/admin/grants/import">"Import grants"</a>
+            <a class="button" rel="external" download data-testid="grants-export" href="/admin/grants.csv">"Export grants"</a>
         </div>
         <Outcome value=toggle.value().into() done=|m: &String| m.clone()/>
         <ListPage filter data path="/admin/sites" page=PAGE noun="sites" caption="Sites" testid="sites-table"
@@ -1073,31 +1075,39 @@ pub async fn admin_set_break_glass(site: String, minutes: String) -> Result<Stri
 }
 
 /// Name (`on` = "true") or remove someone who decides requests for a site.
+/// Name (`on` = "true") or remove someone who decides the requests for a
+/// site (`site`), or for the grants of a team (`team`).
 #[server(endpoint = "admin_set_approver")]
 pub async fn admin_set_approver(
-    site: String,
+    site: Option<String>,
+    team: Option<String>,
     email: String,
     on: String,
 ) -> Result<String, AdminError> {
+    use crate::service::elevation as jit;
     let a = super::admin("admin_set_approver").await?;
     let on = on == "true";
     let domains = &a.st.config.sign_in.allowed_domains;
-    match crate::service::elevation::set_site_approver(
-        &a.st.db, domains, &email, &site, on, &a.by, a.now,
-    )
-    .await
-    {
-        Ok(s) if on => Ok(format!(
-            "{} may now decide requests for {}.",
-            email.trim(),
-            s.name
+    let (db, by, now) = (&a.st.db, &a.by, a.now);
+    let done = match (site, team) {
+        (Some(site), None) => jit::set_site_approver(db, domains, &email, &site, on, by, now)
+            .await
+            .map(|s| s.name),
+        (None, Some(team)) => jit::set_team_approver(db, domains, &email, &team, on, by, now)
+            .await
+            .map(|t| format!("the team {t}")),
+        _ => return super::fail(AdminError::Refused("Choose a site or a team.".into())),
+    };
+    match done {
+        Ok(what) if on => Ok(format!(
+            "{} may now decide requests for {what}.",
+            email.trim()
         )),
-        Ok(s) => Ok(format!(
-            "{} no longer decides requests for {}.",
-            email.trim(),
-            s.name
+        Ok(what) => Ok(format!(
+            "{} no longer decides requests for {what}.",
+            email.trim()
         )),
-        Err(crate::service::elevation::ElevationError::Db(e)) => a.answer(e),
+        Err(jit::ElevationError::Db(e)) => a.answer(e),
         Err(e) => super::fail(AdminError::Refused(super::capitalise(&e.to_string()))),
     }
 }
@@ -1128,32 +1138,47 @@ fn JitSettings(
             </ActionForm>
             <Outcome value=glass.value().into() done=|m: &String| m.clone()/>
             <h3>"Approvers"</h3>
-            <ul data-testid="approvers">
-                {approvers.into_iter().map(|email| {
-                    let label = format!("Remove {email} as an approver");
-                    let site2 = site2.clone();
-                    view! {
-                    <li>{email.clone()}
-                        <ActionForm action=approver attr:class="inline-form">
-                            <input type="hidden" name="site" value=site2/>
-                            <input type="hidden" name="email" value=email.clone()/>
-                            <input type="hidden" name="on" value="false"/>
-                            <button type="submit" class="button small" aria-label=label>"Remove"</button>
-                        </ActionForm>
-                    </li>
-                }}).collect_view()}
-            </ul>
-            <ActionForm action=approver attr:class="form inline" attr:aria-label="Name an approver">
-                <input type="hidden" name="site" value=site.id.clone()/>
-                <input type="hidden" name="on" value="true"/>
-                <div class="field">
-                    <label for="approver-email">"Approver's e-mail"</label>
-                    <input id="approver-email" name="email" type="email" required/>
-                </div>
-                <div class="actions"><button type="submit" class="button">"Name approver"</button></div>
-            </ActionForm>
-            <Outcome value=approver.value().into() done=|m: &String| m.clone()/>
+            <Approvers scope="site" id=site2 approvers approver/>
         </section>
+    }
+}
+
+/// The people named to decide requests for a site or a team (`scope`),
+/// each removable, and a form to name one more.
+#[component]
+pub fn Approvers(
+    scope: &'static str,
+    id: String,
+    approvers: Vec<String>,
+    approver: ServerAction<AdminSetApprover>,
+) -> impl IntoView {
+    let id2 = id.clone();
+    view! {
+        <ul data-testid="approvers">
+            {approvers.into_iter().map(|email| {
+                let label = format!("Remove {email} as an approver");
+                let id = id.clone();
+                view! {
+                <li>{email.clone()}
+                    <ActionForm action=approver attr:class="inline-form">
+                        <input type="hidden" name=scope value=id/>
+                        <input type="hidden" name="email" value=email.clone()/>
+                        <input type="hidden" name="on" value="false"/>
+                        <button type="submit" class="button small" aria-label=label>"Remove"</button>
+                    </ActionForm>
+                </li>
+            }}).collect_view()}
+        </ul>
+        <ActionForm action=approver attr:class="form inline" attr:aria-label="Name an approver">
+            <input type="hidden" name=scope value=id2/>
+            <input type="hidden" name="on" value="true"/>
+            <div class="field">
+                <label for="approver-email">"Approver's e-mail"</label>
+                <input id="approver-email" name="email" type="email" required/>
+            </div>
+            <div class="actions"><button type="submit" class="button">"Name approver"</button></div>
+        </ActionForm>
+        <Outcome value=approver.value().into() done=|m: &String| m.clone()/>
     }
 }
 
@@ -1203,58 +1228,148 @@ pub struct Preview {
     pub digest: String,
 }
 
+/// What an import reads: `sites` (the default) or `grants`.
+#[cfg(feature = "ssr")]
+fn grants_import(kind: &Option<String>) -> bool {
+    kind.as_deref() == Some("grants")
+}
+
+#[cfg(feature = "ssr")]
+impl Preview {
+    fn new(tally: crate::domain::import::Tally, digest: String, rows: Vec<PreviewRow>) -> Self {
+        Preview {
+            create: tally.create,
+            update: tally.update,
+            unchanged: tally.unchanged,
+            invalid: tally.invalid,
+            digest,
+            rows,
+        }
+    }
+}
+
 #[server(endpoint = "admin_import_preview")]
-pub async fn admin_import_preview(csv: String) -> Result<Preview, AdminError> {
+pub async fn admin_import_preview(
+    csv: String,
+    kind: Option<String>,
+) -> Result<Preview, AdminError> {
     use crate::domain::import::Change;
+    use crate::service::sites::ManageError;
     let a = super::admin("admin_import_preview").await?;
+    let as_field = |e: ManageError| match e {
+        ManageError::Refused(m) => ManageError::Invalid(vec![crate::domain::sites::FieldError {
+            field: "csv",
+            message: m,
+        }]),
+        e => e,
+    };
+    if grants_import(&kind) {
+        let domains = &a.st.config.sign_in.allowed_domains;
+        return match crate::service::access::preview_grant_import(&a.st.db, domains, &csv, a.now)
+            .await
+        {
+            Ok(plan) => Ok(grants_preview(plan)),
+            Err(e) => a.answer(as_field(e)),
+        };
+    }
     let plan = match crate::service::sites::preview_import(&a.st.db, &a.st.master_keys, &csv).await
     {
         Ok(p) => p,
-        Err(crate::service::sites::ManageError::Refused(m)) => {
-            return a.answer(crate::service::sites::ManageError::Invalid(vec![
-                crate::domain::sites::FieldError {
-                    field: "csv",
-                    message: m,
-                },
-            ]))
-        }
-        Err(e) => return a.answer(e),
+        Err(e) => return a.answer(as_field(e)),
     };
-    Ok(Preview {
-        create: plan.tally.create,
-        update: plan.tally.update,
-        unchanged: plan.tally.unchanged,
-        invalid: plan.tally.invalid,
-        digest: plan.digest,
-        rows: plan
-            .rows
-            .into_iter()
-            .map(|p| {
-                let (action, notes) = match p.change {
-                    Change::Create(..) => ("create", Vec::new()),
-                    Change::Update { fields, .. } => (
-                        "update",
-                        fields.iter().map(|f| f.replace('_', " ")).collect(),
-                    ),
-                    Change::Unchanged => ("unchanged", Vec::new()),
-                    Change::Invalid(e) => ("invalid", e),
-                };
-                PreviewRow {
-                    line: p.line,
-                    url: p.url,
-                    name: p.name,
-                    action: action.into(),
-                    notes,
+    let rows = plan
+        .rows
+        .into_iter()
+        .map(|p| {
+            let (action, notes) = match p.change {
+                Change::Create(..) => ("create", Vec::new()),
+                Change::Update { fields, .. } => (
+                    "update",
+                    fields.iter().map(|f| f.replace('_', " ")).collect(),
+                ),
+                Change::Unchanged => ("unchanged", Vec::new()),
+                Change::Invalid(e) => ("invalid", e),
+            };
+            PreviewRow {
+                line: p.line,
+                url: p.url,
+                name: p.name,
+                action: action.into(),
+                notes,
+            }
+        })
+        .collect();
+    Ok(Preview::new(plan.tally, plan.digest, rows))
+}
+
+/// A grants import's plan as the preview table shows it: the person in
+/// the name column, the site's URL beside it.
+#[cfg(feature = "ssr")]
+fn grants_preview(plan: crate::service::access::GrantImportPlan) -> Preview {
+    use crate::domain::grant_import::Change;
+    let eligible = |e: &Option<(String, i64)>| match e {
+        Some((r, m)) => format!(
+            "may ask for {r} for up to {}",
+            crate::domain::elevation::minutes_text(*m)
+        ),
+        None => "may ask for nothing more".to_string(),
+    };
+    let rows = plan
+        .rows
+        .into_iter()
+        .map(|p| {
+            let (action, notes) = match p.change {
+                Change::Create(w) => ("create", vec![w.role.clone(), eligible(&w.eligible)]),
+                Change::Update { before, after, .. } => {
+                    let mut notes = Vec::new();
+                    if before.role != after.role {
+                        notes.push(format!("{} → {}", before.role, after.role));
+                    }
+                    if before.expires_at != after.expires_at || before.reason != after.reason {
+                        notes.push("new end or reason".to_string());
+                    }
+                    if before.eligible != after.eligible {
+                        notes.push(eligible(&after.eligible));
+                    }
+                    ("update", notes)
                 }
-            })
-            .collect(),
-    })
+                Change::Unchanged => ("unchanged", Vec::new()),
+                Change::Invalid(e) => ("invalid", e),
+            };
+            PreviewRow {
+                line: p.line,
+                url: p.site_url,
+                name: p.email,
+                action: action.into(),
+                notes,
+            }
+        })
+        .collect();
+    Preview::new(plan.tally, plan.digest, rows)
 }
 
 #[server(endpoint = "admin_import_apply")]
-pub async fn admin_import_apply(csv: String, digest: String) -> Result<String, AdminError> {
+pub async fn admin_import_apply(
+    csv: String,
+    digest: String,
+    kind: Option<String>,
+) -> Result<String, AdminError> {
     let a = super::admin("admin_import_apply").await?;
     a.recent_sign_in()?;
+    if grants_import(&kind) {
+        let domains = &a.st.config.sign_in.allowed_domains;
+        return match crate::service::access::apply_grant_import(
+            &a.st.db, domains, &csv, &digest, &a.by, a.now,
+        )
+        .await
+        {
+            Ok(t) => Ok(format!(
+                "Imported: {} grant(s) added, {} updated, {} unchanged, {} invalid row(s) skipped.",
+                t.create, t.update, t.unchanged, t.invalid
+            )),
+            Err(e) => a.answer(e),
+        };
+    }
     match crate::service::sites::apply_import(
         &a.st.db,
         &a.st.master_keys,
@@ -1278,23 +1393,51 @@ pub async fn admin_import_apply(csv: String, digest: String) -> Result<String, A
 pub fn ImportPage() -> impl IntoView {
     view! {
         <AdminFrame title="Import sites from CSV" section="sites">
-            <Import/>
+            <Import kind="sites"/>
+        </AdminFrame>
+    }
+}
+
+/// `/admin/grants/import`
+#[component]
+pub fn GrantsImportPage() -> impl IntoView {
+    view! {
+        <AdminFrame title="Import grants from CSV" section="sites">
+            <Import kind="grants"/>
         </AdminFrame>
     }
 }
 
 #[component]
-fn Import() -> impl IntoView {
+fn Import(kind: &'static str) -> impl IntoView {
     let preview = ServerAction::<AdminImportPreview>::new();
     let apply = ServerAction::<AdminImportApply>::new();
     let csv = RwSignal::new(String::new());
-    let columns = crate::app::admin::sites::IMPORT_COLUMNS;
+    let grants = kind == "grants";
+    let help = if grants {
+        view! {
+            <p>"The first line names the columns: " <code>{GRANT_IMPORT_COLUMNS}</code>
+               ". " <code>"email"</code>", "<code>"site"</code>" (its URL) and "<code>"role"</code>
+               " are required. Each row gives a person a role on a site, replacing the grant they have there; a row with "
+               <code>"expires_utc"</code>" (such as 2027-01-31T18:00:00Z) and a reason is a time-limited grant. "
+               <code>"eligible_role"</code>" and "<code>"eligible_max_minutes"</code>" make the grant eligible for a higher role (just-in-time access); empty cells keep what the grant has, "
+               <code>"none"</code>" takes it away. Grants the file does not name stay. An export is a valid import."</p>
+        }
+        .into_any()
+    } else {
+        view! {
+            <p>"The first line names the columns: " <code>{IMPORT_COLUMNS}</code>
+               ". " <code>"name"</code>", "<code>"client"</code>" and "<code>"url"</code>
+               " are required. A row whose URL matches an existing site updates it (empty cells keep its values); other rows add sites. An export is a valid import."</p>
+        }
+        .into_any()
+    };
+    let noun = if grants { "grant(s)" } else { "site(s)" };
     view! {
-        <p class="breadcrumb"><a href="/admin/sites">"Sites"</a>" › Import"</p>
-        <p>"The first line names the columns: " <code>{columns}</code>
-           ". " <code>"name"</code>", "<code>"client"</code>" and "<code>"url"</code>
-           " are required. A row whose URL matches an existing site updates it (empty cells keep its values); other rows add sites. An export is a valid import."</p>
+        <p class="breadcrumb"><a href="/admin/sites">"Sites"</a>{if grants { " › Import grants" } else { " › Import" }}</p>
+        {help}
         <ActionForm action=preview attr:class="form" attr:aria-label="Preview an import">
+            <input type="hidden" name="kind" value=kind/>
             <div class="field">
                 <label for="import-file">"CSV file"</label>
                 <input id="import-file" type="file" accept=".csv,text/csv" on:change=move |ev| read_file(ev, csv)/>
@@ -1313,15 +1456,15 @@ fn Import() -> impl IntoView {
         {move || preview.value().get().and_then(|r| r.ok()).map(|p| {
             let valid = p.create + p.update;
             let label = if p.invalid > 0 {
-                format!("Import {valid} site(s), skipping {} invalid row(s)", p.invalid)
+                format!("Import {valid} {noun}, skipping {} invalid row(s)", p.invalid)
             } else {
-                format!("Import {valid} site(s)")
+                format!("Import {valid} {noun}")
             };
             view! {
                 <div class="table-wrap">
                 <table class="list" data-testid="preview-table">
                     <caption class="sr-only">"What the import would do"</caption>
-                    <thead><tr><th scope="col">"Line"</th><th scope="col">"Site"</th><th scope="col">"Change"</th><th scope="col">"Details"</th></tr></thead>
+                    <thead><tr><th scope="col">"Line"</th><th scope="col">{if grants { "Person and site" } else { "Site" }}</th><th scope="col">"Change"</th><th scope="col">"Details"</th></tr></thead>
                     <tbody>
                         {p.rows.into_iter().map(|r| view! {
                             <tr data-testid="preview-row" data-action=r.action.clone() class=format!("preview {}", r.action)>
@@ -1338,6 +1481,7 @@ fn Import() -> impl IntoView {
                     <ActionForm action=apply attr:class="form inline" attr:aria-label="Apply the import">
                         <input type="hidden" name="csv" prop:value=move || csv.get()/>
                         <input type="hidden" name="digest" value=p.digest.clone()/>
+                        <input type="hidden" name="kind" value=kind/>
                         <button type="submit" class="button primary" data-testid="apply-import">{label}</button>
                     </ActionForm>
                 })}
@@ -1350,6 +1494,10 @@ fn Import() -> impl IntoView {
 /// The import columns, for the page's instructions.
 pub const IMPORT_COLUMNS: &str =
     "name,client,url,profile,login_template,username_claim,signing,roles,token_lifetime,enabled,notes,secret";
+
+/// The grants import's columns, for the page's instructions.
+pub const GRANT_IMPORT_COLUMNS: &str =
+    "email,site,role,expires_utc,reason,eligible_role,eligible_max_minutes";
 
 /// Read a chosen file into the text area (in the browser).
 #[allow(unused_variables)]
@@ -1384,6 +1532,10 @@ mod tests {
         assert_eq!(
             super::IMPORT_COLUMNS,
             format!("{},{SECRET_COLUMN}", COLUMNS.join(","))
+        );
+        assert_eq!(
+            super::GRANT_IMPORT_COLUMNS,
+            crate::domain::grant_import::COLUMNS.join(",")
         );
     }
 }

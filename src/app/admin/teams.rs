@@ -81,6 +81,8 @@ pub struct TeamDetail {
     pub grants: Vec<TeamGrantRow>,
     pub clients: Vec<String>,
     pub roles: Vec<String>,
+    /// People named to decide requests resting on the team's grants.
+    pub approvers: Vec<String>,
 }
 
 #[server(endpoint = "admin_team")]
@@ -92,7 +94,12 @@ pub async fn admin_team(id: String) -> Result<TeamDetail, AdminError> {
         Err(e) => return a.answer(e),
     };
     let (team, members, grants, clients) = (d.team, d.members, d.grants, d.clients);
+    let approvers = match crate::service::elevation::team_approvers(&a.st.db, &team.id).await {
+        Ok(list) => list,
+        Err(e) => return a.answer(e),
+    };
     Ok(TeamDetail {
+        approvers,
         team: TeamRow {
             id: team.id,
             name: team.name,
@@ -310,6 +317,7 @@ pub fn TeamPage() -> impl IntoView {
     let grant = ServerAction::<AdminGrantTeam>::new();
     let revoke = ServerAction::<AdminRevokeTeamGrant>::new();
     let delete = ServerAction::<AdminDeleteTeam>::new();
+    let approver = ServerAction::<super::sites::AdminSetApprover>::new();
     let navigate = leptos_router::hooks::use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(_)) = delete.value().get() {
@@ -324,6 +332,7 @@ pub fn TeamPage() -> impl IntoView {
                 remove.version().get(),
                 grant.version().get(),
                 revoke.version().get(),
+                approver.version().get(),
             )
         },
         |(id, ..)| admin_team(id),
@@ -435,6 +444,11 @@ pub fn TeamPage() -> impl IntoView {
                                         <Outcome value=grant.value().into() done=|m: &String| m.clone()/>
                                     </section>
                                 </div>
+                                <section class="panel" aria-labelledby="team-approvers-heading">
+                                    <h2 id="team-approvers-heading">"Who decides requests"</h2>
+                                    <p class="hint">"Besides admins, these people approve or deny the requests for a higher role that rest on this team's grants (never their own)."</p>
+                                    <super::sites::Approvers scope="team" id=team_id.clone() approvers=d.approvers.clone() approver/>
+                                </section>
                                 <section class="panel danger-zone" aria-labelledby="delete-team-heading">
                                     <h2 id="delete-team-heading">"Delete this team"</h2>
                                     <p>"Its members lose what the team granted them at once."</p>
