@@ -974,7 +974,7 @@ test('just-in-time: Sam asks for administrator, Ada approves in her browser, Wor
     await pickerLive(sam);
     // The site's row in the picker offers the higher role; the link leads to
     // the request form, its reason field ready to type in.
-    const siteRow = sam.getByTestId('site-row').filter({ hasText: 'Client Site' });
+    const siteRow = sam.getByTestId('site-row').filter({ has: sam.locator('.name', { hasText: /^Client Site$/ }) });
     const row = sam.getByRole('region', { name: 'Higher access' }).getByTestId('eligible-site').filter({ hasText: 'Client Site' });
     await siteRow.getByRole('link', { name: 'Request administrator' }).click();
     await expect(row.getByLabel('Why (the ticket or incident)')).toBeFocused();
