@@ -111,7 +111,7 @@ ensure_python_verifiers() {
   if [ -f "$dir/.installed" ] && cmp -s "$dir/.installed" "$req"; then return 0; fi
   command -v python3 >/dev/null 2>&1 || ensure_apt python3
   python3 -m pip --version >/dev/null 2>&1 || ensure_apt python3-pip
-  say "installing PyJWT for the token verification tests"
+  say "installing PyJWT (token verification) and openapi-spec-validator (the API document) for the tests"
   python3 -m pip install --quiet --disable-pip-version-check --target "$dir" -r "$req"
   cp "$req" "$dir/.installed"
 }
@@ -178,7 +178,7 @@ ensure_wordpress() {
 
 # What the test suite needs beyond the tools.
 ensure_test_tools() {
-  ensure_apt chromium python3 openssl php-cli
+  ensure_apt chromium python3 openssl php-cli rsyslog rsyslog-gnutls
   ensure_python_verifiers
   ensure_postgres
   ensure_wordpress

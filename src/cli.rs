@@ -51,6 +51,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AccessCommand,
     },
+    /// Tokens for the admin API (/api/v1): made here by the server's
+    /// operator, or in the console by an admin.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// The launch record.
     Launches {
         #[command(subcommand)]
@@ -213,6 +219,28 @@ pub enum GrantsCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum TokensCommand {
+    /// Make a token; prints it last, this once only (it is stored hashed).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// What it may do (repeat, or comma-separated): sites:read,
+        /// sites:write, access:read, access:write, people:read,
+        /// people:write, teams:read, teams:write, keys:read, keys:write,
+        /// audit:read.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// How long it lasts (1 to 365).
+        #[arg(long)]
+        days: i64,
+    },
+    /// Every token: its scopes, maker, expiry and last use (never the secret).
+    List,
+    /// Revoke a token by name: it acts no more.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum AccessCommand {
     /// File a request on a person's behalf (recorded as the operator's);
     /// prints its id last.
@@ -294,6 +322,16 @@ pub enum AuditCommand {
         /// Also check against checkpoints kept elsewhere (files holding a checkpoint JWS).
         #[arg(long = "checkpoint")]
         checkpoints: Vec<std::path::PathBuf>,
+        /// Verify a receiver's copy instead (a syslog file, or JSON
+        /// records one per line): each record's hash, each link, no gap,
+        /// and its last record against this database's.
+        #[arg(long, conflicts_with = "checkpoints")]
+        from_file: Option<std::path::PathBuf>,
+    },
+    /// Where the audit log is streamed (syslog, webhooks).
+    Stream {
+        #[command(subcommand)]
+        command: StreamCommand,
     },
     /// Write records as CSV or JSON Lines, newest first, streamed.
     Export {
@@ -313,6 +351,28 @@ pub enum AuditCommand {
     /// Every site a person launched into, with role and last launch
     /// (the WordPress accounts to remove when they leave).
     SitesEntered { email: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StreamCommand {
+    /// Stream the audit log to a receiver: https://… (a webhook; its
+    /// signing secret is printed last, this once), syslog+tls://host:6514,
+    /// or syslog+tcp:// / syslog+udp:// to a relay on loopback.
+    Add {
+        name: String,
+        target: String,
+        /// The CA (PEM file) a syslog+tls receiver's certificate chains to.
+        #[arg(long)]
+        ca: Option<std::path::PathBuf>,
+        /// Only records from now on (default: the whole chain).
+        #[arg(long)]
+        from_now: bool,
+    },
+    /// Each destination: the last record it acknowledged, how far behind
+    /// it is, its last error.
+    List,
+    /// Stop streaming to a destination.
+    Remove { name: String },
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -428,6 +488,7 @@ pub async fn run() -> ExitCode {
         Command::Sites { command } => sites(config, command).await,
         Command::Grants { command } => grants(config, command).await,
         Command::Access { command } => access(config, command).await,
+        Command::Tokens { command } => tokens(config, command).await,
         Command::Launches { command } => launches(config, command).await,
         Command::Audit { command } => return audit(config, command).await,
         Command::Demo { command } => demo(config, command).await,
@@ -1001,6 +1062,137 @@ async fn grants(config: Config, command: GrantsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn stream(config: &Config, db: &Db, command: StreamCommand) -> anyhow::Result<()> {
+    use crate::service::stream::{self, Start};
+    match command {
+        StreamCommand::Add {
+            name,
+            target,
+            ca,
+            from_now,
+        } => {
+            let ca_pem = match ca {
+                Some(p) => std::fs::read_to_string(&p)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
+                None => String::new(),
+            };
+            let masters = crate::service::context::master_keys(config)?;
+            let start = if from_now {
+                Start::Now
+            } else {
+                Start::Beginning
+            };
+            let (d, secret) = stream::add(
+                db,
+                &masters,
+                &name,
+                &target,
+                &ca_pem,
+                start,
+                &Actor::command_line(),
+                now(),
+            )
+            .await?;
+            eprintln!(
+                "The audit log streams to {:?} ({}) from record #{}; a running dashboard starts within seconds.",
+                d.name,
+                d.target,
+                d.last_seq + 1
+            );
+            if let Some(secret) = secret {
+                eprintln!(
+                    "Its signing secret (X-Agency-SSO-Signature, HMAC-SHA256), shown this once:"
+                );
+                println!("{secret}");
+            }
+        }
+        StreamCommand::List => {
+            let (head, list) = stream::status(db).await?;
+            println!(
+                "{:<20}  {:<40}  {:>10}  {:>8}  ERROR",
+                "NAME", "TARGET", "DELIVERED", "LAG"
+            );
+            for d in list {
+                println!(
+                    "{:<20}  {:<40}  {:>10}  {:>8}  {}",
+                    d.name,
+                    d.target,
+                    d.last_seq,
+                    head - d.last_seq,
+                    d.last_error
+                );
+            }
+        }
+        StreamCommand::Remove { name } => {
+            let d = stream::remove(db, &name, &Actor::command_line(), now()).await?;
+            println!("The audit log no longer streams to {:?}.", d.name);
+        }
+    }
+    Ok(())
+}
+
+async fn tokens(config: Config, command: TokensCommand) -> anyhow::Result<()> {
+    use crate::service::api_tokens::{self, OPERATOR};
+    let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
+    match command {
+        TokensCommand::Create { name, scopes, days } => {
+            let mut random = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+            let (t, secret) = api_tokens::create(
+                &db,
+                &name,
+                &scopes,
+                days,
+                OPERATOR,
+                &Actor::command_line(),
+                &random,
+                now(),
+            )
+            .await?;
+            eprintln!(
+                "Token {:?} ({}) until {}. It is shown this once only:",
+                t.name,
+                crate::domain::api::join_scopes(&t.scopes),
+                crate::domain::audit::utc(t.expires_at)
+            );
+            println!("{secret}");
+        }
+        TokensCommand::List => {
+            let n = now();
+            println!(
+                "{:<24}  {:<12}  {:<10}  {:<20}  {:<20}  {:<24}  SCOPES",
+                "NAME", "STARTS", "STATE", "EXPIRES", "LAST USED", "MADE BY"
+            );
+            for t in api_tokens::list(&db).await? {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.expires_at <= n {
+                    "expired"
+                } else {
+                    "live"
+                };
+                println!(
+                    "{:<24}  {:<12}  {:<10}  {:<20}  {:<20}  {:<24}  {}",
+                    t.name,
+                    t.prefix,
+                    state,
+                    crate::domain::audit::utc(t.expires_at),
+                    t.last_used_at
+                        .map(crate::domain::audit::utc)
+                        .unwrap_or_else(|| "never".into()),
+                    t.created_by,
+                    crate::domain::api::join_scopes(&t.scopes)
+                );
+            }
+        }
+        TokensCommand::Revoke { name } => {
+            let t = api_tokens::revoke(&db, &name, &Actor::command_line(), now()).await?;
+            println!("Token {:?} is revoked: it acts no more.", t.name);
+        }
+    }
+    Ok(())
+}
+
 /// Hours as typed (fractions allowed) in whole minutes.
 fn hours_to_minutes(hours: f64) -> anyhow::Result<i64> {
     if !hours.is_finite() || hours <= 0.0 || hours > 24.0 * 365.0 {
@@ -1554,7 +1746,51 @@ async fn audit_inner(config: Config, command: AuditCommand) -> anyhow::Result<Ex
     use std::io::Write;
     let db = Db::connect(config.database_url.expose(), config.db_kind).await?;
     match command {
-        AuditCommand::Verify { checkpoints } => {
+        AuditCommand::Verify {
+            from_file: Some(file),
+            ..
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let r = crate::service::audit::verify_copy(&db, &text).await?;
+            let range = match (r.first, r.last) {
+                (Some(f), Some(l)) => format!(" #{f}..#{l}"),
+                _ => String::new(),
+            };
+            let skipped = match r.skipped {
+                0 => String::new(),
+                n => format!(", {n} line(s) without a record"),
+            };
+            match (&r.outcome, r.matches_here) {
+                (Err(p), _) => {
+                    println!("RECEIVER'S COPY BROKEN: {p}");
+                    Ok(ExitCode::from(1))
+                }
+                (Ok(()), Some(false)) => {
+                    println!(
+                        "RECEIVER'S COPY DIFFERS: its record #{} is not this dashboard's",
+                        r.last.unwrap_or(0)
+                    );
+                    Ok(ExitCode::from(1))
+                }
+                (Ok(()), here) => {
+                    println!(
+                        "receiver's copy verified: {} record(s){range}, every link, no gap{skipped}{}",
+                        r.records,
+                        match here {
+                            Some(true) => "; its last record is this dashboard's",
+                            _ => "",
+                        }
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        AuditCommand::Stream { command } => {
+            stream(&config, &db, command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify { checkpoints, .. } => {
             let held = checkpoints
                 .iter()
                 .map(|p| {

@@ -172,6 +172,9 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(web::note_origin))
         .layer(sessions)
         .layer(middleware::from_fn(web::pages::explain_bare_errors))
+        // The admin API: tokens, not sessions (no cookie is read, so no
+        // cross-site request can act); the per-client limits still apply.
+        .merge(web::api::routes())
         // Outside the session layer: a request over a limit never touches
         // the session store.
         .layer(middleware::from_fn_with_state(
@@ -228,6 +231,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     service::messages::spawn_worker(state.core.clone());
     service::fleet::spawn_worker(state.core.clone());
     service::notify::spawn_worker(state.core.clone());
+    service::stream::spawn_worker(state.core.clone());
     crate::service::audit::spawn_maintenance(
         state.db.clone(),
         state.keys.clone(),

@@ -354,3 +354,42 @@ test('the console works from the keyboard alone: Tab reaches each field in page 
   await expect(page).toHaveURL(/\/admin\/people\?q=ada/);
   await expect(page.getByTestId('list-count')).toHaveText('Showing 1–1 of 1');
 });
+
+test('API tokens: an admin makes one with two scopes, sees it once, a script uses it, and revoking it stops it at once', async ({ page, request }) => {
+  const errors = watchConsole(page);
+  await asAdmin(page, '/admin/tokens');
+  await expect(page.getByRole('heading', { name: 'API tokens' })).toBeVisible();
+  await page.getByLabel('Name').fill('hosting panel');
+  await page.getByLabel(/sites:read/).check();
+  await page.getByLabel(/access:write/).check();
+  await page.getByLabel('Lasts (days, at most 365)').fill('30');
+  await page.getByRole('button', { name: 'Make token' }).click();
+  await expect(page.getByTestId('new-token')).toContainText('Token hosting panel is made. Copy it now: it is shown this once only.');
+  const secret = (await page.getByTestId('token-secret').textContent())!.trim();
+  expect(secret).toMatch(/^asso_[A-Za-z0-9_-]{43}$/);
+  const row = page.getByTestId('token').filter({ hasText: 'hosting panel' });
+  await expect(row).toContainText('sites:read access:write');
+  await expect(row).toHaveAttribute('data-state', 'live');
+  await screenshot(page, 'admin-tokens');
+
+  // The script: its scope lets it read the sites; not the audit log.
+  const sites = await request.get('/api/v1/sites?limit=1', { headers: { authorization: `Bearer ${secret}` } });
+  expect(sites.status()).toBe(200);
+  expect((await sites.json()).total).toBeGreaterThan(1000);
+  const audit = await request.get('/api/v1/audit', { headers: { authorization: `Bearer ${secret}` } });
+  expect(audit.status()).toBe(403);
+  expect((await audit.json()).code).toBe('scope_missing');
+
+  // Shown once: after a reload the page holds no secret; the last use is listed.
+  await page.reload();
+  await consoleLive(page);
+  await expect(page.getByTestId('token-secret')).toHaveCount(0);
+  expect(await page.content()).not.toContain(secret.slice(5));
+  await expect(row.locator('td').nth(4)).not.toHaveText('never');
+  await row.getByRole('button', { name: 'Revoke the token hosting panel' }).click();
+  await expect(row).toHaveAttribute('data-state', 'revoked');
+  const after = await request.get('/api/v1/sites', { headers: { authorization: `Bearer ${secret}` } });
+  expect(after.status()).toBe(401);
+  expect((await after.json()).code).toBe('token_revoked');
+  expect(errors).toEqual([]);
+});

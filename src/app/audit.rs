@@ -315,6 +315,11 @@ pub fn event_kinds() -> Vec<&'static str> {
         "elevation_expired",
         "elevation_ended_early",
         "elevation_ended",
+        "api_token_created",
+        "api_token_revoked",
+        "api_call",
+        "stream_destination_added",
+        "stream_destination_removed",
     ]
 }
 

@@ -130,6 +130,8 @@ pub fn App() -> impl IntoView {
                 <Route path=(StaticSegment("admin"), StaticSegment("teams")) view=admin::teams::TeamsPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("teams"), ParamSegment("id")) view=admin::teams::TeamPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("keys")) view=admin::keys::KeysPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("tokens")) view=admin::tokens::TokensPage ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("admin"), StaticSegment("stream")) view=admin::stream::StreamPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("sessions")) view=admin::sessions::SessionsPage ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("admin"), StaticSegment("access")) view=admin::access::AccessPage ssr=SsrMode::Async/>
             </Routes>

@@ -71,9 +71,16 @@ pub mod kind {
     pub const ELEVATION_EXPIRED: &str = "elevation_expired";
     pub const ELEVATION_ENDED_EARLY: &str = "elevation_ended_early";
     pub const ELEVATION_ENDED: &str = "elevation_ended";
+    pub const API_TOKEN_CREATED: &str = "api_token_created";
+    pub const API_TOKEN_REVOKED: &str = "api_token_revoked";
+    /// A call to the admin API that no service recorded itself: a read, or
+    /// a refusal.
+    pub const API_CALL: &str = "api_call";
+    pub const STREAM_DESTINATION_ADDED: &str = "stream_destination_added";
+    pub const STREAM_DESTINATION_REMOVED: &str = "stream_destination_removed";
 
     /// Every kind, for the filter's choices.
-    pub const ALL: [&str; 55] = [
+    pub const ALL: [&str; 60] = [
         SIGN_IN,
         SIGN_IN_FAILED,
         SIGN_OUT,
@@ -129,6 +136,11 @@ pub mod kind {
         ELEVATION_EXPIRED,
         ELEVATION_ENDED_EARLY,
         ELEVATION_ENDED,
+        API_TOKEN_CREATED,
+        API_TOKEN_REVOKED,
+        API_CALL,
+        STREAM_DESTINATION_ADDED,
+        STREAM_DESTINATION_REMOVED,
     ];
 }
 
@@ -356,7 +368,7 @@ pub fn from_hex(s: &str) -> Option<[u8; 32]> {
 }
 
 /// A record as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
     pub seq: i64,
     #[serde(flatten)]

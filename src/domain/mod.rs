@@ -4,6 +4,7 @@
 //! No axum, leptos or sqlx in here; time is always passed in.
 
 pub mod access;
+pub mod api;
 pub mod audit;
 pub mod connect;
 pub mod elevation;
@@ -19,4 +20,5 @@ pub mod people;
 pub mod secrets;
 pub mod session;
 pub mod sites;
+pub mod stream;
 pub mod tokens;

@@ -477,3 +477,51 @@ pub fn spawn_maintenance(
         }
     });
 }
+
+/// What `audit verify --from-file` found in a receiver's copy of the chain.
+#[derive(Debug)]
+pub struct CopyReport {
+    pub records: usize,
+    pub first: Option<i64>,
+    pub last: Option<i64>,
+    /// Lines that held no record.
+    pub skipped: usize,
+    /// The copy links up record to record with no gap, or what breaks it.
+    pub outcome: Result<(), Problem>,
+    /// Its last record is the one this dashboard holds at that place
+    /// (`None`: this database no longer holds it, pruned).
+    pub matches_here: Option<bool>,
+}
+
+/// Verify a receiver's copy of the chain (syslog lines or JSON records,
+/// repeats dropped): every record's hash, every link, no gap; and compare
+/// its last record with this database's.
+pub async fn verify_copy(db: &Db, text: &str) -> Result<CopyReport, sqlx::Error> {
+    use crate::domain::audit::{from_hex, Walker, GENESIS};
+    let (records, skipped) = crate::domain::stream::records_in(text);
+    let mut report = CopyReport {
+        records: records.len(),
+        first: records.first().map(|r| r.seq),
+        last: records.last().map(|r| r.seq),
+        skipped,
+        outcome: Ok(()),
+        matches_here: None,
+    };
+    let (Some(first), Some(last)) = (records.first(), records.last()) else {
+        return Ok(report);
+    };
+    let anchor = (first.seq - 1, from_hex(&first.prev_hash).unwrap_or(GENESIS));
+    let mut walker = Walker::new(anchor, Vec::new());
+    for r in &records {
+        if let Err(p) = walker.push(r) {
+            report.outcome = Err(p);
+            return Ok(report);
+        }
+    }
+    if let Err(p) = walker.finish((last.seq, &last.hash)) {
+        report.outcome = Err(p);
+        return Ok(report);
+    }
+    report.matches_here = store::get(db, last.seq).await?.map(|r| r.hash == last.hash);
+    Ok(report)
+}

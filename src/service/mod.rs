@@ -7,6 +7,7 @@
 //! ARCHITECTURE.md.
 
 pub mod access;
+pub mod api_tokens;
 pub mod audit;
 pub mod backup;
 pub mod connect;
@@ -20,6 +21,7 @@ pub mod notify;
 pub mod people;
 pub mod sessions;
 pub mod sites;
+pub mod stream;
 pub mod teams;
 
 pub use crate::store::Db;

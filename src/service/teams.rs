@@ -8,12 +8,12 @@ use crate::domain::audit::{kind, Actor};
 use crate::domain::sites::{check_role, FieldError};
 use crate::service::messages::RoleWatch;
 use crate::service::sites::{check_email, find_site, ManageError};
-use crate::store::teams::{Target, Team};
+use crate::store::teams::Target;
 use crate::store::{self, audit, Db};
 
 // Reads with no rule of their own are the store's queries, named here so
 // that the pages, handlers and command line never reach the store.
-pub use crate::store::teams::{grants, list, members, Member, TeamGrant};
+pub use crate::store::teams::{grants, list, members, Member, Team, TeamGrant};
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ManageError {
     ManageError::Invalid(vec![FieldError {

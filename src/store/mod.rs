@@ -2,6 +2,7 @@
 //! statements run on SQLite and PostgreSQL through sqlx's `Any` driver, with
 //! a migration folder per dialect.
 
+pub mod api_tokens;
 pub mod audit;
 pub mod connect;
 pub mod elevations;
@@ -14,6 +15,7 @@ pub mod notifications;
 pub mod people;
 pub mod sessions;
 pub mod sites;
+pub mod stream;
 pub mod teams;
 
 use std::time::Duration;

@@ -35,6 +35,10 @@ pub struct Limiter {
     failures_overall: Mutex<Buckets>,
     /// Redemptions of connection codes, per client address.
     connect_per_client: Mutex<Buckets>,
+    /// Admin API calls per token, and calls without a valid token per
+    /// client address.
+    api_per_token: Mutex<Buckets>,
+    api_guesses_per_client: Mutex<Buckets>,
     /// When a flood of them was last noted (Unix seconds): at most one
     /// note a minute, however the flood ebbs and flows.
     flood_noted_at: std::sync::atomic::AtomicI64,
@@ -47,6 +51,11 @@ const FAILURES_OVERALL: &str = "120/min";
 /// Redemptions of connection codes per client address: a fleet's script
 /// connecting its sites one after another stays well below.
 const CONNECT_PER_CLIENT: &str = "120/min";
+/// Admin API calls per token: a sync job walking 5,000 sites a page at a
+/// time stays well below.
+const API_PER_TOKEN: &str = "600/min";
+/// Admin API calls without a valid token, per client address.
+const API_GUESSES_PER_CLIENT: &str = "30/min";
 
 /// Which limit a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +92,8 @@ impl Limiter {
             failures_per_client: fixed(FAILURES_PER_CLIENT),
             failures_overall: fixed(FAILURES_OVERALL),
             connect_per_client: fixed(CONNECT_PER_CLIENT),
+            api_per_token: fixed(API_PER_TOKEN),
+            api_guesses_per_client: fixed(API_GUESSES_PER_CLIENT),
             flood_noted_at: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
@@ -125,6 +136,22 @@ impl Limiter {
     /// Count one redemption of a connection code from `client`.
     pub fn connect_attempt(&self, client: &str, now: i64) -> Verdict {
         self.connect_per_client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(client, now.saturating_mul(1000))
+    }
+
+    /// Count one admin API call by a token.
+    pub fn api_call(&self, token_id: &str, now: i64) -> Verdict {
+        self.api_per_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(token_id, now.saturating_mul(1000))
+    }
+
+    /// Count one admin API call without a valid token from `client`.
+    pub fn api_guess(&self, client: &str, now: i64) -> Verdict {
+        self.api_guesses_per_client
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .check(client, now.saturating_mul(1000))

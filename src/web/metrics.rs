@@ -199,6 +199,16 @@ impl Metrics {
         if let Some(n) = gauges.audit_chain_length {
             let _ = writeln!(out, "# HELP agency_sso_audit_chain_length Records appended to the audit chain.\n# TYPE agency_sso_audit_chain_length gauge\nagency_sso_audit_chain_length {n}");
         }
+        if !gauges.stream_lag.is_empty() {
+            out.push_str("# HELP agency_sso_audit_stream_lag_records Records of the audit chain a stream destination has not acknowledged yet.\n# TYPE agency_sso_audit_stream_lag_records gauge\n");
+            for (name, lag) in &gauges.stream_lag {
+                let name = name.replace(['\\', '"', '\n'], "_");
+                let _ = writeln!(
+                    out,
+                    "agency_sso_audit_stream_lag_records{{destination=\"{name}\"}} {lag}"
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP agency_sso_database_up Whether the database answered this scrape.\n# TYPE agency_sso_database_up gauge\nagency_sso_database_up {}",
@@ -212,6 +222,8 @@ impl Metrics {
 pub struct Gauges {
     /// (kid, state, age in seconds).
     pub keys: Vec<(String, String, i64)>,
+    /// Each audit stream destination's lag, in records.
+    pub stream_lag: Vec<(String, i64)>,
     /// `None` when the database did not answer.
     pub audit_chain_length: Option<i64>,
 }
@@ -264,18 +276,24 @@ pub async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response
             )
         })
         .collect();
-    let audit_chain_length = match tokio::time::timeout(
+    let (audit_chain_length, stream_lag) = match tokio::time::timeout(
         std::time::Duration::from_secs(2),
-        crate::service::audit::head(&st.db),
+        crate::service::stream::status(&st.db),
     )
     .await
     {
-        Ok(Ok((seq, _))) => Some(seq),
-        _ => None,
+        Ok(Ok((head, list))) => (
+            Some(head),
+            list.into_iter()
+                .map(|d| (d.name, head - d.last_seq))
+                .collect(),
+        ),
+        _ => (None, Vec::new()),
     };
     let body = st.metrics.render(&Gauges {
         keys,
         audit_chain_length,
+        stream_lag,
     });
     let mut res = (StatusCode::OK, body).into_response();
     res.headers_mut().insert(
@@ -304,6 +322,7 @@ mod tests {
         let text = m.render(&Gauges {
             keys: vec![("abc".into(), "active".into(), 60)],
             audit_chain_length: Some(42),
+            stream_lag: vec![("SIEM".into(), 3)],
         });
         for line in [
             "agency_sso_http_requests_total{route=\"launch\",status=\"3xx\"} 1",
@@ -318,6 +337,7 @@ mod tests {
             "agency_sso_rate_limited_total{limit=\"launch_per_person\"} 1",
             "agency_sso_signing_key_age_seconds{kid=\"abc\",state=\"active\"} 60",
             "agency_sso_audit_chain_length 42",
+            "agency_sso_audit_stream_lag_records{destination=\"SIEM\"} 3",
             "agency_sso_database_up 1",
         ] {
             assert!(

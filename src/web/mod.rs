@@ -1,6 +1,7 @@
 //! The axum side: sign-in, the key set, health, security middleware.
 
 pub mod admin;
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod connect;

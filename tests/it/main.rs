@@ -2,6 +2,7 @@
 //! provider on loopback, SQLite files and the local PostgreSQL server.
 
 mod admin;
+mod api;
 mod architecture;
 mod audit;
 mod callback;
@@ -22,5 +23,6 @@ mod release;
 mod signin;
 mod storage;
 mod store;
+mod stream;
 mod support;
 mod web;

@@ -12,7 +12,9 @@ pub mod keys;
 pub mod people;
 pub mod sessions;
 pub mod sites;
+pub mod stream;
 pub mod teams;
+pub mod tokens;
 
 use leptos::prelude::*;
 
@@ -351,6 +353,8 @@ fn AdminNav(section: &'static str, waiting: i64) -> impl IntoView {
         ("teams", "/admin/teams", "Teams"),
         ("access", "/admin/access", "Access requests"),
         ("keys", "/admin/keys", "Keys"),
+        ("tokens", "/admin/tokens", "API tokens"),
+        ("stream", "/admin/stream", "Audit stream"),
         ("sessions", "/admin/sessions", "Sessions"),
         ("audit", "/audit", "Audit log"),
     ];
