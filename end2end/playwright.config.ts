@@ -31,7 +31,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 process.env.E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'agency-sso-e2e-'));
 
 /** The agency's webhook (end2end/webhook/server.mjs): what it received, one JSON line per POST. */
-const webhookPort = Number(process.env.E2E_WEBHOOK_PORT ?? 3105);
+export const webhookPort = Number(process.env.E2E_WEBHOOK_PORT ?? 3105);
 export const webhookLog = join(process.env.E2E_DATA_DIR, 'webhook.jsonl');
 export const webhookSecret = 'e2e-webhook-secret-0123456789abcdef0123';
 

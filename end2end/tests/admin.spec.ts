@@ -1,8 +1,8 @@
 import { test, expect, type Page } from '@playwright/test';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { demoURL, shopSecret, staffSites } from '../playwright.config';
+import { demoURL, shopSecret, staffSites, webhookLog, webhookPort } from '../playwright.config';
 import { cli, consoleLive, moveClock, otherPerson, signInAgain, signInAs, watchConsole } from './helpers';
 
 const shots = fileURLToPath(new URL('../../target/screenshots/', import.meta.url));
@@ -391,5 +391,35 @@ test('API tokens: an admin makes one with two scopes, sees it once, a script use
   const after = await request.get('/api/v1/sites', { headers: { authorization: `Bearer ${secret}` } });
   expect(after.status()).toBe(401);
   expect((await after.json()).code).toBe('token_revoked');
+  expect(errors).toEqual([]);
+});
+
+test('audit stream: an admin sends the log to a webhook, sees it catch up, and removes it', async ({ page }) => {
+  const errors = watchConsole(page);
+  await asAdmin(page, '/admin/stream');
+  await expect(page.getByRole('heading', { name: 'Audit stream' })).toBeVisible();
+  await page.getByLabel('Name').fill('SIEM');
+  await page.getByLabel('Address').fill('ftp://siem.example');
+  await page.getByRole('button', { name: 'Add' }).click();
+  await expect(page.getByRole('alert').filter({ hasText: 'https://' }).first()).toBeVisible();
+  await page.getByLabel('Address').fill(`http://127.0.0.1:${webhookPort}/audit-stream`);
+  await page.getByLabel('Send').selectOption('now');
+  await page.getByRole('button', { name: 'Add' }).click();
+  await expect(page.getByText(/The audit log streams to SIEM from record #\d+\. Its signing secret, shown this once: [0-9a-f]{64}/)).toBeVisible();
+  const row = page.getByTestId('destination').filter({ hasText: 'SIEM' });
+  await expect(row).toBeVisible();
+  // The running dashboard's stream worker delivers: the lag falls to 0.
+  await expect(async () => {
+    await page.reload();
+    await expect(row.getByTestId('lag')).toHaveText('0', { timeout: 1000 });
+  }).toPass({ timeout: 20_000 });
+  await screenshot(page, 'admin-stream');
+  const posts = readFileSync(webhookLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((p) => p.path === '/audit-stream');
+  expect(posts.length).toBeGreaterThan(0);
+  const kinds = posts.flatMap((p) => JSON.parse(p.body).records.map((r: { kind: string }) => r.kind));
+  expect(kinds).toContain('stream_destination_added');
+  expect(posts[0].signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+  await row.getByRole('button', { name: 'Stop streaming to SIEM' }).click();
+  await expect(page.getByText('The audit log no longer streams to SIEM.')).toBeVisible();
   expect(errors).toEqual([]);
 });

@@ -142,6 +142,21 @@ async fn a_token_made_in_the_console_manages_sites_and_grants(backend: Backend) 
     assert_eq!(status, 201, "{site}");
     assert_eq!(site["profile"], "connector");
     let id = site["id"].as_str().unwrap().to_string();
+    let encoded: String = url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
+    let (status, by_url, _) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/sites/{encoded}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, by_url["id"].as_str()),
+        (200, Some(id.as_str())),
+        "by URL: {by_url}"
+    );
     // A bad site: the console's codes and fields, nothing written.
     let (status, p, _) = call(
         &app,
@@ -732,6 +747,29 @@ async fn people_teams_keys_and_the_audit_log(backend: Backend) {
         (status, team["grants"].as_array().map(Vec::len)),
         (200, Some(0))
     );
+    let (_, teams, _) = call(&app, &token, Method::GET, "/teams", None, None).await;
+    assert_eq!(teams[0]["name"], "Ops", "{teams}");
+    assert_eq!(teams[0]["members"], 1);
+    let (_, one, _) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/teams/{tid}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(one["members"], json!([SAM]));
+    let (_, one, _) = call(
+        &app,
+        &token,
+        Method::DELETE,
+        &format!("/teams/{tid}/members/{SAM}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(one["members"], json!([]));
     let (status, _, _) = call(
         &app,
         &token,
@@ -742,6 +780,33 @@ async fn people_teams_keys_and_the_audit_log(backend: Backend) {
     )
     .await;
     assert_eq!(status, 200);
+    let (status, p, _) = call(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/teams/{tid}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((status, p["code"].as_str()), (404, Some("unknown_team")));
+    // Sam signs in again; his sessions are ended from the API.
+    let sam = app.signed_in(SAM).await;
+    let (status, ended, _) = call(
+        &app,
+        &token,
+        Method::POST,
+        &format!("/people/{sam_id}/end-sessions"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, ended["sessions_ended"].as_u64()),
+        (200, Some(1)),
+        "{ended}"
+    );
+    assert!(!app.home(&sam).await.contains("Your sites"));
 
     // Keys: listed, rotated now (revoking is the console's alone).
     let (_, keys, _) = call(&app, &token, Method::GET, "/keys", None, None).await;
@@ -839,7 +904,11 @@ async fn the_openapi_document_describes_exactly_the_routes(backend: Backend) {
             .unwrap();
         assert_eq!(res.status(), 401, "{route}");
     }
-    let file = std::env::temp_dir().join(format!("openapi-{}.json", std::process::id()));
+    let file = std::env::temp_dir().join(format!(
+        "openapi-{}-{}.json",
+        std::process::id(),
+        app.url.rsplit(':').next().unwrap_or("")
+    ));
     std::fs::write(&file, doc.to_string()).unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
     let out = std::process::Command::new("python3")
@@ -867,7 +936,107 @@ async fn the_openapi_document_describes_exactly_the_routes(backend: Backend) {
     assert!(page.contains("id=\"problem-scope_missing\""));
 }
 
+/// Every route refuses a token holding every scope but its own, and
+/// writes nothing; a token makes at most 600 calls a minute.
+async fn every_route_needs_its_own_scope_and_calls_are_limited_per_token(backend: Backend) {
+    use agency_sso::domain::api::Scope;
+    let app = TestApp::start(backend).await;
+    let before = agency_sso::service::audit::head(&app.state.db)
+        .await
+        .unwrap()
+        .0;
+    let now = app.clock.now_for_tests();
+    for (i, e) in agency_sso::web::api::resources::endpoints()
+        .iter()
+        .enumerate()
+    {
+        let others: Vec<String> = Scope::ALL
+            .iter()
+            .filter(|s| **s != e.scope)
+            .map(|s| s.as_str().to_string())
+            .collect();
+        let (_, secret) = agency_sso::service::api_tokens::create(
+            &app.state.db,
+            &format!("all-but-{i}"),
+            &others,
+            1,
+            agency_sso::service::api_tokens::OPERATOR,
+            &agency_sso::domain::audit::Actor::command_line(),
+            &[i as u8; 32],
+            now,
+        )
+        .await
+        .unwrap();
+        let path = e
+            .path
+            .replace("{id}", "x")
+            .replace("{email}", "y")
+            .replace("{grant}", "z");
+        let (status, p, _) = call(
+            &app,
+            &secret,
+            e.method.clone(),
+            &path,
+            Some(json!({})),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, p["code"].as_str()),
+            (403, Some("scope_missing")),
+            "{} {}: {p}",
+            e.method,
+            e.path
+        );
+    }
+    // Nothing but the tokens' making and the refusals was recorded.
+    let kinds: Vec<String> = agency_sso::store::audit::chunk(&app.state.db, before, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.kind)
+        .filter(|k| k != "api_token_created" && k != "api_call")
+        .collect();
+    assert_eq!(kinds, Vec::<String>::new());
+
+    let (_, busy) = agency_sso::service::api_tokens::create(
+        &app.state.db,
+        "busy",
+        &["sites:read".to_string()],
+        1,
+        agency_sso::service::api_tokens::OPERATOR,
+        &agency_sso::domain::audit::Actor::command_line(),
+        &[200; 32],
+        now,
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let mut limited = None;
+    for n in 1..=700 {
+        let res = client
+            .get(app.at("/api/v1/sites?limit=1"))
+            .bearer_auth(&busy)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 429 {
+            assert!(res.headers().contains_key("retry-after"));
+            limited = Some(n);
+            break;
+        }
+        assert_eq!(res.status(), 200);
+    }
+    let n = limited.expect("never limited");
+    assert!((590..=610).contains(&n), "limited at call {n}");
+    // Another token is not held up.
+    let fresh = console_token(&app, "fresh", "sites:read", "1").await;
+    let (status, _, _) = call(&app, &fresh, reqwest::Method::GET, "/sites", None, None).await;
+    assert_eq!(status, 200);
+}
+
 on_both_databases!(
+    every_route_needs_its_own_scope_and_calls_are_limited_per_token,
     a_token_made_in_the_console_manages_sites_and_grants,
     tokens_act_only_within_their_scopes_and_their_makers_standing,
     a_retried_write_acts_once,
