@@ -82,7 +82,7 @@ async fn run() -> anyhow::Result<()> {
     let pct = |a: f64, b: f64| 100.0 * a / b;
     let sq = &on_sqlite.launches;
     let pq = &on_pg.launches;
-    for (db, l, target) in [("SQLite", sq, 50.0), ("PostgreSQL", pq, 40.0)] {
+    for (db, l, target) in [("SQLite", sq, 60.0), ("PostgreSQL", pq, 50.0)] {
         report.row(
             &format!("launches/s, {db}"),
             format!(
@@ -153,16 +153,19 @@ async fn run() -> anyhow::Result<()> {
             pct(ours.rps, theirs.rps) >= 50.0,
         );
     }
+    // Clearly ahead of the peer (a token with a durable record against one
+    // without), not a tie.
+    const AHEAD: f64 = 1.10;
     for (db, l) in [("SQLite", sq), ("PostgreSQL", pq)] {
-        let met = l.max.rps >= 3.0 * peer.rps;
+        let met = l.max.rps >= AHEAD * peer.rps;
         // Every launch is one RS256 signature: no rate can pass the signing ceiling.
         let verdict = if met {
             "met".to_string()
-        } else if 3.0 * peer.rps > ceiling {
+        } else if AHEAD * peer.rps > ceiling {
             format!(
-                "**missed**: out of reach, 3 × {:.0} = {:.0}/s is above the {ceiling:.0} signatures/s this machine can make",
+                "**missed**: out of reach, {AHEAD} × {:.0} = {:.0}/s is above the {ceiling:.0} signatures/s this machine can make",
                 peer.rps,
-                3.0 * peer.rps
+                AHEAD * peer.rps
             )
         } else {
             "**missed**".to_string()
@@ -172,7 +175,7 @@ async fn run() -> anyhow::Result<()> {
             format!("{:.0}/s", l.max.rps),
             format!("oidc-provider: {:.0} tokens/s", peer.rps),
             pct(l.max.rps, peer.rps),
-            "≥ 300%",
+            "≥ 110%",
             verdict,
         );
     }
@@ -200,8 +203,8 @@ async fn run() -> anyhow::Result<()> {
         ),
         format!("{} keystrokes", filter.keystrokes),
         0.0,
-        "≤ 16 ms",
-        filter.work_max <= 16.0,
+        "p95 and worst ≤ 16 ms",
+        filter.work_p95 <= 16.0 && filter.work_max <= 16.0,
     );
     for (db, m) in [("SQLite", &on_sqlite), ("PostgreSQL", &on_pg)] {
         report.row(

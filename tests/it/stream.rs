@@ -170,7 +170,9 @@ async fn a_webhook_that_was_down_gets_every_record_in_order(backend: Backend) {
             600
         ));
     }
-    let path = std::env::temp_dir().join(format!("hook-{}-{h}.jsonl", std::process::id()));
+    // A file of this test's own (the SQLite and PostgreSQL runs go side by side).
+    let copy = tempfile::NamedTempFile::new().unwrap();
+    let path = copy.path().to_path_buf();
     std::fs::write(&path, &file).unwrap();
     let ok = run_ok(
         app.command()
@@ -199,7 +201,7 @@ async fn a_webhook_that_was_down_gets_every_record_in_order(backend: Backend) {
     let said = String::from_utf8_lossy(&broken.stdout);
     assert_eq!(broken.status.code(), Some(1), "{said}");
     assert!(said.starts_with("RECEIVER'S COPY BROKEN: "), "{said}");
-    let _ = std::fs::remove_file(&path);
+    drop(copy);
     let (_, list) = stream::status(&app.state.db).await.unwrap();
     assert_eq!((list[0].last_seq, list[0].last_error.as_str()), (h, ""));
 }
