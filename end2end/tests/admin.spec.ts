@@ -421,5 +421,6 @@ test('audit stream: an admin sends the log to a webhook, sees it catch up, and r
   expect(posts[0].signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
   await row.getByRole('button', { name: 'Stop streaming to SIEM' }).click();
   await expect(page.getByText('The audit log no longer streams to SIEM.')).toBeVisible();
-  expect(errors).toEqual([]);
+  // The one error: the browser's note of the refused address (422).
+  expect(errors.filter((e) => !e.includes('status of 422'))).toEqual([]);
 });
