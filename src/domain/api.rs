@@ -276,6 +276,17 @@ pub fn actor_name(token_name: &str, maker: &str) -> String {
     format!("token {token_name} (made by {maker})")
 }
 
+/// Whether an actor is `email` in person or through a token they made
+/// (a token's name holds no parenthesis, so its maker reads back exactly).
+pub fn acts_as(actor: &str, email: &str) -> bool {
+    actor == email
+        || actor
+            .strip_prefix("token ")
+            .and_then(|rest| rest.rsplit_once(" (made by "))
+            .and_then(|(_, maker)| maker.strip_suffix(')'))
+            == Some(email)
+}
+
 /// The fingerprint of a write, to tell a retry (the same request under the
 /// same Idempotency-Key) from a different request reusing the key.
 pub fn request_hash(method: &str, path: &str, body: &[u8]) -> String {
@@ -387,6 +398,16 @@ mod tests {
             ..t
         };
         assert_eq!(judge(&revoked, true, None, NOW), Err(Refusal::Revoked));
+    }
+
+    #[test]
+    fn a_tokens_actor_acts_as_its_maker() {
+        let a = actor_name("hr sync", "ada@agency.test");
+        assert!(acts_as(&a, "ada@agency.test"));
+        assert!(acts_as("ada@agency.test", "ada@agency.test"));
+        assert!(!acts_as(&a, "da@agency.test"));
+        assert!(!acts_as(&a, "bob@agency.test"));
+        assert!(!acts_as("command line", "ada@agency.test"));
     }
 
     #[test]

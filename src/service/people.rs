@@ -95,7 +95,8 @@ async fn change_standing(
         .await?
         .ok_or(StandingError::Unknown)?;
     let loses_admin = matches!(change, Standing::Admin(false) | Standing::Disabled(true));
-    if loses_admin && p.email == by.who {
+    // Nobody, nor a token they made, takes their own standing away.
+    if loses_admin && crate::domain::api::acts_as(&by.who, &p.email) {
         return Err(StandingError::OwnAccount);
     }
     if loses_admin && admins.len() == 1 && admins[0] == p.id {

@@ -478,6 +478,22 @@ async fn tokens_act_only_within_their_scopes_and_their_makers_standing(backend: 
             assert_eq!(status, 200, "{body}");
         }
     };
+    // Ada's own token cannot disable her, as she cannot in the console.
+    let own = console_token(&app, "own", "people:write", "30").await;
+    let (status, p, _) = call(
+        &app,
+        &own,
+        Method::POST,
+        &format!("/people/{ada_id}/disable"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (409, Some("own_account")),
+        "{p}"
+    );
     standing("demote").await;
     let (status, p, _) = call(&app, &live, Method::GET, "/sites", None, None).await;
     assert_eq!(
