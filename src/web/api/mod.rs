@@ -232,8 +232,7 @@ fn json_response(status: StatusCode, body: String) -> Response {
 /// One call: the token, its scope and rate, the Idempotency-Key, the
 /// handler, and the record of what no service recorded.
 async fn dispatch(st: AppState, index: usize, req: Request) -> Response {
-    let endpoints = resources::endpoints();
-    let e = &endpoints[index];
+    let e = &resources::endpoints()[index];
     let now = st.clock.now();
     let (mut parts, body) = req.into_parts();
     let origin = super::origin_of(&parts);

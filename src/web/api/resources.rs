@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{Answer, Call, Endpoint, Problem};
+use crate::domain::access::GrantTerms;
 use crate::domain::api::Scope;
 use crate::service::sites::ManageError;
 
@@ -354,6 +355,40 @@ pub struct GrantWrite {
     pub eligible_max_minutes: Option<i64>,
 }
 
+/// The higher role a grant makes its holder eligible for, and the most
+/// minutes at a time.
+type Eligible<'a> = Option<(&'a str, i64)>;
+
+/// A grant's terms (lasting, or `minutes` from now with a reason) and the
+/// higher role it makes its holder eligible for, as a write gives them.
+fn grant_terms<'a>(
+    minutes: Option<i64>,
+    reason: Option<&str>,
+    eligible_role: Option<&'a str>,
+    eligible_max_minutes: Option<i64>,
+    now: i64,
+) -> Result<(GrantTerms, Eligible<'a>), Problem> {
+    let terms =
+        crate::domain::access::grant_terms(minutes, reason.unwrap_or(""), now).map_err(|e| {
+            Problem {
+                errors: vec![(e.field.to_string(), e.message.clone())],
+                ..Problem::new(422, "invalid", e.message)
+            }
+        })?;
+    let eligible = match (eligible_role, eligible_max_minutes) {
+        (Some(r), Some(m)) => Some((r, m)),
+        (None, None) => None,
+        _ => {
+            return Err(Problem::new(
+                422,
+                "invalid",
+                "eligible_role and eligible_max_minutes go together",
+            ))
+        }
+    };
+    Ok((terms, eligible))
+}
+
 fn grant_view(g: crate::service::access::GrantListing) -> ApiGrant {
     ApiGrant {
         email: g.email,
@@ -394,26 +429,13 @@ fn put_grant(call: Call) -> Pin<Box<dyn Future<Output = Answer> + Send>> {
     boxed(async move {
         let w: GrantWrite = call.body_as()?;
         let site = site_of(&call).await?;
-        let terms = crate::domain::access::grant_terms(
+        let (terms, eligible) = grant_terms(
             w.minutes,
-            w.reason.as_deref().unwrap_or(""),
+            w.reason.as_deref(),
+            w.eligible_role.as_deref(),
+            w.eligible_max_minutes,
             call.now,
-        )
-        .map_err(|e| Problem {
-            errors: vec![(e.field.to_string(), e.message.clone())],
-            ..Problem::new(422, "invalid", e.message)
-        })?;
-        let eligible = match (&w.eligible_role, w.eligible_max_minutes) {
-            (Some(r), Some(m)) => Some((r.as_str(), m)),
-            (None, None) => None,
-            _ => {
-                return Err(Problem::new(
-                    422,
-                    "invalid",
-                    "eligible_role and eligible_max_minutes go together",
-                ))
-            }
-        };
+        )?;
         let email = call.param("email").to_string();
         crate::service::access::grant_eligible(
             &call.st.db,
@@ -986,26 +1008,13 @@ fn remove_member(call: Call) -> Pin<Box<dyn Future<Output = Answer> + Send>> {
 fn grant_team(call: Call) -> Pin<Box<dyn Future<Output = Answer> + Send>> {
     boxed(async move {
         let w: TeamGrantWrite = call.body_as()?;
-        let terms = crate::domain::access::grant_terms(
+        let (terms, eligible) = grant_terms(
             w.minutes,
-            w.reason.as_deref().unwrap_or(""),
+            w.reason.as_deref(),
+            w.eligible_role.as_deref(),
+            w.eligible_max_minutes,
             call.now,
-        )
-        .map_err(|e| Problem {
-            errors: vec![(e.field.to_string(), e.message.clone())],
-            ..Problem::new(422, "invalid", e.message)
-        })?;
-        let eligible = match (&w.eligible_role, w.eligible_max_minutes) {
-            (Some(r), Some(m)) => Some((r.as_str(), m)),
-            (None, None) => None,
-            _ => {
-                return Err(Problem::new(
-                    422,
-                    "invalid",
-                    "eligible_role and eligible_max_minutes go together",
-                ))
-            }
-        };
+        )?;
         crate::service::teams::grant_team(
             &call.st.db,
             call.param("id"),
@@ -1053,8 +1062,13 @@ fn done_schema() -> Value {
     json!({ "type": "object" })
 }
 
-/// The API: every route, what it needs and does.
-pub fn endpoints() -> Vec<Endpoint> {
+/// The API: every route, what it needs and does (made once per process).
+pub fn endpoints() -> &'static [Endpoint] {
+    static TABLE: std::sync::OnceLock<Vec<Endpoint>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(table)
+}
+
+fn table() -> Vec<Endpoint> {
     let get = Method::GET;
     let e = |method: Method,
              path: &'static str,
