@@ -180,6 +180,15 @@ pub async fn deliver_once(
     owner: &str,
 ) -> Result<usize, sqlx::Error> {
     let now = ctx.now();
+    // Idle most of the time: read before taking the lease (a write, which
+    // on SQLite would wait for the launches' writer twice a second).
+    let head = store::audit::head(&ctx.db).await?.0;
+    if store::stream::cursor(&ctx.db, id)
+        .await?
+        .is_none_or(|seq| seq >= head)
+    {
+        return Ok(0);
+    }
     let Some(d) = store::stream::claim(&ctx.db, id, owner, now, now + LEASE_SECS).await? else {
         return Ok(0);
     };

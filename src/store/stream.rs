@@ -78,6 +78,14 @@ pub async fn remove<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     .await
 }
 
+/// The last record a destination acknowledged (`None`: no such destination).
+pub async fn cursor(db: &Db, id: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT last_seq FROM audit_destinations WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await
+}
+
 /// Take the lease of a destination that is due, for `owner` until
 /// `until`: the destination, or `None` (not due, or another holds it).
 pub async fn claim(
