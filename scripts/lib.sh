@@ -275,7 +275,7 @@ wasm_build_finish() {
     for f in "$pkg"/*.wasm "$pkg"/*.js "$pkg"/*.css; do
       [ -f "$f" ] || continue
       brotli -f -k -q 11 "$f"
-      gzip -f -k -9 "$f"
+      gzip -n -f -k -9 "$f"  # -n: no name or time in the header (same bytes from the same file)
       touch -r "$f" "$f.br" "$f.gz"
     done
   fi

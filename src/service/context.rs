@@ -78,6 +78,8 @@ pub struct Parts {
     pub sessions: DbSessionStore,
     /// Writes launch records, several launches to a transaction.
     pub launches: Recorder,
+    /// What launches were last decided on, by session and site.
+    pub launch_facts: crate::service::launch::FactsCache,
 }
 
 impl Context {
@@ -90,6 +92,7 @@ impl Context {
         Ok(Context(Arc::new(Parts {
             config: Arc::new(config),
             launches: Recorder::spawn(&db)?,
+            launch_facts: Default::default(),
             sessions: DbSessionStore::new(db.clone()),
             db,
             clock,

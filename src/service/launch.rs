@@ -10,6 +10,9 @@
 //! Signing happens before the write so that the RSA signature does not sit
 //! inside SQLite's single write lock.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use crate::domain::access::{self, Refusal, SiteStanding};
 use crate::domain::people::Person;
 use crate::domain::sites::{check_deep_link, login_url, Signing, Site};
@@ -22,18 +25,97 @@ pub use crate::domain::audit::Origin;
 
 // Reads with no rule of their own are the store's queries, named here so
 // that the pages, handlers and command line never reach the store.
-pub use crate::store::launches::{latest, Facts};
+pub use crate::store::launches::{latest, Facts, LiveSession, SessionFacts};
 
-/// A live session's stored record and the launch's facts, read in one
-/// statement (see `store::launches::facts_in_session`).
-pub async fn facts_in_session(
-    db: &crate::store::Db,
+/// What launches were last decided on, by session and site, so that the
+/// next click on the same site from the same session reads nothing before
+/// its record. Kept facts are used only while the launch facts' version
+/// they were read at is the one the launch recorder last saw, and the
+/// record's transaction checks that version again along with the session
+/// (live, the person's), the site's version, the grant and the key: a
+/// launch on facts that changed meanwhile, here or on another instance,
+/// is not recorded, and is decided again on what the database says.
+#[derive(Debug, Default)]
+pub struct FactsCache {
+    by_session: Mutex<HashMap<String, HashMap<String, SessionFacts>>>,
+}
+
+/// Sessions kept; past this the memory starts over.
+const CACHE_SESSIONS: usize = 5_000;
+/// Sites kept per session; past this that session's start over.
+const CACHE_SITES: usize = 256;
+
+impl FactsCache {
+    fn get(
+        &self,
+        session: &LiveSession,
+        site_id: &str,
+        version: Option<i64>,
+    ) -> Option<SessionFacts> {
+        let version = version?;
+        let map = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&session.key)?
+            .get(site_id)
+            .filter(|f| f.version == version && f.expires_at > session.now)
+            .cloned()
+    }
+
+    fn put(&self, session: &LiveSession, site_id: &str, facts: &SessionFacts) {
+        let mut map = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CACHE_SESSIONS && !map.contains_key(&session.key) {
+            map.clear();
+        }
+        let sites = map.entry(session.key.clone()).or_default();
+        if sites.len() >= CACHE_SITES {
+            sites.clear();
+        }
+        sites.insert(site_id.to_string(), facts.clone());
+    }
+
+    fn forget(&self, session: &LiveSession, site_id: &str) {
+        let mut map = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sites) = map.get_mut(&session.key) {
+            sites.remove(site_id);
+        }
+    }
+}
+
+/// A live session's stored record and the launch's facts: kept from an
+/// earlier launch on the same site while nothing they rest on has changed
+/// (see [`FactsCache`]), else read in one statement (see
+/// `store::launches::facts_in_session`). `None` when the session is not
+/// live. `now` is the session store's clock.
+pub async fn session_facts(
+    st: &Context,
     session: &tower_sessions::session::Id,
     site_id: &str,
     now: i64,
-) -> Result<Option<(String, Facts)>, sqlx::Error> {
-    let key = store::sessions::stored_id(session);
-    store::launches::facts_in_session(db, &key, site_id, now).await
+) -> Result<Option<(LiveSession, SessionFacts)>, sqlx::Error> {
+    let live = LiveSession {
+        key: store::sessions::stored_id(session),
+        now,
+    };
+    if let Some(kept) = st
+        .launch_facts
+        .get(&live, site_id, st.launches.facts_version())
+    {
+        return Ok(Some((live, kept)));
+    }
+    let read = read_facts(st, &live, site_id).await?;
+    Ok(read.map(|r| (live, r)))
+}
+
+/// Read a session's launch facts and keep them for its next launch.
+async fn read_facts(
+    st: &Context,
+    live: &LiveSession,
+    site_id: &str,
+) -> Result<Option<SessionFacts>, sqlx::Error> {
+    let read = store::launches::facts_in_session(&st.db, &live.key, site_id, live.now).await?;
+    if let Some(r) = &read {
+        st.launch_facts.put(live, site_id, r);
+    }
+    Ok(read)
 }
 
 #[derive(Debug)]
@@ -67,72 +149,80 @@ pub fn secret_aad(site_id: &str) -> String {
     format!("site-secret:{site_id}")
 }
 
-/// Launch `site_id` for the signed-in person `person_id`, with an optional
-/// deep link. The person, the site and the grants are read together, or
-/// were read by the caller (`known`, with the session: see
-/// `store::launches::facts_in_session`); a second decision reads them again.
+/// Launch `site_id` for the signed-in person `person_id` of the session
+/// `session`, with an optional deep link. The person, the site and the
+/// grants were read (or kept) by the caller with the session (`known`:
+/// see [`session_facts`]), or are read here; a second decision reads them
+/// again, and finds the session over if it is.
 pub async fn launch_site(
     st: &Context,
     person_id: &str,
     site_id: &str,
     deep_link: &str,
     from: &Origin,
-    mut known: Option<Facts>,
+    session: &LiveSession,
+    mut known: Option<SessionFacts>,
 ) -> Result<Launched, LaunchError> {
-    for attempt in 0..3 {
+    // Decisions whose record did not hold: after three, give up.
+    let mut attempt = 0;
+    loop {
         let now = st.clock.now();
-        let facts = match known.take() {
-            Some(f) => f,
-            None => store::launches::facts(&st.db, person_id, site_id).await?,
+        // Facts the caller brought may have been kept from an earlier
+        // launch: good enough to launch on (the record's transaction checks
+        // them), not to refuse on. A refusal is decided on facts read here.
+        let (read, fresh) = match known.take() {
+            Some(f) => (f, false),
+            None => match read_facts(st, session, site_id).await? {
+                Some(f) => (f, true),
+                None => return Ok(Launched::SignedOut),
+            },
         };
+        let facts_version = read.version;
+        let facts = read.facts;
         // Removed or disabled before this click: the session is over. One
         // disabled after the first decision is refused (and recorded)
-        // rather than retried.
+        // rather than retried. A session that names someone else now is over too.
         let person = match facts.person {
-            Some(p) if attempt > 0 || !p.disabled => p,
+            Some(p) if p.id == person_id && (attempt > 0 || !p.disabled) => p,
+            _ if !fresh => {
+                st.launch_facts.forget(session, site_id);
+                continue;
+            }
             _ => return Ok(Launched::SignedOut),
         };
         let person = &person;
-        let active = !person.disabled;
-        let deep = check_deep_link(deep_link);
-        let (site, deep) = match (facts.site, deep) {
-            (None, _) => {
+        let decided = match (facts.site, check_deep_link(deep_link)) {
+            (None, _) => Err((None, Refusal::UnknownSite)),
+            (Some(s), Err(_)) => Err((Some(s), Refusal::BadDeepLink)),
+            (Some(site), Ok(deep)) => {
+                let standing = SiteStanding {
+                    enabled: site.enabled,
+                    allowed_roles: &site.roles,
+                };
+                match access::decide(!person.disabled, standing, &facts.grants, now) {
+                    Ok(entry) => Ok((site, deep, entry)),
+                    Err(r) => Err((Some(site), r)),
+                }
+            }
+        };
+        let (site, deep, entry) = match decided {
+            Ok(d) => d,
+            Err(_) if !fresh => {
+                st.launch_facts.forget(session, site_id);
+                continue;
+            }
+            Err((site, why)) => {
                 return refuse(
                     st,
                     person,
-                    None,
+                    site.as_ref(),
                     site_id,
                     deep_link,
-                    Refusal::UnknownSite,
+                    why,
                     from,
                     now,
                 )
                 .await
-            }
-            (Some(s), Err(_)) => {
-                return refuse(
-                    st,
-                    person,
-                    Some(&s),
-                    site_id,
-                    deep_link,
-                    Refusal::BadDeepLink,
-                    from,
-                    now,
-                )
-                .await
-            }
-            (Some(s), Ok(d)) => (s, d),
-        };
-        let grants = facts.grants;
-        let standing = SiteStanding {
-            enabled: site.enabled,
-            allowed_roles: &site.roles,
-        };
-        let entry = match access::decide(active, standing, &grants, now) {
-            Ok(e) => e,
-            Err(r) => {
-                return refuse(st, person, Some(&site), site_id, deep_link, r, from, now).await
             }
         };
 
@@ -195,6 +285,8 @@ pub async fn launch_site(
             site_version: site.version,
             grant_id: entry.grant_id.clone(),
             kid: kid.clone(),
+            facts_version: Some(facts_version),
+            session: Some(session.clone()),
         };
         if st.launches.record(pending).await? {
             tracing::info!(%jti, site = %site.url, role = %entry.role, kid = kid.as_deref().unwrap_or("-"), "launch");
@@ -203,14 +295,19 @@ pub async fn launch_site(
                 jti,
             });
         }
-        // Something changed between the decision and the record: the token
-        // is dropped unsent. Pick up a new signing key if that was it, and decide again.
+        // Something changed between the decision and the record (or the
+        // session ended): the token is dropped unsent. Forget the facts,
+        // pick up a new signing key if that was it, and decide again.
+        st.launch_facts.forget(session, site_id);
         tracing::info!(site = %site.url, "launch decided on stale facts; deciding again");
+        attempt += 1;
+        if attempt == 3 {
+            return Err(LaunchError::KeptChanging);
+        }
         if let Err(e) = st.keys.refresh(st.clock.now()).await {
             tracing::warn!(error = %e, "cannot refresh the key ring");
         }
     }
-    Err(LaunchError::KeptChanging)
 }
 
 #[allow(clippy::too_many_arguments)]

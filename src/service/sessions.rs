@@ -10,7 +10,7 @@ use crate::service::Context;
 use crate::store::Db;
 
 pub use crate::store::sessions::{
-    active, count_for_person, ActiveSession, DbSessionStore, SIGNED_IN_KEY,
+    active, count_for_person, stored_id, ActiveSession, DbSessionStore, SIGNED_IN_KEY,
 };
 
 /// The signed-in person of this session, if any. Ends sessions that are past
@@ -64,17 +64,18 @@ pub async fn signed_in(st: &Context, session: &Session) -> Result<Option<SignedI
     Ok(Some(signed_in))
 }
 
-/// [`signed_in`] for a session whose stored record the caller has just
-/// read from its row (with other data, in one statement): the same checks,
-/// without reading the row again.
+/// [`signed_in`] for a session whose stored record and expiry the caller
+/// has read from its row (with other data, in one statement): the same
+/// checks, without reading the row again.
 pub async fn signed_in_with(
     st: &Context,
     session: &Session,
     id: tower_sessions::session::Id,
     stored: &str,
+    expires_at: i64,
 ) -> Result<Option<SignedIn>, CurrentError> {
     st.sessions
-        .prime(id, stored)
+        .prime(id, stored, expires_at)
         .map_err(|e| CurrentError(e.to_string()))?;
     let who = signed_in(st, session).await;
     st.sessions.unprime(&id);

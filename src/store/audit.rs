@@ -97,10 +97,6 @@ async fn insert_all<'e, E: sqlx::Executor<'e, Database = Any>>(
         .map(|_| ())
 }
 
-/// The chain's head (seq, hash), for a transaction that holds the write
-/// lock and appends with [`append_sql`].
-pub const READ_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
-
 /// Statements that write `n` records made by [`chained`] and move the head
 /// to the last of them, their parameters numbered from `$first` on; bind
 /// them with [`bind_append`].

@@ -123,6 +123,23 @@ pub struct Pending {
     pub site_version: i64,
     pub grant_id: String,
     pub kid: Option<String>,
+    /// The version of the launch facts they were read at (see
+    /// [`SessionFacts::version`]): recorded only if no change to the
+    /// people, sites, grants, teams or elevations came since. `None`: not
+    /// checked (the other checks still are).
+    pub facts_version: Option<i64>,
+    /// The session the launch came from: recorded only while it is live
+    /// and its person's.
+    pub session: Option<LiveSession>,
+}
+
+/// A session a launch must still be in when it is recorded.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    /// The session row's key (`sessions::stored_id`).
+    pub key: String,
+    /// The session store's clock (see `sessions::DbSessionStore::now`).
+    pub now: i64,
 }
 
 /// Record an issued launch, if and only if what it was decided on still
@@ -140,6 +157,8 @@ pub async fn record_launch(
         site_version: still.site_version,
         grant_id: still.grant_id.to_string(),
         kid: still.kid.map(String::from),
+        facts_version: None,
+        session: None,
     };
     Ok(record_launches(db, std::slice::from_ref(&pending)).await?[0])
 }
@@ -149,6 +168,17 @@ pub async fn record_launch(
 /// in [`record_launch`]. Returns, in order, whether each was recorded; on
 /// an error nothing is.
 pub async fn record_launches(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sqlx::Error> {
+    Ok(record_batch(db, batch).await?.held)
+}
+
+/// What became of a batch: whether each launch was recorded, and the
+/// launch facts' version as the transaction saw it (when it was read).
+struct Recorded {
+    held: Vec<bool>,
+    facts_version: Option<i64>,
+}
+
+async fn record_batch(db: &Db, batch: &[Pending]) -> Result<Recorded, sqlx::Error> {
     match db.kind {
         DbKind::Sqlite => {
             let _turn = db.write_turn().await;
@@ -187,6 +217,9 @@ fn check_sql(kind: DbKind) -> String {
             ("role", "text"),
             ("at", "bigint"),
             ("kid", "text"),
+            ("facts_version", "bigint"),
+            ("session", "text"),
+            ("session_now", "bigint"),
         ],
     );
     let lock = match kind {
@@ -212,9 +245,15 @@ fn check_sql(kind: DbKind) -> String {
                                   OR EXISTS (SELECT 1 FROM team_grants etg \
                                              JOIN team_members em ON em.team_id = etg.team_id AND em.email = e.email \
                                              WHERE etg.id = e.grant_id AND etg.eligible_role = e.role{lock})){lock})) \
-           AND (b.kid = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = b.kid AND state = 'active'{lock}))"
+           AND (b.kid = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = b.kid AND state = 'active'{lock})) \
+           AND (b.facts_version < 0 OR b.facts_version = ({FACTS_VERSION})) \
+           AND (b.session = '' OR EXISTS (SELECT 1 FROM sessions s WHERE s.id = b.session \
+                AND s.person_id = b.person_id AND s.expires_at > b.session_now{lock}))"
     )
 }
+
+/// The launch facts' version now (see `migrations/*/0018_launch_facts_version.sql`).
+const FACTS_VERSION: &str = "SELECT n FROM launch_facts_version WHERE id = 1";
 
 /// The batch as the JSON array [`check_sql`] reads.
 fn batch_facts(batch: &[Pending]) -> String {
@@ -233,6 +272,9 @@ fn batch_facts(batch: &[Pending]) -> String {
                 "role": r.role.as_deref().unwrap_or(""),
                 "at": r.at,
                 "kid": p.kid.as_deref().unwrap_or(""),
+                "facts_version": p.facts_version.unwrap_or(-1),
+                "session": p.session.as_ref().map_or("", |s| s.key.as_str()),
+                "session_now": p.session.as_ref().map_or(0, |s| s.now),
             })
         })
         .collect();
@@ -301,11 +343,11 @@ fn held_events(batch: &[Pending], held: &[bool]) -> Vec<Event> {
 async fn record_on_sqlite(
     conn: &mut sqlx::AnyConnection,
     batch: &[Pending],
-) -> Result<Vec<bool>, sqlx::Error> {
+) -> Result<Recorded, sqlx::Error> {
     use sqlx::Row;
+    // The head (with the facts' version beside it), then the check.
     let read = format!(
-        "BEGIN IMMEDIATE; {}; {}",
-        audit::READ_HEAD,
+        "BEGIN IMMEDIATE; SELECT seq, hash, ({FACTS_VERSION}) FROM audit_head WHERE id = 1; {}",
         check_sql(DbKind::Sqlite)
     );
     let rows = sqlx::query(&read)
@@ -314,10 +356,11 @@ async fn record_on_sqlite(
         .await?;
     let malformed = || sqlx::Error::Protocol("the audit chain has no head".into());
     let (head, checked) = rows.split_first().ok_or_else(malformed)?;
-    if head.len() != 2 {
+    if head.len() != 3 {
         return Err(malformed());
     }
     let (seq, hash): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
+    let facts_version = Some(head.try_get::<i64, _>(2)?);
     let indexes = checked
         .iter()
         .map(|r| r.try_get::<i64, _>(0))
@@ -325,7 +368,10 @@ async fn record_on_sqlite(
     let held = holding(batch, indexes);
     if !held.contains(&true) {
         sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-        return Ok(held);
+        return Ok(Recorded {
+            held,
+            facts_version,
+        });
     }
     let (marks_sql, marks) = marks(DbKind::Sqlite, batch, &held);
     let events = held_events(batch, &held);
@@ -337,20 +383,37 @@ async fn record_on_sqlite(
     audit::bind_append(sqlx::query(&write).bind(marks), &records, head)
         .execute(&mut *conn)
         .await?;
-    Ok(held)
+    Ok(Recorded {
+        held,
+        facts_version,
+    })
 }
 
-/// On PostgreSQL, in statements of their own (one each per batch).
-async fn record_on_postgres(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sqlx::Error> {
+/// On PostgreSQL, in statements of their own (one each per batch). The
+/// facts' version is read only when a launch did not hold (when all held,
+/// it is theirs).
+async fn record_on_postgres(db: &Db, batch: &[Pending]) -> Result<Recorded, sqlx::Error> {
     let mut tx = audit::begin(db).await?;
     let indexes: Vec<i64> = sqlx::query_scalar(&check_sql(db.kind))
         .bind(batch_facts(batch))
         .fetch_all(&mut *tx)
         .await?;
     let held = holding(batch, indexes);
+    let facts_version = if held.contains(&false) {
+        Some(
+            sqlx::query_scalar::<_, i64>(FACTS_VERSION)
+                .fetch_one(&mut *tx)
+                .await?,
+        )
+    } else {
+        batch.iter().filter_map(|p| p.facts_version).max()
+    };
     if !held.contains(&true) {
         tx.rollback().await?;
-        return Ok(held);
+        return Ok(Recorded {
+            held,
+            facts_version,
+        });
     }
     let (marks_sql, marks) = marks(db.kind, batch, &held);
     sqlx::query(&marks_sql)
@@ -359,7 +422,10 @@ async fn record_on_postgres(db: &Db, batch: &[Pending]) -> Result<Vec<bool>, sql
         .await?;
     audit::append_all(&mut tx, &held_events(batch, &held)).await?;
     tx.commit().await?;
-    Ok(held)
+    Ok(Recorded {
+        held,
+        facts_version,
+    })
 }
 
 /// The rows of a JSON array of objects bound as `$1`, as a table `alias`
@@ -398,7 +464,13 @@ fn json_rows(kind: DbKind, alias: &str, columns: &[(&str, &str)]) -> String {
 #[derive(Clone, Debug)]
 pub struct Recorder {
     queue: tokio::sync::mpsc::Sender<(Pending, Reply)>,
+    /// The launch facts' version as the last transaction saw it
+    /// ([`UNKNOWN`] before the first).
+    facts_version: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// No version seen yet.
+const UNKNOWN: i64 = i64::MIN;
 
 type Reply = tokio::sync::oneshot::Sender<Result<bool, String>>;
 
@@ -414,6 +486,8 @@ impl Recorder {
             .enable_all()
             .build()?;
         let db = db.clone();
+        let facts_version = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(UNKNOWN));
+        let seen = facts_version.clone();
         std::thread::Builder::new()
             .name("launch-records".into())
             .spawn(move || {
@@ -421,10 +495,24 @@ impl Recorder {
                     // Opened here, so that its connection is this runtime's.
                     let own = db.single();
                     drop(db);
-                    write_batches(own, rx).await;
+                    write_batches(own, rx, &seen).await;
                 })
             })?;
-        Ok(Recorder { queue })
+        Ok(Recorder {
+            queue,
+            facts_version,
+        })
+    }
+
+    /// The launch facts' version as the last batch's transaction saw it: facts
+    /// read at another version will not be recorded (unless it has moved
+    /// back to theirs since, which it never does). `None` before the first batch.
+    pub fn facts_version(&self) -> Option<i64> {
+        Some(
+            self.facts_version
+                .load(std::sync::atomic::Ordering::Acquire),
+        )
+        .filter(|&v| v != UNKNOWN)
     }
 
     /// Queue a launch and wait until its transaction has committed: true if
@@ -444,12 +532,22 @@ impl Recorder {
 }
 
 /// The writer's loop: one transaction per batch of what is queued.
-async fn write_batches(db: Db, mut rx: tokio::sync::mpsc::Receiver<(Pending, Reply)>) {
+async fn write_batches(
+    db: Db,
+    mut rx: tokio::sync::mpsc::Receiver<(Pending, Reply)>,
+    facts_version: &std::sync::atomic::AtomicI64,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (pending, replies): (Vec<Pending>, Vec<Reply>) = batch.drain(..).unzip();
-        match record_launches(&db, &pending).await {
-            Ok(held) => {
+        match record_batch(&db, &pending).await {
+            Ok(Recorded {
+                held,
+                facts_version: seen,
+            }) => {
+                if let Some(v) = seen {
+                    facts_version.store(v, std::sync::atomic::Ordering::Release);
+                }
                 for (reply, ok) in replies.into_iter().zip(held) {
                     let _ = reply.send(Ok(ok));
                 }
@@ -504,19 +602,19 @@ pub struct Facts {
     pub grants: Vec<crate::domain::access::Grant>,
 }
 
-/// Read a launch's [`Facts`]. One round trip instead of one per table:
-/// each statement on SQLite is a hop to its connection's thread and back.
-pub async fn facts(db: &Db, person_id: &str, site_id: &str) -> Result<Facts, sqlx::Error> {
-    let me = format!(
-        "SELECT {} FROM people WHERE people.id = $1",
-        super::people::prefixed_columns("people", "p_")
-    );
-    let rows = sqlx::query(&facts_sql(&me))
-        .bind(person_id)
-        .bind(site_id)
-        .fetch_all(&db.pool)
-        .await?;
-    facts_of(&rows)
+/// A live session's stored record and the [`Facts`] of a launch by its
+/// person, read in one statement, with what keeping them for later
+/// launches needs.
+#[derive(Debug, Clone)]
+pub struct SessionFacts {
+    /// The session's record as the session store keeps it (JSON).
+    pub record: String,
+    /// When the session's row says it expires (session store clock).
+    pub expires_at: i64,
+    /// The launch facts' version they were read at: every change to the
+    /// people, sites, grants, teams or elevations moves it.
+    pub version: i64,
+    pub facts: Facts,
 }
 
 /// A live session's stored record (as the session store keeps it, JSON)
@@ -529,17 +627,22 @@ pub async fn facts_in_session(
     session_id: &str,
     site_id: &str,
     now: i64,
-) -> Result<Option<(String, Facts)>, sqlx::Error> {
+) -> Result<Option<SessionFacts>, sqlx::Error> {
     use sqlx::Row;
     // The person is the one the session row names (written with its
     // record, see `sessions::DbSessionStore::save`); a session whose person
     // was deleted still gives its record, with no person.
-    let me = format!(
-        "SELECT s.record AS s_record, {} FROM sessions s LEFT JOIN people ON people.id = s.person_id \
-         WHERE s.id = $1 AND s.expires_at > $3",
-        super::people::prefixed_columns("people", "p_")
-    );
-    let rows = sqlx::query(&facts_sql(&me))
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        facts_sql(&format!(
+            "SELECT s.record AS s_record, s.expires_at AS s_expires_at, \
+                    ({FACTS_VERSION}) AS f_version, {} \
+             FROM sessions s LEFT JOIN people ON people.id = s.person_id \
+             WHERE s.id = $1 AND s.expires_at > $3",
+            super::people::prefixed_columns("people", "p_")
+        ))
+    });
+    let rows = sqlx::query(sql)
         .bind(session_id)
         .bind(site_id)
         .bind(now)
@@ -548,8 +651,12 @@ pub async fn facts_in_session(
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let record: String = first.try_get("s_record")?;
-    Ok(Some((record, facts_of(&rows)?)))
+    Ok(Some(SessionFacts {
+        record: first.try_get("s_record")?,
+        expires_at: first.try_get("s_expires_at")?,
+        version: first.try_get("f_version")?,
+        facts: facts_of(&rows)?,
+    }))
 }
 
 /// The statement that reads [`Facts`]: `me` is the person's row (columns

@@ -31,6 +31,16 @@ pub struct DbSessionStore {
     primed: Arc<Mutex<HashMap<Id, Record>>>,
 }
 
+/// What a save writes.
+enum Change {
+    Nothing,
+    /// The expiry alone: the stored record is left as it is, so that a
+    /// request that changed nothing never writes back data another request
+    /// has changed since it was read.
+    Expiry,
+    Record,
+}
+
 #[derive(Debug)]
 struct Seen {
     data: HashMap<String, serde_json::Value>,
@@ -66,8 +76,8 @@ impl DbSessionStore {
     /// reading the row a second time. The caller loads its session right
     /// after and then calls [`DbSessionStore::unprime`], so that a record
     /// is never served later than the request that read it.
-    pub fn prime(&self, id: Id, stored: &str) -> session_store::Result<()> {
-        let record = decode(id, stored)?;
+    pub fn prime(&self, id: Id, stored: &str, expires_at: i64) -> session_store::Result<()> {
+        let record = decode(id, stored, expires_at)?;
         self.primed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -108,13 +118,19 @@ impl DbSessionStore {
             .remove(id);
     }
 
-    /// Nothing but the expiry changed, and it moved by less than the slack.
-    fn unchanged(&self, record: &Record) -> bool {
+    /// What a save of `record` must write, against what was last read or written.
+    fn change(&self, record: &Record) -> Change {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.get(&record.id).is_some_and(|s| {
-            s.data == record.data
-                && (record.expiry_date.unix_timestamp() - s.expires_at).abs() < EXPIRY_SLACK_SECS
-        })
+        match seen.get(&record.id) {
+            Some(s) if s.data == record.data => {
+                if (record.expiry_date.unix_timestamp() - s.expires_at).abs() < EXPIRY_SLACK_SECS {
+                    Change::Nothing
+                } else {
+                    Change::Expiry
+                }
+            }
+            _ => Change::Record,
+        }
     }
 }
 
@@ -134,8 +150,13 @@ fn person_of(record: &Record) -> Option<String> {
 /// random bits, so the hash needs no key to be irreversible.
 pub fn stored_id(id: &Id) -> String {
     use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
     let d = Sha256::digest(format!("agency-sso session id\0{id}").as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(64);
+    for b in d {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
 }
 
 /// The record as stored: without its id (a placeholder takes its place).
@@ -147,11 +168,15 @@ fn encode(record: &Record) -> session_store::Result<String> {
     serde_json::to_string(&stored).map_err(|e| session_store::Error::Encode(e.to_string()))
 }
 
-/// A stored record, given back its id (which the cookie brought).
-fn decode(id: Id, stored: &str) -> session_store::Result<Record> {
+/// A stored record, given back its id (which the cookie brought) and the
+/// row's expiry (moved alone when nothing else changed, see `save`).
+fn decode(id: Id, stored: &str, expires_at: i64) -> session_store::Result<Record> {
     let mut record: Record =
         serde_json::from_str(stored).map_err(|e| session_store::Error::Decode(e.to_string()))?;
     record.id = id;
+    if let Ok(at) = time::OffsetDateTime::from_unix_timestamp(expires_at) {
+        record.expiry_date = at;
+    }
     Ok(record)
 }
 
@@ -183,19 +208,29 @@ impl SessionStore for DbSessionStore {
     /// (sign-out, a disabled person, a cycled id) must not bring it back.
     /// New sessions go through `create`.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        if self.unchanged(record) {
-            return Ok(());
+        match self.change(record) {
+            Change::Nothing => return Ok(()),
+            Change::Expiry => {
+                sqlx::query("UPDATE sessions SET expires_at = $2 WHERE id = $1")
+                    .bind(stored_id(&record.id))
+                    .bind(record.expiry_date.unix_timestamp())
+                    .execute(&self.db.pool)
+                    .await
+                    .map_err(backend)?;
+            }
+            Change::Record => {
+                sqlx::query(
+                    "UPDATE sessions SET person_id = $2, record = $3, expires_at = $4 WHERE id = $1",
+                )
+                .bind(stored_id(&record.id))
+                .bind(person_of(record))
+                .bind(encode(record)?)
+                .bind(record.expiry_date.unix_timestamp())
+                .execute(&self.db.pool)
+                .await
+                .map_err(backend)?;
+            }
         }
-        sqlx::query(
-            "UPDATE sessions SET person_id = $2, record = $3, expires_at = $4 WHERE id = $1",
-        )
-        .bind(stored_id(&record.id))
-        .bind(person_of(record))
-        .bind(encode(record)?)
-        .bind(record.expiry_date.unix_timestamp())
-        .execute(&self.db.pool)
-        .await
-        .map_err(backend)?;
         self.remember(record);
         Ok(())
     }
@@ -206,14 +241,17 @@ impl SessionStore for DbSessionStore {
             return Ok(Some(record));
         }
         let now = Self::now();
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT record FROM sessions WHERE id = $1 AND expires_at > $2")
-                .bind(stored_id(id))
-                .bind(now)
-                .fetch_optional(&self.db.pool)
-                .await
-                .map_err(backend)?;
-        let record: Option<Record> = row.map(|(json,)| decode(*id, &json)).transpose()?;
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT record, expires_at FROM sessions WHERE id = $1 AND expires_at > $2",
+        )
+        .bind(stored_id(id))
+        .bind(now)
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(backend)?;
+        let record: Option<Record> = row
+            .map(|(json, expires_at)| decode(*id, &json, expires_at))
+            .transpose()?;
         match &record {
             Some(r) => self.remember(r),
             None => self.forget(id),

@@ -14,8 +14,7 @@ use super::AppState;
 use super::RequestOrigin;
 use crate::domain::limits::Verdict;
 use crate::domain::session::SignedIn;
-use crate::service::launch::Facts;
-use crate::service::launch::{launch_site, Launched};
+use crate::service::launch::{launch_site, Launched, LiveSession, SessionFacts};
 use crate::service::sessions::DbSessionStore;
 use crate::service::sessions::{signed_in, signed_in_with, CurrentError};
 
@@ -45,7 +44,7 @@ pub async fn launch(
         })
     };
     let site_id = form.site.trim();
-    let (who, known) = match signed_in_with_facts(&st, &session, site_id).await {
+    let (who, live, known) = match signed_in_with_facts(&st, &session, site_id).await {
         Ok(Some(found)) => found,
         Ok(None) => return signed_out(),
         Err(e) => {
@@ -76,7 +75,17 @@ pub async fn launch(
         )
         .await;
     }
-    match launch_site(&st, &who.person_id, site_id, &form.path, &from, known).await {
+    match launch_site(
+        &st,
+        &who.person_id,
+        site_id,
+        &form.path,
+        &from,
+        &live,
+        known,
+    )
+    .await
+    {
         Ok(Launched::SignedOut) => {
             let _ = session.flush().await;
             signed_out()
@@ -131,38 +140,47 @@ pub async fn launch(
     }
 }
 
-/// The signed-in person, and the launch's facts read with their session in
-/// one statement (`None` when they must be read again: they name another
-/// person, or there was no live session to read them with).
+/// The signed-in person, their live session, and the launch's facts read
+/// (or kept from their last launch of the site) with that session (`None`
+/// when they must be read again: they name another person).
 async fn signed_in_with_facts(
     st: &AppState,
     session: &Session,
     site_id: &str,
-) -> Result<Option<(SignedIn, Option<Facts>)>, CurrentError> {
+) -> Result<Option<(SignedIn, LiveSession, Option<SessionFacts>)>, CurrentError> {
     let read = match session.id() {
         Some(id) => {
             let now = DbSessionStore::now();
-            crate::service::launch::facts_in_session(&st.db, &id, site_id, now)
+            crate::service::launch::session_facts(st, &id, site_id, now)
                 .await
                 .map_err(|e| CurrentError(e.to_string()))?
                 .map(|read| (id, read))
         }
         None => None,
     };
-    let Some((id, (stored, facts))) = read else {
-        // No live session (the cookie is then cleared by the session layer's own read).
-        return Ok(signed_in(st, session).await?.map(|who| (who, None)));
+    let Some((id, (live, read))) = read else {
+        // No live session (the cookie is then cleared by the session layer's
+        // own read), unless one began meanwhile: its facts are read then.
+        let who = signed_in(st, session).await?;
+        return Ok(who.zip(session.id()).map(|(who, id)| {
+            let live = LiveSession {
+                key: crate::service::sessions::stored_id(&id),
+                now: DbSessionStore::now(),
+            };
+            (who, live, None)
+        }));
     };
-    let Some(who) = signed_in_with(st, session, id, &stored).await? else {
+    let Some(who) = signed_in_with(st, session, id, &read.record, read.expires_at).await? else {
         return Ok(None);
     };
     // The facts are the person's the session row names; anything else is read again.
-    let known = facts
+    let known = read
+        .facts
         .person
         .as_ref()
         .is_some_and(|p| p.id == who.person_id)
-        .then_some(facts);
-    Ok(Some((who, known)))
+        .then_some(read);
+    Ok(Some((who, live, known)))
 }
 
 fn unavailable() -> Response {

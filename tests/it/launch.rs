@@ -601,7 +601,7 @@ async fn break_the_launch_record(app: &TestApp, backend: Backend) {
 
 async fn no_token_leaves_without_its_record(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let (blog, _, _) = agency(&app).await;
+    let (blog, other, _) = agency(&app).await;
     let sam = app.browser();
     app.sign_in(&sam, "sam@agency.test").await;
 
@@ -638,12 +638,128 @@ async fn no_token_leaves_without_its_record(backend: Backend) {
     assert_eq!(store::launches::count(&app.state.db).await.unwrap(), (1, 1));
     assert_eq!(marked().await, 1);
 
-    // The whole database gone: the same clear answer, no redirect.
+    // The whole database gone: the same clear answer, no redirect. (The
+    // launch recorder keeps a connection of its own, which closing the
+    // service's pool leaves open: a site whose facts are not kept from an
+    // earlier launch is launched, so that its facts must be read.)
     app.state.db.pool.close().await;
-    let res = launch(&app, &sam, &blog, "").await;
+    let res = launch(&app, &sam, &other, "").await;
     assert_eq!(res.status(), 503);
     assert!(res.headers().get(LOCATION).is_none());
     assert!(page_text(&res.text().await.unwrap()).contains("no sign-in was sent"));
+}
+
+/// A launch keeps the facts it was decided on for the next click on the
+/// same site from the same session, which then reads nothing before its
+/// record; any change to what they rest on, made by this instance or
+/// straight in the database (another instance, the command line), is seen
+/// by the next launch, and a session ended elsewhere launches nothing.
+async fn kept_launch_facts_never_outlive_a_change(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (blog, _, _) = agency(&app).await;
+    let db = &app.state.db;
+    let sam = app.browser();
+    app.sign_in(&sam, "sam@agency.test").await;
+    let role_of = |res: reqwest::Response| {
+        let (token, _) = token_in(&res, "token");
+        verify(&app, BLOG, None, &[&token])[0]["claims"]["wp_role"].clone()
+    };
+    assert_eq!(role_of(launch(&app, &sam, &blog, "").await), "editor");
+    assert_eq!(role_of(launch(&app, &sam, &blog, "").await), "editor");
+
+    // A new role through the service, then one written straight in the
+    // database: each is the next launch's.
+    grant(&app, "sam@agency.test", &blog, "administrator").await;
+    assert_eq!(
+        role_of(launch(&app, &sam, &blog, "").await),
+        "administrator"
+    );
+    sqlx::query(
+        "UPDATE grants SET role = 'author' WHERE email = 'sam@agency.test' AND site_id = $1",
+    )
+    .bind(&blog)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(role_of(launch(&app, &sam, &blog, "").await), "author");
+
+    // The site renamed in the database: the token's audience follows.
+    sqlx::query("UPDATE sites SET url = 'https://client-one.example/moved', version = version + 1 WHERE id = $1")
+        .bind(&blog)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let (_, location) = token_in(&launch(&app, &sam, &blog, "").await, "token");
+    assert!(
+        location
+            .as_str()
+            .starts_with("https://client-one.example/moved/"),
+        "{location}"
+    );
+
+    // Revoked in the database: refused, and said so.
+    sqlx::query("DELETE FROM grants WHERE email = 'sam@agency.test' AND site_id = $1")
+        .bind(&blog)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let text = refused_page(launch(&app, &sam, &blog, "").await).await;
+    assert!(text.contains("You have no access to this site"), "{text}");
+    grant(&app, "sam@agency.test", &blog, "editor").await;
+    let (launched, _) = store::launches::count(db).await.unwrap();
+
+    // Kept, then Sam's sessions ended (as another instance would): the next
+    // launch sends no token and signs the browser out.
+    assert_eq!(launch(&app, &sam, &blog, "").await.status(), 303);
+    let sam_id = store::people::find_by_email(db, "sam@agency.test")
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
+    agency_sso::service::people::end_sessions(
+        db,
+        &sam_id,
+        None,
+        &Actor::command_line(),
+        app.clock.now_for_tests(),
+    )
+    .await
+    .unwrap();
+    let res = launch(&app, &sam, &blog, "").await;
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().get(LOCATION).is_none(), "no token");
+    assert_eq!(
+        store::launches::count(db).await.unwrap().0,
+        launched + 1,
+        "only the launch before the end"
+    );
+
+    // Kept facts are what a repeat launch goes on: with the service's
+    // pool closed (nothing can be read), a site Sam launched is launched
+    // again and recorded by the recorder's own connection; a site he has
+    // not launched cannot be read, and sends nothing.
+    app.sign_in(&sam, "sam@agency.test").await;
+    assert_eq!(launch(&app, &sam, &blog, "").await.status(), 303);
+    app.state.db.pool.close().await;
+    let (token, _) = token_in(&launch(&app, &sam, &blog, "").await, "token");
+    let jti = verify(&app, "https://client-one.example/moved", None, &[&token])[0]["claims"]["jti"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kind = match backend {
+        Backend::Sqlite => agency_sso::config::DbKind::Sqlite,
+        Backend::Postgres => agency_sso::config::DbKind::Postgres,
+    };
+    let reopened = store::Db::connect(&app.database_url, kind).await.unwrap();
+    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE jti = $1")
+        .bind(&jti)
+        .fetch_one(&reopened.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 1, "its record is committed");
+    let other = launch(&app, &sam, "no-such-site", "").await;
+    assert_eq!(other.status(), 503);
+    assert!(other.headers().get(LOCATION).is_none());
 }
 
 async fn ten_thousand_launches_ten_thousand_jtis(backend: Backend) {
@@ -946,6 +1062,8 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
         site_version,
         grant_id: grant.id.clone(),
         kid: Some(kid.clone()),
+        facts_version: None,
+        session: None,
     };
     let batch = [
         pending(8, site.version),
@@ -956,6 +1074,72 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
         store::launches::record_launches(db, &batch).await.unwrap(),
         [true, false, true]
     );
+
+    // Facts kept in memory are recorded only at the facts' version they
+    // were read at, and a launch only from a live session of its person.
+    let facts_version = || async {
+        sqlx::query_scalar::<_, i64>("SELECT n FROM launch_facts_version")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    let sessions_of = |person: String| async move {
+        sqlx::query_scalar::<_, String>("SELECT id FROM sessions WHERE person_id = $1")
+            .bind(person)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+    };
+    // (Disabling Sam above ended his sessions: he signs in again.)
+    app.sign_in(&app.browser(), "sam@agency.test").await;
+    let sam_session = sessions_of(person.id.clone()).await.remove(0);
+    let live = |key: &str, now: i64| {
+        Some(store::launches::LiveSession {
+            key: key.to_string(),
+            now,
+        })
+    };
+    let version = facts_version().await;
+    let kept = |n: u32, facts_version: i64, session| store::launches::Pending {
+        facts_version: Some(facts_version),
+        session,
+        ..pending(n, site.version)
+    };
+    let wall = agency_sso::service::sessions::DbSessionStore::now();
+    let ada = app.browser();
+    app.sign_in(&ada, "admin@agency.test").await;
+    let ada_id = store::people::find_by_email(db, "admin@agency.test")
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
+    let ada_session = sessions_of(ada_id).await.remove(0);
+    // Ada's sign-in moved the version (a person row was written).
+    let after_ada = facts_version().await;
+    assert!(after_ada > version, "{after_ada} > {version}");
+    let batch = [
+        kept(11, after_ada, live(&sam_session, wall)),
+        kept(12, version, live(&sam_session, wall)),
+        kept(13, after_ada, live(&ada_session, wall)),
+        kept(14, after_ada, live("no-such-session", wall)),
+        kept(15, after_ada, live(&sam_session, wall + 13 * 3600)),
+        kept(16, after_ada, live(&sam_session, wall)),
+    ];
+    assert_eq!(
+        store::launches::record_launches(db, &batch).await.unwrap(),
+        [true, false, false, false, false, true],
+        "current version and Sam's live session only"
+    );
+    // Each table a launch is decided on moves the version.
+    for change in [
+        "UPDATE people SET name = name",
+        "UPDATE sites SET notes = notes",
+        "UPDATE grants SET role = role",
+    ] {
+        let before = facts_version().await;
+        sqlx::query(change).execute(&db.pool).await.unwrap();
+        assert!(facts_version().await > before, "{change}");
+    }
     let jtis: Vec<Option<String>> = store::launches::latest(db, None, 3)
         .await
         .unwrap()
@@ -965,12 +1149,12 @@ async fn the_record_is_written_only_while_the_decision_holds(backend: Backend) {
     assert_eq!(
         jtis,
         [
-            Some("jti-10".into()),
-            Some("jti-8".into()),
-            Some("jti-6".into())
+            Some("jti-16".into()),
+            Some("jti-11".into()),
+            Some("jti-10".into())
         ]
     );
-    assert_eq!(store::launches::count(db).await.unwrap(), (4, 4));
+    assert_eq!(store::launches::count(db).await.unwrap(), (6, 6));
     let verified = run_ok(app.command().args(["audit", "verify"]));
     assert!(verified.contains("verified"), "{verified}");
 }
@@ -1067,6 +1251,7 @@ on_both_databases!(
     the_home_page_lists_exactly_the_sites_one_may_enter,
     every_refusal_is_named_shown_and_recorded,
     no_token_leaves_without_its_record,
+    kept_launch_facts_never_outlive_a_change,
     ten_thousand_launches_ten_thousand_jtis,
     sites_and_grants_from_the_command_line,
 );

@@ -233,13 +233,14 @@ async fn session_records_round_trip_and_expire(backend: Backend) {
     fresh.data.insert("k".into(), serde_json::json!("fresh"));
     store.create(&mut fresh).await.unwrap();
     let key = agency_sso::store::sessions::stored_id(&fresh.id);
-    let (stored,): (String,) = sqlx::query_as("SELECT record FROM sessions WHERE id = $1")
-        .bind(&key)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let (stored, expires_at): (String, i64) =
+        sqlx::query_as("SELECT record, expires_at FROM sessions WHERE id = $1")
+            .bind(&key)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     let id = fresh.id;
-    store.prime(id, &stored).unwrap();
+    store.prime(id, &stored, expires_at).unwrap();
     // The row goes: only the primed copy can answer the load.
     sqlx::query("DELETE FROM sessions WHERE id = $1")
         .bind(&key)
@@ -248,10 +249,10 @@ async fn session_records_round_trip_and_expire(backend: Backend) {
         .unwrap();
     assert_eq!(store.load(&id).await.unwrap().unwrap().data, fresh.data);
     assert!(store.load(&id).await.unwrap().is_none(), "served once");
-    store.prime(id, &stored).unwrap();
+    store.prime(id, &stored, expires_at).unwrap();
     store.unprime(&id);
     assert!(store.load(&id).await.unwrap().is_none(), "taken back");
-    assert!(store.prime(id, "{not a record").is_err());
+    assert!(store.prime(id, "{not a record", expires_at).is_err());
 
     // Saving a live session updates it.
     let mut again = record(None, now() + 600);
@@ -299,6 +300,23 @@ async fn session_records_round_trip_and_expire(backend: Backend) {
         stored_expiry(again.id).await,
         moved + 1,
         "a data change is written at once"
+    );
+
+    // A move of the expiry alone leaves the stored data as it is: another
+    // request (here another instance's store) that changed the data since
+    // this one read it keeps its change, and the load gives the row's expiry.
+    let other = DbSessionStore::new(db.clone());
+    let mut theirs = other.load(&again.id).await.unwrap().unwrap();
+    theirs.data.insert("k".into(), serde_json::json!("theirs"));
+    other.save(&theirs).await.unwrap();
+    seen.expiry_date += time::Duration::seconds(EXPIRY_SLACK_SECS + 1);
+    store.save(&seen).await.unwrap();
+    let now_stored = store.load(&again.id).await.unwrap().unwrap();
+    assert_eq!(now_stored.data["k"], "theirs", "not written back");
+    assert_eq!(
+        now_stored.expiry_date.unix_timestamp(),
+        seen.expiry_date.unix_timestamp(),
+        "the expiry moved"
     );
 }
 
