@@ -1,7 +1,9 @@
 //! The launch: from a click on a site to the site's login URL with a token.
 //!
 //! The decision is made on what the database says now (person, site,
-//! grants), the token is minted, and then the launch is recorded only if
+//! grants; or what the same session's last launch of the site was decided
+//! on, when nothing of it has changed since: see [`FactsCache`]), the
+//! token is minted, and then the launch is recorded only if
 //! everything the decision rested on still holds, checked in the
 //! transaction that appends the audit record (see
 //! `store::launches::record_launches`: several launches to one transaction,
