@@ -117,6 +117,9 @@ function shopToken(payload: string, secret = shopSecret): string {
 }
 
 test('a miniOrange site: Sam, Zoë Ødegård and Quinn >?~ Quirk each land on the shop logged in', async ({ browser }) => {
+  // Three sign-ins, each in a fresh browser that loads and hydrates the
+  // picker: about 12 seconds each on a machine that signs 2,400 a second.
+  test.setTimeout(90_000);
   cli('grants', 'add', 'zoe@agency.test', `${demoURL}/shop`, '--role', 'shop_manager');
   cli('grants', 'add', 'quinn@agency.test', `${demoURL}/shop`, '--role', 'customer');
   for (const [person, login] of [[/Sign in as Sam Staff/, 'sam@agency.test'], [/Sign in as Zoë Ødegård/, 'zoe@agency.test'],
