@@ -93,10 +93,7 @@ pub async fn session_facts(
     site_id: &str,
     now: i64,
 ) -> Result<Option<(LiveSession, SessionFacts)>, sqlx::Error> {
-    let live = LiveSession {
-        key: store::sessions::stored_id(session),
-        now,
-    };
+    let live = LiveSession::of(session, now);
     if let Some(kept) = st
         .launch_facts
         .get(&live, site_id, st.launches.facts_version())

@@ -10,7 +10,7 @@ use crate::service::Context;
 use crate::store::Db;
 
 pub use crate::store::sessions::{
-    active, count_for_person, stored_id, ActiveSession, DbSessionStore, SIGNED_IN_KEY,
+    active, count_for_person, ActiveSession, DbSessionStore, SIGNED_IN_KEY,
 };
 
 /// The signed-in person of this session, if any. Ends sessions that are past

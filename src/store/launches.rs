@@ -142,6 +142,16 @@ pub struct LiveSession {
     pub now: i64,
 }
 
+impl LiveSession {
+    /// The session with this id, as of `now` (the session store's clock).
+    pub fn of(id: &tower_sessions::session::Id, now: i64) -> LiveSession {
+        LiveSession {
+            key: super::sessions::stored_id(id),
+            now,
+        }
+    }
+}
+
 /// Record an issued launch, if and only if what it was decided on still
 /// holds: the person active, the site enabled and unchanged, the grant
 /// live with that role, the signing key still active. Check, the person's

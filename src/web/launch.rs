@@ -162,13 +162,9 @@ async fn signed_in_with_facts(
         // No live session (the cookie is then cleared by the session layer's
         // own read), unless one began meanwhile: its facts are read then.
         let who = signed_in(st, session).await?;
-        return Ok(who.zip(session.id()).map(|(who, id)| {
-            let live = LiveSession {
-                key: crate::service::sessions::stored_id(&id),
-                now: DbSessionStore::now(),
-            };
-            (who, live, None)
-        }));
+        return Ok(who
+            .zip(session.id())
+            .map(|(who, id)| (who, LiveSession::of(&id, DbSessionStore::now()), None)));
     };
     let Some(who) = signed_in_with(st, session, id, &read.record, read.expires_at).await? else {
         return Ok(None);
