@@ -1549,19 +1549,26 @@ async fn a_slow_site_does_not_hold_up_the_others() {
     }
     app.signed_in(SAM).await;
     let admin = app.signed_in_fresh(ADMIN).await;
-    sites.set_slow("slow", 4);
+    sites.set_held("slow", true);
     disable(&app, &admin, SAM).await;
     let ctx = app.state.core.clone();
     let sending = tokio::spawn(async move { deliver_due(&ctx, &http_client(), "w").await });
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    for name in ["a", "b", "c", "d"] {
-        assert_eq!(
-            sites.received(name).len(),
-            1,
-            "{name} waited for the slow site"
-        );
+    // The others are told while the slow site still holds its message
+    // (it holds it until released, at most 9 s).
+    let told = |sites: &StandInSites| {
+        ["a", "b", "c", "d"]
+            .into_iter()
+            .filter(|name| sites.received(name).len() == 1)
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while told(&sites) < 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    assert_eq!(told(&sites), 4, "the others waited for the slow site");
     assert!(sites.received("slow").is_empty());
+    assert!(!sending.is_finished(), "the slow site was not waited for");
+    sites.set_held("slow", false);
     assert_eq!(sending.await.unwrap().unwrap(), 5);
     let states: Vec<String> = messages_of(&app, SAM)
         .await

@@ -832,6 +832,17 @@ impl StandInSites {
         }
     }
 
+    /// Hold a site's answers to messages until released (`false`), at
+    /// most 9 seconds each (under the dashboard's send timeout).
+    pub fn set_held(&self, name: &str, held: bool) {
+        let f = self.dir.path().join(format!("{name}.held"));
+        if held {
+            std::fs::write(f, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+
     /// Make a site take this long to answer (0: at once).
     pub fn set_slow(&self, name: &str, secs: u64) {
         let f = self.dir.path().join(format!("{name}.slow"));

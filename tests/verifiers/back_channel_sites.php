@@ -53,7 +53,9 @@
  * - `{name}.arrived`: a line per message about a person that arrives,
  *   before anything is done with it (`{name}.site-arrived` for site
  *   messages); `{name}.down` makes the site answer 503; `{name}.slow`
- *   (seconds) makes it wait that long first;
+ *   (seconds) makes it wait that long first; `{name}.held` makes it
+ *   wait while the file is there (at most 9 seconds, under the
+ *   dashboard's 10-second send timeout);
  * - `{name}.log`: a JSON line per message about a person taken (verified
  *   and not a replay): action, role, email, sub, seq, jti, user_found,
  *   superseded; `{name}.site-log`: one per site message taken (connect,
@@ -181,6 +183,9 @@ if ( $is_message ) {
 	}
 	if ( file_exists( site_file( 'slow' ) ) ) {
 		sleep( (int) file_get_contents( site_file( 'slow' ) ) );
+	}
+	for ( $i = 0; $i < 90 && file_exists( site_file( 'held' ) ); $i++ ) {
+		usleep( 100000 );
 	}
 }
 
