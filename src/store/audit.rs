@@ -109,6 +109,19 @@ pub fn append_sql(n: usize, first: usize) -> String {
     )
 }
 
+/// [`append_sql`] as one statement (PostgreSQL): `with`, the caller's own
+/// statements (`name AS (statement)`, comma-separated, parameters before
+/// `$first`), and the records as data-modifying `WITH` queries, then the
+/// head moved. Bind it the same way.
+pub fn append_sql_with(n: usize, first: usize, with: &str) -> String {
+    let after = first + n * FIELDS;
+    format!(
+        "WITH {with}, records AS ({}) UPDATE audit_head SET seq = ${after}, hash = ${} WHERE id = 1",
+        insert_sql(n, first),
+        after + 1
+    )
+}
+
 /// Bind [`append_sql`]'s parameters: the records and the new head's hash.
 pub fn bind_append<'q>(
     q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,

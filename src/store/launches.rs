@@ -207,13 +207,29 @@ async fn record_batch(db: &Db, batch: &[Pending]) -> Result<Recorded, sqlx::Erro
     }
 }
 
+/// How the check holds what it reads until the commit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// SQLite: the write lock, taken first, holds everything.
+    WriteLock,
+    /// PostgreSQL, every launch of the batch with its facts' version: the
+    /// version row is share-locked when the transaction begins (see
+    /// [`BEGIN_PG`]), so a change to the people, sites, grants, teams or
+    /// elevations either committed before (and the version differs) or
+    /// waits for this commit; only the signing key and the session rows are
+    /// share-locked as they are read.
+    Version,
+    /// PostgreSQL, some launch without a version: every row read is
+    /// share-locked, so a revoke, disable or edit in flight is waited for
+    /// and then seen (otherwise it could commit between this statement's
+    /// snapshot and the commit).
+    Rows,
+}
+
 /// The statement that checks a batch's facts, bound as the JSON array
-/// `$1` (see [`batch_facts`]): the indexes of the launches whose facts hold.
-/// On PostgreSQL the facts are share-locked as they are read: a revoke,
-/// disable or edit in flight is waited for and then seen (otherwise it
-/// could commit between this statement's snapshot and the commit). On
-/// SQLite the write lock, taken first, gives the same.
-fn check_sql(kind: DbKind) -> String {
+/// `$1` (see [`batch_facts`]): the indexes of the launches whose facts
+/// hold, as `i` (`select` names the columns; `b` is the launch).
+fn check_sql(kind: DbKind, hold: Hold, select: &str) -> String {
     let rows = json_rows(
         kind,
         "b",
@@ -232,12 +248,13 @@ fn check_sql(kind: DbKind) -> String {
             ("session_now", "bigint"),
         ],
     );
-    let lock = match kind {
-        DbKind::Postgres => " FOR SHARE",
-        DbKind::Sqlite => "",
+    let (lock, held) = match hold {
+        Hold::WriteLock => ("", ""),
+        Hold::Version => ("", " FOR SHARE"),
+        Hold::Rows => (" FOR SHARE", " FOR SHARE"),
     };
     format!(
-        "SELECT b.i FROM {rows} \
+        "SELECT {select} FROM {rows} \
          WHERE EXISTS (SELECT 1 FROM people WHERE id = b.person_id AND disabled = 0{lock}) \
            AND EXISTS (SELECT 1 FROM sites WHERE id = b.site_id AND enabled = 1 AND version = b.version{lock}) \
            AND (EXISTS (SELECT 1 FROM grants WHERE id = b.grant_id AND site_id = b.site_id AND email = b.email \
@@ -255,10 +272,10 @@ fn check_sql(kind: DbKind) -> String {
                                   OR EXISTS (SELECT 1 FROM team_grants etg \
                                              JOIN team_members em ON em.team_id = etg.team_id AND em.email = e.email \
                                              WHERE etg.id = e.grant_id AND etg.eligible_role = e.role{lock})){lock})) \
-           AND (b.kid = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = b.kid AND state = 'active'{lock})) \
+           AND (b.kid = '' OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = b.kid AND state = 'active'{held})) \
            AND (b.facts_version < 0 OR b.facts_version = ({FACTS_VERSION})) \
            AND (b.session = '' OR EXISTS (SELECT 1 FROM sessions s WHERE s.id = b.session \
-                AND s.person_id = b.person_id AND s.expires_at > b.session_now{lock}))"
+                AND s.person_id = b.person_id AND s.expires_at > b.session_now{held}))"
     )
 }
 
@@ -358,7 +375,7 @@ async fn record_on_sqlite(
     // The head (with the facts' version beside it), then the check.
     let read = format!(
         "BEGIN IMMEDIATE; SELECT seq, hash, ({FACTS_VERSION}) FROM audit_head WHERE id = 1; {}",
-        check_sql(DbKind::Sqlite)
+        check_sql(DbKind::Sqlite, Hold::WriteLock, "b.i")
     );
     let rows = sqlx::query(&read)
         .bind(batch_facts(batch))
@@ -399,25 +416,58 @@ async fn record_on_sqlite(
     })
 }
 
-/// On PostgreSQL, in statements of their own (one each per batch). The
-/// facts' version is read only when a launch did not hold (when all held,
-/// it is theirs).
+/// How a launch transaction begins on PostgreSQL (one round trip): the
+/// chain's head locked, then the launch facts' version share-locked, in
+/// that order. A change to the facts moves the version at its commit, the
+/// last lock it takes (after the head, if it writes to the audit log), so
+/// the order makes no cycle; launches of two instances queue on the head.
+const BEGIN_PG: &str = "BEGIN; SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE; \
+    SELECT n FROM launch_facts_version WHERE id = 1 FOR SHARE";
+
+/// On PostgreSQL, four round trips per batch: the transaction begins with
+/// the head and the facts' version locked ([`BEGIN_PG`]); one statement
+/// reads the head and the version and checks the launches (the head as
+/// the row of index -1); one writes the marks, the records and the head
+/// (data-modifying `WITH`); the commit.
 async fn record_on_postgres(db: &Db, batch: &[Pending]) -> Result<Recorded, sqlx::Error> {
-    let mut tx = audit::begin(db).await?;
-    let indexes: Vec<i64> = sqlx::query_scalar(&check_sql(db.kind))
+    use sqlx::Row;
+    let hold = if batch.iter().all(|p| p.facts_version.is_some()) {
+        Hold::Version
+    } else {
+        Hold::Rows
+    };
+    let mut tx = db.pool.begin_with(BEGIN_PG).await?;
+    let read = format!(
+        "SELECT CAST(-1 AS BIGINT) AS i, seq, hash, ({FACTS_VERSION}) AS v FROM audit_head WHERE id = 1 \
+         UNION ALL {}",
+        check_sql(
+            db.kind,
+            hold,
+            "b.i, CAST(0 AS BIGINT), CAST('' AS TEXT), CAST(0 AS BIGINT)"
+        )
+    );
+    let rows = sqlx::query(&read)
         .bind(batch_facts(batch))
         .fetch_all(&mut *tx)
         .await?;
+    let mut head = None;
+    let mut indexes = Vec::with_capacity(rows.len());
+    for r in &rows {
+        match r.try_get::<i64, _>(0)? {
+            -1 => {
+                head = Some((
+                    r.try_get::<i64, _>(1)?,
+                    r.try_get::<String, _>(2)?,
+                    r.try_get::<i64, _>(3)?,
+                ))
+            }
+            i => indexes.push(i),
+        }
+    }
+    let (seq, hash, version) =
+        head.ok_or_else(|| sqlx::Error::Protocol("the audit chain has no head".into()))?;
     let held = holding(batch, indexes);
-    let facts_version = if held.contains(&false) {
-        Some(
-            sqlx::query_scalar::<_, i64>(FACTS_VERSION)
-                .fetch_one(&mut *tx)
-                .await?,
-        )
-    } else {
-        batch.iter().filter_map(|p| p.facts_version).max()
-    };
+    let facts_version = Some(version);
     if !held.contains(&true) {
         tx.rollback().await?;
         return Ok(Recorded {
@@ -426,11 +476,11 @@ async fn record_on_postgres(db: &Db, batch: &[Pending]) -> Result<Recorded, sqlx
         });
     }
     let (marks_sql, marks) = marks(db.kind, batch, &held);
-    sqlx::query(&marks_sql)
-        .bind(marks)
+    let (records, head) = audit::chained(seq, &hash, &held_events(batch, &held))?;
+    let write = audit::append_sql_with(records.len(), 2, &format!("marks AS ({marks_sql})"));
+    audit::bind_append(sqlx::query(&write).bind(marks), &records, head)
         .execute(&mut *tx)
         .await?;
-    audit::append_all(&mut tx, &held_events(batch, &held)).await?;
     tx.commit().await?;
     Ok(Recorded {
         held,

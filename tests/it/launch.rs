@@ -762,6 +762,68 @@ async fn kept_launch_facts_never_outlive_a_change(backend: Backend) {
     assert!(other.headers().get(LOCATION).is_none());
 }
 
+/// Role changes racing launches from two browsers (50 launches, under the
+/// per-person limit; a change every 25 ms, so that a launch decided on
+/// facts that changed is decided again, not given up): none fails, and
+/// the audit chain holds them in one order in which every launch carries
+/// the role the last change before it set.
+async fn launches_racing_role_changes_keep_one_order(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (blog, _, _) = agency(&app).await;
+    let browsers = [app.browser(), app.browser()];
+    for b in &browsers {
+        app.sign_in(b, "sam@agency.test").await;
+    }
+    let changes = async {
+        for i in 0..20 {
+            let role = ["administrator", "author"][i % 2];
+            grant(&app, "sam@agency.test", &blog, role).await;
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    };
+    let (_, first, second) = tokio::join!(
+        changes,
+        clicks(&app, &browsers[0], &blog, 25),
+        clicks(&app, &browsers[1], &blog, 25)
+    );
+    assert!(
+        first.iter().chain(&second).all(|&s| s == 303),
+        "{first:?} {second:?}"
+    );
+    let chain: Vec<(String, String)> = sqlx::query_as(
+        "SELECT kind, role FROM audit_log WHERE site_id = $1 AND kind IN ('grant_set', 'launch') \
+         AND subject = 'sam@agency.test' ORDER BY seq",
+    )
+    .bind(&blog)
+    .fetch_all(&app.state.db.pool)
+    .await
+    .unwrap();
+    let mut role = String::new();
+    let (mut launches, mut set) = (0, 0);
+    for (kind, r) in chain {
+        if kind == "grant_set" {
+            role = r;
+            set += 1;
+        } else {
+            assert_eq!(r, role, "launch #{launches} after {set} role changes");
+            launches += 1;
+        }
+    }
+    assert_eq!((launches, set), (50, 21));
+    let verified = run_ok(app.command().args(["audit", "verify"]));
+    assert!(verified.contains("verified"), "{verified}");
+}
+
+/// `n` launches of a site, 10 ms apart: their statuses.
+async fn clicks(app: &TestApp, b: &Browser, site: &str, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(n);
+    for _ in 0..n {
+        statuses.push(launch(app, b, site, "").await.status().as_u16());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    statuses
+}
+
 async fn ten_thousand_launches_ten_thousand_jtis(backend: Backend) {
     let app = std::sync::Arc::new(
         TestApp::start_with(Options::new(backend).without_launch_limits()).await,
@@ -1252,6 +1314,7 @@ on_both_databases!(
     every_refusal_is_named_shown_and_recorded,
     no_token_leaves_without_its_record,
     kept_launch_facts_never_outlive_a_change,
+    launches_racing_role_changes_keep_one_order,
     ten_thousand_launches_ten_thousand_jtis,
     sites_and_grants_from_the_command_line,
 );
