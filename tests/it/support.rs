@@ -1,6 +1,7 @@
 //! The whole dashboard started in-process on loopback, on a fresh SQLite
 //! file or a fresh PostgreSQL database, with a hand-set clock.
 
+use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -771,7 +772,9 @@ impl StandInSites {
             .port();
         let dir = tempfile::tempdir().unwrap();
         let root = env!("CARGO_MANIFEST_DIR");
+        // Its own process group: the workers it forks are stopped with it.
         let child = std::process::Command::new("php")
+            .process_group(0)
             .arg("-S")
             .arg(format!("127.0.0.1:{port}"))
             .arg(format!("{root}/tests/verifiers/back_channel_sites.php"))
@@ -991,6 +994,10 @@ impl StandInSites {
 
 impl Drop for StandInSites {
     fn drop(&mut self) {
+        // The server and its workers (killing the server alone leaves them running).
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
