@@ -825,48 +825,40 @@ impl StandInSites {
         std::fs::write(self.dir.path().join("clock"), secs.to_string()).unwrap();
     }
 
+    /// Write one of a site's switch files (`{name}.{what}`) with these
+    /// contents, or remove it (`None`).
+    fn switch(&self, name: &str, what: &str, contents: Option<&str>) {
+        let f = self.dir.path().join(format!("{name}.{what}"));
+        match contents {
+            Some(c) => std::fs::write(f, c).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
+
     /// Take a site down (503) or bring it back.
     pub fn set_down(&self, name: &str, down: bool) {
-        let f = self.dir.path().join(format!("{name}.down"));
-        if down {
-            std::fs::write(f, "").unwrap();
-        } else {
-            let _ = std::fs::remove_file(f);
-        }
+        self.switch(name, "down", down.then_some(""));
     }
 
     /// Hold a site's answers to messages until released (`false`), at
     /// most 9 seconds each (under the dashboard's send timeout).
     pub fn set_held(&self, name: &str, held: bool) {
-        let f = self.dir.path().join(format!("{name}.held"));
-        if held {
-            std::fs::write(f, "").unwrap();
-        } else {
-            let _ = std::fs::remove_file(f);
-        }
+        self.switch(name, "held", held.then_some(""));
     }
 
     /// Make a site take this long to answer (0: at once).
     pub fn set_slow(&self, name: &str, secs: u64) {
-        let f = self.dir.path().join(format!("{name}.slow"));
-        if secs > 0 {
-            std::fs::write(f, secs.to_string()).unwrap();
-        } else {
-            let _ = std::fs::remove_file(f);
-        }
+        let secs = secs.to_string();
+        self.switch(name, "slow", (secs != "0").then_some(secs.as_str()));
     }
 
     /// Make a site answer every message it takes with `body` (HTTP 200,
     /// `{jti}` replaced by the message's), as a compromised or broken site
     /// might; `None`: answer as the plugin does.
     pub fn set_answer(&self, name: &str, body: Option<&str>) {
-        let f = self.dir.path().join(format!("{name}.answer"));
-        match body {
-            Some(b) => std::fs::write(f, b).unwrap(),
-            None => {
-                let _ = std::fs::remove_file(f);
-            }
-        }
+        self.switch(name, "answer", body);
     }
 
     /// The site `name` asks to connect to the dashboard `issuer` (its
